@@ -1,0 +1,456 @@
+//! The remote registry: backend type names and URL schemes mapped to factories, and the TOML
+//! configuration file that names remotes.
+//!
+//! This is the plugin point. Each backend crate exposes a [`BackendFactory`]; an application
+//! (or the `cloudsync` facade crate) registers the ones it wants, and a downstream crate can
+//! register its own.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::objstore::{memory, memory_named};
+use crate::path::RemotePath;
+use crate::prefix::Prefix;
+use crate::remote::Remote;
+
+/// Builds remotes of one backend type from configuration.
+///
+/// A backend's configuration is a JSON object (a TOML table from the config file, or what
+/// [`BackendFactory::config_from_url`] derives from a URL). The backend deserialises it into its
+/// own config struct, rejecting unknown keys, and validates it.
+#[async_trait]
+pub trait BackendFactory: Send + Sync {
+    /// The `type = "..."` name in config files (`"sftp"`).
+    fn type_name(&self) -> &'static str;
+
+    /// URL schemes this backend opens (`["sftp"]`); may be empty.
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Turns a URL of one of [`BackendFactory::url_schemes`] into a configuration object.
+    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            format!(
+                "backend {} cannot be opened from a URL ({url})",
+                self.type_name()
+            ),
+        ))
+    }
+
+    /// Config keys whose values are secrets (masked when configuration is shown).
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Opens a remote from a configuration object.
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>>;
+}
+
+/// Where a remote comes from, as written on a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteSpec {
+    /// `scheme://...`
+    Url(String),
+    /// `name:path` naming a section of the config file.
+    Named {
+        /// The section name.
+        name: String,
+        /// The path below that remote's root.
+        path: RemotePath,
+    },
+    /// A local filesystem path.
+    Local(String),
+}
+
+impl RemoteSpec {
+    /// Parses a command-line location the way rclone does: `scheme://…` is a URL, `name:path`
+    /// (a name of two or more letters, digits, `_` or `-`) is a configured remote, anything
+    /// else is a local path (`./a:b` forces a local path).
+    ///
+    /// ```
+    /// use cloudsync_core::RemoteSpec;
+    /// assert!(matches!(RemoteSpec::parse("sftp://me@host/x")?, RemoteSpec::Url(_)));
+    /// assert!(matches!(RemoteSpec::parse("backup:photos")?, RemoteSpec::Named { .. }));
+    /// assert!(matches!(RemoteSpec::parse("/srv/data")?, RemoteSpec::Local(_)));
+    /// # Ok::<(), cloudsync_core::Error>(())
+    /// ```
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.contains("://") {
+            return Ok(RemoteSpec::Url(s.to_owned()));
+        }
+        if let Some((name, rest)) = s.split_once(':') {
+            let valid_name = name.len() >= 2
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if valid_name {
+                let path = RemotePath::new(rest.trim_start_matches('/'))?;
+                return Ok(RemoteSpec::Named {
+                    name: name.to_owned(),
+                    path,
+                });
+            }
+        }
+        if s.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidInput, "empty location"));
+        }
+        Ok(RemoteSpec::Local(s.to_owned()))
+    }
+}
+
+/// The configuration file: named remotes, each a table with a `type` and the backend's keys.
+///
+/// ```
+/// use cloudsync_core::Config;
+/// let cfg = Config::from_toml_str(r#"
+///     [remotes.nas]
+///     type = "sftp"
+///     host = "nas.local"
+///     user = "backup"
+///     password_env = "NAS_PASSWORD"
+/// "#)?;
+/// assert_eq!(cfg.remote("nas")?.get("host").and_then(|v| v.as_str()), Some("nas.local"));
+/// # Ok::<(), cloudsync_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    remotes: BTreeMap<String, Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    remotes: BTreeMap<String, toml::Table>,
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| {
+            Error::new(ErrorKind::ConfigInvalid, format!("config: {}", e.message())).with_source(e)
+        })?;
+        let mut remotes = BTreeMap::new();
+        for (name, table) in file.remotes {
+            if !table.contains_key("type") {
+                return Err(Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!("remote {name:?}: missing key `type`"),
+                ));
+            }
+            let value = serde_json::to_value(&table).map_err(|e| {
+                Error::new(ErrorKind::ConfigInvalid, format!("remote {name:?}: {e}"))
+            })?;
+            remotes.insert(name, value);
+        }
+        Ok(Config { remotes })
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("cannot read config file {}: {e}", path.display()),
+            )
+            .with_source(e)
+        })?;
+        Self::from_toml_str(&text).map_err(|e| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("{}: {}", path.display(), e.message()),
+            )
+        })
+    }
+
+    /// Adds or replaces a remote section (a JSON object with a `type` key).
+    pub fn insert(&mut self, name: impl Into<String>, section: Value) {
+        self.remotes.insert(name.into(), section);
+    }
+
+    /// The section of remote `name`.
+    pub fn remote(&self, name: &str) -> Result<&Value> {
+        self.remotes.get(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("remote {name:?} is not in the config file"),
+            )
+        })
+    }
+
+    /// Names of the configured remotes.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.remotes.keys().map(String::as_str)
+    }
+}
+
+/// Maps backend type names and URL schemes to factories, and opens remotes.
+///
+/// `memory` (type and `memory://name` URLs) is always registered.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cloudsync_core::Result<()> {
+/// use cloudsync_core::{Config, Registry};
+/// let registry = Registry::new();
+/// let remote = registry.open("memory://scratch", &Config::default()).await?;
+/// assert_eq!(remote.describe(), "memory://scratch");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    by_type: HashMap<&'static str, Arc<dyn BackendFactory>>,
+    by_scheme: HashMap<&'static str, Arc<dyn BackendFactory>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut types: Vec<_> = self.by_type.keys().collect();
+        types.sort();
+        f.debug_struct("Registry").field("types", &types).finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// A registry knowing only the built-in `memory` backend.
+    pub fn new() -> Self {
+        let mut r = Registry {
+            by_type: HashMap::new(),
+            by_scheme: HashMap::new(),
+        };
+        r.register(Arc::new(MemoryFactory));
+        r
+    }
+
+    /// Registers (or replaces) a backend.
+    pub fn register(&mut self, factory: Arc<dyn BackendFactory>) -> &mut Self {
+        for scheme in factory.url_schemes() {
+            self.by_scheme.insert(scheme, factory.clone());
+        }
+        self.by_type.insert(factory.type_name(), factory);
+        self
+    }
+
+    /// The factory for a type name.
+    pub fn factory(&self, type_name: &str) -> Result<&Arc<dyn BackendFactory>> {
+        self.by_type.get(type_name).ok_or_else(|| {
+            let mut known: Vec<_> = self.by_type.keys().copied().collect();
+            known.sort_unstable();
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!(
+                    "unknown remote type {type_name:?} (known: {}; is its cargo feature enabled?)",
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// Opens a remote from a configuration section (a JSON object with a `type` key).
+    pub async fn open_section(&self, section: &Value) -> Result<Arc<dyn Remote>> {
+        let type_name = section
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::new(ErrorKind::ConfigInvalid, "missing key `type`"))?;
+        let mut config = section.clone();
+        if let Some(obj) = config.as_object_mut() {
+            obj.remove("type");
+        }
+        self.factory(type_name)?.open(config).await
+    }
+
+    /// Opens a URL (`sftp://user@host:22/path`, `memory://name`, ...).
+    pub async fn open_url(&self, s: &str) -> Result<Arc<dyn Remote>> {
+        let url = url::Url::parse(s).map_err(|e| {
+            Error::new(ErrorKind::InvalidInput, format!("invalid URL {s:?}: {e}")).with_source(e)
+        })?;
+        let factory = self.by_scheme.get(url.scheme()).ok_or_else(|| {
+            let mut known: Vec<_> = self.by_scheme.keys().copied().collect();
+            known.sort_unstable();
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!(
+                    "unknown URL scheme {:?} (known: {}; is its cargo feature enabled?)",
+                    url.scheme(),
+                    known.join(", ")
+                ),
+            )
+        })?;
+        let config = factory.config_from_url(&url)?;
+        factory.open(config).await
+    }
+
+    /// Opens a command-line location: a URL, `name:path` from `config`, or a local path (which
+    /// needs the `local` backend registered).
+    pub async fn open(&self, location: &str, config: &Config) -> Result<Arc<dyn Remote>> {
+        match RemoteSpec::parse(location)? {
+            RemoteSpec::Url(u) => self.open_url(&u).await,
+            RemoteSpec::Named { name, path } => {
+                let remote = self.open_section(config.remote(&name)?).await?;
+                Ok(Prefix::wrap(remote, path))
+            }
+            RemoteSpec::Local(p) => {
+                let section = serde_json::json!({ "type": "local", "root": p });
+                self.open_section(&section).await
+            }
+        }
+    }
+
+    /// The section with every secret value replaced by `"***"` (for `config show`).
+    pub fn masked(&self, section: &Value) -> Value {
+        let mut out = section.clone();
+        let secret_keys = section
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(|t| self.by_type.get(t))
+            .map(|f| f.secret_keys())
+            .unwrap_or(&[]);
+        if let Some(obj) = out.as_object_mut() {
+            for (k, v) in obj.iter_mut() {
+                let generic = ["password", "secret", "token", "pass", "key_passphrase"];
+                if secret_keys.contains(&k.as_str()) || generic.contains(&k.as_str()) {
+                    *v = Value::String("***".into());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `memory` backend: `memory://name` or `type = "memory"` with an optional `name`.
+struct MemoryFactory;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemoryConfig {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[async_trait]
+impl BackendFactory for MemoryFactory {
+    fn type_name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["memory"]
+    }
+
+    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        let mut name = url.host_str().unwrap_or("").to_owned();
+        name.push_str(url.path().trim_end_matches('/'));
+        Ok(serde_json::json!({ "name": name }))
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: MemoryConfig = parse_config("memory", config)?;
+        Ok(match cfg.name {
+            Some(n) if !n.is_empty() => memory_named(&n),
+            _ => memory(),
+        })
+    }
+}
+
+/// Deserialises a backend's config object into its struct, with errors that name the backend
+/// and the offending key.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct MyConfig { host: String }
+/// let err = cloudsync_core::parse_config::<MyConfig>(
+///     "mine",
+///     serde_json::json!({ "hots": "x" }),
+/// ).unwrap_err();
+/// assert!(err.to_string().contains("unknown field `hots`"));
+/// ```
+pub fn parse_config<T: serde::de::DeserializeOwned>(backend: &str, config: Value) -> Result<T> {
+    serde_json::from_value(config).map_err(|e| {
+        Error::new(ErrorKind::ConfigInvalid, format!("{backend} config: {e}")).with_source(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_parsing() {
+        assert_eq!(
+            RemoteSpec::parse("nas:a/b").unwrap(),
+            RemoteSpec::Named {
+                name: "nas".into(),
+                path: RemotePath::new("a/b").unwrap()
+            }
+        );
+        assert_eq!(
+            RemoteSpec::parse("C:\\x").unwrap(),
+            RemoteSpec::Local("C:\\x".into())
+        );
+        assert_eq!(
+            RemoteSpec::parse("./a:b").unwrap(),
+            RemoteSpec::Local("./a:b".into())
+        );
+        assert!(RemoteSpec::parse("nas:../x").is_err());
+    }
+
+    #[test]
+    fn config_errors_name_the_problem() {
+        let e = Config::from_toml_str("[remotes.x]\nhost = 1\n").unwrap_err();
+        assert_eq!(e.message(), "remote \"x\": missing key `type`");
+        let e = Config::from_toml_str("[remote.x]\n").unwrap_err();
+        assert!(e.message().contains("unknown field `remote`"), "{e}");
+        let e = Config::default().remote("nope").unwrap_err();
+        assert_eq!(e.message(), "remote \"nope\" is not in the config file");
+    }
+
+    #[tokio::test]
+    async fn unknown_type_and_scheme() {
+        let r = Registry::new();
+        let e = r
+            .open_section(&serde_json::json!({"type": "floppy"}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+        assert!(e.message().contains("unknown remote type \"floppy\""));
+        let e = r.open_url("floppy://x").await.unwrap_err();
+        assert!(e.message().contains("unknown URL scheme \"floppy\""));
+        let e = r.open_url("not a url").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn named_memory_remotes_are_shared() {
+        let r = Registry::new();
+        let a = r.open_url("memory://shared-test").await.unwrap();
+        let p = RemotePath::new("f").unwrap();
+        a.write(&p, crate::bytes_stream("x"), Default::default())
+            .await
+            .unwrap();
+        let b = r.open_url("memory://shared-test").await.unwrap();
+        assert_eq!(b.stat(&p).await.unwrap().size, 1);
+    }
+
+    #[test]
+    fn masks_secrets() {
+        let r = Registry::new();
+        let m = r.masked(&serde_json::json!({"type": "x", "password": "hunter2", "user": "me"}));
+        assert_eq!(m["password"], "***");
+        assert_eq!(m["user"], "me");
+    }
+}

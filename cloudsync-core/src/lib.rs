@@ -1,0 +1,49 @@
+//! The embeddable engine of cloudsync: one small [`Remote`] trait that every storage backend
+//! implements, and the operations (copy, sync, move, check, list, delete, purge, cleanup) that
+//! run between any two remotes.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cloudsync_core::Result<()> {
+//! use cloudsync_core::{bytes_stream, memory, Remote, RemotePath, WriteMeta};
+//!
+//! let remote = memory();
+//! let path = RemotePath::new("greeting.txt")?;
+//! remote.write(&path, bytes_stream("hello"), WriteMeta::default()).await?;
+//! assert_eq!(remote.stat(&path).await?.size, 5);
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+
+mod config;
+mod entry;
+mod error;
+mod hash;
+mod objstore;
+mod path;
+mod prefix;
+mod remote;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use config::{BackendFactory, Config, Registry, RemoteSpec, parse_config};
+pub use entry::{Entry, EntryKind, Usage, WriteMeta};
+pub use error::{Error, ErrorKind, Result};
+pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher};
+pub use objstore::{ObjectStoreRemote, memory, memory_named};
+pub use path::RemotePath;
+pub use prefix::Prefix;
+pub use remote::{ByteStream, Capabilities, EntryStream, Remote, bytes_stream, collect_bytes};
+
+/// Re-exports of the crates that appear in this crate's public API.
+pub mod deps {
+    pub use async_trait;
+    pub use bytes;
+    pub use futures;
+    pub use object_store;
+    pub use serde_json;
+    pub use time;
+}

@@ -1,0 +1,377 @@
+//! A [`Remote`] over any [`object_store::ObjectStore`]: in-memory stores for tests (`memory://`)
+//! and cloud object stores (Google Cloud Storage, later S3 and Azure).
+//!
+//! Directories are implicit (a directory exists while a file lies below it), modtimes are the
+//! store's `last_modified` (the upload time: they cannot be set), and writes are atomic because
+//! an object store only ever shows a finished object.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::{Path as StorePath, PathPart};
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, WriteMultipart};
+use time::OffsetDateTime;
+
+use crate::entry::{Entry, WriteMeta};
+use crate::error::{Error, ErrorKind, Result};
+use crate::path::RemotePath;
+use crate::remote::{ByteStream, Capabilities, EntryStream, Remote};
+
+/// Content up to this size is sent in one `put`; larger content goes through a multipart upload.
+const SINGLE_PUT_LIMIT: usize = 8 * 1024 * 1024;
+/// Part size of multipart uploads.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts uploaded concurrently by one multipart upload.
+const PART_CONCURRENCY: usize = 4;
+
+/// A [`Remote`] over an [`ObjectStore`], rooted at a prefix.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cloudsync_core::Result<()> {
+/// use std::sync::Arc;
+/// use cloudsync_core::{ObjectStoreRemote, Remote, RemotePath};
+/// use object_store::memory::InMemory;
+///
+/// let remote = ObjectStoreRemote::new(Arc::new(InMemory::new()), "memory://scratch");
+/// assert!(remote.capabilities().copy);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ObjectStoreRemote {
+    store: Arc<dyn ObjectStore>,
+    prefix: Vec<String>,
+    name: String,
+    caps: Capabilities,
+}
+
+impl ObjectStoreRemote {
+    /// Wraps `store`; `name` is what [`Remote::describe`] returns (no secrets in it).
+    pub fn new(store: Arc<dyn ObjectStore>, name: impl Into<String>) -> Self {
+        ObjectStoreRemote {
+            store,
+            prefix: Vec::new(),
+            name: name.into(),
+            caps: Capabilities {
+                copy: true,
+                rename: true,
+                list_recursive: true,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Roots the remote at `prefix` inside the store.
+    pub fn with_prefix(mut self, prefix: &RemotePath) -> Self {
+        self.prefix = prefix.segments().map(str::to_owned).collect();
+        self
+    }
+
+    /// Replaces the declared capabilities (for stores that keep hashes or modtimes).
+    pub fn with_capabilities(mut self, caps: Capabilities) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    fn store_path(&self, path: &RemotePath) -> StorePath {
+        self.prefix
+            .iter()
+            .map(String::as_str)
+            .chain(path.segments())
+            .map(PathPart::from)
+            .collect()
+    }
+
+    fn store_prefix(&self, dir: &RemotePath) -> Option<StorePath> {
+        let p = self.store_path(dir);
+        (p.parts_count() > 0).then_some(p)
+    }
+
+    /// Converts a store location back to a validated path relative to our root.
+    fn remote_path(&self, location: &StorePath) -> Result<RemotePath> {
+        let mut out = RemotePath::root();
+        for (i, part) in location.parts().enumerate() {
+            let decoded = percent_encoding::percent_decode_str(part.as_ref())
+                .decode_utf8()
+                .map_err(|e| {
+                    Error::new(ErrorKind::Protocol, "object name is not UTF-8")
+                        .with_path(location)
+                        .with_source(e)
+                })?;
+            if i < self.prefix.len() {
+                if self.prefix[i] != decoded {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        "store returned a path outside the prefix",
+                    )
+                    .with_path(location));
+                }
+                continue;
+            }
+            out = out.join(&decoded)?;
+        }
+        Ok(out)
+    }
+
+    fn entry(&self, meta: &ObjectMeta) -> Result<Entry> {
+        let mut e = Entry::file(self.remote_path(&meta.location)?, meta.size)
+            .with_modtime(Some(to_time(&meta.last_modified)));
+        e.etag = meta.e_tag.clone();
+        Ok(e)
+    }
+
+    fn ctx(&self, e: impl Into<Error>, op: &'static str, path: &RemotePath) -> Error {
+        e.into()
+            .with_operation(op)
+            .with_remote(&self.name)
+            .with_path(path)
+    }
+
+    async fn is_dir(&self, dir: &RemotePath) -> Result<bool> {
+        if dir.is_root() {
+            return Ok(true);
+        }
+        let prefix = self.store_prefix(dir);
+        let mut s = self.store.list(prefix.as_ref());
+        Ok(s.try_next().await?.is_some())
+    }
+}
+
+fn to_time(t: &chrono::DateTime<chrono::Utc>) -> OffsetDateTime {
+    let nanos = i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos());
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[async_trait]
+impl Remote for ObjectStoreRemote {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        let prefix = self.store_prefix(dir);
+        let res = self
+            .store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(|e| self.ctx(e, "list", dir))?;
+        if res.objects.is_empty() && res.common_prefixes.is_empty() && !dir.is_root() {
+            return Err(self.ctx(
+                Error::new(ErrorKind::NotFound, "directory not found"),
+                "list",
+                dir,
+            ));
+        }
+        let mut out = Vec::with_capacity(res.objects.len() + res.common_prefixes.len());
+        for p in &res.common_prefixes {
+            out.push(Ok(Entry::dir(self.remote_path(p)?)));
+        }
+        for o in &res.objects {
+            out.push(self.entry(o));
+        }
+        Ok(futures::stream::iter(out).boxed())
+    }
+
+    async fn list_recursive(&self, dir: &RemotePath) -> Result<EntryStream> {
+        let prefix = self.store_prefix(dir);
+        let this = self.clone();
+        Ok(self
+            .store
+            .list(prefix.as_ref())
+            .map(move |r| r.map_err(Error::from).and_then(|m| this.entry(&m)))
+            .boxed())
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        if path.is_root() {
+            return Ok(Entry::dir(RemotePath::root()));
+        }
+        match self.store.head(&self.store_path(path)).await {
+            Ok(meta) => self.entry(&meta),
+            Err(object_store::Error::NotFound { .. }) => {
+                if self.is_dir(path).await? {
+                    Ok(Entry::dir(path.clone()))
+                } else {
+                    Err(self.ctx(
+                        Error::new(ErrorKind::NotFound, "no such file or directory"),
+                        "stat",
+                        path,
+                    ))
+                }
+            }
+            Err(e) => Err(self.ctx(e, "stat", path)),
+        }
+    }
+
+    async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
+        if let Some(r) = &range {
+            if r.start >= r.end {
+                // object_store rejects empty ranges; the file must still exist.
+                self.store
+                    .head(&self.store_path(path))
+                    .await
+                    .map_err(|e| self.ctx(e, "read", path))?;
+                return Ok(futures::stream::empty().boxed());
+            }
+        }
+        let opts = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let res = self
+            .store
+            .get_opts(&self.store_path(path), opts)
+            .await
+            .map_err(|e| self.ctx(e, "read", path))?;
+        let name = self.name.clone();
+        let p = path.clone();
+        Ok(res
+            .into_stream()
+            .map_err(move |e| {
+                Error::from(e)
+                    .with_operation("read")
+                    .with_remote(&name)
+                    .with_path(&p)
+            })
+            .boxed())
+    }
+
+    async fn write(
+        &self,
+        path: &RemotePath,
+        mut body: ByteStream,
+        _meta: WriteMeta,
+    ) -> Result<Entry> {
+        if path.is_root() {
+            return Err(self.ctx(
+                Error::new(ErrorKind::InvalidInput, "cannot write to the root"),
+                "write",
+                path,
+            ));
+        }
+        let location = self.store_path(path);
+        let mut buffered: Vec<Bytes> = Vec::new();
+        let mut size: u64 = 0;
+        let mut multipart: Option<WriteMultipart> = None;
+        let result: Result<object_store::PutResult> = async {
+            while let Some(chunk) = body.try_next().await? {
+                size += chunk.len() as u64;
+                match &mut multipart {
+                    Some(w) => {
+                        w.wait_for_capacity(PART_CONCURRENCY).await?;
+                        w.put(chunk);
+                    }
+                    None => {
+                        buffered.push(chunk);
+                        if size as usize > SINGLE_PUT_LIMIT {
+                            let upload = self.store.put_multipart(&location).await?;
+                            let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+                            for b in buffered.drain(..) {
+                                w.put(b);
+                            }
+                            multipart = Some(w);
+                        }
+                    }
+                }
+            }
+            match multipart.take() {
+                Some(w) => Ok(w.finish().await?),
+                None => Ok(self
+                    .store
+                    .put(&location, buffered.drain(..).collect())
+                    .await?),
+            }
+        }
+        .await;
+        match result {
+            Ok(put) => {
+                let mut e =
+                    Entry::file(path.clone(), size).with_modtime(Some(OffsetDateTime::now_utc()));
+                e.etag = put.e_tag;
+                Ok(e)
+            }
+            Err(e) => {
+                if let Some(w) = multipart {
+                    let _ = w.abort().await;
+                }
+                Err(self.ctx(e, "write", path))
+            }
+        }
+    }
+
+    async fn mkdir(&self, _dir: &RemotePath) -> Result<()> {
+        // Directories are implicit in object stores.
+        Ok(())
+    }
+
+    async fn remove_file(&self, path: &RemotePath) -> Result<()> {
+        self.store
+            .delete(&self.store_path(path))
+            .await
+            .map_err(|e| self.ctx(e, "remove_file", path))
+    }
+
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
+        if !dir.is_root() && self.is_dir(dir).await? {
+            return Err(self.ctx(
+                Error::new(ErrorKind::Conflict, "directory not empty"),
+                "remove_dir",
+                dir,
+            ));
+        }
+        Ok(())
+    }
+
+    async fn copy(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        self.store
+            .copy(&self.store_path(from), &self.store_path(to))
+            .await
+            .map_err(|e| self.ctx(e, "copy", from))?;
+        self.stat(to).await
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        self.store
+            .rename(&self.store_path(from), &self.store_path(to))
+            .await
+            .map_err(|e| self.ctx(e, "rename", from))?;
+        self.stat(to).await
+    }
+}
+
+/// A fresh, empty in-memory remote.
+///
+/// ```
+/// let remote = cloudsync_core::memory();
+/// # let _ = remote;
+/// ```
+pub fn memory() -> Arc<dyn Remote> {
+    Arc::new(ObjectStoreRemote::new(
+        Arc::new(object_store::memory::InMemory::new()),
+        "memory://",
+    ))
+}
+
+/// The in-memory remote called `name`, shared by everything in this process that opens
+/// `memory://name` (created empty on first use).
+pub fn memory_named(name: &str) -> Arc<dyn Remote> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<object_store::memory::InMemory>>>> =
+        OnceLock::new();
+    let stores = STORES.get_or_init(Default::default);
+    let store = {
+        let mut map = stores.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(name.to_owned())
+            .or_insert_with(|| Arc::new(object_store::memory::InMemory::new()))
+            .clone()
+    };
+    Arc::new(ObjectStoreRemote::new(store, format!("memory://{name}")))
+}

@@ -1,0 +1,236 @@
+//! The [`Remote`] trait every backend implements, and its [`Capabilities`].
+
+use std::fmt::Debug;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use time::OffsetDateTime;
+
+use crate::entry::{Entry, Usage, WriteMeta};
+use crate::error::{Error, ErrorKind, Result};
+use crate::hash::{HashKind, MultiHasher};
+use crate::path::RemotePath;
+
+/// File content as a stream of byte chunks.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// A listing as a stream of entries.
+pub type EntryStream = BoxStream<'static, Result<Entry>>;
+
+/// What a remote can do, so the engine adapts instead of failing.
+///
+/// Backends build it as a struct literal ending in `..Default::default()`; the default is a
+/// remote that can do nothing optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Hash kinds available cheaply (in listings, or from [`Remote::hash`] without a download).
+    pub hashes: Vec<HashKind>,
+    /// Granularity of stored modtimes; `None` when the remote keeps no meaningful modtime
+    /// (the engine then compares by size, and hashes where it can).
+    pub modtime_precision: Option<Duration>,
+    /// [`Remote::write`] stores [`WriteMeta::modtime`] as the file's modtime.
+    pub write_modtime: bool,
+    /// [`Remote::set_modtime`] works on an existing file.
+    pub set_modtime: bool,
+    /// [`Remote::copy`] (server-side copy within this remote) works.
+    pub copy: bool,
+    /// [`Remote::rename`] (server-side move within this remote) works.
+    pub rename: bool,
+    /// [`Remote::list_recursive`] works and is cheaper than walking with [`Remote::list`].
+    pub list_recursive: bool,
+    /// [`Remote::purge`] removes a whole tree faster than file-by-file deletion.
+    pub purge: bool,
+    /// [`Remote::cleanup`] (empty trash, drop old versions) works.
+    pub cleanup: bool,
+    /// [`Remote::usage`] works.
+    pub usage: bool,
+    /// Names that differ only by case are the same file.
+    pub case_insensitive: bool,
+    /// Directories exist as objects (can be empty, are created by `mkdir`). When false,
+    /// directories are implied by the files below them and `mkdir` is a no-op.
+    pub dirs: bool,
+    /// Largest file the remote accepts, if limited.
+    pub max_file_size: Option<u64>,
+    /// Longest name (one segment, in bytes) the remote accepts, if limited.
+    pub max_name_len: Option<usize>,
+}
+
+/// A storage location: local disk, a server, a cloud account.
+///
+/// Paths are relative to the root the remote was opened at. Implementations are cheap to share
+/// as `Arc<dyn Remote>` and are used concurrently from many tasks.
+///
+/// The required methods are the contract every backend fulfils and the
+/// [`testkit`](crate::testkit) checks. Optional methods default to an
+/// [`ErrorKind::Unsupported`] error; a backend that implements one sets the matching
+/// [`Capabilities`] flag.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cloudsync_core::Result<()> {
+/// use cloudsync_core::{memory, Remote, RemotePath, WriteMeta};
+/// use futures::TryStreamExt;
+///
+/// let remote = memory();
+/// let path = RemotePath::new("docs/hello.txt")?;
+/// remote
+///     .write(&path, cloudsync_core::bytes_stream("hi"), WriteMeta::default())
+///     .await?;
+/// let names: Vec<String> = remote
+///     .list(&RemotePath::new("docs")?)
+///     .await?
+///     .map_ok(|e| e.name().to_owned())
+///     .try_collect()
+///     .await?;
+/// assert_eq!(names, ["hello.txt"]);
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait Remote: Send + Sync + Debug {
+    /// A URL-like description for messages (`sftp://user@host/base`); never contains secrets.
+    fn describe(&self) -> String;
+
+    /// What this remote can do.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Lists one directory level. Entry paths are full paths from the root.
+    ///
+    /// A missing directory is [`ErrorKind::NotFound`]. Order is unspecified.
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream>;
+
+    /// Metadata of one file or directory; [`ErrorKind::NotFound`] when absent.
+    async fn stat(&self, path: &RemotePath) -> Result<Entry>;
+
+    /// Reads a file, or the byte `range` of it.
+    async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream>;
+
+    /// Writes a file atomically, creating parent directories as needed and replacing any file
+    /// already there: the new content becomes visible whole or not at all, and a failed write
+    /// leaves nothing behind. Returns the new file's entry.
+    async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry>;
+
+    /// Creates a directory and its parents; succeeds if it already exists.
+    async fn mkdir(&self, dir: &RemotePath) -> Result<()>;
+
+    /// Removes one file.
+    async fn remove_file(&self, path: &RemotePath) -> Result<()>;
+
+    /// Removes one empty directory ([`ErrorKind::Conflict`] when it is not empty).
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<()>;
+
+    /// Lists the whole tree below `dir` in one pass (see [`Capabilities::list_recursive`]).
+    async fn list_recursive(&self, dir: &RemotePath) -> Result<EntryStream> {
+        let _ = dir;
+        Err(self.unsupported("list_recursive"))
+    }
+
+    /// Copies a file within this remote on the server side (see [`Capabilities::copy`]).
+    async fn copy(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        let _ = (from, to);
+        Err(self.unsupported("copy"))
+    }
+
+    /// Moves a file within this remote on the server side, replacing `to` (see
+    /// [`Capabilities::rename`]).
+    async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        let _ = (from, to);
+        Err(self.unsupported("rename"))
+    }
+
+    /// Sets a file's modtime (see [`Capabilities::set_modtime`]).
+    async fn set_modtime(&self, path: &RemotePath, modtime: OffsetDateTime) -> Result<()> {
+        let _ = (path, modtime);
+        Err(self.unsupported("set_modtime"))
+    }
+
+    /// Computes or fetches one hash of a file.
+    ///
+    /// The default reads the file and hashes it, which works everywhere but costs a download;
+    /// backends with server-side hashes override it.
+    async fn hash(&self, path: &RemotePath, kind: HashKind) -> Result<String> {
+        let mut body = self.read(path, None).await?;
+        let mut h = MultiHasher::new(&[kind]);
+        while let Some(chunk) = body.try_next().await? {
+            h.update(&chunk);
+        }
+        h.finish()
+            .get(kind)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+    }
+
+    /// Removes `dir` and everything below it (see [`Capabilities::purge`]).
+    async fn purge(&self, dir: &RemotePath) -> Result<()> {
+        let _ = dir;
+        Err(self.unsupported("purge"))
+    }
+
+    /// Frees space: empties the trash, removes old versions (see [`Capabilities::cleanup`]).
+    async fn cleanup(&self) -> Result<()> {
+        Err(self.unsupported("cleanup"))
+    }
+
+    /// Space used and free (see [`Capabilities::usage`]).
+    async fn usage(&self) -> Result<Usage> {
+        Err(self.unsupported("usage"))
+    }
+
+    /// The local filesystem path that holds `path`, for remotes that are local directories.
+    ///
+    /// The executor uses it to hand a destination a local file ([`Remote::write_from_file`])
+    /// instead of a stream, which lets local→local copies use the kernel's copy fast path.
+    fn local_path(&self, path: &RemotePath) -> Option<PathBuf> {
+        let _ = path;
+        None
+    }
+
+    /// Writes `path` from a local file; same contract as [`Remote::write`].
+    ///
+    /// The default streams the file into [`Remote::write`]; the local backend overrides it with
+    /// a kernel-side copy.
+    async fn write_from_file(
+        &self,
+        path: &RemotePath,
+        local: &Path,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        let file = tokio::fs::File::open(local)
+            .await
+            .map_err(|e| Error::from(e).with_path(local.display()))?;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
+            .map(|r| r.map_err(Error::from))
+            .boxed();
+        self.write(path, stream, meta).await
+    }
+
+    /// An [`ErrorKind::Unsupported`] error naming `operation` and this remote.
+    fn unsupported(&self, operation: &'static str) -> Error {
+        Error::unsupported(operation, &self.describe()).with_remote(self.describe())
+    }
+}
+
+/// A [`ByteStream`] holding `data` in one chunk (handy for small writes and tests).
+///
+/// ```
+/// let s = cloudsync_core::bytes_stream("hello");
+/// # let _ = s;
+/// ```
+pub fn bytes_stream(data: impl Into<Bytes>) -> ByteStream {
+    let data: Bytes = data.into();
+    futures::stream::once(async move { Ok(data) }).boxed()
+}
+
+/// Reads a whole stream into memory. Only for small content (tests, reports, lock files).
+pub async fn collect_bytes(mut stream: ByteStream) -> Result<Bytes> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.try_next().await? {
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}

@@ -1,0 +1,169 @@
+//! Real server programs for backend tests: start one on 127.0.0.1 with a free port and a temp
+//! directory, wait until it accepts connections, and make sure it stops when the test binary
+//! exits (even if it crashes).
+//!
+//! The server runs under a small `sh` "lifeline": the test process holds the write end of the
+//! lifeline's stdin; when the process exits, for any reason, the pipe closes and the lifeline
+//! sends SIGTERM to the server. So a server kept in a `static` for the whole test binary never
+//! outlives it.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process started for tests.
+#[derive(Debug)]
+pub struct TestServer {
+    name: String,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+    // Dropping this closes the lifeline's stdin, which stops the server.
+    _lifeline: ChildStdin,
+}
+
+/// A port that was free a moment ago on 127.0.0.1 (for servers that cannot bind port 0).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot find a free port on 127.0.0.1: {e}"))
+}
+
+/// Panics with a message saying how to get `program` when it is not installed.
+///
+/// Tests call this first so a missing server is a loud failure, never a silent skip.
+pub fn require_program(program: &str, how_to_get: &str) -> PathBuf {
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        vec![PathBuf::from(program)]
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(program)).collect())
+            .unwrap_or_default()
+    };
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "test server program `{program}` is not installed: {how_to_get} \
+                 (scripts/test.sh installs every test server)"
+            )
+        })
+}
+
+impl TestServer {
+    /// Creates the temp directory a server's config and data go in, before starting it.
+    pub fn prepare(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("cloudsync-{name}-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temp dir for {name}: {e}"))
+    }
+
+    /// Starts `command` (which must stay in the foreground) and waits up to 20 s until
+    /// 127.0.0.1:`port` accepts TCP connections. Its output goes to `dir/server.log`, whose
+    /// tail is shown if it fails to start.
+    pub fn start(name: &str, dir: tempfile::TempDir, command: &mut Command, port: u16) -> Self {
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+        let log2 = log
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot dup log file: {e}"));
+        let program = command.get_program().to_owned();
+        let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+        let mut lifeline = Command::new("sh");
+        lifeline
+            .arg("-c")
+            .arg(r#""$@" </dev/null & child=$!; trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT HUP; cat >/dev/null; kill $child 2>/dev/null; wait $child"#)
+            .arg("lifeline")
+            .arg(&program)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(log)
+            .stderr(log2);
+        for (k, v) in command.get_envs() {
+            match v {
+                Some(v) => lifeline.env(k, v),
+                None => lifeline.env_remove(k),
+            };
+        }
+        if let Some(d) = command.get_current_dir() {
+            lifeline.current_dir(d);
+        }
+        let mut child = lifeline
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({program:?}): {e}"));
+        let stdin = child
+            .stdin
+            .take()
+            .unwrap_or_else(|| panic!("no stdin pipe for {name}"));
+        let server = TestServer {
+            name: name.to_owned(),
+            port,
+            dir,
+            child,
+            _lifeline: stdin,
+        };
+        server.wait_ready(Duration::from_secs(20));
+        server
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{} did not accept connections on {addr} within {timeout:?}; log:\n{}",
+            self.name,
+            self.log_tail()
+        );
+    }
+
+    /// The last 4 KiB of the server's log.
+    pub fn log_tail(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.path().join("server.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        let mut cut = s.len().saturating_sub(4096);
+        while !s.is_char_boundary(cut) {
+            cut += 1;
+        }
+        s[cut..].to_owned()
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its temp directory (config, state, data).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server now (SIGKILL to the lifeline's child via SIGTERM to the lifeline) and
+    /// waits for it; used by tests that kill a server mid-transfer.
+    pub fn stop(&mut self) {
+        // `kill` sends SIGTERM, which the lifeline passes on (std only has SIGKILL).
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
