@@ -1,0 +1,186 @@
+//! Filesystem calls shared by the reader, writer, lister and deleter: path mapping, metadata to
+//! [`Entry`], modtime conversion, temp names and [`parse_error`].
+
+use std::fs::{File, FileTimes, Metadata};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cloudsync_core::{Entry, Error, ErrorKind, RemotePath, Result};
+use time::OffsetDateTime;
+
+/// Names starting with this are temp files of writes in progress; listings skip them.
+pub(crate) const TEMP_PREFIX: &str = ".cloudsync-tmp-";
+
+/// Longest file name (bytes) common filesystems accept.
+const NAME_MAX: usize = 255;
+
+/// What every filesystem call needs: the root and the options.
+#[derive(Debug)]
+pub(crate) struct Core {
+    /// Absolute root directory.
+    pub(crate) root: PathBuf,
+    /// What `describe` returns (the root, lossily as UTF-8).
+    pub(crate) name: String,
+    /// Follow symlinks instead of skipping them.
+    pub(crate) follow_symlinks: bool,
+    /// `fsync` files before the rename and directories after.
+    pub(crate) fsync: bool,
+}
+
+/// Shared handle passed to blocking tasks.
+pub(crate) type CoreRef = Arc<Core>;
+
+impl Core {
+    /// The local path of `path` below the root. A [`RemotePath`] has no `..`, empty or absolute
+    /// segment, so the result always lies below the root.
+    pub(crate) fn local(&self, path: &RemotePath) -> PathBuf {
+        let mut p = self.root.clone();
+        for seg in path.segments() {
+            p.push(seg);
+        }
+        p
+    }
+
+    /// Adds the operation, this remote and `path` to an error.
+    pub(crate) fn ctx(&self, e: impl Into<Error>, op: &'static str, path: &RemotePath) -> Error {
+        e.into()
+            .with_operation(op)
+            .with_remote(&self.name)
+            .with_path(path)
+    }
+
+    /// The metadata of `local`, following a final symlink only when configured to.
+    ///
+    /// A symlink that is not followed is reported as `NotFound` (it is invisible to this
+    /// remote, as in listings).
+    pub(crate) fn metadata(&self, local: &Path) -> std::io::Result<Metadata> {
+        let meta = std::fs::symlink_metadata(local)?;
+        if meta.file_type().is_symlink() {
+            if self.follow_symlinks {
+                return std::fs::metadata(local);
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "is a symbolic link (skipped; set follow_symlinks to follow it)",
+            ));
+        }
+        Ok(meta)
+    }
+
+    /// Runs `f` on a blocking thread with this core.
+    pub(crate) async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Core) -> Result<T> + Send + 'static,
+    {
+        let core = self.clone();
+        tokio::task::spawn_blocking(move || f(&core))
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Unexpected, format!("blocking task failed: {e}"))
+                    .with_remote(&self.name)
+            })?
+    }
+}
+
+/// Converts an I/O error into the crate's error (kinds from the typed `io::ErrorKind`).
+pub(crate) fn parse_error(e: std::io::Error) -> Error {
+    Error::from(e)
+}
+
+/// An entry for `path` from its metadata: a file, a directory, or `None` for anything else
+/// (FIFO, socket, device, an unfollowed symlink).
+pub(crate) fn entry_from_meta(path: RemotePath, meta: &Metadata) -> Option<Entry> {
+    let modtime = meta.modified().ok().map(system_to_offset);
+    if meta.is_dir() {
+        Some(Entry::dir(path).with_modtime(modtime))
+    } else if meta.is_file() {
+        Some(Entry::file(path, meta.len()).with_modtime(modtime))
+    } else {
+        None
+    }
+}
+
+/// A `SystemTime` as an `OffsetDateTime` (UTC), keeping nanoseconds.
+pub(crate) fn system_to_offset(t: SystemTime) -> OffsetDateTime {
+    let nanos: i128 = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    };
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// An `OffsetDateTime` as a `SystemTime`, keeping nanoseconds.
+pub(crate) fn offset_to_system(t: OffsetDateTime) -> SystemTime {
+    let nanos = t.unix_timestamp_nanos();
+    let abs = nanos.unsigned_abs();
+    let d = Duration::new(
+        u64::try_from(abs / 1_000_000_000).unwrap_or(u64::MAX),
+        (abs % 1_000_000_000) as u32,
+    );
+    if nanos >= 0 {
+        UNIX_EPOCH.checked_add(d).unwrap_or(UNIX_EPOCH)
+    } else {
+        UNIX_EPOCH.checked_sub(d).unwrap_or(UNIX_EPOCH)
+    }
+}
+
+/// Sets the modtime of an open file (nanosecond precision where the filesystem keeps it).
+pub(crate) fn set_file_modtime(file: &File, modtime: OffsetDateTime) -> std::io::Result<()> {
+    file.set_times(FileTimes::new().set_modified(offset_to_system(modtime)))
+}
+
+/// A fresh temp name for a write to `name`: `.cloudsync-tmp-<random>.<name>`, with `name`
+/// shortened (on a character boundary) so the whole stays within 255 bytes.
+pub(crate) fn temp_name(name: &str) -> String {
+    let mut out = String::with_capacity(NAME_MAX);
+    out.push_str(TEMP_PREFIX);
+    for _ in 0..12 {
+        out.push(fastrand::alphanumeric());
+    }
+    out.push('.');
+    let room = NAME_MAX - out.len();
+    let mut cut = name.len().min(room);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.push_str(&name[..cut]);
+    out
+}
+
+/// Whether a listed name is one of our temp files.
+pub(crate) fn is_temp_name(name: &[u8]) -> bool {
+    name.starts_with(TEMP_PREFIX.as_bytes())
+}
+
+/// `fsync`s a directory so a rename in it is durable (errors are ignored where the platform
+/// cannot open directories).
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    match File::open(dir) {
+        Ok(d) => d.sync_all(),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_fit_and_are_hidden() {
+        let long = "é".repeat(200);
+        let t = temp_name(&long);
+        assert!(t.len() <= NAME_MAX, "{}", t.len());
+        assert!(is_temp_name(t.as_bytes()));
+        assert_ne!(temp_name("a"), temp_name("a"));
+    }
+
+    #[test]
+    fn time_round_trip_keeps_nanos() {
+        for nanos in [0i128, 1, 1_700_000_000_123_456_789, -1_500_000_001] {
+            let t = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap();
+            assert_eq!(system_to_offset(offset_to_system(t)), t);
+        }
+    }
+}

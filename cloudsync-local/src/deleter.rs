@@ -1,0 +1,42 @@
+//! Deletions: one file, one empty directory, or a whole tree.
+
+use cloudsync_core::{Error, ErrorKind, RemotePath, Result};
+
+use crate::core::{CoreRef, parse_error};
+
+/// Removes one file (a directory there is a `Conflict`).
+pub(crate) async fn remove_file(core: &CoreRef, path: &RemotePath) -> Result<()> {
+    let p = path.clone();
+    core.blocking(move |c| {
+        let local = c.local(&p);
+        std::fs::remove_file(&local).map_err(|e| {
+            let is_dir = std::fs::symlink_metadata(&local).is_ok_and(|m| m.is_dir());
+            let e = parse_error(e);
+            let e = if is_dir {
+                Error::new(ErrorKind::Conflict, "is a directory").with_source(e)
+            } else {
+                e
+            };
+            c.ctx(e, "remove_file", &p)
+        })
+    })
+    .await
+}
+
+/// Removes one empty directory (`Conflict` when it is not empty).
+pub(crate) async fn remove_dir(core: &CoreRef, dir: &RemotePath) -> Result<()> {
+    let p = dir.clone();
+    core.blocking(move |c| {
+        std::fs::remove_dir(c.local(&p)).map_err(|e| c.ctx(parse_error(e), "remove_dir", &p))
+    })
+    .await
+}
+
+/// Removes `dir` and everything below it.
+pub(crate) async fn purge(core: &CoreRef, dir: &RemotePath) -> Result<()> {
+    let p = dir.clone();
+    core.blocking(move |c| {
+        std::fs::remove_dir_all(c.local(&p)).map_err(|e| c.ctx(parse_error(e), "purge", &p))
+    })
+    .await
+}
