@@ -1,0 +1,15 @@
+//! The in-memory remote (the object_store adapter) passes the conformance suite.
+
+use cloudsync_core::testkit;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_passes_conformance() {
+    testkit::conformance(cloudsync_core::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_memory_remote_under_a_prefix_passes_conformance() {
+    let remote = cloudsync_core::memory_named("conformance-prefixed");
+    let sub = cloudsync_core::RemotePath::new("some/base").unwrap();
+    testkit::conformance(cloudsync_core::Prefix::wrap(remote, sub)).await;
+}
