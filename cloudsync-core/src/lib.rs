@@ -20,6 +20,7 @@
 mod config;
 mod entry;
 mod error;
+mod filter;
 mod hash;
 mod objstore;
 mod path;
@@ -32,6 +33,9 @@ pub mod testkit;
 pub use config::{BackendFactory, Config, Registry, RemoteSpec, parse_config};
 pub use entry::{Entry, EntryKind, Usage, WriteMeta};
 pub use error::{Error, ErrorKind, Result};
+pub use filter::{
+    AgeLimit, FilterBuilder, FilterSet, RuleKind, parse_age, parse_duration, parse_size,
+};
 pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher};
 pub use objstore::{ObjectStoreRemote, memory, memory_named};
 pub use path::RemotePath;
