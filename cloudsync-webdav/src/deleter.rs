@@ -1,0 +1,186 @@
+//! `DELETE` of files, empty directories and whole trees, and Nextcloud/ownCloud `cleanup`
+//! (empty the trash bin, drop old file versions).
+//!
+//! A WebDAV `DELETE` of a collection removes everything below it, so `remove_file` and
+//! `remove_dir` look before they delete: a file removal never takes a directory with it, and
+//! only an empty directory is removed by `remove_dir`.
+
+use cloudsync_core::{ErrorKind, RemotePath, Result};
+use reqwest::StatusCode;
+
+use crate::config::encode_segment;
+use crate::core::{DavCore, method};
+use crate::lister::PropfindAnswer;
+
+impl DavCore {
+    async fn delete_url(&self, url: url::Url, op: &'static str, path: &RemotePath) -> Result<()> {
+        let rb = self.request(reqwest::Method::DELETE, url);
+        self.send_ok(rb, op, path).await.map(|_| ())
+    }
+
+    /// Removes one file (never a directory).
+    pub(crate) async fn remove_file_at(&self, path: &RemotePath) -> Result<()> {
+        let e = self.stat_path(path).await?;
+        if e.is_dir() {
+            return Err(self.err(ErrorKind::Conflict, "is a directory", "remove_file", path));
+        }
+        // `Depth: 0` makes servers that check it refuse to delete a collection.
+        let rb = self
+            .request(reqwest::Method::DELETE, self.url(path, false))
+            .header("Depth", "0");
+        self.send_ok(rb, "remove_file", path).await.map(|_| ())
+    }
+
+    /// Removes an empty directory.
+    pub(crate) async fn remove_dir_at(&self, dir: &RemotePath) -> Result<()> {
+        let answer = self
+            .propfind(self.url(dir, true), "1", "remove_dir", dir)
+            .await?;
+        let PropfindAnswer::Multistatus(mut reader, resolver) = answer else {
+            return Err(self.err(ErrorKind::Conflict, "not a directory", "remove_dir", dir));
+        };
+        let ctx = |e: cloudsync_core::Error| {
+            e.with_operation("remove_dir")
+                .with_remote(self.describe.clone())
+                .with_path(dir)
+        };
+        while let Some(r) = reader.next().await.map_err(ctx)? {
+            if r.status.is_some_and(|s| !(200..300).contains(&s)) {
+                continue;
+            }
+            let p = resolver.resolve(&r.href).map_err(ctx)?;
+            if &p == dir {
+                if !r.is_dir {
+                    return Err(self.err(
+                        ErrorKind::Conflict,
+                        "not a directory",
+                        "remove_dir",
+                        dir,
+                    ));
+                }
+            } else {
+                return Err(self.err(
+                    ErrorKind::Conflict,
+                    "directory not empty",
+                    "remove_dir",
+                    dir,
+                ));
+            }
+        }
+        self.forget_dir(dir);
+        self.delete_url(self.url(dir, true), "remove_dir", dir)
+            .await
+    }
+
+    /// Removes `dir` and everything below it with one `DELETE`.
+    pub(crate) async fn purge_dir(&self, dir: &RemotePath) -> Result<()> {
+        let e = self.stat_path(dir).await?;
+        if !e.is_dir() {
+            return Err(self.err(ErrorKind::Conflict, "not a directory", "purge", dir));
+        }
+        self.forget_dir(dir);
+        self.delete_url(self.url(dir, true), "purge", dir).await
+    }
+
+    /// Empties the Nextcloud/ownCloud trash bin and removes old versions of every file below
+    /// the root.
+    pub(crate) async fn cleanup_oc(&self) -> Result<()> {
+        let root = RemotePath::root();
+        let (user, dav) = self.dav_root.clone().ok_or_else(|| {
+            self.err(
+                ErrorKind::Unsupported,
+                "the URL is not a remote.php/dav/files/USER/ URL, so the trash bin is unknown",
+                "cleanup",
+                &root,
+            )
+        })?;
+        let user = encode_segment(&user).to_string();
+        let trash = dav
+            .join(&format!("trashbin/{user}/trash"))
+            .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), "cleanup", &root))?;
+        let rb = self.request(reqwest::Method::DELETE, trash);
+        let resp = self.send(rb, "cleanup", &root).await?;
+        // An empty trash bin may answer 404 on some versions.
+        if !resp.status().is_success() && resp.status() != StatusCode::NOT_FOUND {
+            return Err(self.status_error(resp, "cleanup", &root).await);
+        }
+        self.delete_old_versions(&dav, &user).await
+    }
+
+    /// Walks the tree below the root and deletes every stored old version of each file
+    /// (`remote.php/dav/versions/USER/versions/FILEID/VERSION`).
+    async fn delete_old_versions(&self, dav: &url::Url, user: &str) -> Result<()> {
+        use futures::TryStreamExt;
+        let versions = dav
+            .join(&format!("versions/{user}/versions/"))
+            .map_err(|e| {
+                self.err(
+                    ErrorKind::Unexpected,
+                    &e.to_string(),
+                    "cleanup",
+                    &RemotePath::root(),
+                )
+            })?;
+        let mut dirs = vec![RemotePath::root()];
+        while let Some(dir) = dirs.pop() {
+            let mut entries = self.list_dir(&dir).await?;
+            while let Some(e) = entries.try_next().await? {
+                if e.is_dir() {
+                    dirs.push(e.path);
+                    continue;
+                }
+                let Some(id) = e.id.as_deref().filter(|i| !i.is_empty()) else {
+                    continue;
+                };
+                let folder = versions
+                    .join(&format!("{}/", encode_segment(id)))
+                    .map_err(|err| {
+                        self.err(ErrorKind::Unexpected, &err.to_string(), "cleanup", &e.path)
+                    })?;
+                self.delete_versions_in(folder, &e.path).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_versions_in(&self, folder: url::Url, file: &RemotePath) -> Result<()> {
+        let rb = self
+            .request(method("PROPFIND"), folder.clone())
+            .header("Depth", "1")
+            .header("Content-Type", "application/xml; charset=utf-8")
+            .body(crate::lister::propfind_body(true));
+        let resp = self.send(rb, "cleanup", file).await?;
+        match resp.status() {
+            StatusCode::MULTI_STATUS => {}
+            StatusCode::NOT_FOUND => return Ok(()),
+            _ => return Err(self.status_error(resp, "cleanup", file).await),
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e, "cleanup", file))?;
+        let folder_path = folder.path().trim_end_matches('/').to_owned();
+        for r in crate::lister::parse_multistatus(&body).await? {
+            // Each version is a member of the file's version folder; resolve it against that
+            // folder, and only follow hrefs that are directly inside it.
+            let Ok(abs) = folder.join(&r.href) else {
+                continue;
+            };
+            if abs.origin() != folder.origin() {
+                continue;
+            }
+            let p = abs.path().trim_end_matches('/');
+            let Some(name) = p
+                .strip_prefix(&folder_path)
+                .and_then(|n| n.strip_prefix('/'))
+            else {
+                continue;
+            };
+            if name.is_empty() || name.contains('/') || r.href.contains("..") {
+                continue;
+            }
+            self.delete_url(abs, "cleanup", file).await?;
+        }
+        Ok(())
+    }
+}

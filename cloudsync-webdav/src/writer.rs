@@ -1,0 +1,508 @@
+//! Uploads (`PUT`, atomic), directories (`MKCOL`), server-side `COPY`/`MOVE`, and Nextcloud's
+//! chunked upload v2.
+//!
+//! Atomicity: on a generic server the content goes to a hidden temp name in the target
+//! directory (`.cloudsync-tmp-<random>.<name>`, skipped by listings) and is then moved into
+//! place. Nextcloud and ownCloud already write a `PUT` to a part file and rename it when the
+//! upload is complete, so they get a direct `PUT`; large files use chunking v2, whose chunks
+//! only become the file at the final `MOVE`.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use cloudsync_core::{
+    ByteStream, Entry, Error, ErrorKind, HashKind, Hashes, MultiHasher, RemotePath, Result,
+    WriteMeta,
+};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, HeaderValue};
+use time::OffsetDateTime;
+
+use crate::config::{Vendor, encode_segment};
+use crate::core::{DavCore, TEMP_PREFIX, method, overwrite};
+
+/// What passed through an upload body: byte count and (for Nextcloud/ownCloud) hashes.
+struct Tally {
+    bytes: u64,
+    hasher: Option<MultiHasher>,
+}
+
+type SharedTally = Arc<Mutex<Tally>>;
+
+fn tally(hash: bool) -> SharedTally {
+    Arc::new(Mutex::new(Tally {
+        bytes: 0,
+        hasher: hash.then(|| MultiHasher::new(&[HashKind::Md5, HashKind::Sha1])),
+    }))
+}
+
+fn count(t: &SharedTally, chunk: &Bytes) {
+    if let Ok(mut t) = t.lock() {
+        t.bytes += chunk.len() as u64;
+        if let Some(h) = &mut t.hasher {
+            h.update(chunk);
+        }
+    }
+}
+
+fn finish(t: &SharedTally) -> (u64, Hashes) {
+    match t.lock() {
+        Ok(mut t) => {
+            let hashes = t.hasher.take().map(MultiHasher::finish).unwrap_or_default();
+            (t.bytes, hashes)
+        }
+        Err(_) => (0, Hashes::default()),
+    }
+}
+
+/// The `OC-Checksum` header value for hashes we know (SHA1 preferred, then MD5).
+fn oc_checksum(h: &Hashes) -> Option<HeaderValue> {
+    let v = if let Some(s) = h.get(HashKind::Sha1) {
+        format!("SHA1:{s}")
+    } else {
+        format!("MD5:{}", h.get(HashKind::Md5)?)
+    };
+    HeaderValue::from_str(&v).ok()
+}
+
+/// `X-OC-Mtime`: whole Unix seconds.
+fn oc_mtime(t: OffsetDateTime) -> HeaderValue {
+    HeaderValue::from(t.unix_timestamp())
+}
+
+/// Whether the server answered `X-OC-MTime: accepted`.
+fn mtime_accepted(resp: &reqwest::Response) -> bool {
+    resp.headers()
+        .get("x-oc-mtime")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("accepted"))
+}
+
+/// A hidden temp name next to `path` (kept short so it fits name-length limits).
+fn temp_path(path: &RemotePath) -> Result<RemotePath> {
+    let name = path.name();
+    let mut cut = name.len().min(64);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let temp = format!("{TEMP_PREFIX}{:016x}.{}", fastrand::u64(..), &name[..cut]);
+    path.parent().unwrap_or_default().join(&temp)
+}
+
+impl DavCore {
+    /// Creates `dir` and any missing parents (`MKCOL`, walking up on `409 Conflict`).
+    /// An existing directory (`405`) is fine when `verify` is false; with `verify`, a `405`
+    /// is checked to really be a directory.
+    pub(crate) async fn mkdir_all(&self, dir: &RemotePath, verify: bool) -> Result<()> {
+        // Missing ancestors found so far, deepest first; the last one is tried next.
+        let mut pending = vec![dir.clone()];
+        while let Some(d) = pending.last().cloned() {
+            let rb = self.request(method("MKCOL"), self.url(&d, true));
+            let resp = self.send(rb, "mkdir", &d).await?;
+            match resp.status() {
+                s if s.is_success() => {}
+                StatusCode::METHOD_NOT_ALLOWED => {
+                    if verify || d != *dir {
+                        // Something exists there: make sure it is a directory.
+                        let e = self.stat_path(&d).await?;
+                        if !e.is_dir() {
+                            return Err(self.err(
+                                ErrorKind::Conflict,
+                                "a file is in the way of the directory",
+                                "mkdir",
+                                &d,
+                            ));
+                        }
+                    }
+                }
+                StatusCode::CONFLICT | StatusCode::NOT_FOUND if !d.is_root() => {
+                    // The parent is missing (even if we thought it existed): make it first.
+                    let parent = d.parent().unwrap_or_default();
+                    self.forget_dir(&parent);
+                    pending.push(parent);
+                    continue;
+                }
+                _ => {
+                    // Servers differ (403 when another request just made it, 400 for a file in
+                    // the way): look at what is there now.
+                    let err = self.status_error(resp, "mkdir", &d).await;
+                    match self.stat_path(&d).await {
+                        Ok(e) if e.is_dir() => {}
+                        Ok(_) => {
+                            return Err(self.err(
+                                ErrorKind::Conflict,
+                                "a file is in the way of the directory",
+                                "mkdir",
+                                &d,
+                            ));
+                        }
+                        Err(_) => return Err(err),
+                    }
+                }
+            }
+            self.remember_dir(&d);
+            pending.pop();
+        }
+        Ok(())
+    }
+
+    /// Makes sure the parent directory of `path` exists (cached).
+    async fn ensure_parent(&self, path: &RemotePath) -> Result<()> {
+        match path.parent() {
+            Some(p) if !self.dir_known(&p) => self.mkdir_all(&p, false).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Best-effort `DELETE` of something we created and no longer want.
+    async fn discard(&self, url: url::Url) {
+        let rb = self.request(reqwest::Method::DELETE, url.clone());
+        if let Err(e) = rb.send().await {
+            tracing::debug!(%url, error = %e, "could not remove temporary upload");
+        }
+    }
+
+    /// Writes `path` atomically from `body`.
+    pub(crate) async fn write_file(
+        &self,
+        path: &RemotePath,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        if path.is_root() {
+            return Err(self.err(
+                ErrorKind::InvalidInput,
+                "cannot write the root",
+                "write",
+                path,
+            ));
+        }
+        self.ensure_parent(path).await?;
+        let chunked = self.vendor == Vendor::Nextcloud
+            && self.dav_root.is_some()
+            && meta.size.is_some_and(|s| s > self.chunk_size);
+        if chunked {
+            return self.chunked_upload(path, body, meta).await;
+        }
+        let oc = self.is_oc();
+        let target = if oc { path.clone() } else { temp_path(path)? };
+        let t = tally(oc);
+        let t2 = t.clone();
+        let stream = body.inspect_ok(move |c| count(&t2, c));
+        let mut rb = self
+            .request(reqwest::Method::PUT, self.url(&target, false))
+            .body(reqwest::Body::wrap_stream(stream));
+        if let Some(size) = meta.size {
+            rb = rb.header(CONTENT_LENGTH, size);
+        }
+        if oc {
+            if let Some(m) = meta.modtime {
+                rb = rb.header("X-OC-Mtime", oc_mtime(m));
+            }
+            if let Some(c) = oc_checksum(&meta.hashes) {
+                rb = rb.header("OC-Checksum", c);
+            }
+        }
+        let result = self.send(rb, "write", path).await;
+        let resp = match result {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                let status = r.status();
+                let mut e = self.status_error(r, "write", path).await;
+                if matches!(status, StatusCode::CONFLICT | StatusCode::NOT_FOUND) {
+                    // The parent vanished since we made it: a retry will recreate it.
+                    if let Some(p) = path.parent() {
+                        self.forget_dir(&p);
+                    }
+                    e = e.set_temporary(true);
+                }
+                if !oc {
+                    self.discard(self.url(&target, false)).await;
+                }
+                return Err(e);
+            }
+            Err(e) => {
+                if !oc {
+                    self.discard(self.url(&target, false)).await;
+                }
+                return Err(e);
+            }
+        };
+        let (sent, hashes) = finish(&t);
+        if let Some(size) = meta.size
+            && size != sent
+        {
+            return Err(self.err(
+                ErrorKind::ConditionNotMatch,
+                &format!("source gave {sent} bytes, {size} announced"),
+                "write",
+                path,
+            ));
+        }
+        if oc {
+            let accepted = mtime_accepted(&resp);
+            return self
+                .finish_oc_write(path, &resp, sent, hashes, meta.modtime, accepted)
+                .await;
+        }
+        if let Err(e) = self.move_into_place(&target, path, "write").await {
+            self.discard(self.url(&target, false)).await;
+            return Err(e);
+        }
+        self.stat_path(path).await
+    }
+
+    /// The entry of a file Nextcloud/ownCloud just stored.
+    async fn finish_oc_write(
+        &self,
+        path: &RemotePath,
+        resp: &reqwest::Response,
+        size: u64,
+        hashes: Hashes,
+        modtime: Option<OffsetDateTime>,
+        accepted: bool,
+    ) -> Result<Entry> {
+        match modtime {
+            Some(m) if accepted => {
+                let mut e = Entry::file(path.clone(), size)
+                    .with_modtime(OffsetDateTime::from_unix_timestamp(m.unix_timestamp()).ok())
+                    .with_hashes(hashes);
+                let header = |name: &str| {
+                    resp.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|s| s.trim_matches('"').to_owned())
+                };
+                e.etag = header("oc-etag").or_else(|| header("etag"));
+                e.id = header("oc-fileid");
+                Ok(e)
+            }
+            _ => {
+                if modtime.is_some() {
+                    tracing::warn!(%path, "server did not accept X-OC-Mtime; modtime is the upload time");
+                }
+                let mut e = self.stat_path(path).await?;
+                e.hashes.merge(&hashes);
+                Ok(e)
+            }
+        }
+    }
+
+    /// `MOVE` `from` onto `to`. A new name needs one request; an existing file is replaced,
+    /// an existing directory is never (that would delete a whole tree).
+    pub(crate) async fn move_into_place(
+        &self,
+        from: &RemotePath,
+        to: &RemotePath,
+        op: &'static str,
+    ) -> Result<()> {
+        self.move_or_copy("MOVE", from, to, op).await
+    }
+
+    /// `MOVE` or `COPY` of a file with the replace-only-files rule of [`Self::move_into_place`].
+    pub(crate) async fn move_or_copy(
+        &self,
+        verb: &'static str,
+        from: &RemotePath,
+        to: &RemotePath,
+        op: &'static str,
+    ) -> Result<()> {
+        let send = |over: bool| {
+            let rb = self
+                .request(method(verb), self.url(from, false))
+                .header("Destination", self.url(to, false).as_str())
+                .header("Overwrite", overwrite(over));
+            self.send(rb, op, to)
+        };
+        let resp = send(false).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        if resp.status() != StatusCode::PRECONDITION_FAILED {
+            return Err(self.status_error(resp, op, to).await);
+        }
+        // Something is at `to`: replace it only if it is a file.
+        let existing = self.stat_path(to).await?;
+        if existing.is_dir() {
+            return Err(self.err(
+                ErrorKind::Conflict,
+                "a directory is in the way of the file",
+                op,
+                to,
+            ));
+        }
+        let resp = send(true).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(resp, op, to).await)
+        }
+    }
+
+    /// Server-side copy or move of a file, creating `to`'s parents; returns the new entry.
+    pub(crate) async fn transfer(
+        &self,
+        verb: &'static str,
+        from: &RemotePath,
+        to: &RemotePath,
+    ) -> Result<Entry> {
+        let op = if verb == "COPY" { "copy" } else { "rename" };
+        let src = self.stat_path(from).await?;
+        if !src.is_file() {
+            return Err(self.err(ErrorKind::Conflict, "not a file", op, from));
+        }
+        self.ensure_parent(to).await?;
+        self.move_or_copy(verb, from, to, op).await?;
+        self.stat_path(to).await
+    }
+
+    /// Nextcloud chunking v2: `MKCOL uploads/USER/ID`, `PUT` numbered chunks, `MOVE .file`.
+    async fn chunked_upload(
+        &self,
+        path: &RemotePath,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        let (user, dav_root) = self
+            .dav_root
+            .clone()
+            .ok_or_else(|| self.err(ErrorKind::Unsupported, "no uploads URL", "write", path))?;
+        let total = meta.size.unwrap_or(0);
+        let upload = format!(
+            "{}uploads/{}/cloudsync-{:016x}/",
+            dav_root.as_str(),
+            encode_segment(&user),
+            fastrand::u64(..)
+        );
+        let upload = url::Url::parse(&upload)
+            .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), "write", path))?;
+        let dest = self.url(path, false);
+        let rb = self
+            .request(method("MKCOL"), upload.clone())
+            .header("Destination", dest.as_str());
+        self.send_ok(rb, "write", path).await?;
+        let result = self
+            .upload_chunks(path, &upload, &dest, body, &meta, total)
+            .await;
+        match result {
+            Ok(entry) => Ok(entry),
+            Err(e) => {
+                self.discard(upload).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_chunks(
+        &self,
+        path: &RemotePath,
+        upload: &url::Url,
+        dest: &url::Url,
+        body: ByteStream,
+        meta: &WriteMeta,
+        total: u64,
+    ) -> Result<Entry> {
+        let t = tally(true);
+        let source = Arc::new(tokio::sync::Mutex::new(Source {
+            stream: body,
+            pending: None,
+        }));
+        let mut offset = 0u64;
+        let mut index = 1u32;
+        while offset < total {
+            let len = self.chunk_size.min(total - offset);
+            let chunk_body = take_bytes(source.clone(), len, t.clone());
+            let url = upload
+                .join(&format!("{index:05}"))
+                .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), "write", path))?;
+            let rb = self
+                .request(reqwest::Method::PUT, url)
+                .header("Destination", dest.as_str())
+                .header("OC-Total-Length", total)
+                .header(CONTENT_LENGTH, len)
+                .body(reqwest::Body::wrap_stream(chunk_body));
+            self.send_ok(rb, "write", path).await?;
+            offset += len;
+            index += 1;
+        }
+        // The source must hold exactly the announced bytes.
+        if source.lock().await.next_nonempty().await?.is_some() {
+            return Err(self.err(
+                ErrorKind::ConditionNotMatch,
+                &format!("source gave more than the {total} bytes announced"),
+                "write",
+                path,
+            ));
+        }
+        let (sent, hashes) = finish(&t);
+        let mut checksums = meta.hashes.clone();
+        checksums.merge(&hashes);
+        let mut rb = self
+            .request(
+                method("MOVE"),
+                upload.join(".file").unwrap_or(upload.clone()),
+            )
+            .header("Destination", dest.as_str())
+            .header("OC-Total-Length", total)
+            .header("Overwrite", overwrite(true));
+        if let Some(m) = meta.modtime {
+            rb = rb.header("X-OC-Mtime", oc_mtime(m));
+        }
+        if let Some(c) = oc_checksum(&checksums) {
+            rb = rb.header("OC-Checksum", c);
+        }
+        let resp = self.send_ok(rb, "write", path).await?;
+        let accepted = mtime_accepted(&resp);
+        self.finish_oc_write(path, &resp, sent, hashes, meta.modtime, accepted)
+            .await
+    }
+}
+
+/// The upload source shared by the chunk bodies (used one after another).
+struct Source {
+    stream: ByteStream,
+    pending: Option<Bytes>,
+}
+
+impl Source {
+    async fn next_nonempty(&mut self) -> Result<Option<Bytes>> {
+        if let Some(b) = self.pending.take() {
+            return Ok(Some(b));
+        }
+        while let Some(b) = self.stream.try_next().await? {
+            if !b.is_empty() {
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A body of exactly `len` bytes taken from the shared source.
+fn take_bytes(
+    source: Arc<tokio::sync::Mutex<Source>>,
+    len: u64,
+    t: SharedTally,
+) -> futures::stream::BoxStream<'static, Result<Bytes>> {
+    futures::stream::try_unfold((source, len, t), |(source, left, t)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let mut src = source.lock().await;
+        let Some(mut b) = src.next_nonempty().await? else {
+            return Err(Error::new(
+                ErrorKind::ConditionNotMatch,
+                "source ended before the announced size",
+            ));
+        };
+        if b.len() as u64 > left {
+            src.pending = Some(b.split_off(left as usize));
+        }
+        drop(src);
+        count(&t, &b);
+        let left = left - b.len() as u64;
+        Ok(Some((b, (source, left, t))))
+    })
+    .boxed()
+}
