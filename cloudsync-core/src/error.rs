@@ -96,8 +96,12 @@ type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///     "not found: no such file (stat sftp://me@host/base: a/b.txt)"
 /// );
 /// ```
-#[derive(thiserror::Error)]
 pub struct Error {
+    inner: Box<Inner>,
+}
+
+/// The fields of an [`Error`], boxed so that `Result<T, Error>` stays one pointer wide.
+struct Inner {
     kind: ErrorKind,
     message: String,
     operation: Option<&'static str>,
@@ -105,22 +109,32 @@ pub struct Error {
     path: Option<String>,
     retry_after: Option<Duration>,
     temporary: bool,
-    #[source]
     source: Option<Source>,
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl Error {
     /// A new error of `kind`. Errors of kind `Transient` and `RateLimited` are temporary.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
-            kind,
-            message: message.into(),
-            operation: None,
-            remote: None,
-            path: None,
-            retry_after: None,
-            temporary: matches!(kind, ErrorKind::Transient | ErrorKind::RateLimited),
-            source: None,
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                operation: None,
+                remote: None,
+                path: None,
+                retry_after: None,
+                temporary: matches!(kind, ErrorKind::Transient | ErrorKind::RateLimited),
+                source: None,
+            }),
         }
     }
 
@@ -136,79 +150,79 @@ impl Error {
     /// A rate-limit error that asks the caller to wait `retry_after` (when known).
     pub fn rate_limited(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
         let mut e = Error::new(ErrorKind::RateLimited, message);
-        e.retry_after = retry_after;
+        e.inner.retry_after = retry_after;
         e
     }
 
     /// Sets the operation (`"list"`, `"write"`, ...).
     pub fn with_operation(mut self, operation: &'static str) -> Self {
-        self.operation = Some(operation);
+        self.inner.operation = Some(operation);
         self
     }
 
     /// Sets the remote's description (never containing secrets).
     pub fn with_remote(mut self, remote: impl Into<String>) -> Self {
-        self.remote = Some(remote.into());
+        self.inner.remote = Some(remote.into());
         self
     }
 
     /// Sets the path the error concerns.
     pub fn with_path(mut self, path: impl fmt::Display) -> Self {
-        self.path = Some(path.to_string());
+        self.inner.path = Some(path.to_string());
         self
     }
 
     /// Sets the underlying cause.
     pub fn with_source(mut self, source: impl Into<Source>) -> Self {
-        self.source = Some(source.into());
+        self.inner.source = Some(source.into());
         self
     }
 
     /// Marks this error as temporary (retrying may succeed) or not.
     pub fn set_temporary(mut self, temporary: bool) -> Self {
-        self.temporary = temporary;
+        self.inner.temporary = temporary;
         self
     }
 
     /// Sets how long the server asked us to wait.
     pub fn with_retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
+        self.inner.retry_after = Some(after);
         self
     }
 
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The message without context.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     /// The operation, when known.
     pub fn operation(&self) -> Option<&'static str> {
-        self.operation
+        self.inner.operation
     }
 
     /// The remote's description, when known.
     pub fn remote(&self) -> Option<&str> {
-        self.remote.as_deref()
+        self.inner.remote.as_deref()
     }
 
     /// The path the error concerns, when known.
     pub fn path(&self) -> Option<&str> {
-        self.path.as_deref()
+        self.inner.path.as_deref()
     }
 
     /// How long the server asked us to wait before retrying.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.inner.retry_after
     }
 
     /// Whether the executor may retry the operation that failed.
     pub fn is_retryable(&self) -> bool {
-        self.temporary
+        self.inner.temporary
     }
 
     /// The message followed by every cause in the source chain, `: `-separated.
@@ -231,8 +245,12 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)?;
-        let ctx = (self.operation, self.remote.as_deref(), self.path.as_deref());
+        write!(f, "{}: {}", self.inner.kind, self.inner.message)?;
+        let ctx = (
+            self.inner.operation,
+            self.inner.remote.as_deref(),
+            self.inner.path.as_deref(),
+        );
         match ctx {
             (None, None, None) => Ok(()),
             (op, remote, path) => {
@@ -259,22 +277,23 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind).field("message", &self.message);
-        if let Some(op) = self.operation {
+        d.field("kind", &i.kind).field("message", &i.message);
+        if let Some(op) = i.operation {
             d.field("operation", &op);
         }
-        if let Some(r) = &self.remote {
+        if let Some(r) = &i.remote {
             d.field("remote", r);
         }
-        if let Some(p) = &self.path {
+        if let Some(p) = &i.path {
             d.field("path", p);
         }
-        if let Some(r) = self.retry_after {
+        if let Some(r) = i.retry_after {
             d.field("retry_after", &r);
         }
-        d.field("temporary", &self.temporary);
-        if let Some(s) = &self.source {
+        d.field("temporary", &i.temporary);
+        if let Some(s) = &i.source {
             d.field("source", s);
         }
         d.finish()

@@ -20,14 +20,19 @@
 mod config;
 mod entry;
 mod error;
+mod exec;
 mod filter;
 mod hash;
 mod objstore;
+pub mod ops;
 mod path;
+pub mod plan;
 mod prefix;
 mod remote;
+mod report;
+mod retry;
 
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
 pub use config::{BackendFactory, Config, Registry, RemoteSpec, parse_config};
@@ -39,8 +44,11 @@ pub use filter::{
 pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher};
 pub use objstore::{ObjectStoreRemote, memory, memory_named};
 pub use path::RemotePath;
+pub use plan::{Action, Decision, Mode, Plan, Reason};
 pub use prefix::Prefix;
 pub use remote::{ByteStream, Capabilities, EntryStream, Remote, bytes_stream, collect_bytes};
+pub use report::{CheckItem, CheckReport, ErrorRecord, Event, EventSink, Summary};
+pub use retry::RetryPolicy;
 
 /// Re-exports of the crates that appear in this crate's public API.
 pub mod deps {

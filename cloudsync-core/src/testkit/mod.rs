@@ -1,5 +1,6 @@
 //! The conformance suite every backend runs against its real server or emulator, and the
-//! helpers to start those servers (feature `testkit`).
+//! helpers to start those servers (feature `testkit`), and in-memory remotes for engine tests:
+//! [`MemFs`] (a full-featured filesystem) and [`Faulty`] (injects failures into any remote).
 //!
 //! A backend crate's `tests/conformance.rs` starts its server and calls
 //! [`conformance`] once with a remote rooted at an empty directory:
@@ -10,8 +11,11 @@
 //! # }
 //! ```
 
+mod faulty;
+mod memfs;
 pub mod server;
-
 mod suite;
 
+pub use faulty::{FaultOp, Faulty};
+pub use memfs::MemFs;
 pub use suite::*;

@@ -1,0 +1,657 @@
+//! The executor: turns what the march finds into decisions, runs transfers concurrently with
+//! retries, and performs deletions last, only when the run had no errors.
+
+pub(crate) mod transfer;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::entry::Entry;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ops::SyncOptions;
+use crate::path::RemotePath;
+use crate::plan::equal::Comparator;
+use crate::plan::march::{Item, MarchConfig, Seed, march};
+use crate::plan::{Action, Decision, Mode, Reason};
+use crate::remote::Remote;
+use crate::report::{ErrorRecord, Event, Summary};
+use transfer::Transferer;
+
+/// A failure, and where to start again to retry it.
+#[derive(Debug)]
+struct Failure {
+    record: ErrorRecord,
+    retry: Option<Seed>,
+}
+
+/// Runs copy, sync and move between two remotes.
+pub(crate) struct Engine {
+    src: Arc<dyn Remote>,
+    dst: Arc<dyn Remote>,
+    mode: Mode,
+    opts: SyncOptions,
+    cmp: Arc<Comparator>,
+    xfer: Transferer,
+    summary: Summary,
+    /// Destination files to delete once every transfer succeeded.
+    deletes: Vec<Entry>,
+    /// Destination directories to remove after the deletes.
+    rmdirs: BTreeSet<RemotePath>,
+    /// Source directories seen (for `delete_empty_src_dirs`).
+    src_dirs: BTreeSet<RemotePath>,
+    failures: Vec<Failure>,
+    /// When set, decisions are collected here instead of being executed.
+    collect: Option<Vec<Decision>>,
+    /// Re-check each source entry before acting on it (applying an old plan).
+    revalidate: bool,
+}
+
+type TaskResult = (Decision, Result<Outcome>);
+
+/// What a finished task did.
+enum Outcome {
+    Transferred(u64),
+    ModtimeSet,
+    DirCreated,
+    SourceRemoved,
+    SkippedChanged,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        src: Arc<dyn Remote>,
+        dst: Arc<dyn Remote>,
+        mode: Mode,
+        opts: SyncOptions,
+    ) -> Self {
+        let cmp = Arc::new(Comparator::new(
+            src.clone(),
+            dst.clone(),
+            opts.compare.clone(),
+        ));
+        let xfer = Transferer {
+            src: src.clone(),
+            dst: dst.clone(),
+            opts: opts.clone(),
+            window: cmp.window,
+        };
+        let summary = Summary::new(src.describe(), dst.describe(), opts.dry_run);
+        Engine {
+            src,
+            dst,
+            mode,
+            opts,
+            cmp,
+            xfer,
+            summary,
+            deletes: Vec::new(),
+            rmdirs: BTreeSet::new(),
+            src_dirs: BTreeSet::new(),
+            failures: Vec::new(),
+            collect: None,
+            revalidate: false,
+        }
+    }
+
+    /// Collect decisions instead of executing them (planning).
+    pub(crate) fn collecting(mut self) -> Self {
+        self.collect = Some(Vec::new());
+        self
+    }
+
+    /// Re-stat each source file before transferring it.
+    pub(crate) fn revalidating(mut self) -> Self {
+        self.revalidate = true;
+        self
+    }
+
+    fn march_config(&self) -> MarchConfig {
+        let sync = self.mode == Mode::Sync;
+        MarchConfig {
+            filter: self.opts.filter.clone(),
+            checkers: self.opts.checkers,
+            walk_dst_only: sync,
+            walk_dst_excluded: sync && self.opts.delete_excluded,
+            skip_dst: self.opts.backup_dir.clone(),
+        }
+    }
+
+    /// The starting points of a full run.
+    pub(crate) fn root_seeds(&self) -> Vec<Seed> {
+        match self.opts.filter.files_from() {
+            Some(files) => files.iter().cloned().map(Seed::File).collect(),
+            None => vec![Seed::Dir(RemotePath::root())],
+        }
+    }
+
+    /// Plans `seeds` and returns the decisions without executing anything.
+    pub(crate) async fn plan(mut self, seeds: Vec<Seed>) -> Result<Vec<Decision>> {
+        self = self.collecting();
+        self.pass(seeds).await;
+        if let Some(f) = self.failures.iter().find(|f| f.record.path.is_root()) {
+            return Err(Error::new(f.record.kind, f.record.message.clone()));
+        }
+        let mut decisions = self.collect.take().unwrap_or_default();
+        decisions.extend(self.failures.into_iter().map(|f| Decision {
+            path: f.record.path,
+            action: Action::Error,
+            reason: Reason::Failed,
+            src: None,
+            dst: None,
+        }));
+        Ok(decisions)
+    }
+
+    /// Runs the whole operation: passes with retries, then deletions.
+    pub(crate) async fn run(mut self, seeds: Vec<Seed>) -> Result<Summary> {
+        let start = Instant::now();
+        self.pass(seeds).await;
+        self.root_check()?;
+        let mut attempt = 1;
+        while attempt < self.opts.retries.max(1) && !self.failures.is_empty() {
+            let (retry, keep): (Vec<_>, Vec<_>) =
+                self.failures.drain(..).partition(|f| f.retry.is_some());
+            self.failures = keep;
+            if retry.is_empty() {
+                break;
+            }
+            attempt += 1;
+            self.summary.retries += 1;
+            let seeds: Vec<Seed> = retry.into_iter().filter_map(|f| f.retry).collect();
+            tracing::info!(count = seeds.len(), attempt, "retrying what failed");
+            self.pass(seeds).await;
+        }
+        self.finish_deletes().await;
+        if self.mode == Mode::Move && self.opts.delete_empty_src_dirs {
+            self.remove_empty_src_dirs().await;
+        }
+        self.summary.errors = self.failures.into_iter().map(|f| f.record).collect();
+        self.summary.elapsed = start.elapsed();
+        Ok(self.summary)
+    }
+
+    /// A missing source root is the whole operation's error (rclone's "directory not found").
+    fn root_check(&self) -> Result<()> {
+        for f in &self.failures {
+            if f.record.path.is_root() && f.record.kind == ErrorKind::NotFound {
+                return Err(
+                    Error::new(ErrorKind::NotFound, "source directory not found")
+                        .with_remote(self.src.describe()),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, path: RemotePath, error: &Error, retry: Option<Seed>) {
+        tracing::warn!(%path, error = %error.chain(), "failed");
+        self.opts.emit(Event::Failed {
+            path: path.clone(),
+            error: error.chain(),
+            will_retry: false,
+        });
+        self.failures.push(Failure {
+            record: ErrorRecord::new(path, error),
+            retry,
+        });
+    }
+
+    /// One march over `seeds`, executing (or collecting) what it finds.
+    async fn pass(&mut self, seeds: Vec<Seed>) {
+        let items = march(
+            self.src.clone(),
+            Some(self.dst.clone()),
+            seeds,
+            self.march_config(),
+        );
+        let cmp = self.cmp.clone();
+        let mode = self.mode;
+        let opts = self.opts.clone();
+        let decisions = items
+            .map(move |item| {
+                let cmp = cmp.clone();
+                let opts = opts.clone();
+                async move { decide(&cmp, mode, &opts, item).await }
+            })
+            .buffered(self.opts.checkers.max(1));
+        self.drive(decisions).await;
+    }
+
+    /// Executes a stream of decisions with `transfers` tasks in flight.
+    async fn drive(&mut self, decisions: impl futures::Stream<Item = Decided>) {
+        let mut decisions = std::pin::pin!(decisions);
+        let mut running = FuturesUnordered::new();
+        let limit = self.opts.transfers.max(1);
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = running.next(), if !running.is_empty() => self.finished(done),
+                next = decisions.next(), if running.len() < limit => match next {
+                    None => break,
+                    Some(Err((path, error, retry))) => self.fail(path, &error, retry),
+                    Some(Ok(None)) => {}
+                    Some(Ok(Some(d))) => {
+                        if let Some(task) = self.accept(d) {
+                            running.push(task);
+                        }
+                    }
+                },
+            }
+        }
+        while let Some(done) = running.next().await {
+            self.finished(done);
+        }
+    }
+
+    /// Executes decisions from a plan made earlier (each source re-checked first).
+    pub(crate) async fn apply(mut self, decisions: Vec<Decision>) -> Result<Summary> {
+        let start = Instant::now();
+        let stream = futures::stream::iter(
+            decisions
+                .into_iter()
+                .filter(|d| d.action != Action::Error)
+                .map(|d| Ok(Some(d))),
+        );
+        self.drive(stream).await;
+        self.finish_deletes().await;
+        if self.mode == Mode::Move && self.opts.delete_empty_src_dirs {
+            self.remove_empty_src_dirs().await;
+        }
+        self.summary.errors = self.failures.into_iter().map(|f| f.record).collect();
+        self.summary.elapsed = start.elapsed();
+        Ok(self.summary)
+    }
+
+    /// Records a decision; returns the task to run for it, if any.
+    fn accept(&mut self, d: Decision) -> Option<futures::future::BoxFuture<'static, TaskResult>> {
+        if let Some(notice) = self.cmp.no_hash_notice() {
+            self.opts.emit(Event::Notice { message: notice });
+        }
+        if d.action != Action::Skip {
+            self.opts.emit(Event::Planned {
+                path: d.path.clone(),
+                action: d.action,
+                reason: d.reason,
+                bytes: d.bytes(),
+            });
+        }
+        if d.src.is_some() && d.dst.is_some() {
+            self.summary.checked += 1;
+        }
+        if d.reason == Reason::EmptyDir {
+            self.src_dirs.insert(d.path.clone());
+            if d.action == Action::Skip {
+                return None;
+            }
+        }
+        if let Some(c) = &mut self.collect {
+            c.push(d);
+            return None;
+        }
+        match d.action {
+            Action::Skip => {
+                self.summary.skipped += 1;
+                self.opts.emit(Event::Skipped {
+                    path: d.path.clone(),
+                    reason: d.reason,
+                });
+                if self.mode == Mode::Move && d.reason == Reason::Identical && !self.opts.dry_run {
+                    return Some(Box::pin(remove_source(self.src.clone(), d)));
+                }
+                None
+            }
+            Action::Delete => {
+                if let Some(e) = d.dst {
+                    self.deletes.push(e);
+                }
+                None
+            }
+            Action::Rmdir => {
+                self.rmdirs.insert(d.path);
+                None
+            }
+            Action::Error => {
+                let e = Error::new(ErrorKind::Conflict, d.reason.describe()).with_path(&d.path);
+                self.fail(d.path.clone(), &e, None);
+                None
+            }
+            Action::Mkdir | Action::Copy | Action::Update | Action::SetModtime => {
+                if self.opts.dry_run {
+                    self.dry_count(&d);
+                    return None;
+                }
+                let xfer = self.xfer.clone();
+                let mode = self.mode;
+                let revalidate = self.revalidate;
+                let backup = self.opts.backup_dir.clone();
+                Some(Box::pin(async move {
+                    let r = execute(&xfer, mode, revalidate, backup.as_ref(), &d).await;
+                    (d, r)
+                }))
+            }
+        }
+    }
+
+    fn dry_count(&mut self, d: &Decision) {
+        match d.action {
+            Action::Copy | Action::Update => {
+                self.summary.transferred += 1;
+                self.summary.bytes += d.bytes();
+            }
+            Action::SetModtime => self.summary.modtimes_set += 1,
+            Action::Mkdir => self.summary.dirs_created += 1,
+            _ => {}
+        }
+    }
+
+    fn finished(&mut self, (d, r): TaskResult) {
+        match r {
+            Ok(Outcome::Transferred(bytes)) => {
+                self.summary.transferred += 1;
+                self.summary.bytes += bytes;
+                if d.action == Action::Update && self.opts.backup_dir.is_some() {
+                    self.summary.backed_up += 1;
+                }
+                self.opts.emit(Event::TransferDone {
+                    path: d.path,
+                    bytes,
+                    action: d.action,
+                });
+            }
+            Ok(Outcome::ModtimeSet) => {
+                self.summary.modtimes_set += 1;
+                self.opts.emit(Event::TransferDone {
+                    path: d.path,
+                    bytes: 0,
+                    action: d.action,
+                });
+            }
+            Ok(Outcome::DirCreated) => self.summary.dirs_created += 1,
+            Ok(Outcome::SourceRemoved) => {
+                self.summary.deleted += 1;
+                self.opts.emit(Event::Deleted {
+                    path: d.path,
+                    dir: false,
+                });
+            }
+            Ok(Outcome::SkippedChanged) => {
+                self.summary.skipped += 1;
+                let e = Error::new(
+                    ErrorKind::ConditionNotMatch,
+                    Reason::SourceChanged.describe(),
+                )
+                .with_path(&d.path);
+                self.fail(d.path.clone(), &e, None);
+            }
+            Err(e) => {
+                let retry = match d.action {
+                    Action::Mkdir => Some(Seed::Dir(d.path.clone())),
+                    _ => Some(Seed::File(d.path.clone())),
+                };
+                self.fail(d.path.clone(), &e, retry);
+            }
+        }
+    }
+
+    /// Deletes (sync) once everything else succeeded.
+    async fn finish_deletes(&mut self) {
+        if self.deletes.is_empty() && self.rmdirs.is_empty() {
+            return;
+        }
+        if !self.failures.is_empty() {
+            self.summary.deletes_skipped_due_to_errors = true;
+            let msg = format!(
+                "not deleting {} files and {} directories because there were errors",
+                self.deletes.len(),
+                self.rmdirs.len()
+            );
+            tracing::error!("{msg}");
+            self.opts.emit(Event::Notice { message: msg });
+            return;
+        }
+        let mut deletes = std::mem::take(&mut self.deletes);
+        deletes.sort_by(|a, b| a.path.cmp(&b.path));
+        deletes.dedup_by(|a, b| a.path == b.path);
+        let limit = self.opts.max_delete.unwrap_or(u64::MAX);
+        let mut allowed = deletes.len();
+        if deletes.len() as u64 > limit {
+            allowed = usize::try_from(limit).unwrap_or(usize::MAX);
+            let e = Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "max delete limit ({limit}) reached: {} more files were not deleted",
+                    deletes.len() - allowed
+                ),
+            );
+            self.fail(RemotePath::root(), &e, None);
+        }
+        if self.opts.dry_run {
+            self.summary.deleted += allowed as u64;
+            self.summary.dirs_deleted += self.rmdirs.len() as u64;
+            return;
+        }
+        let dst = self.dst.clone();
+        let backup = self.opts.backup_dir.clone();
+        let results: Vec<(RemotePath, Result<()>)> =
+            futures::stream::iter(deletes.into_iter().take(allowed))
+                .map(|e| {
+                    let dst = dst.clone();
+                    let backup = backup.clone();
+                    async move {
+                        let r = delete_or_backup(&dst, &e.path, backup.as_ref()).await;
+                        (e.path, r)
+                    }
+                })
+                .buffer_unordered(self.opts.checkers.max(1))
+                .collect()
+                .await;
+        for (path, r) in results {
+            match r {
+                Ok(()) => {
+                    if backup.is_some() {
+                        self.summary.backed_up += 1;
+                    } else {
+                        self.summary.deleted += 1;
+                    }
+                    self.opts.emit(Event::Deleted { path, dir: false });
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => self.fail(path, &e, None),
+            }
+        }
+        if !self.failures.is_empty() {
+            return;
+        }
+        // Deepest first, so parents are empty when their turn comes.
+        let dirs: Vec<RemotePath> = std::mem::take(&mut self.rmdirs).into_iter().rev().collect();
+        for dir in dirs {
+            match self.dst.remove_dir(&dir).await {
+                Ok(()) => {
+                    self.summary.dirs_deleted += 1;
+                    self.opts.emit(Event::Deleted {
+                        path: dir,
+                        dir: true,
+                    });
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Conflict) => {
+                    // Not empty (holds excluded files) or already gone: leave it.
+                }
+                Err(e) => self.fail(dir, &e, None),
+            }
+        }
+    }
+
+    async fn remove_empty_src_dirs(&mut self) {
+        if self.opts.dry_run {
+            return;
+        }
+        let dirs: Vec<RemotePath> = std::mem::take(&mut self.src_dirs)
+            .into_iter()
+            .rev()
+            .collect();
+        for dir in dirs {
+            match self.src.remove_dir(&dir).await {
+                Ok(()) => self.summary.dirs_deleted += 1,
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Conflict) => {}
+                Err(e) => self.fail(dir, &e, None),
+            }
+        }
+    }
+}
+
+type Decided = std::result::Result<Option<Decision>, (RemotePath, Error, Option<Seed>)>;
+
+/// Decides what one march item needs.
+async fn decide(cmp: &Comparator, mode: Mode, opts: &SyncOptions, item: Item) -> Decided {
+    let sync = mode == Mode::Sync;
+    let d = |path, action, reason, src, dst| {
+        Ok(Some(Decision {
+            path,
+            action,
+            reason,
+            src,
+            dst,
+        }))
+    };
+    match item {
+        Item::Pair {
+            path,
+            src,
+            dst,
+            src_included,
+            dst_included,
+        } => match (src, dst) {
+            (Some(s), Some(t)) if src_included => match cmp.decide(&s, &t).await {
+                Ok((action, reason)) => d(path, action, reason, Some(s), Some(t)),
+                Err(e) => Err((path.clone(), e, Some(Seed::File(path)))),
+            },
+            (Some(s), None) if src_included => {
+                d(path, Action::Copy, Reason::Missing, Some(s), None)
+            }
+            // Here the source file is absent or excluded, as rclone sees it.
+            (_, Some(t)) if sync => {
+                if dst_included {
+                    d(path, Action::Delete, Reason::NotOnSource, None, Some(t))
+                } else if opts.delete_excluded {
+                    d(path, Action::Delete, Reason::Excluded, None, Some(t))
+                } else {
+                    Ok(None)
+                }
+            }
+            _ => Ok(None),
+        },
+        Item::Conflict { path } => d(path, Action::Error, Reason::TypeConflict, None, None),
+        Item::Duplicate { path } => d(path, Action::Error, Reason::Duplicate, None, None),
+        Item::SrcDir { entry, dst_exists } => {
+            let path = entry.path;
+            if opts.create_empty_src_dirs && !dst_exists {
+                d(path, Action::Mkdir, Reason::EmptyDir, None, None)
+            } else if mode == Mode::Move {
+                // Remembered so that empty source directories can be removed afterwards.
+                d(path, Action::Skip, Reason::EmptyDir, None, None)
+            } else {
+                Ok(None)
+            }
+        }
+        Item::DstOnlyDir { path, included } => {
+            if sync && (included || opts.delete_excluded) {
+                d(path, Action::Rmdir, Reason::NotOnSource, None, None)
+            } else {
+                Ok(None)
+            }
+        }
+        Item::Error { path, error } => {
+            let retry = if error.kind() == ErrorKind::InvalidInput {
+                None
+            } else {
+                Some(Seed::Dir(path.clone()))
+            };
+            Err((path, error, retry))
+        }
+    }
+}
+
+/// Executes one transfer-like decision.
+async fn execute(
+    xfer: &Transferer,
+    mode: Mode,
+    revalidate: bool,
+    backup: Option<&RemotePath>,
+    d: &Decision,
+) -> Result<Outcome> {
+    if d.action == Action::Mkdir {
+        xfer.dst.mkdir(&d.path).await?;
+        return Ok(Outcome::DirCreated);
+    }
+    let Some(src) = &d.src else {
+        return Err(Error::new(
+            ErrorKind::Unexpected,
+            "decision without a source entry",
+        ));
+    };
+    let src = if revalidate {
+        let now = xfer.src.stat(&d.path).await?;
+        if now.size != src.size || now.modtime != src.modtime {
+            return Ok(Outcome::SkippedChanged);
+        }
+        now
+    } else {
+        src.clone()
+    };
+    let outcome = match d.action {
+        Action::SetModtime => {
+            let mut written = d.dst.clone().unwrap_or_else(|| src.clone());
+            written.modtime = None;
+            xfer.fix_modtime(&src, &mut written).await?;
+            Outcome::ModtimeSet
+        }
+        _ => {
+            if let (Some(dir), Some(_)) = (backup, &d.dst) {
+                move_to_backup(&xfer.dst, &d.path, dir).await?;
+            }
+            let written = xfer.copy_file(&src).await?;
+            Outcome::Transferred(written.size)
+        }
+    };
+    if mode == Mode::Move {
+        xfer.src.remove_file(&d.path).await?;
+    }
+    Ok(outcome)
+}
+
+/// Removes a source file whose identical copy is already on the destination (move).
+async fn remove_source(src: Arc<dyn Remote>, d: Decision) -> TaskResult {
+    let r = src
+        .remove_file(&d.path)
+        .await
+        .map(|()| Outcome::SourceRemoved);
+    (d, r)
+}
+
+async fn delete_or_backup(
+    dst: &Arc<dyn Remote>,
+    path: &RemotePath,
+    backup: Option<&RemotePath>,
+) -> Result<()> {
+    match backup {
+        Some(dir) => move_to_backup(dst, path, dir).await,
+        None => dst.remove_file(path).await,
+    }
+}
+
+/// Moves a destination file into the backup directory (server-side when possible).
+async fn move_to_backup(dst: &Arc<dyn Remote>, path: &RemotePath, dir: &RemotePath) -> Result<()> {
+    let target = dir.join_path(path);
+    if dst.capabilities().rename {
+        dst.rename(path, &target).await?;
+        return Ok(());
+    }
+    let entry = dst.stat(path).await?;
+    let body = dst.read(path, None).await?;
+    dst.write(&target, body, crate::entry::WriteMeta::from_entry(&entry))
+        .await?;
+    dst.remove_file(path).await
+}

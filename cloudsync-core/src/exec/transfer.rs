@@ -1,0 +1,166 @@
+//! One verified file transfer: stream (or hand a local file) from source to destination,
+//! check the result, set the modtime.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::entry::{Entry, WriteMeta};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ops::SyncOptions;
+use crate::path::RemotePath;
+use crate::remote::Remote;
+use crate::report::Event;
+
+/// Emit a progress event at most every this many bytes.
+const PROGRESS_STEP: u64 = 1 << 20;
+
+/// What a transfer needs besides the file.
+#[derive(Debug, Clone)]
+pub(crate) struct Transferer {
+    pub(crate) src: Arc<dyn Remote>,
+    pub(crate) dst: Arc<dyn Remote>,
+    pub(crate) opts: SyncOptions,
+    /// Modtimes within this window are equal (`None`: the destination keeps no modtimes).
+    pub(crate) window: Option<Duration>,
+}
+
+impl Transferer {
+    /// Copies `src` (a source entry) to the same path on the destination, with low-level
+    /// retries, and verifies the result.
+    pub(crate) async fn copy_file(&self, src: &Entry) -> Result<Entry> {
+        let policy = crate::retry::RetryPolicy {
+            max_retries: self.opts.low_level_retries,
+            base: self.opts.retry_backoff,
+            ..Default::default()
+        };
+        let path = &src.path;
+        policy
+            .run(
+                || self.copy_once(src),
+                |e, n| {
+                    self.opts.emit(Event::Failed {
+                        path: path.clone(),
+                        error: format!("{} (low-level retry {n})", e.chain()),
+                        will_retry: true,
+                    })
+                },
+            )
+            .await
+    }
+
+    async fn copy_once(&self, src: &Entry) -> Result<Entry> {
+        let path = &src.path;
+        let meta = WriteMeta::from_entry(src);
+        self.opts.emit(Event::TransferStarted {
+            path: path.clone(),
+            size: src.size,
+        });
+        let written = match self.src.local_path(path) {
+            Some(local) => self.dst.write_from_file(path, &local, meta).await?,
+            None => {
+                let counted = Arc::new(AtomicU64::new(0));
+                let body = self.src.read(path, None).await?;
+                let body = self.count(body, path.clone(), src.size, counted.clone());
+                let entry = self.dst.write(path, body, meta).await?;
+                let read = counted.load(Ordering::Relaxed);
+                if read != src.size {
+                    self.discard(path).await;
+                    return Err(Error::new(
+                        ErrorKind::ConditionNotMatch,
+                        format!(
+                            "source changed during transfer: expected {} bytes, read {read}",
+                            src.size
+                        ),
+                    )
+                    .with_path(path)
+                    .set_temporary(true));
+                }
+                entry
+            }
+        };
+        self.verify(src, written).await
+    }
+
+    /// Wraps a body to count bytes and report progress.
+    fn count(
+        &self,
+        body: crate::remote::ByteStream,
+        path: RemotePath,
+        size: u64,
+        counted: Arc<AtomicU64>,
+    ) -> crate::remote::ByteStream {
+        let events = self.opts.events.clone();
+        let mut last = 0u64;
+        body.map(move |chunk| {
+            if let Ok(c) = &chunk {
+                let done = counted.fetch_add(c.len() as u64, Ordering::Relaxed) + c.len() as u64;
+                if let Some(sink) = &events {
+                    if done - last >= PROGRESS_STEP || done == size {
+                        last = done;
+                        sink(&Event::Progress {
+                            path: path.clone(),
+                            bytes: done,
+                            size,
+                        });
+                    }
+                }
+            }
+            chunk
+        })
+        .boxed()
+    }
+
+    /// Removes a destination file that failed verification (best effort).
+    async fn discard(&self, path: &RemotePath) {
+        if let Err(e) = self.dst.remove_file(path).await {
+            if e.kind() != ErrorKind::NotFound {
+                tracing::warn!(%path, error = %e, "could not remove a corrupt transfer");
+            }
+        }
+    }
+
+    /// Checks size and hashes of what was written, then sets its modtime where needed.
+    async fn verify(&self, src: &Entry, mut written: Entry) -> Result<Entry> {
+        let path = &src.path;
+        if written.size != src.size {
+            self.discard(path).await;
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "corrupted on transfer: sizes differ (source {}, destination {})",
+                    src.size, written.size
+                ),
+            )
+            .with_path(path)
+            .set_temporary(true));
+        }
+        if written.hashes.matches(&src.hashes) == Some(false) {
+            self.discard(path).await;
+            return Err(
+                Error::new(ErrorKind::Protocol, "corrupted on transfer: hashes differ")
+                    .with_path(path)
+                    .set_temporary(true),
+            );
+        }
+        self.fix_modtime(src, &mut written).await?;
+        Ok(written)
+    }
+
+    /// Gives the destination file the source's modtime if the write did not already.
+    pub(crate) async fn fix_modtime(&self, src: &Entry, written: &mut Entry) -> Result<()> {
+        let (Some(window), Some(want)) = (self.window, src.modtime) else {
+            return Ok(());
+        };
+        let ok = written
+            .modtime
+            .is_some_and(|got| (got - want).abs() <= window);
+        if !ok && self.dst.capabilities().set_modtime {
+            self.dst.set_modtime(&src.path, want).await?;
+            written.modtime = Some(want);
+        }
+        Ok(())
+    }
+}

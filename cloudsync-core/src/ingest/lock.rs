@@ -1,0 +1,218 @@
+//! [`RemoteLock`]: a lock file on a remote that keeps two scheduled runs from overlapping.
+//!
+//! The [`Remote`] API has no create-if-absent, so the lock is taken in three steps: read the
+//! lock file (a live lock held by someone else is a [`ErrorKind::Conflict`]), write our own
+//! (atomic, replacing an absent or stale one), wait `confirm_delay`, and read it back: if
+//! another run wrote in between, its token is there instead of ours and we back off. Two runs
+//! can only both win if one of them takes longer between its first read and its write than
+//! the other's confirm delay (default 500 ms), which a healthy connection never does. A holder
+//! refreshes the time inside the lock while it works, and a lock not refreshed for `stale`
+//! (default 1 h) is taken over, so a crashed run blocks the next ones for at most that long.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::entry::WriteMeta;
+use crate::error::{Error, ErrorKind, Result};
+use crate::path::RemotePath;
+use crate::remote::{Remote, bytes_stream, collect_bytes};
+
+/// What a lock file says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// A random token identifying one run.
+    pub token: String,
+    /// What holds the lock (`"ingest"`, `"report-queue"`).
+    pub purpose: String,
+    /// Host name of the holder, when known.
+    pub host: String,
+    /// Process id of the holder.
+    pub pid: u32,
+    /// When the lock was taken.
+    #[serde(with = "time::serde::rfc3339")]
+    pub acquired: OffsetDateTime,
+    /// When the holder last confirmed it is alive.
+    #[serde(with = "time::serde::rfc3339")]
+    pub refreshed: OffsetDateTime,
+}
+
+/// A held lock. Call [`release`](Self::release) when done; a lock that is dropped without it
+/// stays until it is stale.
+#[derive(Debug)]
+pub(crate) struct RemoteLock {
+    remote: Arc<dyn Remote>,
+    path: RemotePath,
+    info: LockInfo,
+    stale: Duration,
+    last_refresh: Instant,
+}
+
+/// A short random identifier (12 hex digits).
+pub(crate) fn random_id() -> String {
+    format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+impl RemoteLock {
+    /// Takes the lock at `path` on `remote`, or fails with [`ErrorKind::Conflict`] when another
+    /// live run holds it.
+    pub(crate) async fn acquire(
+        remote: Arc<dyn Remote>,
+        path: RemotePath,
+        purpose: &str,
+        stale: Duration,
+        confirm_delay: Duration,
+    ) -> Result<Self> {
+        if let Some(holder) = read(&remote, &path, stale).await? {
+            return Err(held(&remote, &path, purpose, &holder));
+        }
+        let now = OffsetDateTime::now_utc();
+        let info = LockInfo {
+            token: random_id(),
+            purpose: purpose.to_owned(),
+            host: host_name(),
+            pid: std::process::id(),
+            acquired: now,
+            refreshed: now,
+        };
+        write(&remote, &path, &info).await?;
+        tokio::time::sleep(confirm_delay).await;
+        match read_info(&remote, &path).await? {
+            Some(ref got) if got.token == info.token => {}
+            Some(other) => return Err(held(&remote, &path, purpose, &other)),
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("another {purpose} run removed the lock as we took it"),
+                )
+                .with_remote(remote.describe())
+                .with_path(&path));
+            }
+        }
+        tracing::debug!(%path, token = %info.token, "lock taken");
+        Ok(RemoteLock {
+            remote,
+            path,
+            info,
+            stale,
+            last_refresh: Instant::now(),
+        })
+    }
+
+    /// Rewrites the lock's time when a quarter of the stale timeout has passed, after checking
+    /// that it is still ours (a [`ErrorKind::Conflict`] error when it was taken over).
+    pub(crate) async fn refresh_if_due(&mut self) -> Result<()> {
+        if self.last_refresh.elapsed() < self.stale / 4 {
+            return Ok(());
+        }
+        self.confirm().await?;
+        self.info.refreshed = OffsetDateTime::now_utc();
+        write(&self.remote, &self.path, &self.info).await?;
+        self.last_refresh = Instant::now();
+        Ok(())
+    }
+
+    async fn confirm(&self) -> Result<()> {
+        match read_info(&self.remote, &self.path).await? {
+            Some(got) if got.token == self.info.token => Ok(()),
+            _ => Err(Error::new(
+                ErrorKind::Conflict,
+                format!("lost the {} lock to another run", self.info.purpose),
+            )
+            .with_remote(self.remote.describe())
+            .with_path(&self.path)),
+        }
+    }
+
+    /// Removes the lock file if it is still ours.
+    pub(crate) async fn release(self) -> Result<()> {
+        self.confirm().await?;
+        match self.remote.remove_file(&self.path).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn held(remote: &Arc<dyn Remote>, path: &RemotePath, purpose: &str, h: &LockInfo) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "another {purpose} is running (lock held by pid {} on {} since {})",
+            h.pid, h.host, h.acquired
+        ),
+    )
+    .with_remote(remote.describe())
+    .with_path(path)
+}
+
+async fn write(remote: &Arc<dyn Remote>, path: &RemotePath, info: &LockInfo) -> Result<()> {
+    let body = serde_json::to_vec_pretty(info)
+        .map_err(|e| Error::new(ErrorKind::Unexpected, "cannot encode lock").with_source(e))?;
+    let meta = WriteMeta {
+        size: Some(body.len() as u64),
+        ..Default::default()
+    };
+    remote.write(path, bytes_stream(body), meta).await?;
+    Ok(())
+}
+
+/// The lock's content, `None` when there is no lock file. An unreadable lock file is reported
+/// as held by "unknown" since its modtime.
+async fn read_info(remote: &Arc<dyn Remote>, path: &RemotePath) -> Result<Option<LockInfo>> {
+    let body = match remote.read(path, None).await {
+        Ok(s) => collect_bytes(s).await,
+        Err(e) => Err(e),
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match serde_json::from_slice::<LockInfo>(&body) {
+        Ok(info) => Ok(Some(info)),
+        Err(_) => {
+            let since = remote
+                .stat(path)
+                .await?
+                .modtime
+                .unwrap_or_else(OffsetDateTime::now_utc);
+            Ok(Some(LockInfo {
+                token: String::new(),
+                purpose: "unknown".to_owned(),
+                host: "unknown".to_owned(),
+                pid: 0,
+                acquired: since,
+                refreshed: since,
+            }))
+        }
+    }
+}
+
+/// The live holder of the lock, or `None` when it is free or stale.
+async fn read(
+    remote: &Arc<dyn Remote>,
+    path: &RemotePath,
+    stale: Duration,
+) -> Result<Option<LockInfo>> {
+    let Some(info) = read_info(remote, path).await? else {
+        return Ok(None);
+    };
+    let age = OffsetDateTime::now_utc() - info.refreshed;
+    if age > stale {
+        tracing::warn!(%path, host = %info.host, pid = info.pid, "taking over a stale lock");
+        return Ok(None);
+    }
+    Ok(Some(info))
+}

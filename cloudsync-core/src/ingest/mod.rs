@@ -1,0 +1,296 @@
+//! Drop-folder ingestion: [`ingest`] moves the files another system drops into a folder (often
+//! over SFTP) into a managed target, leaving files that are still being written, keeping an
+//! archive copy of each file and a report of each run.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cloudsync_core::Result<()> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use cloudsync_core::ingest::{ingest, IngestOptions};
+//! use cloudsync_core::{bytes_stream, memory, Remote, RemotePath, WriteMeta};
+//!
+//! let (drop, target) = (memory(), memory());
+//! let old = time::OffsetDateTime::now_utc() - Duration::from_secs(600);
+//! let meta = WriteMeta { modtime: Some(old), ..Default::default() };
+//! drop.write(&RemotePath::new("orders/42.csv")?, bytes_stream("a,b"), meta.clone()).await?;
+//! drop.write(&RemotePath::new("_upload.tmp")?, bytes_stream("..."), meta).await?;
+//!
+//! let opts = IngestOptions { recheck_delay: None, ..Default::default() };
+//! let report = ingest(&drop, &target, &opts).await?;
+//! assert_eq!(report.ingested.len(), 1);
+//! assert!(target.stat(&RemotePath::new("orders/42.csv")?).await.is_ok());
+//! assert!(drop.stat(&RemotePath::new("_upload.tmp")?).await.is_ok()); // `_` names stay
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What one run does
+//!
+//! 1. Takes the lock file [`IngestOptions::lock_path`] on the **target** (see below); while
+//!    another live run holds it, [`ingest`] returns an error of kind
+//!    [`ErrorKind::Conflict`](crate::ErrorKind::Conflict) ("another ingest is running") and
+//!    touches nothing.
+//! 2. Walks the drop folder. Never looked into: `archives/` and `reports/` at the top, and
+//!    whatever archive and report directories are configured on the drop remote. With
+//!    [`IngestOptions::ignore_hidden`] (the default) files and directories whose name starts
+//!    with `.` or `_` are left alone at any depth. Then the [`FilterSet`](crate::FilterSet)
+//!    decides.
+//! 3. Leaves files that may still be being written: modified less than
+//!    [`IngestOptions::settle`] ago (default 60 s), and, with
+//!    [`IngestOptions::recheck_delay`], files whose size or modtime changed between two
+//!    listings taken that far apart.
+//! 4. For each remaining file (up to [`IngestOptions::transfers`] at once): a verified copy to
+//!    the same path on the target (size, hashes while streaming, modtime; an existing target
+//!    file is replaced), a check that the drop file did not change meanwhile, the archive copy
+//!    under `archives/<UTC date YYYY-MM-DD>/<path>` (never replacing an earlier archive:
+//!    `name (1).ext`, `name (2).ext`, ...), and only then its removal from the drop folder.
+//!    When the archive is on the drop remote and that remote can rename, the archive step is
+//!    a server-side move, which removes the file from the drop folder in the same step.
+//! 5. Writes the report (JSON and text) as `reports/<YYYY-MM-DDTHH-MM-SSZ>-<id>.json`/`.txt`
+//!    and returns it.
+//!
+//! # Safety
+//!
+//! A file leaves the drop folder only after its verified copy exists on the target **and** in
+//! the archive, so a crash or a failure at any point loses nothing: the next run copies the
+//! file again (an interrupted run can at worst leave a second archive copy `name (1).ext`).
+//! Empty directories are left in the drop folder.
+//!
+//! The lock is a JSON file (token, purpose, host, pid, times). The [`Remote`] API has no
+//! create-if-absent, so a run writes the lock, waits [`IngestOptions::lock_confirm_delay`]
+//! and reads it back: if another run wrote in between, one of them backs off. A running
+//! ingest refreshes the time in its lock; a lock older than [`IngestOptions::stale_lock`]
+//! (default 1 h) is considered left by a crashed run and is taken over.
+
+mod archive;
+mod lock;
+mod options;
+mod report;
+mod scan;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use time::OffsetDateTime;
+
+use crate::entry::Entry;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ops::{SyncOptions, copy_entry};
+use crate::path::RemotePath;
+use crate::remote::Remote;
+use crate::report::{ErrorRecord, Event};
+
+pub use lock::LockInfo;
+pub(crate) use lock::{RemoteLock, random_id};
+pub use options::{IngestOptions, Location};
+pub use report::{IngestReport, IngestedFile, SkipReason, SkippedFile};
+
+use archive::Archived;
+use options::fixed_path;
+
+/// How one candidate came out.
+enum Outcome {
+    Ingested(IngestedFile),
+    Skipped(SkippedFile),
+    Failed(ErrorRecord),
+}
+
+/// Moves every eligible file of `drop` into `target`; see the [module docs](self).
+///
+/// Per-file problems are in the returned report ([`IngestReport::failed`]); an `Err` means the
+/// run did not happen: another run holds the lock ([`ErrorKind::Conflict`]), the drop folder
+/// cannot be listed, or `drop` and `target` are the same remote.
+pub async fn ingest(
+    drop: &Arc<dyn Remote>,
+    target: &Arc<dyn Remote>,
+    opts: &IngestOptions,
+) -> Result<IngestReport> {
+    if Arc::ptr_eq(drop, target) || drop.describe() == target.describe() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the drop folder and the target are the same",
+        ));
+    }
+    let lock = RemoteLock::acquire(
+        target.clone(),
+        opts.lock_path.clone(),
+        "ingest",
+        opts.stale_lock,
+        opts.lock_confirm_delay,
+    )
+    .await?;
+    let mut report =
+        IngestReport::new(random_id(), drop.describe(), target.describe(), opts.settle);
+    let clock = Instant::now();
+    let outcome = run(drop, target, opts, lock, &mut report).await;
+    report.elapsed = clock.elapsed();
+    report.sort();
+    outcome?;
+    if let Some(loc) = &opts.reports {
+        let remote = loc.remote(drop);
+        if let Err(e) = report.write_to(remote.as_ref(), &loc.dir).await {
+            tracing::warn!(error = %e, "could not write the ingest report");
+            report.report_files.clear();
+            report.failed.push(ErrorRecord::new(
+                loc.dir.clone(),
+                &Error::new(
+                    e.kind(),
+                    format!("could not write the report: {}", e.chain()),
+                ),
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Directories of the drop folder that are never ingested.
+fn excluded_dirs(drop: &Arc<dyn Remote>, opts: &IngestOptions) -> Vec<RemotePath> {
+    let mut dirs = vec![fixed_path("archives"), fixed_path("reports")];
+    for loc in [&opts.archive, &opts.reports].into_iter().flatten() {
+        if loc.is_on(drop) {
+            dirs.push(loc.dir.clone());
+        }
+    }
+    dirs.retain(|d| !d.is_root());
+    dirs
+}
+
+async fn run(
+    drop: &Arc<dyn Remote>,
+    target: &Arc<dyn Remote>,
+    opts: &IngestOptions,
+    mut lock: RemoteLock,
+    report: &mut IngestReport,
+) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let excluded = excluded_dirs(drop, opts);
+    if opts
+        .archive
+        .as_ref()
+        .is_some_and(|l| l.is_on(drop) && l.dir.is_root())
+    {
+        let _ = lock.release().await;
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the archive directory cannot be the drop folder itself",
+        ));
+    }
+    let mut found = match scan::scan(drop, opts, &excluded, now).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = lock.release().await;
+            return Err(e);
+        }
+    };
+    if let (Some(delay), false) = (opts.recheck_delay, found.candidates.is_empty()) {
+        tokio::time::sleep(delay).await;
+        scan::recheck(drop, &mut found).await;
+    }
+    report.skipped.append(&mut found.skipped);
+    report.failed.append(&mut found.failed);
+    let date = report::utc_date(now);
+    let topts = opts.transfer_options();
+    let mut outcomes = futures::stream::iter(found.candidates)
+        .map(|e| {
+            let (date, topts) = (&date, &topts);
+            async move { take(drop, target, opts, date, topts, e).await }
+        })
+        .buffer_unordered(opts.transfers.max(1));
+    while let Some(o) = outcomes.next().await {
+        match o {
+            Outcome::Ingested(f) => {
+                report.bytes += f.size;
+                report.ingested.push(f);
+            }
+            Outcome::Skipped(s) => report.skipped.push(s),
+            Outcome::Failed(e) => report.failed.push(e),
+        }
+        if let Err(e) = lock.refresh_if_due().await {
+            // Another run took over: stop starting new files.
+            report.failed.push(ErrorRecord::new(RemotePath::root(), &e));
+            return Ok(());
+        }
+    }
+    if let Err(e) = lock.release().await {
+        tracing::warn!(error = %e, "could not release the ingest lock");
+    }
+    Ok(())
+}
+
+/// Ingests one file: target copy, change check, archive, removal.
+async fn take(
+    drop: &Arc<dyn Remote>,
+    target: &Arc<dyn Remote>,
+    opts: &IngestOptions,
+    date: &str,
+    topts: &SyncOptions,
+    e: Entry,
+) -> Outcome {
+    let fail = |err: &Error| Outcome::Failed(ErrorRecord::new(e.path.clone(), err));
+    let skipped = |reason| {
+        Outcome::Skipped(SkippedFile {
+            path: e.path.clone(),
+            dir: false,
+            size: e.size,
+            reason,
+        })
+    };
+    if e.path == opts.lock_path {
+        return skipped(SkipReason::Excluded);
+    }
+    if let Err(err) = copy_entry(drop, target, &e, &e.path, topts).await {
+        return match err.kind() {
+            ErrorKind::NotFound => skipped(SkipReason::Vanished),
+            ErrorKind::ConditionNotMatch => skipped(SkipReason::ChangedDuringIngest),
+            _ => fail(&err),
+        };
+    }
+    match drop.stat(&e.path).await {
+        Ok(now) if now.size == e.size && now.modtime == e.modtime => {}
+        Ok(_) => return skipped(SkipReason::ChangedDuringIngest),
+        Err(err) if err.kind() == ErrorKind::NotFound => return skipped(SkipReason::Vanished),
+        Err(err) => return fail(&err),
+    }
+    let mut archive_path = None;
+    let mut gone = false;
+    if let Some(loc) = &opts.archive {
+        match archive::archive(drop, loc, date, &e, topts).await {
+            Ok((path, how)) => {
+                archive_path = Some(path);
+                gone = how == Archived::Moved;
+            }
+            Err(err) => return fail(&err),
+        }
+    }
+    if !gone {
+        if let Err(err) = drop.remove_file(&e.path).await {
+            if err.kind() != ErrorKind::NotFound {
+                let err = Error::new(
+                    err.kind(),
+                    format!(
+                        "copied and archived, but not removed from the drop folder \
+                         (the next run takes it again): {}",
+                        err.chain()
+                    ),
+                );
+                return fail(&err);
+            }
+        }
+    }
+    opts.emit(Event::Deleted {
+        path: e.path.clone(),
+        dir: false,
+    });
+    Outcome::Ingested(IngestedFile {
+        path: e.path.clone(),
+        size: e.size,
+        modtime: e.modtime,
+        target_path: e.path.clone(),
+        archive_path,
+    })
+}
+
+#[cfg(test)]
+mod tests;

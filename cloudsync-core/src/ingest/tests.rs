@@ -1,0 +1,460 @@
+//! End-to-end ingest runs on in-memory remotes, with injected faults.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use time::OffsetDateTime;
+
+use super::*;
+use crate::ops::{ListOptions, list};
+use crate::testkit::{FaultOp, Faulty, MemFs};
+use crate::{FilterSet, WriteMeta, bytes_stream, collect_bytes};
+
+fn fs(name: &str) -> Arc<dyn Remote> {
+    Arc::new(MemFs::new(name))
+}
+
+fn p(s: &str) -> RemotePath {
+    RemotePath::new(s).unwrap()
+}
+
+/// Writes `body` at `path` with a modtime `age` ago.
+async fn put(r: &Arc<dyn Remote>, path: &str, body: &str, age: Duration) {
+    let meta = WriteMeta {
+        size: Some(body.len() as u64),
+        modtime: Some(OffsetDateTime::now_utc() - age),
+        ..Default::default()
+    };
+    r.write(&p(path), bytes_stream(body.to_owned()), meta)
+        .await
+        .unwrap();
+}
+
+const OLD: Duration = Duration::from_secs(600);
+const NEW: Duration = Duration::from_secs(5);
+
+/// Every file of a remote with its content.
+async fn tree(r: &Arc<dyn Remote>) -> BTreeMap<String, String> {
+    let opts = ListOptions {
+        recursive: true,
+        ..Default::default()
+    };
+    let entries: Vec<Entry> = list(r, &RemotePath::root(), &opts)
+        .try_collect()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for e in entries.into_iter().filter(|e| e.is_file()) {
+        let body = collect_bytes(r.read(&e.path, None).await.unwrap())
+            .await
+            .unwrap();
+        out.insert(
+            e.path.to_string(),
+            String::from_utf8(body.to_vec()).unwrap(),
+        );
+    }
+    out
+}
+
+/// Files below `dir`, with content.
+fn under(t: &BTreeMap<String, String>, dir: &str) -> BTreeMap<String, String> {
+    t.iter()
+        .filter(|(k, _)| k.starts_with(dir))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn fast() -> IngestOptions {
+    IngestOptions {
+        recheck_delay: None,
+        lock_confirm_delay: Duration::from_millis(20),
+        retry_backoff: Duration::from_millis(1),
+        low_level_retries: 2,
+        ..Default::default()
+    }
+}
+
+fn today() -> String {
+    report::utc_date(OffsetDateTime::now_utc())
+}
+
+#[tokio::test]
+async fn ingests_settled_files_and_leaves_the_rest() {
+    let (drop, target) = (fs("memfs://drop"), fs("memfs://target"));
+    put(&drop, "a.csv", "alpha", OLD).await;
+    put(&drop, "sub/b.csv", "beta", OLD).await;
+    put(&drop, "fresh.csv", "being written", NEW).await;
+    put(&drop, ".hidden", "h", OLD).await;
+    put(&drop, "_partial.csv", "p", OLD).await;
+    put(&drop, "sub/_x.csv", "x", OLD).await;
+    put(&drop, "_tmp/c.csv", "c", OLD).await;
+    put(&drop, ".git/config", "g", OLD).await;
+    put(&drop, "archives/old/keep.csv", "k", OLD).await;
+    put(&drop, "reports/old.json", "{}", OLD).await;
+
+    let r = ingest(&drop, &target, &fast()).await.unwrap();
+    assert!(r.is_ok(), "{:?}", r.failed);
+    let got: Vec<&str> = r.ingested.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(got, ["a.csv", "sub/b.csv"]);
+    assert_eq!(r.bytes, 9);
+
+    let t = tree(&target).await;
+    assert_eq!(t.get("a.csv").map(String::as_str), Some("alpha"));
+    assert_eq!(t.get("sub/b.csv").map(String::as_str), Some("beta"));
+    assert_eq!(
+        t.len(),
+        2,
+        "only the ingested files (the lock is gone): {t:?}"
+    );
+
+    let d = tree(&drop).await;
+    for stays in [
+        "fresh.csv",
+        ".hidden",
+        "_partial.csv",
+        "sub/_x.csv",
+        "_tmp/c.csv",
+        ".git/config",
+        "archives/old/keep.csv",
+        "reports/old.json",
+    ] {
+        assert!(d.contains_key(stays), "{stays} must stay: {d:?}");
+    }
+    assert!(!d.contains_key("a.csv") && !d.contains_key("sub/b.csv"));
+
+    // Archive copies with the right content.
+    let day = today();
+    let archives = under(&d, &format!("archives/{day}/"));
+    let want: BTreeMap<String, String> = [
+        (format!("archives/{day}/a.csv"), "alpha".to_owned()),
+        (format!("archives/{day}/sub/b.csv"), "beta".to_owned()),
+    ]
+    .into();
+    assert_eq!(archives, want);
+    assert_eq!(
+        r.ingested[0].archive_path.as_ref().map(RemotePath::as_str),
+        Some(format!("archives/{day}/a.csv").as_str())
+    );
+
+    // Reasons for what stayed.
+    let reason = |path: &str| {
+        r.skipped
+            .iter()
+            .find(|s| s.path.as_str() == path)
+            .map(|s| s.reason.clone())
+    };
+    assert!(
+        matches!(reason("fresh.csv"), Some(SkipReason::TooRecent { age_secs }) if age_secs < 60)
+    );
+    assert_eq!(reason("_partial.csv"), Some(SkipReason::Hidden));
+    assert_eq!(reason("_tmp"), Some(SkipReason::Hidden));
+    assert_eq!(reason(".git"), Some(SkipReason::Hidden));
+    assert_eq!(reason("archives"), None, "our own folders are not reported");
+
+    // The report on disk is the returned one.
+    assert_eq!(r.report_files.len(), 2);
+    let json = &d[r.report_files[0].as_str()];
+    let back = IngestReport::from_json(json).unwrap();
+    assert_eq!(back.ingested, r.ingested);
+    assert_eq!(back.skipped, r.skipped);
+    assert_eq!(back.id, r.id);
+    let txt = &d[r.report_files[1].as_str()];
+    assert!(txt.contains("ingested 2 (9 bytes), skipped"), "{txt}");
+    assert!(txt.contains("+ sub/b.csv (4 bytes) -> sub/b.csv"), "{txt}");
+    assert!(r.report_files[0].as_str().starts_with("reports/"));
+    assert!(
+        r.report_files[0]
+            .as_str()
+            .ends_with(&format!("-{}.json", r.id))
+    );
+}
+
+#[tokio::test]
+async fn second_run_ingests_nothing() {
+    let (drop, target) = (fs("memfs://drop"), fs("memfs://target"));
+    put(&drop, "a.csv", "alpha", OLD).await;
+    put(&drop, "b/c.csv", "gamma", OLD).await;
+    let first = ingest(&drop, &target, &fast()).await.unwrap();
+    assert_eq!(first.ingested.len(), 2);
+    let before = tree(&target).await;
+    let second = ingest(&drop, &target, &fast()).await.unwrap();
+    assert!(second.ingested.is_empty(), "{:?}", second.ingested);
+    assert!(second.failed.is_empty());
+    assert_eq!(tree(&target).await, before);
+    let d = tree(&drop).await;
+    assert_eq!(under(&d, "archives/").len(), 2);
+    assert_eq!(under(&d, "reports/").len(), 4, "two runs, json + txt each");
+}
+
+#[tokio::test]
+async fn files_still_growing_are_left_for_later() {
+    let (drop, target) = (fs("memfs://drop"), fs("memfs://target"));
+    put(&drop, "done.csv", "complete", OLD).await;
+    put(&drop, "growing.csv", "part", OLD).await;
+    let writer = drop.clone();
+    let grow = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Same old modtime (some uploaders preserve it), but more bytes.
+        put(&writer, "growing.csv", "part and more", OLD).await;
+    });
+    let opts = IngestOptions {
+        recheck_delay: Some(Duration::from_millis(400)),
+        ..fast()
+    };
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    grow.await.unwrap();
+    let got: Vec<&str> = r.ingested.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(got, ["done.csv"]);
+    let s = r.skipped.iter().find(|s| s.path.as_str() == "growing.csv");
+    assert_eq!(s.map(|s| &s.reason), Some(&SkipReason::StillChanging));
+    assert!(tree(&drop).await.contains_key("growing.csv"));
+}
+
+#[tokio::test]
+async fn archives_never_replace_an_earlier_one() {
+    let (drop, target) = (fs("memfs://drop"), fs("memfs://target"));
+    for round in 0..3 {
+        put(&drop, "cmd/order.csv", &format!("version {round}"), OLD).await;
+        put(&drop, "README", &format!("readme {round}"), OLD).await;
+        let r = ingest(&drop, &target, &fast()).await.unwrap();
+        assert_eq!(r.ingested.len(), 2);
+    }
+    let day = today();
+    let a = under(&tree(&drop).await, "archives/");
+    let want: BTreeMap<String, String> = [
+        ("cmd/order.csv", "version 0"),
+        ("cmd/order (1).csv", "version 1"),
+        ("cmd/order (2).csv", "version 2"),
+        ("README", "readme 0"),
+        ("README (1)", "readme 1"),
+        ("README (2)", "readme 2"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("archives/{day}/{k}"), v.to_owned()))
+    .collect();
+    assert_eq!(a, want);
+    assert_eq!(tree(&target).await["cmd/order.csv"], "version 2");
+}
+
+#[tokio::test]
+async fn concurrent_runs_do_not_double_process() {
+    let (drop, target) = (fs("memfs://drop"), fs("memfs://target"));
+    for i in 0..20 {
+        put(&drop, &format!("f{i:02}.csv"), &format!("file {i}"), OLD).await;
+    }
+    let opts = fast();
+    let (a, b) = tokio::join!(ingest(&drop, &target, &opts), ingest(&drop, &target, &opts));
+    let (ok, err): (Vec<_>, Vec<_>) = [a, b].into_iter().partition(Result::is_ok);
+    assert_eq!(ok.len(), 1, "exactly one run proceeds");
+    let err = err.into_iter().next().unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(
+        err.to_string().contains("another ingest is running"),
+        "{err}"
+    );
+    let report = ok.into_iter().next().unwrap().unwrap();
+    assert_eq!(report.ingested.len(), 20);
+
+    let t = tree(&target).await;
+    assert_eq!(t.len(), 20);
+    let d = tree(&drop).await;
+    let archives = under(&d, "archives/");
+    assert_eq!(archives.len(), 20, "one archive per file: {archives:?}");
+    assert!(archives.keys().all(|k| !k.contains(" (1)")));
+    assert_eq!(under(&d, "reports/").len(), 2, "one report");
+}
+
+#[tokio::test]
+async fn live_lock_blocks_and_stale_lock_is_taken_over() {
+    let (drop, target) = (fs("memfs://drop"), fs("memfs://target"));
+    put(&drop, "a.csv", "alpha", OLD).await;
+    let held = RemoteLock::acquire(
+        target.clone(),
+        fast().lock_path,
+        "ingest",
+        Duration::from_secs(3600),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    let e = ingest(&drop, &target, &fast()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(tree(&drop).await.contains_key("a.csv"));
+
+    // The same lock counts as stale for a run that tolerates only a short silence.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let opts = IngestOptions {
+        stale_lock: Duration::from_millis(10),
+        ..fast()
+    };
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    assert_eq!(r.ingested.len(), 1);
+    // The old holder finds out it lost the lock.
+    assert_eq!(
+        held.release().await.unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+}
+
+#[tokio::test]
+async fn failed_target_write_loses_nothing() {
+    let drop = fs("memfs://drop");
+    let inner = fs("memfs://target");
+    let faulty = Faulty::new(inner.clone());
+    faulty.fail(FaultOp::Write, p("b.csv"), u32::MAX, ErrorKind::Transient);
+    let target: Arc<dyn Remote> = Arc::new(faulty.clone());
+    put(&drop, "a.csv", "alpha", OLD).await;
+    put(&drop, "b.csv", "beta is longer", OLD).await;
+    put(&drop, "c.csv", "gamma", OLD).await;
+
+    let r = ingest(&drop, &target, &fast()).await.unwrap();
+    assert!(!faulty.hits().is_empty());
+    let got: Vec<&str> = r.ingested.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(got, ["a.csv", "c.csv"]);
+    assert_eq!(r.failed.len(), 1);
+    assert_eq!(r.failed[0].path.as_str(), "b.csv");
+
+    let d = tree(&drop).await;
+    assert_eq!(d.get("b.csv").map(String::as_str), Some("beta is longer"));
+    assert!(!under(&d, "archives/").keys().any(|k| k.ends_with("b.csv")));
+    assert!(
+        !tree(&inner).await.contains_key("b.csv"),
+        "nothing half-written"
+    );
+    let txt = &d[r.report_files[1].as_str()];
+    assert!(txt.contains("! b.csv:"), "{txt}");
+
+    // Once the target works again, the next run takes it.
+    let r = ingest(&drop, &inner, &fast()).await.unwrap();
+    assert_eq!(r.ingested.len(), 1);
+    assert_eq!(tree(&inner).await["b.csv"], "beta is longer");
+}
+
+#[tokio::test]
+async fn failed_archive_or_removal_loses_nothing() {
+    let drop_fs = fs("memfs://drop");
+    let archive_fs = fs("memfs://archive");
+    let faulty_archive = Faulty::new(archive_fs.clone());
+    let day = today();
+    faulty_archive.fail(
+        FaultOp::Write,
+        p(&format!("arch/{day}/a.csv")),
+        u32::MAX,
+        ErrorKind::PermissionDenied,
+    );
+    let faulty_drop = Faulty::new(drop_fs.clone());
+    faulty_drop.fail(FaultOp::Remove, p("b.csv"), 1, ErrorKind::PermissionDenied);
+    let drop: Arc<dyn Remote> = Arc::new(faulty_drop);
+    let target = fs("memfs://target");
+    put(&drop, "a.csv", "alpha", OLD).await;
+    put(&drop, "b.csv", "beta", OLD).await;
+    let opts = IngestOptions {
+        archive: Some(Location::on(Arc::new(faulty_archive), p("arch"))),
+        ..fast()
+    };
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    assert!(r.ingested.is_empty(), "{:?}", r.ingested);
+    assert_eq!(r.failed.len(), 2, "{:?}", r.failed);
+    assert!(
+        r.failed[1]
+            .message
+            .contains("not removed from the drop folder")
+    );
+    let d = tree(&drop_fs).await;
+    assert_eq!(d["a.csv"], "alpha");
+    assert_eq!(d["b.csv"], "beta");
+    // Copies may exist at the target already: nothing is lost, the next run redoes them.
+    let r = ingest(
+        &drop_fs,
+        &target,
+        &IngestOptions {
+            archive: Some(Location::on(archive_fs.clone(), p("arch"))),
+            ..fast()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.ingested.len(), 2);
+    let a = tree(&archive_fs).await;
+    assert_eq!(a[&format!("arch/{day}/a.csv")], "alpha");
+    assert_eq!(a[&format!("arch/{day}/b.csv")], "beta");
+    assert_eq!(
+        a[&format!("arch/{day}/b (1).csv")],
+        "beta",
+        "the earlier copy is kept"
+    );
+}
+
+#[tokio::test]
+async fn configured_dirs_on_the_drop_are_excluded_and_filters_apply() {
+    let (drop, target) = (fs("memfs://drop"), fs("memfs://target"));
+    let elsewhere = fs("memfs://reports");
+    put(&drop, "in/a.csv", "alpha", OLD).await;
+    put(&drop, "in/a.tmp", "tmp", OLD).await;
+    put(&drop, "done/x.csv", "old archive", OLD).await;
+    let opts = IngestOptions {
+        filter: FilterSet::builder().exclude("*.tmp").build().unwrap(),
+        archive: Some(Location::on_drop(p("done"))),
+        reports: Some(Location::on(elsewhere.clone(), p("log/ingest"))),
+        ..fast()
+    };
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    let got: Vec<&str> = r.ingested.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(got, ["in/a.csv"]);
+    let s = r
+        .skipped
+        .iter()
+        .find(|s| s.path.as_str() == "in/a.tmp")
+        .unwrap();
+    assert_eq!(s.reason, SkipReason::Excluded);
+    let d = tree(&drop).await;
+    assert_eq!(d[&format!("done/{}/in/a.csv", today())], "alpha");
+    assert_eq!(d["done/x.csv"], "old archive");
+    let rep = tree(&elsewhere).await;
+    assert_eq!(rep.len(), 2);
+    assert!(rep.keys().all(|k| k.starts_with("log/ingest/")));
+}
+
+#[tokio::test]
+async fn no_archive_and_copy_only_remotes() {
+    // A drop remote without rename or copy: the archive is streamed, then the file removed.
+    let weak = crate::Capabilities {
+        modtime_precision: Some(Duration::from_secs(1)),
+        write_modtime: true,
+        dirs: true,
+        ..Default::default()
+    };
+    let drop: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://drop").with_capabilities(weak));
+    let target = fs("memfs://target");
+    put(&drop, "a.csv", "alpha", OLD).await;
+    let r = ingest(&drop, &target, &fast()).await.unwrap();
+    assert_eq!(r.ingested.len(), 1);
+    assert_eq!(
+        tree(&drop).await[&format!("archives/{}/a.csv", today())],
+        "alpha"
+    );
+    assert!(!tree(&drop).await.contains_key("a.csv"));
+
+    put(&drop, "b.csv", "beta", OLD).await;
+    let opts = IngestOptions {
+        archive: None,
+        reports: None,
+        ..fast()
+    };
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    assert_eq!(r.ingested.len(), 1);
+    assert!(r.ingested[0].archive_path.is_none());
+    assert!(r.report_files.is_empty());
+    let d = tree(&drop).await;
+    assert!(!d.contains_key("b.csv"));
+    assert_eq!(tree(&target).await["b.csv"], "beta");
+}
+
+#[tokio::test]
+async fn same_remote_is_refused() {
+    let drop = fs("memfs://same");
+    let e = ingest(&drop, &drop, &fast()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+}

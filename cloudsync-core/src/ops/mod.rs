@@ -1,0 +1,155 @@
+//! The operations an application calls: [`copy`], [`sync`], [`move_files`], [`check`],
+//! [`list`], [`delete`], [`rmdirs`], [`purge`], [`cleanup`], plus [`plan`] / [`apply`] for dry
+//! runs that are executed later and [`copy_files`] to transfer an explicit list of paths.
+//!
+//! They behave as rclone's commands of the same name do; differences are documented on each.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cloudsync_core::Result<()> {
+//! use cloudsync_core::{bytes_stream, memory, ops, Remote, RemotePath, WriteMeta};
+//!
+//! let (src, dst) = (memory(), memory());
+//! src.write(&RemotePath::new("a/b.txt")?, bytes_stream("hi"), WriteMeta::default()).await?;
+//! let summary = ops::sync(&src, &dst, &ops::SyncOptions::default()).await?;
+//! assert_eq!(summary.transferred, 1);
+//! assert!(ops::check(&src, &dst, &Default::default()).await?.is_identical());
+//! # Ok(())
+//! # }
+//! ```
+
+mod check;
+mod delete;
+mod list;
+mod options;
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::exec::Engine;
+use crate::path::RemotePath;
+use crate::plan::march::Seed;
+use crate::plan::{Mode, Plan};
+use crate::remote::Remote;
+use crate::report::Summary;
+
+pub use check::check;
+pub use delete::{cleanup, delete, purge, rmdirs};
+pub use list::list;
+pub use options::{CheckOptions, CompareOptions, DeleteOptions, ListOptions, SyncOptions};
+
+/// Refuses a source and destination where one contains the other.
+fn refuse_overlap(src: &Arc<dyn Remote>, dst: &Arc<dyn Remote>) -> Result<()> {
+    let (a, b) = (src.describe(), dst.describe());
+    let a = a.trim_end_matches('/');
+    let b = b.trim_end_matches('/');
+    let inside =
+        |x: &str, y: &str| x == y || (x.starts_with(y) && x.as_bytes().get(y.len()) == Some(&b'/'));
+    if inside(a, b) || inside(b, a) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("source ({a}) and destination ({b}) overlap"),
+        ));
+    }
+    Ok(())
+}
+
+async fn run(
+    src: &Arc<dyn Remote>,
+    dst: &Arc<dyn Remote>,
+    mode: Mode,
+    opts: &SyncOptions,
+) -> Result<Summary> {
+    refuse_overlap(src, dst)?;
+    let engine = Engine::new(src.clone(), dst.clone(), mode, opts.clone());
+    let seeds = engine.root_seeds();
+    engine.run(seeds).await
+}
+
+/// Copies new and changed files from `src` to `dst`; never deletes (rclone `copy`).
+///
+/// Per-file failures are in [`Summary::errors`]; an `Err` means the operation could not run at
+/// all (the source directory does not exist, source and destination overlap).
+pub async fn copy(
+    src: &Arc<dyn Remote>,
+    dst: &Arc<dyn Remote>,
+    opts: &SyncOptions,
+) -> Result<Summary> {
+    run(src, dst, Mode::Copy, opts).await
+}
+
+/// Makes `dst` identical to `src` (rclone `sync`): copies new and changed files, then, only if
+/// nothing failed, deletes destination files that are not on the source.
+pub async fn sync(
+    src: &Arc<dyn Remote>,
+    dst: &Arc<dyn Remote>,
+    opts: &SyncOptions,
+) -> Result<Summary> {
+    run(src, dst, Mode::Sync, opts).await
+}
+
+/// Moves files from `src` to `dst` (rclone `move`): each source file is deleted only after its
+/// copy on the destination is verified (or found identical there).
+pub async fn move_files(
+    src: &Arc<dyn Remote>,
+    dst: &Arc<dyn Remote>,
+    opts: &SyncOptions,
+) -> Result<Summary> {
+    run(src, dst, Mode::Move, opts).await
+}
+
+/// Copies exactly `paths` (files, relative to both roots) from `src` to `dst` when they are
+/// missing or different there — the "re-run & sync" of a [`CheckReport`](crate::CheckReport).
+pub async fn copy_files(
+    src: &Arc<dyn Remote>,
+    dst: &Arc<dyn Remote>,
+    paths: Vec<RemotePath>,
+    opts: &SyncOptions,
+) -> Result<Summary> {
+    refuse_overlap(src, dst)?;
+    let seeds = paths.into_iter().map(Seed::File).collect();
+    Engine::new(src.clone(), dst.clone(), Mode::Copy, opts.clone())
+        .run(seeds)
+        .await
+}
+
+/// Decides everything a `mode` run would do and returns it as a [`Plan`], touching nothing.
+pub async fn plan(
+    src: &Arc<dyn Remote>,
+    dst: &Arc<dyn Remote>,
+    mode: Mode,
+    opts: &SyncOptions,
+) -> Result<Plan> {
+    refuse_overlap(src, dst)?;
+    let engine = Engine::new(src.clone(), dst.clone(), mode, opts.clone());
+    let seeds = engine.root_seeds();
+    let decisions = engine.plan(seeds).await?;
+    Ok(Plan {
+        mode,
+        source: src.describe(),
+        destination: dst.describe(),
+        created: OffsetDateTime::now_utc(),
+        decisions,
+    })
+}
+
+/// Executes a [`Plan`] made earlier. Each source file is checked again first: one that changed
+/// since planning is skipped and reported, never half-applied. Deletions still run last and
+/// only when nothing failed.
+pub async fn apply(
+    src: &Arc<dyn Remote>,
+    dst: &Arc<dyn Remote>,
+    plan: &Plan,
+    opts: &SyncOptions,
+) -> Result<Summary> {
+    refuse_overlap(src, dst)?;
+    Engine::new(src.clone(), dst.clone(), plan.mode, opts.clone())
+        .revalidating()
+        .apply(plan.decisions.clone())
+        .await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+//! Options of the operations, with rclone's defaults.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::filter::FilterSet;
+use crate::path::RemotePath;
+use crate::report::{Event, EventSink};
+
+/// How files present on both sides are compared (rclone's equality flags).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompareOptions {
+    /// Compare by size and hash instead of size and modtime (`--checksum`).
+    pub checksum: bool,
+    /// Compare by size only (`--size-only`).
+    pub size_only: bool,
+    /// Transfer every file, equal or not (`--ignore-times`).
+    pub ignore_times: bool,
+    /// Skip every file that exists on the destination (`--ignore-existing`).
+    pub ignore_existing: bool,
+    /// Skip files that are newer on the destination (`--update`).
+    pub update: bool,
+    /// Extra tolerance when comparing modtimes (`--modify-window`).
+    pub modify_window: Duration,
+}
+
+/// Options of [`copy`](super::copy), [`sync`](super::sync) and [`move_files`](super::move_files).
+///
+/// ```
+/// use cloudsync_core::{FilterSet, ops::SyncOptions};
+/// let opts = SyncOptions {
+///     filter: FilterSet::builder().include("*.jpg").build()?,
+///     transfers: 8,
+///     ..Default::default()
+/// };
+/// # let _ = opts;
+/// # Ok::<(), cloudsync_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SyncOptions {
+    /// Which files are seen at all.
+    pub filter: FilterSet,
+    /// How files on both sides are compared.
+    pub compare: CompareOptions,
+    /// Decide and report, but change nothing (`--dry-run`).
+    pub dry_run: bool,
+    /// Files transferred concurrently (`--transfers`, default 4).
+    pub transfers: usize,
+    /// Directories listed and files compared concurrently (`--checkers`, default 8).
+    pub checkers: usize,
+    /// Attempts of the whole operation; later attempts redo only what failed (`--retries`,
+    /// default 3).
+    pub retries: u32,
+    /// Retries of one failing transfer or request (`--low-level-retries`, default 10).
+    pub low_level_retries: u32,
+    /// First backoff between low-level retries (grows exponentially, with jitter).
+    pub retry_backoff: Duration,
+    /// Stop deleting after this many deletions, with an error (`--max-delete`).
+    pub max_delete: Option<u64>,
+    /// Move replaced and deleted destination files here instead (`--backup-dir`), a path on
+    /// the destination remote outside the synced tree or excluded from it.
+    pub backup_dir: Option<RemotePath>,
+    /// Also delete destination files the filters exclude (`--delete-excluded`, sync only).
+    pub delete_excluded: bool,
+    /// Create source directories that are empty (`--create-empty-src-dirs`).
+    pub create_empty_src_dirs: bool,
+    /// After a move, remove source directories left empty (`--delete-empty-src-dirs`).
+    pub delete_empty_src_dirs: bool,
+    /// Where progress events go.
+    pub events: Option<EventSink>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            filter: FilterSet::everything(),
+            compare: CompareOptions::default(),
+            dry_run: false,
+            transfers: 4,
+            checkers: 8,
+            retries: 3,
+            low_level_retries: 10,
+            retry_backoff: Duration::from_millis(200),
+            max_delete: None,
+            backup_dir: None,
+            delete_excluded: false,
+            create_empty_src_dirs: false,
+            delete_empty_src_dirs: false,
+            events: None,
+        }
+    }
+}
+
+impl fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("filter", &self.filter)
+            .field("compare", &self.compare)
+            .field("dry_run", &self.dry_run)
+            .field("transfers", &self.transfers)
+            .field("checkers", &self.checkers)
+            .field("retries", &self.retries)
+            .field("low_level_retries", &self.low_level_retries)
+            .field("max_delete", &self.max_delete)
+            .field("backup_dir", &self.backup_dir)
+            .field("delete_excluded", &self.delete_excluded)
+            .field("create_empty_src_dirs", &self.create_empty_src_dirs)
+            .field("delete_empty_src_dirs", &self.delete_empty_src_dirs)
+            .field("events", &self.events.as_ref().map(|_| "EventSink"))
+            .finish()
+    }
+}
+
+impl SyncOptions {
+    pub(crate) fn emit(&self, event: Event) {
+        if let Some(sink) = &self.events {
+            sink(&event);
+        }
+    }
+}
+
+/// Options of [`check`](super::check).
+#[derive(Clone, Default)]
+pub struct CheckOptions {
+    /// Which files are compared.
+    pub filter: FilterSet,
+    /// Compare sizes only (`--size-only`).
+    pub size_only: bool,
+    /// Compare the bytes of both sides (`--download`): exact, but reads everything.
+    pub download: bool,
+    /// Only look for source files missing or different on the destination (`--one-way`).
+    pub one_way: bool,
+    /// Directories listed and files compared concurrently (default 8).
+    pub checkers: usize,
+    /// Where progress events go.
+    pub events: Option<EventSink>,
+}
+
+impl fmt::Debug for CheckOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckOptions")
+            .field("filter", &self.filter)
+            .field("size_only", &self.size_only)
+            .field("download", &self.download)
+            .field("one_way", &self.one_way)
+            .field("checkers", &self.checkers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of [`list`](super::list), [`delete`](super::delete) and the other single-remote
+/// operations.
+#[derive(Clone)]
+pub struct ListOptions {
+    /// Which entries are listed (or deleted).
+    pub filter: FilterSet,
+    /// Walk the whole tree instead of one level.
+    pub recursive: bool,
+    /// Directories listed concurrently (default 8).
+    pub checkers: usize,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions {
+            filter: FilterSet::everything(),
+            recursive: false,
+            checkers: 8,
+        }
+    }
+}
+
+impl fmt::Debug for ListOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListOptions")
+            .field("filter", &self.filter)
+            .field("recursive", &self.recursive)
+            .field("checkers", &self.checkers)
+            .finish()
+    }
+}
+
+/// Options of [`delete`](super::delete).
+#[derive(Clone)]
+pub struct DeleteOptions {
+    /// Which files are deleted.
+    pub filter: FilterSet,
+    /// Also remove directories left empty (`--rmdirs`).
+    pub rmdirs: bool,
+    /// Report what would be deleted, delete nothing.
+    pub dry_run: bool,
+    /// Deletions and listings run concurrently (default 8).
+    pub checkers: usize,
+    /// Where progress events go.
+    pub events: Option<EventSink>,
+}
+
+impl Default for DeleteOptions {
+    fn default() -> Self {
+        DeleteOptions {
+            filter: FilterSet::everything(),
+            rmdirs: false,
+            dry_run: false,
+            checkers: 8,
+            events: None,
+        }
+    }
+}
+
+impl fmt::Debug for DeleteOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeleteOptions")
+            .field("filter", &self.filter)
+            .field("rmdirs", &self.rmdirs)
+            .field("dry_run", &self.dry_run)
+            .field("checkers", &self.checkers)
+            .finish_non_exhaustive()
+    }
+}

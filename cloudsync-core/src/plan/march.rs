@@ -1,0 +1,474 @@
+//! The march: list the source and destination one directory pair at a time, merge the two
+//! listings by name, apply the filters, and stream what was found.
+//!
+//! Memory depends on the largest directory and the work in flight, not on the size of the
+//! tree: each directory pair is listed, merged and forgotten; the stream is bounded, so a slow
+//! consumer slows the march down.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use futures::channel::mpsc;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::{SinkExt, Stream};
+
+use crate::entry::Entry;
+use crate::error::{Error, ErrorKind, Result};
+use crate::filter::FilterSet;
+use crate::path::RemotePath;
+use crate::remote::Remote;
+
+/// Where the march starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Seed {
+    /// A directory, walked recursively.
+    Dir(RemotePath),
+    /// A single file (`files_from`, retries, re-runs from a report).
+    File(RemotePath),
+}
+
+/// Which side of the march something was found on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Src,
+    Dst,
+}
+
+/// What the march found.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// A file on one or both sides.
+    Pair {
+        path: RemotePath,
+        src: Option<Entry>,
+        dst: Option<Entry>,
+        /// The source file passes the filters.
+        src_included: bool,
+        /// The destination file passes the filters.
+        dst_included: bool,
+    },
+    /// A path that is a file on one side and a directory on the other.
+    Conflict { path: RemotePath },
+    /// Two entries on one side that the other side can't tell apart.
+    Duplicate { path: RemotePath },
+    /// An included source directory (visited), and whether the destination has it.
+    SrcDir { entry: Entry, dst_exists: bool },
+    /// A destination directory with no source counterpart, whose contents were walked.
+    DstOnlyDir { path: RemotePath, included: bool },
+    /// A listing or stat failed.
+    Error { path: RemotePath, error: Error },
+}
+
+/// What the march needs to know.
+#[derive(Debug, Clone)]
+pub(crate) struct MarchConfig {
+    pub(crate) filter: FilterSet,
+    pub(crate) checkers: usize,
+    /// Walk destination-only directories too (sync and check need them, copy doesn't).
+    pub(crate) walk_dst_only: bool,
+    /// Walk excluded destination directories (`delete_excluded`).
+    pub(crate) walk_dst_excluded: bool,
+    /// A destination directory the march never enters (the backup directory).
+    pub(crate) skip_dst: Option<RemotePath>,
+}
+
+/// Starts the march and returns the stream of what it finds.
+pub(crate) fn march(
+    src: Arc<dyn Remote>,
+    dst: Option<Arc<dyn Remote>>,
+    seeds: Vec<Seed>,
+    cfg: MarchConfig,
+) -> impl Stream<Item = Item> + Send + 'static {
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(run(src, dst, seeds, cfg, tx));
+    rx
+}
+
+type Tx = mpsc::Sender<Item>;
+
+struct Walk {
+    src: Arc<dyn Remote>,
+    dst: Option<Arc<dyn Remote>>,
+    cfg: MarchConfig,
+    case_insensitive: bool,
+}
+
+/// One directory pair to visit.
+#[derive(Debug, Clone)]
+struct DirJob {
+    path: RemotePath,
+    src: bool,
+    dst: bool,
+    /// A starting point (a missing source seed is an error, not an empty directory).
+    seed: bool,
+}
+
+async fn run(
+    src: Arc<dyn Remote>,
+    dst: Option<Arc<dyn Remote>>,
+    seeds: Vec<Seed>,
+    cfg: MarchConfig,
+    mut tx: Tx,
+) {
+    let case_insensitive = src.capabilities().case_insensitive
+        || dst
+            .as_ref()
+            .is_some_and(|d| d.capabilities().case_insensitive);
+    let walk = Arc::new(Walk {
+        src,
+        dst,
+        cfg,
+        case_insensitive,
+    });
+    let mut stack: Vec<DirJob> = Vec::new();
+    for seed in seeds {
+        match seed {
+            Seed::Dir(path) => stack.push(DirJob {
+                path,
+                src: true,
+                dst: walk.dst.is_some(),
+                seed: true,
+            }),
+            Seed::File(path) => {
+                if let Some(item) = walk.file_seed(path).await {
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    let limit = walk.cfg.checkers.max(1);
+    let mut running = FuturesUnordered::new();
+    loop {
+        while running.len() < limit {
+            let Some(job) = stack.pop() else { break };
+            let w = walk.clone();
+            let tx = tx.clone();
+            running.push(async move { w.visit(job, tx).await });
+        }
+        match running.next().await {
+            Some(Some(children)) => stack.extend(children),
+            Some(None) => return, // the receiver went away
+            None => break,
+        }
+    }
+}
+
+fn key(e: &Entry, ci: bool) -> std::borrow::Cow<'_, str> {
+    if ci {
+        std::borrow::Cow::Owned(e.name().to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(e.name())
+    }
+}
+
+impl Walk {
+    async fn file_seed(&self, path: RemotePath) -> Option<Item> {
+        let src = match self.src.stat(&path).await {
+            Ok(e) if e.is_file() => Some(e),
+            Ok(_) => return None,
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(error) => return Some(Item::Error { path, error }),
+        };
+        let dst = match &self.dst {
+            None => None,
+            Some(d) => match d.stat(&path).await {
+                Ok(e) if e.is_file() => Some(e),
+                Ok(_) if src.is_some() => return Some(Item::Conflict { path }),
+                Ok(_) => None,
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(error) => return Some(Item::Error { path, error }),
+            },
+        };
+        if src.is_none() && dst.is_none() {
+            return None;
+        }
+        let f = &self.cfg.filter;
+        Some(Item::Pair {
+            src_included: src.as_ref().is_some_and(|e| f.include_entry(e)),
+            dst_included: dst.as_ref().is_some_and(|e| f.include_entry(e)),
+            path,
+            src,
+            dst,
+        })
+    }
+
+    /// Lists one side of a directory: `Ok(None)` when it does not exist.
+    async fn list(
+        &self,
+        side: Side,
+        dir: &RemotePath,
+        seed: bool,
+        tx: &mut Tx,
+    ) -> Result<Vec<Entry>, ()> {
+        let remote = match side {
+            Side::Src => &self.src,
+            Side::Dst => match &self.dst {
+                Some(d) => d,
+                None => return Ok(Vec::new()),
+            },
+        };
+        let mut stream = match remote.list(dir).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::NotFound && (side == Side::Dst || !seed) => {
+                // A missing destination directory is simply empty; a source directory that
+                // vanished since its parent was listed, likewise.
+                return Ok(Vec::new());
+            }
+            Err(error) => {
+                let _ = tx
+                    .send(Item::Error {
+                        path: dir.clone(),
+                        error,
+                    })
+                    .await;
+                return Err(());
+            }
+        };
+        let mut out = Vec::new();
+        let mut failed = false;
+        while let Some(r) = stream.next().await {
+            match r {
+                Ok(e) => {
+                    if side == Side::Dst && self.cfg.skip_dst.as_ref() == Some(&e.path) {
+                        continue;
+                    }
+                    out.push(e);
+                }
+                Err(error) => {
+                    failed = true;
+                    let path = error
+                        .path()
+                        .and_then(|p| RemotePath::new(p).ok())
+                        .unwrap_or_else(|| dir.clone());
+                    if tx.send(Item::Error { path, error }).await.is_err() {
+                        return Err(());
+                    }
+                }
+            }
+        }
+        if failed {
+            tracing::debug!(%dir, "listing had errors; entries that did list are still used");
+        }
+        Ok(out)
+    }
+
+    /// Visits one directory pair: returns the sub-directories to visit, or `None` when the
+    /// consumer has gone.
+    async fn visit(&self, job: DirJob, mut tx: Tx) -> Option<Vec<DirJob>> {
+        let (src, dst) = futures::join!(
+            async {
+                if job.src {
+                    self.list(Side::Src, &job.path, job.seed, &mut tx.clone())
+                        .await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+            async {
+                if job.dst {
+                    self.list(Side::Dst, &job.path, job.seed, &mut tx.clone())
+                        .await
+                } else {
+                    Ok(Vec::new())
+                }
+            }
+        );
+        // If either side failed to list, nothing in this directory is decided: a partial
+        // listing must never turn into deletions or overwrites.
+        let (Ok(mut src), Ok(mut dst)) = (src, dst) else {
+            return Some(Vec::new());
+        };
+        let ci = self.case_insensitive;
+        src.sort_unstable_by(|a, b| key(a, ci).cmp(&key(b, ci)));
+        dst.sort_unstable_by(|a, b| key(a, ci).cmp(&key(b, ci)));
+        let src_dups = duplicates(&src, ci);
+        let dst_dups = duplicates(&dst, ci);
+
+        let mut children = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        while i < src.len() || j < dst.len() {
+            let ord = match (src.get(i), dst.get(j)) {
+                (Some(a), Some(b)) => key(a, ci).cmp(&key(b, ci)),
+                (Some(_), None) => Ordering::Less,
+                (None, _) => Ordering::Greater,
+            };
+            let (s, d) = match ord {
+                Ordering::Less => {
+                    i += 1;
+                    (Some(&src[i - 1]), None)
+                }
+                Ordering::Greater => {
+                    j += 1;
+                    (None, Some(&dst[j - 1]))
+                }
+                Ordering::Equal => {
+                    i += 1;
+                    j += 1;
+                    (Some(&src[i - 1]), Some(&dst[j - 1]))
+                }
+            };
+            let any = s.or(d).map(|e| e.path.clone()).unwrap_or_default();
+            let dup_side = if s.is_some_and(|e| src_dups.contains(&key(e, ci).into_owned())) {
+                Some(Side::Src)
+            } else if d.is_some_and(|e| dst_dups.contains(&key(e, ci).into_owned())) {
+                Some(Side::Dst)
+            } else {
+                None
+            };
+            if dup_side.is_some() {
+                if tx.send(Item::Duplicate { path: any }).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+            if let Some(item) = self.pair(s, d, &mut children) {
+                if tx.send(item).await.is_err() {
+                    return None;
+                }
+            }
+        }
+        Some(children)
+    }
+
+    /// Turns one merged name into an item and/or a directory to visit.
+    fn pair(
+        &self,
+        s: Option<&Entry>,
+        d: Option<&Entry>,
+        children: &mut Vec<DirJob>,
+    ) -> Option<Item> {
+        let f = &self.cfg.filter;
+        let descend = |p: &RemotePath| f.max_depth().is_none_or(|m| p.depth() < m);
+        match (s, d) {
+            (Some(a), Some(b)) if a.is_dir() != b.is_dir() => Some(Item::Conflict {
+                path: a.path.clone(),
+            }),
+            (Some(a), d) if a.is_dir() => {
+                let included = f.include_dir(&a.path);
+                let dst_dir = d.is_some();
+                let walk_dst = dst_dir && (included || self.cfg.walk_dst_excluded);
+                if descend(&a.path) && (included || walk_dst) {
+                    children.push(DirJob {
+                        path: a.path.clone(),
+                        src: included,
+                        dst: walk_dst,
+                        seed: false,
+                    });
+                }
+                if included {
+                    Some(Item::SrcDir {
+                        entry: a.clone(),
+                        dst_exists: dst_dir,
+                    })
+                } else if walk_dst {
+                    Some(Item::DstOnlyDir {
+                        path: a.path.clone(),
+                        included: false,
+                    })
+                } else {
+                    None
+                }
+            }
+            (None, Some(b)) if b.is_dir() => {
+                if !self.cfg.walk_dst_only {
+                    return None;
+                }
+                let included = f.include_dir(&b.path);
+                if !(included || self.cfg.walk_dst_excluded) {
+                    return None;
+                }
+                if descend(&b.path) {
+                    children.push(DirJob {
+                        path: b.path.clone(),
+                        src: false,
+                        dst: true,
+                        seed: false,
+                    });
+                }
+                Some(Item::DstOnlyDir {
+                    path: b.path.clone(),
+                    included,
+                })
+            }
+            (None, Some(b)) if !self.cfg.walk_dst_only => {
+                let _ = b;
+                None
+            }
+            (s, d) => {
+                let path = s.or(d)?.path.clone();
+                Some(Item::Pair {
+                    src_included: s.is_some_and(|e| f.include_entry(e)),
+                    dst_included: d.is_some_and(|e| f.include_entry(e)),
+                    src: s.cloned(),
+                    dst: d.cloned(),
+                    path,
+                })
+            }
+        }
+    }
+}
+
+/// Keys that occur more than once in a sorted listing.
+fn duplicates(sorted: &[Entry], ci: bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in sorted.windows(2) {
+        let k = key(&w[0], ci);
+        if k == key(&w[1], ci) && out.last().map(String::as_str) != Some(&*k) {
+            out.push(k.into_owned());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{WriteMeta, bytes_stream, memory};
+
+    async fn put(r: &Arc<dyn Remote>, p: &str, body: &'static str) {
+        r.write(
+            &RemotePath::new(p).unwrap(),
+            bytes_stream(body),
+            WriteMeta::default(),
+        )
+        .await
+        .unwrap();
+    }
+
+    fn cfg() -> MarchConfig {
+        MarchConfig {
+            filter: FilterSet::everything(),
+            checkers: 4,
+            walk_dst_only: true,
+            walk_dst_excluded: false,
+            skip_dst: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn pairs_files_across_trees() {
+        let (a, b) = (memory(), memory());
+        put(&a, "x/1", "a").await;
+        put(&a, "x/2", "a").await;
+        put(&b, "x/2", "b").await;
+        put(&b, "y/3", "b").await;
+        let mut found: Vec<String> = march(a, Some(b), vec![Seed::Dir(RemotePath::root())], cfg())
+            .filter_map(|i| async move {
+                match i {
+                    Item::Pair { path, src, dst, .. } => Some(format!(
+                        "{path}:{}{}",
+                        u8::from(src.is_some()),
+                        u8::from(dst.is_some())
+                    )),
+                    Item::DstOnlyDir { path, .. } => Some(format!("dstdir {path}")),
+                    _ => None,
+                }
+            })
+            .collect()
+            .await;
+        found.sort();
+        assert_eq!(found, ["dstdir y", "x/1:10", "x/2:11", "y/3:01"]);
+    }
+}

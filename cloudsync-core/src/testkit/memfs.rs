@@ -1,0 +1,299 @@
+//! [`MemFs`]: an in-memory remote with real directories, settable modtimes, MD5 hashes and
+//! server-side copy and rename — a fast stand-in for a full-featured backend in engine tests.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+use time::OffsetDateTime;
+
+use crate::entry::{Entry, WriteMeta};
+use crate::error::{Error, ErrorKind, Result};
+use crate::hash::{HashKind, Hashes, MultiHasher};
+use crate::path::RemotePath;
+use crate::remote::{ByteStream, Capabilities, EntryStream, Remote};
+
+#[derive(Debug, Clone)]
+enum Node {
+    File {
+        data: Bytes,
+        modtime: OffsetDateTime,
+        md5: String,
+    },
+    Dir,
+}
+
+/// An in-memory filesystem remote.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cloudsync_core::Result<()> {
+/// use cloudsync_core::testkit::MemFs;
+/// use cloudsync_core::Remote;
+/// let fs = MemFs::new("memfs://a");
+/// assert!(fs.capabilities().set_modtime);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemFs {
+    nodes: Arc<Mutex<BTreeMap<RemotePath, Node>>>,
+    caps: Capabilities,
+    name: String,
+}
+
+impl MemFs {
+    /// An empty filesystem with millisecond modtimes, MD5, copy, rename and real directories.
+    pub fn new(name: &str) -> Self {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(RemotePath::root(), Node::Dir);
+        MemFs {
+            nodes: Arc::new(Mutex::new(nodes)),
+            caps: Capabilities {
+                hashes: vec![HashKind::Md5],
+                modtime_precision: Some(Duration::from_millis(1)),
+                write_modtime: true,
+                set_modtime: true,
+                copy: true,
+                rename: true,
+                purge: true,
+                dirs: true,
+                ..Default::default()
+            },
+            name: name.to_owned(),
+        }
+    }
+
+    /// Replaces the declared capabilities (to imitate a weaker backend).
+    pub fn with_capabilities(mut self, caps: Capabilities) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<RemotePath, Node>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn err(&self, kind: ErrorKind, msg: &str, op: &'static str, path: &RemotePath) -> Error {
+        Error::new(kind, msg)
+            .with_operation(op)
+            .with_remote(&self.name)
+            .with_path(path)
+    }
+
+    fn entry(&self, path: &RemotePath, node: &Node) -> Entry {
+        match node {
+            Node::Dir => Entry::dir(path.clone()),
+            Node::File { data, modtime, md5 } => {
+                let precision = self
+                    .caps
+                    .modtime_precision
+                    .unwrap_or(Duration::from_secs(1));
+                Entry::file(path.clone(), data.len() as u64)
+                    .with_modtime(Some(truncate(*modtime, precision)))
+                    .with_hashes(if self.caps.hashes.contains(&HashKind::Md5) {
+                        Hashes::default().with(HashKind::Md5, md5.clone())
+                    } else {
+                        Hashes::default()
+                    })
+            }
+        }
+    }
+
+    fn make_parents(nodes: &mut BTreeMap<RemotePath, Node>, path: &RemotePath) -> Result<()> {
+        let mut cur = path.parent();
+        let mut chain = Vec::new();
+        while let Some(p) = cur {
+            match nodes.get(&p) {
+                Some(Node::Dir) => break,
+                Some(Node::File { .. }) => {
+                    return Err(Error::new(ErrorKind::Conflict, "a parent is a file").with_path(&p));
+                }
+                None => chain.push(p.clone()),
+            }
+            cur = p.parent();
+        }
+        for p in chain {
+            nodes.insert(p, Node::Dir);
+        }
+        Ok(())
+    }
+
+    fn put(&self, path: &RemotePath, data: Bytes, modtime: OffsetDateTime) -> Result<Entry> {
+        let mut h = MultiHasher::new(&[HashKind::Md5]);
+        h.update(&data);
+        let md5 = h.finish().get(HashKind::Md5).unwrap_or_default().to_owned();
+        let mut nodes = self.lock();
+        if let Some(Node::Dir) = nodes.get(path) {
+            return Err(self.err(ErrorKind::Conflict, "is a directory", "write", path));
+        }
+        Self::make_parents(&mut nodes, path)?;
+        let node = Node::File { data, modtime, md5 };
+        let e = self.entry(path, &node);
+        nodes.insert(path.clone(), node);
+        Ok(e)
+    }
+}
+
+fn truncate(t: OffsetDateTime, precision: Duration) -> OffsetDateTime {
+    let p = precision.as_nanos().max(1) as i128;
+    let n = t.unix_timestamp_nanos();
+    OffsetDateTime::from_unix_timestamp_nanos(n - n.rem_euclid(p)).unwrap_or(t)
+}
+
+#[async_trait]
+impl Remote for MemFs {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        let nodes = self.lock();
+        match nodes.get(dir) {
+            Some(Node::Dir) => {}
+            Some(_) => return Err(self.err(ErrorKind::Conflict, "not a directory", "list", dir)),
+            None => return Err(self.err(ErrorKind::NotFound, "directory not found", "list", dir)),
+        }
+        let out: Vec<Result<Entry>> = nodes
+            .iter()
+            .filter(|(p, _)| !p.is_root() && p.parent().as_ref() == Some(dir))
+            .map(|(p, n)| Ok(self.entry(p, n)))
+            .collect();
+        Ok(futures::stream::iter(out).boxed())
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        let nodes = self.lock();
+        nodes
+            .get(path)
+            .map(|n| self.entry(path, n))
+            .ok_or_else(|| self.err(ErrorKind::NotFound, "not found", "stat", path))
+    }
+
+    async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
+        let data = match self.lock().get(path) {
+            Some(Node::File { data, .. }) => data.clone(),
+            Some(Node::Dir) => {
+                return Err(self.err(ErrorKind::Conflict, "is a directory", "read", path));
+            }
+            None => return Err(self.err(ErrorKind::NotFound, "not found", "read", path)),
+        };
+        let len = data.len() as u64;
+        let r = range.unwrap_or(0..len);
+        let (a, b) = (r.start.min(len) as usize, r.end.min(len) as usize);
+        let slice = data.slice(a..b.max(a));
+        // Several chunks, like a network stream.
+        let chunks: Vec<Result<Bytes>> = (0..slice.len())
+            .step_by(64 * 1024)
+            .map(|i| Ok(slice.slice(i..(i + 64 * 1024).min(slice.len()))))
+            .collect();
+        Ok(futures::stream::iter(chunks).boxed())
+    }
+
+    async fn write(
+        &self,
+        path: &RemotePath,
+        mut body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = body.try_next().await? {
+            buf.extend_from_slice(&chunk);
+        }
+        let modtime = meta
+            .modtime
+            .filter(|_| self.caps.write_modtime)
+            .unwrap_or_else(OffsetDateTime::now_utc);
+        self.put(path, buf.freeze(), modtime)
+    }
+
+    async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
+        let mut nodes = self.lock();
+        match nodes.get(dir) {
+            Some(Node::Dir) => Ok(()),
+            Some(_) => Err(self.err(ErrorKind::Conflict, "is a file", "mkdir", dir)),
+            None => {
+                Self::make_parents(&mut nodes, dir)?;
+                nodes.insert(dir.clone(), Node::Dir);
+                Ok(())
+            }
+        }
+    }
+
+    async fn remove_file(&self, path: &RemotePath) -> Result<()> {
+        let mut nodes = self.lock();
+        match nodes.get(path) {
+            Some(Node::File { .. }) => {
+                nodes.remove(path);
+                Ok(())
+            }
+            Some(Node::Dir) => {
+                Err(self.err(ErrorKind::Conflict, "is a directory", "remove_file", path))
+            }
+            None => Err(self.err(ErrorKind::NotFound, "not found", "remove_file", path)),
+        }
+    }
+
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
+        let mut nodes = self.lock();
+        match nodes.get(dir) {
+            Some(Node::Dir) => {
+                if nodes.keys().any(|p| p.parent().as_ref() == Some(dir)) {
+                    return Err(self.err(
+                        ErrorKind::Conflict,
+                        "directory not empty",
+                        "remove_dir",
+                        dir,
+                    ));
+                }
+                if !dir.is_root() {
+                    nodes.remove(dir);
+                }
+                Ok(())
+            }
+            Some(_) => Err(self.err(ErrorKind::Conflict, "not a directory", "remove_dir", dir)),
+            None => Err(self.err(ErrorKind::NotFound, "not found", "remove_dir", dir)),
+        }
+    }
+
+    async fn copy(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        let node = self.lock().get(from).cloned();
+        match node {
+            Some(Node::File { data, modtime, .. }) => self.put(to, data, modtime),
+            _ => Err(self.err(ErrorKind::NotFound, "not found", "copy", from)),
+        }
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        let e = self.copy(from, to).await?;
+        self.lock().remove(from);
+        Ok(e)
+    }
+
+    async fn set_modtime(&self, path: &RemotePath, t: OffsetDateTime) -> Result<()> {
+        match self.lock().get_mut(path) {
+            Some(Node::File { modtime, .. }) => {
+                *modtime = t;
+                Ok(())
+            }
+            _ => Err(self.err(ErrorKind::NotFound, "not found", "set_modtime", path)),
+        }
+    }
+
+    async fn purge(&self, dir: &RemotePath) -> Result<()> {
+        let mut nodes = self.lock();
+        if !nodes.contains_key(dir) {
+            return Err(self.err(ErrorKind::NotFound, "not found", "purge", dir));
+        }
+        nodes.retain(|p, _| !p.starts_with(dir) || (dir.is_root() && p.is_root()));
+        Ok(())
+    }
+}
