@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod checks;
+pub mod nextcloud;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
