@@ -1,0 +1,372 @@
+//! The command line: commands and flags, with rclone's names and meanings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use cloudsync::{AgeLimit, parse_age, parse_duration, parse_size};
+
+/// rclone-style file sync between local folders, SFTP, FTP, WebDAV, Dropbox, Google Drive and
+/// Cloud Storage.
+///
+/// A location is a local path, `name:path` naming a `[remotes.name]` section of the config file,
+/// or a URL (`sftp://user@host:22/dir`, `ftp://`, `ftps://`, `webdav://`, `webdavs://`,
+/// `gs://bucket/prefix`, `memory://name`).
+#[derive(Debug, Parser)]
+#[command(name = "cloudsync", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Flags every command accepts, before or after the command name.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file [default: $XDG_CONFIG_HOME/cloudsync/cloudsync.toml, else
+    /// ~/.config/cloudsync/cloudsync.toml; a missing default file is an empty config]
+    #[arg(long, global = true, env = "CLOUDSYNC_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More output: -v lists each change (log level info), -vv debug logs
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Show a live progress bar (only when stdout is a terminal)
+    #[arg(short = 'P', long, global = true)]
+    pub progress: bool,
+    /// Show progress and the final statistics as one line
+    #[arg(long, global = true)]
+    pub stats_one_line: bool,
+    /// Print the result (summary or report) as JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy new and changed files from SOURCE to DEST; never deletes
+    Copy(Transfer),
+    /// Make DEST identical to SOURCE: copy, then delete what is not on SOURCE (only if nothing
+    /// failed)
+    Sync(Transfer),
+    /// Move files from SOURCE to DEST (each source file is deleted after its copy is verified)
+    Move(Transfer),
+    /// Compare SOURCE and DEST by size and hash (rclone check); exit code 1 on differences
+    Check(CheckCmd),
+    /// List paths, one per line, directories with a trailing / (rclone lsf)
+    #[command(alias = "lsf")]
+    Ls(LsCmd),
+    /// List entries as JSON (rclone lsjson)
+    Lsjson(LsjsonCmd),
+    /// Delete the files the filters include; directories stay unless --rmdirs
+    Delete(DeleteCmd),
+    /// Remove a directory and everything in it (filters do not apply)
+    Purge(PurgeCmd),
+    /// Free space: empty the trash, remove old versions (where the backend has them)
+    Cleanup(Location),
+    /// Remove empty directories below a location (and the location itself unless --leave-root)
+    Rmdirs(RmdirsCmd),
+    /// Create a directory (and its parents)
+    Mkdir(Location),
+    /// Print a file's content to stdout
+    Cat(CatCmd),
+    /// Inspect the configuration
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    // `ingest` (drop folders) and `report` (queued check reports) are added here by their
+    // issues, each a variant with its own args struct and a handler in `main.rs`.
+}
+
+/// `SOURCE DEST` and the flags of copy, sync and move.
+#[derive(Debug, Args)]
+pub struct Transfer {
+    /// Where files come from
+    pub source: String,
+    /// Where files go
+    pub dest: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub compare: CompareArgs,
+    /// Decide and report, but change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Files transferred in parallel
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub transfers: usize,
+    /// Directories listed and files compared in parallel
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub checkers: usize,
+    /// Attempts of the whole operation (later attempts redo only what failed)
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+    /// Retries of one failing request or transfer
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub low_level_retries: u32,
+    /// Stop deleting after N deletions (with an error)
+    #[arg(long, value_name = "N")]
+    pub max_delete: Option<u64>,
+    /// Move replaced and deleted files here instead of deleting them: a location inside DEST
+    /// (the engine never syncs into it)
+    #[arg(long, value_name = "LOCATION")]
+    pub backup_dir: Option<String>,
+    /// Also delete files on DEST that the filters exclude (sync only)
+    #[arg(long)]
+    pub delete_excluded: bool,
+    /// Create empty source directories on DEST
+    #[arg(long)]
+    pub create_empty_src_dirs: bool,
+    /// After a move, remove source directories left empty
+    #[arg(long)]
+    pub delete_empty_src_dirs: bool,
+    /// Exit with code 9 when nothing was transferred
+    #[arg(long)]
+    pub error_on_no_transfer: bool,
+}
+
+/// How files present on both sides are compared.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Compare by size and hash instead of size and modification time
+    #[arg(short = 'c', long)]
+    pub checksum: bool,
+    /// Compare by size only
+    #[arg(long)]
+    pub size_only: bool,
+    /// Transfer every file, whether it differs or not
+    #[arg(long)]
+    pub ignore_times: bool,
+    /// Skip every file that already exists on DEST
+    #[arg(long)]
+    pub ignore_existing: bool,
+    /// Skip files that are newer on DEST
+    #[arg(short = 'u', long)]
+    pub update: bool,
+    /// Tolerance when comparing modification times (e.g. 2s, 1h)
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub modify_window: Option<Duration>,
+}
+
+/// rclone's filter flags.
+#[derive(Debug, Args, Default)]
+pub struct FilterArgs {
+    /// Include files matching GLOB (implies excluding everything else)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Exclude files matching GLOB (`dir/` excludes a directory)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Filter rule: `+ GLOB`, `- GLOB` or `!`
+    #[arg(long, value_name = "RULE")]
+    pub filter: Vec<String>,
+    /// Read filter rules from FILE
+    #[arg(long, value_name = "FILE")]
+    pub filter_from: Vec<PathBuf>,
+    /// Read include globs from FILE
+    #[arg(long, value_name = "FILE")]
+    pub include_from: Vec<PathBuf>,
+    /// Read exclude globs from FILE
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Only these files (one path per line in FILE); cannot be combined with other filters
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
+    /// Only files older than this (duration like 2h45m, 1d, 2w, or a date)
+    #[arg(long, value_parser = age, value_name = "AGE")]
+    pub min_age: Option<Age>,
+    /// Only files younger than this (duration like 2h45m, 1d, 2w, or a date)
+    #[arg(long, value_parser = age, value_name = "AGE")]
+    pub max_age: Option<Age>,
+    /// Only files at least this large (50k, 1.5M, 100B; no suffix = KiB)
+    #[arg(long, value_parser = size, value_name = "SIZE")]
+    pub min_size: Option<Size>,
+    /// Only files at most this large
+    #[arg(long, value_parser = size, value_name = "SIZE")]
+    pub max_size: Option<Size>,
+    /// Descend at most N levels (1 = the top directory only)
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<usize>,
+    /// Match globs case-insensitively
+    #[arg(long)]
+    pub ignore_case: bool,
+}
+
+/// `check SOURCE DEST`.
+#[derive(Debug, Args)]
+pub struct CheckCmd {
+    /// The reference side
+    pub source: String,
+    /// The side checked against it
+    pub dest: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Only report files missing or different on DEST (ignore extra files on DEST)
+    #[arg(long)]
+    pub one_way: bool,
+    /// Compare sizes only
+    #[arg(long)]
+    pub size_only: bool,
+    /// Compare the bytes of both sides (reads everything)
+    #[arg(long)]
+    pub download: bool,
+    /// Files compared in parallel
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub checkers: usize,
+    /// Write every path with its status (`= - + * !`) to FILE (`-` for stdout)
+    #[arg(long, value_name = "FILE")]
+    pub combined: Option<String>,
+    /// Write paths missing on DEST to FILE
+    #[arg(long, value_name = "FILE")]
+    pub missing_on_dst: Option<String>,
+    /// Write paths missing on SOURCE to FILE
+    #[arg(long, value_name = "FILE")]
+    pub missing_on_src: Option<String>,
+    /// Write paths that differ to FILE
+    #[arg(long, value_name = "FILE")]
+    pub differ: Option<String>,
+    /// Write paths that match to FILE
+    #[arg(long = "match", value_name = "FILE")]
+    pub matched: Option<String>,
+    /// Write paths that could not be compared to FILE
+    #[arg(long, value_name = "FILE")]
+    pub error: Option<String>,
+}
+
+/// `ls LOCATION`.
+#[derive(Debug, Args)]
+pub struct LsCmd {
+    /// What to list
+    pub location: String,
+    #[command(flatten)]
+    pub shape: ListShape,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// Flags shared by `ls` and `lsjson`.
+#[derive(Debug, Args)]
+pub struct ListShape {
+    /// List the whole tree
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Only list files
+    #[arg(long, conflicts_with = "dirs_only")]
+    pub files_only: bool,
+    /// Only list directories
+    #[arg(long)]
+    pub dirs_only: bool,
+    /// Directories listed in parallel
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub checkers: usize,
+}
+
+/// `lsjson LOCATION`.
+#[derive(Debug, Args)]
+pub struct LsjsonCmd {
+    /// What to list
+    pub location: String,
+    #[command(flatten)]
+    pub shape: ListShape,
+    /// Include the hashes of each file (may read every file)
+    #[arg(long)]
+    pub hash: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// `delete LOCATION`.
+#[derive(Debug, Args)]
+pub struct DeleteCmd {
+    /// Where to delete
+    pub location: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Also remove directories left empty
+    #[arg(long)]
+    pub rmdirs: bool,
+    /// Report what would be deleted, delete nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Deletions in parallel
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub checkers: usize,
+}
+
+/// `purge LOCATION`.
+#[derive(Debug, Args)]
+pub struct PurgeCmd {
+    /// The directory to remove
+    pub location: String,
+    /// Report what would be removed, remove nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+/// `rmdirs LOCATION`.
+#[derive(Debug, Args)]
+pub struct RmdirsCmd {
+    /// Where to look for empty directories
+    pub location: String,
+    /// Keep LOCATION itself even if it ends up empty
+    #[arg(long)]
+    pub leave_root: bool,
+    /// Report what would be removed, remove nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+/// A command taking one location.
+#[derive(Debug, Args)]
+pub struct Location {
+    /// The location
+    pub location: String,
+}
+
+/// `cat LOCATION`.
+#[derive(Debug, Args)]
+pub struct CatCmd {
+    /// The file to print
+    pub location: String,
+    /// Start at this byte
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    pub offset: u64,
+    /// Print at most this many bytes
+    #[arg(long, value_name = "BYTES")]
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the configured remotes with secrets masked (one remote, or all)
+    Show {
+        /// Only this remote
+        name: Option<String>,
+    },
+    /// Print the path of the config file in use
+    File,
+}
+
+/// A parsed `--min-age`/`--max-age` (`None` = `off`).
+#[derive(Debug, Clone, Copy)]
+pub struct Age(pub Option<AgeLimit>);
+
+/// A parsed `--min-size`/`--max-size` (`None` = `off`).
+#[derive(Debug, Clone, Copy)]
+pub struct Size(pub Option<u64>);
+
+fn age(s: &str) -> Result<Age, String> {
+    parse_age(s).map(Age).map_err(|e| e.message().to_owned())
+}
+
+fn size(s: &str) -> Result<Size, String> {
+    parse_size(s).map(Size).map_err(|e| e.message().to_owned())
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| e.message().to_owned())
+}
