@@ -69,8 +69,18 @@ const HOW_APACHE: &str = "install Apache httpd: `apt-get install apache2 apache2
 const HOW_NGINX: &str = "install nginx with dav_ext and lua: `apt-get install nginx-extras`";
 const HOW_RCLONE: &str = "install rclone: `apt-get install rclone`";
 
-/// Apache httpd 2.4 with mod_dav_fs, Basic auth, serving `/dav/`.
+/// Apache httpd 2.4 with mod_dav_fs, Basic auth, serving `/dav/` over HTTP.
 pub fn start_apache() -> DavServer {
+    start_apache_with(false)
+}
+
+/// Apache as [`start_apache`], over HTTPS only, with a certificate for 127.0.0.1 signed by a
+/// fresh test CA (`dir()/ca.pem`).
+pub fn start_apache_tls() -> DavServer {
+    start_apache_with(true)
+}
+
+fn start_apache_with(tls: bool) -> DavServer {
     let apache = require_program("/usr/sbin/apache2", HOW_APACHE);
     let htpasswd = require_program("htpasswd", HOW_APACHE);
     let dir = TestServer::prepare("apache-dav");
@@ -131,15 +141,80 @@ Alias /dav {d}
 </Directory>
 "#
     );
+    let mut conf = conf;
+    if tls {
+        let openssl = require_program("openssl", "install openssl: `apt-get install openssl`");
+        // A throwaway CA (`ca.pem`, what a client trusts) and a server certificate it signed.
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        run(Command::new(&openssl)
+            .args([
+                "req",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=cloudsync test CA",
+            ])
+            .args(ec)
+            .arg("-keyout")
+            .arg(state.join("ca.key"))
+            .arg("-out")
+            .arg(state.join("ca.pem")));
+        run(Command::new(&openssl)
+            .args(["req", "-subj", "/CN=localhost"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(state.join("key.pem"))
+            .arg("-out")
+            .arg(state.join("server.csr")));
+        std::fs::write(
+            state.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        run(Command::new(&openssl)
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+            .arg("-in")
+            .arg(state.join("server.csr"))
+            .arg("-CA")
+            .arg(state.join("ca.pem"))
+            .arg("-CAkey")
+            .arg(state.join("ca.key"))
+            .arg("-extfile")
+            .arg(state.join("server.ext"))
+            .arg("-out")
+            .arg(state.join("cert.pem")));
+        // Serve HTTPS only, on the port the harness waits for.
+        conf = conf.replace(&format!("Listen 127.0.0.1:{port}\n"), "");
+        conf.push_str(&format!(
+            r#"LoadModule socache_shmcb_module {m}/mod_socache_shmcb.so
+LoadModule ssl_module {m}/mod_ssl.so
+Listen 127.0.0.1:{port}
+SSLSessionCache shmcb:{s}/lock/ssl_scache(512000)
+<VirtualHost 127.0.0.1:{port}>
+    SSLEngine on
+    SSLCertificateFile {s}/cert.pem
+    SSLCertificateKeyFile {s}/key.pem
+</VirtualHost>
+"#
+        ));
+    }
     std::fs::write(state.join("httpd.conf"), conf).unwrap();
     let mut cmd = Command::new(apache);
     cmd.arg("-f")
         .arg(state.join("httpd.conf"))
         .arg("-DFOREGROUND");
     let server = TestServer::start("apache-dav", dir, &mut cmd, port);
+    let scheme = if tls { "https" } else { "http" };
     DavServer {
         server,
-        url: format!("http://127.0.0.1:{port}/dav/"),
+        url: format!("{scheme}://127.0.0.1:{port}/dav/"),
         data,
     }
 }
