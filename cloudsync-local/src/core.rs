@@ -72,7 +72,7 @@ impl Core {
     pub(crate) async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Core) -> Result<T> + Send + 'static,
+        F: FnOnce(&CoreRef) -> Result<T> + Send + 'static,
     {
         let core = self.clone();
         tokio::task::spawn_blocking(move || f(&core))

@@ -10,20 +10,31 @@ use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::core::{CoreRef, entry_from_meta, is_temp_name, parse_error};
+use crate::core::{Core, CoreRef, entry_from_meta, is_temp_name, parse_error};
 
 /// Entries per batch sent from the blocking thread.
 const BATCH: usize = 512;
 /// Batches buffered ahead of the consumer.
 const AHEAD: usize = 4;
 
+/// What the blocking thread reports first.
+enum First {
+    /// The whole directory fit in one batch.
+    Done(Vec<Result<Entry>>),
+    /// The first batch, and a channel for the rest.
+    More(Vec<Result<Entry>>, mpsc::Receiver<Vec<Result<Entry>>>),
+}
+
 /// Lists one directory level of `dir`.
+///
+/// One blocking task opens the directory and reads the first batch; a small directory is
+/// returned in one hop, a big one keeps streaming batches through a bounded channel (the task
+/// stops early when the caller drops the stream).
 pub(crate) async fn list(core: &CoreRef, dir: &RemotePath) -> Result<EntryStream> {
-    let local = core.local(dir);
     let d = dir.clone();
-    let rd = core
+    let first = core
         .blocking(move |c| {
-            std::fs::read_dir(&local).map_err(|e| {
+            let rd = std::fs::read_dir(c.local(&d)).map_err(|e| {
                 let e = parse_error(e);
                 let e = if e.kind() == ErrorKind::NotFound {
                     Error::new(ErrorKind::NotFound, "directory not found").with_source(e)
@@ -31,54 +42,71 @@ pub(crate) async fn list(core: &CoreRef, dir: &RemotePath) -> Result<EntryStream
                     e
                 };
                 c.ctx(e, "list", &d)
-            })
+            })?;
+            let mut rd = rd.fuse();
+            let batch = next_batch(c, &d, &mut rd);
+            if batch.len() < BATCH {
+                return Ok(First::Done(batch));
+            }
+            let (tx, rx) = mpsc::channel(AHEAD);
+            let core = std::sync::Arc::clone(c);
+            tokio::task::spawn_blocking(move || produce(&core, &d, rd, &tx));
+            Ok(First::More(batch, rx))
         })
         .await?;
-    let (tx, rx) = mpsc::channel::<Vec<Result<Entry>>>(AHEAD);
-    let core = core.clone();
-    let dir = dir.clone();
-    tokio::task::spawn_blocking(move || produce(&core, &dir, rd, &tx));
-    let batches = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|batch| (batch, rx))
-    });
-    Ok(batches.flat_map(futures::stream::iter).boxed())
+    Ok(match first {
+        First::Done(batch) => futures::stream::iter(batch).boxed(),
+        First::More(batch, rx) => {
+            let rest = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|batch| (batch, rx))
+            });
+            futures::stream::iter(batch)
+                .chain(rest.flat_map(futures::stream::iter))
+                .boxed()
+        }
+    })
 }
 
-/// Reads `rd` and sends its entries in batches until done or the receiver is gone.
-fn produce(
-    core: &crate::core::Core,
+/// Up to [`BATCH`] reported items (skipped names do not count).
+fn next_batch(
+    core: &Core,
     dir: &RemotePath,
-    rd: ReadDir,
-    tx: &mpsc::Sender<Vec<Result<Entry>>>,
-) {
+    rd: &mut std::iter::Fuse<ReadDir>,
+) -> Vec<Result<Entry>> {
     let mut batch = Vec::with_capacity(BATCH);
-    for item in rd {
+    for item in rd.by_ref() {
         let res = match item {
             Ok(de) => one(core, dir, &de),
             Err(e) => Some(Err(core.ctx(parse_error(e), "list", dir))),
         };
         if let Some(r) = res {
             batch.push(r);
-        }
-        if batch.len() >= BATCH {
-            if tx.blocking_send(std::mem::take(&mut batch)).is_err() {
-                return;
+            if batch.len() >= BATCH {
+                break;
             }
-            batch.reserve(BATCH);
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.blocking_send(batch);
+    batch
+}
+
+/// Sends the rest of `rd` in batches until done or the receiver is gone.
+fn produce(
+    core: &Core,
+    dir: &RemotePath,
+    mut rd: std::iter::Fuse<ReadDir>,
+    tx: &mpsc::Sender<Vec<Result<Entry>>>,
+) {
+    loop {
+        let batch = next_batch(core, dir, &mut rd);
+        if batch.is_empty() || tx.blocking_send(batch).is_err() {
+            return;
+        }
     }
 }
 
 /// The entry for one directory item: `None` to skip it (temp files, unfollowed symlinks,
 /// special files, files removed while listing), `Some(Err)` when it cannot be reported.
-fn one(
-    core: &crate::core::Core,
-    dir: &RemotePath,
-    de: &std::fs::DirEntry,
-) -> Option<Result<Entry>> {
+fn one(core: &Core, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Result<Entry>> {
     let name: OsString = de.file_name();
     if is_temp_name(name.as_encoded_bytes()) {
         return None;

@@ -1,5 +1,6 @@
 //! Behaviour specific to the local backend: symlinks, special and unreadable files, hidden
 //! temp files, nanosecond modtimes, kernel copies, non-UTF-8 names, roots and config.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -489,4 +490,43 @@ async fn kinds_of_misuse() {
         .await
         .unwrap();
     assert_eq!(read_all(&r, &long).await.unwrap(), b"long");
+}
+
+#[tokio::test]
+async fn an_abandoned_write_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path());
+    // A body that yields one chunk and then never ends: the caller gives up on the write.
+    let body = futures::stream::once(async { Ok(Bytes::from_static(b"partial")) })
+        .chain(futures::stream::pending())
+        .boxed();
+    let sub = dir.path().join("a");
+    let target = p("a/slow.txt");
+    let write = tokio::time::timeout(
+        Duration::from_millis(500),
+        r.write(&target, body, WriteMeta::default()),
+    );
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        std::fs::read_dir(&sub).map(|rd| rd.count()).unwrap_or(0)
+    };
+    let (res, temps_during) = futures::join!(write, during);
+    assert!(
+        res.is_err(),
+        "the write should still be waiting for its body"
+    );
+    assert_eq!(
+        temps_during, 1,
+        "the write should have a temp file while in progress"
+    );
+    // The writing thread notices the dropped body and removes its temp file.
+    let mut left = Vec::new();
+    for _ in 0..200 {
+        left = std::fs::read_dir(&sub).unwrap().collect::<Vec<_>>();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(left.is_empty(), "an abandoned write left {left:?}");
 }
