@@ -160,7 +160,7 @@ pub struct FilterArgs {
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
     /// Filter rule: `+ GLOB`, `- GLOB` or `!`
-    #[arg(long, value_name = "RULE")]
+    #[arg(long, value_name = "RULE", allow_hyphen_values = true)]
     pub filter: Vec<String>,
     /// Read filter rules from FILE
     #[arg(long, value_name = "FILE")]

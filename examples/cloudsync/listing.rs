@@ -5,11 +5,11 @@ use std::io::Write;
 use std::sync::Arc;
 
 use cloudsync::deps::time::UtcOffset;
-use cloudsync::deps::time::format_description::well_known::Rfc3339;
 use cloudsync::ops::{self, ListOptions};
 use cloudsync::{Entry, Error, ErrorKind, ErrorRecord, FilterSet, Remote, RemotePath};
 use futures::StreamExt;
 use serde::Serialize;
+use time::macros::format_description;
 
 use crate::cli::ListShape;
 
@@ -76,6 +76,10 @@ pub fn write_lsf(out: &mut impl Write, entries: &[Entry]) -> std::io::Result<()>
     }
     Ok(())
 }
+
+/// rclone's lsjson timestamps: RFC 3339 in UTC with exactly nine fractional digits.
+const RCLONE_TIME: &[time::format_description::BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
 
 /// One entry as rclone lsjson prints it.
 #[derive(Serialize)]
@@ -165,7 +169,7 @@ pub fn write_lsjson(
             },
             mod_time: e
                 .modtime
-                .and_then(|t| t.to_offset(UtcOffset::UTC).format(&Rfc3339).ok()),
+                .and_then(|t| t.to_offset(UtcOffset::UTC).format(RCLONE_TIME).ok()),
             is_dir: e.is_dir(),
             hashes,
         };

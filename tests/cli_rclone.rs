@@ -1,0 +1,275 @@
+//! Differential tests: the same `ls`, `lsjson`, `sync`/`copy`/`move` and `check` scenarios run
+//! through `rclone` (the Debian package) and through our CLI on local trees; the resulting
+//! trees, listings, reports and exit codes must agree.
+
+mod cli_support;
+
+use std::path::Path;
+
+use cli_support::{copy_tree, cs, mkdir, put, rclone, s, snapshot};
+
+/// Source tree of every scenario.
+fn source(root: &Path) {
+    put(root, "a.txt", "alpha", 0);
+    put(root, "b.log", "log line", 10);
+    put(root, "sp ace.txt", "space", 15);
+    put(root, "ünï.txt", "unicode", 16);
+    put(root, "sub/c.txt", "charlie!", 20);
+    put(root, "sub/deep/d.txt", "delta delta", 30);
+    put(root, "sub/deep/e.bin", "0123456789abcdef", 35);
+    put(root, "logs/x.log", "xx", 40);
+    mkdir(root, "empty");
+}
+
+/// Destination tree before each run: some files equal, some different, some extra.
+fn destination(root: &Path) {
+    put(root, "a.txt", "ALPHA!", 0); // size differs
+    put(root, "b.log", "log line", 10); // identical
+    put(root, "sub/c.txt", "charliE!", 20); // same size and modtime, other content
+    put(root, "sub/deep/d.txt", "delta delta", 99); // same content, other modtime
+    put(root, "sub/deep/e.bin", "0123456789ABCDEF", 5); // same size, older
+    put(root, "extra.txt", "extra", 0);
+    put(root, "old/dir/stale.txt", "stale", 0);
+    put(root, "logs/y.log", "yy", 0);
+}
+
+fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    source(&src);
+    (t, src)
+}
+
+/// Runs `cmd SRC DST FLAGS` with both tools on fresh copies of the destination and compares
+/// the trees (paths, directories, content, whole-second modtimes) and exit codes.
+fn same_transfer(cmd: &str, flags: &[&str]) {
+    let (t, src) = setup();
+    let template = t.path().join("template");
+    destination(&template);
+    let (ours, theirs) = (t.path().join("ours"), t.path().join("theirs"));
+    copy_tree(&template, &ours);
+    copy_tree(&template, &theirs);
+    let (src_ours, src_theirs) = (t.path().join("src-ours"), t.path().join("src-theirs"));
+    copy_tree(&src, &src_ours);
+    copy_tree(&src, &src_theirs);
+
+    let mut a = vec![cmd, s(&src_ours), s(&ours)];
+    a.extend_from_slice(flags);
+    let o = cs(&a);
+    let mut b = vec![cmd, s(&src_theirs), s(&theirs)];
+    b.extend_from_slice(flags);
+    let r = rclone(&b);
+    assert_eq!(
+        o.code, r.code,
+        "{cmd} {flags:?}: exit codes differ\nours: {}\nrclone: {}",
+        o.stderr, r.stderr
+    );
+    assert_eq!(
+        snapshot(&ours),
+        snapshot(&theirs),
+        "{cmd} {flags:?}: destinations differ\nours: {}\nrclone: {}",
+        o.stderr,
+        r.stderr
+    );
+    assert_eq!(
+        snapshot(&src_ours),
+        snapshot(&src_theirs),
+        "{cmd} {flags:?}: sources differ afterwards"
+    );
+}
+
+#[test]
+fn sync_matches_rclone() {
+    for flags in [
+        &[][..],
+        &["--exclude", "*.log"],
+        &["--exclude", "*.log", "--delete-excluded"],
+        &["--exclude", "logs/"],
+        &["--include", "*.txt"],
+        &["--filter", "- sub/deep/**", "--filter", "+ *"],
+        &["--size-only"],
+        &["--checksum"],
+        &["--ignore-times"],
+        &["--ignore-existing"],
+        &["--update"],
+        &["--min-size", "6B"],
+        &["--max-size", "8B"],
+        &["--max-depth", "1"],
+        &["--max-depth", "2"],
+        &["--ignore-case", "--exclude", "A.TXT"],
+        &["--create-empty-src-dirs"],
+        &["--dry-run"],
+    ] {
+        same_transfer("sync", flags);
+    }
+}
+
+#[test]
+fn copy_and_move_match_rclone() {
+    for flags in [&[][..], &["--exclude", "sub/**"], &["--checksum"]] {
+        same_transfer("copy", flags);
+    }
+    for flags in [
+        &[][..],
+        &["--include", "*.txt"],
+        &["--delete-empty-src-dirs"],
+    ] {
+        same_transfer("move", flags);
+    }
+}
+
+/// Normalises a combined report (both tools sort it, but not the same way).
+fn sorted(lines: Vec<String>) -> Vec<String> {
+    let mut l = lines;
+    l.sort();
+    l
+}
+
+#[test]
+fn check_combined_matches_rclone() {
+    let (t, src) = setup();
+    let dst = t.path().join("dst");
+    destination(&dst);
+    for flags in [
+        &[][..],
+        &["--one-way"],
+        &["--size-only"],
+        &["--download"],
+        &["--exclude", "*.log"],
+        &["--include", "sub/**"],
+        &["--max-depth", "1"],
+    ] {
+        let mut a = vec!["check", s(&src), s(&dst), "--combined", "-"];
+        a.extend_from_slice(flags);
+        let (o, r) = (cs(&a), rclone(&a));
+        assert_eq!(
+            o.code, r.code,
+            "check {flags:?}\nours: {}\nrclone: {}",
+            o.stderr, r.stderr
+        );
+        assert_eq!(o.code, 1);
+        assert_eq!(
+            sorted(o.lines()),
+            sorted(r.lines()),
+            "check {flags:?}\nrclone: {}",
+            r.stderr
+        );
+    }
+    // Identical trees: both exit 0 and agree on every line.
+    let same = t.path().join("same");
+    copy_tree(&src, &same);
+    let a = ["check", s(&src), s(&same), "--combined", "-"];
+    let (o, r) = (cs(&a), rclone(&a));
+    assert_eq!((o.code, r.code), (0, 0));
+    assert_eq!(sorted(o.lines()), sorted(r.lines()));
+
+    // The separate report files.
+    let out = t.path().join("reports");
+    mkdir(&out, "");
+    for which in [
+        "--missing-on-dst",
+        "--missing-on-src",
+        "--differ",
+        "--match",
+    ] {
+        let (fo, fr) = (out.join("ours"), out.join("theirs"));
+        cs(&["check", s(&src), s(&dst), which, s(&fo)]);
+        rclone(&["check", s(&src), s(&dst), which, s(&fr)]);
+        let read = |p: &Path| {
+            sorted(
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        };
+        assert_eq!(read(&fo), read(&fr), "{which}");
+    }
+}
+
+#[test]
+fn lsf_matches_rclone() {
+    let (_t, src) = setup();
+    for flags in [
+        &[][..],
+        &["-R"],
+        &["-R", "--files-only"],
+        &["-R", "--dirs-only"],
+        &["--dirs-only"],
+        &["-R", "--max-depth", "2"],
+        &["-R", "--include", "*.txt"],
+        &["-R", "--exclude", "sub/**"],
+        &["-R", "--exclude", "deep/"],
+        &["-R", "--min-size", "6B"],
+        &["-R", "--filter", "+ *.log", "--filter", "- *"],
+    ] {
+        let mut a = vec![s(&src)];
+        a.extend_from_slice(flags);
+        let o = cs(&[&["ls"][..], &a].concat());
+        let r = rclone(&[&["lsf"][..], &a].concat());
+        assert_eq!((o.code, r.code), (0, 0), "{flags:?}: {}", r.stderr);
+        if flags.contains(&"-R") {
+            assert_eq!(sorted(o.lines()), sorted(r.lines()), "ls {flags:?}");
+        } else {
+            // One directory: rclone sorts it, and so do we.
+            assert_eq!(o.lines(), r.lines(), "ls {flags:?}");
+        }
+    }
+    let sub = src.join("sub");
+    assert_eq!(
+        cs(&["ls", s(&sub)]).lines(),
+        rclone(&["lsf", s(&sub)]).lines()
+    );
+}
+
+#[test]
+fn lsjson_matches_rclone() {
+    let (_t, src) = setup();
+    let o = cs(&["lsjson", "-R", s(&src)]);
+    let r = rclone(&["lsjson", "-R", s(&src)]);
+    let keep = |text: &str| {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut rows: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {} {} {}",
+                    e["Path"], e["Name"], e["Size"], e["IsDir"], e["ModTime"]
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(keep(&o.stdout), keep(&r.stdout));
+}
+
+#[test]
+fn exit_codes_match_rclone() {
+    let (t, src) = setup();
+    let missing = t.path().join("missing");
+    let dst = t.path().join("dst");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["sync", s(&missing), s(&dst)],
+        vec!["copy", s(&missing), s(&dst)],
+        vec!["check", s(&missing), s(&src)],
+        vec!["lsjson", s(&missing)],
+        vec!["sync", s(&src), s(&dst), "--no-such-flag"],
+        vec!["sync", s(&src)],
+        vec!["sync", s(&src), s(&dst)],
+        vec!["sync", s(&src), s(&dst), "--error-on-no-transfer"],
+    ];
+    for args in cases {
+        let (o, r) = (cs(&args), rclone(&args));
+        assert_eq!(
+            o.code, r.code,
+            "{args:?}\nours: {}\nrclone: {}",
+            o.stderr, r.stderr
+        );
+    }
+    let (o, r) = (cs(&["ls", s(&missing)]), rclone(&["lsf", s(&missing)]));
+    assert_eq!((o.code, r.code), (3, 3));
+}
