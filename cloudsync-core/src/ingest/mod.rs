@@ -5,18 +5,22 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> cloudsync_core::Result<()> {
-//! use std::sync::Arc;
 //! use std::time::Duration;
 //! use cloudsync_core::ingest::{ingest, IngestOptions};
-//! use cloudsync_core::{bytes_stream, memory, Remote, RemotePath, WriteMeta};
+//! use cloudsync_core::{bytes_stream, memory_named, Remote, RemotePath, WriteMeta};
 //!
-//! let (drop, target) = (memory(), memory());
-//! let old = time::OffsetDateTime::now_utc() - Duration::from_secs(600);
-//! let meta = WriteMeta { modtime: Some(old), ..Default::default() };
+//! let (drop, target) = (memory_named("drop"), memory_named("target"));
+//! let meta = WriteMeta::default();
 //! drop.write(&RemotePath::new("orders/42.csv")?, bytes_stream("a,b"), meta.clone()).await?;
 //! drop.write(&RemotePath::new("_upload.tmp")?, bytes_stream("..."), meta).await?;
 //!
-//! let opts = IngestOptions { recheck_delay: None, ..Default::default() };
+//! // Files were just written: take them at once (the default waits until they are 60 s old
+//! // and looks at their sizes twice, 2 s apart).
+//! let opts = IngestOptions {
+//!     settle: Duration::ZERO,
+//!     recheck_delay: None,
+//!     ..Default::default()
+//! };
 //! let report = ingest(&drop, &target, &opts).await?;
 //! assert_eq!(report.ingested.len(), 1);
 //! assert!(target.stat(&RemotePath::new("orders/42.csv")?).await.is_ok());
@@ -85,6 +89,7 @@ use crate::report::{ErrorRecord, Event};
 pub use lock::LockInfo;
 pub(crate) use lock::{RemoteLock, random_id};
 pub use options::{IngestOptions, Location};
+pub(crate) use report::file_stamp;
 pub use report::{IngestReport, IngestedFile, SkipReason, SkippedFile};
 
 use archive::Archived;

@@ -1,0 +1,461 @@
+//! [`SavedReport`]: a [`CheckReport`] with everything needed to act on it later (where it
+//! came from, the options, when), as JSON; and [`CompareSpec`], the serializable options of a
+//! compare.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::entry::WriteMeta;
+use crate::error::{Error, ErrorKind, Result};
+use crate::filter::{FilterBuilder, FilterSet, parse_age};
+use crate::ingest::random_id;
+use crate::ops::{CheckOptions, check};
+use crate::path::RemotePath;
+use crate::remote::{Remote, bytes_stream, collect_bytes};
+use crate::report::{CheckItem, CheckReport};
+
+use super::resync::ResyncOutcome;
+
+/// The current [`SavedReport::format`].
+pub const REPORT_FORMAT: u32 = 1;
+
+/// Filter flags in a form that can be stored and rebuilt (a compiled
+/// [`FilterSet`] cannot), with rclone's flag names and meaning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterSpec {
+    /// `--include` globs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// `--exclude` globs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// `--filter` rules (`+ glob`, `- glob`, `!`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filter: Vec<String>,
+    /// `--include-from` files (read when the set is built).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include_from: Vec<PathBuf>,
+    /// `--exclude-from` files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude_from: Vec<PathBuf>,
+    /// `--filter-from` files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filter_from: Vec<PathBuf>,
+    /// `--files-from` files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_from: Vec<PathBuf>,
+    /// `--min-size` in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<u64>,
+    /// `--max-size` in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// `--min-age` as written (`2h`, `2026-01-01`), measured when the set is built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_age: Option<String>,
+    /// `--max-age` as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// `--max-depth`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<usize>,
+    /// `--ignore-case`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_case: bool,
+    /// Skip names starting with `.` or `_` ([`FilterBuilder::exclude_hidden_and_underscore`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exclude_hidden: bool,
+}
+
+impl FilterSpec {
+    /// Adds these flags to a builder.
+    pub fn apply(&self, b: &mut FilterBuilder) -> Result<()> {
+        for g in &self.include {
+            b.include(g);
+        }
+        for g in &self.exclude {
+            b.exclude(g);
+        }
+        for r in &self.filter {
+            b.filter(r);
+        }
+        for f in &self.include_from {
+            b.include_from(f);
+        }
+        for f in &self.exclude_from {
+            b.exclude_from(f);
+        }
+        for f in &self.filter_from {
+            b.filter_from(f);
+        }
+        for f in &self.files_from {
+            b.files_from(f);
+        }
+        if let Some(s) = self.min_size {
+            b.min_size(s);
+        }
+        if let Some(s) = self.max_size {
+            b.max_size(s);
+        }
+        if let Some(a) = &self.min_age {
+            b.min_age_limit(parse_age(a)?);
+        }
+        if let Some(a) = &self.max_age {
+            b.max_age_limit(parse_age(a)?);
+        }
+        if let Some(d) = self.max_depth {
+            b.max_depth(d);
+        }
+        b.ignore_case(self.ignore_case);
+        if self.exclude_hidden {
+            b.exclude_hidden_and_underscore();
+        }
+        Ok(())
+    }
+
+    /// Builds the [`FilterSet`] (reading the `*_from` files now).
+    pub fn build(&self) -> Result<FilterSet> {
+        let mut b = FilterSet::builder();
+        self.apply(&mut b)?;
+        b.build()
+    }
+}
+
+/// The options of a compare, storable with its report and in a queued request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompareSpec {
+    /// Which files are compared.
+    pub filters: FilterSpec,
+    /// Compare sizes only ([`CheckOptions::size_only`]).
+    pub size_only: bool,
+    /// Compare content byte for byte ([`CheckOptions::download`]).
+    pub download: bool,
+    /// Only look for source files missing or different on the destination
+    /// ([`CheckOptions::one_way`]).
+    pub one_way: bool,
+}
+
+impl CompareSpec {
+    /// The [`CheckOptions`] these stand for (8 checkers, no events).
+    pub fn check_options(&self) -> Result<CheckOptions> {
+        Ok(CheckOptions {
+            filter: self.filters.build()?,
+            size_only: self.size_only,
+            download: self.download,
+            one_way: self.one_way,
+            checkers: 8,
+            events: None,
+        })
+    }
+}
+
+/// How many files a report has in each category.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportCounts {
+    /// `=` identical.
+    pub matched: usize,
+    /// `*` different.
+    pub differ: usize,
+    /// `+` only on the source.
+    pub missing_on_dst: usize,
+    /// `-` only on the destination.
+    pub missing_on_src: usize,
+    /// `!` could not be compared.
+    pub errors: usize,
+}
+
+/// A compare's result as it is stored: the [`CheckReport`] plus where it came from, its
+/// options and times, so that it can be shown and acted on ([`resync`](super::resync)) later,
+/// by another process.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cloudsync_core::Result<()> {
+/// use cloudsync_core::queue::{compare, CompareSpec, SavedReport};
+/// use cloudsync_core::{bytes_stream, memory_named, Remote, RemotePath, WriteMeta};
+/// let (src, dst) = (memory_named("cam"), memory_named("server"));
+/// src.write(&RemotePath::new("cam1/0001.jpg")?, bytes_stream("jpeg"), WriteMeta::default()).await?;
+/// let report = compare(&src, &dst, &CompareSpec::default()).await?;
+/// assert_eq!(report.counts().missing_on_dst, 1);
+/// let back = SavedReport::from_json(&report.to_json()?)?;
+/// assert_eq!(back, report);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedReport {
+    /// Version of this JSON layout ([`REPORT_FORMAT`]).
+    pub format: u32,
+    /// A random id.
+    pub id: String,
+    /// The source location, as it can be opened again (a URL, `name:path` or a local path).
+    pub source: String,
+    /// The destination location.
+    pub destination: String,
+    /// The options of the compare.
+    pub options: CompareSpec,
+    /// When the compare started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    /// How long it took, in seconds.
+    #[serde(with = "secs")]
+    pub elapsed: Duration,
+    /// The result, file by file.
+    pub check: CheckReport,
+    /// For a follow-up report: the id of the report it follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follows: Option<String>,
+    /// For a follow-up report: what the re-run transferred.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync: Option<ResyncOutcome>,
+}
+
+fn encode_err(e: serde_json::Error) -> Error {
+    Error::new(ErrorKind::Unexpected, "cannot encode report").with_source(e)
+}
+
+fn decode_err(e: serde_json::Error) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("not a compare report: {e}"),
+    )
+    .with_source(e)
+}
+
+impl SavedReport {
+    /// Wraps a finished check. `source` and `destination` are the locations as they can be
+    /// opened again (use the remotes' [`describe`](Remote::describe) when they are URLs).
+    pub fn new(
+        check: CheckReport,
+        source: impl Into<String>,
+        destination: impl Into<String>,
+        options: CompareSpec,
+    ) -> Self {
+        SavedReport {
+            format: REPORT_FORMAT,
+            id: random_id(),
+            source: source.into(),
+            destination: destination.into(),
+            options,
+            created: check.checked_at.unwrap_or_else(OffsetDateTime::now_utc),
+            elapsed: Duration::ZERO,
+            check,
+            follows: None,
+            resync: None,
+        }
+    }
+
+    /// Files per category.
+    pub fn counts(&self) -> ReportCounts {
+        let c = &self.check;
+        ReportCounts {
+            matched: c.matched.len(),
+            differ: c.differ.len(),
+            missing_on_dst: c.missing_on_dst.len(),
+            missing_on_src: c.missing_on_src.len(),
+            errors: c.errors.len(),
+        }
+    }
+
+    /// Compact JSON (reports can hold millions of files).
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(encode_err)
+    }
+
+    /// Reads a report from JSON.
+    pub fn from_json(text: &str) -> Result<Self> {
+        Self::from_slice(text.as_bytes())
+    }
+
+    /// Reads a report from JSON bytes, refusing formats newer than this library knows.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let r: SavedReport = serde_json::from_slice(bytes).map_err(decode_err)?;
+        if r.format > REPORT_FORMAT {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "report format {} is newer than this version understands ({REPORT_FORMAT})",
+                    r.format
+                ),
+            ));
+        }
+        Ok(r)
+    }
+
+    /// Writes the report as JSON at `path` on `remote` (atomically).
+    pub async fn save(&self, remote: &dyn Remote, path: &RemotePath) -> Result<()> {
+        let body = serde_json::to_vec(self).map_err(encode_err)?;
+        let meta = WriteMeta {
+            size: Some(body.len() as u64),
+            ..Default::default()
+        };
+        remote.write(path, bytes_stream(body), meta).await?;
+        Ok(())
+    }
+
+    /// Reads a report saved with [`save`](Self::save).
+    pub async fn load(remote: &dyn Remote, path: &RemotePath) -> Result<Self> {
+        let body = collect_bytes(remote.read(path, None).await?).await?;
+        Self::from_slice(&body).map_err(|e| e.with_path(path))
+    }
+
+    /// Writes the report as JSON to a local file (through a temporary file and a rename, so
+    /// the file is replaced whole or not at all).
+    pub async fn save_file(&self, path: &Path) -> Result<()> {
+        let body = serde_json::to_vec(self).map_err(encode_err)?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".{}.tmp", random_id()));
+        let tmp = PathBuf::from(tmp);
+        let io = |e: std::io::Error, p: &Path| Error::from(e).with_path(p.display());
+        tokio::fs::write(&tmp, &body)
+            .await
+            .map_err(|e| io(e, &tmp))?;
+        if let Err(e) = tokio::fs::rename(&tmp, path).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(io(e, path));
+        }
+        Ok(())
+    }
+
+    /// Reads a report from a local file.
+    pub async fn load_file(path: &Path) -> Result<Self> {
+        let body = tokio::fs::read(path)
+            .await
+            .map_err(|e| Error::from(e).with_path(path.display()))?;
+        Self::from_slice(&body).map_err(|e| e.with_path(path.display()))
+    }
+
+    /// The report for people: a header, the counts by category, then one line per file that
+    /// is not identical (`+ path (size, modtime)`, ...), and with `all` the identical ones too.
+    pub fn to_text(&self, all: bool) -> String {
+        let mut s = String::new();
+        let c = self.counts();
+        let _ = writeln!(s, "report {}", self.id);
+        if let Some(f) = &self.follows {
+            let _ = writeln!(s, "follow-up of {f}");
+        }
+        let _ = writeln!(s, "source:      {}", self.source);
+        let _ = writeln!(s, "destination: {}", self.destination);
+        let _ = writeln!(
+            s,
+            "checked:     {} ({}, {:.1} s)",
+            self.created,
+            self.check.method,
+            self.elapsed.as_secs_f64()
+        );
+        let _ = writeln!(
+            s,
+            "= {} identical, * {} different, + {} missing on destination, \
+             - {} missing on source, ! {} errors",
+            c.matched, c.differ, c.missing_on_dst, c.missing_on_src, c.errors
+        );
+        if let Some(r) = &self.resync {
+            let _ = writeln!(
+                s,
+                "resync: {} requested, {} transferred ({} bytes), {} skipped, {} failed",
+                r.requested,
+                r.transferred,
+                r.bytes,
+                r.skipped.len(),
+                r.errors.len()
+            );
+            for k in &r.skipped {
+                let _ = writeln!(s, "  skipped {}: {}", k.path, k.reason);
+            }
+        }
+        let mut section = |title: &str, mark: char, items: &[CheckItem]| {
+            if items.is_empty() {
+                return;
+            }
+            let _ = writeln!(s, "{title}:");
+            for i in items {
+                let _ = writeln!(s, "{mark} {}{}", i.path, describe_item(i));
+            }
+        };
+        section("missing on destination", '+', &self.check.missing_on_dst);
+        section("different", '*', &self.check.differ);
+        section("missing on source", '-', &self.check.missing_on_src);
+        if all {
+            section("identical", '=', &self.check.matched);
+        }
+        if !self.check.errors.is_empty() {
+            let _ = writeln!(s, "errors:");
+            for e in &self.check.errors {
+                let _ = writeln!(s, "! {e}");
+            }
+        }
+        s
+    }
+}
+
+/// ` (src 10 B 2026-01-01 10:00:00, dst 12 B ...)`.
+fn describe_item(i: &CheckItem) -> String {
+    let side = |size: Option<u64>, t: Option<OffsetDateTime>| -> Option<String> {
+        let size = size?;
+        Some(match t {
+            Some(t) => format!("{size} B, {t}"),
+            None => format!("{size} B"),
+        })
+    };
+    let parts: Vec<String> = [
+        side(i.src_size, i.src_modtime).map(|v| format!("src {v}")),
+        side(i.dst_size, i.dst_modtime).map(|v| format!("dst {v}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
+/// Runs [`check`] with `spec` and wraps the result; the locations stored are the remotes'
+/// descriptions (override [`SavedReport::source`] / [`SavedReport::destination`] when the
+/// remotes were opened from something else, e.g. a `name:path` of a config file).
+pub async fn compare(
+    src: &Arc<dyn Remote>,
+    dst: &Arc<dyn Remote>,
+    spec: &CompareSpec,
+) -> Result<SavedReport> {
+    let clock = Instant::now();
+    let opts = spec.check_options()?;
+    let report = check(src, dst, &opts).await?;
+    let mut saved = SavedReport::new(report, src.describe(), dst.describe(), spec.clone());
+    saved.elapsed = secs::millis(clock.elapsed());
+    Ok(saved)
+}
+
+pub(crate) mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    // Durations as seconds with millisecond precision (exact round trips for durations made
+    // with `millis`).
+
+    /// `d` truncated to whole milliseconds.
+    pub(crate) fn millis(d: Duration) -> Duration {
+        Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(millis(*d).as_millis() as f64 / 1000.0)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        let ms = (secs * 1000.0).round();
+        if !(0.0..=u64::MAX as f64).contains(&ms) {
+            return Err(serde::de::Error::custom("duration out of range"));
+        }
+        Ok(Duration::from_millis(ms as u64))
+    }
+}
