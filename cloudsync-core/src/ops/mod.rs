@@ -20,6 +20,7 @@
 
 mod check;
 mod delete;
+mod file;
 mod list;
 mod options;
 
@@ -37,6 +38,8 @@ use crate::report::Summary;
 
 pub use check::check;
 pub use delete::{cleanup, delete, purge, rmdirs};
+pub(crate) use file::copy_entry;
+pub use file::copy_file;
 pub use list::list;
 pub use options::{CheckOptions, CompareOptions, DeleteOptions, ListOptions, SyncOptions};
 
