@@ -346,7 +346,7 @@ impl SavedReport {
         let _ = writeln!(
             s,
             "checked:     {} ({}, {:.1} s)",
-            self.created,
+            rfc3339(self.created),
             self.check.method,
             self.elapsed.as_secs_f64()
         );
@@ -395,12 +395,19 @@ impl SavedReport {
     }
 }
 
+/// `2026-01-01T10:00:00.5Z`.
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 /// ` (src 10 B 2026-01-01 10:00:00, dst 12 B ...)`.
 fn describe_item(i: &CheckItem) -> String {
     let side = |size: Option<u64>, t: Option<OffsetDateTime>| -> Option<String> {
         let size = size?;
         Some(match t {
-            Some(t) => format!("{size} B, {t}"),
+            Some(t) => format!("{size} B, {}", rfc3339(t)),
             None => format!("{size} B"),
         })
     };

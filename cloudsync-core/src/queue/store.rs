@@ -87,6 +87,7 @@ impl fmt::Display for JobState {
 /// What a job does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum JobRequest {
     /// Compare two locations and store the report.
     Compare {
