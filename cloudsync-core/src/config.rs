@@ -209,6 +209,9 @@ impl Config {
 pub struct Registry {
     by_type: HashMap<&'static str, Arc<dyn BackendFactory>>,
     by_scheme: HashMap<&'static str, Arc<dyn BackendFactory>>,
+    /// Named remotes opened so far: `nas:a` and `nas:b` share one connection pool, and the
+    /// engine can copy and move between them on the server.
+    opened: Arc<std::sync::Mutex<HashMap<String, Arc<dyn Remote>>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -231,6 +234,7 @@ impl Registry {
         let mut r = Registry {
             by_type: HashMap::new(),
             by_scheme: HashMap::new(),
+            opened: Arc::default(),
         };
         r.register(Arc::new(MemoryFactory));
         r
@@ -300,7 +304,19 @@ impl Registry {
         match RemoteSpec::parse(location)? {
             RemoteSpec::Url(u) => self.open_url(&u).await,
             RemoteSpec::Named { name, path } => {
-                let remote = self.open_section(config.remote(&name)?).await?;
+                let section = config.remote(&name)?;
+                let cached = self.opened_remote(&name);
+                let remote = match cached {
+                    Some(r) => r,
+                    None => {
+                        let r = self.open_section(section).await?;
+                        self.opened
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(name, r.clone());
+                        r
+                    }
+                };
                 Ok(Prefix::wrap(remote, path))
             }
             RemoteSpec::Local(p) => {
@@ -308,6 +324,14 @@ impl Registry {
                 self.open_section(&section).await
             }
         }
+    }
+
+    fn opened_remote(&self, name: &str) -> Option<Arc<dyn Remote>> {
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// The section with every secret value replaced by `"***"` (for `config show`).

@@ -29,9 +29,15 @@ impl Prefix {
     /// Roots `inner` at `prefix`; returns `inner` unchanged when `prefix` is the root.
     pub fn wrap(inner: Arc<dyn Remote>, prefix: RemotePath) -> Arc<dyn Remote> {
         if prefix.is_root() {
-            inner
-        } else {
-            Arc::new(Prefix { inner, prefix })
+            return inner;
+        }
+        // A view of a view is a view of the innermost remote.
+        match inner.prefixed_view() {
+            Some((base, outer)) => Arc::new(Prefix {
+                inner: base,
+                prefix: outer.join_path(&prefix),
+            }),
+            None => Arc::new(Prefix { inner, prefix }),
         }
     }
 
@@ -131,6 +137,9 @@ impl Remote for Prefix {
     }
     fn local_path(&self, path: &RemotePath) -> Option<PathBuf> {
         self.inner.local_path(&self.full(path))
+    }
+    fn prefixed_view(&self) -> Option<(Arc<dyn Remote>, RemotePath)> {
+        Some((self.inner.clone(), self.prefix.clone()))
     }
 }
 

@@ -3,6 +3,7 @@
 use std::fmt::Debug;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -179,6 +180,13 @@ pub trait Remote: Send + Sync + Debug {
     /// Space used and free (see [`Capabilities::usage`]).
     async fn usage(&self) -> Result<Usage> {
         Err(self.unsupported("usage"))
+    }
+
+    /// For a view of another remote rooted at one of its directories ([`Prefix`](crate::Prefix)):
+    /// that remote and the directory. The executor uses it to copy and move server-side between
+    /// two directories of the same remote.
+    fn prefixed_view(&self) -> Option<(Arc<dyn Remote>, RemotePath)> {
+        None
     }
 
     /// The local filesystem path that holds `path`, for remotes that are local directories.

@@ -18,7 +18,7 @@ use crate::plan::march::{Item, MarchConfig, Seed, march};
 use crate::plan::{Action, Decision, Mode, Reason};
 use crate::remote::Remote;
 use crate::report::{ErrorRecord, Event, Summary};
-use transfer::Transferer;
+use transfer::{ServerSide, Transferer};
 
 /// A failure, and where to start again to retry it.
 #[derive(Debug)]
@@ -73,6 +73,7 @@ impl Engine {
             opts.compare.clone(),
         ));
         let xfer = Transferer {
+            server_side: ServerSide::detect(&src, &dst, mode == Mode::Move),
             src: src.clone(),
             dst: dst.clone(),
             opts: opts.clone(),
@@ -617,7 +618,11 @@ async fn execute(
         }
     };
     if mode == Mode::Move {
-        xfer.src.remove_file(&d.path).await?;
+        match xfer.src.remove_file(&d.path).await {
+            // A server-side move already took it away.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            r => r?,
+        }
     }
     Ok(outcome)
 }

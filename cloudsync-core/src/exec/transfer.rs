@@ -25,6 +25,63 @@ pub(crate) struct Transferer {
     pub(crate) opts: SyncOptions,
     /// Modtimes within this window are equal (`None`: the destination keeps no modtimes).
     pub(crate) window: Option<Duration>,
+    /// Set when source and destination are directories of one remote that can copy or move
+    /// on the server.
+    pub(crate) server_side: Option<ServerSide>,
+}
+
+/// Source and destination are two directories of `base`.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerSide {
+    base: Arc<dyn Remote>,
+    src_dir: RemotePath,
+    dst_dir: RemotePath,
+    /// Move (rename) instead of copy.
+    rename: bool,
+}
+
+impl ServerSide {
+    /// Whether `src` and `dst` are views of one remote that can copy (or, for a move, rename)
+    /// on the server.
+    pub(crate) fn detect(
+        src: &Arc<dyn Remote>,
+        dst: &Arc<dyn Remote>,
+        moving: bool,
+    ) -> Option<Self> {
+        let split = |r: &Arc<dyn Remote>| {
+            r.prefixed_view()
+                .unwrap_or_else(|| (r.clone(), RemotePath::root()))
+        };
+        let (a, src_dir) = split(src);
+        let (b, dst_dir) = split(dst);
+        if !std::ptr::addr_eq(Arc::as_ptr(&a), Arc::as_ptr(&b)) {
+            return None;
+        }
+        let caps = a.capabilities();
+        let rename = moving && caps.rename;
+        (rename || caps.copy).then_some(ServerSide {
+            base: a,
+            src_dir,
+            dst_dir,
+            rename,
+        })
+    }
+
+    /// Copies or moves one file; returns the new entry and whether the source is gone.
+    async fn run(&self, path: &RemotePath) -> Result<(Entry, bool)> {
+        let from = self.src_dir.join_path(path);
+        let to = self.dst_dir.join_path(path);
+        if let Some(parent) = to.parent() {
+            self.base.mkdir(&parent).await?;
+        }
+        let mut e = if self.rename {
+            self.base.rename(&from, &to).await?
+        } else {
+            self.base.copy(&from, &to).await?
+        };
+        e.path = path.clone();
+        Ok((e, self.rename))
+    }
 }
 
 impl Transferer {
@@ -58,6 +115,14 @@ impl Transferer {
             path: path.clone(),
             size: src.size,
         });
+        if let Some(ss) = &self.server_side {
+            let (written, moved) = ss.run(path).await?;
+            if moved {
+                // The source is gone: nothing to discard if the check fails, so only check.
+                return self.check_moved(src, written).await;
+            }
+            return self.verify(src, written).await;
+        }
         let written = match self.src.local_path(path) {
             Some(local) => self.dst.write_from_file(path, &local, meta).await?,
             None => {
@@ -147,6 +212,22 @@ impl Transferer {
         }
         self.fix_modtime(src, &mut written).await?;
         Ok(written)
+    }
+
+    /// Checks a file moved on the server (it can't be discarded: it is the only copy).
+    async fn check_moved(&self, src: &Entry, mut moved: Entry) -> Result<Entry> {
+        if moved.size != src.size {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "server-side move changed the size (source {}, destination {})",
+                    src.size, moved.size
+                ),
+            )
+            .with_path(&src.path));
+        }
+        self.fix_modtime(src, &mut moved).await?;
+        Ok(moved)
     }
 
     /// Gives the destination file the source's modtime if the write did not already.

@@ -762,3 +762,41 @@ mod properties {
         }
     }
 }
+
+#[tokio::test]
+async fn same_remote_copies_and_moves_on_the_server() {
+    let base = Arc::new(MemFs::new("memfs://shared"));
+    let faulty = Faulty::new(base.clone());
+    // Any download of these files would fail: only a server-side copy or move can succeed.
+    faulty.fail(
+        FaultOp::Read,
+        p("in/a"),
+        u32::MAX,
+        ErrorKind::PermissionDenied,
+    );
+    faulty.fail(
+        FaultOp::Read,
+        p("in/d/b"),
+        u32::MAX,
+        ErrorKind::PermissionDenied,
+    );
+    let shared: Arc<dyn Remote> = Arc::new(faulty);
+    put(&shared, "in/a", "alpha", 0).await;
+    put(&shared, "in/d/b", "beta", 0).await;
+    let src = crate::Prefix::wrap(shared.clone(), p("in"));
+    let copy_dst = crate::Prefix::wrap(shared.clone(), p("copy"));
+    let s = copy(&src, &copy_dst, &fast()).await.unwrap();
+    assert!(s.is_ok(), "{:?}", s.errors);
+    // Look at the result without the faults.
+    let plain: Arc<dyn Remote> = base.clone();
+    let view = |d: &str| crate::Prefix::wrap(plain.clone(), p(d));
+    assert_eq!(tree(&view("copy")).await, tree(&view("in")).await);
+    assert_eq!(copy_dst.stat(&p("d/b")).await.unwrap().modtime, Some(t(0)));
+
+    let move_dst = crate::Prefix::wrap(shared.clone(), p("archive"));
+    let s = move_files(&src, &move_dst, &fast()).await.unwrap();
+    assert!(s.is_ok(), "{:?}", s.errors);
+    assert_eq!(s.transferred, 2);
+    assert_eq!(tree(&view("in")).await.len(), 0);
+    assert_eq!(tree(&view("archive")).await["d/b"], "beta");
+}
