@@ -106,7 +106,7 @@ async fn transfer(opener: &Opener, g: &GlobalArgs, mode: Mode, t: Transfer) -> R
         Some(b) => Some(backup_dir_within(&t.dest, b)?),
         None => None,
     };
-    let out = Output::new(g, t.dry_run);
+    let out = Output::new(g, t.dry_run, true);
     let mut opts = SyncOptions {
         filter,
         compare: CompareOptions {
@@ -196,7 +196,7 @@ fn finish_summary(g: &GlobalArgs, out: &Output, summary: &Summary) -> Result<(),
 
 async fn check(opener: &Opener, g: &GlobalArgs, c: CheckCmd) -> Result<u8, Failure> {
     let filter = build_filter(&c.filter)?;
-    let out = Output::new(g, false);
+    let out = Output::new(g, false, false);
     let opts = CheckOptions {
         filter,
         size_only: c.size_only,
@@ -300,7 +300,7 @@ async fn lsjson(opener: &Opener, c: LsjsonCmd) -> Result<u8, Failure> {
 
 async fn delete(opener: &Opener, g: &GlobalArgs, c: DeleteCmd) -> Result<u8, Failure> {
     let filter = build_filter(&c.filter)?;
-    let out = Output::new(g, c.dry_run);
+    let out = Output::new(g, c.dry_run, false);
     let opts = DeleteOptions {
         filter,
         rmdirs: c.rmdirs,
@@ -317,7 +317,7 @@ async fn delete(opener: &Opener, g: &GlobalArgs, c: DeleteCmd) -> Result<u8, Fai
 }
 
 async fn purge(opener: &Opener, g: &GlobalArgs, c: PurgeCmd) -> Result<u8, Failure> {
-    let out = Output::new(g, c.dry_run);
+    let out = Output::new(g, c.dry_run, false);
     let summary = match opener.open_parent(&c.location).await? {
         Some((parent, name)) => ops::purge(&parent, &name, c.dry_run).await?,
         None => {
@@ -330,7 +330,7 @@ async fn purge(opener: &Opener, g: &GlobalArgs, c: PurgeCmd) -> Result<u8, Failu
 }
 
 async fn rmdirs(opener: &Opener, g: &GlobalArgs, c: RmdirsCmd) -> Result<u8, Failure> {
-    let out = Output::new(g, c.dry_run);
+    let out = Output::new(g, c.dry_run, false);
     let summary = match opener.open_parent(&c.location).await? {
         Some((parent, name)) => ops::rmdirs(&parent, &name, c.leave_root, c.dry_run).await?,
         None => {

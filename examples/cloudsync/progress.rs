@@ -29,9 +29,11 @@ struct State {
 }
 
 impl Output {
-    /// Output for one command; the bar is drawn only with `--progress` on a terminal.
-    pub fn new(global: &GlobalArgs, dry_run: bool) -> Arc<Self> {
-        let show_bar = (global.progress || global.stats_one_line)
+    /// Output for one command; the bar (for transfers) is drawn only with `--progress` on a
+    /// terminal.
+    pub fn new(global: &GlobalArgs, dry_run: bool, transfers: bool) -> Arc<Self> {
+        let show_bar = transfers
+            && global.progress
             && !global.quiet
             && std::io::stdout().is_terminal()
             && std::io::stderr().is_terminal();

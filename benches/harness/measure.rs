@@ -1,0 +1,106 @@
+//! Runs one command and measures wall time and peak memory.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The outcome of one timed run.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub wall: Duration,
+    /// Peak resident set size in KiB (largest process of the run).
+    pub peak_kib: Option<u64>,
+}
+
+/// Runs `cmd` (output discarded), measuring wall time around the whole process and peak RSS
+/// through `/usr/bin/time` when installed (it reports the maximum over the process and the
+/// children it waited for), else by polling `VmHWM` of the direct child.
+pub fn run(mut cmd: Command, scratch: &Path) -> std::io::Result<Sample> {
+    let time_bin = Path::new("/usr/bin/time");
+    let report = scratch.join(format!("time-{}.txt", crate::tree::unique()));
+    let mut cmd = if time_bin.exists() {
+        let mut wrapped = Command::new(time_bin);
+        wrapped.arg("-f").arg("%M").arg("-o").arg(&report);
+        wrapped.arg(cmd.get_program()).args(cmd.get_args());
+        wrapped
+    } else {
+        std::mem::replace(&mut cmd, Command::new("true"))
+    };
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let mut hwm = None;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if !time_bin.exists() {
+            hwm = read_hwm(pid).or(hwm);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let wall = start.elapsed();
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(std::io::Error::other(format!(
+            "{:?} failed ({status}): {err}",
+            cmd.get_args().collect::<Vec<_>>()
+        )));
+    }
+    let peak_kib = if time_bin.exists() {
+        let text = std::fs::read_to_string(&report).unwrap_or_default();
+        let _ = std::fs::remove_file(&report);
+        text.lines().last().and_then(|l| l.trim().parse().ok())
+    } else {
+        hwm
+    };
+    Ok(Sample { wall, peak_kib })
+}
+
+fn read_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Touches and frees `gib` GiB so the host has handed the memory back before timed runs
+/// (freed memory costs 1-4 s per GiB to fault in again on these machines).
+pub fn warm_memory(gib: u64) {
+    if gib == 0 {
+        return;
+    }
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024;
+    let bytes = (gib << 30).min(available / 2);
+    let start = Instant::now();
+    let mut v: Vec<u8> = Vec::with_capacity(bytes as usize);
+    // One write per page is enough to fault it in.
+    let page = 4096;
+    fill_pages(&mut v, bytes as usize, page);
+    drop(v);
+    eprintln!(
+        "warmed {:.1} GiB of memory in {:.1}s",
+        bytes as f64 / (1u64 << 30) as f64,
+        start.elapsed().as_secs_f64()
+    );
+}
+
+fn fill_pages(v: &mut Vec<u8>, len: usize, page: usize) {
+    v.resize(len, 0);
+    for i in (0..len).step_by(page) {
+        v[i] = 1;
+    }
+    std::hint::black_box(&v);
+}

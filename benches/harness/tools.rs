@@ -1,0 +1,87 @@
+//! The programs compared. Adding a row = adding a [`Tool`] here (and, for a network target, a
+//! scenario whose `dst` locations the tools understand).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What one timed run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The destination does not exist: everything is copied.
+    First,
+    /// The destination is already identical: the tool only compares.
+    NoOp,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::First => "first run",
+            Phase::NoOp => "no-op run",
+        }
+    }
+}
+
+/// Builds the command of one run from the source, the destination and the phase.
+pub type CommandFn = dyn Fn(&str, &str, Phase) -> Option<Command>;
+
+/// A program that makes `dst` a copy of `src`.
+pub struct Tool {
+    /// Name in the table.
+    pub name: &'static str,
+    /// The command for one run; `None` when the tool has no meaningful run for this phase
+    /// (`cp -r` cannot skip unchanged files).
+    pub command: Box<CommandFn>,
+}
+
+/// The tools of a local -> local comparison. `ours` is the release build of the example CLI.
+pub fn local_tools(ours: PathBuf, transfers: usize, checkers: usize) -> Vec<Tool> {
+    let (t, c) = (transfers.to_string(), checkers.to_string());
+    let (t2, c2) = (t.clone(), c.clone());
+    vec![
+        Tool {
+            name: "cloudsync",
+            command: Box::new(move |src, dst, _| {
+                let mut cmd = Command::new(&ours);
+                cmd.args(["sync", src, dst, "-q", "--transfers", &t, "--checkers", &c]);
+                Some(cmd)
+            }),
+        },
+        Tool {
+            name: "rclone",
+            command: Box::new(move |src, dst, _| {
+                let mut cmd = Command::new("rclone");
+                cmd.args(["--config", "/dev/null", "sync", src, dst, "-q"]);
+                cmd.args(["--transfers", &t2, "--checkers", &c2]);
+                Some(cmd)
+            }),
+        },
+        Tool {
+            name: "rsync -a",
+            command: Box::new(|src, dst, _| {
+                let mut cmd = Command::new("rsync");
+                cmd.args(["-a", "--delete", &format!("{src}/"), &format!("{dst}/")]);
+                Some(cmd)
+            }),
+        },
+        Tool {
+            name: "cp -r",
+            command: Box::new(|src, dst, phase| {
+                (phase == Phase::First).then(|| {
+                    let mut cmd = Command::new("cp");
+                    cmd.args(["-r", src, dst]);
+                    cmd
+                })
+            }),
+        },
+    ]
+}
+
+/// Whether `program` can be found on `PATH` (or is a path that exists).
+pub fn available(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).exists();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of the cloudsync CLI (release build) against rclone, rsync -a and cp -r
+# on generated local trees; prints a markdown table of medians, ratios to rclone and peak memory.
+#
+#   scripts/bench.sh --quick                      # 10k small files: first run + no-op run
+#   scripts/bench.sh                              # 10k small, 200k tiny, one 1 GiB file
+#   scripts/bench.sh --scenarios tiny --reps 7 --tiny-files 50000
+#   scripts/bench.sh --help                       # every option
+#
+# Source trees are generated once into target/bench-work/src and reused; see DESIGN.md §8 for
+# why runs alternate between tools and old trees are moved aside instead of deleted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+missing=()
+for pkg in rclone rsync time; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cargo build --release -p cloudsync --example cloudsync
+cargo bench -p cloudsync --bench harness -- "$@"
