@@ -1,0 +1,423 @@
+//! SFTP protocol calls shared by the operations, and [`parse_error`], which turns SFTP status
+//! codes and session failures into [`ErrorKind`]s.
+
+use std::sync::Arc;
+
+use cloudsync_core::{Entry, Error, ErrorKind, HashKind, RemotePath, Result};
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::{FileAttributes, Packet, StatusCode};
+use time::OffsetDateTime;
+
+use crate::pool::Pool;
+use crate::ssh::Connection;
+
+/// Prefix of the temporary names uploads are written under; listings hide these names.
+pub(crate) const TEMP_PREFIX: &str = ".cloudsync-tmp-";
+
+/// The state one remote shares between its operations.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) pool: Pool,
+    /// Absolute directory on the server that is the remote's root (no trailing `/` except for
+    /// `/` itself).
+    pub(crate) root: String,
+    pub(crate) describe: String,
+}
+
+/// `S_IFMT` and the types we care about.
+const S_IFMT: u32 = 0o170000;
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+
+/// What a server-side object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// The object type in `attrs` (file when the server sent no permissions).
+pub(crate) fn kind_of(attrs: &FileAttributes) -> Kind {
+    match attrs.permissions.map(|p| p & S_IFMT) {
+        Some(S_IFDIR) => Kind::Dir,
+        Some(S_IFREG) | None => Kind::File,
+        Some(S_IFLNK) => Kind::Symlink,
+        Some(_) => Kind::Other,
+    }
+}
+
+/// The modtime in `attrs` (whole seconds).
+pub(crate) fn modtime_of(attrs: &FileAttributes) -> Option<OffsetDateTime> {
+    attrs
+        .mtime
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(i64::from(t)).ok())
+}
+
+/// Attributes that set atime and mtime to `t` (whole seconds; SFTPv3 has 32-bit times).
+pub(crate) fn mtime_attrs(t: OffsetDateTime) -> Result<FileAttributes> {
+    let secs = u32::try_from(t.unix_timestamp()).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("modtime {t} cannot be stored over SFTP (1970..2106 only)"),
+        )
+    })?;
+    Ok(FileAttributes {
+        atime: Some(secs),
+        mtime: Some(secs),
+        ..FileAttributes::empty()
+    })
+}
+
+/// An entry for `path` from its attributes; `None` for symlinks and special files.
+pub(crate) fn entry_of(path: RemotePath, attrs: &FileAttributes) -> Option<Entry> {
+    match kind_of(attrs) {
+        Kind::File => {
+            Some(Entry::file(path, attrs.size.unwrap_or(0)).with_modtime(modtime_of(attrs)))
+        }
+        Kind::Dir => Some(Entry::dir(path).with_modtime(modtime_of(attrs))),
+        Kind::Symlink | Kind::Other => None,
+    }
+}
+
+/// Classifies an SFTP failure, marking the connection broken when the session itself failed.
+///
+/// Only typed information is used: the status code of a STATUS reply, or the kind of local
+/// failure (timeout, closed session). `SSH_FX_FAILURE` is `Unexpected` here; callers that know
+/// what it means for their request (mkdir of an existing directory, rmdir of a non-empty one)
+/// look again before reporting it.
+pub(crate) fn parse_error(conn: &Connection, e: SftpError) -> Error {
+    let (kind, temporary, broken) = match &e {
+        SftpError::Status(st) => match st.status_code {
+            StatusCode::NoSuchFile => (ErrorKind::NotFound, false, false),
+            StatusCode::PermissionDenied => (ErrorKind::PermissionDenied, false, false),
+            StatusCode::OpUnsupported => (ErrorKind::Unsupported, false, false),
+            StatusCode::BadMessage => (ErrorKind::Protocol, false, false),
+            StatusCode::NoConnection | StatusCode::ConnectionLost => {
+                (ErrorKind::Transient, true, true)
+            }
+            StatusCode::Eof | StatusCode::Failure | StatusCode::Ok => {
+                (ErrorKind::Unexpected, false, false)
+            }
+        },
+        SftpError::Timeout => (ErrorKind::Transient, true, true),
+        // The session task ended (connection dropped, channel closed) or I/O failed.
+        SftpError::IO(_) | SftpError::UnexpectedBehavior(_) => (ErrorKind::Transient, true, true),
+        SftpError::UnexpectedPacket => (ErrorKind::Protocol, true, true),
+        SftpError::Limited(_) => (ErrorKind::Unexpected, false, false),
+    };
+    if broken {
+        conn.mark_broken();
+    }
+    let message = match &e {
+        SftpError::Status(st) if !st.error_message.is_empty() => {
+            format!("{} ({})", st.status_code, st.error_message)
+        }
+        SftpError::UnexpectedBehavior(m) => format!("connection lost: {m}"),
+        other => other.to_string(),
+    };
+    Error::new(kind, message)
+        .set_temporary(temporary)
+        .with_source(e)
+}
+
+/// The status code of a STATUS reply, if `e` is one.
+pub(crate) fn status_of(e: &SftpError) -> Option<StatusCode> {
+    match e {
+        SftpError::Status(st) => Some(st.status_code),
+        _ => None,
+    }
+}
+
+/// Appends an SSH `string` (u32 length + bytes).
+fn put_string(buf: &mut Vec<u8>, s: &[u8]) {
+    buf.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    buf.extend_from_slice(s);
+}
+
+/// Turns the reply to an extended request that answers with a STATUS into a result.
+fn status_reply(reply: Packet) -> std::result::Result<(), SftpError> {
+    match reply {
+        Packet::Status(st) if st.status_code == StatusCode::Ok => Ok(()),
+        Packet::Status(st) => Err(SftpError::Status(st)),
+        _ => Err(SftpError::UnexpectedPacket),
+    }
+}
+
+impl Core {
+    /// The absolute server path of `path`.
+    pub(crate) fn abs(&self, path: &RemotePath) -> String {
+        if path.is_root() {
+            self.root.clone()
+        } else if self.root == "/" {
+            format!("/{}", path.as_str())
+        } else {
+            format!("{}/{}", self.root, path.as_str())
+        }
+    }
+
+    /// A connection from the pool, with the error context of `op`.
+    pub(crate) async fn conn(
+        &self,
+        op: &'static str,
+        path: &RemotePath,
+    ) -> Result<Arc<Connection>> {
+        self.pool.get().await.map_err(|e| self.ctx(e, op, path))
+    }
+
+    /// Adds operation, remote and path to an error.
+    pub(crate) fn ctx(&self, e: Error, op: &'static str, path: &RemotePath) -> Error {
+        e.with_operation(op)
+            .with_remote(self.describe.clone())
+            .with_path(path)
+    }
+
+    /// `parse_error` plus context.
+    pub(crate) fn fail(
+        &self,
+        conn: &Connection,
+        e: SftpError,
+        op: &'static str,
+        path: &RemotePath,
+    ) -> Error {
+        self.ctx(parse_error(conn, e), op, path)
+    }
+
+    /// STAT of a path, following symlinks.
+    pub(crate) async fn stat_on(
+        &self,
+        conn: &Connection,
+        path: &RemotePath,
+        op: &'static str,
+    ) -> Result<FileAttributes> {
+        conn.sftp
+            .stat(self.abs(path))
+            .await
+            .map(|a| a.attrs)
+            .map_err(|e| self.fail(conn, e, op, path))
+    }
+
+    /// Creates `dir` and its missing parents; succeeds if it exists as a directory.
+    pub(crate) async fn mkdir_all(&self, conn: &Connection, dir: &RemotePath) -> Result<()> {
+        // Walk up until a directory exists (usually the first try), then create downwards.
+        let mut missing = Vec::new();
+        let mut cur = Some(dir.clone());
+        while let Some(d) = cur {
+            match conn.sftp.mkdir(self.abs(&d), FileAttributes::empty()).await {
+                Ok(_) => break,
+                Err(e) => match status_of(&e) {
+                    Some(StatusCode::NoSuchFile) if !d.is_root() => {
+                        cur = d.parent();
+                        missing.push(d);
+                        continue;
+                    }
+                    // FAILURE is what OpenSSH answers for an existing path: check what is there.
+                    Some(StatusCode::Failure) | Some(StatusCode::PermissionDenied) => {
+                        let attrs = self.stat_on(conn, &d, "mkdir").await.map_err(|se| {
+                            if se.kind() == ErrorKind::NotFound {
+                                self.fail(conn, e.clone(), "mkdir", &d)
+                            } else {
+                                se
+                            }
+                        })?;
+                        if kind_of(&attrs) != Kind::Dir {
+                            return Err(self.ctx(
+                                Error::new(ErrorKind::Conflict, "a file is in the way"),
+                                "mkdir",
+                                &d,
+                            ));
+                        }
+                        break;
+                    }
+                    _ => return Err(self.fail(conn, e, "mkdir", &d)),
+                },
+            }
+        }
+        for d in missing.into_iter().rev() {
+            if let Err(e) = conn.sftp.mkdir(self.abs(&d), FileAttributes::empty()).await {
+                // A concurrent writer may have created it meanwhile.
+                let exists = matches!(self.stat_on(conn, &d, "mkdir").await, Ok(a) if kind_of(&a) == Kind::Dir);
+                if !exists {
+                    return Err(self.fail(conn, e, "mkdir", &d));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Renames `from` over `to` (absolute server paths), replacing `to` atomically with
+    /// posix-rename@openssh.com, or by removing `to` first when the server lacks it.
+    pub(crate) async fn rename_over(
+        &self,
+        conn: &Connection,
+        from: &str,
+        to: &str,
+    ) -> std::result::Result<(), SftpError> {
+        if conn.features.posix_rename {
+            let mut data = Vec::with_capacity(from.len() + to.len() + 8);
+            put_string(&mut data, from.as_bytes());
+            put_string(&mut data, to.as_bytes());
+            let reply = conn.sftp.extended("posix-rename@openssh.com", data).await?;
+            return status_reply(reply);
+        }
+        match conn.sftp.rename(from, to).await {
+            Ok(_) => Ok(()),
+            Err(first) => {
+                // SFTPv3 RENAME refuses to replace: remove the target, then rename. Between
+                // the two calls the target is briefly absent (documented).
+                match conn.sftp.remove(to).await {
+                    Ok(_) => conn.sftp.rename(from, to).await.map(|_| ()),
+                    Err(_) => Err(first),
+                }
+            }
+        }
+    }
+
+    /// copy-data: copies the whole content of an open read handle into an open write handle.
+    pub(crate) async fn copy_data(
+        &self,
+        conn: &Connection,
+        read_handle: &str,
+        write_handle: &str,
+    ) -> std::result::Result<(), SftpError> {
+        let mut data = Vec::new();
+        put_string(&mut data, read_handle.as_bytes());
+        data.extend_from_slice(&0u64.to_be_bytes()); // read from offset 0
+        data.extend_from_slice(&0u64.to_be_bytes()); // length 0: up to the end
+        put_string(&mut data, write_handle.as_bytes());
+        data.extend_from_slice(&0u64.to_be_bytes()); // write at offset 0
+        let reply = conn.sftp.extended("copy-data", data).await?;
+        status_reply(reply)
+    }
+
+    /// A hash computed by `md5sum`/`sha1sum` on the server.
+    pub(crate) async fn shell_hash(&self, path: &RemotePath, kind: HashKind) -> Result<String> {
+        let (program, len) = match kind {
+            HashKind::Md5 => ("md5sum", 32),
+            HashKind::Sha1 => ("sha1sum", 40),
+            _ => return Err(Error::unsupported("hash", &self.describe).with_path(path)),
+        };
+        let conn = self.conn("hash", path).await?;
+        let command = format!("{program} {}", shell_quote(&self.abs(path)));
+        let out = conn
+            .exec(&command)
+            .await
+            .map_err(|e| self.ctx(e, "hash", path))?;
+        parse_hash_output(&out, len).ok_or_else(|| {
+            self.ctx(
+                Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{program} printed no hash: {:?}",
+                        String::from_utf8_lossy(&out[..out.len().min(200)])
+                    ),
+                ),
+                "hash",
+                path,
+            )
+        })
+    }
+}
+
+/// An open SFTP handle that is closed when dropped (in a spawned task) unless closed
+/// explicitly with [`OpenHandle::close`], which reports the server's answer.
+pub(crate) struct OpenHandle {
+    pub(crate) conn: Arc<Connection>,
+    handle: Option<String>,
+}
+
+impl OpenHandle {
+    pub(crate) fn new(conn: Arc<Connection>, handle: String) -> Self {
+        OpenHandle {
+            conn,
+            handle: Some(handle),
+        }
+    }
+
+    /// The handle string for requests.
+    pub(crate) fn handle(&self) -> &str {
+        self.handle.as_deref().unwrap_or("")
+    }
+
+    /// Closes the handle and waits for the server's status (for writes, the last chance
+    /// for the server to report an error).
+    pub(crate) async fn close(mut self) -> std::result::Result<(), SftpError> {
+        match self.handle.take() {
+            Some(h) => self.conn.sftp.close(h).await.map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for OpenHandle {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take()
+            && self.conn.is_usable()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let conn = self.conn.clone();
+            rt.spawn(async move {
+                let _ = conn.sftp.close(h).await;
+            });
+        }
+    }
+}
+
+/// Quotes a string for a POSIX shell.
+pub(crate) fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The hex digest at the start of `md5sum`-style output (`[\]HEX  name`).
+pub(crate) fn parse_hash_output(out: &[u8], len: usize) -> Option<String> {
+    let text = std::str::from_utf8(out).ok()?;
+    let text = text.strip_prefix('\\').unwrap_or(text);
+    let hex = text.get(..len)?;
+    let ok = hex.bytes().all(|b| b.is_ascii_hexdigit())
+        && text[len..].starts_with(|c: char| c.is_ascii_whitespace());
+    ok.then(|| hex.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_and_hash_output() {
+        assert_eq!(shell_quote("a b'c"), r"'a b'\''c'");
+        let md5 = "d41d8cd98f00b204e9800998ecf8427e";
+        assert_eq!(
+            parse_hash_output(format!("{md5}  /x/y\n").as_bytes(), 32).as_deref(),
+            Some(md5)
+        );
+        assert_eq!(
+            parse_hash_output(format!("\\{md5}  /x/new\\nline\n").as_bytes(), 32).as_deref(),
+            Some(md5)
+        );
+        assert_eq!(parse_hash_output(b"md5sum: x: No such file\n", 32), None);
+        assert_eq!(parse_hash_output(b"", 32), None);
+    }
+
+    #[test]
+    fn kinds_and_times() {
+        let mut a = FileAttributes::empty();
+        a.permissions = Some(0o100644);
+        assert_eq!(kind_of(&a), Kind::File);
+        a.permissions = Some(0o040755);
+        assert_eq!(kind_of(&a), Kind::Dir);
+        a.permissions = Some(0o120777);
+        assert_eq!(kind_of(&a), Kind::Symlink);
+        a.permissions = Some(0o010644);
+        assert_eq!(kind_of(&a), Kind::Other);
+        let t = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let m = mtime_attrs(t).unwrap();
+        assert_eq!(modtime_of(&m), Some(t));
+        let too_old = OffsetDateTime::from_unix_timestamp(-5).unwrap();
+        assert_eq!(
+            mtime_attrs(too_old).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+    }
+}

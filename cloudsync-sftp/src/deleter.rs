@@ -1,0 +1,144 @@
+//! Deletions: REMOVE, RMDIR, and purge (a whole tree, many requests in flight).
+//!
+//! OpenSSH answers `SSH_FX_FAILURE` for "not empty" and "is a directory"; on that code the
+//! object is looked at again (STAT) so the error kind says what is wrong.
+
+use std::sync::Arc;
+
+use cloudsync_core::{Error, ErrorKind, RemotePath, Result};
+use futures::{StreamExt, TryStreamExt};
+use russh_sftp::protocol::StatusCode;
+
+use crate::core::{Core, Kind, OpenHandle, kind_of, status_of};
+use crate::ssh::Connection;
+
+/// Removes requests a purge keeps in flight.
+const PURGE_CONCURRENCY: usize = 16;
+
+/// Removes one file.
+pub(crate) async fn remove_file(core: &Core, path: &RemotePath) -> Result<()> {
+    let conn = core.conn("remove_file", path).await?;
+    match conn.sftp.remove(core.abs(path)).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            if matches!(
+                status_of(&e),
+                Some(StatusCode::Failure | StatusCode::PermissionDenied)
+            ) && let Ok(attrs) = core.stat_on(&conn, path, "remove_file").await
+                && kind_of(&attrs) == Kind::Dir
+            {
+                return Err(core.ctx(
+                    Error::new(ErrorKind::Conflict, "is a directory"),
+                    "remove_file",
+                    path,
+                ));
+            }
+            Err(core.fail(&conn, e, "remove_file", path))
+        }
+    }
+}
+
+/// Removes one empty directory.
+pub(crate) async fn remove_dir(core: &Core, dir: &RemotePath) -> Result<()> {
+    let conn = core.conn("remove_dir", dir).await?;
+    rmdir_on(core, &conn, dir).await
+}
+
+async fn rmdir_on(core: &Core, conn: &Connection, dir: &RemotePath) -> Result<()> {
+    match conn.sftp.rmdir(core.abs(dir)).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            if status_of(&e) == Some(StatusCode::Failure)
+                && let Ok(attrs) = core.stat_on(conn, dir, "remove_dir").await
+            {
+                let why = if kind_of(&attrs) == Kind::Dir {
+                    "directory not empty"
+                } else {
+                    "not a directory"
+                };
+                return Err(core.ctx(Error::new(ErrorKind::Conflict, why), "remove_dir", dir));
+            }
+            Err(core.fail(conn, e, "remove_dir", dir))
+        }
+    }
+}
+
+/// Every name in `dir` with its type, including hidden temporary files (raw READDIR).
+async fn read_all(
+    core: &Core,
+    conn: &Arc<Connection>,
+    dir: &RemotePath,
+) -> Result<Vec<(RemotePath, Kind)>> {
+    let opened = conn
+        .sftp
+        .opendir(core.abs(dir))
+        .await
+        .map_err(|e| core.fail(conn, e, "purge", dir))?;
+    let handle = OpenHandle::new(conn.clone(), opened.handle);
+    let mut out = Vec::new();
+    loop {
+        match conn.sftp.readdir(handle.handle()).await {
+            Ok(name) => {
+                for f in name.files {
+                    if f.filename == "." || f.filename == ".." {
+                        continue;
+                    }
+                    let path = dir
+                        .join(&f.filename)
+                        .map_err(|e| core.ctx(e, "purge", dir))?;
+                    out.push((path, kind_of(&f.attrs)));
+                }
+            }
+            Err(e) if status_of(&e) == Some(StatusCode::Eof) => break,
+            Err(e) => return Err(core.fail(conn, e, "purge", dir)),
+        }
+    }
+    let _ = handle.close().await;
+    Ok(out)
+}
+
+/// Removes `dir` and everything below it (symlinks are removed, not followed).
+pub(crate) async fn purge(core: &Core, dir: &RemotePath) -> Result<()> {
+    let conn = core.conn("purge", dir).await?;
+    let attrs = core.stat_on(&conn, dir, "purge").await?;
+    if kind_of(&attrs) != Kind::Dir {
+        return Err(core.ctx(
+            Error::new(ErrorKind::Conflict, "not a directory"),
+            "purge",
+            dir,
+        ));
+    }
+    // Depth-first with an explicit stack: directories are removed after their content.
+    let mut stack = vec![(dir.clone(), false)];
+    while let Some((d, emptied)) = stack.pop() {
+        if emptied {
+            rmdir_on(core, &conn, &d).await?;
+            continue;
+        }
+        let children = read_all(core, &conn, &d).await?;
+        stack.push((d, true));
+        let mut files = Vec::new();
+        for (path, kind) in children {
+            if kind == Kind::Dir {
+                stack.push((path, false));
+            } else {
+                files.push(path);
+            }
+        }
+        futures::stream::iter(files)
+            .map(|p| {
+                let conn = conn.clone();
+                async move {
+                    match conn.sftp.remove(core.abs(&p)).await {
+                        Ok(_) => Ok(()),
+                        Err(e) if status_of(&e) == Some(StatusCode::NoSuchFile) => Ok(()),
+                        Err(e) => Err(core.fail(&conn, e, "purge", &p)),
+                    }
+                }
+            })
+            .buffer_unordered(PURGE_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+    }
+    Ok(())
+}

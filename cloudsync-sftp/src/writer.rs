@@ -1,0 +1,251 @@
+//! Atomic uploads: the content goes to a hidden temporary name in the target directory
+//! (`.cloudsync-tmp-<random>.<name>`) with many WRITE requests in flight, gets its modtime
+//! (FSETSTAT), is closed, and is then renamed over the target with
+//! `posix-rename@openssh.com` (atomic replace). A failed upload removes its temporary file, on a
+//! fresh connection if the old one died.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use cloudsync_core::{ByteStream, Entry, Error, ErrorKind, RemotePath, Result, WriteMeta};
+use futures::future::Either;
+use futures::{StreamExt, TryStreamExt};
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+
+use crate::core::{Core, OpenHandle, TEMP_PREFIX, modtime_of, mtime_attrs, status_of};
+use crate::reader::{depth_for, write_chunk};
+use crate::ssh::Connection;
+
+/// Longest name most servers accept (bytes).
+const NAME_MAX: usize = 255;
+
+/// A hidden temporary name next to `name`.
+pub(crate) fn temp_name(name: &str) -> String {
+    let prefix = format!("{TEMP_PREFIX}{:016x}.", fastrand::u64(..));
+    let mut keep = NAME_MAX.saturating_sub(prefix.len()).min(name.len());
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{prefix}{}", &name[..keep])
+}
+
+/// Splits and joins chunks so every item but the last has exactly `size` bytes.
+fn rechunk(body: ByteStream, size: usize) -> impl futures::Stream<Item = Result<Bytes>> + Send {
+    struct St {
+        body: ByteStream,
+        buf: BytesMut,
+        done: bool,
+    }
+    let st = St {
+        body,
+        buf: BytesMut::new(),
+        done: false,
+    };
+    futures::stream::unfold(st, move |mut st| async move {
+        loop {
+            if st.buf.len() >= size {
+                let out = st.buf.split_to(size).freeze();
+                return Some((Ok(out), st));
+            }
+            if st.done {
+                if st.buf.is_empty() {
+                    return None;
+                }
+                let out = st.buf.split().freeze();
+                return Some((Ok(out), st));
+            }
+            match st.body.next().await {
+                Some(Ok(b)) => st.buf.extend_from_slice(&b),
+                Some(Err(e)) => {
+                    st.done = true;
+                    st.buf.clear();
+                    return Some((Err(e), st));
+                }
+                None => st.done = true,
+            }
+        }
+    })
+}
+
+/// Why an upload failed: the source stream, or the server.
+enum Failure {
+    Source(Error),
+    Server(SftpError),
+}
+
+/// Writes `path` atomically; see the module docs.
+pub(crate) async fn write(
+    core: Arc<Core>,
+    path: &RemotePath,
+    body: ByteStream,
+    meta: WriteMeta,
+) -> Result<Entry> {
+    let Some(parent) = path.parent() else {
+        return Err(core.ctx(
+            Error::new(ErrorKind::InvalidInput, "cannot write to the root"),
+            "write",
+            path,
+        ));
+    };
+    // Fail before sending anything if the modtime cannot be stored.
+    let mtime = meta.modtime.map(mtime_attrs).transpose()?;
+    let conn = core.conn("write", path).await?;
+    let temp = parent.join(&temp_name(path.name()))?;
+    let temp_abs = core.abs(&temp);
+    let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
+    let opened = match conn
+        .sftp
+        .open(temp_abs.clone(), flags, FileAttributes::empty())
+        .await
+    {
+        Err(e) if status_of(&e) == Some(StatusCode::NoSuchFile) => {
+            core.mkdir_all(&conn, &parent).await?;
+            conn.sftp
+                .open(temp_abs.clone(), flags, FileAttributes::empty())
+                .await
+        }
+        other => other,
+    }
+    .map_err(|e| core.fail(&conn, e, "write", path))?;
+    let handle = OpenHandle::new(conn.clone(), opened.handle);
+
+    let uploaded = upload(&conn, handle, body, mtime.clone(), meta.size).await;
+    let result = match uploaded {
+        Ok(attrs) => match core.rename_over(&conn, &temp_abs, &core.abs(path)).await {
+            Ok(()) => return Ok(Entry::file(path.clone(), attrs.0).with_modtime(attrs.1)),
+            Err(e) => Err(core.fail(&conn, e, "write", path)),
+        },
+        Err(Failure::Source(e)) => Err(e),
+        Err(Failure::Server(e)) => Err(core.fail(&conn, e, "write", path)),
+    };
+    discard(&core, &conn, &temp_abs).await;
+    result
+}
+
+/// Sends the content, sets the modtime and closes the handle. Returns the size written and
+/// the file's modtime.
+async fn upload(
+    conn: &Arc<Connection>,
+    handle: OpenHandle,
+    body: ByteStream,
+    mtime: Option<FileAttributes>,
+    expected_size: Option<u64>,
+) -> std::result::Result<(u64, Option<time::OffsetDateTime>), Failure> {
+    let chunk = write_chunk(conn) as usize;
+    let depth = depth_for(chunk as u32);
+    let h = handle.handle().to_owned();
+    let mut offset = 0u64;
+    let writes = rechunk(body, chunk).map(|item| match item {
+        Ok(data) => {
+            let off = offset;
+            offset += data.len() as u64;
+            let conn = conn.clone();
+            let h = h.clone();
+            Either::Left(async move {
+                conn.sftp
+                    .write(h, off, data.to_vec())
+                    .await
+                    .map(|_| ())
+                    .map_err(Failure::Server)
+            })
+        }
+        Err(e) => Either::Right(futures::future::ready(Err(Failure::Source(e)))),
+    });
+    writes
+        .buffer_unordered(depth)
+        .try_for_each(|()| futures::future::ready(Ok(())))
+        .await?;
+    let written = offset;
+    if let Some(expected) = expected_size
+        && expected != written
+    {
+        return Err(Failure::Source(Error::new(
+            ErrorKind::ConditionNotMatch,
+            format!("the source had {written} bytes, {expected} were announced"),
+        )));
+    }
+    let modtime = match mtime {
+        Some(attrs) => {
+            let t = modtime_of(&attrs);
+            conn.sftp
+                .fsetstat(handle.handle(), attrs)
+                .await
+                .map_err(Failure::Server)?;
+            t
+        }
+        None => {
+            let attrs = conn
+                .sftp
+                .fstat(handle.handle())
+                .await
+                .map_err(Failure::Server)?;
+            modtime_of(&attrs.attrs)
+        }
+    };
+    handle.close().await.map_err(Failure::Server)?;
+    Ok((written, modtime))
+}
+
+/// Removes a failed upload's temporary file, on a new connection if `conn` died.
+pub(crate) async fn discard(core: &Core, conn: &Arc<Connection>, temp_abs: &str) {
+    let limit = core.pool.settings.timeout.min(Duration::from_secs(15));
+    let attempt = async {
+        let c = if conn.is_usable() {
+            conn.clone()
+        } else {
+            core.pool.get().await.ok()?
+        };
+        c.sftp.remove(temp_abs).await.ok()
+    };
+    if tokio::time::timeout(limit, attempt)
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        tracing::warn!(
+            remote = %core.describe,
+            temp = temp_abs,
+            "could not remove the temporary file of a failed upload"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_fit() {
+        let t = temp_name("report.pdf");
+        assert!(
+            t.starts_with(TEMP_PREFIX) && t.ends_with(".report.pdf"),
+            "{t}"
+        );
+        let long = "é".repeat(200);
+        let t = temp_name(&long);
+        assert!(t.len() <= NAME_MAX, "{}", t.len());
+        assert_ne!(temp_name("a"), temp_name("a"));
+    }
+
+    #[tokio::test]
+    async fn rechunk_is_exact() {
+        let parts: Vec<Result<Bytes>> = vec![
+            Ok(Bytes::from(vec![1u8; 5])),
+            Ok(Bytes::from(vec![2u8; 12])),
+            Ok(Bytes::new()),
+            Ok(Bytes::from(vec![3u8; 1])),
+        ];
+        let out: Vec<Bytes> = rechunk(futures::stream::iter(parts).boxed(), 4)
+            .try_collect()
+            .await
+            .unwrap();
+        let sizes: Vec<usize> = out.iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [4, 4, 4, 4, 2]);
+        let all: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
+        assert_eq!(all.len(), 18);
+        assert_eq!(&all[..6], &[1, 1, 1, 1, 1, 2]);
+    }
+}
