@@ -210,7 +210,7 @@ impl Engine {
         );
         let cmp = self.cmp.clone();
         let mode = self.mode;
-        let opts = self.opts.clone();
+        let opts = Arc::new(self.opts.clone());
         let decisions = items
             .map(move |item| {
                 let cmp = cmp.clone();
