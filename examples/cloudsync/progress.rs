@@ -147,38 +147,28 @@ impl Output {
                     self.line(&format!("INFO: {path}: {what}"));
                 }
             }
-            Event::Skipped { path, reason } => {
-                if self.verbose >= 2 {
-                    self.line(&format!("DEBUG: {path}: unchanged, skipping ({})", {
-                        reason.describe()
-                    }));
-                }
+            Event::Skipped { path, reason } if self.verbose >= 2 => {
+                let why = reason.describe();
+                self.line(&format!("DEBUG: {path}: unchanged, skipping ({why})"));
             }
-            Event::Deleted { path, dir } => {
-                if self.verbose >= 1 {
-                    let what = if *dir { "Removed directory" } else { "Deleted" };
-                    self.line(&format!("INFO: {path}: {what}"));
-                }
+            Event::Deleted { path, dir } if self.verbose >= 1 => {
+                let what = if *dir { "Removed directory" } else { "Deleted" };
+                self.line(&format!("INFO: {path}: {what}"));
             }
             Event::Failed {
                 path,
                 error,
-                will_retry,
+                will_retry: true,
             } => {
-                if *will_retry {
-                    if let (Some(seen), Some(bar)) = (st.current.insert(path.clone(), 0), &self.bar)
-                    {
-                        bar.set_position(bar.position().saturating_sub(seen));
-                    }
-                    if self.verbose >= 1 {
-                        self.line(&format!("NOTICE: {path}: {error} (will retry)"));
-                    }
+                if let (Some(seen), Some(bar)) = (st.current.insert(path.clone(), 0), &self.bar) {
+                    bar.set_position(bar.position().saturating_sub(seen));
+                }
+                if self.verbose >= 1 {
+                    self.line(&format!("NOTICE: {path}: {error} (will retry)"));
                 }
             }
-            Event::Notice { message } => {
-                if !self.quiet {
-                    self.line(&format!("NOTICE: {message}"));
-                }
+            Event::Notice { message } if !self.quiet => {
+                self.line(&format!("NOTICE: {message}"));
             }
             _ => {}
         }
