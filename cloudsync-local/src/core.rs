@@ -53,8 +53,12 @@ impl Core {
     /// The metadata of `local`, following a final symlink only when configured to.
     ///
     /// A symlink that is not followed is reported as `NotFound` (it is invisible to this
-    /// remote, as in listings).
+    /// remote, as in listings). The root is always followed.
     pub(crate) fn metadata(&self, local: &Path) -> std::io::Result<Metadata> {
+        if local == self.root {
+            // The root itself may be a link (`/data -> /mnt/disk`): always followed.
+            return std::fs::metadata(local);
+        }
         let meta = std::fs::symlink_metadata(local)?;
         if meta.file_type().is_symlink() {
             if self.follow_symlinks {

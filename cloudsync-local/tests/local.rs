@@ -530,3 +530,18 @@ async fn an_abandoned_write_leaves_nothing_behind() {
     }
     assert!(left.is_empty(), "an abandoned write left {left:?}");
 }
+
+#[tokio::test]
+async fn a_root_that_is_a_symlink_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    std::fs::write(dir.path().join("real/f.txt"), "f").unwrap();
+    std::os::unix::fs::symlink("real", dir.path().join("link")).unwrap();
+    let r = open(&dir.path().join("link"));
+    assert!(r.stat(&RemotePath::root()).await.unwrap().is_dir());
+    assert_eq!(ok_names(&list_all(&r, "").await), ["f.txt"]);
+    r.write(&p("g.txt"), bytes_stream("g"), WriteMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(dir.path().join("real/g.txt")).unwrap(), b"g");
+}
