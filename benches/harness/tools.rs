@@ -1,5 +1,11 @@
-//! The programs compared. Adding a row = adding a [`Tool`] here (and, for a network target, a
-//! scenario whose `dst` locations the tools understand).
+//! The programs compared. Adding a row = adding a [`Tool`] here.
+//!
+//! A tool receives the source directory and a fresh local destination directory below
+//! `<work>/dst`; the harness checks that directory afterwards and moves it aside. A network row
+//! (SFTP, FTP, WebDAV on a loopback server) serves `<work>/dst` from the server and maps the
+//! local destination to the server's URL in its command, e.g. `cloudsync sync SRC
+//! sftp://127.0.0.1:PORT/<dst relative to work/dst>` next to `rclone sync SRC
+//! :sftp,host=127.0.0.1,port=PORT:<same>`, so checking and cleaning up stay the same.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
