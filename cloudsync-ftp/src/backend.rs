@@ -1,0 +1,275 @@
+//! [`FtpRemote`] (the [`Remote`] implementation) and [`FtpFactory`] (its registry entry).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cloudsync_core::{
+    BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, Remote,
+    RemotePath, Result, WriteMeta, parse_config,
+};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::config::{FtpConfig, Settings, Tls};
+use crate::core::{Conn, Connector, Features, Paths, TEMP_PREFIX};
+use crate::pool::Pool;
+use crate::{deleter, lister, reader, writer};
+
+/// A remote on an FTP or FTPS server.
+///
+/// Opened with [`FtpConfig::build`] (or through the registry as type `ftp`, URLs `ftp://` and
+/// `ftps://`). Cheap to clone; clones share the connection pool.
+#[derive(Clone)]
+pub struct FtpRemote {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Shared state of a remote.
+pub(crate) struct Inner {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) paths: Paths,
+    pub(crate) features: Features,
+    caps: Capabilities,
+    describe: String,
+}
+
+impl std::fmt::Debug for FtpRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FtpRemote")
+            .field("describe", &self.inner.describe)
+            .field("features", &self.inner.features)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// Adds this remote's description to an error.
+    pub(crate) fn err(&self, e: Error) -> Error {
+        e.with_remote(self.describe.clone())
+    }
+}
+
+impl FtpRemote {
+    /// Connects once (to read `FEAT`, the login directory and, on servers without `MFMT`,
+    /// whether `MDTM` can set times), then keeps that session in the pool.
+    pub(crate) async fn connect(settings: Settings) -> Result<Self> {
+        let describe = describe(&settings);
+        let root = settings.root.clone();
+        let disable_mlsd = settings.disable_mlsd;
+        let connector = Connector::new(settings).map_err(|e| e.with_remote(describe.clone()))?;
+        let pool = Pool::new(connector);
+        let mut conn = pool
+            .connector
+            .connect()
+            .await
+            .map_err(|e| e.with_remote(describe.clone()))?;
+        let home = conn.pwd().await.unwrap_or_else(|_| "/".to_owned());
+        let paths = Paths::new(&root, &home);
+        let mut features = pool.connector.features.get().cloned().unwrap_or_default();
+        if disable_mlsd {
+            features.mlsd = false;
+            features.mlst = false;
+        }
+        if !features.mfmt && features.mdtm {
+            features.mdtm_write = probe_mdtm_write(&mut conn, &paths).await;
+        }
+        let set_time = features.mfmt || features.mdtm_write;
+        let caps = Capabilities {
+            modtime_precision: (features.mlsd || features.mdtm).then_some(Duration::from_secs(1)),
+            write_modtime: set_time,
+            set_modtime: set_time,
+            rename: true,
+            dirs: true,
+            ..Default::default()
+        };
+        tracing::debug!(remote = %describe, ?features, "FTP server features");
+        if !conn.broken {
+            pool.put_idle(conn);
+        }
+        Ok(FtpRemote {
+            inner: Arc::new(Inner {
+                pool,
+                paths,
+                features,
+                caps,
+                describe,
+            }),
+        })
+    }
+}
+
+fn describe(s: &Settings) -> String {
+    let scheme = match s.tls {
+        Tls::None => "ftp",
+        _ => "ftps",
+    };
+    let host = if s.host.contains(':') {
+        format!("[{}]", s.host)
+    } else {
+        s.host.clone()
+    };
+    let root = if s.root.is_empty() || s.root.starts_with('/') {
+        s.root.clone()
+    } else {
+        format!("/{}", s.root)
+    };
+    format!("{scheme}://{}@{host}:{}{root}", s.user, s.port)
+}
+
+/// Whether `MDTM YYYYMMDDhhmmss path` sets a file's time (vsftpd with `mdtm_write`): writes an
+/// empty hidden file in the root, sets and reads back its time, removes it. Any failure (a
+/// read-only or missing root included) means no.
+async fn probe_mdtm_write(conn: &mut Conn, paths: &Paths) -> bool {
+    let name = format!("{TEMP_PREFIX}{:016x}.probe", fastrand::u64(..));
+    let Ok(abs) = paths.abs(&RemotePath::root()).map(|r| {
+        if r == "/" {
+            format!("/{name}")
+        } else {
+            format!("{r}/{name}")
+        }
+    }) else {
+        return false;
+    };
+    let Ok(transfer) = conn.stor(&abs).await else {
+        return false;
+    };
+    conn.broken = true;
+    let finished = tokio::time::timeout(conn.timeout, transfer.finish()).await;
+    if conn.check(finished, "write", &abs).is_err() {
+        return false;
+    }
+    conn.broken = false;
+    let want =
+        OffsetDateTime::from_unix_timestamp(946_782_245).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let set = conn
+        .custom(
+            &format!("MDTM {} {abs}", crate::parse::format_timeval(want)),
+            &[213, 200, 250],
+        )
+        .await
+        .is_ok();
+    let works = set && matches!(conn.mdtm(&abs).await, Ok(t) if t == want);
+    if !conn.broken {
+        let _ = conn.dele(&abs).await;
+    }
+    works
+}
+
+#[async_trait]
+impl Remote for FtpRemote {
+    fn describe(&self) -> String {
+        self.inner.describe.clone()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.inner.caps
+    }
+
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        lister::list(&self.inner, dir)
+            .await
+            .map_err(|e| self.inner.err(e).with_operation("list"))
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        lister::stat(&self.inner, path)
+            .await
+            .map_err(|e| self.inner.err(e).with_operation("stat").with_path(path))
+    }
+
+    async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
+        reader::read(&self.inner, path, range)
+            .await
+            .map_err(|e| self.inner.err(e).with_operation("read").with_path(path))
+    }
+
+    async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
+        writer::write(&self.inner, path, body, meta)
+            .await
+            .map_err(|e| self.inner.err(e).with_operation("write").with_path(path))
+    }
+
+    async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
+        writer::mkdir(&self.inner, dir)
+            .await
+            .map_err(|e| self.inner.err(e).with_operation("mkdir").with_path(dir))
+    }
+
+    async fn remove_file(&self, path: &RemotePath) -> Result<()> {
+        deleter::remove_file(&self.inner, path).await.map_err(|e| {
+            self.inner
+                .err(e)
+                .with_operation("remove_file")
+                .with_path(path)
+        })
+    }
+
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
+        deleter::remove_dir(&self.inner, dir).await.map_err(|e| {
+            self.inner
+                .err(e)
+                .with_operation("remove_dir")
+                .with_path(dir)
+        })
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        writer::rename(&self.inner, from, to)
+            .await
+            .map_err(|e| self.inner.err(e).with_operation("rename").with_path(from))
+    }
+
+    async fn set_modtime(&self, path: &RemotePath, modtime: OffsetDateTime) -> Result<()> {
+        if !self.inner.caps.set_modtime {
+            return Err(self.unsupported("set_modtime"));
+        }
+        let abs = self.inner.paths.abs(path)?;
+        let mut conn = self.inner.pool.get().await.map_err(|e| self.inner.err(e))?;
+        conn.set_mtime(&abs, modtime, &self.inner.features)
+            .await
+            .map_err(|e| {
+                self.inner
+                    .err(e)
+                    .with_operation("set_modtime")
+                    .with_path(path)
+            })
+    }
+}
+
+/// Registry entry: type `ftp`, URL schemes `ftp` and `ftps`.
+///
+/// ```
+/// let mut registry = cloudsync_core::Registry::new();
+/// registry.register(std::sync::Arc::new(cloudsync_ftp::FtpFactory));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FtpFactory;
+
+#[async_trait]
+impl BackendFactory for FtpFactory {
+    fn type_name(&self) -> &'static str {
+        crate::TYPE_NAME
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["ftp", "ftps"]
+    }
+
+    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        let cfg = FtpConfig::from_url(url)?;
+        serde_json::to_value(&cfg).map_err(|e| {
+            Error::new(ErrorKind::ConfigInvalid, format!("ftp config: {e}")).with_source(e)
+        })
+    }
+
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["password"]
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: FtpConfig = parse_config(crate::TYPE_NAME, config)?;
+        Ok(Arc::new(cfg.build().await?))
+    }
+}

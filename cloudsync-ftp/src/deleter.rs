@@ -1,0 +1,41 @@
+//! Deleting files (`DELE`) and empty directories (`RMD`).
+
+use std::sync::Arc;
+
+use cloudsync_core::{Error, ErrorKind, RemotePath, Result};
+use futures::StreamExt;
+
+use crate::backend::Inner;
+use crate::lister;
+
+/// Removes one file.
+pub(crate) async fn remove_file(inner: &Arc<Inner>, path: &RemotePath) -> Result<()> {
+    let abs = inner.paths.abs(path)?;
+    let mut conn = inner.pool.get().await?;
+    conn.dele(&abs).await
+}
+
+/// Removes one empty directory; a refused `RMD` is told apart into not found (the directory is
+/// missing) and [`ErrorKind::Conflict`] (it still has entries).
+pub(crate) async fn remove_dir(inner: &Arc<Inner>, dir: &RemotePath) -> Result<()> {
+    let abs = inner.paths.abs(dir)?;
+    let first = {
+        let mut conn = inner.pool.get().await?;
+        match conn.rmd(&abs).await {
+            Ok(()) => return Ok(()),
+            Err(e) if conn.broken => return Err(e),
+            Err(e) => e,
+        }
+    };
+    let mut entries = match lister::list(inner, dir).await {
+        Ok(s) => s,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(Error::new(ErrorKind::NotFound, "no such directory"));
+        }
+        Err(e) => return Err(e),
+    };
+    if entries.next().await.is_some() {
+        return Err(Error::new(ErrorKind::Conflict, "directory is not empty"));
+    }
+    Err(first)
+}

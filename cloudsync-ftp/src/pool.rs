@@ -1,0 +1,159 @@
+//! A pool of logged-in control connections.
+//!
+//! FTP moves one file per data connection and one data connection per control connection at a
+//! time, so parallel transfers need parallel sessions. The pool holds at most `connections` of
+//! them (busy plus idle), checks an idle one with `NOOP` before reuse when it has rested a while,
+//! keeps idle ones alive with `NOOP` in the background, and drops any connection an operation
+//! left broken: the next checkout simply logs in again.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use cloudsync_core::{Error, ErrorKind, Result};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::core::{Conn, Connector};
+
+/// An idle connection older than this is checked with `NOOP` before it is handed out.
+const CHECK_AFTER: Duration = Duration::from_secs(15);
+/// Idle connections are sent a `NOOP` this often, so servers do not close them.
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
+
+/// The pool; share it as `Arc<Pool>`.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    pub(crate) connector: Connector,
+    idle: Mutex<Vec<Conn>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Pool {
+    /// A pool of at most `connector.settings.connections` sessions, with its keepalive task
+    /// (which ends when the pool is dropped).
+    pub(crate) fn new(connector: Connector) -> Arc<Self> {
+        let n = connector.settings.connections;
+        let pool = Arc::new(Pool {
+            connector,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(n)),
+        });
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(keepalive(Arc::downgrade(&pool)));
+        }
+        pool
+    }
+
+    /// Adds an already connected session (the one `open` made) to the idle list.
+    pub(crate) fn put_idle(&self, conn: Conn) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+    }
+
+    fn pop_idle(&self) -> Option<Conn> {
+        self.idle.lock().ok().and_then(|mut v| v.pop())
+    }
+
+    /// A connection for one operation; waits while all `connections` are busy.
+    pub(crate) async fn get(self: &Arc<Self>) -> Result<Pooled> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::new(ErrorKind::Cancelled, "connection pool closed"))?;
+        while let Some(mut conn) = self.pop_idle() {
+            if conn.last_used.elapsed() < CHECK_AFTER {
+                return Ok(Pooled::new(conn, self.clone(), permit));
+            }
+            match conn.noop().await {
+                Ok(()) => return Ok(Pooled::new(conn, self.clone(), permit)),
+                Err(e) => tracing::debug!("dropping a dead idle FTP connection: {e}"),
+            }
+        }
+        let conn = self.connector.connect().await?;
+        Ok(Pooled::new(conn, self.clone(), permit))
+    }
+}
+
+/// Sends `NOOP` on idle connections that rested for [`KEEPALIVE_EVERY`], without taking a
+/// connection away from a waiting operation.
+async fn keepalive(pool: Weak<Pool>) {
+    loop {
+        tokio::time::sleep(KEEPALIVE_EVERY).await;
+        let Some(pool) = pool.upgrade() else { return };
+        let mut rested = Vec::new();
+        while let Ok(permit) = pool.permits.clone().try_acquire_owned() {
+            let conn = {
+                let Ok(mut idle) = pool.idle.lock() else {
+                    break;
+                };
+                let pos = idle
+                    .iter()
+                    .position(|c| c.last_used.elapsed() >= KEEPALIVE_EVERY);
+                pos.map(|i| idle.swap_remove(i))
+            };
+            let Some(conn) = conn else { break };
+            rested.push((conn, permit));
+        }
+        for (mut conn, permit) in rested {
+            if conn.noop().await.is_ok() {
+                pool.put_idle(conn);
+            }
+            drop(permit);
+        }
+    }
+}
+
+/// A checked-out connection; goes back to the pool when dropped, unless broken.
+pub(crate) struct Pooled {
+    conn: Option<Conn>,
+    pool: Arc<Pool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pooled").field("conn", &self.conn).finish()
+    }
+}
+
+impl Pooled {
+    fn new(conn: Conn, pool: Arc<Pool>, permit: OwnedSemaphorePermit) -> Self {
+        Pooled {
+            conn: Some(conn),
+            pool,
+            _permit: permit,
+        }
+    }
+
+    /// The pool this connection belongs to.
+    pub(crate) fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        // Invariant: `conn` is only taken in `drop`.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            if !conn.broken {
+                conn.last_used = Instant::now();
+                self.pool.put_idle(conn);
+            }
+        }
+    }
+}

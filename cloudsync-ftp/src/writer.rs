@@ -1,0 +1,248 @@
+//! Atomic uploads (`STOR` to a hidden temporary name, `MFMT`, then `RNFR`/`RNTO`), directory
+//! creation and server-side rename.
+
+use std::sync::Arc;
+
+use cloudsync_core::{ByteStream, Entry, Error, ErrorKind, RemotePath, Result, WriteMeta};
+use futures::TryStreamExt;
+use tokio::io::AsyncWriteExt;
+
+use crate::backend::Inner;
+use crate::core::{Conn, Paths, TEMP_PREFIX};
+use crate::lister;
+use crate::pool::Pooled;
+
+/// Longest name we give a temporary file (most servers allow 255 bytes).
+const MAX_TEMP_NAME: usize = 240;
+
+/// `dir/name` for an absolute directory (`/` included).
+fn child(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The absolute parent directory of `path`.
+fn parent_abs(inner: &Inner, path: &RemotePath) -> Result<String> {
+    inner.paths.abs(&path.parent().unwrap_or_default())
+}
+
+/// A hidden temporary name next to `name`: `.cloudsync-tmp-<random>.<name>`, shortened to stay
+/// within common name-length limits.
+fn temp_name(name: &str) -> String {
+    let mut out = format!("{TEMP_PREFIX}{:016x}.", fastrand::u64(..));
+    for c in name.chars() {
+        if out.len() + c.len_utf8() > MAX_TEMP_NAME {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Writes `path` atomically: the content goes to a hidden temporary file in the same directory
+/// (its parents are created if missing), gets its modtime, and is renamed over `path`. A failed
+/// upload removes the temporary file.
+pub(crate) async fn write(
+    inner: &Arc<Inner>,
+    path: &RemotePath,
+    body: ByteStream,
+    meta: WriteMeta,
+) -> Result<Entry> {
+    if path.is_root() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "cannot write to the root",
+        ));
+    }
+    let abs = inner.paths.abs(path)?;
+    let dir = parent_abs(inner, path)?;
+    let tmp = child(&dir, &temp_name(path.name()));
+    let mut conn = inner.pool.get().await?;
+    match upload_and_commit(inner, &mut conn, &dir, &tmp, &abs, body, &meta).await {
+        Ok(size) => {
+            let modtime = match meta.modtime {
+                Some(t) if inner.features.mfmt || inner.features.mdtm_write => {
+                    Some(t.replace_nanosecond(0).unwrap_or(t))
+                }
+                _ if inner.features.mdtm => conn.mdtm(&abs).await.ok(),
+                _ => None,
+            };
+            Ok(Entry::file(path.clone(), size).with_modtime(modtime))
+        }
+        Err(e) => {
+            remove_temp(conn, &tmp).await;
+            Err(e)
+        }
+    }
+}
+
+async fn upload_and_commit(
+    inner: &Inner,
+    conn: &mut Pooled,
+    dir: &str,
+    tmp: &str,
+    abs: &str,
+    body: ByteStream,
+    meta: &WriteMeta,
+) -> Result<u64> {
+    let size = upload(conn, dir, tmp, body).await?;
+    if let Some(want) = meta.size {
+        if want != size {
+            return Err(Error::new(
+                ErrorKind::ConditionNotMatch,
+                format!("source changed: expected {want} bytes, read {size}"),
+            ));
+        }
+    }
+    if let Some(t) = meta.modtime {
+        if inner.features.mfmt || inner.features.mdtm_write {
+            conn.set_mtime(tmp, t, &inner.features).await?;
+        }
+    }
+    rename_over(conn, tmp, abs).await?;
+    Ok(size)
+}
+
+/// `STOR tmp` and send `body`; creates `dir` and its parents when the first `STOR` fails.
+async fn upload(conn: &mut Conn, dir: &str, tmp: &str, mut body: ByteStream) -> Result<u64> {
+    let mut transfer = match conn.stor(tmp).await {
+        Ok(t) => t,
+        Err(e) if conn.broken => return Err(e),
+        Err(first) => {
+            // Most likely a missing parent directory.
+            if mkdir_all(conn, dir).await.is_err() {
+                return Err(first);
+            }
+            conn.stor(tmp).await?
+        }
+    };
+    conn.broken = true;
+    let timeout = conn.timeout;
+    let mut size = 0u64;
+    while let Some(chunk) = body.try_next().await? {
+        match tokio::time::timeout(timeout, transfer.write_all(&chunk)).await {
+            Ok(Ok(())) => size += chunk.len() as u64,
+            Ok(Err(e)) => {
+                return Err(Error::from(e).set_temporary(true).with_operation("write"));
+            }
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Transient,
+                    format!("sending data stalled for {} s", timeout.as_secs()),
+                )
+                .with_operation("write"));
+            }
+        }
+    }
+    let r = tokio::time::timeout(timeout, transfer.finish()).await;
+    conn.check(r, "write", tmp)?;
+    conn.broken = false;
+    Ok(size)
+}
+
+/// Best-effort removal of a failed upload's temporary file, on this connection or (if it broke)
+/// a fresh one.
+async fn remove_temp(conn: Pooled, tmp: &str) {
+    let pool = conn.pool().clone();
+    let mut conn = if conn.broken {
+        drop(conn);
+        match pool.get().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(path = %tmp, "cannot remove a failed upload's temp file: {e}");
+                return;
+            }
+        }
+    } else {
+        conn
+    };
+    if let Err(e) = conn.dele(tmp).await {
+        if e.kind() != ErrorKind::NotFound {
+            tracing::warn!(path = %tmp, "cannot remove a failed upload's temp file: {e}");
+        }
+    }
+}
+
+/// `RNFR from` / `RNTO to`, replacing `to`. Servers that refuse to rename over an existing
+/// file get `DELE to` first (then there is a moment without `to`).
+async fn rename_over(conn: &mut Conn, from: &str, to: &str) -> Result<()> {
+    match conn.rename(from, to).await {
+        Ok(()) => Ok(()),
+        Err(e) if conn.broken => Err(e),
+        Err(first) => match conn.dele(to).await {
+            Ok(()) => conn.rename(from, to).await,
+            Err(e) if conn.broken => Err(e),
+            Err(_) => Err(first),
+        },
+    }
+}
+
+/// Creates `abs` and its missing parents (`CWD` finds what exists, `MKD` makes the rest).
+async fn mkdir_all(conn: &mut Conn, abs: &str) -> Result<()> {
+    if abs == "/" || conn.cwd(abs).await.is_ok() {
+        return Ok(());
+    }
+    if conn.broken {
+        return Err(Error::new(ErrorKind::Transient, "control connection lost"));
+    }
+    for dir in Paths::ancestors_and_self(abs) {
+        match conn.cwd(&dir).await {
+            Ok(()) => continue,
+            Err(e) if conn.broken => return Err(e),
+            Err(_) => {}
+        }
+        if let Err(e) = conn.mkd(&dir).await {
+            if conn.broken {
+                return Err(e);
+            }
+            // Another session may have created it meanwhile.
+            if conn.cwd(&dir).await.is_err() {
+                return Err(if e.kind() == ErrorKind::NotFound {
+                    Error::new(
+                        ErrorKind::Conflict,
+                        format!("cannot create directory {dir}: {}", e.message()),
+                    )
+                } else {
+                    e
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates a directory and its parents; succeeds if it exists.
+pub(crate) async fn mkdir(inner: &Arc<Inner>, dir: &RemotePath) -> Result<()> {
+    let abs = inner.paths.abs(dir)?;
+    let mut conn = inner.pool.get().await?;
+    mkdir_all(&mut conn, &abs).await
+}
+
+/// Moves `from` to `to` on the server, replacing `to` and creating its parents.
+pub(crate) async fn rename(
+    inner: &Arc<Inner>,
+    from: &RemotePath,
+    to: &RemotePath,
+) -> Result<Entry> {
+    let from_abs = inner.paths.abs(from)?;
+    let to_abs = inner.paths.abs(to)?;
+    let failed = {
+        let mut conn = inner.pool.get().await?;
+        match rename_over(&mut conn, &from_abs, &to_abs).await {
+            Ok(()) => false,
+            Err(e) if conn.broken => return Err(e),
+            Err(_) => true,
+        }
+    };
+    if failed {
+        // The source must exist (NotFound otherwise); then the target's parent may be missing.
+        lister::stat(inner, from).await?;
+        let mut conn = inner.pool.get().await?;
+        mkdir_all(&mut conn, &parent_abs(inner, to)?).await?;
+        rename_over(&mut conn, &from_abs, &to_abs).await?;
+    }
+    lister::stat(inner, to).await
+}
