@@ -188,7 +188,8 @@ impl Engine {
     }
 
     fn fail(&mut self, path: RemotePath, error: &Error, retry: Option<Seed>) {
-        tracing::warn!(%path, error = %error.chain(), "failed");
+        // Reported as an event; logged for debugging only, so it is not printed twice.
+        tracing::debug!(%path, error = %error.chain(), "failed");
         self.opts.emit(Event::Failed {
             path: path.clone(),
             error: error.chain(),
@@ -409,7 +410,7 @@ impl Engine {
                 self.deletes.len(),
                 self.rmdirs.len()
             );
-            tracing::error!("{msg}");
+            tracing::debug!("{msg}");
             self.opts.emit(Event::Notice { message: msg });
             return;
         }

@@ -105,13 +105,22 @@ pub async fn move_files(
 
 /// Copies exactly `paths` (files, relative to both roots) from `src` to `dst` when they are
 /// missing or different there — the "re-run & sync" of a [`CheckReport`](crate::CheckReport).
+///
+/// Unlike [`copy`], the destination may lie inside the source (copying `dir/f.txt` into
+/// `dir/out/`): only the named files are read, so nothing can be copied onto itself unless
+/// source and destination are the same place, which is refused.
 pub async fn copy_files(
     src: &Arc<dyn Remote>,
     dst: &Arc<dyn Remote>,
     paths: Vec<RemotePath>,
     opts: &SyncOptions,
 ) -> Result<Summary> {
-    refuse_overlap(src, dst)?;
+    if src.describe().trim_end_matches('/') == dst.describe().trim_end_matches('/') {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("source and destination are the same ({})", src.describe()),
+        ));
+    }
     let seeds = paths.into_iter().map(Seed::File).collect();
     Engine::new(src.clone(), dst.clone(), Mode::Copy, opts.clone())
         .run(seeds)

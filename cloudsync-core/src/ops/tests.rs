@@ -800,3 +800,21 @@ async fn same_remote_copies_and_moves_on_the_server() {
     assert_eq!(tree(&view("in")).await.len(), 0);
     assert_eq!(tree(&view("archive")).await["d/b"], "beta");
 }
+
+#[tokio::test]
+async fn copy_files_into_a_folder_below_the_source() {
+    let base: Arc<dyn Remote> = fs("memfs://one");
+    put(&base, "f.txt", "x", 0).await;
+    put(&base, "out/keep", "y", 0).await;
+    let out = crate::Prefix::wrap(base.clone(), p("out"));
+    let s = copy_files(&base, &out, vec![p("f.txt")], &fast())
+        .await
+        .unwrap();
+    assert_eq!(s.transferred, 1);
+    assert_eq!(tree(&base).await["out/f.txt"], "x");
+    assert!(
+        copy_files(&base, &base, vec![p("f.txt")], &fast())
+            .await
+            .is_err()
+    );
+}
