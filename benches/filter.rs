@@ -3,13 +3,18 @@
 //! includes, one `{{regexp}}`, a catch-all exclude).
 //!
 //! Run with `cargo bench -p cloudsync --bench filter`; criterion reports the throughput in
-//! elements (paths) per second on one core.
+//! elements (paths) per second on one core. Before criterion runs, the bench also prints the
+//! throughput per second of *on-CPU* time (from `/proc/thread-self/schedstat`, so a busy
+//! machine does not skew it), alternating with a reference that evaluates the same compiled
+//! rules the way rclone does: every rule's regular expression in order, then the directory
+//! rules of every parent of an included file.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cloudsync::{FilterSet, RemotePath, RuleKind};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use regex::{Regex, RegexBuilder};
 
 const PATHS: usize = 1_000_000;
 
@@ -42,12 +47,32 @@ fn paths() -> Vec<RemotePath> {
         "photos", "docs", "src", "projects", "cache", "music", "backup", "home", "var", "tmp",
     ];
     const DIRS: &[&str] = &[
-        "2023", "2024", "build", "node_modules", ".git", "lib", "assets", "old", "misc", "a b",
-        "nested", "project-7",
+        "2023",
+        "2024",
+        "build",
+        "node_modules",
+        ".git",
+        "lib",
+        "assets",
+        "old",
+        "misc",
+        "a b",
+        "nested",
+        "project-7",
     ];
     const STEMS: &[&str] = &[
-        "IMG_0001", "report", "main", "notes", "index", "~lock", "data", "scan 2024-01-02",
-        "README", "Thumbs", "video", "x",
+        "IMG_0001",
+        "report",
+        "main",
+        "notes",
+        "index",
+        "~lock",
+        "data",
+        "scan 2024-01-02",
+        "README",
+        "Thumbs",
+        "video",
+        "x",
     ];
     const EXTS: &[&str] = &[
         ".jpg", ".png", ".rs", ".txt", ".log", ".tmp", ".bak", ".pdf", ".mp4", ".json", ".md",
@@ -81,9 +106,77 @@ fn fastrand_like(mut state: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// Nanoseconds this thread has spent on a CPU, when the kernel says.
+fn on_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    (ns > 0).then(|| Duration::from_nanos(ns))
+}
+
+/// Runs `f` once; returns (on-CPU time or wall time, whether it is on-CPU time).
+fn timed(mut f: impl FnMut() -> usize) -> (Duration, bool) {
+    let (c0, w0) = (on_cpu(), Instant::now());
+    black_box(f());
+    let wall = w0.elapsed();
+    match (c0, on_cpu()) {
+        (Some(a), Some(b)) if b > a => (b - a, true),
+        _ => (wall, false),
+    }
+}
+
+/// The compiled rules evaluated as rclone does: each regex in order.
+struct Reference {
+    file: Vec<(bool, Regex)>,
+    dir: Vec<(bool, Regex)>,
+}
+
+impl Reference {
+    fn from_dump(dump: &str) -> Reference {
+        let mut file = Vec::new();
+        let mut dir = Vec::new();
+        let mut in_dirs = false;
+        for line in dump.lines() {
+            if line.starts_with("--- Directory") {
+                in_dirs = true;
+            }
+            let (include, re) = match (line.strip_prefix("+ "), line.strip_prefix("- ")) {
+                (Some(re), _) => (true, re),
+                (_, Some(re)) => (false, re),
+                _ => continue,
+            };
+            let re = RegexBuilder::new(re)
+                .dot_matches_new_line(true)
+                .build()
+                .expect("dumped regex compiles");
+            if in_dirs { &mut dir } else { &mut file }.push((include, re));
+        }
+        Reference { file, dir }
+    }
+
+    fn first(rules: &[(bool, Regex)], s: &str) -> bool {
+        rules
+            .iter()
+            .find(|(_, re)| re.is_match(s))
+            .is_none_or(|(inc, _)| *inc)
+    }
+
+    fn include_file(&self, p: &RemotePath) -> bool {
+        let s = p.as_str();
+        Self::first(&self.file, s)
+            && s.match_indices('/')
+                .all(|(i, _)| Self::first(&self.dir, &s[..=i]))
+    }
+}
+
 fn bench(c: &mut Criterion) {
+    // FILTER_BENCH_RULES=file swaps in another rule list (for experiments).
+    let rules = std::env::var("FILTER_BENCH_RULES")
+        .ok()
+        .filter(|f| !f.is_empty())
+        .map(|f| std::fs::read_to_string(f).expect("read FILTER_BENCH_RULES"))
+        .unwrap_or_else(|| RULES.to_owned());
     let filter = FilterSet::builder()
-        .add_rules_from_str(RuleKind::Filter, RULES)
+        .add_rules_from_str(RuleKind::Filter, &rules)
         .build()
         .expect("rules compile");
     let paths = paths();
@@ -94,9 +187,42 @@ fn bench(c: &mut Criterion) {
     eprintln!(
         "filter bench: {} paths, {} rules, {included} included",
         paths.len(),
-        RULES.lines().count()
+        rules.lines().count()
+    );
+    let reference = Reference::from_dump(&filter.dump());
+    let ref_included = paths.iter().filter(|p| reference.include_file(p)).count();
+    assert_eq!(ref_included, included, "reference and FilterSet disagree");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let mut cpu = true;
+    for _ in 0..5 {
+        let (t, c) = timed(|| {
+            paths
+                .iter()
+                .filter(|p| filter.include_file(p, 1, None))
+                .count()
+        });
+        ours.push(t);
+        cpu &= c;
+        let (t, c) = timed(|| paths.iter().filter(|p| reference.include_file(p)).count());
+        theirs.push(t);
+        cpu &= c;
+    }
+    ours.sort();
+    theirs.sort();
+    let rate = |d: Duration| paths.len() as f64 / d.as_secs_f64() / 1e6;
+    eprintln!(
+        "filter bench ({} time, median of 5, alternating): FilterSet {:.2} M paths/s, \
+         regex-per-rule reference {:.2} M paths/s ({:.1}x)",
+        if cpu { "on-CPU" } else { "wall" },
+        rate(ours[2]),
+        rate(theirs[2]),
+        theirs[2].as_secs_f64() / ours[2].as_secs_f64()
     );
 
+    // FILTER_BENCH_QUICK=1: only the on-CPU comparison above.
+    if std::env::var_os("FILTER_BENCH_QUICK").is_some() {
+        return;
+    }
     let mut group = c.benchmark_group("filter");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(15));

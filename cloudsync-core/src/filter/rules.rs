@@ -24,10 +24,21 @@ enum Fast {
     NameSuffix(Box<str>),
     /// `/*lit`: no `/` and ends with `lit`.
     RootNameSuffix(Box<str>),
-    /// `/lit**`: starts with `lit`.
-    Prefix(Box<str>),
-    /// `lit**`: starts with `lit` or contains `/lit` (stored with the leading `/`).
-    ElementPrefix(Box<str>),
+    /// `lit*` (no `/` in `lit`): the last element starts with `lit`.
+    NamePrefix(Box<str>),
+    /// `/lit*`: no `/` and starts with `lit`.
+    RootNamePrefix(Box<str>),
+    /// `**lit` or `/**lit`: ends with `lit`.
+    EndsWith(Box<str>),
+    /// `**lit**`: contains `lit`.
+    Contains(Box<str>),
+    /// `/a**b`: starts with `a`, ends with `b`, and they do not overlap.
+    PrefixSuffix(Box<str>, Box<str>),
+    /// `a**b`: ends with `b`, and `a` starts a path element before it (`a` stored with a
+    /// leading `/`).
+    ElementPrefixSuffix(Box<str>, Box<str>),
+    /// `x{a,b}y` with literal alternatives: any of the expansions.
+    AnyOf(Box<[Fast]>),
     /// No shortcut: run the regular expression.
     Regex,
 }
@@ -52,12 +63,46 @@ impl Fast {
         if ignore_case {
             return Fast::Regex;
         }
+        if let Some(expansions) = expand_alternation(glob) {
+            let parts: Vec<Fast> = expansions.iter().map(|g| Fast::simple(g)).collect();
+            return if parts.contains(&Fast::Regex) {
+                Fast::Regex
+            } else {
+                Fast::AnyOf(parts.into())
+            };
+        }
+        Fast::simple(glob)
+    }
+
+    /// The shapes without `{}`.
+    fn simple(glob: &str) -> Fast {
+        let (anchored, body) = match glob.strip_prefix('/') {
+            Some(rest) => (true, rest),
+            None => (false, glob),
+        };
+        match (anchored, body) {
+            (false, "*") | (_, "**") => return Fast::Any,
+            (true, "*") => return Fast::NoSlash,
+            _ => {}
+        }
         if is_literal(body) {
             return if anchored {
                 Fast::Exact(body.into())
             } else {
                 Fast::Tail(format!("/{body}").into())
             };
+        }
+        // A leading `**` makes the anchor irrelevant: `(^|/).*` and `^.*` match the same.
+        if let Some(rest) = body.strip_prefix("**") {
+            if is_literal(rest) {
+                return Fast::EndsWith(rest.into());
+            }
+            if let Some(mid) = rest.strip_suffix("**")
+                && is_literal(mid)
+            {
+                return Fast::Contains(mid.into());
+            }
+            return Fast::Regex;
         }
         if let Some(lit) = body.strip_prefix('*')
             && is_literal(lit)
@@ -69,17 +114,86 @@ impl Fast {
                 Fast::NameSuffix(lit.into())
             };
         }
-        if let Some(lit) = body.strip_suffix("**")
+        if let Some(lit) = body.strip_suffix('*')
             && is_literal(lit)
+            && !lit.is_empty()
+            && !lit.contains('/')
         {
             return if anchored {
-                Fast::Prefix(lit.into())
+                Fast::RootNamePrefix(lit.into())
             } else {
-                Fast::ElementPrefix(format!("/{lit}").into())
+                Fast::NamePrefix(lit.into())
+            };
+        }
+        if let Some((a, b)) = body.split_once("**")
+            && !a.is_empty()
+            && is_literal(a)
+            && is_literal(b)
+        {
+            return if anchored {
+                Fast::PrefixSuffix(a.into(), b.into())
+            } else {
+                Fast::ElementPrefixSuffix(format!("/{a}").into(), b.into())
             };
         }
         Fast::Regex
     }
+
+    #[inline]
+    fn matches(&self, path: &str, name: &str, regex: &Regex) -> bool {
+        match self {
+            Fast::Any => true,
+            Fast::NoSlash => !path.contains('/'),
+            Fast::Exact(lit) => path == &**lit,
+            Fast::Tail(slash_lit) => path == &slash_lit[1..] || path.ends_with(&**slash_lit),
+            Fast::NameSuffix(lit) => name.ends_with(&**lit),
+            Fast::RootNameSuffix(lit) => path.len() == name.len() && name.ends_with(&**lit),
+            Fast::NamePrefix(lit) => name.starts_with(&**lit),
+            Fast::RootNamePrefix(lit) => path.len() == name.len() && name.starts_with(&**lit),
+            Fast::EndsWith(lit) => path.ends_with(&**lit),
+            Fast::Contains(lit) => path.contains(&**lit),
+            Fast::PrefixSuffix(a, b) => {
+                path.len() >= a.len() + b.len() && path.starts_with(&**a) && path.ends_with(&**b)
+            }
+            Fast::ElementPrefixSuffix(slash_a, b) => {
+                let Some(limit) = path.len().checked_sub(b.len()) else {
+                    return false;
+                };
+                if !path.ends_with(&**b) {
+                    return false;
+                }
+                // `a` must start an element and end before `b` starts: look for it in the part
+                // before `b` (a char boundary, as the path ends with `b`).
+                let head = &path[..limit];
+                head.starts_with(&slash_a[1..]) || head.contains(&**slash_a)
+            }
+            Fast::AnyOf(parts) => parts.iter().any(|f| f.matches(path, name, regex)),
+            Fast::Regex => regex.is_match(path),
+        }
+    }
+}
+
+/// Expands one `{a,b,..}` group of literal alternatives (`*.{jpg,png}` -> `*.jpg`, `*.png`);
+/// `None` when the glob has no such group, more than one, or anything else that makes
+/// expanding unsafe.
+fn expand_alternation(glob: &str) -> Option<Vec<String>> {
+    let open = glob.find('{')?;
+    let close = open + glob[open..].find('}')?;
+    let (before, inner, after) = (&glob[..open], &glob[open + 1..close], &glob[close + 1..]);
+    let structural = ['{', '}', '[', ']', '\\'];
+    if before.contains(structural) || after.contains(structural) || !is_literal(inner) {
+        return None;
+    }
+    // `*{,x}*` must not become `**`.
+    if before.ends_with('*') && after.starts_with('*') {
+        return None;
+    }
+    Some(
+        inner
+            .split(',')
+            .map(|alt| format!("{before}{alt}{after}"))
+            .collect(),
+    )
 }
 
 /// One include or exclude rule.
@@ -119,19 +233,7 @@ impl Rule {
 
     #[inline]
     fn matches_fast(&self, path: &str, name: &str) -> bool {
-        match &self.fast {
-            Fast::Any => true,
-            Fast::NoSlash => !path.contains('/'),
-            Fast::Exact(lit) => path == &**lit,
-            Fast::Tail(slash_lit) => path == &slash_lit[1..] || path.ends_with(&**slash_lit),
-            Fast::NameSuffix(lit) => name.ends_with(&**lit),
-            Fast::RootNameSuffix(lit) => path.len() == name.len() && name.ends_with(&**lit),
-            Fast::Prefix(lit) => path.starts_with(&**lit),
-            Fast::ElementPrefix(slash_lit) => {
-                path.starts_with(&slash_lit[1..]) || path.contains(&**slash_lit)
-            }
-            Fast::Regex => self.regex.is_match(path),
-        }
+        self.fast.matches(path, name, &self.regex)
     }
 }
 
@@ -208,13 +310,113 @@ mod tests {
     #[test]
     fn fast_paths_agree_with_regex() {
         let globs = [
-            "*", "**", "/**", "/*", "a", "/a", "a/b", "/a/b", "*.jpg", "/*.jpg", "a/**", "/a/**",
-            "a**", "/a**", "", "/", "a/", "/a/b/", "*.d/", ".git", ".*",
+            "*",
+            "**",
+            "/**",
+            "/*",
+            "a",
+            "/a",
+            "a/b",
+            "/a/b",
+            "*.jpg",
+            "/*.jpg",
+            "a/**",
+            "/a/**",
+            "a**",
+            "/a**",
+            "",
+            "/",
+            "a/",
+            "/a/b/",
+            "*.d/",
+            ".git",
+            ".*",
+            "~*",
+            "/~*",
+            "a*",
+            "/a*",
+            "*.{log,out}",
+            "/photos/**.{jpg,png}",
+            "/src/**.rs",
+            "**/build/**",
+            "**.rs",
+            "/**.rs",
+            "a**b",
+            "/a**b",
+            "a/**/b",
+            "a**/b",
+            "*{,x}*",
+            "**{,a}*",
+            "{a,b/c}",
+            "x{,y}",
+            "a{b,c}*",
+            "*.{jpg}",
+            "/{a,b}**",
+            "{a,b}{c,d}",
+            "**b**",
+            "/**/b/**",
+            "ab**ba",
+            "/ab**ba",
+            "{,}",
+            "a{,}b",
+            "b/**/c",
         ];
         let paths = [
-            "", "a", "b", "a/b", "x/a", "x/a/b", "xa/b", "a/b/c", "ab", "ba", "f.jpg", "d/f.jpg",
-            "d/.jpg", "a/", "x/a/", "a/b/", "x/a/b/", ".git", "x/.git", "x.git", "a\nb", "a/\n",
-            "x/a/\nb", "\n/f.jpg", "c.d/", "x/c.d/",
+            "",
+            "a",
+            "b",
+            "a/b",
+            "x/a",
+            "x/a/b",
+            "xa/b",
+            "a/b/c",
+            "ab",
+            "ba",
+            "f.jpg",
+            "d/f.jpg",
+            "d/.jpg",
+            "a/",
+            "x/a/",
+            "a/b/",
+            "x/a/b/",
+            ".git",
+            "x/.git",
+            "x.git",
+            "a\nb",
+            "a/\n",
+            "x/a/\nb",
+            "\n/f.jpg",
+            "c.d/",
+            "x/c.d/",
+            "~lock",
+            "d/~x",
+            "a.log",
+            "d/a.out",
+            "photos/a/b.jpg",
+            "photos/b.png",
+            "x/photos/b.png",
+            "src/x.rs",
+            "a/src/x.rs",
+            "srcx.rs",
+            "x/build/y",
+            "build/y",
+            "x/build",
+            "aab",
+            "aba",
+            "abba",
+            "x/aba",
+            "x/ab/ba",
+            "bab/ab",
+            "b/c",
+            "x/b/y/c",
+            "ac",
+            "x/xy",
+            "abc",
+            "bd",
+            "ad",
+            "x",
+            "xy",
+            "a/x/b",
         ];
         for g in globs {
             let rule = Rule::new(true, g, false).unwrap();

@@ -718,6 +718,13 @@ fn glob_atom() -> impl Strategy<Value = String> {
         Just("{a,{b,x.jpg}}".to_owned()),
         Just("{{[a-c]+}}".to_owned()),
         Just(".*".to_owned()),
+        Just("a*".to_owned()),
+        Just("*.{jpg,txt}".to_owned()),
+        Just("**.jpg".to_owned()),
+        Just("d**".to_owned()),
+        Just("{a,b/dir}".to_owned()),
+        Just("**b**".to_owned()),
+        Just("a**c".to_owned()),
     ]
 }
 
