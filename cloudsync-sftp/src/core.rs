@@ -343,8 +343,14 @@ impl OpenHandle {
 
     /// Closes the handle and waits for the server's status (for writes, the last chance
     /// for the server to report an error).
+    ///
+    /// On a connection already known to be dead this fails at once: a request sent while the
+    /// session is shutting down might otherwise wait for the whole request timeout.
     pub(crate) async fn close(mut self) -> std::result::Result<(), SftpError> {
         match self.handle.take() {
+            Some(_) if !self.conn.is_usable() => {
+                Err(SftpError::UnexpectedBehavior("session closed".into()))
+            }
             Some(h) => self.conn.sftp.close(h).await.map(|_| ()),
             None => Ok(()),
         }
