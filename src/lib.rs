@@ -30,6 +30,8 @@ pub fn registry() -> Registry {
     r.register(Arc::new(cloudsync_webdav::WebdavFactory));
     #[cfg(feature = "webdav")]
     r.register(Arc::new(cloudsync_webdav::NextcloudFactory));
+    #[cfg(feature = "gcs")]
+    r.register(Arc::new(cloudsync_gdrive::GcsFactory));
     r
 }
 
