@@ -5,13 +5,14 @@
 #   - one BIG_MIB MiB file
 # Prints each timing, then the medians and ours/rclone ratios.
 # usage: cloudsync-webdav/bench/compare-rclone.sh [SMALL=500] [BIG_MIB=256] [REPS=3]
-# Needs: apache2, htpasswd, rclone, and `cargo build --release --features webdav --example cloudsync`.
+# Needs: apache2, htpasswd, curl, bc, rclone, and `cargo build --release --features webdav --example cloudsync`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SMALL=${1:-500}; BIG_MIB=${2:-256}; REPS=${3:-3}
 BIN=${CLOUDSYNC_BIN:-target/release/examples/cloudsync}
 [ -x "$BIN" ] || { echo "build it first: cargo build --release --features webdav --example cloudsync" >&2; exit 1; }
 W=$(mktemp -d /tmp/cloudsync-bench-webdav.XXXXXX); chmod 755 "$W"
+[ -n "${KEEP:-}" ] && echo "work dir: $W"
 mkdir -p "$W/data" "$W/lock" "$W/src/small" "$W/src/big"
 htpasswd -bc "$W/htpasswd" synctest synctest-pass 2>/dev/null
 if [ "$(id -u)" = 0 ]; then chown -R www-data:www-data "$W/data" "$W/lock"; U="User www-data
@@ -52,7 +53,7 @@ Alias /dav $W/data
 </Directory>
 CFG
 apache2 -f "$W/httpd.conf" -DFOREGROUND & APID=$!
-trap 'kill $APID 2>/dev/null; wait $APID 2>/dev/null; rm -rf "$W"' EXIT
+trap 'kill $APID 2>/dev/null; wait $APID 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$W"' EXIT
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
 
 python3 - "$W/src/small" "$SMALL" <<'PY'
@@ -72,10 +73,12 @@ OBS=$(rclone obscure synctest-pass)
 ours() { "$BIN" copy "$1" "webdav://synctest@127.0.0.1:$PORT/dav/$2?password_env=DAVPW" >/dev/null; }
 theirs() { rclone --config "$W/rclone.conf" copy "$1" ":webdav,url='http://127.0.0.1:$PORT/dav/$2',vendor=other,user=synctest,pass=$OBS:"; }
 t() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); echo "$e - $s" | bc; }
+mkcol() { curl -sf -u synctest:synctest-pass -X MKCOL "http://127.0.0.1:$PORT/dav/$1/" -o /dev/null; }
 
 declare -A R
 for case in small big; do
   for i in $(seq "$REPS"); do
+    mkcol "ours-$case-$i"; mkcol "rclone-$case-$i"
     a=$(t ours "$W/src/$case" "ours-$case-$i"); b=$(t theirs "$W/src/$case" "rclone-$case-$i")
     echo "$case rep $i: cloudsync ${a}s rclone ${b}s"
     R[$case-ours]+="$a "; R[$case-rclone]+="$b "

@@ -190,12 +190,10 @@ impl DavCore {
 
     /// Whether `dir` is known to exist.
     pub(crate) fn dir_known(&self, dir: &RemotePath) -> bool {
-        dir.is_root()
-            || self
-                .known_dirs
-                .lock()
-                .map(|s| s.contains(dir))
-                .unwrap_or(false)
+        self.known_dirs
+            .lock()
+            .map(|s| s.contains(dir))
+            .unwrap_or(false)
     }
 
     /// Remembers that `dir` exists.

@@ -116,7 +116,16 @@ impl DavCore {
                         }
                     }
                 }
-                StatusCode::CONFLICT | StatusCode::NOT_FOUND if !d.is_root() => {
+                StatusCode::CONFLICT | StatusCode::NOT_FOUND if d.is_root() => {
+                    // The root's own parents are missing: make them, top down, then retry.
+                    if pending.len() > dir.depth() + 2 {
+                        return Err(self.status_error(resp, "mkdir", &d).await);
+                    }
+                    self.mkcol_above_root().await?;
+                    pending.push(d);
+                    continue;
+                }
+                StatusCode::CONFLICT | StatusCode::NOT_FOUND => {
                     // The parent is missing (even if we thought it existed): make it first.
                     let parent = d.parent().unwrap_or_default();
                     self.forget_dir(&parent);
@@ -143,6 +152,29 @@ impl DavCore {
             }
             self.remember_dir(&d);
             pending.pop();
+        }
+        Ok(())
+    }
+
+    /// Creates the collections above the root URL that are missing (`MKCOL` top down; the
+    /// ones that exist answer 405 and are passed).
+    async fn mkcol_above_root(&self) -> Result<()> {
+        let root = RemotePath::root();
+        let mut url = self.base.clone();
+        let n = self.base_segments.len();
+        for i in 1..n {
+            let mut path = String::from("/");
+            for seg in &self.base_segments[..i] {
+                path.push_str(&crate::config::encode_segment(seg).to_string());
+                path.push('/');
+            }
+            url.set_path(&path);
+            let rb = self.request(method("MKCOL"), url.clone());
+            let resp = self.send(rb, "mkdir", &root).await?;
+            let s = resp.status();
+            if !(s.is_success() || s == StatusCode::METHOD_NOT_ALLOWED) {
+                return Err(self.status_error(resp, "mkdir", &root).await);
+            }
         }
         Ok(())
     }

@@ -68,6 +68,22 @@ pub async fn all(remote: Arc<dyn Remote>, server: &DavServer, lists_dot_names: b
     failed_write_leaves_nothing(&remote, server).await;
     directories_are_never_clobbered(&remote).await;
     wrong_password_is_auth(server).await;
+    write_creates_a_missing_root(&remote, server).await;
+}
+
+/// A remote whose root does not exist yet creates it on the first write.
+async fn write_creates_a_missing_root(remote: &Arc<dyn Remote>, server: &DavServer) {
+    let describe = remote.describe();
+    let sub = describe.rsplit('/').next().unwrap();
+    let fresh = WebdavBackend::new(
+        WebdavConfig::new(format!("{}{sub}/fresh/root/", server.url)).with_password(USER, PASSWORD),
+    )
+    .unwrap();
+    fresh
+        .write(&p("a.txt"), bytes_stream("a"), WriteMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(names(remote, "fresh/root").await, ["a.txt"]);
 }
 
 async fn special_names(remote: &Arc<dyn Remote>, lists_dot_names: bool) {
