@@ -394,7 +394,7 @@ impl BackendFactory for MemoryFactory {
 /// and the offending key.
 ///
 /// ```
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// #[serde(deny_unknown_fields)]
 /// struct MyConfig { host: String }
 /// let err = cloudsync_core::parse_config::<MyConfig>(

@@ -355,9 +355,11 @@ impl Remote for ObjectStoreRemote {
 /// # let _ = remote;
 /// ```
 pub fn memory() -> Arc<dyn Remote> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Arc::new(ObjectStoreRemote::new(
         Arc::new(object_store::memory::InMemory::new()),
-        "memory://",
+        format!("memory://anonymous-{n}"),
     ))
 }
 

@@ -1,4 +1,5 @@
-//! The in-memory remote (the object_store adapter) passes the conformance suite.
+//! The in-memory remotes (the object_store adapter, and the engine tests' MemFs) pass the
+//! conformance suite.
 
 use cloudsync_core::testkit;
 
@@ -12,4 +13,13 @@ async fn named_memory_remote_under_a_prefix_passes_conformance() {
     let remote = cloudsync_core::memory_named("conformance-prefixed");
     let sub = cloudsync_core::RemotePath::new("some/base").unwrap();
     testkit::conformance(cloudsync_core::Prefix::wrap(remote, sub)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memfs_test_remote_passes_conformance() {
+    // The engine tests rely on MemFs behaving like a real backend.
+    testkit::conformance(std::sync::Arc::new(testkit::MemFs::new(
+        "memfs://conformance",
+    )))
+    .await;
 }

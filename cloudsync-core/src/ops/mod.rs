@@ -45,18 +45,37 @@ pub use options::{CheckOptions, CompareOptions, DeleteOptions, ListOptions, Sync
 
 /// Refuses a source and destination where one contains the other.
 fn refuse_overlap(src: &Arc<dyn Remote>, dst: &Arc<dyn Remote>) -> Result<()> {
-    let (a, b) = (src.describe(), dst.describe());
-    let a = a.trim_end_matches('/');
-    let b = b.trim_end_matches('/');
-    let inside =
-        |x: &str, y: &str| x == y || (x.starts_with(y) && x.as_bytes().get(y.len()) == Some(&b'/'));
-    if inside(a, b) || inside(b, a) {
+    let overlap = if same_base(src, dst) {
+        // Two views of one remote: compare their directories.
+        let dir = |r: &Arc<dyn Remote>| r.prefixed_view().map(|(_, p)| p).unwrap_or_default();
+        let (a, b) = (dir(src), dir(dst));
+        a.starts_with(&b) || b.starts_with(&a)
+    } else {
+        // Different remotes may still be one place (two local roots): compare descriptions.
+        let (a, b) = (src.describe(), dst.describe());
+        let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+        let inside = |x: &str, y: &str| {
+            x == y || (x.starts_with(y) && x.as_bytes().get(y.len()) == Some(&b'/'))
+        };
+        inside(a, b) || inside(b, a)
+    };
+    if overlap {
         return Err(Error::new(
             ErrorKind::InvalidInput,
-            format!("source ({a}) and destination ({b}) overlap"),
+            format!(
+                "source ({}) and destination ({}) overlap",
+                src.describe(),
+                dst.describe()
+            ),
         ));
     }
     Ok(())
+}
+
+/// Whether two remotes are views of the same underlying remote.
+fn same_base(a: &Arc<dyn Remote>, b: &Arc<dyn Remote>) -> bool {
+    let base = |r: &Arc<dyn Remote>| r.prefixed_view().map_or_else(|| r.clone(), |(b, _)| b);
+    std::ptr::addr_eq(Arc::as_ptr(&base(a)), Arc::as_ptr(&base(b)))
 }
 
 async fn run(
@@ -115,7 +134,12 @@ pub async fn copy_files(
     paths: Vec<RemotePath>,
     opts: &SyncOptions,
 ) -> Result<Summary> {
-    if src.describe().trim_end_matches('/') == dst.describe().trim_end_matches('/') {
+    let same_dir = if same_base(src, dst) {
+        src.prefixed_view().map(|(_, p)| p) == dst.prefixed_view().map(|(_, p)| p)
+    } else {
+        src.describe().trim_end_matches('/') == dst.describe().trim_end_matches('/')
+    };
+    if same_dir {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             format!("source and destination are the same ({})", src.describe()),
