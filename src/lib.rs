@@ -24,6 +24,8 @@ pub fn registry() -> Registry {
     let mut r = Registry::new();
     #[cfg(feature = "local")]
     r.register(Arc::new(cloudsync_local::LocalFactory));
+    #[cfg(feature = "ftp")]
+    r.register(Arc::new(cloudsync_ftp::FtpFactory));
     #[cfg(feature = "sftp")]
     r.register(Arc::new(cloudsync_sftp::SftpFactory));
     #[cfg(feature = "webdav")]

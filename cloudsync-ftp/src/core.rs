@@ -7,11 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloudsync_core::{Error, ErrorKind, RemotePath, Result};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use suppaftp::tokio::AsyncRustlsStream;
-use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream, TransferStream};
+use suppaftp::tokio::{ImplAsyncFtpStream, TransferStream};
 use suppaftp::types::{FileType, Mode};
 use suppaftp::{FtpError, Status};
 use time::OffsetDateTime;
@@ -19,12 +15,13 @@ use tokio::net::TcpStream;
 
 use crate::config::{Settings, Tls};
 use crate::parse::{format_timeval, parse_timeval};
+use crate::tls::{FtpTlsConnector, FtpTlsStream, TlsConfigs, tls_configs};
 
 /// The suppaftp client type used for every connection (plain ones simply never start TLS).
-pub(crate) type Ftp = AsyncRustlsFtpStream;
+pub(crate) type Ftp = ImplAsyncFtpStream<FtpTlsStream>;
 
 /// A data connection of [`Ftp`].
-pub(crate) type Transfer = TransferStream<AsyncRustlsStream>;
+pub(crate) type Transfer = TransferStream<FtpTlsStream>;
 
 /// Prefix of the temporary names uploads are written to; hidden from listings.
 pub(crate) const TEMP_PREFIX: &str = ".cloudsync-tmp-";
@@ -107,14 +104,14 @@ impl Connector {
     /// connection's. TLS 1.2 comes first: its session can be resumed by any number of data
     /// connections, while TLS 1.3 tickets are single-use and servers do not reliably send new
     /// ones on upload connections, so uploads would eventually fail the reuse check.
-    fn rustls(&self, tls13: bool) -> Option<AsyncRustlsConnector> {
+    fn rustls(&self, tls13: bool) -> Option<FtpTlsConnector> {
         self.tls.as_ref().map(|configs| {
             let base = if tls13 { &configs.any } else { &configs.tls12 };
             let mut config = rustls::ClientConfig::clone(base);
             config.resumption = rustls::client::Resumption::store(Arc::new(
                 rustls::client::ClientSessionMemoryCache::new(16),
             ));
-            AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(Arc::new(config)))
+            FtpTlsConnector::new(Arc::new(config))
         })
     }
 
@@ -152,16 +149,14 @@ impl Connector {
         tokio::time::timeout(t, ftp.login(s.user.as_str(), s.password.as_str()))
             .await
             .map_err(|_| timed_out("login", t))?
-            .map_err(|e| {
-                let e = parse_error(e).with_operation("login");
-                match e.kind() {
-                    ErrorKind::Transient | ErrorKind::RateLimited => e,
-                    _ => Error::new(
-                        ErrorKind::Auth,
-                        format!("login as {:?} refused: {}", s.user, e.message()),
-                    )
-                    .with_operation("login"),
-                }
+            .map_err(|e| match e {
+                // A refused USER or PASS (530 and the like).
+                FtpError::UnexpectedResponse(r) if reply_code(&r) >= 500 => Error::new(
+                    ErrorKind::Auth,
+                    format!("login as {:?} refused: {}", s.user, reply_text(&r)),
+                )
+                .with_operation("login"),
+                e => parse_error(e).with_operation("login"),
             })?;
         let mut conn = Conn {
             ftp,
@@ -277,203 +272,6 @@ fn connect_error(e: FtpError, step: &'static str) -> Session {
             .with_operation(step),
         ),
         e => Session::Other(parse_error(e).with_operation(step)),
-    }
-}
-
-/// The two rustls client configurations: TLS 1.2 only (tried first) and TLS 1.2 or 1.3.
-#[derive(Debug)]
-struct TlsConfigs {
-    tls12: Arc<rustls::ClientConfig>,
-    any: Arc<rustls::ClientConfig>,
-}
-
-/// Builds the rustls clients: aws-lc-rs provider, the system's roots plus `ca_file`, or no
-/// verification at all when `no_check_certificate` is set.
-fn tls_configs(s: &Settings) -> Result<TlsConfigs> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> = if s.no_check_certificate {
-        tracing::warn!(host = %s.host, "FTPS certificate checks are disabled (no_check_certificate)");
-        Arc::new(AcceptAnyCert(provider.clone()))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for e in &native.errors {
-            tracing::debug!("system certificate store: {e}");
-        }
-        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-        let mut pinned = Vec::new();
-        if let Some(path) = &s.ca_file {
-            use rustls_pki_types::pem::PemObject;
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::ConfigInvalid,
-                        format!(
-                            "ftp config: key `ca_file`: cannot read {}: {e}",
-                            path.display()
-                        ),
-                    )
-                })?;
-            if certs.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::ConfigInvalid,
-                    format!(
-                        "ftp config: key `ca_file`: no certificate in {}",
-                        path.display()
-                    ),
-                ));
-            }
-            for c in certs {
-                // A server's own self-signed certificate may not parse as a trust anchor;
-                // it is still pinned below.
-                if let Err(e) = roots.add(c.clone()) {
-                    tracing::debug!("ca_file certificate is not a usable CA ({e}); pinned only");
-                }
-                pinned.push(c);
-            }
-        } else if added == 0 {
-            tracing::warn!("no system root certificates found; FTPS servers cannot be verified");
-        }
-        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::ConfigInvalid,
-                format!("ftp config: no usable trusted certificates ({e}); set `ca_file`"),
-            )
-        })?;
-        Arc::new(PinningVerifier { webpki, pinned })
-    };
-    let build = |versions: &[&'static rustls::SupportedProtocolVersion]| {
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(versions)
-            .map(|b| {
-                Arc::new(
-                    b.dangerous()
-                        .with_custom_certificate_verifier(verifier.clone())
-                        .with_no_client_auth(),
-                )
-            })
-            .map_err(|e| Error::new(ErrorKind::ConfigInvalid, format!("TLS setup: {e}")))
-    };
-    Ok(TlsConfigs {
-        tls12: build(&[&rustls::version::TLS12])?,
-        any: build(&[&rustls::version::TLS13, &rustls::version::TLS12])?,
-    })
-}
-
-/// The usual web PKI checks, plus: a server certificate that is itself listed in `ca_file` is
-/// accepted as is. Self-signed server certificates (often made with `CA:TRUE`, which the web
-/// PKI refuses as a server certificate) can so be trusted by listing them.
-#[derive(Debug)]
-struct PinningVerifier {
-    webpki: Arc<rustls::client::WebPkiServerVerifier>,
-    pinned: Vec<CertificateDer<'static>>,
-}
-
-impl ServerCertVerifier for PinningVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(v) => Ok(v),
-            Err(_)
-                if self
-                    .pinned
-                    .iter()
-                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
-            {
-                Ok(ServerCertVerified::assertion())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// Certificate "verifier" for `no_check_certificate`: accepts any certificate but still checks
-/// the handshake signatures.
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

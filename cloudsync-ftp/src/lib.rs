@@ -31,6 +31,7 @@ mod deleter;
 mod lister;
 mod pool;
 mod reader;
+mod tls;
 mod writer;
 
 pub mod parse;

@@ -156,3 +156,91 @@ async fn server_killed_mid_transfer_gives_retryable_errors_and_no_partial_file()
     let e = remote.stat(&target).await.unwrap_err();
     assert!(e.is_retryable(), "{e:?}");
 }
+
+#[tokio::test]
+async fn implicit_ftps_round_trip() {
+    let port = SERVER.implicit_port.unwrap();
+    let remote = SERVER
+        .tls_config("implicit")
+        .with_tls(cloudsync_ftp::Tls::Implicit)
+        .with_port(port)
+        .build()
+        .await
+        .unwrap();
+    let path = RemotePath::new("dir/one.txt").unwrap();
+    let e = remote
+        .write(&path, bytes_stream("implicit"), WriteMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(e.size, 8);
+    let names: Vec<String> = remote
+        .list(&RemotePath::new("dir").unwrap())
+        .await
+        .unwrap()
+        .map_ok(|e| e.name().to_owned())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(names, ["one.txt"]);
+    let body = cloudsync_core::collect_bytes(remote.read(&path, None).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"implicit");
+    assert_eq!(
+        std::fs::read(SERVER.data.join("implicit/dir/one.txt")).unwrap(),
+        b"implicit"
+    );
+}
+
+#[tokio::test]
+async fn registry_opens_ftp_urls_and_config_sections() {
+    let mut registry = cloudsync_core::Registry::new();
+    registry.register(Arc::new(cloudsync_ftp::FtpFactory));
+    // The config dir must exist and belong to the server's user.
+    let _ = SERVER.config("url");
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var("CLOUDSYNC_FTP_TEST_PW", common::PASSWORD) };
+    let url = format!(
+        "ftp://{}@127.0.0.1:{}/url?password_env=CLOUDSYNC_FTP_TEST_PW&connections=2",
+        common::USER,
+        SERVER.server.port()
+    );
+    let remote = registry.open_url(&url).await.unwrap();
+    assert_eq!(
+        remote.describe(),
+        format!(
+            "ftp://{}@127.0.0.1:{}/url",
+            common::USER,
+            SERVER.server.port()
+        )
+    );
+    remote
+        .write(
+            &RemotePath::new("a").unwrap(),
+            bytes_stream("1"),
+            WriteMeta::default(),
+        )
+        .await
+        .unwrap();
+    let section = serde_json::json!({
+        "type": "ftp",
+        "host": "127.0.0.1",
+        "port": SERVER.server.port(),
+        "user": common::USER,
+        "password_env": "CLOUDSYNC_FTP_TEST_PW",
+        "root": "url",
+    });
+    let remote = registry.open_section(&section).await.unwrap();
+    assert_eq!(
+        remote
+            .stat(&RemotePath::new("a").unwrap())
+            .await
+            .unwrap()
+            .size,
+        1
+    );
+    assert_eq!(
+        registry.masked(&serde_json::json!({"type": "ftp", "password": "x"}))["password"],
+        "***"
+    );
+}

@@ -32,7 +32,10 @@ unpack_deb() {
 unpack_deb vsftpd vsftpd
 unpack_deb pure-ftpd pureftpd
 
+# vsftpd changes into the user's home before its local_root, so the home must exist.
 if ! id cloudsync-ftp >/dev/null 2>&1; then
-  $SUDO useradd -M -d /nonexistent -s /bin/sh cloudsync-ftp
+  $SUDO useradd -M -d / -s /bin/sh cloudsync-ftp
   echo 'cloudsync-ftp:cloudsync-ftp-pass' | $SUDO chpasswd
+elif [ "$(getent passwd cloudsync-ftp | cut -d: -f6)" != / ]; then
+  $SUDO usermod -d / cloudsync-ftp
 fi

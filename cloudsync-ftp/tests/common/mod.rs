@@ -36,6 +36,8 @@ pub struct Ftpd {
     pub cert: PathBuf,
     /// uid/gid owning the files the server writes.
     owner: (u32, u32),
+    /// A second port speaking implicit FTPS (ProFTPD only).
+    pub implicit_port: Option<u16>,
 }
 
 fn servers_dir() -> PathBuf {
@@ -317,6 +319,34 @@ ModulePath /usr/lib/proftpd
         cert = cert.display(),
         key = key.display(),
     );
+    let implicit_port = free_port();
+    let conf = format!(
+        r#"{conf}
+<VirtualHost 127.0.0.1>
+  Port {implicit_port}
+  AuthOrder mod_auth_file.c
+  AuthUserFile {s}/ftpd.passwd
+  AuthGroupFile {s}/ftpd.group
+  RequireValidShell off
+  {chroot}
+  Umask 022 022
+  AllowOverwrite on
+  AllowStoreRestart on
+  AllowRetrieveRestart on
+  TLSEngine on
+  TLSLog {s}/tls-implicit.log
+  TLSProtocol TLSv1.2 TLSv1.3
+  TLSECCertificateFile {cert}
+  TLSECCertificateKeyFile {key}
+  TLSRequired on
+  TLSOptions UseImplicitSSL
+  TLSVerifyClient off
+  TLSRenegotiate none
+</VirtualHost>
+"#,
+        cert = cert.display(),
+        key = key.display(),
+    );
     std::fs::write(state.join("proftpd.conf"), conf).unwrap();
     // Check the configuration first, so a bad one fails here with proftpd's message.
     run(Command::new(&proftpd)
@@ -331,6 +361,7 @@ ModulePath /usr/lib/proftpd
         data,
         cert,
         owner: (uid, gid),
+        implicit_port: Some(implicit_port),
     }
 }
 
@@ -379,7 +410,9 @@ use_localtime=NO
 force_dot_files=NO
 max_clients=200
 max_per_ip=200
-xferlog_enable=NO
+xferlog_enable=YES
+xferlog_std_format=NO
+log_ftp_protocol=YES
 vsftpd_log_file={s}/vsftpd.log
 ssl_enable=YES
 rsa_cert_file={cert}
@@ -407,6 +440,7 @@ ssl_ciphers=HIGH
         data,
         cert,
         owner: (uid, gid),
+        implicit_port: None,
     }
 }
 
@@ -462,5 +496,6 @@ fn start_pureftpd() -> Ftpd {
         data,
         cert,
         owner: (uid, gid),
+        implicit_port: None,
     }
 }
