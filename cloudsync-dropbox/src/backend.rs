@@ -1,0 +1,364 @@
+//! [`DropboxBackend`]: the builder and the [`Remote`] implementation, and the factory that
+//! opens `dropbox` remotes from configuration.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cloudsync_core::{
+    BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind,
+    MultiHasher, Remote, RemotePath, Result, WriteMeta, parse_config,
+};
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+
+use crate::config::DropboxConfig;
+use crate::core::{DropboxCore, Metadata, tags_of};
+use crate::{deleter, lister, reader, writer};
+
+/// A Dropbox account (or a folder in it) as a [`Remote`].
+///
+/// ```no_run
+/// # async fn demo() -> cloudsync_core::Result<()> {
+/// use cloudsync_core::Remote;
+/// use cloudsync_dropbox::{DropboxBackend, DropboxConfig};
+///
+/// let remote = DropboxBackend::new(
+///     DropboxConfig::new("my-app-key")
+///         .with_refresh_token_env("DROPBOX_REFRESH_TOKEN")
+///         .with_root("Backups"),
+/// )?;
+/// assert!(remote.capabilities().case_insensitive);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct DropboxBackend {
+    core: Arc<DropboxCore>,
+    caps: Capabilities,
+}
+
+impl DropboxBackend {
+    /// Validates `config` (reading secrets from the environment or the token file) and builds
+    /// the remote. No request is sent until the remote is used.
+    pub fn new(config: DropboxConfig) -> Result<Self> {
+        let core = DropboxCore::new(config.validate()?)?;
+        let caps = Capabilities {
+            hashes: vec![HashKind::Dropbox],
+            modtime_precision: Some(Duration::from_secs(1)),
+            write_modtime: true,
+            set_modtime: false,
+            copy: true,
+            rename: true,
+            list_recursive: true,
+            purge: true,
+            case_insensitive: true,
+            dirs: true,
+            max_name_len: Some(255),
+            ..Default::default()
+        };
+        Ok(DropboxBackend {
+            core: Arc::new(core),
+            caps,
+        })
+    }
+
+    async fn metadata(&self, path: &RemotePath) -> Result<Metadata> {
+        let v = self
+            .core
+            .rpc(
+                "files/get_metadata",
+                &json!({ "path": self.core.dbx_path(path) }),
+            )
+            .await
+            .map_err(|e| e.with_path(path))?;
+        Metadata::from_value(v, "files/get_metadata")
+    }
+
+    /// `copy_v2` / `move_v2`, replacing a file (never a folder) already at `to`.
+    async fn relocate(
+        &self,
+        endpoint: &'static str,
+        from: &RemotePath,
+        to: &RemotePath,
+    ) -> Result<Entry> {
+        let (src, dst) = (self.core.dbx_path(from), self.core.dbx_path(to));
+        let same = src.to_lowercase() == dst.to_lowercase();
+        if same && endpoint == "files/copy_v2" {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "source and target are the same file (names differ only by case)",
+            )
+            .with_operation("copy")
+            .with_path(to));
+        }
+        let arg = json!({ "from_path": src, "to_path": dst, "autorename": false });
+        let mut replaced = false;
+        loop {
+            match self.core.rpc(endpoint, &arg).await {
+                Ok(v) => {
+                    let m =
+                        Metadata::from_value(v.get("metadata").cloned().unwrap_or(v), endpoint)?;
+                    return m.to_entry(to.clone());
+                }
+                Err(e) => {
+                    let tags = tags_of(&e);
+                    let target_exists = tags.first().is_some_and(|t| t == "to")
+                        && tags.iter().any(|t| t == "conflict");
+                    if !target_exists || replaced || same {
+                        return Err(e.with_path(from));
+                    }
+                    let m = self.metadata(to).await?;
+                    if m.is_folder() {
+                        return Err(Error::new(ErrorKind::Conflict, "the target is a directory")
+                            .with_operation(endpoint)
+                            .with_path(to));
+                    }
+                    let mut del = json!({ "path": dst });
+                    if let Some(rev) = m.rev {
+                        del["parent_rev"] = Value::String(rev);
+                    }
+                    self.core
+                        .rpc("files/delete_v2", &del)
+                        .await
+                        .map_err(|e| e.with_path(to))?;
+                    replaced = true;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Remote for DropboxBackend {
+    fn describe(&self) -> String {
+        self.core.describe.clone()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        lister::list(self.core.clone(), dir, false).await
+    }
+
+    async fn list_recursive(&self, dir: &RemotePath) -> Result<EntryStream> {
+        lister::list(self.core.clone(), dir, true).await
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        if path.is_root() && self.core.root.is_empty() {
+            // The root of a Dropbox has no metadata.
+            return Ok(Entry::dir(path.clone()));
+        }
+        self.metadata(path).await?.to_entry(path.clone())
+    }
+
+    async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
+        reader::read(&self.core, path, range).await
+    }
+
+    async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
+        if path.is_root() {
+            return Err(
+                Error::new(ErrorKind::Conflict, "cannot write the root").with_operation("write")
+            );
+        }
+        writer::write(&self.core, path, body, meta).await
+    }
+
+    async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
+        if dir.is_root() && self.core.root.is_empty() {
+            return Ok(());
+        }
+        let arg = json!({ "path": self.core.dbx_path(dir), "autorename": false });
+        match self.core.rpc("files/create_folder_v2", &arg).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let tags = tags_of(&e);
+                let exists_as_folder = tags.iter().any(|t| t == "conflict")
+                    && tags.last().is_some_and(|t| t == "folder");
+                if exists_as_folder {
+                    Ok(())
+                } else if tags.iter().any(|t| t == "conflict") {
+                    Err(Error::new(ErrorKind::Conflict, "a file is in the way")
+                        .with_operation("mkdir")
+                        .with_path(dir)
+                        .with_source(e))
+                } else {
+                    Err(e.with_path(dir))
+                }
+            }
+        }
+    }
+
+    async fn remove_file(&self, path: &RemotePath) -> Result<()> {
+        deleter::remove_file(&self.core, path).await
+    }
+
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
+        deleter::remove_dir(&self.core, dir).await
+    }
+
+    async fn copy(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        self.relocate("files/copy_v2", from, to).await
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        self.relocate("files/move_v2", from, to).await
+    }
+
+    async fn hash(&self, path: &RemotePath, kind: HashKind) -> Result<String> {
+        if kind == HashKind::Dropbox {
+            let e = self.stat(path).await?;
+            if let Some(h) = e.hashes.get(kind) {
+                return Ok(h.to_owned());
+            }
+            if e.is_dir() {
+                return Err(Error::new(ErrorKind::Conflict, "is a directory").with_path(path));
+            }
+        }
+        let mut body = self.read(path, None).await?;
+        let mut h = MultiHasher::new(&[kind]);
+        while let Some(chunk) = body.try_next().await? {
+            h.update(&chunk);
+        }
+        h.finish()
+            .get(kind)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+    }
+
+    async fn purge(&self, dir: &RemotePath) -> Result<()> {
+        deleter::purge(&self.core, dir).await
+    }
+
+    async fn cleanup(&self) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "Dropbox has no API to empty the trash of personal accounts: deleted files stay \
+             restorable until the service purges them (30 days on Basic and Plus plans)",
+        )
+        .with_operation("cleanup")
+        .with_remote(self.describe()))
+    }
+}
+
+/// Opens `type = "dropbox"` remotes and `dropbox://folder/sub?app_key=…` URLs.
+///
+/// URL query keys: `app_key`, `app_secret_env`, `refresh_token_env`, `token_file`,
+/// `access_token_env`, `chunk_size`, `batch_size`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropboxFactory;
+
+#[async_trait]
+impl BackendFactory for DropboxFactory {
+    fn type_name(&self) -> &'static str {
+        crate::TYPE_NAME
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["dropbox"]
+    }
+
+    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        let mut root = url.host_str().unwrap_or("").to_owned();
+        root.push_str(url.path());
+        let root = percent_encoding_decode(&root);
+        let mut cfg = serde_json::Map::new();
+        cfg.insert(
+            "root".into(),
+            Value::String(root.trim_matches('/').to_owned()),
+        );
+        for (k, v) in url.query_pairs() {
+            let value = match k.as_ref() {
+                "app_key" | "app_secret_env" | "refresh_token_env" | "token_file"
+                | "access_token_env" => Value::String(v.into_owned()),
+                "chunk_size" | "batch_size" => Value::from(v.parse::<u64>().map_err(|_| {
+                    Error::new(
+                        ErrorKind::ConfigInvalid,
+                        format!("dropbox URL: `{k}` must be a number"),
+                    )
+                })?),
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::ConfigInvalid,
+                        format!("dropbox URL: unknown query key `{k}`"),
+                    ));
+                }
+            };
+            cfg.insert(k.into_owned(), value);
+        }
+        Ok(Value::Object(cfg))
+    }
+
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["app_secret", "refresh_token", "access_token"]
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: DropboxConfig = parse_config(crate::TYPE_NAME, config)?;
+        Ok(Arc::new(DropboxBackend::new(cfg)?))
+    }
+}
+
+/// Decodes `%XX` escapes of a URL's host and path.
+fn percent_encoding_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_become_configs() {
+        let u = url::Url::parse(
+            "dropbox://Backups/home%20a?app_key=k&refresh_token_env=RT&chunk_size=8388608",
+        )
+        .unwrap();
+        let v = DropboxFactory.config_from_url(&u).unwrap();
+        assert_eq!(v["root"], "Backups/home a");
+        assert_eq!(v["app_key"], "k");
+        assert_eq!(v["refresh_token_env"], "RT");
+        assert_eq!(v["chunk_size"], 8388608);
+        let u = url::Url::parse("dropbox://x?colour=red").unwrap();
+        assert!(DropboxFactory.config_from_url(&u).is_err());
+    }
+
+    #[tokio::test]
+    async fn factory_rejects_unknown_keys() {
+        let e = DropboxFactory
+            .open(json!({"app_key": "k", "refresh_token": "r", "colour": "red"}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn debug_and_describe_have_no_secrets() {
+        let b = DropboxBackend::new(
+            DropboxConfig::new("key")
+                .with_refresh_token("hunter2-refresh")
+                .with_access_token("hunter2-access")
+                .with_root("/Photos/"),
+        )
+        .unwrap();
+        assert_eq!(b.describe(), "dropbox://Photos");
+        assert!(!format!("{b:?}").contains("hunter2"), "{b:?}");
+    }
+
+    #[tokio::test]
+    async fn cleanup_says_why() {
+        let b = DropboxBackend::new(DropboxConfig::new("k").with_refresh_token("r")).unwrap();
+        let e = b.cleanup().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("trash"), "{e}");
+    }
+}

@@ -1,0 +1,436 @@
+//! Configuration of the `dropbox` remote type.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cloudsync_core::{DROPBOX_BLOCK, Error, ErrorKind, RemotePath, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::TokenCallback;
+
+/// The RPC endpoint host of the real service.
+pub const DEFAULT_API_URL: &str = "https://api.dropboxapi.com";
+/// The content (upload and download) endpoint host of the real service.
+pub const DEFAULT_CONTENT_URL: &str = "https://content.dropboxapi.com";
+/// The OAuth2 token endpoint of the real service.
+pub const DEFAULT_TOKEN_URL: &str = "https://api.dropboxapi.com/oauth2/token";
+/// Default upload chunk: files above it go through an upload session (48 MiB).
+pub const DEFAULT_CHUNK_SIZE: u64 = 12 * DROPBOX_BLOCK as u64;
+/// Largest chunk: one request may carry at most 150 MiB, and chunks are whole 4 MiB blocks.
+pub const MAX_CHUNK_SIZE: u64 = 37 * DROPBOX_BLOCK as u64;
+/// Default entries per listing page (the service's largest `limit`).
+pub const DEFAULT_BATCH_SIZE: u32 = 2000;
+/// Default idle timeout of one request, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
+/// Configuration of a `dropbox` remote.
+///
+/// Credentials: a refresh token (`refresh_token_env`, or a `token_file` written by
+/// `examples/authorize.rs`) with the app key (and the app secret for apps that have one; PKCE
+/// apps have none), or a short-lived access token (`access_token_env`).
+///
+/// ```
+/// use cloudsync_dropbox::DropboxConfig;
+/// let cfg: DropboxConfig = serde_json::from_value(serde_json::json!({
+///     "app_key": "abc123",
+///     "refresh_token_env": "DROPBOX_REFRESH_TOKEN",
+///     "root": "Backups/home",
+/// }))?;
+/// assert_eq!(cfg.root, "Backups/home");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct DropboxConfig {
+    /// The app key (OAuth2 client id).
+    pub app_key: String,
+    /// Environment variable holding the app secret (apps using PKCE have none).
+    pub app_secret_env: Option<String>,
+    /// The app secret itself (prefer `app_secret_env`; never shown in `Debug`).
+    pub app_secret: Option<String>,
+    /// Environment variable holding the refresh token.
+    pub refresh_token_env: Option<String>,
+    /// The refresh token itself (prefer `refresh_token_env` or `token_file`; never shown).
+    pub refresh_token: Option<String>,
+    /// A JSON file holding `refresh_token` (and the current access token); refreshed access
+    /// tokens are written back to it.
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding an access token (short-lived; for tests and one-off runs).
+    pub access_token_env: Option<String>,
+    /// An access token itself (never shown in `Debug`).
+    pub access_token: Option<String>,
+    /// Folder in the Dropbox that is the remote's root (empty: the whole Dropbox).
+    pub root: String,
+    /// Files larger than this are uploaded through an upload session in chunks of this size;
+    /// a multiple of 4 MiB, at most 148 MiB.
+    pub chunk_size: u64,
+    /// Entries requested per listing page (`limit`, 1..=2000).
+    pub batch_size: u32,
+    /// Base URL of the RPC endpoints.
+    pub api_url: String,
+    /// Base URL of the content endpoints.
+    pub content_url: String,
+    /// The OAuth2 token endpoint.
+    pub token_url: String,
+    /// Seconds a request may stay idle before it fails.
+    pub timeout: u64,
+    /// Called with every refreshed token, so the application can persist it.
+    #[serde(skip)]
+    pub on_token_refresh: Option<TokenCallback>,
+}
+
+impl Default for DropboxConfig {
+    fn default() -> Self {
+        DropboxConfig {
+            app_key: String::new(),
+            app_secret_env: None,
+            app_secret: None,
+            refresh_token_env: None,
+            refresh_token: None,
+            token_file: None,
+            access_token_env: None,
+            access_token: None,
+            root: String::new(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            batch_size: DEFAULT_BATCH_SIZE,
+            api_url: DEFAULT_API_URL.to_owned(),
+            content_url: DEFAULT_CONTENT_URL.to_owned(),
+            token_url: DEFAULT_TOKEN_URL.to_owned(),
+            timeout: DEFAULT_TIMEOUT_SECS,
+            on_token_refresh: None,
+        }
+    }
+}
+
+impl fmt::Debug for DropboxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DropboxConfig")
+            .field("app_key", &self.app_key)
+            .field("app_secret_env", &self.app_secret_env)
+            .field("refresh_token_env", &self.refresh_token_env)
+            .field("token_file", &self.token_file)
+            .field("access_token_env", &self.access_token_env)
+            .field("root", &self.root)
+            .field("chunk_size", &self.chunk_size)
+            .field("batch_size", &self.batch_size)
+            .field("api_url", &self.api_url)
+            .field("content_url", &self.content_url)
+            .field("token_url", &self.token_url)
+            .field("timeout", &self.timeout)
+            .field(
+                "on_token_refresh",
+                &self.on_token_refresh.as_ref().map(|_| "callback"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the first credentials come from.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum RefreshSource {
+    /// No refresh token: the access token is used until it expires.
+    None,
+    /// A refresh token from the environment or the config.
+    Token(String),
+    /// A token file (read now, written back on refresh).
+    File(PathBuf, String),
+}
+
+/// A validated configuration: everything [`crate::DropboxBackend`] needs.
+#[derive(Clone)]
+pub(crate) struct Validated {
+    pub(crate) app_key: String,
+    pub(crate) app_secret: Option<String>,
+    pub(crate) refresh: RefreshSource,
+    pub(crate) access_token: Option<String>,
+    /// `""` for the whole Dropbox, else `/a/b`.
+    pub(crate) root: String,
+    pub(crate) chunk_size: u64,
+    pub(crate) batch_size: u32,
+    pub(crate) api_url: String,
+    pub(crate) content_url: String,
+    pub(crate) token_url: url::Url,
+    pub(crate) timeout: Duration,
+    pub(crate) on_token_refresh: Option<TokenCallback>,
+}
+
+fn invalid(key: &str, why: impl fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::ConfigInvalid,
+        format!("dropbox config `{key}`: {why}"),
+    )
+}
+
+fn env_secret(key: &str, var: &str) -> Result<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        _ => Err(invalid(
+            key,
+            format!("environment variable {var} is not set"),
+        )),
+    }
+}
+
+fn base_url(key: &str, s: &str) -> Result<String> {
+    let u = url::Url::parse(s).map_err(|e| invalid(key, format!("{s:?}: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(invalid(key, format!("{s:?} is not an http(s) URL")));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+/// A token file's content.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct TokenFile {
+    pub(crate) refresh_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) access_token: Option<String>,
+    /// Unix seconds when `access_token` expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_at: Option<i64>,
+}
+
+impl DropboxConfig {
+    /// A config for the app `app_key` with everything else at its default.
+    pub fn new(app_key: impl Into<String>) -> Self {
+        DropboxConfig {
+            app_key: app_key.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Sets the refresh token itself.
+    pub fn with_refresh_token(mut self, token: impl Into<String>) -> Self {
+        self.refresh_token = Some(token.into());
+        self
+    }
+
+    /// Sets the environment variable holding the refresh token.
+    pub fn with_refresh_token_env(mut self, var: impl Into<String>) -> Self {
+        self.refresh_token_env = Some(var.into());
+        self
+    }
+
+    /// Sets an access token itself.
+    pub fn with_access_token(mut self, token: impl Into<String>) -> Self {
+        self.access_token = Some(token.into());
+        self
+    }
+
+    /// Sets the app secret itself.
+    pub fn with_app_secret(mut self, secret: impl Into<String>) -> Self {
+        self.app_secret = Some(secret.into());
+        self
+    }
+
+    /// Sets the root folder.
+    pub fn with_root(mut self, root: impl Into<String>) -> Self {
+        self.root = root.into();
+        self
+    }
+
+    /// Sets the upload chunk size.
+    pub fn with_chunk_size(mut self, chunk_size: u64) -> Self {
+        self.chunk_size = chunk_size;
+        self
+    }
+
+    /// Sets the listing page size.
+    pub fn with_batch_size(mut self, batch_size: u32) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Points the client at other endpoints (an emulator, a proxy).
+    pub fn with_urls(
+        mut self,
+        api_url: impl Into<String>,
+        content_url: impl Into<String>,
+        token_url: impl Into<String>,
+    ) -> Self {
+        self.api_url = api_url.into();
+        self.content_url = content_url.into();
+        self.token_url = token_url.into();
+        self
+    }
+
+    /// Sets the callback told about every refreshed token.
+    pub fn with_token_callback(mut self, callback: TokenCallback) -> Self {
+        self.on_token_refresh = Some(callback);
+        self
+    }
+
+    /// Checks the configuration and reads the secrets it names.
+    pub(crate) fn validate(&self) -> Result<Validated> {
+        let app_secret = match (&self.app_secret_env, &self.app_secret) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "app_secret_env",
+                    "set either `app_secret_env` or `app_secret`, not both",
+                ));
+            }
+            (Some(var), None) => Some(env_secret("app_secret_env", var)?),
+            (None, s) => s.clone(),
+        };
+        let sources = [
+            self.refresh_token_env.is_some(),
+            self.refresh_token.is_some(),
+            self.token_file.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(invalid(
+                "refresh_token_env",
+                "set only one of `refresh_token_env`, `refresh_token` and `token_file`",
+            ));
+        }
+        let mut access_token = match (&self.access_token_env, &self.access_token) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "access_token_env",
+                    "set either `access_token_env` or `access_token`, not both",
+                ));
+            }
+            (Some(var), None) => Some(env_secret("access_token_env", var)?),
+            (None, t) => t.clone(),
+        };
+        let refresh = if let Some(var) = &self.refresh_token_env {
+            RefreshSource::Token(env_secret("refresh_token_env", var)?)
+        } else if let Some(t) = &self.refresh_token {
+            RefreshSource::Token(t.clone())
+        } else if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                invalid("token_file", format!("cannot read {}: {e}", path.display()))
+            })?;
+            let file: TokenFile = serde_json::from_str(&text)
+                .map_err(|e| invalid("token_file", format!("{}: {e}", path.display())))?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            if access_token.is_none() && file.expires_at.is_some_and(|t| t > now + 60) {
+                access_token = file.access_token.clone();
+            }
+            RefreshSource::File(path.clone(), file.refresh_token)
+        } else {
+            RefreshSource::None
+        };
+        if refresh == RefreshSource::None && access_token.is_none() {
+            return Err(invalid(
+                "refresh_token_env",
+                "no credentials: set `refresh_token_env` or `token_file` (or `access_token_env`)",
+            ));
+        }
+        if refresh != RefreshSource::None && self.app_key.trim().is_empty() {
+            return Err(invalid("app_key", "required to refresh access tokens"));
+        }
+        if self.chunk_size == 0
+            || self.chunk_size % DROPBOX_BLOCK as u64 != 0
+            || self.chunk_size > MAX_CHUNK_SIZE
+        {
+            return Err(invalid(
+                "chunk_size",
+                format!(
+                    "{} is not a multiple of 4 MiB between 4 MiB and 148 MiB",
+                    self.chunk_size
+                ),
+            ));
+        }
+        if !(1..=2000).contains(&self.batch_size) {
+            return Err(invalid("batch_size", "must be between 1 and 2000"));
+        }
+        if self.timeout == 0 {
+            return Err(invalid("timeout", "must be at least 1 second"));
+        }
+        let trimmed = self.root.trim_matches('/');
+        let root = if trimmed.is_empty() {
+            String::new()
+        } else {
+            let p = RemotePath::new(trimmed).map_err(|e| invalid("root", e.message()))?;
+            format!("/{}", p.as_str())
+        };
+        let token_url = url::Url::parse(&base_url("token_url", &self.token_url)?)
+            .map_err(|e| invalid("token_url", e))?;
+        Ok(Validated {
+            app_key: self.app_key.trim().to_owned(),
+            app_secret,
+            refresh,
+            access_token,
+            root,
+            chunk_size: self.chunk_size,
+            batch_size: self.batch_size,
+            api_url: base_url("api_url", &self.api_url)?,
+            content_url: base_url("content_url", &self.content_url)?,
+            token_url,
+            timeout: Duration::from_secs(self.timeout),
+            on_token_refresh: self.on_token_refresh.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_and_names_the_key() {
+        let ok = DropboxConfig::new("k").with_refresh_token("r");
+        let v = ok.validate().unwrap();
+        assert_eq!(v.root, "");
+        let v = ok.clone().with_root("/a/b/").validate().unwrap();
+        assert_eq!(v.root, "/a/b");
+        for (cfg, key) in [
+            (ok.clone().with_chunk_size(5 * 1024 * 1024), "chunk_size"),
+            (ok.clone().with_chunk_size(0), "chunk_size"),
+            (ok.clone().with_chunk_size(152 * 1024 * 1024), "chunk_size"),
+            (ok.clone().with_batch_size(0), "batch_size"),
+            (ok.clone().with_root("a/../b"), "root"),
+            (DropboxConfig::new("k"), "refresh_token_env"),
+            (DropboxConfig::new("").with_refresh_token("r"), "app_key"),
+            (
+                ok.clone()
+                    .with_refresh_token_env("CLOUDSYNC_NO_SUCH_VARIABLE"),
+                "refresh_token_env",
+            ),
+            (
+                ok.clone()
+                    .with_urls("ftp://x", DEFAULT_CONTENT_URL, DEFAULT_TOKEN_URL),
+                "api_url",
+            ),
+        ] {
+            let e = cfg.validate().err().unwrap();
+            assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+            assert!(e.to_string().contains(&format!("`{key}`")), "{key}: {e}");
+        }
+        // An access token alone is enough (no refresh, no app key).
+        DropboxConfig::default()
+            .with_access_token("t")
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn debug_has_no_secrets() {
+        let cfg = DropboxConfig::new("key")
+            .with_refresh_token("refresh-secret")
+            .with_access_token("access-secret")
+            .with_app_secret("app-secret");
+        let s = format!("{cfg:?}");
+        assert!(!s.contains("secret\""), "{s}");
+        for secret in ["refresh-secret", "access-secret", "app-secret"] {
+            assert!(!s.contains(secret), "{s}");
+        }
+    }
+
+    #[test]
+    fn token_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tok.json");
+        std::fs::write(&path, r#"{"refresh_token": "rt"}"#).unwrap();
+        let cfg = DropboxConfig {
+            token_file: Some(path),
+            ..DropboxConfig::new("k")
+        };
+        let v = cfg.validate().unwrap();
+        assert!(matches!(v.refresh, RefreshSource::File(_, ref t) if t == "rt"));
+        assert!(v.access_token.is_none());
+    }
+}

@@ -1,0 +1,517 @@
+//! The HTTP side: the client, RPC and content-endpoint calls, Dropbox paths for remote paths,
+//! metadata to [`Entry`], and mapping error answers to [`Error`] kinds ([`parse_error`]).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use cloudsync_core::{Entry, EntryKind, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::auth::Tokens;
+use crate::config::Validated;
+
+/// The header carrying a content endpoint's arguments.
+pub(crate) const ARG_HEADER: &str = "Dropbox-API-Arg";
+
+/// Everything the reader, writer, lister and deleter share: one pooled HTTP client, the token
+/// source and the remote's root.
+#[derive(Debug)]
+pub(crate) struct DropboxCore {
+    client: reqwest::Client,
+    api_url: String,
+    content_url: String,
+    tokens: Tokens,
+    /// `""` for the whole Dropbox, else `/a/b`.
+    pub(crate) root: String,
+    pub(crate) chunk_size: u64,
+    pub(crate) batch_size: u32,
+    pub(crate) describe: String,
+}
+
+impl DropboxCore {
+    pub(crate) fn new(cfg: Validated) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(30).min(cfg.timeout))
+            .read_timeout(cfg.timeout)
+            .pool_idle_timeout(Duration::from_secs(50))
+            .pool_max_idle_per_host(32)
+            .tcp_nodelay(true)
+            .user_agent(concat!("cloudsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!("dropbox: cannot build the HTTP client: {e}"),
+                )
+                .with_source(e)
+            })?;
+        let tokens = Tokens::new(
+            client.clone(),
+            cfg.token_url,
+            cfg.app_key,
+            cfg.app_secret,
+            cfg.refresh,
+            cfg.access_token,
+            cfg.on_token_refresh,
+        );
+        let describe = format!("dropbox://{}", cfg.root.trim_start_matches('/'));
+        Ok(DropboxCore {
+            client,
+            api_url: cfg.api_url,
+            content_url: cfg.content_url,
+            tokens,
+            root: cfg.root,
+            chunk_size: cfg.chunk_size,
+            batch_size: cfg.batch_size,
+            describe,
+        })
+    }
+
+    /// The Dropbox path of `path`: `""` for the root of the whole Dropbox, else `/a/b`.
+    pub(crate) fn dbx_path(&self, path: &RemotePath) -> String {
+        if path.is_root() {
+            self.root.clone()
+        } else {
+            format!("{}/{}", self.root, path.as_str())
+        }
+    }
+
+    /// Sends a request built by `build` with a valid token; on `401 expired_access_token`
+    /// refreshes the token and sends it once more. Errors come back classified.
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        build: impl Fn(&str) -> RequestBuilder,
+    ) -> Result<Response> {
+        let mut token = self.tokens.get().await?;
+        let mut refreshed = false;
+        loop {
+            let resp = build(&token)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(|e| transport_error(e, endpoint))?;
+            if resp.status().is_success() || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+                return Ok(resp);
+            }
+            let err = parse_error(endpoint, resp).await;
+            if err.expired_token && !refreshed {
+                tracing::debug!(endpoint, "access token expired; refreshing");
+                token = self
+                    .tokens
+                    .expired(&token)
+                    .await
+                    .map_err(|e| e.with_operation(endpoint))?;
+                refreshed = true;
+                continue;
+            }
+            return Err(err.error.with_remote(self.describe.clone()));
+        }
+    }
+
+    /// Calls an RPC endpoint (`files/list_folder`) with a JSON body; returns the JSON answer.
+    pub(crate) async fn rpc(&self, endpoint: &'static str, arg: &Value) -> Result<Value> {
+        let url = format!("{}/2/{endpoint}", self.api_url);
+        let body = serde_json::to_vec(arg)
+            .map_err(|e| Error::new(ErrorKind::Unexpected, format!("encode arguments: {e}")))?;
+        let body = Bytes::from(body);
+        let resp = self
+            .send(endpoint, |_| {
+                self.client
+                    .post(&url)
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+            })
+            .await?;
+        json_body(endpoint, resp).await
+    }
+
+    /// Calls a content-upload endpoint (`files/upload`, `files/upload_session/*`): arguments
+    /// in the `Dropbox-API-Arg` header, `body` as the request body; returns the JSON answer.
+    pub(crate) async fn upload(
+        &self,
+        endpoint: &'static str,
+        arg: &Value,
+        body: Bytes,
+    ) -> Result<Value> {
+        let url = format!("{}/2/{endpoint}", self.content_url);
+        let header = header_safe_json(arg)?;
+        let resp = self
+            .send(endpoint, |_| {
+                self.client
+                    .post(&url)
+                    .header(ARG_HEADER, header.as_str())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(body.clone())
+            })
+            .await?;
+        json_body(endpoint, resp).await
+    }
+
+    /// Calls `files/download` for `arg`, with an HTTP `Range` when given (`start..end`).
+    pub(crate) async fn download(
+        &self,
+        arg: &Value,
+        range: Option<(u64, u64)>,
+    ) -> Result<Response> {
+        let endpoint = "files/download";
+        let url = format!("{}/2/{endpoint}", self.content_url);
+        let header = header_safe_json(arg)?;
+        self.send(endpoint, |_| {
+            let mut b = self.client.post(&url).header(ARG_HEADER, header.as_str());
+            if let Some((start, end)) = range {
+                b = b.header(
+                    reqwest::header::RANGE,
+                    format!("bytes={start}-{}", end.saturating_sub(1)),
+                );
+            }
+            b
+        })
+        .await
+    }
+}
+
+/// Reads a JSON answer (`null` or an empty body become [`Value::Null`]).
+async fn json_body(endpoint: &'static str, resp: Response) -> Result<Value> {
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| transport_error(e, endpoint))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        Error::new(ErrorKind::Protocol, format!("malformed JSON answer: {e}"))
+            .with_operation(endpoint)
+    })
+}
+
+/// JSON with every character outside printable ASCII escaped as `\uXXXX` (surrogate pairs above
+/// U+FFFF), as the service requires for the `Dropbox-API-Arg` header.
+pub(crate) fn header_safe_json(v: &Value) -> Result<String> {
+    let s = serde_json::to_string(v)
+        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("encode arguments: {e}")))?;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if (' '..='~').contains(&c) {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A transport failure (connect, timeout, connection dropped): temporary.
+pub(crate) fn transport_error(e: reqwest::Error, endpoint: &'static str) -> Error {
+    let kind = if e.is_builder() {
+        ErrorKind::InvalidInput
+    } else {
+        ErrorKind::Transient
+    };
+    Error::new(kind, format!("{endpoint}: {e}"))
+        .with_operation(endpoint)
+        .with_source(e)
+}
+
+/// A classified error answer, and whether it says the access token expired.
+pub(crate) struct ApiError {
+    pub(crate) error: Error,
+    pub(crate) expired_token: bool,
+}
+
+/// The error body the service sends with 401, 409 and 429.
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    error_summary: String,
+    #[serde(default)]
+    error: Value,
+}
+
+/// The chain of `.tag`s of a union error value: `{".tag": "path", "path": {".tag":
+/// "not_found"}}` gives `["path", "not_found"]`. Struct members named `reason` (as in
+/// `UploadWriteFailed`) and `error` are followed too.
+pub(crate) fn tag_chain(v: &Value) -> Vec<String> {
+    let mut tags = Vec::new();
+    let mut cur = v;
+    for _ in 0..16 {
+        let Some(tag) = cur.get(".tag").and_then(Value::as_str) else {
+            match cur.get("reason").or_else(|| cur.get("error")) {
+                Some(next) if next.is_object() => {
+                    cur = next;
+                    continue;
+                }
+                _ => break,
+            }
+        };
+        tags.push(tag.to_owned());
+        match cur.get(tag) {
+            Some(next) if next.is_object() => cur = next,
+            _ => break,
+        }
+    }
+    tags
+}
+
+/// Maps a failed answer to an [`Error`]: 400 `InvalidInput` (the service rejected the
+/// request's shape), 401 `Auth`, 403 `PermissionDenied`, 409 by the error's `.tag`s, 429
+/// `RateLimited` with `Retry-After`, 5xx `Transient`.
+pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiError {
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = resp.bytes().await.unwrap_or_default();
+    let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+    let (summary, mut tags) = match &parsed {
+        Some(b) => (b.error_summary.clone(), tag_chain(&b.error)),
+        None => (String::new(), Vec::new()),
+    };
+    if tags.is_empty() {
+        // The summary is the same chain of tags, joined by `/` and ending in `/...`.
+        tags = summary
+            .split('/')
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.starts_with('.'))
+            .map(str::to_owned)
+            .collect();
+    }
+    let has = |t: &str| tags.iter().any(|x| x == t);
+    let what = if summary.is_empty() {
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+            .trim()
+            .to_owned()
+    } else {
+        summary.clone()
+    };
+    let msg = format!("{endpoint}: {status}: {what}");
+    let mut expired_token = false;
+    let error = match status.as_u16() {
+        400 => Error::new(ErrorKind::InvalidInput, msg),
+        401 => {
+            expired_token = has("expired_access_token");
+            Error::new(ErrorKind::Auth, msg)
+        }
+        403 => Error::new(ErrorKind::PermissionDenied, msg),
+        409 => {
+            let kind = if has("too_many_write_operations") || has("too_many_requests") {
+                ErrorKind::RateLimited
+            } else if has("insufficient_space") || has("insufficient_quota") {
+                ErrorKind::QuotaExceeded
+            } else if has("not_found") {
+                ErrorKind::NotFound
+            } else if has("conflict") {
+                // A file is in the way: the target exists. A folder (or a file where a folder
+                // is needed) is a conflict of kinds.
+                if tags.last().is_some_and(|t| t == "file") {
+                    ErrorKind::AlreadyExists
+                } else {
+                    ErrorKind::Conflict
+                }
+            } else if has("not_file") || has("not_folder") {
+                ErrorKind::Conflict
+            } else if has("no_write_permission")
+                || has("team_folder")
+                || has("restricted_content")
+                || has("access_denied")
+            {
+                ErrorKind::PermissionDenied
+            } else if has("malformed_path")
+                || has("disallowed_name")
+                || has("too_long")
+                || has("invalid_path")
+            {
+                ErrorKind::InvalidInput
+            } else if has("content_hash_mismatch") || has("incorrect_offset") {
+                ErrorKind::ConditionNotMatch
+            } else {
+                ErrorKind::Unexpected
+            };
+            match kind {
+                ErrorKind::RateLimited => Error::rate_limited(msg, retry_after),
+                // The upload session was broken by a lost request: a new write may succeed.
+                ErrorKind::ConditionNotMatch => Error::new(kind, msg).set_temporary(true),
+                _ => Error::new(kind, msg),
+            }
+        }
+        429 => Error::rate_limited(msg, retry_after.or(Some(Duration::from_secs(1)))),
+        s if s >= 500 => {
+            let e = Error::new(ErrorKind::Transient, msg);
+            match retry_after {
+                Some(r) => e.with_retry_after(r),
+                None => e,
+            }
+        }
+        _ => Error::new(ErrorKind::Protocol, msg),
+    };
+    let error = error.with_operation(endpoint);
+    ApiError {
+        error: attach_tags(error, &tags),
+        expired_token,
+    }
+}
+
+/// Keeps the tag chain with the error, so callers can tell `to/conflict` from
+/// `from_lookup/not_found` without reading the message.
+fn attach_tags(e: Error, tags: &[String]) -> Error {
+    if tags.is_empty() {
+        e
+    } else {
+        e.with_source(Tags(tags.to_vec()))
+    }
+}
+
+/// The `.tag` chain of an API error, as the error's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tags(pub(crate) Vec<String>);
+
+impl std::fmt::Display for Tags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "error tags {}", self.0.join("/"))
+    }
+}
+
+impl std::error::Error for Tags {}
+
+/// The tag chain of an error produced by [`parse_error`].
+pub(crate) fn tags_of(e: &Error) -> &[String] {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<Tags>())
+        .map(|t| t.0.as_slice())
+        .unwrap_or(&[])
+}
+
+/// Metadata of a file or folder as the service returns it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Metadata {
+    #[serde(rename = ".tag")]
+    pub(crate) tag: String,
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) path_lower: Option<String>,
+    #[serde(default)]
+    pub(crate) id: Option<String>,
+    #[serde(default)]
+    pub(crate) client_modified: Option<String>,
+    #[serde(default)]
+    pub(crate) rev: Option<String>,
+    #[serde(default)]
+    pub(crate) size: Option<u64>,
+    #[serde(default)]
+    pub(crate) content_hash: Option<String>,
+}
+
+impl Metadata {
+    /// Parses metadata from a JSON value.
+    pub(crate) fn from_value(v: Value, op: &'static str) -> Result<Self> {
+        serde_json::from_value(v).map_err(|e| {
+            Error::new(ErrorKind::Protocol, format!("malformed metadata: {e}")).with_operation(op)
+        })
+    }
+
+    pub(crate) fn is_folder(&self) -> bool {
+        self.tag == "folder"
+    }
+
+    /// The entry at `path` this metadata describes.
+    pub(crate) fn to_entry(&self, path: RemotePath) -> Result<Entry> {
+        let kind = match self.tag.as_str() {
+            "file" => EntryKind::File,
+            "folder" => EntryKind::Dir,
+            other => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("{path} is {other}"),
+                ));
+            }
+        };
+        let mut entry = match kind {
+            EntryKind::File => Entry::file(path, self.size.unwrap_or(0)),
+            EntryKind::Dir => Entry::dir(path),
+        };
+        if kind == EntryKind::File {
+            entry.modtime = match &self.client_modified {
+                Some(t) => Some(OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Protocol,
+                        format!("bad client_modified {t:?}: {e}"),
+                    )
+                })?),
+                None => None,
+            };
+            if let Some(h) = &self.content_hash {
+                if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    entry.hashes = Hashes::default().with(HashKind::Dropbox, h.as_str());
+                }
+            }
+            entry.etag = self.rev.clone();
+        }
+        entry.id = self.id.clone();
+        Ok(entry)
+    }
+}
+
+/// `client_modified` for a modtime: whole seconds, UTC, `%Y-%m-%dT%H:%M:%SZ`.
+pub(crate) fn client_modified(t: OffsetDateTime) -> Result<String> {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&fmt)
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("modtime {t}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn header_json_escapes_non_ascii() {
+        let s = header_safe_json(&json!({"path": "/ü/日本/😀\u{7f}"})).unwrap();
+        assert_eq!(s, r#"{"path":"/\u00fc/\u65e5\u672c/\ud83d\ude00\u007f"}"#);
+        assert!(s.bytes().all(|b| (0x20..0x7f).contains(&b)));
+        // It is still the same JSON.
+        let back: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(back["path"], "/ü/日本/😀\u{7f}");
+    }
+
+    #[test]
+    fn tag_chains() {
+        assert_eq!(
+            tag_chain(&json!({".tag": "path", "path": {".tag": "not_found"}})),
+            ["path", "not_found"]
+        );
+        assert_eq!(
+            tag_chain(
+                &json!({".tag": "path", "path": {"reason": {".tag": "conflict",
+                "conflict": {".tag": "folder"}}, "upload_session_id": "x"}})
+            ),
+            ["path", "conflict", "folder"]
+        );
+        assert_eq!(
+            tag_chain(&json!({"reason": {".tag": "too_many_write_operations"}, "retry_after": 1})),
+            ["too_many_write_operations"]
+        );
+    }
+
+    #[test]
+    fn client_modified_is_whole_utc_seconds() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_987_654_321)
+            .unwrap()
+            .to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap());
+        assert_eq!(client_modified(t).unwrap(), "2023-11-14T22:13:20Z");
+    }
+}

@@ -1,0 +1,341 @@
+//! An in-process emulator of the Dropbox HTTP API v2 on 127.0.0.1 (feature `emulator`), so
+//! applications can test their Dropbox code offline.
+//!
+//! It serves the RPC endpoints (`files/list_folder` and `/continue`, `files/get_metadata`,
+//! `files/delete_v2`, `files/create_folder_v2`, `files/copy_v2`, `files/move_v2`), the content
+//! endpoints (`files/upload`, `files/upload_session/start`, `append_v2`, `finish`,
+//! `files/download` with `Range`) and the OAuth2 token endpoint (`refresh_token` and
+//! `authorization_code` with PKCE) with the documented shapes: arguments in a JSON body or in
+//! a header-safe `Dropbox-API-Arg` header (checked strictly: a missing or malformed argument
+//! is a 400, as on the service), errors as 409 with `error_summary` and a `.tag` union,
+//! `401 expired_access_token` for an expired token. Paths are case-insensitive with their
+//! display case preserved; listings page by `limit` with cursors; files carry content hashes;
+//! upload sessions check offsets (`incorrect_offset` with `correct_offset`).
+//!
+//! Faults can be injected per endpoint, N times: 429s with `Retry-After`, 5xx answers,
+//! dropped connections and expired tokens.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use cloudsync_core::{bytes_stream, Remote, RemotePath, WriteMeta};
+//! use cloudsync_dropbox::DropboxBackend;
+//! use cloudsync_dropbox::emulator::{Emulator, Fault};
+//!
+//! let emu = Emulator::start()?;
+//! let remote = DropboxBackend::new(emu.config())?;
+//! emu.inject("files/upload", Fault::Status(503), 1);
+//! let path = RemotePath::new("a/b.txt")?;
+//! let err = remote.write(&path, bytes_stream("hi"), WriteMeta::default()).await.unwrap_err();
+//! assert!(err.is_retryable());
+//! remote.write(&path, bytes_stream("hi"), WriteMeta::default()).await?;
+//! assert_eq!(emu.file("/A/B.TXT").as_deref(), Some(&b"hi"[..]));
+//! # Ok(())
+//! # }
+//! ```
+
+mod http;
+mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+use crate::config::DropboxConfig;
+use state::State;
+
+/// A failure the emulator produces instead of serving a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// `429` with `too_many_requests` and `Retry-After: retry_after` (seconds).
+    TooManyRequests {
+        /// Seconds the client is told to wait.
+        retry_after: u64,
+    },
+    /// `429` with `too_many_write_operations` (namespace lock contention) and `Retry-After`.
+    TooManyWriteOperations {
+        /// Seconds the client is told to wait.
+        retry_after: u64,
+    },
+    /// This HTTP status (500, 503, ...) with a plain-text body.
+    Status(u16),
+    /// The connection is closed without an answer; the request has no effect.
+    Drop,
+    /// Every access token issued so far expires before the request is checked.
+    ExpireToken,
+}
+
+/// Settings of an [`Emulator`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EmulatorOptions {
+    /// The app key clients must send as `client_id`.
+    pub app_key: String,
+    /// The app secret, when the emulated app has one (PKCE clients may omit it).
+    pub app_secret: Option<String>,
+    /// Lifetime of issued access tokens.
+    pub token_lifetime: Duration,
+    /// Entries per listing page when the request sets no `limit`.
+    pub default_list_limit: usize,
+    /// Largest body one upload call accepts (150 MiB on the service).
+    pub max_upload: u64,
+}
+
+impl Default for EmulatorOptions {
+    fn default() -> Self {
+        EmulatorOptions {
+            app_key: "emulator-app-key".to_owned(),
+            app_secret: None,
+            token_lifetime: Duration::from_secs(4 * 3600),
+            default_list_limit: 500,
+            max_upload: 150 * 1024 * 1024,
+        }
+    }
+}
+
+impl EmulatorOptions {
+    /// Sets the lifetime of issued access tokens.
+    pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Gives the emulated app a secret (clients may still omit it, as PKCE clients do).
+    pub fn with_app_secret(mut self, secret: impl Into<String>) -> Self {
+        self.app_secret = Some(secret.into());
+        self
+    }
+
+    /// Sets the page size of listings that ask for no `limit`.
+    pub fn with_default_list_limit(mut self, limit: usize) -> Self {
+        self.default_list_limit = limit.max(1);
+        self
+    }
+}
+
+/// What the server threads share.
+pub(crate) struct Shared {
+    pub(crate) opts: EmulatorOptions,
+    pub(crate) refresh_token: String,
+    state: Mutex<State>,
+    faults: Mutex<Vec<(String, Fault, usize)>>,
+    counts: Mutex<HashMap<String, usize>>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn count(&self, endpoint: &str) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *c.entry(endpoint.to_owned()).or_default() += 1;
+    }
+
+    pub(crate) fn take_fault(&self, endpoint: &str) -> Option<Fault> {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = faults
+            .iter_mut()
+            .find(|(e, _, n)| e == endpoint && *n > 0)?;
+        slot.2 -= 1;
+        Some(slot.1)
+    }
+}
+
+/// A running emulator. It serves until dropped.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Emulator {
+    /// Starts an emulator with default options on an ephemeral port of 127.0.0.1, served by
+    /// its own thread (so it outlives any one async runtime).
+    pub fn start() -> std::io::Result<Self> {
+        Self::start_with(EmulatorOptions::default())
+    }
+
+    /// Starts an emulator with `opts`.
+    pub fn start_with(opts: EmulatorOptions) -> std::io::Result<Self> {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let mut st = State::default();
+        let refresh_token = st.opaque("emu-refresh-");
+        let shared = Arc::new(Shared {
+            opts,
+            refresh_token,
+            state: Mutex::new(st),
+            faults: Mutex::new(Vec::new()),
+            counts: Mutex::new(HashMap::new()),
+        });
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let served = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("dropbox-emulator-{}", addr.port()))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                        return;
+                    };
+                    loop {
+                        tokio::select! {
+                            _ = &mut rx => break,
+                            accepted = listener.accept() => {
+                                let Ok((stream, _)) = accepted else { continue };
+                                let shared = served.clone();
+                                tokio::spawn(async move {
+                                    let svc = service_fn(move |req| http::handle(shared.clone(), req));
+                                    let _ = http1::Builder::new()
+                                        .serve_connection(TokioIo::new(stream), svc)
+                                        .await;
+                                });
+                            }
+                        }
+                    }
+                });
+            })?;
+        Ok(Emulator {
+            shared,
+            addr,
+            shutdown: Some(tx),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL of the RPC endpoints (`api_url`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Base URL of the content endpoints (`content_url`).
+    pub fn content_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The token endpoint (`token_url`).
+    pub fn token_url(&self) -> String {
+        format!("http://{}/oauth2/token", self.addr)
+    }
+
+    /// The app key clients must use.
+    pub fn app_key(&self) -> &str {
+        &self.shared.opts.app_key
+    }
+
+    /// The refresh token the emulator accepts.
+    pub fn refresh_token(&self) -> &str {
+        &self.shared.refresh_token
+    }
+
+    /// A client configuration for this emulator: its app key, refresh token and URLs.
+    pub fn config(&self) -> DropboxConfig {
+        let mut cfg = DropboxConfig::new(self.app_key())
+            .with_refresh_token(self.refresh_token())
+            .with_urls(self.api_url(), self.content_url(), self.token_url());
+        if let Some(s) = &self.shared.opts.app_secret {
+            cfg = cfg.with_app_secret(s.clone());
+        }
+        cfg
+    }
+
+    /// Makes the next `times` requests to `endpoint` (`"files/upload"`, `"oauth2/token"`)
+    /// fail with `fault`.
+    pub fn inject(&self, endpoint: &str, fault: Fault, times: usize) {
+        let mut faults = self.shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+        faults.push((endpoint.to_owned(), fault, times));
+    }
+
+    /// Removes every injected fault not used yet.
+    pub fn clear_faults(&self) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Expires every access token issued so far (the next request with one gets
+    /// `401 expired_access_token`).
+    pub fn expire_tokens(&self) {
+        self.shared.lock().expire_tokens();
+    }
+
+    /// Requests received for `endpoint` so far (including failed ones).
+    pub fn requests(&self, endpoint: &str) -> usize {
+        self.shared
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(endpoint)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Registers an authorization (what the user's approval in the browser does) for a PKCE
+    /// `code_challenge`; returns the code the redirect would carry.
+    pub fn authorize(&self, code_challenge: &str) -> String {
+        let mut st = self.shared.lock();
+        let code = st.opaque("emu-code-");
+        st.codes.insert(code.clone(), code_challenge.to_owned());
+        code
+    }
+
+    /// The content of the file at `path` (any case), if there is one.
+    pub fn file(&self, path: &str) -> Option<Bytes> {
+        let st = self.shared.lock();
+        st.nodes
+            .get(&path.to_lowercase())
+            .filter(|n| !n.folder)
+            .map(|n| n.data.clone())
+    }
+
+    /// Paths (display case) of every file and folder, in order.
+    pub fn paths(&self) -> Vec<String> {
+        let st = self.shared.lock();
+        st.nodes.values().map(|n| n.display.clone()).collect()
+    }
+
+    /// Upload sessions started and not finished.
+    pub fn open_sessions(&self) -> usize {
+        self.shared.lock().sessions.len()
+    }
+
+    /// Puts a file directly (bypassing the API), with `client_modified` now.
+    pub fn put(&self, path: &str, data: impl Into<Bytes>) {
+        let mut st = self.shared.lock();
+        let now = st.format_now();
+        let _ = st.write_file(path, data.into(), &state::WriteMode::Overwrite, Some(now));
+    }
+}

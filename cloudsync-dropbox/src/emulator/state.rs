@@ -1,0 +1,476 @@
+//! The emulated Dropbox: files and folders keyed by lowercased path (display case preserved),
+//! upload sessions, listing cursors and tokens. Operations return the service's answers, or
+//! its error unions as JSON values.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::time::Instant;
+
+use bytes::Bytes;
+use cloudsync_core::{HashKind, MultiHasher};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+/// `{".tag": a, a: {".tag": b, ...}}` for the tag chain `[a, b, ...]`.
+pub(crate) fn union(tags: &[&str]) -> Value {
+    match tags.split_first() {
+        None => Value::Null,
+        Some((first, [])) => json!({ ".tag": first }),
+        Some((first, rest)) => {
+            let mut m = serde_json::Map::new();
+            m.insert(".tag".into(), Value::String((*first).to_owned()));
+            m.insert((*first).to_owned(), union(rest));
+            Value::Object(m)
+        }
+    }
+}
+
+/// Wraps an inner error union as member `tag` of an outer union.
+pub(crate) fn wrap(tag: &str, inner: Value) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(".tag".into(), Value::String(tag.to_owned()));
+    m.insert(tag.to_owned(), inner);
+    Value::Object(m)
+}
+
+/// The Dropbox content hash of `data`.
+pub(crate) fn content_hash(data: &[u8]) -> String {
+    let mut h = MultiHasher::new(&[HashKind::Dropbox]);
+    h.update(data);
+    h.finish()
+        .get(HashKind::Dropbox)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn now_string() -> String {
+    let t = OffsetDateTime::now_utc();
+    format_time(t)
+}
+
+fn format_time(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&fmt).unwrap_or_default()
+}
+
+/// A file or folder.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    /// Full path with the case it was created with (`/Photos/A.jpg`).
+    pub(crate) display: String,
+    pub(crate) folder: bool,
+    pub(crate) data: Bytes,
+    pub(crate) client_modified: String,
+    pub(crate) server_modified: String,
+    pub(crate) rev: String,
+    pub(crate) id: String,
+    pub(crate) hash: String,
+}
+
+impl Node {
+    fn name(&self) -> &str {
+        self.display.rsplit('/').next().unwrap_or("")
+    }
+
+    /// The metadata the service returns for this node.
+    pub(crate) fn meta(&self) -> Value {
+        let lower = self.display.to_lowercase();
+        if self.folder {
+            json!({
+                ".tag": "folder",
+                "name": self.name(),
+                "path_lower": lower,
+                "path_display": self.display,
+                "id": self.id,
+            })
+        } else {
+            json!({
+                ".tag": "file",
+                "name": self.name(),
+                "path_lower": lower,
+                "path_display": self.display,
+                "id": self.id,
+                "client_modified": self.client_modified,
+                "server_modified": self.server_modified,
+                "rev": self.rev,
+                "size": self.data.len(),
+                "is_downloadable": true,
+                "content_hash": self.hash,
+            })
+        }
+    }
+}
+
+/// An upload session.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    pub(crate) data: Vec<u8>,
+    pub(crate) closed: bool,
+}
+
+/// Where a listing continues.
+#[derive(Debug, Clone)]
+pub(crate) struct Cursor {
+    /// Lowercased folder path (`""` for the root).
+    pub(crate) dir: String,
+    pub(crate) recursive: bool,
+    pub(crate) limit: usize,
+    /// The last key returned.
+    pub(crate) after: Option<String>,
+}
+
+/// How an upload treats an existing file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WriteMode {
+    Add,
+    Overwrite,
+    Update(String),
+}
+
+/// Whether an access token is usable.
+pub(crate) enum TokenState {
+    Valid,
+    Expired,
+    Unknown,
+}
+
+/// Everything the emulated service holds.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) nodes: BTreeMap<String, Node>,
+    pub(crate) sessions: HashMap<String, Session>,
+    pub(crate) cursors: HashMap<String, Cursor>,
+    pub(crate) tokens: HashMap<String, Instant>,
+    pub(crate) codes: HashMap<String, String>,
+    counter: u64,
+}
+
+/// Parent paths of `p` (`/a/b/c` gives `/a`, `/a/b`).
+fn ancestors(p: &str) -> Vec<&str> {
+    p.match_indices('/')
+        .map(|(i, _)| &p[..i])
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
+impl State {
+    pub(crate) fn next_id(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    fn new_rev(&mut self) -> String {
+        format!("{:015x}", 0x5a0_0000_0000 + self.next_id())
+    }
+
+    fn new_id(&mut self) -> String {
+        format!("id:emu{:012}", self.next_id())
+    }
+
+    /// A new random-looking opaque string.
+    pub(crate) fn opaque(&mut self, prefix: &str) -> String {
+        format!("{prefix}{:016x}{:08x}", fastrand::u64(..), self.next_id())
+    }
+
+    pub(crate) fn issue_token(&mut self, lifetime: std::time::Duration) -> String {
+        let t = self.opaque("sl.emu-");
+        self.tokens.insert(t.clone(), Instant::now() + lifetime);
+        t
+    }
+
+    pub(crate) fn token_state(&self, t: &str) -> TokenState {
+        match self.tokens.get(t) {
+            Some(exp) if Instant::now() < *exp => TokenState::Valid,
+            Some(_) => TokenState::Expired,
+            None => TokenState::Unknown,
+        }
+    }
+
+    pub(crate) fn expire_tokens(&mut self) {
+        let now = Instant::now();
+        for exp in self.tokens.values_mut() {
+            *exp = now;
+        }
+    }
+
+    /// The display path for `path` (case from existing ancestors, the last segment as given).
+    fn display_for(&self, path: &str) -> String {
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if parent.is_empty() {
+            return format!("/{name}");
+        }
+        match self.nodes.get(&parent.to_lowercase()) {
+            Some(n) => format!("{}/{name}", n.display),
+            None => format!("{}/{name}", self.display_for(parent)),
+        }
+    }
+
+    /// A file on the way to `path` (WriteError `conflict/file`)?
+    fn check_ancestors(&self, path: &str) -> Result<(), Value> {
+        for a in ancestors(path) {
+            if let Some(n) = self.nodes.get(&a.to_lowercase()) {
+                if !n.folder {
+                    return Err(union(&["conflict", "file"]));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn make_parents(&mut self, path: &str) {
+        for a in ancestors(path) {
+            let lower = a.to_lowercase();
+            if !self.nodes.contains_key(&lower) {
+                let display = self.display_for(a);
+                let id = self.new_id();
+                self.nodes.insert(
+                    lower,
+                    Node {
+                        display,
+                        folder: true,
+                        data: Bytes::new(),
+                        client_modified: String::new(),
+                        server_modified: String::new(),
+                        rev: String::new(),
+                        id,
+                        hash: String::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// A node (LookupError `not_found`).
+    pub(crate) fn lookup(&self, path: &str) -> Result<&Node, Value> {
+        self.nodes
+            .get(&path.to_lowercase())
+            .ok_or_else(|| union(&["not_found"]))
+    }
+
+    /// Commits a file; the error is a WriteError union.
+    pub(crate) fn write_file(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        mode: &WriteMode,
+        client_modified: Option<String>,
+    ) -> Result<Value, Value> {
+        self.check_ancestors(path)?;
+        let lower = path.to_lowercase();
+        let mut display = self.display_for(path);
+        let mut id = None;
+        if let Some(existing) = self.nodes.get(&lower) {
+            if existing.folder {
+                return Err(union(&["conflict", "folder"]));
+            }
+            match mode {
+                WriteMode::Add => return Err(union(&["conflict", "file"])),
+                WriteMode::Update(rev) if *rev != existing.rev => {
+                    return Err(union(&["conflict", "file"]));
+                }
+                _ => {}
+            }
+            display = existing.display.clone();
+            id = Some(existing.id.clone());
+        }
+        self.make_parents(path);
+        let server_modified = now_string();
+        let node = Node {
+            display,
+            folder: false,
+            hash: content_hash(&data),
+            data,
+            client_modified: client_modified.unwrap_or_else(|| server_modified.clone()),
+            server_modified,
+            rev: self.new_rev(),
+            id: match id {
+                Some(i) => i,
+                None => self.new_id(),
+            },
+        };
+        let meta = node.meta();
+        self.nodes.insert(lower, node);
+        Ok(meta)
+    }
+
+    /// Creates a folder and its parents; the error is a WriteError union.
+    pub(crate) fn create_folder(&mut self, path: &str) -> Result<Value, Value> {
+        self.check_ancestors(path)?;
+        if let Some(n) = self.nodes.get(&path.to_lowercase()) {
+            return Err(union(&[
+                "conflict",
+                if n.folder { "folder" } else { "file" },
+            ]));
+        }
+        self.make_parents(&format!("{path}/x"));
+        self.lookup(path).map(Node::meta)
+    }
+
+    /// Removes a node and everything below it; the error is a DeleteError union.
+    pub(crate) fn delete(&mut self, path: &str, parent_rev: Option<&str>) -> Result<Value, Value> {
+        let lower = path.to_lowercase();
+        let node = self
+            .nodes
+            .get(&lower)
+            .ok_or_else(|| wrap("path_lookup", union(&["not_found"])))?;
+        if let Some(rev) = parent_rev {
+            if node.folder || node.rev != rev {
+                return Err(wrap("path_write", union(&["conflict", "file"])));
+            }
+        }
+        let meta = node.meta();
+        let below: Vec<String> = self.below(&lower, true).into_iter().collect();
+        for k in below {
+            self.nodes.remove(&k);
+        }
+        self.nodes.remove(&lower);
+        Ok(meta)
+    }
+
+    /// Keys strictly below `dir` (all depths when `recursive`), in order.
+    pub(crate) fn below(&self, dir: &str, recursive: bool) -> Vec<String> {
+        self.page(dir, recursive, None, usize::MAX).0
+    }
+
+    /// Up to `limit` keys below `dir` after `after`, and whether more follow.
+    pub(crate) fn page(
+        &self,
+        dir: &str,
+        recursive: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<String>, bool) {
+        let prefix = format!("{dir}/");
+        let start = match after {
+            Some(a) => Bound::Excluded(a.to_owned()),
+            None => Bound::Excluded(dir.to_owned()),
+        };
+        let mut out = Vec::new();
+        for (k, _) in self.nodes.range((start, Bound::Unbounded)) {
+            if !k.starts_with(&prefix) {
+                if k.as_str() > prefix.as_str() {
+                    break;
+                }
+                continue;
+            }
+            if !recursive && k[prefix.len()..].contains('/') {
+                continue;
+            }
+            if out.len() == limit {
+                return (out, true);
+            }
+            out.push(k.clone());
+        }
+        (out, false)
+    }
+
+    /// Copies or moves a node (and its tree); the error is a RelocationError union.
+    pub(crate) fn relocate(&mut self, from: &str, to: &str, is_move: bool) -> Result<Value, Value> {
+        let (fl, tl) = (from.to_lowercase(), to.to_lowercase());
+        let src = self
+            .nodes
+            .get(&fl)
+            .cloned()
+            .ok_or_else(|| wrap("from_lookup", union(&["not_found"])))?;
+        let case_only = is_move && fl == tl;
+        if !case_only {
+            if tl.starts_with(&format!("{fl}/")) {
+                return Err(union(&["cant_move_folder_into_itself"]));
+            }
+            if let Some(n) = self.nodes.get(&tl) {
+                let what = if n.folder { "folder" } else { "file" };
+                return Err(wrap("to", union(&["conflict", what])));
+            }
+            self.check_ancestors(to).map_err(|e| wrap("to", e))?;
+        } else if fl == tl && from == to {
+            return Err(wrap(
+                "to",
+                union(&["conflict", if src.folder { "folder" } else { "file" }]),
+            ));
+        }
+        let mut keys = vec![fl.clone()];
+        keys.extend(self.below(&fl, true));
+        let moved: Vec<(String, Node)> = keys
+            .iter()
+            .filter_map(|k| self.nodes.get(k).map(|n| (k.clone(), n.clone())))
+            .collect();
+        if is_move {
+            for (k, _) in &moved {
+                self.nodes.remove(k);
+            }
+        }
+        self.make_parents(to);
+        let new_root = self.display_for(to);
+        for (k, mut n) in moved {
+            let rest = &n.display[src.display.len().min(n.display.len())..];
+            n.display = format!("{new_root}{rest}");
+            if !is_move {
+                n.id = self.new_id();
+                if !n.folder {
+                    n.rev = self.new_rev();
+                }
+            }
+            let _ = k;
+            self.nodes.insert(n.display.to_lowercase(), n);
+        }
+        self.lookup(to).map(Node::meta).map_err(|e| wrap("to", e))
+    }
+
+    pub(crate) fn format_now(&self) -> String {
+        now_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unions_nest() {
+        assert_eq!(
+            union(&["path", "not_found"]),
+            json!({".tag": "path", "path": {".tag": "not_found"}})
+        );
+    }
+
+    #[test]
+    fn paging_stays_below_the_folder() {
+        let mut s = State::default();
+        for p in ["/a/x", "/a b", "/a/y/z", "/ab", "/a/w"] {
+            s.write_file(p, Bytes::from_static(b"1"), &WriteMode::Add, None)
+                .unwrap();
+        }
+        assert_eq!(s.below("/a", false), ["/a/w", "/a/x", "/a/y"]);
+        assert_eq!(s.below("/a", true), ["/a/w", "/a/x", "/a/y", "/a/y/z"]);
+        let (p, more) = s.page("/a", false, None, 2);
+        assert_eq!(
+            (p.as_slice(), more),
+            (["/a/w".to_owned(), "/a/x".to_owned()].as_slice(), true)
+        );
+        let (p, more) = s.page("/a", false, Some("/a/x"), 2);
+        assert_eq!((p, more), (vec!["/a/y".to_owned()], false));
+        assert_eq!(s.below("", false), ["/a", "/a b", "/ab"]);
+    }
+
+    #[test]
+    fn case_is_preserved_and_ignored() {
+        let mut s = State::default();
+        s.write_file("/Dir/File.TXT", Bytes::new(), &WriteMode::Add, None)
+            .unwrap();
+        let m = s
+            .write_file(
+                "/dir/file.txt",
+                Bytes::from_static(b"x"),
+                &WriteMode::Overwrite,
+                None,
+            )
+            .unwrap();
+        assert_eq!(m["path_display"], "/Dir/File.TXT");
+        assert_eq!(m["path_lower"], "/dir/file.txt");
+        assert_eq!(s.nodes.len(), 2);
+        let m = s
+            .write_file("/DIR/new", Bytes::new(), &WriteMode::Add, None)
+            .unwrap();
+        assert_eq!(m["path_display"], "/Dir/new");
+    }
+}

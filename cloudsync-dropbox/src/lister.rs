@@ -1,0 +1,139 @@
+//! Listings: `files/list_folder` and `files/list_folder/continue`, page by page as a stream.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::core::{DropboxCore, Metadata};
+
+/// One page of a listing.
+#[derive(Deserialize)]
+struct Page {
+    entries: Vec<Value>,
+    cursor: String,
+    has_more: bool,
+}
+
+/// Turns listed metadata into entries with paths relative to the remote's root.
+struct Namer {
+    dir: RemotePath,
+    /// `path_lower` of the listed folder.
+    dir_lower: String,
+    recursive: bool,
+    /// Folders seen so far in a recursive listing: `path_lower` to our path (names come from
+    /// each entry's `name`, never from `path_display`, whose parents may have the wrong case).
+    folders: HashMap<String, RemotePath>,
+}
+
+impl Namer {
+    fn entry(&mut self, v: Value) -> Result<Option<Entry>> {
+        let m = Metadata::from_value(v, "files/list_folder")?;
+        if m.tag == "deleted" {
+            return Ok(None);
+        }
+        let lower = m.path_lower.clone().unwrap_or_default();
+        if self.recursive && lower == self.dir_lower {
+            // A recursive listing includes the folder itself.
+            return Ok(None);
+        }
+        let parent = if self.recursive {
+            let parent_lower = lower.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            if parent_lower == self.dir_lower {
+                self.dir.clone()
+            } else {
+                self.folders.get(parent_lower).cloned().ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Protocol,
+                        format!("listing has {lower:?} before its folder"),
+                    )
+                    .with_operation("files/list_folder")
+                })?
+            }
+        } else {
+            self.dir.clone()
+        };
+        let path = parent
+            .join(&m.name)
+            .map_err(|e| e.with_operation("files/list_folder"))?;
+        if self.recursive && m.is_folder() {
+            self.folders.insert(lower, path.clone());
+        }
+        m.to_entry(path).map(Some)
+    }
+}
+
+struct State {
+    core: Arc<DropboxCore>,
+    namer: Namer,
+    pending: VecDeque<Value>,
+    cursor: Option<String>,
+}
+
+/// Lists `dir` (one level, or the whole tree when `recursive`). The first page is fetched
+/// here, so a missing folder fails the call; later pages are fetched as the stream is read.
+pub(crate) async fn list(
+    core: Arc<DropboxCore>,
+    dir: &RemotePath,
+    recursive: bool,
+) -> Result<EntryStream> {
+    let path = core.dbx_path(dir);
+    let arg = json!({
+        "path": path,
+        "recursive": recursive,
+        "include_deleted": false,
+        "limit": core.batch_size,
+    });
+    let page: Page = parse_page(
+        core.rpc("files/list_folder", &arg)
+            .await
+            .map_err(|e| e.with_path(dir))?,
+    )?;
+    let state = State {
+        namer: Namer {
+            dir: dir.clone(),
+            dir_lower: path.to_lowercase(),
+            recursive,
+            folders: HashMap::new(),
+        },
+        pending: page.entries.into(),
+        cursor: page.has_more.then_some(page.cursor),
+        core,
+    };
+    let stream = futures::stream::unfold(Some(state), |state| async move {
+        let mut st = state?;
+        loop {
+            if let Some(v) = st.pending.pop_front() {
+                match st.namer.entry(v) {
+                    Ok(Some(e)) => return Some((Ok(e), Some(st))),
+                    Ok(None) => continue,
+                    Err(e) => return Some((Err(e), None)),
+                }
+            }
+            let cursor = st.cursor.take()?;
+            let next = st
+                .core
+                .rpc("files/list_folder/continue", &json!({ "cursor": cursor }))
+                .await
+                .and_then(parse_page);
+            match next {
+                Ok(page) => {
+                    st.pending = page.entries.into();
+                    st.cursor = page.has_more.then_some(page.cursor);
+                }
+                Err(e) => return Some((Err(e), None)),
+            }
+        }
+    });
+    Ok(stream.boxed())
+}
+
+fn parse_page(v: Value) -> Result<Page> {
+    serde_json::from_value(v).map_err(|e| {
+        Error::new(ErrorKind::Protocol, format!("malformed listing page: {e}"))
+            .with_operation("files/list_folder")
+    })
+}

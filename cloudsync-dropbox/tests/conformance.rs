@@ -1,0 +1,40 @@
+//! The conformance suite against the emulator, with a small listing page (so pagination and
+//! cursors are exercised) and the smallest upload chunk (so the large-file check goes through
+//! an upload session).
+
+use std::sync::Arc;
+
+use cloudsync_core::Remote;
+use cloudsync_dropbox::DropboxBackend;
+use cloudsync_dropbox::emulator::Emulator;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_against_the_emulator() {
+    let emu = Emulator::start().unwrap();
+    let cfg = emu
+        .config()
+        .with_root("conformance")
+        .with_batch_size(97)
+        .with_chunk_size(4 * 1024 * 1024);
+    let remote: Arc<dyn Remote> = Arc::new(DropboxBackend::new(cfg).unwrap());
+    remote
+        .mkdir(&cloudsync_core::RemotePath::root())
+        .await
+        .unwrap();
+    cloudsync_core::testkit::conformance(remote).await;
+    assert!(
+        emu.requests("files/list_folder/continue") > 0,
+        "no listing needed a second page"
+    );
+    assert!(
+        emu.requests("files/upload_session/finish") > 0,
+        "no upload session was used"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_at_the_dropbox_root() {
+    let emu = Emulator::start().unwrap();
+    let remote: Arc<dyn Remote> = Arc::new(DropboxBackend::new(emu.config()).unwrap());
+    cloudsync_core::testkit::conformance(remote).await;
+}
