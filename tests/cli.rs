@@ -30,7 +30,7 @@ fn help_and_version_exit_0() {
     assert!(o.stdout.contains("Usage: cloudsync [OPTIONS] <COMMAND>"));
     for cmd in [
         "copy", "sync", "move", "check", "ls", "lsjson", "delete", "purge", "cleanup", "rmdirs",
-        "mkdir", "cat", "config",
+        "mkdir", "cat", "config", "ingest", "report",
     ] {
         assert!(
             o.stdout.contains(&format!("\n  {cmd} ")),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use cloudsync::{AgeLimit, parse_age, parse_duration, parse_size};
+use cloudsync::{parse_age, parse_duration, parse_size};
 
 /// rclone-style file sync between local folders, SFTP, FTP, WebDAV, Dropbox, Google Drive and
 /// Cloud Storage.
@@ -76,8 +76,12 @@ pub enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCmd),
-    // `ingest` (drop folders) and `report` (queued check reports) are added here by their
-    // issues, each a variant with its own args struct and a handler in `main.rs`.
+    /// Move the files another system drops into DROP to TARGET: leave files still being
+    /// written, keep an archive copy of each and a report of each run (safe from a scheduler)
+    Ingest(IngestCmd),
+    /// Show saved compare reports (`check --save-report`) and re-run & sync them
+    #[command(subcommand)]
+    Report(ReportCmd),
 }
 
 /// `SOURCE DEST` and the flags of copy, sync and move.
@@ -233,6 +237,108 @@ pub struct CheckCmd {
     /// Write paths that could not be compared to FILE
     #[arg(long, value_name = "FILE")]
     pub error: Option<String>,
+    /// Save the report as JSON to FILE (with SOURCE, DEST and the options) for `report show`
+    /// and `report resync`; relative local paths are stored as absolute paths
+    #[arg(long, value_name = "FILE")]
+    pub save_report: Option<PathBuf>,
+}
+
+/// `ingest DROP TARGET`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "--archive-dir and --report-dir take a plain relative path (`archives`, \
+                        `done/2026`: a directory inside DROP, never ingested) or a location of \
+                        its own: a URL, `name:path`, an absolute path, or `./dir` / `../dir` \
+                        (relative to the current directory). A location inside DROP counts as \
+                        a directory of DROP. archives/ and reports/ at the top of DROP are never \
+                        ingested; other archive and report directories in DROP only on runs \
+                        that name them.
+
+Exit codes: 0 every eligible file was ingested (or none was eligible); 3 DROP not found; 5 \
+             another ingest holds the lock on TARGET, or files failed in a way that may pass \
+             next time; 6 files failed (they stay in DROP for the next run); 7 fatal \
+             (authentication, quota)."
+)]
+pub struct IngestCmd {
+    /// The drop folder files arrive in
+    pub drop: String,
+    /// Where ingested files go (same relative paths)
+    pub target: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Take a file only when it was modified at least this long ago (0 = at once)
+    #[arg(long, value_parser = duration, default_value = "60s", value_name = "DURATION")]
+    pub settle: Duration,
+    /// Look at sizes twice, this far apart, and leave files that changed (0 = look once)
+    #[arg(long, value_parser = duration, default_value = "2s", value_name = "DURATION")]
+    pub recheck_delay: Duration,
+    /// Keep the archive copy of each file under PATH/<UTC date>/ [default: archives]
+    #[arg(long, value_name = "PATH", conflicts_with = "no_archive")]
+    pub archive_dir: Option<String>,
+    /// Keep no archive copy
+    #[arg(long)]
+    pub no_archive: bool,
+    /// Write each run's report (JSON and text) to PATH [default: reports]
+    #[arg(long, value_name = "PATH", conflicts_with = "no_report")]
+    pub report_dir: Option<String>,
+    /// Write no report file (the report is still printed)
+    #[arg(long)]
+    pub no_report: bool,
+    /// Also take names starting with `.` or `_` (left alone by default, at any depth)
+    #[arg(long)]
+    pub include_hidden: bool,
+    /// Files ingested in parallel
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub transfers: usize,
+    /// A lock on TARGET older than this is taken over (left by a crashed run)
+    #[arg(long, value_parser = duration, default_value = "1h", value_name = "DURATION")]
+    pub stale_lock: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Print a saved report: where, when, counts by category, then the files that are not
+    /// identical
+    Show(ReportShowCmd),
+    /// Re-run & sync: copy the files a saved report lists as missing on the destination (and
+    /// with --include-differ the different ones), check them again and save the follow-up
+    /// report next to FILE; exit 0 only when they now match
+    Resync(ReportResyncCmd),
+}
+
+/// `report show FILE`.
+#[derive(Debug, Args)]
+pub struct ReportShowCmd {
+    /// The report (JSON, from `check --save-report`)
+    pub file: PathBuf,
+    /// Also list the identical files
+    #[arg(long)]
+    pub all: bool,
+    /// Print only the counts by category
+    #[arg(long)]
+    pub counts: bool,
+}
+
+/// `report resync FILE`.
+#[derive(Debug, Args)]
+pub struct ReportResyncCmd {
+    /// The report (JSON, from `check --save-report` or an earlier resync)
+    pub file: PathBuf,
+    /// Also copy the files the report lists as different, replacing DEST's version
+    #[arg(long)]
+    pub include_differ: bool,
+    /// Copy a file even when its size on SOURCE is no longer the one in the report
+    #[arg(long)]
+    pub transfer_changed: bool,
+    /// Save the follow-up report here [default: FILE-STEM.resync-<UTC time>.json next to FILE]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Files transferred in parallel
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub transfers: usize,
+    /// Files checked in parallel
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub checkers: usize,
 }
 
 /// `ls LOCATION`.
@@ -349,16 +455,18 @@ pub enum ConfigCmd {
     File,
 }
 
-/// A parsed `--min-age`/`--max-age` (`None` = `off`).
-#[derive(Debug, Clone, Copy)]
-pub struct Age(pub Option<AgeLimit>);
+/// A `--min-age`/`--max-age` as written (kept for saved reports), checked when parsed.
+#[derive(Debug, Clone)]
+pub struct Age(pub String);
 
 /// A parsed `--min-size`/`--max-size` (`None` = `off`).
 #[derive(Debug, Clone, Copy)]
 pub struct Size(pub Option<u64>);
 
 fn age(s: &str) -> Result<Age, String> {
-    parse_age(s).map(Age).map_err(|e| e.message().to_owned())
+    parse_age(s)
+        .map(|_| Age(s.to_owned()))
+        .map_err(|e| e.message().to_owned())
 }
 
 fn size(s: &str) -> Result<Size, String> {

@@ -4,16 +4,17 @@ use std::io::Write;
 use std::sync::Arc;
 
 use cloudsync::ops::{self, CheckOptions, CompareOptions, DeleteOptions, SyncOptions};
+use cloudsync::queue::{CompareSpec, FilterSpec, SavedReport};
 use cloudsync::{CheckReport, EntryKind, FilterSet, Remote, RemotePath, Summary, deps::serde_json};
 use futures::TryStreamExt;
 
 use crate::cli::{
     CatCmd, CheckCmd, Cli, Command, ConfigCmd, DeleteCmd, FilterArgs, GlobalArgs, Location, LsCmd,
-    LsjsonCmd, PurgeCmd, RmdirsCmd, Transfer,
+    LsjsonCmd, PurgeCmd, ReportCmd, RmdirsCmd, Transfer,
 };
 use crate::exit::{self, Failure};
 use crate::listing;
-use crate::location::{Opener, backup_dir_within, config_path, load_config};
+use crate::location::{Opener, backup_dir_within, config_path, load_config, storable_location};
 use crate::progress::Output;
 
 /// Runs the parsed command line; returns the exit code.
@@ -47,6 +48,9 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Cat(c) => cat(&opener, c).await,
         Command::Config(c) => config(&opener, &path, explicit, c),
+        Command::Ingest(c) => crate::ingest::ingest(&opener, g, c).await,
+        Command::Report(ReportCmd::Show(c)) => crate::reports::show(g, c).await,
+        Command::Report(ReportCmd::Resync(c)) => crate::reports::resync(&opener, g, c).await,
     }
 }
 
@@ -57,47 +61,31 @@ enum Mode {
     Move,
 }
 
+/// The filter flags in their storable form (ages as written).
+pub fn filter_spec(f: &FilterArgs) -> FilterSpec {
+    FilterSpec {
+        include: f.include.clone(),
+        exclude: f.exclude.clone(),
+        filter: f.filter.clone(),
+        include_from: f.include_from.clone(),
+        exclude_from: f.exclude_from.clone(),
+        filter_from: f.filter_from.clone(),
+        files_from: f.files_from.clone(),
+        min_size: f.min_size.and_then(|s| s.0),
+        max_size: f.max_size.and_then(|s| s.0),
+        min_age: f.min_age.as_ref().map(|a| a.0.clone()),
+        max_age: f.max_age.as_ref().map(|a| a.0.clone()),
+        max_depth: f.max_depth,
+        ignore_case: f.ignore_case,
+        ..Default::default()
+    }
+}
+
 /// Compiles the filter flags.
 pub fn build_filter(f: &FilterArgs) -> Result<FilterSet, Failure> {
-    let mut b = FilterSet::builder();
-    for g in &f.include {
-        b.include(g);
-    }
-    for g in &f.exclude {
-        b.exclude(g);
-    }
-    for r in &f.filter {
-        b.filter(r);
-    }
-    for p in &f.include_from {
-        b.include_from(p);
-    }
-    for p in &f.exclude_from {
-        b.exclude_from(p);
-    }
-    for p in &f.filter_from {
-        b.filter_from(p);
-    }
-    for p in &f.files_from {
-        b.files_from(p);
-    }
-    if let Some(a) = f.min_age {
-        b.min_age_limit(a.0);
-    }
-    if let Some(a) = f.max_age {
-        b.max_age_limit(a.0);
-    }
-    if let Some(s) = f.min_size.and_then(|s| s.0) {
-        b.min_size(s);
-    }
-    if let Some(s) = f.max_size.and_then(|s| s.0) {
-        b.max_size(s);
-    }
-    if let Some(d) = f.max_depth {
-        b.max_depth(d);
-    }
-    b.ignore_case(f.ignore_case);
-    b.build().map_err(|e| Failure::usage(e.chain()))
+    filter_spec(f)
+        .build()
+        .map_err(|e| Failure::usage(e.chain()))
 }
 
 async fn transfer(opener: &Opener, g: &GlobalArgs, mode: Mode, t: Transfer) -> Result<u8, Failure> {
@@ -205,9 +193,16 @@ async fn check(opener: &Opener, g: &GlobalArgs, c: CheckCmd) -> Result<u8, Failu
         checkers: c.checkers.max(1),
         events: Some(out.sink()),
     };
+    // Checked before the compare, so a bad location fails at once rather than after it.
+    let storable = match &c.save_report {
+        Some(_) => Some((storable_location(&c.source)?, storable_location(&c.dest)?)),
+        None => None,
+    };
     let src = opener.open(&c.source).await?;
     let dst = opener.open(&c.dest).await?;
+    let clock = std::time::Instant::now();
     let result = ops::check(&src, &dst, &opts).await;
+    let elapsed = clock.elapsed();
     out.finish();
     let report = result?;
     write_check_outputs(&c, &report)?;
@@ -230,11 +225,31 @@ async fn check(opener: &Opener, g: &GlobalArgs, c: CheckCmd) -> Result<u8, Failu
         report.errors.len(),
         report.method,
     ));
-    Ok(if report.is_identical() {
+    let code = if report.is_identical() {
         exit::OK
     } else {
         exit::USAGE
-    })
+    };
+    if let (Some(file), Some((source, dest))) = (&c.save_report, storable) {
+        let spec = CompareSpec {
+            filters: filter_spec(&c.filter),
+            size_only: c.size_only,
+            download: c.download,
+            one_way: c.one_way,
+        };
+        let mut saved = SavedReport::new(report, source, dest, spec);
+        saved.elapsed = elapsed;
+        saved.save_file(file).await.map_err(|e| Failure {
+            code: exit::USAGE,
+            message: format!(
+                "cannot save the report to {}: {}",
+                file.display(),
+                e.chain()
+            ),
+        })?;
+        out.notice(&format!("report saved to {}", file.display()));
+    }
+    Ok(code)
 }
 
 /// Writes the `--combined`, `--missing-on-*`, `--differ`, `--match` and `--error` files.
@@ -425,7 +440,7 @@ fn config(
     }
 }
 
-fn print_stdout(text: &str) -> Result<(), Failure> {
+pub fn print_stdout(text: &str) -> Result<(), Failure> {
     write_stdout(text.as_bytes())
 }
 

@@ -130,42 +130,87 @@ fn normalize(p: &Path) -> Result<PathBuf> {
 /// directory must be on the same remote as the destination and inside it (the engine keeps it
 /// out of the sync).
 pub fn backup_dir_within(dest: &str, backup: &str) -> Result<RemotePath> {
-    let outside = || {
-        Error::new(
+    match relative_within(dest, backup)? {
+        Some(rel) if !rel.is_root() => Ok(rel),
+        _ => Err(Error::new(
             ErrorKind::InvalidInput,
             format!(
                 "--backup-dir {backup:?} must be a directory inside the destination {dest:?} \
                  (same remote; the sync never enters it)"
             ),
-        )
-    };
-    let rel = match (RemoteSpec::parse(dest)?, RemoteSpec::parse(backup)?) {
+        )),
+    }
+}
+
+/// The path of location `inner` relative to location `base` when `inner` is `base` itself or
+/// lies below it on the same remote (root for `base` itself); `None` otherwise.
+pub fn relative_within(base: &str, inner: &str) -> Result<Option<RemotePath>> {
+    let rel = match (RemoteSpec::parse(base)?, RemoteSpec::parse(inner)?) {
         (RemoteSpec::Local(d), RemoteSpec::Local(b)) => {
             let (d, b) = (normalize(Path::new(&d))?, normalize(Path::new(&b))?);
-            let rel = b.strip_prefix(&d).map_err(|_| outside())?;
-            rel.to_str().ok_or_else(outside)?.to_owned()
+            match b.strip_prefix(&d).ok().and_then(Path::to_str) {
+                Some(rel) => rel.to_owned(),
+                None => return Ok(None),
+            }
         }
         (RemoteSpec::Named { name: dn, path: dp }, RemoteSpec::Named { name: bn, path: bp })
             if dn == bn =>
         {
-            bp.strip_prefix(&dp)
-                .ok_or_else(outside)?
-                .as_str()
-                .to_owned()
+            match bp.strip_prefix(&dp) {
+                Some(rel) => rel.as_str().to_owned(),
+                None => return Ok(None),
+            }
         }
         (RemoteSpec::Url(d), RemoteSpec::Url(b)) => {
-            let d = d.trim_end_matches('/');
-            let rest = b.strip_prefix(d).ok_or_else(outside)?;
-            rest.strip_prefix('/')
-                .ok_or_else(outside)?
-                .trim_end_matches('/')
-                .to_owned()
+            let (d, b) = (d.trim_end_matches('/'), b.trim_end_matches('/'));
+            match b.strip_prefix(d) {
+                Some("") => String::new(),
+                Some(rest) if rest.starts_with('/') => rest[1..].to_owned(),
+                _ => return Ok(None),
+            }
         }
-        _ => return Err(outside()),
+        _ => return Ok(None),
     };
-    let rel = RemotePath::new(&rel).map_err(|_| outside())?;
-    if rel.is_root() {
-        return Err(outside());
+    Ok(RemotePath::new(&rel).ok())
+}
+
+/// A location as it is stored in a saved report, so that another process can open it again:
+/// a relative local path becomes absolute; URLs and `name:path` stay as written.
+pub fn storable_location(location: &str) -> Result<String> {
+    match RemoteSpec::parse(location)? {
+        RemoteSpec::Local(p) => {
+            let abs = normalize(Path::new(&p))?;
+            abs.to_str().map(str::to_owned).ok_or_else(|| {
+                Error::new(ErrorKind::InvalidInput, format!("{p:?} is not valid UTF-8"))
+            })
+        }
+        _ => Ok(location.to_owned()),
     }
-    Ok(rel)
+}
+
+/// Where `--archive-dir`/`--report-dir VALUE` of `ingest` points.
+pub enum DirLocation {
+    /// A directory inside the drop folder (relative to its root).
+    InDrop(RemotePath),
+    /// A location of its own, to open.
+    Elsewhere(String),
+}
+
+/// The rule for `--archive-dir`/`--report-dir`: a plain relative path (`archives`,
+/// `done/2026`: no scheme, no `name:`, not absolute, no `.` or `..` segment) is a directory
+/// inside the drop folder; anything else (URL, `name:path`, absolute path, `./dir`) is a
+/// location, which counts as a directory of the drop folder when it lies inside it.
+pub fn dir_location(drop: &str, value: &str) -> Result<DirLocation> {
+    if let RemoteSpec::Local(p) = RemoteSpec::parse(value)? {
+        let plain = p.trim_end_matches('/');
+        if Path::new(plain).is_relative() {
+            if let Ok(rel) = RemotePath::new(plain) {
+                return Ok(DirLocation::InDrop(rel));
+            }
+        }
+    }
+    Ok(match relative_within(drop, value)? {
+        Some(rel) => DirLocation::InDrop(rel),
+        None => DirLocation::Elsewhere(value.to_owned()),
+    })
 }

@@ -5,17 +5,23 @@
 //! cargo run --release --example cloudsync -- sync ./source-folder ./destination-folder
 //! cargo run --release --example cloudsync -- check ./a nas:backup/a --combined -
 //! cargo run --release --example cloudsync -- ls -R sftp://me@host:22/photos
+//! cargo run --release --example cloudsync -- ingest sftp://erp@host/outbox ./inbox --settle 2m
+//! cargo run --release --example cloudsync -- check ./cam nas:pics --save-report cam.json
+//! cargo run --release --example cloudsync -- report resync cam.json
 //! ```
 //!
-//! A thin layer: every decision is made by `cloudsync::ops`; this program parses flags, opens
-//! locations, renders events and maps results to exit codes.
+//! A thin layer: every decision is made by `cloudsync::ops`, `cloudsync::ingest` and
+//! `cloudsync::queue`; this program parses flags, opens locations, renders events and maps
+//! results to exit codes.
 
 mod cli;
 mod commands;
 mod exit;
+mod ingest;
 mod listing;
 mod location;
 mod progress;
+mod reports;
 
 use std::process::ExitCode;
 
