@@ -32,6 +32,8 @@ pub fn registry() -> Registry {
     r.register(Arc::new(cloudsync_webdav::WebdavFactory));
     #[cfg(feature = "webdav")]
     r.register(Arc::new(cloudsync_webdav::NextcloudFactory));
+    #[cfg(feature = "dropbox")]
+    r.register(Arc::new(cloudsync_dropbox::DropboxFactory));
     #[cfg(feature = "gcs")]
     r.register(Arc::new(cloudsync_gdrive::GcsFactory));
     r
