@@ -36,6 +36,8 @@ pub fn registry() -> Registry {
     r.register(Arc::new(cloudsync_dropbox::DropboxFactory));
     #[cfg(feature = "gcs")]
     r.register(Arc::new(cloudsync_gdrive::GcsFactory));
+    #[cfg(feature = "gdrive")]
+    r.register(Arc::new(cloudsync_gdrive::GdriveFactory));
     r
 }
 

@@ -5,12 +5,20 @@
 //! # async fn main() -> cloudsync_core::Result<()> {
 //! # #[cfg(feature = "gcs")] {
 //! use cloudsync_core::{bytes_stream, Remote, RemotePath, WriteMeta};
-//! use cloudsync_gdrive::GcsConfig;
+//! use cloudsync_gdrive::{GcsConfig, GdriveBackend, GdriveConfig};
 //!
-//! let remote = GcsConfig::new("my-bucket").with_prefix("backups").build()?;
+//! // Google Drive, with a refresh token from the environment variable GDRIVE_REFRESH_TOKEN.
+//! let drive = GdriveBackend::new(GdriveConfig::oauth(
+//!     "123.apps.googleusercontent.com",
+//!     "GDRIVE_REFRESH_TOKEN",
+//! ))?;
 //! let path = RemotePath::new("notes/hello.txt")?;
-//! remote.write(&path, bytes_stream("hello"), WriteMeta::default()).await?;
-//! assert_eq!(remote.stat(&path).await?.size, 5);
+//! drive.write(&path, bytes_stream("hello"), WriteMeta::default()).await?;
+//! assert_eq!(drive.stat(&path).await?.size, 5);
+//!
+//! // Cloud Storage (feature `gcs`), with Application Default Credentials.
+//! let gcs = GcsConfig::new("my-bucket").with_prefix("backups").build()?;
+//! gcs.write(&path, bytes_stream("hello"), WriteMeta::default()).await?;
 //! # }
 //! # Ok(())
 //! # }
@@ -19,8 +27,24 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod auth;
+mod backend;
+mod config;
+mod core;
+mod deleter;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 #[cfg(feature = "gcs")]
 mod gcs;
+mod lister;
+mod reader;
+mod writer;
+
+pub use backend::{GdriveBackend, GdriveFactory};
+pub use config::{
+    CHUNK_QUANTUM, DEFAULT_API_URL, DEFAULT_CHUNK_SIZE, DEFAULT_TOKEN_URL, DEFAULT_UPLOAD_URL,
+    GdriveConfig,
+};
 
 #[cfg(feature = "gcs")]
 pub use gcs::{GcsConfig, GcsFactory};

@@ -1,0 +1,161 @@
+//! Access tokens: the OAuth 2.0 refresh-token grant and the service-account JWT grant
+//! (RS256), cached until shortly before they expire.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cloudsync_core::{Error, ErrorKind, Result};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::config::Credentials;
+
+/// The scope service accounts ask for.
+const SCOPE: &str = "https://www.googleapis.com/auth/drive";
+
+#[derive(Debug)]
+struct Cached {
+    token: String,
+    expires: Instant,
+}
+
+/// Hands out access tokens, refreshing them when they expire or the server rejects them.
+#[derive(Debug)]
+pub(crate) struct TokenSource {
+    credentials: Credentials,
+    token_url: String,
+    cached: Mutex<Option<Cached>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl TokenSource {
+    pub(crate) fn new(credentials: Credentials, token_url: String) -> Self {
+        TokenSource {
+            credentials,
+            token_url,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// A valid access token (fetching one when none is cached or it is about to expire).
+    pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<String> {
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref() {
+            if c.expires > Instant::now() + Duration::from_secs(60) {
+                return Ok(c.token.clone());
+            }
+        }
+        let fresh = self.fetch(http).await?;
+        let token = fresh.token.clone();
+        *cached = Some(fresh);
+        Ok(token)
+    }
+
+    /// Drops `rejected` from the cache (the server answered 401), so the next
+    /// [`TokenSource::token`] fetches a new one.
+    pub(crate) async fn invalidate(&self, rejected: &str) {
+        let mut cached = self.cached.lock().await;
+        if cached.as_ref().is_some_and(|c| c.token == rejected) {
+            *cached = None;
+        }
+    }
+
+    async fn fetch(&self, http: &reqwest::Client) -> Result<Cached> {
+        let form: Vec<(&str, String)> = match &self.credentials {
+            Credentials::Refresh {
+                client_id,
+                client_secret,
+                refresh_token,
+            } => {
+                let mut f = vec![
+                    ("grant_type", "refresh_token".to_owned()),
+                    ("client_id", client_id.clone()),
+                    ("refresh_token", refresh_token.clone()),
+                ];
+                if let Some(s) = client_secret {
+                    f.push(("client_secret", s.clone()));
+                }
+                f
+            }
+            Credentials::ServiceAccount { email, key_der } => vec![
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned(),
+                ),
+                ("assertion", self.jwt(email, key_der)?),
+            ],
+        };
+        let res = http
+            .post(&self.token_url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| crate::core::transport_error(e, "token"))?;
+        let status = res.status();
+        if !status.is_success() {
+            let kind = if status.is_server_error() {
+                ErrorKind::Transient
+            } else if status.as_u16() == 429 {
+                ErrorKind::RateLimited
+            } else {
+                ErrorKind::Auth
+            };
+            let body = res.text().await.unwrap_or_default();
+            let mut msg = format!("token endpoint answered {status}");
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
+                    msg.push_str(&format!(": {err}"));
+                }
+            }
+            return Err(Error::new(kind, msg).with_operation("token"));
+        }
+        let t: TokenResponse = res.json().await.map_err(|e| {
+            Error::new(ErrorKind::Protocol, "malformed token response")
+                .with_operation("token")
+                .with_source(e)
+        })?;
+        Ok(Cached {
+            token: t.access_token,
+            expires: Instant::now() + Duration::from_secs(t.expires_in.unwrap_or(3600)),
+        })
+    }
+
+    /// A signed JWT assertion for the service-account grant.
+    fn jwt(&self, email: &str, key_der: &[u8]) -> Result<String> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = serde_json::json!({
+            "iss": email,
+            "scope": SCOPE,
+            "aud": self.token_url,
+            "iat": now,
+            "exp": now + 3600,
+        });
+        let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let signing_input = format!("{header}.{claims}");
+        let sig = sign_rs256(key_der, signing_input.as_bytes())?;
+        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+    }
+}
+
+/// RSASSA-PKCS1-v1_5 with SHA-256 over `msg` with a PKCS#8 RSA key.
+pub(crate) fn sign_rs256(key_der: &[u8], msg: &[u8]) -> Result<Vec<u8>> {
+    use aws_lc_rs::{rand::SystemRandom, rsa::KeyPair, signature::RSA_PKCS1_SHA256};
+    let key = KeyPair::from_pkcs8(key_der).map_err(|e| {
+        Error::new(
+            ErrorKind::ConfigInvalid,
+            format!("gdrive config `service_account_file`: bad RSA key: {e}"),
+        )
+    })?;
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig)
+        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("RS256 signing failed: {e}")))?;
+    Ok(sig)
+}

@@ -1,0 +1,323 @@
+//! Configuration of the `gdrive` remote type.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use cloudsync_core::{Error, ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+
+/// Default size of one resumable-upload chunk, and the size above which uploads are resumable
+/// (8 MiB).
+pub const DEFAULT_CHUNK_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Resumable-upload chunks are multiples of this (256 KiB), as the Drive API requires.
+pub const CHUNK_QUANTUM: u64 = 256 * 1024;
+
+/// The Drive API v3 endpoint.
+pub const DEFAULT_API_URL: &str = "https://www.googleapis.com/drive/v3";
+/// The Drive API v3 upload endpoint.
+pub const DEFAULT_UPLOAD_URL: &str = "https://www.googleapis.com/upload/drive/v3";
+/// Google's OAuth 2.0 token endpoint.
+pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+
+/// Configuration of a `gdrive` remote.
+///
+/// Authentication is either an OAuth 2.0 refresh token (`client_id` with
+/// `refresh_token_env` or `token_file`, and `client_secret_env` when the client has a secret)
+/// or a service account (`service_account_file`).
+///
+/// ```
+/// use cloudsync_gdrive::GdriveConfig;
+/// let cfg: GdriveConfig = serde_json::from_value(serde_json::json!({
+///     "client_id": "123.apps.googleusercontent.com",
+///     "client_secret_env": "GDRIVE_CLIENT_SECRET",
+///     "refresh_token_env": "GDRIVE_REFRESH_TOKEN",
+///     "root_folder_id": "1AbCdEf",
+/// }))?;
+/// assert!(cfg.use_trash);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct GdriveConfig {
+    /// OAuth 2.0 client id.
+    pub client_id: Option<String>,
+    /// Name of the environment variable holding the OAuth 2.0 client secret.
+    pub client_secret_env: Option<String>,
+    /// Name of the environment variable holding the refresh token.
+    pub refresh_token_env: Option<String>,
+    /// A JSON file with a `refresh_token` (as written by the `authorize` example).
+    pub token_file: Option<PathBuf>,
+    /// A service-account JSON key file (signs JWTs with its RSA key).
+    pub service_account_file: Option<PathBuf>,
+    /// The folder that is the remote's root (default: My Drive's root, or the shared drive).
+    pub root_folder_id: Option<String>,
+    /// A shared drive to work in.
+    pub drive_id: Option<String>,
+    /// Deletes move files to the trash (default) instead of deleting them for good.
+    pub use_trash: bool,
+    /// Uploads above this size use resumable sessions in chunks of this size (a multiple of
+    /// 256 KiB).
+    pub chunk_size: u64,
+    /// The Drive API endpoint (tests point it at the emulator).
+    pub api_url: String,
+    /// The upload endpoint.
+    pub upload_url: String,
+    /// The OAuth 2.0 token endpoint.
+    pub token_url: String,
+}
+
+impl Default for GdriveConfig {
+    fn default() -> Self {
+        GdriveConfig {
+            client_id: None,
+            client_secret_env: None,
+            refresh_token_env: None,
+            token_file: None,
+            service_account_file: None,
+            root_folder_id: None,
+            drive_id: None,
+            use_trash: true,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            api_url: DEFAULT_API_URL.into(),
+            upload_url: DEFAULT_UPLOAD_URL.into(),
+            token_url: DEFAULT_TOKEN_URL.into(),
+        }
+    }
+}
+
+impl fmt::Debug for GdriveConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GdriveConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret_env", &self.client_secret_env)
+            .field("refresh_token_env", &self.refresh_token_env)
+            .field("token_file", &self.token_file)
+            .field("service_account_file", &self.service_account_file)
+            .field("root_folder_id", &self.root_folder_id)
+            .field("drive_id", &self.drive_id)
+            .field("use_trash", &self.use_trash)
+            .field("chunk_size", &self.chunk_size)
+            .field("api_url", &self.api_url)
+            .field("upload_url", &self.upload_url)
+            .field("token_url", &self.token_url)
+            .finish()
+    }
+}
+
+/// Where access tokens come from.
+#[derive(Clone)]
+pub(crate) enum Credentials {
+    Refresh {
+        client_id: String,
+        client_secret: Option<String>,
+        refresh_token: String,
+    },
+    ServiceAccount {
+        email: String,
+        /// PKCS#8 DER of the RSA key.
+        key_der: Vec<u8>,
+    },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Refresh { client_id, .. } => write!(f, "Refresh({client_id})"),
+            Credentials::ServiceAccount { email, .. } => write!(f, "ServiceAccount({email})"),
+        }
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Validated {
+    pub(crate) credentials: Credentials,
+    pub(crate) root_id: String,
+    pub(crate) drive_id: Option<String>,
+    pub(crate) use_trash: bool,
+    pub(crate) chunk_size: u64,
+    pub(crate) api_url: String,
+    pub(crate) upload_url: String,
+    pub(crate) token_url: String,
+}
+
+pub(crate) fn invalid(key: &str, why: impl fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::ConfigInvalid,
+        format!("gdrive config `{key}`: {why}"),
+    )
+}
+
+fn env_secret(key: &str, var: &str) -> Result<String> {
+    std::env::var(var).map_err(|_| invalid(key, format!("environment variable {var} is not set")))
+}
+
+fn http_url(key: &str, s: &str) -> Result<String> {
+    let u = url::Url::parse(s).map_err(|e| invalid(key, e))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(invalid(key, "scheme must be http or https"));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+#[derive(Deserialize)]
+struct TokenFile {
+    refresh_token: String,
+}
+
+#[derive(Deserialize)]
+struct ServiceAccountFile {
+    client_email: String,
+    private_key: String,
+}
+
+/// The DER bytes inside a PEM `PRIVATE KEY` block.
+fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let start = pem.find("-----BEGIN PRIVATE KEY-----")? + "-----BEGIN PRIVATE KEY-----".len();
+    let end = pem.find("-----END PRIVATE KEY-----")?;
+    let body: String = pem
+        .get(start..end)?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+impl GdriveConfig {
+    /// A config using an OAuth 2.0 refresh token read from the environment variable
+    /// `refresh_token_env`.
+    pub fn oauth(client_id: impl Into<String>, refresh_token_env: impl Into<String>) -> Self {
+        GdriveConfig {
+            client_id: Some(client_id.into()),
+            refresh_token_env: Some(refresh_token_env.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Points the API, upload and token endpoints at `base` (`{base}/drive/v3`,
+    /// `{base}/upload/drive/v3`, `{base}/token`), as the emulator serves them.
+    pub fn with_endpoint(mut self, base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        self.api_url = format!("{base}/drive/v3");
+        self.upload_url = format!("{base}/upload/drive/v3");
+        self.token_url = format!("{base}/token");
+        self
+    }
+
+    /// Roots the remote at a folder id.
+    pub fn with_root_folder_id(mut self, id: impl Into<String>) -> Self {
+        self.root_folder_id = Some(id.into());
+        self
+    }
+
+    /// Sets the resumable-upload chunk size.
+    pub fn with_chunk_size(mut self, chunk_size: u64) -> Self {
+        self.chunk_size = chunk_size;
+        self
+    }
+
+    /// Deletes to the trash (`true`, the default) or for good.
+    pub fn with_use_trash(mut self, yes: bool) -> Self {
+        self.use_trash = yes;
+        self
+    }
+
+    /// Checks the configuration and reads secrets (environment, token file, key file).
+    pub(crate) fn validate(&self) -> Result<Validated> {
+        if self.chunk_size == 0 || self.chunk_size % CHUNK_QUANTUM != 0 {
+            return Err(invalid(
+                "chunk_size",
+                format!("must be a positive multiple of {CHUNK_QUANTUM} (256 KiB)"),
+            ));
+        }
+        let credentials = match (&self.service_account_file, &self.client_id) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "service_account_file",
+                    "set `service_account_file` or `client_id`, not both",
+                ));
+            }
+            (Some(path), None) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(
+                        "service_account_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let sa: ServiceAccountFile =
+                    serde_json::from_str(&text).map_err(|e| invalid("service_account_file", e))?;
+                let key_der = pem_to_der(&sa.private_key).ok_or_else(|| {
+                    invalid(
+                        "service_account_file",
+                        "private_key is not a PEM PKCS#8 key",
+                    )
+                })?;
+                Credentials::ServiceAccount {
+                    email: sa.client_email,
+                    key_der,
+                }
+            }
+            (None, Some(client_id)) => {
+                let refresh_token = match (&self.refresh_token_env, &self.token_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            "token_file",
+                            "set `refresh_token_env` or `token_file`, not both",
+                        ));
+                    }
+                    (Some(var), None) => env_secret("refresh_token_env", var)?,
+                    (None, Some(path)) => {
+                        let text = std::fs::read_to_string(path).map_err(|e| {
+                            invalid("token_file", format!("cannot read {}: {e}", path.display()))
+                        })?;
+                        serde_json::from_str::<TokenFile>(&text)
+                            .map_err(|e| invalid("token_file", e))?
+                            .refresh_token
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            "refresh_token_env",
+                            "missing (or set `token_file`)",
+                        ));
+                    }
+                };
+                let client_secret = match &self.client_secret_env {
+                    Some(var) => Some(env_secret("client_secret_env", var)?),
+                    None => None,
+                };
+                Credentials::Refresh {
+                    client_id: client_id.clone(),
+                    client_secret,
+                    refresh_token,
+                }
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "client_id",
+                    "missing (or set `service_account_file`)",
+                ));
+            }
+        };
+        let root_id = self
+            .root_folder_id
+            .clone()
+            .or_else(|| self.drive_id.clone())
+            .unwrap_or_else(|| "root".into());
+        if root_id.is_empty() || root_id.contains(['/', '\'', '\\']) {
+            return Err(invalid("root_folder_id", "not a file id"));
+        }
+        Ok(Validated {
+            credentials,
+            root_id,
+            drive_id: self.drive_id.clone(),
+            use_trash: self.use_trash,
+            chunk_size: self.chunk_size,
+            api_url: http_url("api_url", &self.api_url)?,
+            upload_url: http_url("upload_url", &self.upload_url)?,
+            token_url: http_url("token_url", &self.token_url)?,
+        })
+    }
+}

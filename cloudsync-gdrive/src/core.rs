@@ -1,0 +1,509 @@
+//! The Drive API v3 client: authenticated requests, error classification, file metadata and
+//! the path-to-id resolution with its directory-id cache.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::auth::TokenSource;
+use crate::config::Validated;
+
+/// The MIME type of Drive folders.
+pub(crate) const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
+/// Prefix of Google Docs, Sheets, Slides, ... (no binary content).
+pub(crate) const GOOGLE_APPS_PREFIX: &str = "application/vnd.google-apps.";
+/// The file fields every request asks for.
+pub(crate) const FILE_FIELDS: &str =
+    "id,name,mimeType,size,modifiedTime,md5Checksum,sha1Checksum,sha256Checksum,parents";
+
+/// One file or folder as the API describes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DriveFile {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) mime_type: String,
+    #[serde(default)]
+    pub(crate) size: Option<String>,
+    #[serde(default)]
+    pub(crate) modified_time: Option<String>,
+    #[serde(default)]
+    pub(crate) md5_checksum: Option<String>,
+    #[serde(default)]
+    pub(crate) sha1_checksum: Option<String>,
+    #[serde(default)]
+    pub(crate) sha256_checksum: Option<String>,
+}
+
+impl DriveFile {
+    pub(crate) fn is_folder(&self) -> bool {
+        self.mime_type == FOLDER_MIME
+    }
+
+    /// A Google Doc/Sheet/Slides/... (no downloadable content), but not a folder.
+    pub(crate) fn is_google_doc(&self) -> bool {
+        !self.is_folder() && self.mime_type.starts_with(GOOGLE_APPS_PREFIX)
+    }
+
+    /// The entry for this file at `path`.
+    pub(crate) fn entry(&self, path: RemotePath) -> Entry {
+        if self.is_folder() {
+            let mut e = Entry::dir(path);
+            e.id = Some(self.id.clone());
+            return e;
+        }
+        let size = self
+            .size
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut hashes = Hashes::default();
+        for (kind, v) in [
+            (HashKind::Md5, &self.md5_checksum),
+            (HashKind::Sha1, &self.sha1_checksum),
+            (HashKind::Sha256, &self.sha256_checksum),
+        ] {
+            if let Some(v) = v {
+                hashes.insert(kind, v);
+            }
+        }
+        let mut e = Entry::file(path, size)
+            .with_modtime(self.modified_time.as_deref().and_then(parse_time))
+            .with_hashes(hashes);
+        e.id = Some(self.id.clone());
+        e
+    }
+}
+
+pub(crate) fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// RFC 3339 in UTC with milliseconds, as Drive stores `modifiedTime`.
+pub(crate) fn format_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Quotes `s` for a `q` string literal (backslash-escapes `\` and `'`).
+pub(crate) fn q_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+#[derive(Deserialize)]
+pub(crate) struct FileList {
+    #[serde(default, rename = "nextPageToken")]
+    pub(crate) next_page_token: Option<String>,
+    #[serde(default)]
+    pub(crate) files: Vec<DriveFile>,
+}
+
+/// A connection-level failure (refused, reset, timed out): temporary.
+pub(crate) fn transport_error(e: reqwest::Error, op: &'static str) -> Error {
+    Error::new(ErrorKind::Transient, format!("request failed: {e}"))
+        .with_operation(op)
+        .with_source(e)
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(Deserialize)]
+struct ErrorItem {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Classifies an error response from its status and the `reason` of the JSON error body.
+pub(crate) fn parse_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Error {
+    let (message, reason) = match serde_json::from_str::<ErrorBody>(body) {
+        Ok(b) => (
+            b.error.message,
+            b.error.errors.into_iter().next().map(|e| e.reason),
+        ),
+        Err(_) => (String::new(), None),
+    };
+    let reason = reason.unwrap_or_default();
+    let msg = format!(
+        "Drive API answered {status}{}{}",
+        if reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({reason})")
+        },
+        if message.is_empty() {
+            String::new()
+        } else {
+            format!(": {message}")
+        }
+    );
+    let kind = match (status.as_u16(), reason.as_str()) {
+        (403, "userRateLimitExceeded" | "rateLimitExceeded" | "sharingRateLimitExceeded")
+        | (429, _) => return Error::rate_limited(msg, retry_after),
+        (403, "storageQuotaExceeded" | "quotaExceeded") => ErrorKind::QuotaExceeded,
+        (404, _) => ErrorKind::NotFound,
+        (401, _) => ErrorKind::Auth,
+        (403, _) => ErrorKind::PermissionDenied,
+        (400, _) => ErrorKind::InvalidInput,
+        (409, _) => ErrorKind::Conflict,
+        (412, _) => ErrorKind::ConditionNotMatch,
+        (500..=599, _) => ErrorKind::Transient,
+        _ => ErrorKind::Unexpected,
+    };
+    Error::new(kind, msg)
+}
+
+fn retry_after(res: &Response) -> Option<Duration> {
+    res.headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Turns a non-success response into an error.
+pub(crate) async fn error_from(res: Response, op: &'static str) -> Error {
+    let status = res.status();
+    let ra = retry_after(&res);
+    let body = res.text().await.unwrap_or_default();
+    parse_error(status, ra, &body).with_operation(op)
+}
+
+/// The Drive client shared by every operation of one remote.
+#[derive(Debug)]
+pub(crate) struct DriveCore {
+    pub(crate) http: reqwest::Client,
+    pub(crate) cfg: Validated,
+    auth: TokenSource,
+    /// Folder ids by path (the root is not stored).
+    dirs: Mutex<HashMap<RemotePath, String>>,
+    /// Serialises folder creation, so concurrent writes into a new folder do not create it
+    /// twice (Drive would allow two folders of the same name).
+    pub(crate) mkdir_lock: tokio::sync::Mutex<()>,
+}
+
+impl DriveCore {
+    pub(crate) fn new(cfg: Validated) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Unexpected, format!("HTTP client: {e}")))?;
+        let auth = TokenSource::new(cfg.credentials.clone(), cfg.token_url.clone());
+        Ok(DriveCore {
+            http,
+            cfg,
+            auth,
+            dirs: Mutex::new(HashMap::new()),
+            mkdir_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Sends the request `build` makes, with a bearer token; on 401 fetches a new token and
+    /// sends it once more. Non-success answers are returned as errors.
+    pub(crate) async fn send(
+        &self,
+        op: &'static str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response> {
+        let res = self.send_raw(op, &build).await?;
+        if res.status().is_success() {
+            Ok(res)
+        } else {
+            Err(error_from(res, op).await)
+        }
+    }
+
+    /// As [`DriveCore::send`] but hands back any answer (for resumable uploads' 308).
+    pub(crate) async fn send_raw(
+        &self,
+        op: &'static str,
+        build: &impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response> {
+        let token = self.auth.token(&self.http).await?;
+        let res = build(&self.http)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(|e| transport_error(e, op))?;
+        if res.status() != StatusCode::UNAUTHORIZED {
+            return Ok(res);
+        }
+        tracing::debug!(op, "access token rejected; refreshing");
+        self.auth.invalidate(&token).await;
+        let token = self.auth.token(&self.http).await?;
+        build(&self.http)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(|e| transport_error(e, op))
+    }
+
+    pub(crate) fn api(&self, tail: &str) -> String {
+        format!("{}/{tail}", self.cfg.api_url)
+    }
+
+    pub(crate) fn upload(&self, tail: &str) -> String {
+        format!("{}/{tail}", self.cfg.upload_url)
+    }
+
+    /// Query parameters every files request carries.
+    pub(crate) fn common(&self) -> Vec<(&'static str, String)> {
+        vec![("supportsAllDrives", "true".into())]
+    }
+
+    /// One page of `files.list` for query `q`.
+    pub(crate) async fn list_page(&self, q: &str, page_token: Option<&str>) -> Result<FileList> {
+        let mut query = self.common();
+        query.push(("q", q.to_owned()));
+        query.push(("pageSize", "1000".into()));
+        query.push(("fields", format!("nextPageToken,files({FILE_FIELDS})")));
+        if let Some(drive) = &self.cfg.drive_id {
+            query.push(("includeItemsFromAllDrives", "true".into()));
+            query.push(("corpora", "drive".into()));
+            query.push(("driveId", drive.clone()));
+        }
+        if let Some(t) = page_token {
+            query.push(("pageToken", t.to_owned()));
+        }
+        let url = self.api("files");
+        let res = self.send("list", |c| c.get(&url).query(&query)).await?;
+        res.json().await.map_err(|e| {
+            Error::new(ErrorKind::Protocol, "malformed files.list response")
+                .with_operation("list")
+                .with_source(e)
+        })
+    }
+
+    /// Every child of folder `parent` (optionally only those called `name`).
+    pub(crate) async fn children(
+        &self,
+        parent: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<DriveFile>> {
+        let mut q = format!("'{}' in parents and trashed = false", q_escape(parent));
+        if let Some(n) = name {
+            q.push_str(&format!(" and name = '{}'", q_escape(n)));
+        }
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.list_page(&q, token.as_deref()).await?;
+            out.extend(page.files);
+            match page.next_page_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The single child `name` of `parent`; `None` when absent, Conflict when duplicated.
+    pub(crate) async fn child(
+        &self,
+        parent: &str,
+        name: &str,
+        path: &RemotePath,
+    ) -> Result<Option<DriveFile>> {
+        let mut found: Vec<DriveFile> = self
+            .children(parent, Some(name))
+            .await?
+            .into_iter()
+            .filter(|f| f.name == name)
+            .collect();
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            n => Err(duplicate_error(path, n)),
+        }
+    }
+
+    pub(crate) fn cached_dir(&self, path: &RemotePath) -> Option<String> {
+        if path.is_root() {
+            return Some(self.cfg.root_id.clone());
+        }
+        self.lock_dirs().get(path).cloned()
+    }
+
+    pub(crate) fn cache_dir(&self, path: RemotePath, id: String) {
+        self.lock_dirs().insert(path, id);
+    }
+
+    /// Forgets `path` and everything below it.
+    pub(crate) fn forget(&self, path: &RemotePath) {
+        self.lock_dirs()
+            .retain(|p, _| !(p == path || p.starts_with(path)));
+    }
+
+    fn lock_dirs(&self) -> std::sync::MutexGuard<'_, HashMap<RemotePath, String>> {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The id of folder `path`; `None` when it (or a parent) does not exist. A file where a
+    /// folder is expected is a Conflict.
+    pub(crate) async fn dir_id(&self, path: &RemotePath) -> Result<Option<String>> {
+        if let Some(id) = self.cached_dir(path) {
+            return Ok(Some(id));
+        }
+        let Some(parent) = path.parent() else {
+            return Ok(Some(self.cfg.root_id.clone()));
+        };
+        let Some(pid) = Box::pin(self.dir_id(&parent)).await? else {
+            return Ok(None);
+        };
+        match self.child(&pid, path.name(), path).await? {
+            None => Ok(None),
+            Some(f) if f.is_folder() => {
+                self.cache_dir(path.clone(), f.id.clone());
+                Ok(Some(f.id))
+            }
+            Some(_) => Err(
+                Error::new(ErrorKind::Conflict, "a file is in the way of a folder").with_path(path),
+            ),
+        }
+    }
+
+    /// The file or folder at `path`, `None` when absent.
+    pub(crate) async fn lookup(&self, path: &RemotePath) -> Result<Option<DriveFile>> {
+        let Some(parent) = path.parent() else {
+            return Ok(None);
+        };
+        let Some(pid) = self.dir_id(&parent).await? else {
+            return Ok(None);
+        };
+        let f = self.child(&pid, path.name(), path).await?;
+        if let Some(f) = &f {
+            if f.is_folder() {
+                self.cache_dir(path.clone(), f.id.clone());
+            }
+        }
+        Ok(f)
+    }
+
+    /// Creates folder `path` and its parents; returns its id.
+    pub(crate) async fn mkdir_all(&self, path: &RemotePath) -> Result<String> {
+        if let Some(id) = self.dir_id(path).await? {
+            return Ok(id);
+        }
+        let _guard = self.mkdir_lock.lock().await;
+        let mut current = RemotePath::root();
+        let mut id = self.cfg.root_id.clone();
+        for seg in path.segments() {
+            current = current.join(seg)?;
+            id = match self.child(&id, seg, &current).await? {
+                Some(f) if f.is_folder() => f.id,
+                Some(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        "a file is in the way of a folder",
+                    )
+                    .with_path(&current));
+                }
+                None => self.create_folder(&id, seg).await?.id,
+            };
+            self.cache_dir(current.clone(), id.clone());
+        }
+        Ok(id)
+    }
+
+    async fn create_folder(&self, parent: &str, name: &str) -> Result<DriveFile> {
+        let body = serde_json::json!({
+            "name": name,
+            "mimeType": FOLDER_MIME,
+            "parents": [parent],
+        });
+        let mut query = self.common();
+        query.push(("fields", FILE_FIELDS.into()));
+        let url = self.api("files");
+        let res = self
+            .send("mkdir", |c| c.post(&url).query(&query).json(&body))
+            .await?;
+        file_json(res, "mkdir").await
+    }
+
+    /// `files.update` of metadata (`body`), with optional parent changes.
+    pub(crate) async fn update_meta(
+        &self,
+        op: &'static str,
+        id: &str,
+        body: serde_json::Value,
+        parents: Option<(&str, &str)>,
+    ) -> Result<DriveFile> {
+        let mut query = self.common();
+        query.push(("fields", FILE_FIELDS.into()));
+        if let Some((add, remove)) = parents {
+            query.push(("addParents", add.to_owned()));
+            query.push(("removeParents", remove.to_owned()));
+        }
+        let url = self.api(&format!("files/{}", enc(id)));
+        let res = self
+            .send(op, |c| c.patch(&url).query(&query).json(&body))
+            .await?;
+        file_json(res, op).await
+    }
+
+    /// `files.copy`.
+    pub(crate) async fn copy_file(&self, id: &str, body: serde_json::Value) -> Result<DriveFile> {
+        let mut query = self.common();
+        query.push(("fields", FILE_FIELDS.into()));
+        let url = self.api(&format!("files/{}/copy", enc(id)));
+        let res = self
+            .send("copy", |c| c.post(&url).query(&query).json(&body))
+            .await?;
+        file_json(res, "copy").await
+    }
+}
+
+/// Percent-encodes an id for a URL path segment.
+pub(crate) fn enc(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Parses a file resource from a response.
+pub(crate) async fn file_json(res: Response, op: &'static str) -> Result<DriveFile> {
+    res.json().await.map_err(|e| {
+        Error::new(ErrorKind::Protocol, "malformed file resource")
+            .with_operation(op)
+            .with_source(e)
+    })
+}
+
+/// The error for `n` files of one name in one folder.
+pub(crate) fn duplicate_error(path: &RemotePath, n: usize) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "{n} files are called {path:?} in one Drive folder; rename or remove all but one \
+             (cloudsync never picks one of them)"
+        ),
+    )
+    .with_path(path)
+}

@@ -1,0 +1,1157 @@
+//! An in-process Google Drive API v3 emulator for tests (feature `emulator`).
+//!
+//! It serves, on 127.0.0.1 with an ephemeral port, the subset of the documented API the
+//! backend uses, as strictly as the documentation describes it: `files.list` with the `q`
+//! subset `'<id>' in parents`, `name = '…'`, `mimeType = '…'`/`!=`, `trashed = true|false`
+//! joined by `and` (anything else is a 400), `pageSize` (≤ 1000) and `pageToken`; `files.get`
+//! (metadata, or `alt=media` with `Range`); `files.create` and `files.update` (metadata,
+//! `uploadType=multipart`, `uploadType=resumable` sessions with 256 KiB chunk rules and `308`
+//! answers carrying `Range`); `files.copy`; `files.delete`; `files.emptyTrash`; `about`; the
+//! `root` alias; MD5/SHA-1/SHA-256 checksums; duplicate names in a folder; and an OAuth 2.0
+//! token endpoint (refresh-token grant) whose access tokens every other request must carry.
+//!
+//! Faults can be injected: error answers (403 with a reason, 429, 5xx) and dropped connections
+//! (a resumable chunk is then partly committed before the connection drops).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cloudsync_core::Result<()> {
+//! use cloudsync_core::{bytes_stream, Remote, RemotePath, WriteMeta};
+//! use cloudsync_gdrive::GdriveBackend;
+//! use cloudsync_gdrive::emulator::DriveEmulator;
+//!
+//! let emu = DriveEmulator::start().await;
+//! let drive = GdriveBackend::new(emu.config())?;
+//! let path = RemotePath::new("a/b.txt")?;
+//! drive.write(&path, bytes_stream("hi"), WriteMeta::default()).await?;
+//! assert_eq!(drive.stat(&path).await?.size, 2);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::GdriveConfig;
+
+/// The OAuth client id the emulator's token endpoint accepts.
+pub const CLIENT_ID: &str = "emulator-client.apps.googleusercontent.com";
+/// The refresh token the emulator's token endpoint accepts.
+pub const REFRESH_TOKEN: &str = "emulator-refresh-token";
+
+const FOLDER: &str = "application/vnd.google-apps.folder";
+const QUANTUM: usize = 256 * 1024;
+
+/// A fault to inject into matching requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer with this status and a Drive error body carrying `reason`
+    /// (`userRateLimitExceeded`, `rateLimitExceeded`, `backendError`, ...).
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The `errors[0].reason` of the body.
+        reason: String,
+        /// A `Retry-After` header in seconds.
+        retry_after: Option<u64>,
+    },
+    /// Drop the connection without an answer. A resumable-upload chunk is first committed in
+    /// part (half of it), as when a connection breaks mid-transfer.
+    Drop,
+}
+
+#[derive(Debug)]
+struct Injected {
+    method: String,
+    path_contains: String,
+    fault: Fault,
+    times: u32,
+}
+
+#[derive(Debug, Clone)]
+struct FileRec {
+    id: String,
+    name: String,
+    mime: String,
+    parent: Option<String>,
+    content: Bytes,
+    modified: OffsetDateTime,
+    trashed: bool,
+}
+
+#[derive(Debug)]
+struct Session {
+    /// The file whose content is replaced (`files.update`), or `None` to create one.
+    target: Option<String>,
+    meta: Value,
+    data: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    files: HashMap<String, FileRec>,
+    order: Vec<String>,
+    next_id: u64,
+    tokens: Vec<String>,
+    token_requests: usize,
+    sessions: HashMap<String, Session>,
+    faults: Vec<Injected>,
+    requests: Vec<String>,
+    base: String,
+}
+
+/// The emulator; it stops when dropped.
+#[derive(Debug)]
+pub struct DriveEmulator {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DriveEmulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The id of the root folder (also reachable as `root`).
+pub const ROOT_ID: &str = "0AEmulatorRootFolderId";
+
+impl DriveEmulator {
+    /// Starts an empty drive on 127.0.0.1 with an ephemeral port.
+    ///
+    /// # Panics
+    /// When no port can be bound on 127.0.0.1.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("emulator: cannot bind 127.0.0.1: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("emulator: no local address: {e}"));
+        let mut st = State {
+            base: format!("http://{addr}"),
+            ..Default::default()
+        };
+        st.files.insert(
+            ROOT_ID.into(),
+            FileRec {
+                id: ROOT_ID.into(),
+                name: "My Drive".into(),
+                mime: FOLDER.into(),
+                parent: None,
+                content: Bytes::new(),
+                modified: OffsetDateTime::now_utc(),
+                trashed: false,
+            },
+        );
+        let state = Arc::new(Mutex::new(st));
+        let st2 = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = st2.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let st = st.clone();
+                        async move { handle(st, req).await }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        DriveEmulator { addr, state, task }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A backend config pointed at the emulator, authenticating with [`REFRESH_TOKEN`]
+    /// (written to a token file in the temp directory), rooted at `root`.
+    pub fn config(&self) -> GdriveConfig {
+        let token_file = std::env::temp_dir().join(format!(
+            "cloudsync-gdrive-emulator-{}.json",
+            self.addr.port()
+        ));
+        let _ = std::fs::write(
+            &token_file,
+            json!({ "refresh_token": REFRESH_TOKEN }).to_string(),
+        );
+        GdriveConfig {
+            client_id: Some(CLIENT_ID.into()),
+            token_file: Some(token_file),
+            ..Default::default()
+        }
+        .with_endpoint(&self.url())
+    }
+
+    /// Makes the next `times` requests whose method is `method` (or `*`) and whose path and
+    /// query contain `path_contains` fail with `fault`.
+    pub fn inject(&self, method: &str, path_contains: &str, fault: Fault, times: u32) {
+        self.lock().faults.push(Injected {
+            method: method.into(),
+            path_contains: path_contains.into(),
+            fault,
+            times,
+        });
+    }
+
+    /// Invalidates every access token handed out so far (as if they expired).
+    pub fn expire_tokens(&self) {
+        self.lock().tokens.clear();
+    }
+
+    /// How many token requests succeeded.
+    pub fn token_requests(&self) -> usize {
+        self.lock().token_requests
+    }
+
+    /// Every request so far, as `METHOD /path?query`, followed by ` [Content-Range]` when the
+    /// request had one.
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().requests.clone()
+    }
+
+    /// Adds a file directly (for duplicate names and Google Docs, which the backend never
+    /// creates); `parent` may be `root`. Returns its id.
+    pub fn add_file(&self, parent: &str, name: &str, mime: &str, content: &[u8]) -> String {
+        let mut st = self.lock();
+        let parent = st.resolve(parent);
+        st.create(
+            name.into(),
+            mime.into(),
+            Some(parent),
+            Bytes::copy_from_slice(content),
+            None,
+        )
+    }
+
+    /// Adds a folder directly; returns its id.
+    pub fn add_folder(&self, parent: &str, name: &str) -> String {
+        self.add_file(parent, name, FOLDER, b"")
+    }
+
+    /// Names of the files and folders in the trash (explicitly trashed).
+    pub fn trashed(&self) -> Vec<String> {
+        let st = self.lock();
+        let mut v: Vec<String> = st
+            .files
+            .values()
+            .filter(|f| f.trashed)
+            .map(|f| f.name.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Number of files and folders stored (trashed or not, the root excluded).
+    pub fn file_count(&self) -> usize {
+        self.lock().files.len() - 1
+    }
+
+    /// Number of open resumable-upload sessions.
+    pub fn open_sessions(&self) -> usize {
+        self.lock().sessions.len()
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn resp(status: StatusCode, body: Value) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    r
+}
+
+fn error(status: u16, reason: &str, message: &str) -> Resp {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp(
+        code,
+        json!({ "error": { "code": status, "message": message,
+            "errors": [{ "domain": "global", "reason": reason, "message": message }] } }),
+    )
+}
+
+fn empty(status: StatusCode) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+/// Why the connection is dropped.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected connection drop")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp, Dropped> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(Dropped),
+    };
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let mut line = format!("{} {target}", parts.method);
+    if let Some(r) = parts
+        .headers
+        .get(hyper::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
+        line.push_str(&format!(" [{r}]"));
+    }
+    st.requests.push(line);
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let method = parts.method.as_str().to_owned();
+    // Injected faults.
+    if let Some(i) = st.faults.iter().position(|f| {
+        f.times > 0 && (f.method == "*" || f.method == method) && target.contains(&f.path_contains)
+    }) {
+        st.faults[i].times -= 1;
+        let fault = st.faults[i].fault.clone();
+        st.faults.retain(|f| f.times > 0);
+        match fault {
+            Fault::Status {
+                status,
+                reason,
+                retry_after,
+            } => {
+                let mut r = error(status, &reason, "injected fault");
+                if let Some(s) = retry_after {
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(&s.to_string()) {
+                        r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+                    }
+                }
+                return Ok(r);
+            }
+            Fault::Drop => {
+                if let Some(id) = query.get("upload_id") {
+                    if let Some(s) = st.sessions.get_mut(id) {
+                        let half = body.len() / 2;
+                        if let Some(start) = chunk_start(&parts.headers) {
+                            if start == s.data.len() as u64 {
+                                s.data.extend_from_slice(&body[..half]);
+                            }
+                        }
+                    }
+                }
+                return Err(Dropped);
+            }
+        }
+    }
+    let path = parts.uri.path().to_owned();
+    if path == "/token" {
+        return Ok(st.token(&body));
+    }
+    let authorized = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| st.tokens.iter().any(|k| k == t));
+    if !authorized {
+        return Ok(error(401, "authError", "Invalid Credentials"));
+    }
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let ctype = parts
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let r = match (method.as_str(), segs.as_slice()) {
+        ("GET", ["drive", "v3", "about"]) => resp(
+            StatusCode::OK,
+            json!({ "storageQuota": { "limit": "16106127360",
+                "usage": st.usage(false).to_string(), "usageInDriveTrash": st.usage(true).to_string() } }),
+        ),
+        ("GET", ["drive", "v3", "files"]) => st.list(&query),
+        ("POST", ["drive", "v3", "files"]) => match serde_json::from_slice::<Value>(&body) {
+            Ok(meta) => st.create_from(&meta, Bytes::new(), &query),
+            Err(_) => error(400, "parseError", "Parse Error"),
+        },
+        ("DELETE", ["drive", "v3", "files", "trash"]) => st.empty_trash(),
+        ("GET", ["drive", "v3", "files", id]) => st.get(id, &query, &parts.headers),
+        ("PATCH", ["drive", "v3", "files", id]) => match serde_json::from_slice::<Value>(&body) {
+            Ok(meta) => st.update(id, &meta, None, &query),
+            Err(_) => error(400, "parseError", "Parse Error"),
+        },
+        ("DELETE", ["drive", "v3", "files", id]) => st.delete(id),
+        ("POST", ["drive", "v3", "files", id, "copy"]) => {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(meta) => st.copy(id, &meta, &query),
+                Err(_) => error(400, "parseError", "Parse Error"),
+            }
+        }
+        ("PUT", ["upload", "drive", "v3", "files"]) if query.contains_key("upload_id") => {
+            st.chunk(&query, &parts.headers, body)
+        }
+        ("DELETE", ["upload", "drive", "v3", "files"]) if query.contains_key("upload_id") => {
+            let id = query.get("upload_id").cloned().unwrap_or_default();
+            match st.sessions.remove(&id) {
+                Some(_) => empty(StatusCode::from_u16(499).unwrap_or(StatusCode::OK)),
+                None => error(404, "notFound", "No such upload session"),
+            }
+        }
+        ("POST", ["upload", "drive", "v3", "files"]) => st.upload(None, &query, &ctype, body),
+        ("PATCH", ["upload", "drive", "v3", "files", id]) => {
+            let id = (*id).to_owned();
+            st.upload(Some(id), &query, &ctype, body)
+        }
+        _ => error(404, "notFound", &format!("no route for {method} {path}")),
+    };
+    Ok(r)
+}
+
+fn chunk_start(headers: &hyper::HeaderMap) -> Option<u64> {
+    let v = headers.get(hyper::header::CONTENT_RANGE)?.to_str().ok()?;
+    let rest = v.strip_prefix("bytes ")?;
+    let (range, _) = rest.split_once('/')?;
+    let (a, _) = range.split_once('-')?;
+    a.parse().ok()
+}
+
+/// A `q` expression: clauses joined by `and`.
+#[derive(Debug, PartialEq)]
+enum Clause {
+    InParents(String),
+    Name(String),
+    Mime { eq: bool, value: String },
+    Trashed(bool),
+}
+
+fn parse_q(q: &str) -> Option<Vec<Clause>> {
+    #[derive(Debug, PartialEq)]
+    enum Tok {
+        Str(String),
+        Word(String),
+        Op(String),
+    }
+    let mut toks = Vec::new();
+    let mut chars = q.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '\'' {
+            chars.next();
+            let mut s = String::new();
+            loop {
+                match chars.next()? {
+                    '\\' => s.push(chars.next()?),
+                    '\'' => break,
+                    c => s.push(c),
+                }
+            }
+            toks.push(Tok::Str(s));
+        } else if c == '=' {
+            chars.next();
+            toks.push(Tok::Op("=".into()));
+        } else if c == '!' {
+            chars.next();
+            if chars.next()? != '=' {
+                return None;
+            }
+            toks.push(Tok::Op("!=".into()));
+        } else if c.is_ascii_alphanumeric() {
+            let mut w = String::new();
+            while let Some(&c) = chars.peek() {
+                if !c.is_ascii_alphanumeric() {
+                    break;
+                }
+                w.push(c);
+                chars.next();
+            }
+            toks.push(Tok::Word(w));
+        } else {
+            return None;
+        }
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let clause = match (toks.get(i), toks.get(i + 1), toks.get(i + 2)) {
+            (Some(Tok::Str(id)), Some(Tok::Word(w)), Some(Tok::Word(p)))
+                if w == "in" && p == "parents" =>
+            {
+                Clause::InParents(id.clone())
+            }
+            (Some(Tok::Word(f)), Some(Tok::Op(o)), Some(Tok::Str(v)))
+                if f == "name" && o == "=" =>
+            {
+                Clause::Name(v.clone())
+            }
+            (Some(Tok::Word(f)), Some(Tok::Op(o)), Some(Tok::Str(v))) if f == "mimeType" => {
+                Clause::Mime {
+                    eq: o == "=",
+                    value: v.clone(),
+                }
+            }
+            (Some(Tok::Word(f)), Some(Tok::Op(o)), Some(Tok::Word(v)))
+                if f == "trashed" && o == "=" && (v == "true" || v == "false") =>
+            {
+                Clause::Trashed(v == "true")
+            }
+            _ => return None,
+        };
+        out.push(clause);
+        i += 3;
+        match toks.get(i) {
+            None => return Some(out),
+            Some(Tok::Word(w)) if w == "and" => i += 1,
+            _ => return None,
+        }
+    }
+}
+
+fn hex_digest<D: md5::Digest>(data: &[u8]) -> String {
+    hex::encode(D::digest(data))
+}
+
+fn parse_multipart(ctype: &str, body: &[u8]) -> Option<(Value, Bytes)> {
+    let boundary = ctype
+        .strip_prefix("multipart/related")?
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))?
+        .trim_matches('"');
+    let delim = format!("--{boundary}");
+    let d = delim.as_bytes();
+    let find = |hay: &[u8], from: usize| -> Option<usize> {
+        hay.get(from..)?
+            .windows(d.len())
+            .position(|w| w == d)
+            .map(|p| p + from)
+    };
+    let mut parts = Vec::new();
+    let mut pos = find(body, 0)? + d.len();
+    loop {
+        if body.get(pos..pos + 2) == Some(b"--") {
+            break;
+        }
+        let next = find(body, pos)?;
+        let part = body.get(pos..next)?;
+        let part = part.strip_prefix(b"\r\n")?;
+        let part = part.strip_suffix(b"\r\n")?;
+        let split = part.windows(4).position(|w| w == b"\r\n\r\n")?;
+        parts.push(Bytes::copy_from_slice(&part[split + 4..]));
+        pos = next + d.len();
+    }
+    if parts.len() != 2 {
+        return None;
+    }
+    let meta: Value = serde_json::from_slice(&parts[0]).ok()?;
+    Some((meta, parts[1].clone()))
+}
+
+// Handlers return early with a ready error answer; its size does not matter in a test server.
+#[allow(clippy::result_large_err)]
+impl State {
+    fn resolve(&self, id: &str) -> String {
+        if id == "root" {
+            ROOT_ID.into()
+        } else {
+            id.into()
+        }
+    }
+
+    fn token(&mut self, body: &[u8]) -> Resp {
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(body).into_owned().collect();
+        let ok = form.get("grant_type").map(String::as_str) == Some("refresh_token")
+            && form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+            && form.get("refresh_token").map(String::as_str) == Some(REFRESH_TOKEN);
+        if !ok {
+            return resp(
+                StatusCode::BAD_REQUEST,
+                json!({ "error": "invalid_grant", "error_description": "Bad Request" }),
+            );
+        }
+        self.token_requests += 1;
+        let token = format!(
+            "ya29.emulator-{}-{:08x}",
+            self.token_requests,
+            fastrand::u32(..)
+        );
+        self.tokens.push(token.clone());
+        resp(
+            StatusCode::OK,
+            json!({ "access_token": token, "expires_in": 3599, "token_type": "Bearer",
+                "scope": "https://www.googleapis.com/auth/drive" }),
+        )
+    }
+
+    fn is_trashed(&self, id: &str) -> bool {
+        let mut cur = self.files.get(id);
+        while let Some(f) = cur {
+            if f.trashed {
+                return true;
+            }
+            cur = f.parent.as_ref().and_then(|p| self.files.get(p));
+        }
+        false
+    }
+
+    fn usage(&self, trash: bool) -> u64 {
+        self.files
+            .values()
+            .filter(|f| self.is_trashed(&f.id) == trash)
+            .map(|f| f.content.len() as u64)
+            .sum()
+    }
+
+    fn json(&self, f: &FileRec, query: &HashMap<String, String>) -> Value {
+        let full = query.get("fields").is_some_and(|s| !s.is_empty());
+        let mut v = json!({ "kind": "drive#file", "id": f.id, "name": f.name, "mimeType": f.mime });
+        if !full {
+            return v;
+        }
+        v["parents"] = json!(f.parent.iter().collect::<Vec<_>>());
+        v["trashed"] = json!(self.is_trashed(&f.id));
+        v["modifiedTime"] = json!(f.modified.format(&Rfc3339).unwrap_or_default());
+        if f.mime != FOLDER && !f.mime.starts_with("application/vnd.google-apps.") {
+            v["size"] = json!(f.content.len().to_string());
+            v["md5Checksum"] = json!(hex_digest::<md5::Md5>(&f.content));
+            v["sha1Checksum"] = json!(hex_digest::<sha1::Sha1>(&f.content));
+            v["sha256Checksum"] = json!(hex_digest::<sha2::Sha256>(&f.content));
+        }
+        v
+    }
+
+    fn create(
+        &mut self,
+        name: String,
+        mime: String,
+        parent: Option<String>,
+        content: Bytes,
+        modified: Option<OffsetDateTime>,
+    ) -> String {
+        self.next_id += 1;
+        let id = format!("1emu{:06}{:08x}", self.next_id, fastrand::u32(..));
+        self.files.insert(
+            id.clone(),
+            FileRec {
+                id: id.clone(),
+                name,
+                mime,
+                parent,
+                content,
+                modified: modified.unwrap_or_else(ms_now),
+                trashed: false,
+            },
+        );
+        self.order.push(id.clone());
+        id
+    }
+
+    fn list(&self, query: &HashMap<String, String>) -> Resp {
+        let clauses = match query.get("q").map(|q| parse_q(q)) {
+            Some(Some(c)) => c,
+            Some(None) => return error(400, "invalid", "Invalid Value"),
+            None => Vec::new(),
+        };
+        let page_size: usize = match query.get("pageSize").map(|s| s.parse::<usize>()) {
+            None => 100,
+            Some(Ok(n)) if (1..=1000).contains(&n) => n,
+            Some(_) => return error(400, "invalid", "Invalid value for pageSize"),
+        };
+        let start: usize = match query.get("pageToken").map(|s| s.parse::<usize>()) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => return error(400, "invalid", "Invalid pageToken"),
+        };
+        for c in &clauses {
+            if let Clause::InParents(p) = c {
+                if !self.files.contains_key(&self.resolve(p)) {
+                    return error(404, "notFound", &format!("File not found: {p}."));
+                }
+            }
+        }
+        let matching: Vec<&FileRec> = self
+            .order
+            .iter()
+            .filter_map(|id| self.files.get(id))
+            .filter(|f| {
+                clauses.iter().all(|c| match c {
+                    Clause::InParents(p) => f.parent.as_deref() == Some(&self.resolve(p)),
+                    Clause::Name(n) => &f.name == n,
+                    Clause::Mime { eq, value } => (&f.mime == value) == *eq,
+                    Clause::Trashed(t) => self.is_trashed(&f.id) == *t,
+                })
+            })
+            .collect();
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(start)
+            .take(page_size)
+            .map(|f| self.json(f, &HashMap::from([("fields".into(), "*".into())])))
+            .collect();
+        let mut v = json!({ "kind": "drive#fileList", "files": page });
+        if start + page_size < matching.len() {
+            v["nextPageToken"] = json!((start + page_size).to_string());
+        }
+        resp(StatusCode::OK, v)
+    }
+
+    fn get(&self, id: &str, query: &HashMap<String, String>, headers: &hyper::HeaderMap) -> Resp {
+        let id = self.resolve(id);
+        let Some(f) = self.files.get(&id) else {
+            return error(404, "notFound", &format!("File not found: {id}."));
+        };
+        if query.get("alt").map(String::as_str) != Some("media") {
+            return resp(StatusCode::OK, self.json(f, query));
+        }
+        if f.mime.starts_with("application/vnd.google-apps.") {
+            return error(
+                403,
+                "fileNotDownloadable",
+                "Only files with binary content can be downloaded. Use Export with Docs Editors files.",
+            );
+        }
+        let len = f.content.len();
+        if let Some(r) = headers
+            .get(hyper::header::RANGE)
+            .and_then(|v| v.to_str().ok())
+        {
+            let parsed = r
+                .strip_prefix("bytes=")
+                .and_then(|s| s.split_once('-'))
+                .and_then(|(a, b)| {
+                    let a: usize = a.parse().ok()?;
+                    let b: usize = if b.is_empty() {
+                        len.checked_sub(1)?
+                    } else {
+                        b.parse().ok()?
+                    };
+                    Some((a, b.min(len.saturating_sub(1))))
+                });
+            return match parsed {
+                Some((a, b)) if a < len && a <= b => {
+                    let mut r = empty(StatusCode::PARTIAL_CONTENT);
+                    *r.body_mut() = Full::new(f.content.slice(a..=b));
+                    if let Ok(v) =
+                        hyper::header::HeaderValue::from_str(&format!("bytes {a}-{b}/{len}"))
+                    {
+                        r.headers_mut().insert(hyper::header::CONTENT_RANGE, v);
+                    }
+                    r
+                }
+                _ => error(
+                    416,
+                    "requestedRangeNotSatisfiable",
+                    "Request range not satisfiable",
+                ),
+            };
+        }
+        let mut r = empty(StatusCode::OK);
+        *r.body_mut() = Full::new(f.content.clone());
+        r
+    }
+
+    fn parent_ok(&self, parent: &str) -> Result<String, Resp> {
+        let p = self.resolve(parent);
+        match self.files.get(&p) {
+            Some(f) if f.mime == FOLDER => Ok(p),
+            Some(_) => Err(error(400, "invalid", "The parent is not a folder")),
+            None => Err(error(
+                404,
+                "notFound",
+                &format!("File not found: {parent}."),
+            )),
+        }
+    }
+
+    fn modtime(meta: &Value) -> Result<Option<OffsetDateTime>, Resp> {
+        match meta.get("modifiedTime") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
+                .map(|t| Some(truncate_ms(t)))
+                .map_err(|_| error(400, "invalid", "Invalid value for modifiedTime")),
+            Some(_) => Err(error(400, "invalid", "Invalid value for modifiedTime")),
+        }
+    }
+
+    /// `files.create` with `meta` and `content`.
+    fn create_from(
+        &mut self,
+        meta: &Value,
+        content: Bytes,
+        query: &HashMap<String, String>,
+    ) -> Resp {
+        let Some(name) = meta.get("name").and_then(Value::as_str) else {
+            return error(400, "required", "A file name is required");
+        };
+        let parent = match meta.get("parents") {
+            None => ROOT_ID.to_owned(),
+            Some(Value::Array(a)) if a.len() == 1 => match a[0].as_str().map(|p| self.parent_ok(p))
+            {
+                Some(Ok(p)) => p,
+                Some(Err(r)) => return r,
+                None => return error(400, "invalid", "Invalid parents"),
+            },
+            Some(_) => return error(400, "invalid", "A file must have exactly one parent"),
+        };
+        let modified = match Self::modtime(meta) {
+            Ok(m) => m,
+            Err(r) => return r,
+        };
+        let mime = meta
+            .get("mimeType")
+            .and_then(Value::as_str)
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let id = self.create(name.into(), mime, Some(parent), content, modified);
+        let f = self.files[&id].clone();
+        resp(StatusCode::OK, self.json(&f, query))
+    }
+
+    fn update(
+        &mut self,
+        id: &str,
+        meta: &Value,
+        content: Option<Bytes>,
+        query: &HashMap<String, String>,
+    ) -> Resp {
+        let id = self.resolve(id);
+        if !self.files.contains_key(&id) || id == ROOT_ID {
+            return error(404, "notFound", &format!("File not found: {id}."));
+        }
+        let modified = match Self::modtime(meta) {
+            Ok(m) => m,
+            Err(r) => return r,
+        };
+        let add = query.get("addParents").cloned();
+        let remove = query.get("removeParents").cloned();
+        let new_parent = match (&add, &remove) {
+            (None, None) => None,
+            (Some(a), Some(r)) => {
+                let cur = self.files[&id].parent.clone();
+                if cur.as_deref() != Some(&self.resolve(r)) {
+                    return error(400, "invalid", "removeParents does not name the parent");
+                }
+                match self.parent_ok(a) {
+                    Ok(p) => Some(p),
+                    Err(r) => return r,
+                }
+            }
+            _ => {
+                return error(
+                    400,
+                    "invalid",
+                    "A file must keep exactly one parent (use addParents with removeParents)",
+                );
+            }
+        };
+        let Some(f) = self.files.get_mut(&id) else {
+            return error(404, "notFound", "File not found");
+        };
+        if let Some(n) = meta.get("name").and_then(Value::as_str) {
+            f.name = n.to_owned();
+        }
+        if let Some(t) = meta.get("trashed").and_then(Value::as_bool) {
+            f.trashed = t;
+        }
+        if let Some(p) = new_parent {
+            f.parent = Some(p);
+        }
+        let changed = content.is_some();
+        if let Some(c) = content {
+            f.content = c;
+        }
+        if let Some(m) = modified {
+            f.modified = m;
+        } else if changed {
+            f.modified = ms_now();
+        }
+        let f = f.clone();
+        resp(StatusCode::OK, self.json(&f, query))
+    }
+
+    fn remove_tree(&mut self, id: &str) {
+        let children: Vec<String> = self
+            .files
+            .values()
+            .filter(|f| f.parent.as_deref() == Some(id))
+            .map(|f| f.id.clone())
+            .collect();
+        for c in children {
+            self.remove_tree(&c);
+        }
+        self.files.remove(id);
+        self.order.retain(|x| x != id);
+    }
+
+    fn delete(&mut self, id: &str) -> Resp {
+        let id = self.resolve(id);
+        if !self.files.contains_key(&id) || id == ROOT_ID {
+            return error(404, "notFound", &format!("File not found: {id}."));
+        }
+        self.remove_tree(&id);
+        empty(StatusCode::NO_CONTENT)
+    }
+
+    fn empty_trash(&mut self) -> Resp {
+        let trashed: Vec<String> = self
+            .files
+            .values()
+            .filter(|f| f.trashed)
+            .map(|f| f.id.clone())
+            .collect();
+        for id in trashed {
+            self.remove_tree(&id);
+        }
+        empty(StatusCode::NO_CONTENT)
+    }
+
+    fn copy(&mut self, id: &str, meta: &Value, query: &HashMap<String, String>) -> Resp {
+        let id = self.resolve(id);
+        let Some(src) = self.files.get(&id).cloned() else {
+            return error(404, "notFound", &format!("File not found: {id}."));
+        };
+        if src.mime == FOLDER {
+            return error(403, "cannotCopyFile", "Folders cannot be copied");
+        }
+        let mut m = meta.clone();
+        if m.get("name").is_none() {
+            m["name"] = json!(format!("Copy of {}", src.name));
+        }
+        if m.get("parents").is_none() {
+            m["parents"] = json!(src.parent.iter().collect::<Vec<_>>());
+        }
+        m["mimeType"] = json!(src.mime);
+        self.create_from(&m, src.content.clone(), query)
+    }
+
+    fn upload(
+        &mut self,
+        target: Option<String>,
+        query: &HashMap<String, String>,
+        ctype: &str,
+        body: Bytes,
+    ) -> Resp {
+        if let Some(t) = &target {
+            let t = self.resolve(t);
+            if !self.files.contains_key(&t) {
+                return error(404, "notFound", &format!("File not found: {t}."));
+            }
+        }
+        match query.get("uploadType").map(String::as_str) {
+            Some("multipart") => {
+                let Some((meta, content)) = parse_multipart(ctype, &body) else {
+                    return error(400, "badContent", "Malformed multipart body");
+                };
+                match target {
+                    None => self.create_from(&meta, content, query),
+                    Some(t) => self.update(&t, &meta, Some(content), query),
+                }
+            }
+            Some("media") => match target {
+                None => self.create_from(&json!({ "name": "Untitled" }), body, query),
+                Some(t) => self.update(&t, &json!({}), Some(body), query),
+            },
+            Some("resumable") => {
+                let meta = if body.is_empty() {
+                    json!({})
+                } else {
+                    match serde_json::from_slice::<Value>(&body) {
+                        Ok(m) => m,
+                        Err(_) => return error(400, "parseError", "Parse Error"),
+                    }
+                };
+                if target.is_none() {
+                    if meta.get("name").and_then(Value::as_str).is_none() {
+                        return error(400, "required", "A file name is required");
+                    }
+                    if let Some(Value::Array(a)) = meta.get("parents") {
+                        if let Some(Err(r)) =
+                            a.first().and_then(Value::as_str).map(|p| self.parent_ok(p))
+                        {
+                            return r;
+                        }
+                    }
+                }
+                let sid = format!("emu-session-{:016x}", fastrand::u64(..));
+                self.sessions.insert(
+                    sid.clone(),
+                    Session {
+                        target: target.map(|t| self.resolve(&t)),
+                        meta,
+                        data: Vec::new(),
+                    },
+                );
+                let mut r = empty(StatusCode::OK);
+                let mut loc = format!(
+                    "{}/upload/drive/v3/files?uploadType=resumable&upload_id={sid}",
+                    self.base
+                );
+                if let Some(f) = query.get("fields") {
+                    loc.push_str("&fields=");
+                    loc.push_str(
+                        &url::form_urlencoded::byte_serialize(f.as_bytes()).collect::<String>(),
+                    );
+                }
+                loc.push_str("&supportsAllDrives=true");
+                if let Ok(v) = hyper::header::HeaderValue::from_str(&loc) {
+                    r.headers_mut().insert(hyper::header::LOCATION, v);
+                }
+                r
+            }
+            _ => error(400, "invalid", "Invalid uploadType"),
+        }
+    }
+
+    fn chunk(
+        &mut self,
+        query: &HashMap<String, String>,
+        headers: &hyper::HeaderMap,
+        body: Bytes,
+    ) -> Resp {
+        let sid = query.get("upload_id").cloned().unwrap_or_default();
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return error(404, "notFound", "No such upload session");
+        };
+        let Some(range) = headers
+            .get(hyper::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .map(str::to_owned)
+        else {
+            return error(400, "badRequest", "Content-Range is required");
+        };
+        let Some((span, total)) = range.split_once('/') else {
+            return error(400, "badRequest", "Malformed Content-Range");
+        };
+        let total: Option<usize> = match total {
+            "*" => None,
+            t => match t.parse() {
+                Ok(n) => Some(n),
+                Err(_) => return error(400, "badRequest", "Malformed Content-Range"),
+            },
+        };
+        if span != "*" {
+            let Some((a, b)) = span
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+            else {
+                return error(400, "badRequest", "Malformed Content-Range");
+            };
+            if b < a || b - a + 1 != body.len() {
+                return error(400, "badRequest", "Content-Range does not match the body");
+            }
+            if a > session.data.len() {
+                return error(400, "badRequest", "Chunk starts after the committed bytes");
+            }
+            let last = total.is_some_and(|t| b + 1 == t);
+            if !last && body.len() % QUANTUM != 0 {
+                return error(
+                    400,
+                    "badRequest",
+                    "Chunk size must be a multiple of 256 KiB except for the last chunk",
+                );
+            }
+            if total.is_some_and(|t| b + 1 > t) {
+                return error(400, "badRequest", "Chunk ends after the total size");
+            }
+            let skip = session.data.len() - a;
+            session.data.extend_from_slice(&body[skip..]);
+        } else if !body.is_empty() {
+            return error(400, "badRequest", "A status query has no body");
+        }
+        if total.is_some_and(|t| t == session.data.len()) {
+            let Some(s) = self.sessions.remove(&sid) else {
+                return error(404, "notFound", "No such upload session");
+            };
+            let content = Bytes::from(s.data);
+            let mut q = query.clone();
+            q.insert("fields".into(), "*".into());
+            return match s.target {
+                None => self.create_from(&s.meta, content, &q),
+                Some(t) => self.update(&t, &s.meta, Some(content), &q),
+            };
+        }
+        let mut r = empty(StatusCode::PERMANENT_REDIRECT);
+        if !session.data.is_empty() {
+            if let Ok(v) =
+                hyper::header::HeaderValue::from_str(&format!("bytes=0-{}", session.data.len() - 1))
+            {
+                r.headers_mut().insert(hyper::header::RANGE, v);
+            }
+        }
+        r
+    }
+}
+
+fn truncate_ms(t: OffsetDateTime) -> OffsetDateTime {
+    let ns = t.nanosecond() / 1_000_000 * 1_000_000;
+    t.replace_nanosecond(ns).unwrap_or(t)
+}
+
+fn ms_now() -> OffsetDateTime {
+    truncate_ms(OffsetDateTime::now_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q_subset() {
+        assert_eq!(
+            parse_q("'abc' in parents and trashed = false and name = 'it\\'s'"),
+            Some(vec![
+                Clause::InParents("abc".into()),
+                Clause::Trashed(false),
+                Clause::Name("it's".into())
+            ])
+        );
+        assert_eq!(parse_q("name contains 'x'"), None);
+        assert_eq!(parse_q("'a' in parents or trashed = true"), None);
+        assert_eq!(
+            parse_q("name = 'a and b'"),
+            Some(vec![Clause::Name("a and b".into())])
+        );
+    }
+
+    #[test]
+    fn multipart_parts() {
+        let body = b"--xx\r\nContent-Type: application/json\r\n\r\n{\"name\":\"a\"}\r\n--xx\r\nContent-Type: application/octet-stream\r\n\r\nhello\r\n--xx--\r\n";
+        let (meta, content) = parse_multipart("multipart/related; boundary=xx", body).unwrap();
+        assert_eq!(meta["name"], "a");
+        assert_eq!(&content[..], b"hello");
+    }
+}

@@ -1,0 +1,393 @@
+//! Uploads: one multipart request for files up to `chunk_size`, resumable sessions in chunks for
+//! larger ones, resuming from the server's committed offset after a dropped connection.
+//!
+//! Drive shows a file only once its upload is complete, so every write is atomic; an existing
+//! file is updated in place (same id), a new one is created in its folder.
+
+use bytes::{Bytes, BytesMut};
+use cloudsync_core::{ByteStream, Entry, Error, ErrorKind, RemotePath, Result, WriteMeta};
+use futures::TryStreamExt;
+use md5::Digest as _;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
+
+use crate::core::{DriveCore, DriveFile, FILE_FIELDS, enc, error_from, file_json, format_time};
+
+/// How often one chunk is resumed after failures before the upload gives up.
+const MAX_RESUMES: u32 = 5;
+
+/// Where the content goes.
+enum Target<'a> {
+    /// A new file in folder `parent`.
+    Create { parent: &'a str, name: &'a str },
+    /// New content for the existing file `id`.
+    Update { id: &'a str },
+}
+
+impl Target<'_> {
+    fn metadata(&self, meta: &WriteMeta) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        if let Target::Create { parent, name } = self {
+            m.insert("name".into(), (*name).into());
+            m.insert("parents".into(), serde_json::json!([parent]));
+        }
+        if let Some(t) = meta.modtime {
+            m.insert("modifiedTime".into(), format_time(t).into());
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+/// Writes `body` to `path` (see [`cloudsync_core::Remote::write`]).
+pub(crate) async fn write(
+    core: &DriveCore,
+    path: &RemotePath,
+    body: ByteStream,
+    meta: WriteMeta,
+) -> Result<Entry> {
+    let Some(parent) = path.parent() else {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "cannot write to the root",
+        ));
+    };
+    let pid = core.mkdir_all(&parent).await?;
+    let existing = core.child(&pid, path.name(), path).await?;
+    let target = match &existing {
+        Some(f) if f.is_folder() => {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "a folder is in the way of a file",
+            ));
+        }
+        Some(f) => Target::Update { id: &f.id },
+        None => Target::Create {
+            parent: &pid,
+            name: path.name(),
+        },
+    };
+    let file = upload(core, &target, body, &meta).await?;
+    Ok(file.entry(path.clone()))
+}
+
+/// Uploads the content and returns the new file resource (checked against the content's
+/// size and MD5).
+async fn upload(
+    core: &DriveCore,
+    target: &Target<'_>,
+    mut body: ByteStream,
+    meta: &WriteMeta,
+) -> Result<DriveFile> {
+    let chunk = core.cfg.chunk_size as usize;
+    let mut md5 = md5::Md5::new();
+    let mut first = BytesMut::new();
+    let mut ended = false;
+    while first.len() <= chunk {
+        match body.try_next().await? {
+            Some(b) => {
+                md5.update(&b);
+                first.extend_from_slice(&b);
+            }
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    let file = if ended {
+        check_size(meta, first.len() as u64)?;
+        multipart(core, target, meta, first.freeze()).await?
+    } else {
+        resumable(core, target, meta, first, body, &mut md5).await?
+    };
+    verify(&file, md5)?;
+    Ok(file)
+}
+
+fn check_size(meta: &WriteMeta, got: u64) -> Result<()> {
+    match meta.size {
+        Some(want) if want != got => Err(Error::new(
+            ErrorKind::ConditionNotMatch,
+            format!("the source sent {got} bytes but announced {want}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn verify(file: &DriveFile, md5: md5::Md5) -> Result<()> {
+    let local = hex::encode(md5.finalize());
+    match &file.md5_checksum {
+        Some(remote) if !remote.eq_ignore_ascii_case(&local) => Err(Error::new(
+            ErrorKind::Transient,
+            format!("uploaded content has MD5 {remote}, sent {local}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn upload_url(core: &DriveCore, target: &Target<'_>) -> (reqwest::Method, String) {
+    match target {
+        Target::Create { .. } => (reqwest::Method::POST, core.upload("files")),
+        Target::Update { id } => (
+            reqwest::Method::PATCH,
+            core.upload(&format!("files/{}", enc(id))),
+        ),
+    }
+}
+
+async fn multipart(
+    core: &DriveCore,
+    target: &Target<'_>,
+    meta: &WriteMeta,
+    content: Bytes,
+) -> Result<DriveFile> {
+    let boundary = format!("cloudsync-{:016x}", fastrand::u64(..));
+    let mut body = Vec::with_capacity(content.len() + 512);
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{}\r\n\
+             --{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n",
+            target.metadata(meta)
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(&content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let body = Bytes::from(body);
+    let (method, url) = upload_url(core, target);
+    let mut query = core.common();
+    query.push(("uploadType", "multipart".into()));
+    query.push(("fields", FILE_FIELDS.into()));
+    let ctype = format!("multipart/related; boundary={boundary}");
+    let res = core
+        .send("write", |c| {
+            c.request(method.clone(), &url)
+                .query(&query)
+                .header(CONTENT_TYPE, &ctype)
+                .body(body.clone())
+        })
+        .await?;
+    file_json(res, "write").await
+}
+
+/// An open resumable session.
+struct Session<'a> {
+    core: &'a DriveCore,
+    url: String,
+    /// Bytes the server has committed.
+    committed: u64,
+}
+
+enum ChunkOutcome {
+    /// The server committed up to this offset and wants more.
+    Committed(u64),
+    /// The upload is complete.
+    Done(DriveFile),
+}
+
+impl Session<'_> {
+    /// Sends `data` (starting at `self.committed`), `total` when this is the last chunk.
+    async fn put(&self, data: &Bytes, total: Option<u64>) -> Result<ChunkOutcome> {
+        let start = self.committed;
+        let range = if data.is_empty() {
+            format!("bytes */{}", total.map_or("*".into(), |t| t.to_string()))
+        } else {
+            format!(
+                "bytes {start}-{}/{}",
+                start + data.len() as u64 - 1,
+                total.map_or("*".into(), |t| t.to_string())
+            )
+        };
+        let res = self
+            .core
+            .send_raw("write", &|c: &reqwest::Client| {
+                c.put(&self.url)
+                    .header(CONTENT_RANGE, &range)
+                    .header(CONTENT_LENGTH, data.len())
+                    .body(data.clone())
+            })
+            .await?;
+        self.outcome(res).await
+    }
+
+    /// Asks the server how much it has (after a failure).
+    async fn query(&self) -> Result<ChunkOutcome> {
+        let res = self
+            .core
+            .send_raw("write", &|c: &reqwest::Client| {
+                c.put(&self.url)
+                    .header(CONTENT_RANGE, "bytes */*")
+                    .header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        self.outcome(res).await
+    }
+
+    async fn outcome(&self, res: reqwest::Response) -> Result<ChunkOutcome> {
+        match res.status() {
+            StatusCode::PERMANENT_REDIRECT => {
+                let committed = match res.headers().get(RANGE) {
+                    None => 0,
+                    Some(v) => v
+                        .to_str()
+                        .ok()
+                        .and_then(|s| s.strip_prefix("bytes=0-"))
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .map(|last| last + 1)
+                        .ok_or_else(|| {
+                            Error::new(ErrorKind::Protocol, "malformed Range in a 308 answer")
+                        })?,
+                };
+                Ok(ChunkOutcome::Committed(committed))
+            }
+            s if s.is_success() => Ok(ChunkOutcome::Done(file_json(res, "write").await?)),
+            StatusCode::NOT_FOUND | StatusCode::GONE => Err(Error::new(
+                ErrorKind::Transient,
+                "the resumable upload session expired",
+            )
+            .with_operation("write")),
+            _ => Err(error_from(res, "write").await),
+        }
+    }
+
+    /// Abandons the session (nothing was created).
+    async fn cancel(&self) {
+        let _ = self
+            .core
+            .send_raw("write", &|c: &reqwest::Client| c.delete(&self.url))
+            .await;
+    }
+
+    /// Sends `buf` (which starts at `self.committed`), resuming from the server's committed
+    /// offset after temporary failures, until `min_keep` or fewer bytes remain unsent (all of
+    /// it for the last chunk, `total` set). Returns the file when the upload completed.
+    async fn drain(
+        &mut self,
+        buf: &mut BytesMut,
+        chunk: usize,
+        total: Option<u64>,
+    ) -> Result<Option<DriveFile>> {
+        let mut failures = 0;
+        loop {
+            let last = total.is_some();
+            if !last && buf.len() < chunk {
+                return Ok(None);
+            }
+            let n = if last { buf.len() } else { chunk };
+            let data = Bytes::copy_from_slice(&buf[..n]);
+            let outcome = match self.put(&data, total).await {
+                Ok(o) => o,
+                Err(e) if e.is_retryable() && failures < MAX_RESUMES => {
+                    failures += 1;
+                    tracing::debug!(error = %e, "chunk failed; asking the server what it has");
+                    match self.query().await {
+                        Ok(o) => o,
+                        Err(e2) if e2.is_retryable() && failures < MAX_RESUMES => {
+                            failures += 1;
+                            continue;
+                        }
+                        Err(e2) => return Err(e2),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            match outcome {
+                ChunkOutcome::Done(f) => return Ok(Some(f)),
+                ChunkOutcome::Committed(c) => {
+                    let end = self.committed + buf.len() as u64;
+                    if c < self.committed || c > end {
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            format!(
+                                "server committed {c} bytes, outside {}..={end}",
+                                self.committed
+                            ),
+                        ));
+                    }
+                    let _ = buf.split_to((c - self.committed) as usize);
+                    if c > self.committed {
+                        failures = 0;
+                    }
+                    self.committed = c;
+                    if last && buf.is_empty() {
+                        // Everything is committed but the server did not finish: ask once more.
+                        if let ChunkOutcome::Done(f) = self.put(&Bytes::new(), total).await? {
+                            return Ok(Some(f));
+                        }
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            "the server has every byte but did not finish the upload",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn resumable(
+    core: &DriveCore,
+    target: &Target<'_>,
+    meta: &WriteMeta,
+    mut buf: BytesMut,
+    mut body: ByteStream,
+    md5: &mut md5::Md5,
+) -> Result<DriveFile> {
+    let chunk = core.cfg.chunk_size as usize;
+    let (method, url) = upload_url(core, target);
+    let mut query = core.common();
+    query.push(("uploadType", "resumable".into()));
+    query.push(("fields", FILE_FIELDS.into()));
+    let metadata = target.metadata(meta);
+    let res = core
+        .send("write", |c| {
+            let mut r = c
+                .request(method.clone(), &url)
+                .query(&query)
+                .json(&metadata);
+            if let Some(size) = meta.size {
+                r = r.header("X-Upload-Content-Length", size);
+            }
+            r
+        })
+        .await?;
+    let location = res
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::new(ErrorKind::Protocol, "no Location for the upload session"))?
+        .to_owned();
+    let mut session = Session {
+        core,
+        url: location,
+        committed: 0,
+    };
+    let result: Result<DriveFile> = async {
+        loop {
+            if let Some(f) = session.drain(&mut buf, chunk, None).await? {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("the server finished the upload early (file {})", f.id),
+                ));
+            }
+            match body.try_next().await? {
+                Some(b) => {
+                    md5.update(&b);
+                    buf.extend_from_slice(&b);
+                }
+                None => break,
+            }
+        }
+        let total = session.committed + buf.len() as u64;
+        check_size(meta, total)?;
+        session
+            .drain(&mut buf, chunk, Some(total))
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::Protocol, "upload did not complete"))
+    }
+    .await;
+    if result.is_err() {
+        session.cancel().await;
+    }
+    result
+}
