@@ -196,12 +196,76 @@ fn expand_alternation(glob: &str) -> Option<Vec<String>> {
     )
 }
 
+/// The bytes a matching path can start or end with (`None`: any).
+type Bytes = Option<Vec<u8>>;
+
+fn first_byte(s: &str) -> Bytes {
+    s.as_bytes().first().map(|b| vec![*b])
+}
+
+fn last_byte(s: &str) -> Bytes {
+    s.as_bytes().last().map(|b| vec![*b])
+}
+
+impl Fast {
+    /// The first and last bytes of every (non-empty) path this shortcut matches.
+    fn ends(&self) -> (Bytes, Bytes) {
+        match self {
+            Fast::Exact(lit) => (first_byte(lit), last_byte(lit)),
+            Fast::Tail(slash_lit) => (None, last_byte(slash_lit)),
+            Fast::NameSuffix(lit) | Fast::RootNameSuffix(lit) | Fast::EndsWith(lit) => {
+                (None, last_byte(lit))
+            }
+            Fast::RootNamePrefix(lit) => (first_byte(lit), None),
+            Fast::PrefixSuffix(a, b) => (first_byte(a), last_byte(b)),
+            Fast::ElementPrefixSuffix(_, b) => (None, last_byte(b)),
+            Fast::AnyOf(parts) => {
+                let union = |sets: Vec<Bytes>| -> Bytes {
+                    sets.into_iter().try_fold(Vec::new(), |mut acc, s| {
+                        acc.extend(s?);
+                        Some(acc)
+                    })
+                };
+                let (firsts, lasts): (Vec<Bytes>, Vec<Bytes>) =
+                    parts.iter().map(Fast::ends).unzip();
+                (union(firsts), union(lasts))
+            }
+            Fast::Any | Fast::NoSlash | Fast::NamePrefix(_) | Fast::Contains(_) | Fast::Regex => {
+                (None, None)
+            }
+        }
+    }
+}
+
+/// First and last bytes a regex rule's paths must have, read off the glob: an anchored glob
+/// starting with a plain character, a glob ending with one (not escaped).
+fn glob_ends(glob: &str) -> (Bytes, Bytes) {
+    let plain = |c: char| !GLOB_META.contains(&c);
+    let first = match glob.strip_prefix('/') {
+        Some(body) => body
+            .chars()
+            .next()
+            .filter(|c| plain(*c))
+            .and_then(|_| first_byte(body)),
+        None => None,
+    };
+    let mut rev = glob.chars().rev();
+    let last = match (rev.next(), rev.next()) {
+        (Some(c), prev) if plain(c) && prev != Some('\\') => last_byte(glob),
+        _ => None,
+    };
+    (first, last)
+}
+
 /// One include or exclude rule.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
     pub(crate) include: bool,
     fast: Fast,
     regex: Regex,
+    /// Bytes a matching path can start / end with (`None`: any).
+    first: Bytes,
+    last: Bytes,
 }
 
 impl Rule {
@@ -209,10 +273,18 @@ impl Rule {
     pub(crate) fn new(include: bool, glob: &str, ignore_case: bool) -> Result<Rule, GlobError> {
         let t = glob::glob_to_regex(glob, ignore_case)?;
         let regex = glob::compile(&t)?;
+        let fast = Fast::classify(glob, ignore_case);
+        let (first, last) = match (&fast, ignore_case) {
+            (Fast::Regex, false) => glob_ends(glob),
+            (Fast::Regex, true) => (None, None),
+            (f, _) => f.ends(),
+        };
         Ok(Rule {
             include,
-            fast: Fast::classify(glob, ignore_case),
+            fast,
             regex,
+            first,
+            last,
         })
     }
 
@@ -241,6 +313,27 @@ impl Rule {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RuleList {
     rules: Vec<Rule>,
+    /// For up to 128 rules: which rules can match a path by its first and by its last byte, so
+    /// most rules are never looked at.
+    dispatch: Option<Box<Dispatch>>,
+}
+
+#[derive(Debug, Clone)]
+struct Dispatch {
+    first: [u128; 256],
+    last: [u128; 256],
+}
+
+impl Dispatch {
+    fn add(&mut self, i: usize, rule: &Rule) {
+        let bit = 1u128 << i;
+        for (table, allowed) in [(&mut self.first, &rule.first), (&mut self.last, &rule.last)] {
+            match allowed {
+                None => table.iter_mut().for_each(|m| *m |= bit),
+                Some(bytes) => bytes.iter().for_each(|b| table[usize::from(*b)] |= bit),
+            }
+        }
+    }
 }
 
 impl RuleList {
@@ -251,13 +344,29 @@ impl RuleList {
             .rules
             .iter()
             .any(|r| r.include == rule.include && r.regex.as_str() == rule.regex.as_str());
-        if !dup {
-            self.rules.push(rule);
+        if dup {
+            return;
         }
+        let i = self.rules.len();
+        if i == 0 {
+            self.dispatch = Some(Box::new(Dispatch {
+                first: [0; 256],
+                last: [0; 256],
+            }));
+        }
+        if i < 128 {
+            if let Some(d) = &mut self.dispatch {
+                d.add(i, &rule);
+            }
+        } else {
+            self.dispatch = None;
+        }
+        self.rules.push(rule);
     }
 
     pub(crate) fn clear(&mut self) {
         self.rules.clear();
+        self.dispatch = None;
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -289,6 +398,18 @@ impl RuleList {
             Some(i) => &path[i + 1..],
             None => path,
         };
+        let bytes = path.as_bytes();
+        if let (Some(d), Some(&f), Some(&l)) = (&self.dispatch, bytes.first(), bytes.last()) {
+            let mut candidates = d.first[usize::from(f)] & d.last[usize::from(l)];
+            while candidates != 0 {
+                let rule = &self.rules[candidates.trailing_zeros() as usize];
+                if rule.matches_fast(path, name) {
+                    return Some(rule.include);
+                }
+                candidates &= candidates - 1;
+            }
+            return None;
+        }
         self.rules
             .iter()
             .find(|r| r.matches_fast(path, name))

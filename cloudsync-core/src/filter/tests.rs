@@ -725,6 +725,10 @@ fn glob_atom() -> impl Strategy<Value = String> {
         Just("{a,b/dir}".to_owned()),
         Just("**b**".to_owned()),
         Just("a**c".to_owned()),
+        Just("[a-c]b".to_owned()),
+        Just("{{a}}c".to_owned()),
+        Just("x\\d".to_owned()),
+        Just("{x,y.jpg}".to_owned()),
     ]
 }
 
