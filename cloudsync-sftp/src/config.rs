@@ -26,7 +26,9 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
 /// root = "backups"
 /// ```
 ///
-/// Secrets never appear in `Debug` output. [`SftpConfig::build`] checks the keys.
+/// Secrets never appear in `Debug` output. The keys are checked (and the secrets read from
+/// the environment) when the remote is opened; a bad key is an `ErrorKind::ConfigInvalid`
+/// error naming it.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
