@@ -33,6 +33,7 @@ pub mod queue;
 mod remote;
 mod report;
 mod retry;
+mod temp;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
@@ -51,6 +52,7 @@ pub use prefix::Prefix;
 pub use remote::{ByteStream, Capabilities, EntryStream, Remote, bytes_stream, collect_bytes};
 pub use report::{CheckItem, CheckReport, ErrorRecord, Event, EventSink, Summary};
 pub use retry::RetryPolicy;
+pub use temp::{TEMP_PREFIX, is_temp_name, temp_name};
 
 /// Re-exports of the crates that appear in this crate's public API.
 pub mod deps {

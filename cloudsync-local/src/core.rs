@@ -9,9 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cloudsync_core::{Entry, Error, ErrorKind, RemotePath, Result};
 use time::OffsetDateTime;
 
-/// Names starting with this are temp files of writes in progress; listings skip them.
-pub(crate) const TEMP_PREFIX: &str = ".cloudsync-tmp-";
-
 /// Longest file name (bytes) common filesystems accept.
 const NAME_MAX: usize = 255;
 
@@ -135,27 +132,14 @@ pub(crate) fn set_file_modtime(file: &File, modtime: OffsetDateTime) -> std::io:
     file.set_times(FileTimes::new().set_modified(offset_to_system(modtime)))
 }
 
-/// A fresh temp name for a write to `name`: `.cloudsync-tmp-<random>.<name>`, with `name`
-/// shortened (on a character boundary) so the whole stays within 255 bytes.
+/// A fresh temp name for a write to `name` (see [`cloudsync_core::temp_name`]).
 pub(crate) fn temp_name(name: &str) -> String {
-    let mut out = String::with_capacity(NAME_MAX);
-    out.push_str(TEMP_PREFIX);
-    for _ in 0..12 {
-        out.push(fastrand::alphanumeric());
-    }
-    out.push('.');
-    let room = NAME_MAX - out.len();
-    let mut cut = name.len().min(room);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    out.push_str(&name[..cut]);
-    out
+    cloudsync_core::temp_name(name, NAME_MAX)
 }
 
-/// Whether a listed name is one of our temp files.
+/// Whether a listed name (raw bytes: it may not be UTF-8) is one of our temp files.
 pub(crate) fn is_temp_name(name: &[u8]) -> bool {
-    name.starts_with(TEMP_PREFIX.as_bytes())
+    name.starts_with(cloudsync_core::TEMP_PREFIX.as_bytes())
 }
 
 /// `fsync`s a directory so a rename in it is durable (errors are ignored where the platform

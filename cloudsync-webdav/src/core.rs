@@ -11,9 +11,6 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::config::{Auth, Validated, Vendor, encode_segment};
 
-/// Prefix of the hidden temp names uploads go to before they are moved into place.
-pub(crate) const TEMP_PREFIX: &str = ".cloudsync-tmp-";
-
 /// Most directories remembered as existing (the cache is cleared when it grows past this).
 const KNOWN_DIRS_MAX: usize = 4096;
 

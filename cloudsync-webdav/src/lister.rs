@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use tokio::io::AsyncBufRead;
 use tokio_util::io::StreamReader;
 
-use crate::core::{DavCore, TEMP_PREFIX, decoded_segments, method};
+use crate::core::{DavCore, decoded_segments, method};
 
 const DAV_NS: &str = "DAV:";
 const OC_NS: &str = "http://owncloud.org/ns";
@@ -651,7 +651,7 @@ impl ListState {
                 tracing::debug!(%path, "skipping an entry that is not a direct child");
                 continue;
             }
-            if path.name().starts_with(TEMP_PREFIX) {
+            if cloudsync_core::is_temp_name(path.name()) {
                 continue;
             }
             return Ok(Some(to_entry(path, &r)));

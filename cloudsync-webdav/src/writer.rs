@@ -20,7 +20,7 @@ use reqwest::header::{CONTENT_LENGTH, HeaderValue};
 use time::OffsetDateTime;
 
 use crate::config::{Vendor, encode_segment};
-use crate::core::{DavCore, TEMP_PREFIX, method, overwrite};
+use crate::core::{DavCore, method, overwrite};
 
 /// What passed through an upload body: byte count and (for Nextcloud/ownCloud) hashes.
 struct Tally {
@@ -81,12 +81,8 @@ fn mtime_accepted(resp: &reqwest::Response) -> bool {
 
 /// A hidden temp name next to `path` (kept short so it fits name-length limits).
 fn temp_path(path: &RemotePath) -> Result<RemotePath> {
-    let name = path.name();
-    let mut cut = name.len().min(64);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let temp = format!("{TEMP_PREFIX}{:016x}.{}", fastrand::u64(..), &name[..cut]);
+    // Short, so it fits the name limits of the servers' filesystems.
+    let temp = cloudsync_core::temp_name(path.name(), 96);
     path.parent().unwrap_or_default().join(&temp)
 }
 
