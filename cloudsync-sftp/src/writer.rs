@@ -115,7 +115,23 @@ pub(crate) async fn write(
     let result = match uploaded {
         Ok(attrs) => match core.rename_over(&conn, &temp_abs, &core.abs(path)).await {
             Ok(()) => return Ok(Entry::file(path.clone(), attrs.0).with_modtime(attrs.1)),
-            Err(e) => Err(core.fail(&conn, e, "write", path)),
+            Err(e) => {
+                // FAILURE when a directory is in the way: say so.
+                let dir_in_way = status_of(&e) == Some(StatusCode::Failure)
+                    && matches!(
+                        core.stat_on(&conn, path, "write").await,
+                        Ok(a) if crate::core::kind_of(&a) == crate::core::Kind::Dir
+                    );
+                if dir_in_way {
+                    Err(core.ctx(
+                        Error::new(ErrorKind::Conflict, "a directory is in the way"),
+                        "write",
+                        path,
+                    ))
+                } else {
+                    Err(core.fail(&conn, e, "write", path))
+                }
+            }
         },
         Err(Failure::Source(e)) => Err(e),
         Err(Failure::Server(e)) => Err(core.fail(&conn, e, "write", path)),

@@ -311,6 +311,17 @@ async fn error_kinds_follow_status_codes() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
     assert_eq!(e.operation(), Some("mkdir"));
+    let e = r
+        .write(&p("d/e"), bytes_stream("x"), WriteMeta::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    // The failed write left no temporary file behind.
+    let on_disk: Vec<_> = std::fs::read_dir(SSHD.data.join("kinds/d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(on_disk.len(), 2, "{on_disk:?}");
 }
 
 #[tokio::test]
