@@ -11,9 +11,6 @@ use time::OffsetDateTime;
 use crate::pool::Pool;
 use crate::ssh::Connection;
 
-/// Prefix of the temporary names uploads are written under; listings hide these names.
-pub(crate) const TEMP_PREFIX: &str = ".cloudsync-tmp-";
-
 /// The state one remote shares between its operations.
 #[derive(Debug)]
 pub(crate) struct Core {

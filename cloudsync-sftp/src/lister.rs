@@ -13,7 +13,7 @@ use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
 use futures::StreamExt;
 use russh_sftp::protocol::{File, StatusCode};
 
-use crate::core::{Core, Kind, OpenHandle, TEMP_PREFIX, entry_of, kind_of, status_of};
+use crate::core::{Core, Kind, OpenHandle, entry_of, kind_of, status_of};
 use crate::ssh::Connection;
 
 /// Lists one directory level.
@@ -74,7 +74,7 @@ impl State {
     /// The entry for one READDIR name; `None` to skip it.
     async fn entry(&self, file: File) -> Option<Result<Entry>> {
         let name = file.filename.as_str();
-        if name == "." || name == ".." || name.starts_with(TEMP_PREFIX) {
+        if name == "." || name == ".." || cloudsync_core::is_temp_name(name) {
             return None;
         }
         if name.contains('\u{FFFD}') {

@@ -14,21 +14,17 @@ use futures::{StreamExt, TryStreamExt};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
-use crate::core::{Core, OpenHandle, TEMP_PREFIX, modtime_of, mtime_attrs, status_of};
+use crate::core::{Core, OpenHandle, modtime_of, mtime_attrs, status_of};
 use crate::reader::{depth_for, write_chunk};
 use crate::ssh::Connection;
 
 /// Longest name most servers accept (bytes).
 const NAME_MAX: usize = 255;
 
-/// A hidden temporary name next to `name`.
+/// A hidden temporary name next to `name` (the name every backend uses, see
+/// [`cloudsync_core::temp_name`]).
 pub(crate) fn temp_name(name: &str) -> String {
-    let prefix = format!("{TEMP_PREFIX}{:016x}.", fastrand::u64(..));
-    let mut keep = NAME_MAX.saturating_sub(prefix.len()).min(name.len());
-    while !name.is_char_boundary(keep) {
-        keep -= 1;
-    }
-    format!("{prefix}{}", &name[..keep])
+    cloudsync_core::temp_name(name, NAME_MAX)
 }
 
 /// Splits and joins chunks so every item but the last has exactly `size` bytes.
@@ -237,7 +233,7 @@ mod tests {
     fn temp_names_fit() {
         let t = temp_name("report.pdf");
         assert!(
-            t.starts_with(TEMP_PREFIX) && t.ends_with(".report.pdf"),
+            cloudsync_core::is_temp_name(&t) && t.ends_with(".report.pdf"),
             "{t}"
         );
         let long = "é".repeat(200);
