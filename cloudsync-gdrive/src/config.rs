@@ -197,6 +197,14 @@ impl GdriveConfig {
         }
     }
 
+    /// A config authenticating as the service account whose JSON key is at `path`.
+    pub fn service_account(path: impl Into<PathBuf>) -> Self {
+        GdriveConfig {
+            service_account_file: Some(path.into()),
+            ..Default::default()
+        }
+    }
+
     /// Points the API, upload and token endpoints at `base` (`{base}/drive/v3`,
     /// `{base}/upload/drive/v3`, `{base}/token`), as the emulator serves them.
     pub fn with_endpoint(mut self, base: &str) -> Self {

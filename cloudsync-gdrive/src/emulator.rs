@@ -108,6 +108,8 @@ struct State {
     faults: Vec<Injected>,
     requests: Vec<String>,
     base: String,
+    /// Service accounts: email and RSA public key (PKCS#1 DER).
+    service_accounts: Vec<(String, Vec<u8>)>,
 }
 
 /// The emulator; it stops when dropped.
@@ -214,6 +216,14 @@ impl DriveEmulator {
             fault,
             times,
         });
+    }
+
+    /// Lets the service account `email` sign JWT grants with the RSA key whose public half
+    /// (PKCS#1 `RSAPublicKey` DER) is `public_key`.
+    pub fn add_service_account(&self, email: &str, public_key: &[u8]) {
+        self.lock()
+            .service_accounts
+            .push((email.into(), public_key.to_vec()));
     }
 
     /// Invalidates every access token handed out so far (as if they expired).
@@ -593,9 +603,16 @@ impl State {
     fn token(&mut self, body: &[u8]) -> Resp {
         let form: HashMap<String, String> =
             url::form_urlencoded::parse(body).into_owned().collect();
-        let ok = form.get("grant_type").map(String::as_str) == Some("refresh_token")
-            && form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
-            && form.get("refresh_token").map(String::as_str) == Some(REFRESH_TOKEN);
+        let ok = match form.get("grant_type").map(String::as_str) {
+            Some("refresh_token") => {
+                form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                    && form.get("refresh_token").map(String::as_str) == Some(REFRESH_TOKEN)
+            }
+            Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
+                form.get("assertion").is_some_and(|a| self.jwt_ok(a))
+            }
+            _ => false,
+        };
         if !ok {
             return resp(
                 StatusCode::BAD_REQUEST,
@@ -614,6 +631,55 @@ impl State {
             json!({ "access_token": token, "expires_in": 3599, "token_type": "Bearer",
                 "scope": "https://www.googleapis.com/auth/drive" }),
         )
+    }
+
+    /// Checks a service-account JWT: RS256 header, signature by a registered key, `iss`,
+    /// `aud` (this token endpoint), a Drive `scope`, and `iat`/`exp`.
+    fn jwt_ok(&self, assertion: &str) -> bool {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts = assertion.split('.');
+        let (Some(h), Some(c), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let (Ok(header), Ok(claims), Ok(sig)) = (b64.decode(h), b64.decode(c), b64.decode(sig))
+        else {
+            return false;
+        };
+        let (Ok(header), Ok(claims)) = (
+            serde_json::from_slice::<Value>(&header),
+            serde_json::from_slice::<Value>(&claims),
+        ) else {
+            return false;
+        };
+        if header["alg"] != "RS256" {
+            return false;
+        }
+        let Some(iss) = claims["iss"].as_str() else {
+            return false;
+        };
+        let Some((_, key)) = self.service_accounts.iter().find(|(e, _)| e == iss) else {
+            return false;
+        };
+        let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            key,
+        );
+        if key.verify(format!("{h}.{c}").as_bytes(), &sig).is_err() {
+            return false;
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        claims["aud"] == format!("{}/token", self.base).as_str()
+            && claims["scope"].as_str().is_some_and(|s| {
+                s.split(' ')
+                    .any(|x| x.starts_with("https://www.googleapis.com/auth/drive"))
+            })
+            && claims["iat"].as_i64().is_some_and(|t| t <= now + 60)
+            && claims["exp"]
+                .as_i64()
+                .is_some_and(|t| t > now && t <= now + 3660)
     }
 
     fn is_trashed(&self, id: &str) -> bool {

@@ -383,3 +383,123 @@ async fn live_gdrive() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_jwt_grant() {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::KeyPair as _;
+    use base64::Engine as _;
+    let emu = DriveEmulator::start().await;
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+    let email = "backup@project.iam.gserviceaccount.com";
+    emu.add_service_account(email, key.public_key().as_ref());
+    let dir = tempfile::tempdir().unwrap();
+    let sa = dir.path().join("sa.json");
+    std::fs::write(
+        &sa,
+        serde_json::json!({ "type": "service_account", "client_email": email, "private_key": pem })
+            .to_string(),
+    )
+    .unwrap();
+    let cfg = GdriveConfig::service_account(&sa).with_endpoint(&emu.url());
+    let remote = GdriveBackend::new(cfg.clone()).unwrap();
+    remote
+        .write(&p("sa.txt"), bytes_stream("by jwt"), WriteMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(emu.token_requests(), 1);
+    // A key the server does not know is refused.
+    let other = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&other).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    std::fs::write(
+        &sa,
+        serde_json::json!({ "client_email": email,
+            "private_key": format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n") })
+            .to_string(),
+    )
+    .unwrap();
+    let remote = GdriveBackend::new(cfg).unwrap();
+    assert_eq!(
+        remote.stat(&p("sa.txt")).await.unwrap_err().kind(),
+        ErrorKind::Auth
+    );
+}
+
+/// The engine's retry policy backs off on the backend's RateLimited errors, honouring
+/// `Retry-After`, and the operation then succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_backoff_with_the_core_retry_policy() {
+    let emu = DriveEmulator::start().await;
+    let remote = backend(&emu, 256 * 1024);
+    remote
+        .write(&p("b.txt"), bytes_stream("b"), WriteMeta::default())
+        .await
+        .unwrap();
+    emu.inject(
+        "GET",
+        "/drive/v3/files?",
+        Fault::Status {
+            status: 403,
+            reason: "userRateLimitExceeded".into(),
+            retry_after: Some(1),
+        },
+        2,
+    );
+    let policy = cloudsync_core::RetryPolicy {
+        max_retries: 4,
+        base: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(10),
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let mut retries = Vec::new();
+    let path = p("b.txt");
+    let e = policy
+        .run(|| remote.stat(&path), |e, n| retries.push((e.kind(), n)))
+        .await
+        .unwrap();
+    assert_eq!(e.size, 1);
+    assert_eq!(
+        retries,
+        vec![(ErrorKind::RateLimited, 1), (ErrorKind::RateLimited, 2)]
+    );
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "Retry-After: 1 was not honoured ({:?})",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumable_upload_resumes_after_a_server_error() {
+    let emu = DriveEmulator::start().await;
+    let remote = backend(&emu, 256 * 1024);
+    let content = data(700 * 1024, 3);
+    emu.inject(
+        "PUT",
+        "upload_id=",
+        Fault::Status {
+            status: 503,
+            reason: "backendError".into(),
+            retry_after: None,
+        },
+        1,
+    );
+    remote
+        .write(
+            &p("r503.bin"),
+            chunked(content.clone(), 50_000),
+            WriteMeta::default(),
+        )
+        .await
+        .unwrap();
+    let got = collect_bytes(remote.read(&p("r503.bin"), None).await.unwrap())
+        .await
+        .unwrap();
+    assert!(got[..] == content[..]);
+    assert!(emu.requests().iter().any(|r| r.ends_with("[bytes */*]")));
+}
