@@ -249,7 +249,7 @@ impl Remote for DropboxBackend {
 /// Opens `type = "dropbox"` remotes and `dropbox://folder/sub?app_key=…` URLs.
 ///
 /// URL query keys: `app_key`, `app_secret_env`, `refresh_token_env`, `token_file`,
-/// `access_token_env`, `chunk_size`, `batch_size`.
+/// `access_token_env`, `chunk_size`, `list_limit`, `batch_size`, `batch_timeout_ms`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DropboxFactory;
 
@@ -276,12 +276,14 @@ impl BackendFactory for DropboxFactory {
             let value = match k.as_ref() {
                 "app_key" | "app_secret_env" | "refresh_token_env" | "token_file"
                 | "access_token_env" => Value::String(v.into_owned()),
-                "chunk_size" | "batch_size" => Value::from(v.parse::<u64>().map_err(|_| {
-                    Error::new(
-                        ErrorKind::ConfigInvalid,
-                        format!("dropbox URL: `{k}` must be a number"),
-                    )
-                })?),
+                "chunk_size" | "list_limit" | "batch_size" | "batch_timeout_ms" => {
+                    Value::from(v.parse::<u64>().map_err(|_| {
+                        Error::new(
+                            ErrorKind::ConfigInvalid,
+                            format!("dropbox URL: `{k}` must be a number"),
+                        )
+                    })?)
+                }
                 _ => {
                     return Err(Error::new(
                         ErrorKind::ConfigInvalid,

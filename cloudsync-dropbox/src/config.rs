@@ -20,7 +20,11 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 12 * DROPBOX_BLOCK as u64;
 /// Largest chunk: one request may carry at most 150 MiB, and chunks are whole 4 MiB blocks.
 pub const MAX_CHUNK_SIZE: u64 = 37 * DROPBOX_BLOCK as u64;
 /// Default entries per listing page (the service's largest `limit`).
-pub const DEFAULT_BATCH_SIZE: u32 = 2000;
+pub const DEFAULT_LIST_LIMIT: u32 = 2000;
+/// Most files one `upload_session/finish_batch_v2` call may commit.
+pub const MAX_BATCH_SIZE: u32 = 1000;
+/// Default wait for more files before a partial batch is committed, in milliseconds.
+pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 500;
 /// Default idle timeout of one request, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
 
@@ -67,7 +71,14 @@ pub struct DropboxConfig {
     /// a multiple of 4 MiB, at most 148 MiB.
     pub chunk_size: u64,
     /// Entries requested per listing page (`limit`, 1..=2000).
+    pub list_limit: u32,
+    /// Files up to `chunk_size` are committed together, up to this many per
+    /// `upload_session/finish_batch_v2` call (0: each file is committed alone). Batches avoid
+    /// `too_many_write_operations` when many small files are written at once; use them with
+    /// many concurrent transfers, since each write waits for its batch.
     pub batch_size: u32,
+    /// How long a partial batch waits for more files, in milliseconds.
+    pub batch_timeout_ms: u64,
     /// Base URL of the RPC endpoints.
     pub api_url: String,
     /// Base URL of the content endpoints.
@@ -94,7 +105,9 @@ impl Default for DropboxConfig {
             access_token: None,
             root: String::new(),
             chunk_size: DEFAULT_CHUNK_SIZE,
-            batch_size: DEFAULT_BATCH_SIZE,
+            list_limit: DEFAULT_LIST_LIMIT,
+            batch_size: 0,
+            batch_timeout_ms: DEFAULT_BATCH_TIMEOUT_MS,
             api_url: DEFAULT_API_URL.to_owned(),
             content_url: DEFAULT_CONTENT_URL.to_owned(),
             token_url: DEFAULT_TOKEN_URL.to_owned(),
@@ -114,7 +127,9 @@ impl fmt::Debug for DropboxConfig {
             .field("access_token_env", &self.access_token_env)
             .field("root", &self.root)
             .field("chunk_size", &self.chunk_size)
+            .field("list_limit", &self.list_limit)
             .field("batch_size", &self.batch_size)
+            .field("batch_timeout_ms", &self.batch_timeout_ms)
             .field("api_url", &self.api_url)
             .field("content_url", &self.content_url)
             .field("token_url", &self.token_url)
@@ -148,7 +163,9 @@ pub(crate) struct Validated {
     /// `""` for the whole Dropbox, else `/a/b`.
     pub(crate) root: String,
     pub(crate) chunk_size: u64,
-    pub(crate) batch_size: u32,
+    pub(crate) list_limit: u32,
+    pub(crate) batch_size: usize,
+    pub(crate) batch_timeout: Duration,
     pub(crate) api_url: String,
     pub(crate) content_url: String,
     pub(crate) token_url: url::Url,
@@ -238,8 +255,16 @@ impl DropboxConfig {
     }
 
     /// Sets the listing page size.
-    pub fn with_batch_size(mut self, batch_size: u32) -> Self {
+    pub fn with_list_limit(mut self, list_limit: u32) -> Self {
+        self.list_limit = list_limit;
+        self
+    }
+
+    /// Commits small files in batches of up to `batch_size` (0: off), waiting at most
+    /// `timeout_ms` for a batch to fill.
+    pub fn with_batching(mut self, batch_size: u32, timeout_ms: u64) -> Self {
         self.batch_size = batch_size;
+        self.batch_timeout_ms = timeout_ms;
         self
     }
 
@@ -334,8 +359,14 @@ impl DropboxConfig {
                 ),
             ));
         }
-        if !(1..=2000).contains(&self.batch_size) {
-            return Err(invalid("batch_size", "must be between 1 and 2000"));
+        if !(1..=2000).contains(&self.list_limit) {
+            return Err(invalid("list_limit", "must be between 1 and 2000"));
+        }
+        if self.batch_size > MAX_BATCH_SIZE {
+            return Err(invalid("batch_size", "must be at most 1000"));
+        }
+        if self.batch_size > 0 && !(1..=60_000).contains(&self.batch_timeout_ms) {
+            return Err(invalid("batch_timeout_ms", "must be between 1 and 60000"));
         }
         if self.timeout == 0 {
             return Err(invalid("timeout", "must be at least 1 second"));
@@ -356,7 +387,9 @@ impl DropboxConfig {
             access_token,
             root,
             chunk_size: self.chunk_size,
-            batch_size: self.batch_size,
+            list_limit: self.list_limit,
+            batch_size: self.batch_size as usize,
+            batch_timeout: Duration::from_millis(self.batch_timeout_ms),
             api_url: base_url("api_url", &self.api_url)?,
             content_url: base_url("content_url", &self.content_url)?,
             token_url,
@@ -381,7 +414,9 @@ mod tests {
             (ok.clone().with_chunk_size(5 * 1024 * 1024), "chunk_size"),
             (ok.clone().with_chunk_size(0), "chunk_size"),
             (ok.clone().with_chunk_size(152 * 1024 * 1024), "chunk_size"),
-            (ok.clone().with_batch_size(0), "batch_size"),
+            (ok.clone().with_list_limit(0), "list_limit"),
+            (ok.clone().with_batching(1001, 100), "batch_size"),
+            (ok.clone().with_batching(10, 0), "batch_timeout_ms"),
             (ok.clone().with_root("a/../b"), "root"),
             (DropboxConfig::new("k"), "refresh_token_env"),
             (DropboxConfig::new("").with_refresh_token("r"), "app_key"),

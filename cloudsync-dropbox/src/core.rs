@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Tokens;
+use crate::batcher::Batcher;
 use crate::config::Validated;
 
 /// The header carrying a content endpoint's arguments.
@@ -29,7 +30,9 @@ pub(crate) struct DropboxCore {
     /// `""` for the whole Dropbox, else `/a/b`.
     pub(crate) root: String,
     pub(crate) chunk_size: u64,
-    pub(crate) batch_size: u32,
+    pub(crate) list_limit: u32,
+    /// Commits small files in batches, when configured.
+    pub(crate) batcher: Option<Batcher>,
     pub(crate) describe: String,
 }
 
@@ -68,7 +71,8 @@ impl DropboxCore {
             tokens,
             root: cfg.root,
             chunk_size: cfg.chunk_size,
-            batch_size: cfg.batch_size,
+            list_limit: cfg.list_limit,
+            batcher: (cfg.batch_size > 0).then(|| Batcher::new(cfg.batch_size, cfg.batch_timeout)),
             describe,
         })
     }
@@ -306,47 +310,7 @@ pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiEr
             Error::new(ErrorKind::Auth, msg)
         }
         403 => Error::new(ErrorKind::PermissionDenied, msg),
-        409 => {
-            let kind = if has("too_many_write_operations") || has("too_many_requests") {
-                ErrorKind::RateLimited
-            } else if has("insufficient_space") || has("insufficient_quota") {
-                ErrorKind::QuotaExceeded
-            } else if has("not_found") {
-                ErrorKind::NotFound
-            } else if has("conflict") {
-                // A file is in the way: the target exists. A folder (or a file where a folder
-                // is needed) is a conflict of kinds.
-                if tags.last().is_some_and(|t| t == "file") {
-                    ErrorKind::AlreadyExists
-                } else {
-                    ErrorKind::Conflict
-                }
-            } else if has("not_file") || has("not_folder") {
-                ErrorKind::Conflict
-            } else if has("no_write_permission")
-                || has("team_folder")
-                || has("restricted_content")
-                || has("access_denied")
-            {
-                ErrorKind::PermissionDenied
-            } else if has("malformed_path")
-                || has("disallowed_name")
-                || has("too_long")
-                || has("invalid_path")
-            {
-                ErrorKind::InvalidInput
-            } else if has("content_hash_mismatch") || has("incorrect_offset") {
-                ErrorKind::ConditionNotMatch
-            } else {
-                ErrorKind::Unexpected
-            };
-            match kind {
-                ErrorKind::RateLimited => Error::rate_limited(msg, retry_after),
-                // The upload session was broken by a lost request: a new write may succeed.
-                ErrorKind::ConditionNotMatch => Error::new(kind, msg).set_temporary(true),
-                _ => Error::new(kind, msg),
-            }
-        }
+        409 => classify_409(&tags, msg, retry_after),
         429 => Error::rate_limited(msg, retry_after.or(Some(Duration::from_secs(1)))),
         s if s >= 500 => {
             let e = Error::new(ErrorKind::Transient, msg);
@@ -364,9 +328,53 @@ pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiEr
     }
 }
 
+/// The error kind of a 409 answer (or a failed batch entry) from its `.tag` chain.
+pub(crate) fn classify_409(tags: &[String], msg: String, retry_after: Option<Duration>) -> Error {
+    let has = |t: &str| tags.iter().any(|x| x == t);
+    let kind = if has("too_many_write_operations") || has("too_many_requests") {
+        ErrorKind::RateLimited
+    } else if has("insufficient_space") || has("insufficient_quota") {
+        ErrorKind::QuotaExceeded
+    } else if has("not_found") {
+        ErrorKind::NotFound
+    } else if has("conflict") {
+        // A file is in the way: the target exists. A folder (or a file where a folder
+        // is needed) is a conflict of kinds.
+        if tags.last().is_some_and(|t| t == "file") {
+            ErrorKind::AlreadyExists
+        } else {
+            ErrorKind::Conflict
+        }
+    } else if has("not_file") || has("not_folder") {
+        ErrorKind::Conflict
+    } else if has("no_write_permission")
+        || has("team_folder")
+        || has("restricted_content")
+        || has("access_denied")
+    {
+        ErrorKind::PermissionDenied
+    } else if has("malformed_path")
+        || has("disallowed_name")
+        || has("too_long")
+        || has("invalid_path")
+    {
+        ErrorKind::InvalidInput
+    } else if has("content_hash_mismatch") || has("incorrect_offset") {
+        ErrorKind::ConditionNotMatch
+    } else {
+        ErrorKind::Unexpected
+    };
+    match kind {
+        ErrorKind::RateLimited => Error::rate_limited(msg, retry_after),
+        // The upload session was broken by a lost request: a new write may succeed.
+        ErrorKind::ConditionNotMatch => Error::new(kind, msg).set_temporary(true),
+        _ => Error::new(kind, msg),
+    }
+}
+
 /// Keeps the tag chain with the error, so callers can tell `to/conflict` from
 /// `from_lookup/not_found` without reading the message.
-fn attach_tags(e: Error, tags: &[String]) -> Error {
+pub(crate) fn attach_tags(e: Error, tags: &[String]) -> Error {
     if tags.is_empty() {
         e
     } else {

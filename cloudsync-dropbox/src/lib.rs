@@ -27,6 +27,7 @@
 
 mod auth;
 mod backend;
+mod batcher;
 mod config;
 mod core;
 mod deleter;
@@ -43,8 +44,9 @@ pub use auth::{
 };
 pub use backend::{DropboxBackend, DropboxFactory};
 pub use config::{
-    DEFAULT_API_URL, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_CONTENT_URL,
-    DEFAULT_TIMEOUT_SECS, DEFAULT_TOKEN_URL, DropboxConfig, MAX_CHUNK_SIZE,
+    DEFAULT_API_URL, DEFAULT_BATCH_TIMEOUT_MS, DEFAULT_CHUNK_SIZE, DEFAULT_CONTENT_URL,
+    DEFAULT_LIST_LIMIT, DEFAULT_TIMEOUT_SECS, DEFAULT_TOKEN_URL, DropboxConfig, MAX_BATCH_SIZE,
+    MAX_CHUNK_SIZE,
 };
 
 /// The backend's type name in configuration files.

@@ -85,7 +85,7 @@ pub(crate) async fn list(
         "path": path,
         "recursive": recursive,
         "include_deleted": false,
-        "limit": core.batch_size,
+        "limit": core.list_limit,
     });
     let page: Page = parse_page(
         core.rpc("files/list_folder", &arg)

@@ -3,6 +3,8 @@
 //! writes are atomic; a failed write leaves at most an unfinished session, which the service
 //! discards.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use cloudsync_core::{
     ByteStream, Entry, Error, ErrorKind, HashKind, MultiHasher, RemotePath, Result, WriteMeta,
@@ -10,6 +12,7 @@ use cloudsync_core::{
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
+use crate::batcher::Batcher;
 use crate::core::{DropboxCore, Metadata, client_modified};
 
 /// The Dropbox content hash of `data` (one call's worth).
@@ -30,7 +33,7 @@ struct Session {
 
 /// Writes `path` from `body`.
 pub(crate) async fn write(
-    core: &DropboxCore,
+    core: &Arc<DropboxCore>,
     path: &RemotePath,
     mut body: ByteStream,
     meta: WriteMeta,
@@ -81,6 +84,21 @@ pub(crate) async fn write(
         commit["client_modified"] = Value::String(client_modified(t)?);
     }
     let answer = match session {
+        None if core.batcher.is_some() => {
+            // Upload into a closed session; the batch commits it.
+            let len = last.len() as u64;
+            let arg = json!({ "close": true, "content_hash": hash_of(&last) });
+            let v = core
+                .upload("files/upload_session/start", &arg, last)
+                .await
+                .map_err(|e| e.with_path(path))?;
+            let id = session_id(&v)?;
+            let arg = json!({
+                "cursor": { "session_id": id, "offset": len },
+                "commit": commit,
+            });
+            Batcher::commit(core, arg).await
+        }
         None => {
             commit["content_hash"] = Value::String(hash_of(&last));
             core.upload("files/upload", &commit, last).await
@@ -133,18 +151,8 @@ async fn send_part(core: &DropboxCore, session: Option<Session>, part: Bytes) ->
             let v = core
                 .upload("files/upload_session/start", &arg, part)
                 .await?;
-            let id = v
-                .get("session_id")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Protocol,
-                        "upload_session/start gave no session_id",
-                    )
-                })?;
             Ok(Session {
-                id: id.to_owned(),
+                id: session_id(&v)?,
                 offset: len,
             })
         }
@@ -162,4 +170,18 @@ async fn send_part(core: &DropboxCore, session: Option<Session>, part: Bytes) ->
             })
         }
     }
+}
+
+/// The `session_id` of an `upload_session/start` answer.
+fn session_id(v: &Value) -> Result<String> {
+    v.get("session_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Protocol,
+                "upload_session/start gave no session_id",
+            )
+        })
 }

@@ -14,7 +14,7 @@ async fn conformance_against_the_emulator() {
     let cfg = emu
         .config()
         .with_root("conformance")
-        .with_batch_size(97)
+        .with_list_limit(97)
         .with_chunk_size(4 * 1024 * 1024);
     let remote: Arc<dyn Remote> = Arc::new(DropboxBackend::new(cfg).unwrap());
     remote
@@ -37,4 +37,22 @@ async fn conformance_at_the_dropbox_root() {
     let emu = Emulator::start().unwrap();
     let remote: Arc<dyn Remote> = Arc::new(DropboxBackend::new(emu.config()).unwrap());
     cloudsync_core::testkit::conformance(remote).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_with_batched_commits() {
+    let emu = Emulator::start().unwrap();
+    let cfg = emu.config().with_root("batched").with_batching(16, 5);
+    let remote: Arc<dyn Remote> = Arc::new(DropboxBackend::new(cfg).unwrap());
+    remote
+        .mkdir(&cloudsync_core::RemotePath::root())
+        .await
+        .unwrap();
+    // Each sequential write waits for its batch's timeout: fewer files keep this quick.
+    let opts = cloudsync_core::testkit::ConformanceOptions {
+        many_entries: 200,
+        ..Default::default()
+    };
+    cloudsync_core::testkit::conformance_with(remote, opts).await;
+    assert!(emu.requests("files/upload_session/finish_batch_v2") > 0);
 }

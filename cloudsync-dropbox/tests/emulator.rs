@@ -689,7 +689,7 @@ async fn pkce_code_exchange() {
 #[tokio::test]
 async fn recursive_listing_pages_and_names() {
     let emu = Emulator::start().unwrap();
-    let r = remote(emu.config().with_batch_size(3));
+    let r = remote(emu.config().with_list_limit(3));
     let counter = AtomicUsize::new(0);
     for d in ["A", "A/b", "A/b/C d", "e"] {
         for i in 0..3 {
@@ -727,4 +727,79 @@ async fn recursive_listing_pages_and_names() {
     assert!(emu.requests("files/list_folder/continue") >= 5);
     let e = r.list_recursive(&p("missing")).await.err().unwrap();
     assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_are_committed_in_batches() {
+    let emu = Emulator::start().unwrap();
+    let r = remote(emu.config().with_batching(4, 200));
+    // A folder where one of the files wants to go: that file fails alone.
+    r.mkdir(&p("in/taken")).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..9 {
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            r.write(
+                &p(&format!("in/f{i}")),
+                bytes_stream(format!("n{i}")),
+                WriteMeta::default(),
+            )
+            .await
+        }));
+    }
+    let bad = {
+        let r = r.clone();
+        tokio::spawn(async move {
+            r.write(&p("in/taken"), bytes_stream("x"), WriteMeta::default())
+                .await
+        })
+    };
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().size, 2);
+    }
+    let e = bad.await.unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e:?}");
+    assert_eq!(emu.requests("files/upload"), 0);
+    let batches = emu.requests("files/upload_session/finish_batch_v2");
+    assert!(
+        (3..=10).contains(&batches),
+        "{batches} batches for 10 files"
+    );
+    for i in 0..9 {
+        assert_eq!(emu.file(&format!("/in/f{i}")).unwrap(), format!("n{i}"));
+    }
+    assert_eq!(emu.open_sessions(), 0);
+
+    // A whole sync through batches.
+    let src: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://batch-src"));
+    for i in 0..20 {
+        put(&src, &format!("many/{i:02}.txt"), format!("file {i}")).await;
+    }
+    let dst = remote(emu.config().with_root("many-dst").with_batching(8, 100));
+    let opts = ops::SyncOptions {
+        transfers: 8,
+        ..fast()
+    };
+    let s = ops::sync(&src, &dst, &opts).await.unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(s.transferred, 20);
+    assert!(
+        ops::check(&src, &dst, &Default::default())
+            .await
+            .unwrap()
+            .is_identical()
+    );
+
+    // A failed batch call fails the writes in it, retryably.
+    emu.inject(
+        "files/upload_session/finish_batch_v2",
+        Fault::Status(503),
+        1,
+    );
+    let e = r
+        .write(&p("in/late"), bytes_stream("z"), WriteMeta::default())
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable(), "{e:?}");
+    assert!(emu.file("/in/late").is_none());
 }

@@ -338,6 +338,7 @@ fn route(shared: &Shared, req: &Req) -> Handled {
         "files/upload_session/start" => session_start(shared, req),
         "files/upload_session/append_v2" => session_append(shared, req),
         "files/upload_session/finish" => session_finish(shared, req),
+        "files/upload_session/finish_batch_v2" => finish_batch(shared, req),
         "files/download" => download(shared, req),
         other => Ok(bad_request(other, "Unknown API function")),
     }
@@ -727,6 +728,72 @@ fn session_finish(shared: &Shared, req: &Req) -> Handled {
         Ok(meta) => Ok(json_ok(&meta)),
         Err(e) => Ok(api_error(wrap("path", e))),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FinishBatchArg {
+    entries: Vec<FinishArg>,
+}
+
+/// Commits closed sessions; an RPC endpoint (the data is already in the sessions). Each entry
+/// gets `{".tag": "success", ...metadata}` or `{".tag": "failure", "failure": ..}`.
+fn finish_batch(shared: &Shared, req: &Req) -> Handled {
+    let arg: FinishBatchArg = req.rpc_args()?;
+    if arg.entries.len() > 1000 {
+        return Ok(bad_request(
+            &req.endpoint,
+            "entries: a batch holds at most 1000 entries",
+        ));
+    }
+    let mut modes = Vec::new();
+    for e in &arg.entries {
+        modes.push(e.commit.check(&req.endpoint)?);
+        if e.content_hash.is_some() || e.commit.content_hash.is_some() {
+            return Ok(bad_request(
+                &req.endpoint,
+                "content_hash: this call uploads no data",
+            ));
+        }
+    }
+    let mut st = shared.lock();
+    let mut results = Vec::new();
+    for (e, mode) in arg.entries.iter().zip(modes) {
+        let failure = |inner: Value| json!({ ".tag": "failure", "failure": inner });
+        let looked = lookup_session(&st, &e.cursor).and_then(|()| {
+            match st.sessions.get(&e.cursor.session_id) {
+                Some(s) if s.closed => Ok(()),
+                _ => Err(union(&["not_closed"])),
+            }
+        });
+        let looked = match looked {
+            // A closed session is what this call needs.
+            Err(v) if v.get(".tag").and_then(Value::as_str) == Some("closed") => Ok(()),
+            other => other,
+        };
+        if let Err(v) = looked {
+            results.push(failure(wrap("lookup_failed", v)));
+            continue;
+        }
+        let Some(session) = st.sessions.remove(&e.cursor.session_id) else {
+            results.push(failure(wrap("lookup_failed", union(&["not_found"]))));
+            continue;
+        };
+        let data = Bytes::from(session.data);
+        match st.write_file(
+            &e.commit.path,
+            data,
+            &mode,
+            e.commit.client_modified.clone(),
+        ) {
+            Ok(mut meta) => {
+                meta[".tag"] = Value::String("success".to_owned());
+                results.push(meta);
+            }
+            Err(v) => results.push(failure(wrap("path", v))),
+        }
+    }
+    Ok(json_ok(&json!({ "entries": results })))
 }
 
 // ---- downloads ----

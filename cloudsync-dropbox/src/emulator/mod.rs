@@ -4,7 +4,7 @@
 //! It serves the RPC endpoints (`files/list_folder` and `/continue`, `files/get_metadata`,
 //! `files/delete_v2`, `files/create_folder_v2`, `files/copy_v2`, `files/move_v2`), the content
 //! endpoints (`files/upload`, `files/upload_session/start`, `append_v2`, `finish`,
-//! `files/download` with `Range`) and the OAuth2 token endpoint (`refresh_token` and
+//! `files/download` with `Range`), `files/upload_session/finish_batch_v2` and the OAuth2 token endpoint (`refresh_token` and
 //! `authorization_code` with PKCE) with the documented shapes: arguments in a JSON body or in
 //! a header-safe `Dropbox-API-Arg` header (checked strictly: a missing or malformed argument
 //! is a 400, as on the service), errors as 409 with `error_summary` and a `.tag` union,
