@@ -20,8 +20,8 @@ pub struct TestServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Child,
-    // Dropping this closes the lifeline's stdin, which stops the server.
-    _lifeline: ChildStdin,
+    // Closing this (the lifeline's stdin) stops the server.
+    lifeline: Option<ChildStdin>,
 }
 
 /// A port that was free a moment ago on 127.0.0.1 (for servers that cannot bind port 0).
@@ -67,6 +67,17 @@ impl TestServer {
     /// 127.0.0.1:`port` accepts TCP connections. Its output goes to `dir/server.log`, whose
     /// tail is shown if it fails to start.
     pub fn start(name: &str, dir: tempfile::TempDir, command: &mut Command, port: u16) -> Self {
+        Self::start_within(name, dir, command, port, Duration::from_secs(20))
+    }
+
+    /// [`TestServer::start`] with another readiness timeout.
+    pub fn start_within(
+        name: &str,
+        dir: tempfile::TempDir,
+        command: &mut Command,
+        port: u16,
+        ready_within: Duration,
+    ) -> Self {
         let log_path = dir.path().join("server.log");
         let log = std::fs::File::create(&log_path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
@@ -106,9 +117,9 @@ impl TestServer {
             port,
             dir,
             child,
-            _lifeline: stdin,
+            lifeline: Some(stdin),
         };
-        server.wait_ready(Duration::from_secs(20));
+        server.wait_ready(ready_within);
         server
     }
 
@@ -151,13 +162,12 @@ impl TestServer {
         self.dir.path()
     }
 
-    /// Stops the server now (SIGKILL to the lifeline's child via SIGTERM to the lifeline) and
-    /// waits for it; used by tests that kill a server mid-transfer.
+    /// Stops the server now (SIGTERM from the lifeline) and waits for it; used by tests that
+    /// stop a server mid-transfer, and on drop.
     pub fn stop(&mut self) {
-        // `kill` sends SIGTERM, which the lifeline passes on (std only has SIGKILL).
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+        // EOF on its stdin makes the lifeline stop the server and exit. (A signal would not do:
+        // `sh` runs its traps only after the foreground `cat` returns, which needs the EOF.)
+        drop(self.lifeline.take());
         let _ = self.child.wait();
     }
 }
@@ -165,5 +175,31 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_never_listens_fails_fast_and_is_stopped() {
+        let started = Instant::now();
+        let r = std::panic::catch_unwind(|| {
+            // `sleep` never listens: start panics after its wait, and the drop while unwinding
+            // must stop it rather than hang.
+            let mut cmd = Command::new("sleep");
+            cmd.arg("600");
+            let dir = TestServer::prepare("sleeper");
+            TestServer::start_within(
+                "sleeper",
+                dir,
+                &mut cmd,
+                free_port(),
+                Duration::from_millis(300),
+            )
+        });
+        assert!(r.is_err());
+        assert!(started.elapsed() < Duration::from_secs(20));
     }
 }
