@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind,
-    MultiHasher, Remote, RemotePath, Result, WriteMeta, parse_config,
+    MultiHasher, Remote, RemotePath, Result, Usage, WriteMeta, parse_config,
 };
 use futures::TryStreamExt;
 use serde_json::{Value, json};
@@ -53,6 +53,7 @@ impl DropboxBackend {
             rename: true,
             list_recursive: true,
             purge: true,
+            usage: true,
             case_insensitive: true,
             dirs: true,
             max_name_len: Some(255),
@@ -233,6 +234,27 @@ impl Remote for DropboxBackend {
 
     async fn purge(&self, dir: &RemotePath) -> Result<()> {
         deleter::purge(&self.core, dir).await
+    }
+
+    async fn usage(&self) -> Result<Usage> {
+        let v = self.core.rpc("users/get_space_usage", &Value::Null).await?;
+        let used = v.get("used").and_then(Value::as_u64);
+        // Individual accounts: `allocated`; team space: the team's allocation and use.
+        let alloc = v.get("allocation");
+        let total = alloc
+            .and_then(|a| a.get("allocated"))
+            .and_then(Value::as_u64);
+        let team_used = alloc.and_then(|a| a.get("used")).and_then(Value::as_u64);
+        let free = match (total, team_used.or(used)) {
+            (Some(t), Some(u)) => Some(t.saturating_sub(u)),
+            _ => None,
+        };
+        Ok(Usage {
+            total,
+            used,
+            free,
+            trashed: None,
+        })
     }
 
     async fn cleanup(&self) -> Result<()> {

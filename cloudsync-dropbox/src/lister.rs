@@ -137,3 +137,69 @@ fn parse_page(v: Value) -> Result<Page> {
             .with_operation("files/list_folder")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namer(recursive: bool) -> Namer {
+        Namer {
+            dir: RemotePath::new("d").unwrap(),
+            dir_lower: "/root/d".into(),
+            recursive,
+            folders: HashMap::new(),
+        }
+    }
+
+    fn file(name: &str, lower: &str) -> Value {
+        json!({".tag": "file", "name": name, "path_lower": lower, "size": 1,
+               "client_modified": "2024-01-02T03:04:05Z", "rev": "015a00000001"})
+    }
+
+    #[test]
+    fn hostile_names_from_the_server_are_errors() {
+        for bad in ["..", ".", "a/b", "", "nul\0"] {
+            let e = namer(false).entry(file(bad, "/root/d/x")).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e:?}");
+        }
+        let e = namer(false)
+            .entry(file("ok.txt", "/root/d/ok.txt"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.path.as_str(), "d/ok.txt");
+        assert_eq!(e.etag.as_deref(), Some("015a00000001"));
+    }
+
+    #[test]
+    fn recursive_names_come_from_each_entry_not_path_display() {
+        let mut n = namer(true);
+        // The folder itself is skipped; children are named from `name`.
+        assert!(
+            n.entry(json!({".tag": "folder", "name": "D", "path_lower": "/root/d"}))
+                .unwrap()
+                .is_none()
+        );
+        let sub = n
+            .entry(
+                json!({".tag": "folder", "name": "Sub", "path_lower": "/root/d/sub",
+                          "path_display": "/ROOT/D/SUB"}),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(sub.path.as_str(), "d/Sub");
+        let f = n
+            .entry(file("F.txt", "/root/d/sub/f.txt"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.path.as_str(), "d/Sub/F.txt");
+        // A child whose folder was never listed is a protocol error, not a guess.
+        let e = n.entry(file("x", "/root/d/other/x")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        // Deleted entries are skipped.
+        assert!(
+            n.entry(json!({".tag": "deleted", "name": "gone", "path_lower": "/root/d/gone"}))
+                .unwrap()
+                .is_none()
+        );
+    }
+}

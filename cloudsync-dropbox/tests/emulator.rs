@@ -803,3 +803,24 @@ async fn small_files_are_committed_in_batches() {
     assert!(e.is_retryable(), "{e:?}");
     assert!(emu.file("/in/late").is_none());
 }
+
+#[tokio::test]
+async fn usage_and_quota() {
+    let emu = Emulator::start_with(EmulatorOptions::default().with_quota(1000)).unwrap();
+    let r = remote(emu.config());
+    put(&r, "a", vec![1u8; 600]).await;
+    let u = r.usage().await.unwrap();
+    assert_eq!(
+        (u.total, u.used, u.free),
+        (Some(1000), Some(600), Some(400))
+    );
+    let e = r
+        .write(&p("b"), bytes_stream(vec![2u8; 500]), WriteMeta::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e:?}");
+    assert!(emu.file("/b").is_none());
+    // Replacing a file counts only the difference.
+    put(&r, "a", vec![3u8; 900]).await;
+    assert_eq!(r.usage().await.unwrap().used, Some(900));
+}

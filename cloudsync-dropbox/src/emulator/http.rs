@@ -340,6 +340,7 @@ fn route(shared: &Shared, req: &Req) -> Handled {
         "files/upload_session/finish" => session_finish(shared, req),
         "files/upload_session/finish_batch_v2" => finish_batch(shared, req),
         "files/download" => download(shared, req),
+        "users/get_space_usage" => space_usage(shared, req),
         other => Ok(bad_request(other, "Unknown API function")),
     }
 }
@@ -794,6 +795,19 @@ fn finish_batch(shared: &Shared, req: &Req) -> Handled {
         }
     }
     Ok(json_ok(&json!({ "entries": results })))
+}
+
+/// `users/get_space_usage`: takes no argument (a `null` body).
+fn space_usage(shared: &Shared, req: &Req) -> Handled {
+    let arg: Value = req.rpc_args()?;
+    if !arg.is_null() {
+        return Ok(bad_request(&req.endpoint, "request body: expected null"));
+    }
+    let used = shared.lock().used();
+    Ok(json_ok(&json!({
+        "used": used,
+        "allocation": { ".tag": "individual", "allocated": shared.opts.quota },
+    })))
 }
 
 // ---- downloads ----

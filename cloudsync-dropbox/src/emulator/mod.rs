@@ -4,7 +4,8 @@
 //! It serves the RPC endpoints (`files/list_folder` and `/continue`, `files/get_metadata`,
 //! `files/delete_v2`, `files/create_folder_v2`, `files/copy_v2`, `files/move_v2`), the content
 //! endpoints (`files/upload`, `files/upload_session/start`, `append_v2`, `finish`,
-//! `files/download` with `Range`), `files/upload_session/finish_batch_v2` and the OAuth2 token endpoint (`refresh_token` and
+//! `files/download` with `Range`), `files/upload_session/finish_batch_v2`,
+//! `users/get_space_usage` and the OAuth2 token endpoint (`refresh_token` and
 //! `authorization_code` with PKCE) with the documented shapes: arguments in a JSON body or in
 //! a header-safe `Dropbox-API-Arg` header (checked strictly: a missing or malformed argument
 //! is a 400, as on the service), errors as 409 with `error_summary` and a `.tag` union,
@@ -86,6 +87,9 @@ pub struct EmulatorOptions {
     pub default_list_limit: usize,
     /// Largest body one upload call accepts (150 MiB on the service).
     pub max_upload: u64,
+    /// Bytes the account may hold (2 GiB, as a Basic account); writes beyond it fail with
+    /// `insufficient_space`.
+    pub quota: u64,
 }
 
 impl Default for EmulatorOptions {
@@ -96,6 +100,7 @@ impl Default for EmulatorOptions {
             token_lifetime: Duration::from_secs(4 * 3600),
             default_list_limit: 500,
             max_upload: 150 * 1024 * 1024,
+            quota: 2 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -110,6 +115,12 @@ impl EmulatorOptions {
     /// Gives the emulated app a secret (clients may still omit it, as PKCE clients do).
     pub fn with_app_secret(mut self, secret: impl Into<String>) -> Self {
         self.app_secret = Some(secret.into());
+        self
+    }
+
+    /// Sets the account's quota in bytes.
+    pub fn with_quota(mut self, bytes: u64) -> Self {
+        self.quota = bytes;
         self
     }
 
@@ -185,6 +196,7 @@ impl Emulator {
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let mut st = State::default();
+        st.quota = Some(opts.quota);
         let refresh_token = st.opaque("emu-refresh-");
         let shared = Arc::new(Shared {
             opts,

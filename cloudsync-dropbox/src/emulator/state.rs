@@ -142,6 +142,8 @@ pub(crate) struct State {
     pub(crate) cursors: HashMap<String, Cursor>,
     pub(crate) tokens: HashMap<String, Instant>,
     pub(crate) codes: HashMap<String, String>,
+    /// Bytes the account may hold (`None`: unlimited).
+    pub(crate) quota: Option<u64>,
     counter: u64,
 }
 
@@ -257,6 +259,12 @@ impl State {
     ) -> Result<Value, Value> {
         self.check_ancestors(path)?;
         let lower = path.to_lowercase();
+        if let Some(quota) = self.quota {
+            let replaced = self.nodes.get(&lower).map_or(0, |n| n.data.len() as u64);
+            if self.used() - replaced + data.len() as u64 > quota {
+                return Err(union(&["insufficient_space"]));
+            }
+        }
         let mut display = self.display_for(path);
         let mut id = None;
         if let Some(existing) = self.nodes.get(&lower) {
@@ -414,6 +422,11 @@ impl State {
             self.nodes.insert(n.display.to_lowercase(), n);
         }
         self.lookup(to).map(Node::meta).map_err(|e| wrap("to", e))
+    }
+
+    /// Bytes in files.
+    pub(crate) fn used(&self) -> u64 {
+        self.nodes.values().map(|n| n.data.len() as u64).sum()
     }
 
     pub(crate) fn format_now(&self) -> String {
