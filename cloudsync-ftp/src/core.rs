@@ -24,7 +24,7 @@ pub(crate) type Ftp = ImplAsyncFtpStream<FtpTlsStream>;
 pub(crate) type Transfer = TransferStream<FtpTlsStream>;
 
 /// Prefix of the temporary names uploads are written to; hidden from listings.
-pub(crate) const TEMP_PREFIX: &str = ".cloudsync-tmp-";
+pub(crate) use cloudsync_core::TEMP_PREFIX;
 
 /// What the server said it supports in its `FEAT` reply (plus what we probed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

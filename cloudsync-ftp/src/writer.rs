@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::backend::Inner;
-use crate::core::{Conn, Paths, TEMP_PREFIX};
+use crate::core::{Conn, Paths};
 use crate::lister;
 use crate::pool::Pooled;
 
@@ -29,17 +29,10 @@ fn parent_abs(inner: &Inner, path: &RemotePath) -> Result<String> {
     inner.paths.abs(&path.parent().unwrap_or_default())
 }
 
-/// A hidden temporary name next to `name`: `.cloudsync-tmp-<random>.<name>`, shortened to stay
-/// within common name-length limits.
+/// A hidden temporary name next to `name` (the name every backend uses, see
+/// [`cloudsync_core::temp_name`]).
 fn temp_name(name: &str) -> String {
-    let mut out = format!("{TEMP_PREFIX}{:016x}.", fastrand::u64(..));
-    for c in name.chars() {
-        if out.len() + c.len_utf8() > MAX_TEMP_NAME {
-            break;
-        }
-        out.push(c);
-    }
-    out
+    cloudsync_core::temp_name(name, MAX_TEMP_NAME)
 }
 
 /// Writes `path` atomically: the content goes to a hidden temporary file in the same directory
