@@ -88,8 +88,10 @@ impl GdriveBackend {
         }
     }
 
-    /// Removes whatever file is at `to` (before a copy or move replaces it).
-    async fn clear_target(&self, to: &RemotePath, op: &'static str) -> Result<String> {
+    /// The folder id of `to`'s parent (created if needed) and the id of the file already at
+    /// `to`, which a copy or move replaces. The old file is removed only after the new one is
+    /// in place, so a failure never loses it.
+    async fn target(&self, to: &RemotePath, op: &'static str) -> Result<(String, Option<String>)> {
         let parent = to.parent().ok_or_else(|| {
             self.ctx(
                 Error::new(ErrorKind::InvalidInput, "cannot replace the root"),
@@ -102,24 +104,34 @@ impl GdriveBackend {
             .mkdir_all(&parent)
             .await
             .map_err(|e| self.ctx(e, op, to))?;
-        if let Some(old) = self
+        match self
             .core
             .child(&pid, to.name(), to)
             .await
             .map_err(|e| self.ctx(e, op, to))?
         {
-            if old.is_folder() {
-                return Err(self.ctx(
-                    Error::new(ErrorKind::Conflict, "a folder is in the way of a file"),
-                    op,
-                    to,
-                ));
-            }
-            deleter::remove_id(&self.core, &old.id, op)
-                .await
-                .map_err(|e| self.ctx(e, op, to))?;
+            Some(old) if old.is_folder() => Err(self.ctx(
+                Error::new(ErrorKind::Conflict, "a folder is in the way of a file"),
+                op,
+                to,
+            )),
+            Some(old) => Ok((pid, Some(old.id))),
+            None => Ok((pid, None)),
         }
-        Ok(pid)
+    }
+
+    async fn drop_replaced(
+        &self,
+        old: Option<String>,
+        op: &'static str,
+        to: &RemotePath,
+    ) -> Result<()> {
+        match old {
+            Some(id) => deleter::remove_id(&self.core, &id, op)
+                .await
+                .map_err(|e| self.ctx(e, op, to)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -212,7 +224,7 @@ impl Remote for GdriveBackend {
 
     async fn copy(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
         let src = self.file(from, "copy").await?;
-        let pid = self.clear_target(to, "copy").await?;
+        let (pid, old) = self.target(to, "copy").await?;
         let mut body = serde_json::json!({ "name": to.name(), "parents": [pid] });
         if let Some(t) = &src.modified_time {
             body["modifiedTime"] = Value::String(t.clone());
@@ -222,6 +234,7 @@ impl Remote for GdriveBackend {
             .copy_file(&src.id, body)
             .await
             .map_err(|e| self.ctx(e, "copy", from))?;
+        self.drop_replaced(old, "copy", to).await?;
         Ok(f.entry(to.clone()))
     }
 
@@ -240,7 +253,10 @@ impl Remote for GdriveBackend {
                     from,
                 )
             })?;
-        let pid = self.clear_target(to, "rename").await?;
+        let (pid, old) = self.target(to, "rename").await?;
+        if old.as_deref() == Some(src.id.as_str()) {
+            return Ok(src.entry(to.clone()));
+        }
         let parents = (pid != old_pid).then_some((pid.as_str(), old_pid.as_str()));
         let f = self
             .core
@@ -252,6 +268,7 @@ impl Remote for GdriveBackend {
             )
             .await
             .map_err(|e| self.ctx(e, "rename", from))?;
+        self.drop_replaced(old, "rename", to).await?;
         Ok(f.entry(to.clone()))
     }
 

@@ -503,3 +503,37 @@ async fn resumable_upload_resumes_after_a_server_error() {
     assert!(got[..] == content[..]);
     assert!(emu.requests().iter().any(|r| r.ends_with("[bytes */*]")));
 }
+
+/// A copy or move onto an existing file puts the new file in place first, then trashes the
+/// old one (so a failure in between never loses it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_copy_and_move_trash_the_old_target() {
+    let emu = DriveEmulator::start().await;
+    let remote = backend(&emu, 256 * 1024);
+    for (name, body) in [("a.txt", "new"), ("b.txt", "old b"), ("c.txt", "old c")] {
+        remote
+            .write(&p(name), bytes_stream(body), WriteMeta::default())
+            .await
+            .unwrap();
+    }
+    remote.copy(&p("a.txt"), &p("b.txt")).await.unwrap();
+    remote.rename(&p("a.txt"), &p("d/c.txt")).await.unwrap();
+    remote.rename(&p("c.txt"), &p("d/c.txt")).await.unwrap();
+    let got = collect_bytes(remote.read(&p("b.txt"), None).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(&got[..], b"new");
+    let got = collect_bytes(remote.read(&p("d/c.txt"), None).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(&got[..], b"old c");
+    assert_eq!(
+        emu.trashed(),
+        vec!["b.txt".to_owned(), "c.txt".to_owned()],
+        "the replaced b.txt and the first d/c.txt"
+    );
+    assert_eq!(
+        remote.stat(&p("a.txt")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
