@@ -280,6 +280,14 @@ pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiEr
         .map(Duration::from_secs);
     let body = resp.bytes().await.unwrap_or_default();
     let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+    // Rate-limit errors also carry the delay in the body (`RateLimitError.retry_after`).
+    let retry_after = retry_after.or_else(|| {
+        parsed
+            .as_ref()
+            .and_then(|b| b.error.get("retry_after"))
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+    });
     let (summary, mut tags) = match &parsed {
         Some(b) => (b.error_summary.clone(), tag_chain(&b.error)),
         None => (String::new(), Vec::new()),
