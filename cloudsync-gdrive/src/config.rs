@@ -47,7 +47,7 @@ pub struct GdriveConfig {
     pub client_secret_env: Option<String>,
     /// Name of the environment variable holding the refresh token.
     pub refresh_token_env: Option<String>,
-    /// A JSON file with a `refresh_token` (as written by the `authorize` example).
+    /// A JSON file with a `refresh_token` (as written by the `gdrive_authorize` example).
     pub token_file: Option<PathBuf>,
     /// A service-account JSON key file (signs JWTs with its RSA key).
     pub service_account_file: Option<PathBuf>,

@@ -2,7 +2,7 @@
 //! and PKCE) and writes it to a token file for the `gdrive` backend's `token_file` key.
 //!
 //! ```text
-//! GDRIVE_CLIENT_SECRET=... cargo run -p cloudsync-gdrive --example authorize -- \
+//! GDRIVE_CLIENT_SECRET=... cargo run -p cloudsync-gdrive --example gdrive_authorize -- \
 //!     CLIENT_ID ~/.config/cloudsync/gdrive-token.json [CLIENT_SECRET_ENV]
 //! ```
 //!
