@@ -304,24 +304,7 @@ async fn copy_on_server(core: &Arc<Core>, from: &RemotePath, to: &RemotePath) ->
             from,
         ));
     }
-    let temp = parent.join(&writer::temp_name(to.name()))?;
-    let temp_abs = core.abs(&temp);
-    let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
-    let opened = match conn
-        .sftp
-        .open(temp_abs.clone(), flags, FileAttributes::empty())
-        .await
-    {
-        Err(e) if status_of(&e) == Some(StatusCode::NoSuchFile) => {
-            core.mkdir_all(&conn, &parent).await?;
-            conn.sftp
-                .open(temp_abs.clone(), flags, FileAttributes::empty())
-                .await
-        }
-        other => other,
-    }
-    .map_err(|e| core.fail(&conn, e, "copy", to))?;
-    let dst = OpenHandle::new(conn.clone(), opened.handle);
+    let (temp_abs, dst) = writer::open_temp(core, &conn, &parent, to, "copy").await?;
     let modtime = modtime_of(&attrs);
     let result = async {
         core.copy_data(&conn, src.handle(), dst.handle()).await?;

@@ -65,6 +65,35 @@ fn rechunk(body: ByteStream, size: usize) -> impl futures::Stream<Item = Result<
     })
 }
 
+/// Creates and opens a hidden temporary file in `parent` for a write to `target` (creating
+/// `parent` when it is missing); returns its absolute path and handle.
+pub(crate) async fn open_temp(
+    core: &Core,
+    conn: &Arc<Connection>,
+    parent: &RemotePath,
+    target: &RemotePath,
+    op: &'static str,
+) -> Result<(String, OpenHandle)> {
+    let temp = parent.join(&temp_name(target.name()))?;
+    let temp_abs = core.abs(&temp);
+    let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
+    let opened = match conn
+        .sftp
+        .open(temp_abs.clone(), flags, FileAttributes::empty())
+        .await
+    {
+        Err(e) if status_of(&e) == Some(StatusCode::NoSuchFile) => {
+            core.mkdir_all(conn, parent).await?;
+            conn.sftp
+                .open(temp_abs.clone(), flags, FileAttributes::empty())
+                .await
+        }
+        other => other,
+    }
+    .map_err(|e| core.fail(conn, e, op, target))?;
+    Ok((temp_abs, OpenHandle::new(conn.clone(), opened.handle)))
+}
+
 /// Why an upload failed: the source stream, or the server.
 enum Failure {
     Source(Error),
@@ -88,24 +117,7 @@ pub(crate) async fn write(
     // Fail before sending anything if the modtime cannot be stored.
     let mtime = meta.modtime.map(mtime_attrs).transpose()?;
     let conn = core.conn("write", path).await?;
-    let temp = parent.join(&temp_name(path.name()))?;
-    let temp_abs = core.abs(&temp);
-    let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
-    let opened = match conn
-        .sftp
-        .open(temp_abs.clone(), flags, FileAttributes::empty())
-        .await
-    {
-        Err(e) if status_of(&e) == Some(StatusCode::NoSuchFile) => {
-            core.mkdir_all(&conn, &parent).await?;
-            conn.sftp
-                .open(temp_abs.clone(), flags, FileAttributes::empty())
-                .await
-        }
-        other => other,
-    }
-    .map_err(|e| core.fail(&conn, e, "write", path))?;
-    let handle = OpenHandle::new(conn.clone(), opened.handle);
+    let (temp_abs, handle) = open_temp(&core, &conn, &parent, path, "write").await?;
 
     let uploaded = upload(&conn, handle, body, mtime.clone(), meta.size).await;
     let result = match uploaded {
