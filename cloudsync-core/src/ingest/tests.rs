@@ -4,13 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::ops::{ListOptions, list};
 use crate::testkit::{FaultOp, Faulty, MemFs};
-use crate::{FilterSet, WriteMeta, bytes_stream, collect_bytes};
+use crate::{FilterSet, WriteMeta, bytes_stream};
 
 fn fs(name: &str) -> Arc<dyn Remote> {
     Arc::new(MemFs::new(name))
@@ -37,25 +35,7 @@ const NEW: Duration = Duration::from_secs(5);
 
 /// Every file of a remote with its content.
 async fn tree(r: &Arc<dyn Remote>) -> BTreeMap<String, String> {
-    let opts = ListOptions {
-        recursive: true,
-        ..Default::default()
-    };
-    let entries: Vec<Entry> = list(r, &RemotePath::root(), &opts)
-        .try_collect()
-        .await
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for e in entries.into_iter().filter(|e| e.is_file()) {
-        let body = collect_bytes(r.read(&e.path, None).await.unwrap())
-            .await
-            .unwrap();
-        out.insert(
-            e.path.to_string(),
-            String::from_utf8(body.to_vec()).unwrap(),
-        );
-    }
-    out
+    crate::testkit::text_tree(r).await
 }
 
 /// Files below `dir`, with content.

@@ -9,10 +9,7 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::testkit::{FaultOp, Faulty, MemFs};
-use crate::{
-    Action, Capabilities, ErrorKind, Event, FilterSet, Reason, RemotePath, WriteMeta, bytes_stream,
-    collect_bytes, memory,
-};
+use crate::{Action, Capabilities, ErrorKind, Event, FilterSet, Reason, RemotePath, memory};
 
 fn fs(name: &str) -> Arc<dyn Remote> {
     Arc::new(MemFs::new(name))
@@ -27,37 +24,12 @@ fn t(secs: i64) -> OffsetDateTime {
 }
 
 async fn put(r: &Arc<dyn Remote>, path: &str, body: &str, secs: i64) {
-    let meta = WriteMeta {
-        size: Some(body.len() as u64),
-        modtime: Some(t(secs)),
-        ..Default::default()
-    };
-    r.write(&p(path), bytes_stream(body.to_owned()), meta)
-        .await
-        .unwrap();
+    crate::testkit::put_text(r, path, body, Some(t(secs))).await;
 }
 
 /// Every file of a remote with its content.
 async fn tree(r: &Arc<dyn Remote>) -> BTreeMap<String, String> {
-    let opts = ListOptions {
-        recursive: true,
-        ..Default::default()
-    };
-    let entries: Vec<crate::Entry> = list(r, &RemotePath::root(), &opts)
-        .try_collect()
-        .await
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for e in entries.into_iter().filter(|e| e.is_file()) {
-        let body = collect_bytes(r.read(&e.path, None).await.unwrap())
-            .await
-            .unwrap();
-        out.insert(
-            e.path.to_string(),
-            String::from_utf8(body.to_vec()).unwrap(),
-        );
-    }
-    out
+    crate::testkit::text_tree(r).await
 }
 
 fn fast() -> SyncOptions {

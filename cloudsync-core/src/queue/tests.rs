@@ -10,7 +10,7 @@ use super::*;
 use crate::ops::{CheckOptions, check};
 use crate::report::{CheckItem, CheckReport, ErrorRecord};
 use crate::testkit::{FaultOp, Faulty, MemFs};
-use crate::{Error, ErrorKind, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes};
+use crate::{Error, ErrorKind, Remote, RemotePath, collect_bytes};
 
 fn fs(name: &str) -> Arc<dyn Remote> {
     Arc::new(MemFs::new(name))
@@ -25,14 +25,7 @@ fn t(secs: i64) -> OffsetDateTime {
 }
 
 async fn put(r: &Arc<dyn Remote>, path: &str, body: &str, secs: i64) {
-    let meta = WriteMeta {
-        size: Some(body.len() as u64),
-        modtime: Some(t(secs)),
-        ..Default::default()
-    };
-    r.write(&p(path), bytes_stream(body.to_owned()), meta)
-        .await
-        .unwrap();
+    crate::testkit::put_text(r, path, body, Some(t(secs))).await;
 }
 
 async fn read(r: &Arc<dyn Remote>, path: &str) -> Option<String> {

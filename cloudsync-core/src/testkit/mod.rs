@@ -12,10 +12,12 @@
 //! ```
 
 mod faulty;
+mod fixtures;
 mod memfs;
 pub mod server;
 mod suite;
 
 pub use faulty::{FaultOp, Faulty};
+pub use fixtures::{put_text, text_tree};
 pub use memfs::MemFs;
 pub use suite::*;
