@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::{File, FileTimes};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use cloudsync_core::ops::{self, SyncOptions};
 use cloudsync_core::testkit::{FaultOp, Faulty};
@@ -26,28 +25,7 @@ static VICTIM: LazyLock<Ftpd> = LazyLock::new(|| Ftpd::start(Kind::Proftpd));
 
 /// Every file below `root`: relative path -> (content, modtime in whole seconds).
 fn tree(root: &Path) -> BTreeMap<String, (Vec<u8>, u64)> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, u64)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            if meta.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                let secs = meta
-                    .modified()
-                    .unwrap()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
-                out.insert(rel, (std::fs::read(&p).unwrap(), secs));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
+    cloudsync_core::testkit::disk_tree(root)
 }
 
 fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
@@ -57,16 +35,7 @@ fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
 
 /// Writes `rel` below `root` with `content` and a modtime of `secs` plus some nanoseconds.
 fn put(root: &Path, rel: &str, content: &[u8], secs: u64) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, content).unwrap();
-    let t = UNIX_EPOCH + Duration::new(secs, 123_456_789);
-    File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_times(FileTimes::new().set_modified(t))
-        .unwrap();
+    cloudsync_core::testkit::put_disk_file(root, rel, content, secs);
 }
 
 fn local(dir: &Path) -> Arc<dyn Remote> {

@@ -65,3 +65,57 @@ pub async fn text_tree(remote: &Arc<dyn Remote>) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// Every file below the local directory `root`: relative path to (content, modtime in whole
+/// seconds since the Unix epoch). For comparing what a backend's server wrote to its disk.
+pub fn disk_tree(root: &std::path::Path) -> BTreeMap<String, (Vec<u8>, u64)> {
+    fn walk(
+        root: &std::path::Path,
+        dir: &std::path::Path,
+        out: &mut BTreeMap<String, (Vec<u8>, u64)>,
+    ) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for e in entries {
+            let p = e
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path();
+            let meta =
+                std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            if meta.is_dir() {
+                walk(root, &p, out);
+                continue;
+            }
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
+            let secs = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let body = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            out.insert(rel, (body, secs));
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Writes the local file `root/rel` (creating its directories) with `content` and a modtime of
+/// `secs` seconds plus 123456789 ns after the Unix epoch.
+pub fn put_disk_file(root: &std::path::Path, rel: &str, content: &[u8], secs: u64) {
+    let path = root.join(rel);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    }
+    std::fs::write(&path, content).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let t = std::time::UNIX_EPOCH + std::time::Duration::new(secs, 123_456_789);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_times(std::fs::FileTimes::new().set_modified(t)))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}

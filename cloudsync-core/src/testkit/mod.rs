@@ -18,6 +18,6 @@ pub mod server;
 mod suite;
 
 pub use faulty::{FaultOp, Faulty};
-pub use fixtures::{put_text, text_tree};
+pub use fixtures::{disk_tree, put_disk_file, put_text, text_tree};
 pub use memfs::MemFs;
 pub use suite::*;

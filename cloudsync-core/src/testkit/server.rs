@@ -25,11 +25,18 @@ pub struct TestServer {
 }
 
 /// A port that was free a moment ago on 127.0.0.1 (for servers that cannot bind port 0).
+///
+/// It is picked at random below Linux's ephemeral range (32768 and up), so that neither the
+/// outgoing connections of concurrent tests nor the readiness probe itself (which can connect
+/// to itself on an ephemeral port nobody listens on) can hold it by the time the server binds.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot find a free port on 127.0.0.1: {e}"))
+    for _ in 0..1000 {
+        let port = fastrand::u16(10_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 10000 and 32000 on 127.0.0.1")
 }
 
 /// Panics with a message saying how to get `program` when it is not installed.
