@@ -390,6 +390,77 @@ impl BackendFactory for MemoryFactory {
     }
 }
 
+/// How a URL query parameter becomes a config value (see [`query_to_config`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    /// Kept as a string.
+    Text,
+    /// An unsigned integer.
+    Number,
+    /// `true`/`1`/`yes` (or no value at all) and `false`/`0`/`no`.
+    Flag,
+}
+
+/// Reads a URL query flag (`true`, `1`, `yes` or empty; `false`, `0`, `no`).
+pub fn query_flag(backend: &str, key: &str, value: &str) -> Result<bool> {
+    match value {
+        "" | "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            format!("{backend} URL: `{key}` must be true or false, not {other:?}"),
+        )),
+    }
+}
+
+/// Reads a URL query number.
+pub fn query_number(backend: &str, key: &str, value: &str) -> Result<u64> {
+    value.parse().map_err(|_| {
+        Error::new(
+            ErrorKind::ConfigInvalid,
+            format!("{backend} URL: `{key}` must be a number, not {value:?}"),
+        )
+    })
+}
+
+/// Copies the query parameters of `url` into a backend's config object, converting each by
+/// its declared [`QueryKind`]; an undeclared parameter is an error that names it.
+///
+/// ```
+/// use cloudsync_core::{QueryKind, query_to_config};
+/// let url = url::Url::parse("x://h/p?connections=3&use_agent=no").unwrap();
+/// let mut cfg = serde_json::Map::new();
+/// let keys = [("connections", QueryKind::Number), ("use_agent", QueryKind::Flag)];
+/// query_to_config("x", &url, &keys, &mut cfg)?;
+/// assert_eq!(cfg["connections"], 3);
+/// assert_eq!(cfg["use_agent"], false);
+/// let bad = url::Url::parse("x://h/p?bogus=1").unwrap();
+/// assert!(query_to_config("x", &bad, &keys, &mut cfg).is_err());
+/// # Ok::<(), cloudsync_core::Error>(())
+/// ```
+pub fn query_to_config(
+    backend: &str,
+    url: &url::Url,
+    keys: &[(&str, QueryKind)],
+    cfg: &mut serde_json::Map<String, Value>,
+) -> Result<()> {
+    for (k, v) in url.query_pairs() {
+        let Some((_, kind)) = keys.iter().find(|(name, _)| *name == k) else {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("{backend} URL: unknown query parameter `{k}`"),
+            ));
+        };
+        let value = match kind {
+            QueryKind::Text => Value::String(v.clone().into_owned()),
+            QueryKind::Number => Value::from(query_number(backend, &k, &v)?),
+            QueryKind::Flag => Value::Bool(query_flag(backend, &k, &v)?),
+        };
+        cfg.insert(k.into_owned(), value);
+    }
+    Ok(())
+}
+
 /// Deserialises a backend's config object into its struct, with errors that name the backend
 /// and the offending key.
 ///

@@ -38,7 +38,10 @@ mod temp;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
-pub use config::{BackendFactory, Config, Registry, RemoteSpec, parse_config};
+pub use config::{
+    BackendFactory, Config, QueryKind, Registry, RemoteSpec, parse_config, query_flag,
+    query_number, query_to_config,
+};
 pub use entry::{Entry, EntryKind, Usage, WriteMeta};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::{

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind,
-    MultiHasher, Remote, RemotePath, Result, Usage, WriteMeta, parse_config,
+    MultiHasher, QueryKind, Remote, RemotePath, Result, Usage, WriteMeta, parse_config,
 };
 use futures::TryStreamExt;
 use serde_json::{Value, json};
@@ -294,27 +294,24 @@ impl BackendFactory for DropboxFactory {
             "root".into(),
             Value::String(root.trim_matches('/').to_owned()),
         );
-        for (k, v) in url.query_pairs() {
-            let value = match k.as_ref() {
-                "app_key" | "app_secret_env" | "refresh_token_env" | "token_file"
-                | "access_token_env" => Value::String(v.into_owned()),
-                "chunk_size" | "list_limit" | "batch_size" | "batch_timeout_ms" => {
-                    Value::from(v.parse::<u64>().map_err(|_| {
-                        Error::new(
-                            ErrorKind::ConfigInvalid,
-                            format!("dropbox URL: `{k}` must be a number"),
-                        )
-                    })?)
-                }
-                _ => {
-                    return Err(Error::new(
-                        ErrorKind::ConfigInvalid,
-                        format!("dropbox URL: unknown query key `{k}`"),
-                    ));
-                }
-            };
-            cfg.insert(k.into_owned(), value);
-        }
+        let text = QueryKind::Text;
+        let number = QueryKind::Number;
+        cloudsync_core::query_to_config(
+            "dropbox",
+            url,
+            &[
+                ("app_key", text),
+                ("app_secret_env", text),
+                ("refresh_token_env", text),
+                ("token_file", text),
+                ("access_token_env", text),
+                ("chunk_size", number),
+                ("list_limit", number),
+                ("batch_size", number),
+                ("batch_timeout_ms", number),
+            ],
+            &mut cfg,
+        )?;
         Ok(Value::Object(cfg))
     }
 

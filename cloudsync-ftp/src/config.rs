@@ -365,17 +365,8 @@ impl FtpConfig {
         // `ftp://host/dir` is `dir` below the login directory, `ftp://host//srv` is `/srv`
         // (as in curl and RFC 1738).
         cfg.root = path.strip_prefix('/').unwrap_or(&path).to_owned();
-        let flag = |k: &str, v: &str| match v {
-            "true" | "1" | "yes" => Ok(true),
-            "false" | "0" | "no" => Ok(false),
-            _ => Err(invalid(format!(
-                "URL option `{k}`: {v:?} is not true or false"
-            ))),
-        };
-        let number = |k: &str, v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| invalid(format!("URL option `{k}`: {v:?} is not a number")))
-        };
+        let flag = |k: &str, v: &str| cloudsync_core::query_flag("ftp", k, v);
+        let number = |k: &str, v: &str| cloudsync_core::query_number("ftp", k, v);
         for (k, v) in url.query_pairs() {
             match &*k {
                 "tls" => {

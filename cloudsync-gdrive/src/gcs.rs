@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudsync_core::{
-    BackendFactory, Capabilities, Error, ErrorKind, ObjectStoreRemote, Remote, RemotePath, Result,
-    parse_config,
+    BackendFactory, Capabilities, Error, ErrorKind, ObjectStoreRemote, QueryKind, Remote,
+    RemotePath, Result, parse_config,
 };
 use object_store::gcp::GcpCredential;
 use object_store::gcp::GoogleCloudStorageBuilder;
@@ -201,14 +201,16 @@ impl BackendFactory for GcsFactory {
             .decode_utf8()
             .map_err(|e| invalid("prefix", e))?;
         cfg.insert("prefix".into(), Value::String(prefix.into_owned()));
-        for (k, v) in url.query_pairs() {
-            let value = match k.as_ref() {
-                "service_account_file" | "base_url" => Value::String(v.into_owned()),
-                "anonymous" => Value::Bool(matches!(v.as_ref(), "true" | "1" | "")),
-                _ => return Err(invalid(&k, "unknown query key in a gs:// URL")),
-            };
-            cfg.insert(k.into_owned(), value);
-        }
+        cloudsync_core::query_to_config(
+            "gcs",
+            url,
+            &[
+                ("service_account_file", QueryKind::Text),
+                ("base_url", QueryKind::Text),
+                ("anonymous", QueryKind::Flag),
+            ],
+            &mut cfg,
+        )?;
         Ok(Value::Object(cfg))
     }
 

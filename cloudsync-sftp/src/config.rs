@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudsync_core::{Error, ErrorKind, Result};
+use cloudsync_core::{Error, ErrorKind, QueryKind, Result};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
@@ -395,26 +395,22 @@ impl SftpConfig {
             path
         };
         obj.insert("root".into(), Value::String(root));
-        for (k, v) in url.query_pairs() {
-            let value = match k.as_ref() {
-                "key_file" | "known_hosts" | "password_env" | "key_passphrase_env" => {
-                    Value::String(v.into_owned())
-                }
-                "use_agent" | "insecure_accept_any_host_key" | "shell_hashes" => match v.as_ref() {
-                    "true" | "1" | "yes" => Value::Bool(true),
-                    "false" | "0" | "no" => Value::Bool(false),
-                    other => {
-                        return Err(bad(format!("`{k}` must be true or false, not {other:?}")));
-                    }
-                },
-                "connections" | "timeout" => Value::from(
-                    v.parse::<u64>()
-                        .map_err(|_| bad(format!("`{k}` must be a number, not {v:?}")))?,
-                ),
-                other => return Err(bad(format!("unknown query parameter `{other}`"))),
-            };
-            obj.insert(k.into_owned(), value);
-        }
+        cloudsync_core::query_to_config(
+            "sftp",
+            url,
+            &[
+                ("key_file", QueryKind::Text),
+                ("known_hosts", QueryKind::Text),
+                ("password_env", QueryKind::Text),
+                ("key_passphrase_env", QueryKind::Text),
+                ("use_agent", QueryKind::Flag),
+                ("insecure_accept_any_host_key", QueryKind::Flag),
+                ("shell_hashes", QueryKind::Flag),
+                ("connections", QueryKind::Number),
+                ("timeout", QueryKind::Number),
+            ],
+            &mut obj,
+        )?;
         Ok(Value::Object(obj))
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind,
-    Remote, RemotePath, Result, WriteMeta, parse_config,
+    QueryKind, Remote, RemotePath, Result, WriteMeta, parse_config,
 };
 use serde_json::Value;
 
@@ -209,25 +209,19 @@ impl BackendFactory for WebdavFactory {
                 "webdav URL: do not put a password in the URL; use ?password_env=VAR",
             ));
         }
-        for (k, v) in url.query_pairs() {
-            let value = match k.as_ref() {
-                "vendor" | "password_env" | "bearer_token_env" => Value::String(v.into_owned()),
-                "chunk_size" | "timeout" => Value::from(v.parse::<u64>().map_err(|_| {
-                    Error::new(
-                        ErrorKind::ConfigInvalid,
-                        format!("webdav URL: `{k}` must be a number"),
-                    )
-                })?),
-                "no_check_certificate" => Value::Bool(matches!(v.as_ref(), "true" | "1" | "")),
-                _ => {
-                    return Err(Error::new(
-                        ErrorKind::ConfigInvalid,
-                        format!("webdav URL: unknown query key `{k}`"),
-                    ));
-                }
-            };
-            cfg.insert(k.into_owned(), value);
-        }
+        cloudsync_core::query_to_config(
+            "webdav",
+            url,
+            &[
+                ("vendor", QueryKind::Text),
+                ("password_env", QueryKind::Text),
+                ("bearer_token_env", QueryKind::Text),
+                ("chunk_size", QueryKind::Number),
+                ("timeout", QueryKind::Number),
+                ("no_check_certificate", QueryKind::Flag),
+            ],
+            &mut cfg,
+        )?;
         Ok(Value::Object(cfg))
     }
 
