@@ -680,6 +680,9 @@ async fn uploads(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
                     .await
                     .unwrap();
             }
+            // tokio's File finishes its last write in the background: wait for it, or the
+            // final MOVE may see a short chunk.
+            tokio::io::AsyncWriteExt::flush(&mut file).await.unwrap();
             empty(StatusCode::CREATED)
         }
         ("MOVE", [id, ".file"]) if valid_id(id) => {
