@@ -9,7 +9,9 @@ scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --all-features --no-fail-fast
+  # Real servers on a loaded 2-core machine now and then reset a connection; a test that fails
+  # and then passes is reported as FLAKY in the output, never hidden.
+  cargo nextest run --workspace --all-features --no-fail-fast --retries 2
 else
   cargo test --workspace --all-features --no-fail-fast --lib --bins --tests --examples
 fi
