@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use crate::entry::{Entry, Usage, WriteMeta};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::HashKind;
+use crate::location::Location;
 use crate::path::RemotePath;
 use crate::remote::{ByteStream, Capabilities, EntryStream, Remote};
 
@@ -140,6 +141,9 @@ impl Remote for Prefix {
     }
     fn prefixed_view(&self) -> Option<(Arc<dyn Remote>, RemotePath)> {
         Some((self.inner.clone(), self.prefix.clone()))
+    }
+    fn location(&self) -> Option<Location> {
+        self.inner.location().map(|l| l.join(&self.prefix))
     }
 }
 

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use crate::entry::{Entry, Usage, WriteMeta};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{HashKind, MultiHasher};
+use crate::location::Location;
 use crate::path::RemotePath;
 
 /// File content as a stream of byte chunks.
@@ -186,6 +187,14 @@ pub trait Remote: Send + Sync + Debug {
     /// that remote and the directory. The executor uses it to copy and move server-side between
     /// two directories of the same remote.
     fn prefixed_view(&self) -> Option<(Arc<dyn Remote>, RemotePath)> {
+        None
+    }
+
+    /// Where this remote's root really is (see [`Location`]), so that the engine can refuse a
+    /// source and destination that are one place or overlap however they were spelled
+    /// (`a` and `b/../a`, a symlink, a second name of a host). `None` when unknown; the engine
+    /// then falls back to comparing [`describe`](Self::describe) strings.
+    fn location(&self) -> Option<Location> {
         None
     }
 
