@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 
 use crate::entry::{Entry, WriteMeta};
 use crate::error::{Error, ErrorKind, Result};
+use crate::location::Location;
 use crate::path::RemotePath;
 use crate::remote::{ByteStream, Capabilities, EntryStream, Remote};
 
@@ -47,6 +48,8 @@ pub struct ObjectStoreRemote {
     store: Arc<dyn ObjectStore>,
     prefix: Vec<String>,
     name: String,
+    /// The namespace of [`Location`]s: one store (a bucket), however it is reached.
+    space: String,
     caps: Capabilities,
 }
 
@@ -54,6 +57,7 @@ impl ObjectStoreRemote {
     /// Wraps `store`; `name` is what [`Remote::describe`] returns (no secrets in it).
     pub fn new(store: Arc<dyn ObjectStore>, name: impl Into<String>) -> Self {
         ObjectStoreRemote {
+            space: format!("object-store:{:p}", Arc::as_ptr(&store).cast::<()>()),
             store,
             prefix: Vec::new(),
             name: name.into(),
@@ -69,6 +73,14 @@ impl ObjectStoreRemote {
     /// Roots the remote at `prefix` inside the store.
     pub fn with_prefix(mut self, prefix: &RemotePath) -> Self {
         self.prefix = prefix.segments().map(str::to_owned).collect();
+        self
+    }
+
+    /// Names the store for [`Remote::location`] (`gs://bucket`), so that two remotes built
+    /// separately for one bucket are known to be one place. By default each store object is
+    /// its own place.
+    pub fn with_space(mut self, space: impl Into<String>) -> Self {
+        self.space = space.into();
         self
     }
 
@@ -155,6 +167,10 @@ impl Remote for ObjectStoreRemote {
 
     fn capabilities(&self) -> &Capabilities {
         &self.caps
+    }
+
+    fn location(&self) -> Option<Location> {
+        Some(Location::new(self.space.clone(), &self.prefix.join("/")))
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {

@@ -150,6 +150,7 @@ impl GcsConfig {
             name.push_str(prefix.as_str());
         }
         Ok(ObjectStoreRemote::new(Arc::new(store), name)
+            .with_space(format!("gs://{}", self.bucket))
             .with_prefix(&prefix)
             .with_capabilities(gcs_capabilities()))
     }

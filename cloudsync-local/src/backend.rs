@@ -77,6 +77,10 @@ impl Remote for LocalRemote {
         &self.caps
     }
 
+    fn location(&self) -> Option<cloudsync_core::Location> {
+        Some(cloudsync_core::Location::local(&self.core.root))
+    }
+
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
         lister::list(&self.core, dir).await
     }

@@ -43,23 +43,43 @@ pub use file::copy_file;
 pub use list::list;
 pub use options::{CheckOptions, CompareOptions, DeleteOptions, ListOptions, SyncOptions};
 
+/// How the roots of two remotes lie relative to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// One directory.
+    Same,
+    /// One contains the other.
+    Nested,
+    /// Neither contains the other.
+    Apart,
+}
+
+/// Where `b` lies relative to `a`, judged on canonical [`Location`](crate::Location)s when
+/// both remotes have one (resolved local paths; host, port and root), otherwise on the
+/// underlying remote of two views, otherwise on descriptions.
+pub(crate) fn placement(a: &Arc<dyn Remote>, b: &Arc<dyn Remote>) -> Placement {
+    let relate = |same: bool, nested: bool| match (same, nested) {
+        (true, _) => Placement::Same,
+        (false, true) => Placement::Nested,
+        _ => Placement::Apart,
+    };
+    if let (Some(x), Some(y)) = (a.location(), b.location()) {
+        return relate(x == y, x.overlaps(&y));
+    }
+    if same_base(a, b) {
+        let dir = |r: &Arc<dyn Remote>| r.prefixed_view().map(|(_, p)| p).unwrap_or_default();
+        let (x, y) = (dir(a), dir(b));
+        return relate(x == y, x.starts_with(&y) || y.starts_with(&x));
+    }
+    let (x, y) = (a.describe(), b.describe());
+    let (x, y) = (x.trim_end_matches('/'), y.trim_end_matches('/'));
+    let inside = |p: &str, q: &str| p.starts_with(q) && p.as_bytes().get(q.len()) == Some(&b'/');
+    relate(x == y, inside(x, y) || inside(y, x))
+}
+
 /// Refuses a source and destination where one contains the other.
 fn refuse_overlap(src: &Arc<dyn Remote>, dst: &Arc<dyn Remote>) -> Result<()> {
-    let overlap = if same_base(src, dst) {
-        // Two views of one remote: compare their directories.
-        let dir = |r: &Arc<dyn Remote>| r.prefixed_view().map(|(_, p)| p).unwrap_or_default();
-        let (a, b) = (dir(src), dir(dst));
-        a.starts_with(&b) || b.starts_with(&a)
-    } else {
-        // Different remotes may still be one place (two local roots): compare descriptions.
-        let (a, b) = (src.describe(), dst.describe());
-        let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
-        let inside = |x: &str, y: &str| {
-            x == y || (x.starts_with(y) && x.as_bytes().get(y.len()) == Some(&b'/'))
-        };
-        inside(a, b) || inside(b, a)
-    };
-    if overlap {
+    if placement(src, dst) != Placement::Apart {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             format!(
@@ -134,12 +154,7 @@ pub async fn copy_files(
     paths: Vec<RemotePath>,
     opts: &SyncOptions,
 ) -> Result<Summary> {
-    let same_dir = if same_base(src, dst) {
-        src.prefixed_view().map(|(_, p)| p) == dst.prefixed_view().map(|(_, p)| p)
-    } else {
-        src.describe().trim_end_matches('/') == dst.describe().trim_end_matches('/')
-    };
-    if same_dir {
+    if placement(src, dst) == Placement::Same {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             format!("source and destination are the same ({})", src.describe()),

@@ -147,6 +147,11 @@ fn truncate(t: OffsetDateTime, precision: Duration) -> OffsetDateTime {
 
 #[async_trait]
 impl Remote for MemFs {
+    fn location(&self) -> Option<crate::Location> {
+        let space = format!("memfs:{:p}", Arc::as_ptr(&self.nodes).cast::<()>());
+        Some(crate::Location::new(space, ""))
+    }
+
     fn describe(&self) -> String {
         self.name.clone()
     }
