@@ -142,6 +142,26 @@ impl RemotePath {
         })
     }
 
+    /// Whether this path is a direct child of `dir` (what a listing of `dir` may return).
+    ///
+    /// ```
+    /// use cloudsync_core::RemotePath;
+    /// let p = RemotePath::new("a/b")?;
+    /// assert!(p.is_child_of(&RemotePath::new("a")?));
+    /// assert!(!p.is_child_of(&RemotePath::root()));
+    /// # Ok::<(), cloudsync_core::Error>(())
+    /// ```
+    pub fn is_child_of(&self, dir: &RemotePath) -> bool {
+        let rest = if dir.is_root() {
+            Some(self.0.as_str())
+        } else {
+            self.0
+                .strip_prefix(dir.0.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+        };
+        rest.is_some_and(|n| !n.is_empty() && !n.contains('/'))
+    }
+
     /// The segments from the root down.
     pub fn segments(&self) -> impl Iterator<Item = &str> {
         self.0.split('/').filter(|s| !s.is_empty())

@@ -1,9 +1,10 @@
 //! The executor: turns what the march finds into decisions, runs transfers concurrently with
 //! retries, and performs deletions last, only when the run had no errors.
 
+mod deletes;
 pub(crate) mod transfer;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use crate::plan::march::{Item, MarchConfig, Seed, march};
 use crate::plan::{Action, Decision, Mode, Reason};
 use crate::remote::Remote;
 use crate::report::{ErrorRecord, Event, Summary};
+use deletes::DeleteQueue;
 use transfer::{ServerSide, Transferer};
 
 /// A failure, and where to start again to retry it.
@@ -37,12 +39,15 @@ pub(crate) struct Engine {
     xfer: Transferer,
     summary: Summary,
     /// Destination files to delete once every transfer succeeded.
-    deletes: Vec<Entry>,
+    deletes: DeleteQueue,
     /// Destination directories to remove after the deletes.
     rmdirs: BTreeSet<RemotePath>,
     /// Source directories seen (for `delete_empty_src_dirs`).
     src_dirs: BTreeSet<RemotePath>,
     failures: Vec<Failure>,
+    /// The first error recorded for each path: a retry that fails differently (a second
+    /// symptom of the first cause) must not hide it.
+    first_errors: HashMap<RemotePath, ErrorRecord>,
     /// When set, decisions are collected here instead of being executed.
     collect: Option<Vec<Decision>>,
     /// Re-check each source entry before acting on it (applying an old plan).
@@ -88,10 +93,11 @@ impl Engine {
             cmp,
             xfer,
             summary,
-            deletes: Vec::new(),
+            deletes: DeleteQueue::new(),
             rmdirs: BTreeSet::new(),
             src_dirs: BTreeSet::new(),
             failures: Vec::new(),
+            first_errors: HashMap::new(),
             collect: None,
             revalidate: false,
         }
@@ -162,6 +168,15 @@ impl Engine {
             attempt += 1;
             self.summary.retries += 1;
             let seeds: Vec<Seed> = retry.into_iter().filter_map(|f| f.retry).collect();
+            // What is walked again is decided again: earlier decisions below it are stale.
+            for seed in &seeds {
+                if !matches!(seed, Seed::File(_)) {
+                    let dir = seed.path();
+                    self.deletes.void_below(dir);
+                    self.rmdirs.retain(|d| !d.starts_with(dir));
+                }
+            }
+            self.deletes.next_pass();
             tracing::info!(count = seeds.len(), attempt, "retrying what failed");
             self.pass(seeds).await;
         }
@@ -195,10 +210,12 @@ impl Engine {
             error: error.chain(),
             will_retry: false,
         });
-        self.failures.push(Failure {
-            record: ErrorRecord::new(path, error),
-            retry,
-        });
+        let record = self
+            .first_errors
+            .entry(path.clone())
+            .or_insert_with(|| ErrorRecord::new(path, error))
+            .clone();
+        self.failures.push(Failure { record, retry });
     }
 
     /// One march over `seeds`, executing (or collecting) what it finds.
@@ -251,12 +268,19 @@ impl Engine {
     /// Executes decisions from a plan made earlier (each source re-checked first).
     pub(crate) async fn apply(mut self, decisions: Vec<Decision>) -> Result<Summary> {
         let start = Instant::now();
-        let stream = futures::stream::iter(
-            decisions
-                .into_iter()
-                .filter(|d| d.action != Action::Error)
-                .map(|d| Ok(Some(d))),
-        );
+        // The plan's own errors are this run's errors: they block every deletion.
+        let (errors, decisions): (Vec<Decision>, Vec<Decision>) = decisions
+            .into_iter()
+            .partition(|d| d.action == Action::Error);
+        for d in errors {
+            let e = Error::new(
+                ErrorKind::Conflict,
+                format!("planned with an error: {}", d.reason.describe()),
+            )
+            .with_path(&d.path);
+            self.fail(d.path, &e, None);
+        }
+        let stream = futures::stream::iter(decisions.into_iter().map(|d| Ok(Some(d))));
         self.drive(stream).await;
         self.finish_deletes().await;
         if self.mode == Mode::Move && self.opts.delete_empty_src_dirs {
@@ -301,13 +325,15 @@ impl Engine {
                     reason: d.reason,
                 });
                 if self.mode == Mode::Move && d.reason == Reason::Identical && !self.opts.dry_run {
-                    return Some(Box::pin(remove_source(self.src.clone(), d)));
+                    return Some(Box::pin(remove_source(self.cmp.clone(), d)));
                 }
                 None
             }
             Action::Delete => {
                 if let Some(e) = d.dst {
-                    self.deletes.push(e);
+                    if let Err(err) = self.deletes.push(e) {
+                        self.fail(d.path, &err, None);
+                    }
                 }
                 None
             }
@@ -390,7 +416,11 @@ impl Engine {
             }
             Err(e) => {
                 let retry = match d.action {
-                    Action::Mkdir => Some(Seed::Dir(d.path.clone())),
+                    Action::Mkdir => Some(Seed::Retry {
+                        path: d.path.clone(),
+                        src: true,
+                        dst: true,
+                    }),
                     _ => Some(Seed::File(d.path.clone())),
                 };
                 self.fail(d.path.clone(), &e, retry);
@@ -403,68 +433,57 @@ impl Engine {
         if self.deletes.is_empty() && self.rmdirs.is_empty() {
             return;
         }
+        let queue = std::mem::replace(&mut self.deletes, DeleteQueue::new());
         if !self.failures.is_empty() {
             self.summary.deletes_skipped_due_to_errors = true;
             let msg = format!(
-                "not deleting {} files and {} directories because there were errors",
-                self.deletes.len(),
+                "not deleting files and {} directories because there were errors",
                 self.rmdirs.len()
             );
             tracing::debug!("{msg}");
             self.opts.emit(Event::Notice { message: msg });
             return;
         }
-        let mut deletes = std::mem::take(&mut self.deletes);
-        deletes.sort_by(|a, b| a.path.cmp(&b.path));
-        deletes.dedup_by(|a, b| a.path == b.path);
+        let queued = match queue.drain() {
+            Ok(q) => q,
+            Err(e) => {
+                self.fail(RemotePath::root(), &e, None);
+                return;
+            }
+        };
         let limit = self.opts.max_delete.unwrap_or(u64::MAX);
-        let mut allowed = deletes.len();
-        if deletes.len() as u64 > limit {
-            allowed = usize::try_from(limit).unwrap_or(usize::MAX);
+        let (mut accepted, mut over) = (0u64, 0u64);
+        let mut batch: Vec<Entry> = Vec::new();
+        for r in queued {
+            match r {
+                Ok(e) if accepted < limit => {
+                    accepted += 1;
+                    batch.push(e);
+                    if batch.len() >= DELETE_BATCH {
+                        self.delete_batch(std::mem::take(&mut batch)).await;
+                    }
+                }
+                Ok(_) => over += 1,
+                Err(e) => {
+                    // The list of deletions could not be read back whole: stop here.
+                    self.fail(RemotePath::root(), &e, None);
+                    return;
+                }
+            }
+        }
+        self.delete_batch(batch).await;
+        if over > 0 {
             let e = Error::new(
                 ErrorKind::Conflict,
-                format!(
-                    "max delete limit ({limit}) reached: {} more files were not deleted",
-                    deletes.len() - allowed
-                ),
+                format!("max delete limit ({limit}) reached: {over} more files were not deleted"),
             );
             self.fail(RemotePath::root(), &e, None);
         }
-        if self.opts.dry_run {
-            self.summary.deleted += allowed as u64;
-            self.summary.dirs_deleted += self.rmdirs.len() as u64;
+        if !self.failures.is_empty() {
             return;
         }
-        let dst = self.dst.clone();
-        let backup = self.opts.backup_dir.clone();
-        let results: Vec<(RemotePath, Result<()>)> =
-            futures::stream::iter(deletes.into_iter().take(allowed))
-                .map(|e| {
-                    let dst = dst.clone();
-                    let backup = backup.clone();
-                    async move {
-                        let r = delete_or_backup(&dst, &e.path, backup.as_ref()).await;
-                        (e.path, r)
-                    }
-                })
-                .buffer_unordered(self.opts.checkers.max(1))
-                .collect()
-                .await;
-        for (path, r) in results {
-            match r {
-                Ok(()) => {
-                    if backup.is_some() {
-                        self.summary.backed_up += 1;
-                    } else {
-                        self.summary.deleted += 1;
-                    }
-                    self.opts.emit(Event::Deleted { path, dir: false });
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => self.fail(path, &e, None),
-            }
-        }
-        if !self.failures.is_empty() {
+        if self.opts.dry_run {
+            self.summary.dirs_deleted += self.rmdirs.len() as u64;
             return;
         }
         // Deepest first, so parents are empty when their turn comes.
@@ -486,6 +505,50 @@ impl Engine {
         }
     }
 
+    /// Deletes (or backs up) one batch of destination files concurrently.
+    async fn delete_batch(&mut self, batch: Vec<Entry>) {
+        if self.opts.dry_run {
+            self.summary.deleted += batch.len() as u64;
+            return;
+        }
+        let (src, dst) = (self.src.clone(), self.dst.clone());
+        let backup = self.opts.backup_dir.clone();
+        let revalidate = self.revalidate;
+        let results: Vec<(RemotePath, Result<bool>)> = futures::stream::iter(batch)
+            .map(|e| {
+                let (src, dst, backup) = (src.clone(), dst.clone(), backup.clone());
+                async move {
+                    let r = async {
+                        if revalidate && !still_deletable(&src, &dst, &e).await? {
+                            return Ok(false);
+                        }
+                        delete_or_backup(&dst, &e.path, backup.as_ref()).await?;
+                        Ok(true)
+                    }
+                    .await;
+                    (e.path, r)
+                }
+            })
+            .buffer_unordered(self.opts.checkers.max(1))
+            .collect()
+            .await;
+        for (path, r) in results {
+            match r {
+                Ok(true) => {
+                    if backup.is_some() {
+                        self.summary.backed_up += 1;
+                    } else {
+                        self.summary.deleted += 1;
+                    }
+                    self.opts.emit(Event::Deleted { path, dir: false });
+                }
+                Ok(false) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => self.fail(path, &e, None),
+            }
+        }
+    }
+
     async fn remove_empty_src_dirs(&mut self) {
         if self.opts.dry_run {
             return;
@@ -501,6 +564,35 @@ impl Engine {
                 Err(e) => self.fail(dir, &e, None),
             }
         }
+    }
+}
+
+/// Deletions run in batches of this many, so memory stays bounded.
+const DELETE_BATCH: usize = 10_000;
+
+/// Before a planned deletion runs (applying an old plan): the destination file must still be
+/// the one planned, and the source must still lack it. `Ok(false)`: already gone.
+async fn still_deletable(src: &Arc<dyn Remote>, dst: &Arc<dyn Remote>, e: &Entry) -> Result<bool> {
+    let now = match dst.stat(&e.path).await {
+        Ok(now) => now,
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(err),
+    };
+    if now.size != e.size || now.modtime != e.modtime || now.kind != e.kind {
+        return Err(Error::new(
+            ErrorKind::ConditionNotMatch,
+            "destination file changed since planning; not deleting it",
+        )
+        .with_path(&e.path));
+    }
+    match src.stat(&e.path).await {
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(true),
+        Err(err) => Err(err),
+        Ok(_) => Err(Error::new(
+            ErrorKind::ConditionNotMatch,
+            "the file is on the source now; not deleting it",
+        )
+        .with_path(&e.path)),
     }
 }
 
@@ -565,14 +657,7 @@ async fn decide(cmp: &Comparator, mode: Mode, opts: &SyncOptions, item: Item) ->
                 Ok(None)
             }
         }
-        Item::Error { path, error } => {
-            let retry = if error.kind() == ErrorKind::InvalidInput {
-                None
-            } else {
-                Some(Seed::Dir(path.clone()))
-            };
-            Err((path, error, retry))
-        }
+        Item::Error { path, error, retry } => Err((path, error, retry)),
     }
 }
 
@@ -596,7 +681,7 @@ async fn execute(
     };
     let src = if revalidate {
         let now = xfer.src.stat(&d.path).await?;
-        if now.size != src.size || now.modtime != src.modtime {
+        if now.size != src.size || now.modtime != src.modtime || !dst_unchanged(xfer, d).await? {
             return Ok(Outcome::SkippedChanged);
         }
         now
@@ -628,12 +713,34 @@ async fn execute(
     Ok(outcome)
 }
 
-/// Removes a source file whose identical copy is already on the destination (move).
-async fn remove_source(src: Arc<dyn Remote>, d: Decision) -> TaskResult {
-    let r = src
-        .remove_file(&d.path)
-        .await
-        .map(|()| Outcome::SourceRemoved);
+/// Whether the destination is still as the plan saw it: the same file, or still absent.
+async fn dst_unchanged(xfer: &Transferer, d: &Decision) -> Result<bool> {
+    match (xfer.dst.stat(&d.path).await, &d.dst) {
+        (Err(e), None) if e.kind() == ErrorKind::NotFound => Ok(true),
+        (Err(e), Some(_)) if e.kind() == ErrorKind::NotFound => Ok(false),
+        (Err(e), _) => Err(e),
+        (Ok(_), None) => Ok(false),
+        (Ok(now), Some(then)) => Ok(now.size == then.size && now.modtime == then.modtime),
+    }
+}
+
+/// Removes a source file whose identical copy is already on the destination (move), after
+/// comparing their hashes where both sides have one in common.
+async fn remove_source(cmp: Arc<Comparator>, d: Decision) -> TaskResult {
+    let r = async {
+        if let (Some(s), Some(t)) = (&d.src, &d.dst) {
+            if cmp.same_hash(s, t).await? == Some(false) {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "size and modtime match but the content differs; the source is kept",
+                )
+                .with_path(&d.path));
+            }
+        }
+        cmp.src.remove_file(&d.path).await?;
+        Ok(Outcome::SourceRemoved)
+    }
+    .await;
     (d, r)
 }
 

@@ -167,7 +167,7 @@ async fn judge(
         }
         Item::Conflict { path } => Some(conflict(path, Reason::TypeConflict)),
         Item::Duplicate { path } => Some(conflict(path, Reason::Duplicate)),
-        Item::Error { path, error } => Some(Verdict::Error(ErrorRecord::new(path, &error))),
+        Item::Error { path, error, .. } => Some(Verdict::Error(ErrorRecord::new(path, &error))),
         Item::SrcDir { .. } | Item::DstOnlyDir { .. } => None,
     }
 }

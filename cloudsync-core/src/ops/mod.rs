@@ -186,9 +186,15 @@ pub async fn plan(
     })
 }
 
-/// Executes a [`Plan`] made earlier. Each source file is checked again first: one that changed
-/// since planning is skipped and reported, never half-applied. Deletions still run last and
-/// only when nothing failed.
+/// Executes a [`Plan`] made earlier.
+///
+/// The plan must have been made for these two remotes (their descriptions are compared), and
+/// a plan that recorded errors is refused unless [`SyncOptions::apply_plan_with_errors`] is
+/// set; its errors then count as this run's, so it deletes nothing. Before every action both
+/// sides are checked again: a source file that changed, or a destination file that changed or
+/// appeared, is skipped and reported, never half-applied; a deletion runs only if the
+/// destination file is still the one planned and the source still lacks it. Deletions run
+/// last and only when nothing failed.
 pub async fn apply(
     src: &Arc<dyn Remote>,
     dst: &Arc<dyn Remote>,
@@ -196,6 +202,32 @@ pub async fn apply(
     opts: &SyncOptions,
 ) -> Result<Summary> {
     refuse_overlap(src, dst)?;
+    if plan.source != src.describe() || plan.destination != dst.describe() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "the plan is for {} -> {}, not {} -> {}",
+                plan.source,
+                plan.destination,
+                src.describe(),
+                dst.describe()
+            ),
+        ));
+    }
+    let errors = plan
+        .decisions
+        .iter()
+        .filter(|d| d.action == crate::plan::Action::Error)
+        .count();
+    if errors > 0 && !opts.apply_plan_with_errors {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "the plan recorded {errors} errors; make a new plan, or apply it anyway \
+                 (nothing will be deleted)"
+            ),
+        ));
+    }
     Engine::new(src.clone(), dst.clone(), plan.mode, opts.clone())
         .revalidating()
         .apply(plan.decisions.clone())

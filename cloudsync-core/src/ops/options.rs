@@ -66,6 +66,8 @@ pub struct SyncOptions {
     pub create_empty_src_dirs: bool,
     /// After a move, remove source directories left empty (`--delete-empty-src-dirs`).
     pub delete_empty_src_dirs: bool,
+    /// [`apply`](super::apply) a plan that recorded errors (they then block its deletions).
+    pub apply_plan_with_errors: bool,
     /// Where progress events go.
     pub events: Option<EventSink>,
 }
@@ -86,6 +88,7 @@ impl Default for SyncOptions {
             delete_excluded: false,
             create_empty_src_dirs: false,
             delete_empty_src_dirs: false,
+            apply_plan_with_errors: false,
             events: None,
         }
     }
@@ -106,6 +109,7 @@ impl fmt::Debug for SyncOptions {
             .field("delete_excluded", &self.delete_excluded)
             .field("create_empty_src_dirs", &self.create_empty_src_dirs)
             .field("delete_empty_src_dirs", &self.delete_empty_src_dirs)
+            .field("apply_plan_with_errors", &self.apply_plan_with_errors)
             .field("events", &self.events.as_ref().map(|_| "EventSink"))
             .finish()
     }

@@ -21,10 +21,27 @@ use crate::remote::Remote;
 /// Where the march starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Seed {
-    /// A directory, walked recursively.
+    /// A starting directory, walked recursively on both sides (a missing source directory is
+    /// an error, not an empty one).
     Dir(RemotePath),
+    /// A directory pair to walk again after its listing failed, on the sides it was walked
+    /// on the first time.
+    Retry {
+        path: RemotePath,
+        src: bool,
+        dst: bool,
+    },
     /// A single file (`files_from`, retries, re-runs from a report).
     File(RemotePath),
+}
+
+impl Seed {
+    /// The path the seed starts at.
+    pub(crate) fn path(&self) -> &RemotePath {
+        match self {
+            Seed::Dir(p) | Seed::File(p) | Seed::Retry { path: p, .. } => p,
+        }
+    }
 }
 
 /// Which side of the march something was found on.
@@ -55,8 +72,14 @@ pub(crate) enum Item {
     SrcDir { entry: Entry, dst_exists: bool },
     /// A destination directory with no source counterpart, whose contents were walked.
     DstOnlyDir { path: RemotePath, included: bool },
-    /// A listing or stat failed.
-    Error { path: RemotePath, error: Error },
+    /// A listing or stat failed, or an entry could not be described. Paths are relative to
+    /// the remotes being marched (never taken from the error, whose path may be a backend's).
+    Error {
+        path: RemotePath,
+        error: Error,
+        /// Where to start again to retry it (`None`: retrying cannot help).
+        retry: Option<Seed>,
+    },
 }
 
 /// What the march needs to know.
@@ -80,7 +103,25 @@ pub(crate) fn march(
     cfg: MarchConfig,
 ) -> impl Stream<Item = Item> + Send + 'static {
     let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(run(src, dst, seeds, cfg, tx));
+    let mut guard = tx.clone();
+    let walker = tokio::spawn(run(src, dst, seeds, cfg, tx));
+    tokio::spawn(async move {
+        // A walker that died must not look like a walk that ended: the consumer would take
+        // the directories it never listed for empty ones.
+        if let Err(e) = walker.await {
+            let error = Error::new(
+                ErrorKind::Unexpected,
+                format!("the directory walk failed: {e}"),
+            );
+            let _ = guard
+                .send(Item::Error {
+                    path: RemotePath::root(),
+                    error,
+                    retry: None,
+                })
+                .await;
+        }
+    });
     rx
 }
 
@@ -129,6 +170,12 @@ async fn run(
                 dst: walk.dst.is_some(),
                 seed: true,
             }),
+            Seed::Retry { path, src, dst } => stack.push(DirJob {
+                path,
+                src,
+                dst: dst && walk.dst.is_some(),
+                seed: false,
+            }),
             Seed::File(path) => {
                 if let Some(item) = walk.file_seed(path).await {
                     if tx.send(item).await.is_err() {
@@ -169,7 +216,7 @@ impl Walk {
             Ok(e) if e.is_file() => Some(e),
             Ok(_) => return None,
             Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(error) => return Some(Item::Error { path, error }),
+            Err(error) => return Some(file_error(path, error)),
         };
         let dst = match &self.dst {
             None => None,
@@ -178,7 +225,7 @@ impl Walk {
                 Ok(_) if src.is_some() => return Some(Item::Conflict { path }),
                 Ok(_) => None,
                 Err(e) if e.kind() == ErrorKind::NotFound => None,
-                Err(error) => return Some(Item::Error { path, error }),
+                Err(error) => return Some(file_error(path, error)),
             },
         };
         if src.is_none() && dst.is_none() {
@@ -194,14 +241,17 @@ impl Walk {
         })
     }
 
-    /// Lists one side of a directory: `Ok(None)` when it does not exist.
-    async fn list(
-        &self,
-        side: Side,
-        dir: &RemotePath,
-        seed: bool,
-        tx: &mut Tx,
-    ) -> Result<Vec<Entry>, ()> {
+    /// Lists one side of a directory completely, or reports why it could not and returns
+    /// `Err(())`: then nothing in the directory may be decided.
+    ///
+    /// A missing destination directory is empty. A missing source directory is an error: a
+    /// starting point that does not exist is "directory not found", and one its parent listed
+    /// a moment ago cannot be told apart from a server that hides it, so it blocks deletions
+    /// for this run (the next run lists the parent again). An entry error of kind
+    /// [`ErrorKind::InvalidInput`] (a name that cannot be represented) is reported for the
+    /// directory and the listing goes on; any other error in the stream voids the listing.
+    async fn list(&self, side: Side, job: &DirJob, tx: &mut Tx) -> Result<Vec<Entry>, ()> {
+        let dir = &job.path;
         let remote = match side {
             Side::Src => &self.src,
             Side::Dst => match &self.dst {
@@ -209,47 +259,78 @@ impl Walk {
                 None => return Ok(Vec::new()),
             },
         };
+        let retry = Some(Seed::Retry {
+            path: dir.clone(),
+            src: job.src,
+            dst: job.dst,
+        });
         let mut stream = match remote.list(dir).await {
             Ok(s) => s,
-            Err(e) if e.kind() == ErrorKind::NotFound && (side == Side::Dst || !seed) => {
-                // A missing destination directory is simply empty; a source directory that
-                // vanished since its parent was listed, likewise.
+            Err(e) if e.kind() == ErrorKind::NotFound && side == Side::Dst => {
                 return Ok(Vec::new());
             }
             Err(error) => {
+                let retry = if job.seed && error.kind() == ErrorKind::NotFound {
+                    None
+                } else {
+                    retry
+                };
                 let _ = tx
                     .send(Item::Error {
                         path: dir.clone(),
                         error,
+                        retry,
                     })
                     .await;
                 return Err(());
             }
         };
         let mut out = Vec::new();
-        let mut failed = false;
         while let Some(r) = stream.next().await {
             match r {
                 Ok(e) => {
                     if side == Side::Dst && self.cfg.skip_dst.as_ref() == Some(&e.path) {
                         continue;
                     }
+                    if !e.path.is_child_of(dir) {
+                        let error = Error::new(
+                            ErrorKind::Protocol,
+                            format!("listing of {dir:?} returned an entry outside it"),
+                        );
+                        let _ = tx
+                            .send(Item::Error {
+                                path: dir.clone(),
+                                error,
+                                retry: None,
+                            })
+                            .await;
+                        return Err(());
+                    }
                     out.push(e);
                 }
-                Err(error) => {
-                    failed = true;
-                    let path = error
-                        .path()
-                        .and_then(|p| RemotePath::new(p).ok())
-                        .unwrap_or_else(|| dir.clone());
-                    if tx.send(Item::Error { path, error }).await.is_err() {
+                Err(error) if error.kind() == ErrorKind::InvalidInput => {
+                    // One entry that cannot be represented: the rest of the listing stands.
+                    let item = Item::Error {
+                        path: dir.clone(),
+                        error,
+                        retry: None,
+                    };
+                    if tx.send(item).await.is_err() {
                         return Err(());
                     }
                 }
+                Err(error) => {
+                    tracing::debug!(%dir, error = %error, "listing broke off");
+                    let _ = tx
+                        .send(Item::Error {
+                            path: dir.clone(),
+                            error,
+                            retry,
+                        })
+                        .await;
+                    return Err(());
+                }
             }
-        }
-        if failed {
-            tracing::debug!(%dir, "listing had errors; entries that did list are still used");
         }
         Ok(out)
     }
@@ -260,16 +341,14 @@ impl Walk {
         let (src, dst) = futures::join!(
             async {
                 if job.src {
-                    self.list(Side::Src, &job.path, job.seed, &mut tx.clone())
-                        .await
+                    self.list(Side::Src, &job, &mut tx.clone()).await
                 } else {
                     Ok(Vec::new())
                 }
             },
             async {
                 if job.dst {
-                    self.list(Side::Dst, &job.path, job.seed, &mut tx.clone())
-                        .await
+                    self.list(Side::Dst, &job, &mut tx.clone()).await
                 } else {
                     Ok(Vec::new())
                 }
@@ -408,6 +487,12 @@ impl Walk {
             }
         }
     }
+}
+
+/// The item for a failed `stat` of a single-file seed.
+fn file_error(path: RemotePath, error: Error) -> Item {
+    let retry = Some(Seed::File(path.clone()));
+    Item::Error { path, error, retry }
 }
 
 /// Keys that occur more than once in a sorted listing.
