@@ -35,6 +35,7 @@ mod remote;
 mod report;
 mod retry;
 mod temp;
+mod timeout;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
@@ -58,6 +59,7 @@ pub use remote::{ByteStream, Capabilities, EntryStream, Remote, bytes_stream, co
 pub use report::{CheckItem, CheckReport, ErrorRecord, Event, EventSink, Summary};
 pub use retry::RetryPolicy;
 pub use temp::{TEMP_PREFIX, is_temp_name, temp_name};
+pub use timeout::Timeout;
 
 /// Re-exports of the crates that appear in this crate's public API.
 pub mod deps {

@@ -3,6 +3,7 @@
 
 mod deletes;
 pub(crate) mod transfer;
+pub(crate) mod verify;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -725,17 +726,25 @@ async fn dst_unchanged(xfer: &Transferer, d: &Decision) -> Result<bool> {
 }
 
 /// Removes a source file whose identical copy is already on the destination (move), after
-/// comparing their hashes where both sides have one in common.
+/// looking at that copy again and comparing hashes where both sides have one in common.
 async fn remove_source(cmp: Arc<Comparator>, d: Decision) -> TaskResult {
     let r = async {
-        if let (Some(s), Some(t)) = (&d.src, &d.dst) {
-            if cmp.same_hash(s, t).await? == Some(false) {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    "size and modtime match but the content differs; the source is kept",
-                )
-                .with_path(&d.path));
-            }
+        let Some(s) = &d.src else {
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                "decision without a source entry",
+            ));
+        };
+        // The destination copy is looked at again right before the only other copy goes: it
+        // may have changed or vanished since it was listed.
+        let now = cmp.dst.stat(&d.path).await?;
+        let same = now.is_file() && cmp.decide(s, &now).await?.1 == Reason::Identical;
+        if !same || cmp.same_hash(s, &now).await? == Some(false) {
+            return Err(Error::new(
+                ErrorKind::ConditionNotMatch,
+                "the destination copy changed since it was listed; the source is kept",
+            )
+            .with_path(&d.path));
         }
         cmp.src.remove_file(&d.path).await?;
         Ok(Outcome::SourceRemoved)

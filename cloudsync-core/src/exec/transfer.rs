@@ -2,7 +2,6 @@
 //! check the result, set the modtime.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,6 +12,8 @@ use crate::ops::SyncOptions;
 use crate::path::RemotePath;
 use crate::remote::Remote;
 use crate::report::Event;
+
+use super::verify::BodyCheck;
 
 /// Emit a progress event at most every this many bytes.
 const PROGRESS_STEP: u64 = 1 << 20;
@@ -126,23 +127,23 @@ impl Transferer {
         let written = match self.src.local_path(path) {
             Some(local) => self.dst.write_from_file(path, &local, meta).await?,
             None => {
-                let counted = Arc::new(AtomicU64::new(0));
+                // Checked in flight: a source that changed fails the body, so the atomic
+                // write keeps the destination's previous file.
+                let check = BodyCheck::new(src, &self.dst.capabilities().hashes);
                 let body = self.src.read(path, None).await?;
-                let body = self.count(body, path.clone(), src.size, counted.clone());
-                let entry = self.dst.write(path, body, meta).await?;
-                let read = counted.load(Ordering::Relaxed);
-                if read != src.size {
+                let body = check.wrap(self.count(body, path.clone(), src.size));
+                let mut entry = self.dst.write(path, body, meta).await?;
+                let (_, sent) = check.finish();
+                if sent.matches(&entry.hashes) == Some(false) {
                     self.discard(path).await;
                     return Err(Error::new(
-                        ErrorKind::ConditionNotMatch,
-                        format!(
-                            "source changed during transfer: expected {} bytes, read {read}",
-                            src.size
-                        ),
+                        ErrorKind::Protocol,
+                        "corrupted on transfer: the destination's hash is not that of the bytes sent",
                     )
                     .with_path(path)
                     .set_temporary(true));
                 }
+                entry.hashes.merge(&sent);
                 entry
             }
         };
@@ -155,13 +156,12 @@ impl Transferer {
         body: crate::remote::ByteStream,
         path: RemotePath,
         size: u64,
-        counted: Arc<AtomicU64>,
     ) -> crate::remote::ByteStream {
         let events = self.opts.events.clone();
-        let mut last = 0u64;
+        let (mut last, mut done) = (0u64, 0u64);
         body.map(move |chunk| {
             if let Ok(c) = &chunk {
-                let done = counted.fetch_add(c.len() as u64, Ordering::Relaxed) + c.len() as u64;
+                done += c.len() as u64;
                 if let Some(sink) = &events {
                     if done - last >= PROGRESS_STEP || done == size {
                         last = done;

@@ -2,17 +2,13 @@
 //! building block of drop-folder ingestion, whose archive names differ from the source names).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use futures::StreamExt;
-use std::sync::Mutex;
 
 use crate::entry::{Entry, WriteMeta};
 use crate::error::{Error, ErrorKind, Result};
-use crate::hash::{Hashes, MultiHasher};
+use crate::exec::verify::BodyCheck;
 use crate::path::RemotePath;
 use crate::plan::equal::modtime_window;
-use crate::remote::{ByteStream, Remote};
+use crate::remote::Remote;
 use crate::report::Event;
 use crate::retry::RetryPolicy;
 
@@ -101,23 +97,12 @@ async fn copy_once(
     let (mut written, computed) = match src.local_path(&entry.path) {
         Some(local) => (dst.write_from_file(dst_path, &local, meta).await?, None),
         None => {
+            // Checked in flight: a source that changed fails the body, so the atomic write
+            // keeps the destination's previous file.
+            let check = BodyCheck::new(entry, &dst.capabilities().hashes);
             let body = src.read(&entry.path, None).await?;
-            let tap = Tap::new(&dst.capabilities().hashes);
-            let written = dst.write(dst_path, tap.wrap(body), meta).await?;
-            let (read, hashes) = tap.finish();
-            if read != entry.size {
-                discard(dst, dst_path).await;
-                return Err(Error::new(
-                    ErrorKind::ConditionNotMatch,
-                    format!(
-                        "source changed during transfer: expected {} bytes, read {read}",
-                        entry.size
-                    ),
-                )
-                .with_path(&entry.path)
-                .set_temporary(true));
-            }
-            (written, Some(hashes))
+            let written = dst.write(dst_path, check.wrap(body), meta).await?;
+            (written, Some(check.finish().1))
         }
     };
     let corrupt = |why: &str| {
@@ -133,8 +118,8 @@ async fn copy_once(
         )));
     }
     if let Some(h) = &computed {
-        // What we read must match what the source listed, and what was stored.
-        if h.matches(&entry.hashes) == Some(false) || h.matches(&written.hashes) == Some(false) {
+        // What was stored must be what we sent.
+        if h.matches(&written.hashes) == Some(false) {
             discard(dst, dst_path).await;
             return Err(corrupt("hashes differ"));
         }
@@ -163,46 +148,6 @@ async fn copy_once(
         action: crate::plan::Action::Copy,
     });
     Ok(written)
-}
-
-/// Counts and hashes the bytes flowing through a stream.
-struct Tap {
-    count: Arc<AtomicU64>,
-    hasher: Arc<Mutex<Option<MultiHasher>>>,
-}
-
-impl Tap {
-    fn new(kinds: &[crate::hash::HashKind]) -> Self {
-        Tap {
-            count: Arc::default(),
-            hasher: Arc::new(Mutex::new(Some(MultiHasher::new(kinds)))),
-        }
-    }
-
-    fn wrap(&self, body: ByteStream) -> ByteStream {
-        let (count, hasher) = (self.count.clone(), self.hasher.clone());
-        body.map(move |chunk| {
-            if let Ok(c) = &chunk {
-                count.fetch_add(c.len() as u64, Ordering::Relaxed);
-                if let Some(h) = hasher.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                    h.update(c);
-                }
-            }
-            chunk
-        })
-        .boxed()
-    }
-
-    fn finish(self) -> (u64, Hashes) {
-        let hashes = self
-            .hasher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .map(MultiHasher::finish)
-            .unwrap_or_default();
-        (self.count.load(Ordering::Relaxed), hashes)
-    }
 }
 
 /// Removes a destination file that failed verification (best effort).

@@ -74,6 +74,22 @@ impl MemFs {
         self
     }
 
+    /// Every file, path to content: a snapshot for tests that compare whole trees.
+    pub fn files(&self) -> BTreeMap<String, Bytes> {
+        self.lock()
+            .iter()
+            .filter_map(|(p, n)| match n {
+                Node::File { data, .. } => Some((p.to_string(), data.clone())),
+                Node::Dir => None,
+            })
+            .collect()
+    }
+
+    /// Writes a file directly (no stream), creating its parents; for test set-up.
+    pub fn put_file(&self, path: &RemotePath, data: Bytes, modtime: OffsetDateTime) -> Result<()> {
+        self.put(path, data, modtime).map(|_| ())
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<RemotePath, Node>> {
         self.nodes.lock().unwrap_or_else(|p| p.into_inner())
     }

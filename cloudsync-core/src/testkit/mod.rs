@@ -1,6 +1,7 @@
 //! The conformance suite every backend runs against its real server or emulator, and the
 //! helpers to start those servers (feature `testkit`), and in-memory remotes for engine tests:
-//! [`MemFs`] (a full-featured filesystem) and [`Faulty`] (injects failures into any remote).
+//! [`MemFs`] (a full-featured filesystem), [`Faulty`] (fails chosen calls at their start) and
+//! [`Chaos`] (a seeded [`FaultPlan`] that can hit any call at any point).
 //!
 //! A backend crate's `tests/conformance.rs` starts its server and calls
 //! [`conformance`] once with a remote rooted at an empty directory:
@@ -11,12 +12,14 @@
 //! # }
 //! ```
 
+mod chaos;
 mod faulty;
 mod fixtures;
 mod memfs;
 pub mod server;
 mod suite;
 
+pub use chaos::{Chaos, Fault, FaultPlan, Mutation, Op, Rule};
 pub use faulty::{FaultOp, Faulty};
 pub use fixtures::{disk_tree, put_disk_file, put_text, text_tree};
 pub use memfs::MemFs;
