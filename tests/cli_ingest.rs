@@ -375,8 +375,61 @@ fn ingest_usage_errors() {
     o.expect(1);
     assert_eq!(
         o.stderr,
-        "ERROR: invalid input: the drop folder and the target are the same\n"
+        format!(
+            "ERROR: invalid input: the drop folder ({}) and the target ({}) are the same place\n",
+            s(&drop),
+            s(&drop)
+        )
     );
+}
+
+#[test]
+fn ingest_into_its_own_drop_folder_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let drop = t.path().join("drop");
+    drop_file(&drop, "a.csv", "a", OLD);
+    drop_file(&drop, "inbox/b.csv", "b", OLD);
+    std::fs::create_dir_all(drop.join("x")).unwrap();
+    let before = snapshot(&drop);
+    let spellings = [
+        drop.join("inbox"),
+        drop.join("x/../inbox"),
+        drop.join("missing/../inbox"),
+        drop.join("./inbox/new"),
+        t.path().join("drop/../drop"),
+    ];
+    for target in &spellings {
+        let o = cs(&[
+            "ingest",
+            s(&drop),
+            s(target),
+            "--settle",
+            "0",
+            "--recheck-delay",
+            "0",
+        ]);
+        o.expect(1);
+        assert!(
+            o.stderr.starts_with(&format!(
+                "ERROR: invalid input: the drop folder ({}) and the target (",
+                s(&drop)
+            )) && (o.stderr.ends_with(") are the same place\n")
+                || o.stderr.ends_with(") overlap (one is inside the other)\n")),
+            "{}",
+            o.stderr
+        );
+        assert!(o.stdout.is_empty(), "{}", o.stdout);
+        assert_eq!(snapshot(&drop), before, "nothing moved for {}", s(target));
+    }
+    // The target as the drop folder and the drop folder inside it: the same refusal.
+    let o = cs(&["ingest", s(&drop.join("inbox")), s(&drop), "--settle", "0"]);
+    o.expect(1);
+    assert!(
+        o.stderr.contains("overlap (one is inside the other)"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(snapshot(&drop), before);
 }
 
 /// A camera's pictures and a server that got only some of them.

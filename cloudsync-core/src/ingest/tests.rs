@@ -438,3 +438,78 @@ async fn same_remote_is_refused() {
     let e = ingest(&drop, &drop, &fast()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
 }
+
+#[tokio::test]
+async fn same_or_nested_drop_and_target_are_refused() {
+    let base = fs("memfs://one");
+    put(&base, "drop/a.csv", "alpha", OLD).await;
+    put(&base, "drop/inbox/b.csv", "beta", OLD).await;
+    let before = tree(&base).await;
+    let view = |dir: &str| crate::Prefix::wrap(base.clone(), p(dir));
+    for (drop, target) in [
+        (view("drop"), view("drop/inbox")),
+        (view("drop/inbox"), view("drop")),
+        (base.clone(), view("drop")),
+        (view("drop"), view("drop")),
+    ] {
+        let e = ingest(&drop, &target, &fast()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&drop.describe()) && msg.contains(&target.describe()),
+            "names both: {msg}"
+        );
+        assert_eq!(tree(&base).await, before, "nothing moved");
+    }
+    // An object store seen through two views, one inside the other.
+    let store = crate::memory_named("store");
+    let e = ingest(
+        &crate::Prefix::wrap(store.clone(), p("in")),
+        &crate::Prefix::wrap(store.clone(), p("in/x/out")),
+        &fast(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    // Side by side is fine.
+    let r = ingest(&view("drop/inbox"), &view("target"), &fast())
+        .await
+        .unwrap();
+    assert_eq!(r.ingested.len(), 1);
+}
+
+#[tokio::test]
+async fn archive_inside_the_drop_through_another_remote_is_excluded() {
+    let base = fs("memfs://one");
+    let drop = crate::Prefix::wrap(base.clone(), p("drop"));
+    let target = fs("memfs://target");
+    // The archive and report directories are given as remotes of their own that lie inside
+    // the drop folder; they must never be ingested, and never be the drop folder itself.
+    let opts = IngestOptions {
+        archive: Some(Location::on(
+            crate::Prefix::wrap(base.clone(), p("drop/done")),
+            p("archive"),
+        )),
+        reports: Some(Location::on(
+            crate::Prefix::wrap(base.clone(), p("drop/done/reports")),
+            RemotePath::root(),
+        )),
+        ..fast()
+    };
+    put(&drop, "a.csv", "alpha", OLD).await;
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    assert_eq!(r.ingested.len(), 1);
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    assert!(r.ingested.is_empty(), "{:?}", r.ingested);
+    assert_eq!(tree(&target).await.len(), 1);
+    let d = tree(&base).await;
+    assert_eq!(d[&format!("drop/done/archive/{}/a.csv", today())], "alpha");
+
+    let itself = IngestOptions {
+        reports: Some(Location::on(base.clone(), p("drop"))),
+        ..fast()
+    };
+    let e = ingest(&drop, &target, &itself).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("report directory"), "{e}");
+}
