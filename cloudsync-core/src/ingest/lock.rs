@@ -5,12 +5,18 @@
 //! (atomic, replacing an absent or stale one), wait `confirm_delay`, and read it back: if
 //! another run wrote in between, its token is there instead of ours and we back off. Two runs
 //! can only both win if one of them takes longer between its first read and its write than
-//! the other's confirm delay (default 500 ms), which a healthy connection never does. A holder
-//! refreshes the time inside the lock while it works, and a lock not refreshed for `stale`
-//! (default 1 h) is taken over, so a crashed run blocks the next ones for at most that long.
+//! the other's confirm delay (default 500 ms), which a healthy connection never does. While
+//! the lock is held, a background task rewrites the time inside it every quarter of `stale`
+//! (at most every [`MIN_REFRESH`], unless `stale` is shorter than twice that), however long
+//! one transfer takes; it stops when the lock is released or dropped. A lock not refreshed
+//! for `stale` (default 1 h) is taken over, so a crashed run blocks the next ones for at most
+//! that long.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -39,15 +45,30 @@ pub struct LockInfo {
     pub refreshed: OffsetDateTime,
 }
 
-/// A held lock. Call [`release`](Self::release) when done; a lock that is dropped without it
-/// stays until it is stale.
+/// The shortest pause between two refreshes of a lock (unless its stale timeout is shorter
+/// than twice this): a refresh costs a read and a write on the remote.
+const MIN_REFRESH: Duration = Duration::from_secs(5);
+
+/// How often a lock with stale timeout `stale` is refreshed.
+fn refresh_every(stale: Duration) -> Duration {
+    (stale / 4)
+        .max(MIN_REFRESH.min(stale / 2))
+        .max(Duration::from_millis(10))
+}
+
+/// A held lock, refreshed by a background task. Call [`release`](Self::release) when done; a
+/// lock that is dropped without it stops being refreshed and stays until it is stale.
 #[derive(Debug)]
 pub(crate) struct RemoteLock {
     remote: Arc<dyn Remote>,
     path: RemotePath,
-    info: LockInfo,
-    stale: Duration,
-    last_refresh: Instant,
+    token: String,
+    purpose: String,
+    /// Sending or dropping it stops the refresh task.
+    stop: oneshot::Sender<()>,
+    refresher: JoinHandle<()>,
+    /// Why the refresh task gave up (the lock was taken over, or could not be rewritten).
+    lost: Arc<Mutex<Option<Error>>>,
 }
 
 /// A short random identifier (12 hex digits).
@@ -101,47 +122,95 @@ impl RemoteLock {
             }
         }
         tracing::debug!(%path, token = %info.token, "lock taken");
+        let (stop, stopped) = oneshot::channel();
+        let lost = Arc::default();
+        let (token, purpose) = (info.token.clone(), info.purpose.clone());
+        let refresher = tokio::spawn(keep_fresh(
+            remote.clone(),
+            path.clone(),
+            info,
+            refresh_every(stale),
+            Arc::clone(&lost),
+            stopped,
+        ));
         Ok(RemoteLock {
             remote,
             path,
-            info,
-            stale,
-            last_refresh: Instant::now(),
+            token,
+            purpose,
+            stop,
+            refresher,
+            lost,
         })
     }
 
-    /// Rewrites the lock's time when a quarter of the stale timeout has passed, after checking
-    /// that it is still ours (a [`ErrorKind::Conflict`] error when it was taken over).
-    pub(crate) async fn refresh_if_due(&mut self) -> Result<()> {
-        if self.last_refresh.elapsed() < self.stale / 4 {
-            return Ok(());
-        }
-        self.confirm().await?;
-        self.info.refreshed = OffsetDateTime::now_utc();
-        write(&self.remote, &self.path, &self.info).await?;
-        self.last_refresh = Instant::now();
-        Ok(())
+    /// Why the lock stopped being refreshed (taken over by another run: kind
+    /// [`ErrorKind::Conflict`]; or it could not be rewritten), once; `None` while all is well.
+    pub(crate) fn lost(&self) -> Option<Error> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
-    async fn confirm(&self) -> Result<()> {
-        match read_info(&self.remote, &self.path).await? {
-            Some(got) if got.token == self.info.token => Ok(()),
-            _ => Err(Error::new(
-                ErrorKind::Conflict,
-                format!("lost the {} lock to another run", self.info.purpose),
-            )
-            .with_remote(self.remote.describe())
-            .with_path(&self.path)),
-        }
-    }
-
-    /// Removes the lock file if it is still ours.
+    /// Stops the refreshes (waiting for one under way) and removes the lock file if it is
+    /// still ours.
     pub(crate) async fn release(self) -> Result<()> {
-        self.confirm().await?;
+        let _ = self.stop.send(());
+        if let Err(e) = self.refresher.await {
+            tracing::warn!(error = %e, "the lock refresh task failed");
+        }
+        confirm(&self.remote, &self.path, &self.token, &self.purpose).await?;
         match self.remote.remove_file(&self.path).await {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// The refresh task: every `every`, checks the lock is still ours and rewrites its time, until
+/// `stop` fires (or its sender is dropped) or a refresh fails, which it records in `lost`.
+async fn keep_fresh(
+    remote: Arc<dyn Remote>,
+    path: RemotePath,
+    mut info: LockInfo,
+    every: Duration,
+    lost: Arc<Mutex<Option<Error>>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let refreshed = async {
+            confirm(&remote, &path, &info.token, &info.purpose).await?;
+            info.refreshed = OffsetDateTime::now_utc();
+            write(&remote, &path, &info).await
+        };
+        if let Err(e) = refreshed.await {
+            tracing::warn!(%path, error = %e, "could not refresh the lock");
+            *lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            return;
+        }
+        tracing::trace!(%path, "lock refreshed");
+    }
+}
+
+/// Checks that the lock at `path` still holds `token` (a [`ErrorKind::Conflict`] error when
+/// another run took it over or removed it).
+async fn confirm(
+    remote: &Arc<dyn Remote>,
+    path: &RemotePath,
+    token: &str,
+    purpose: &str,
+) -> Result<()> {
+    match read_info(remote, path).await? {
+        Some(got) if got.token == token => Ok(()),
+        _ => Err(Error::new(
+            ErrorKind::Conflict,
+            format!("lost the {purpose} lock to another run"),
+        )
+        .with_remote(remote.describe())
+        .with_path(path)),
     }
 }
 
@@ -216,3 +285,6 @@ async fn read(
     }
     Ok(Some(info))
 }
+
+#[cfg(test)]
+mod tests;

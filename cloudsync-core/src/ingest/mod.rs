@@ -71,7 +71,8 @@
 //! The lock is a JSON file (token, purpose, host, pid, times). The [`Remote`] API has no
 //! create-if-absent, so a run writes the lock, waits [`IngestOptions::lock_confirm_delay`]
 //! and reads it back: if another run wrote in between, one of them backs off. A running
-//! ingest refreshes the time in its lock; a lock older than [`IngestOptions::stale_lock`]
+//! ingest refreshes the time in its lock on a timer (every quarter of
+//! [`IngestOptions::stale_lock`], however long one transfer takes); a lock older than that
 //! (default 1 h) is considered left by a crashed run and is taken over.
 
 mod archive;
@@ -207,7 +208,7 @@ async fn run(
     drop: &Arc<dyn Remote>,
     target: &Arc<dyn Remote>,
     opts: &IngestOptions,
-    mut lock: RemoteLock,
+    lock: RemoteLock,
     report: &mut IngestReport,
 ) -> Result<()> {
     let now = OffsetDateTime::now_utc();
@@ -242,9 +243,11 @@ async fn run(
             Outcome::Skipped(s) => report.skipped.push(s),
             Outcome::Failed(e) => report.failed.push(e),
         }
-        if let Err(e) = lock.refresh_if_due().await {
-            // Another run took over: stop starting new files.
+        if let Some(e) = lock.lost() {
+            // Another run took over, or the lock could not be kept fresh: stop starting new
+            // files.
             report.failed.push(ErrorRecord::new(RemotePath::root(), &e));
+            let _ = lock.release().await;
             return Ok(());
         }
     }

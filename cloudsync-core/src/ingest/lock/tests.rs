@@ -1,0 +1,90 @@
+//! The lock on its own: refreshed on a timer, stale, future and dead holders.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::testkit::MemFs;
+
+fn fs() -> Arc<dyn Remote> {
+    Arc::new(MemFs::new("memfs://locks"))
+}
+
+fn lock_path() -> RemotePath {
+    RemotePath::new("run.lock").unwrap()
+}
+
+async fn take(remote: &Arc<dyn Remote>, stale: Duration) -> Result<RemoteLock> {
+    RemoteLock::acquire(remote.clone(), lock_path(), "ingest", stale, Duration::ZERO).await
+}
+
+#[test]
+fn refresh_interval() {
+    assert_eq!(
+        refresh_every(Duration::from_secs(3600)),
+        Duration::from_secs(900)
+    );
+    assert_eq!(
+        refresh_every(Duration::from_secs(12)),
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        refresh_every(Duration::from_secs(1)),
+        Duration::from_millis(500)
+    );
+    assert_eq!(refresh_every(Duration::ZERO), Duration::from_millis(10));
+}
+
+#[tokio::test]
+async fn held_lock_stays_live_while_nothing_calls_it() {
+    let remote = fs();
+    let stale = Duration::from_secs(1);
+    let held = take(&remote, stale).await.unwrap();
+    // One long transfer: the holder does not touch the lock for 2.5 stale periods.
+    tokio::time::sleep(stale * 5 / 2).await;
+    let e = take(&remote, stale).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(held.lost().is_none());
+    held.release().await.unwrap();
+    assert_eq!(
+        remote.stat(&lock_path()).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // The timer stopped with the release: nothing writes the lock again.
+    tokio::time::sleep(stale).await;
+    assert_eq!(
+        remote.stat(&lock_path()).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[tokio::test]
+async fn dropped_lock_is_no_longer_refreshed() {
+    let remote = fs();
+    let stale = Duration::from_secs(1);
+    drop(take(&remote, stale).await.unwrap());
+    tokio::time::sleep(stale * 8 / 5).await;
+    let next = take(&remote, stale).await.unwrap();
+    next.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_taken_over_lock_reports_the_conflict() {
+    let remote = fs();
+    let stale = Duration::from_secs(1);
+    let held = take(&remote, stale).await.unwrap();
+    // Another run overwrites it (as if it had judged it stale).
+    let mut other = read_info(&remote, &lock_path()).await.unwrap().unwrap();
+    other.token = "someone-else".to_owned();
+    write(&remote, &lock_path(), &other).await.unwrap();
+    tokio::time::sleep(stale).await;
+    let e = held.lost().expect("the refresh noticed");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        held.release().await.unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+    // The other run's lock is left alone.
+    let now = read_info(&remote, &lock_path()).await.unwrap().unwrap();
+    assert_eq!(now.token, "someone-else");
+}
