@@ -49,7 +49,9 @@
 //!    the same path on the target (size, hashes while streaming, modtime; an existing target
 //!    file is replaced), a check that the drop file did not change meanwhile, the archive copy
 //!    under `archives/<UTC date YYYY-MM-DD>/<path>` (never replacing an earlier archive:
-//!    `name (1).ext`, `name (2).ext`, ...), and only then its removal from the drop folder.
+//!    `name (1).ext`, `name (2).ext`, ...), the same check once more, and only then its
+//!    removal from the drop folder. A file whose size or modtime changed is left there
+//!    ([`SkipReason::ChangedDuringIngest`]) with the copies made so far.
 //!    When the archive is on the drop remote and that remote can rename, the archive step is
 //!    a server-side move, which removes the file from the drop folder in the same step.
 //! 5. Writes the report (JSON and text) as `reports/<YYYY-MM-DDTHH-MM-SSZ>-<id>.json`/`.txt`
@@ -285,11 +287,8 @@ async fn take(
             _ => fail(&err),
         };
     }
-    match drop.stat(&e.path).await {
-        Ok(now) if now.size == e.size && now.modtime == e.modtime => {}
-        Ok(_) => return skipped(SkipReason::ChangedDuringIngest),
-        Err(err) if err.kind() == ErrorKind::NotFound => return skipped(SkipReason::Vanished),
-        Err(err) => return fail(&err),
+    if let Some(o) = changed(drop, &e).await {
+        return o;
     }
     let mut archive_path = None;
     let mut gone = false;
@@ -303,6 +302,11 @@ async fn take(
         }
     }
     if !gone {
+        // The archive copy took a while: look once more right before the removal, and leave a
+        // file that changed meanwhile (its copies stay; the next run takes the new version).
+        if let Some(o) = changed(drop, &e).await {
+            return o;
+        }
         if let Err(err) = drop.remove_file(&e.path).await {
             if err.kind() != ErrorKind::NotFound {
                 let err = Error::new(
@@ -328,6 +332,24 @@ async fn take(
         target_path: e.path.clone(),
         archive_path,
     })
+}
+
+/// Stats the drop file again: `None` when its size and modtime are still those listed (and
+/// copied), otherwise what to report instead of removing it.
+async fn changed(drop: &Arc<dyn Remote>, e: &Entry) -> Option<Outcome> {
+    let reason = match drop.stat(&e.path).await {
+        Ok(now) if now.size == e.size && now.modtime == e.modtime => return None,
+        Ok(_) => SkipReason::ChangedDuringIngest,
+        Err(err) if err.kind() == ErrorKind::NotFound => SkipReason::Vanished,
+        Err(err) => return Some(Outcome::Failed(ErrorRecord::new(e.path.clone(), &err))),
+    };
+    tracing::info!(path = %e.path, %reason, "left in the drop folder");
+    Some(Outcome::Skipped(SkippedFile {
+        path: e.path.clone(),
+        dir: false,
+        size: e.size,
+        reason,
+    }))
 }
 
 #[cfg(test)]
