@@ -10,7 +10,8 @@
 //! (at most every [`MIN_REFRESH`], unless `stale` is shorter than twice that), however long
 //! one transfer takes; it stops when the lock is released or dropped. A lock not refreshed
 //! for `stale` (default 1 h) is taken over, so a crashed run blocks the next ones for at most
-//! that long.
+//! that long; so is a lock dated more than `stale` in the future (a smaller clock skew between
+//! two hosts still counts as live).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -281,6 +282,15 @@ async fn read(
     let age = OffsetDateTime::now_utc() - info.refreshed;
     if age > stale {
         tracing::warn!(%path, host = %info.host, pid = info.pid, "taking over a stale lock");
+        return Ok(None);
+    }
+    // A time further ahead than `stale` is no clock skew worth waiting for (a bad clock or a
+    // hand-edited lock): waiting for it to age would block every run until that date.
+    if -age > stale {
+        tracing::warn!(
+            %path, host = %info.host, pid = info.pid, refreshed = %info.refreshed,
+            "taking over a lock dated further in the future than the stale timeout"
+        );
         return Ok(None);
     }
     Ok(Some(info))

@@ -88,3 +88,39 @@ async fn a_taken_over_lock_reports_the_conflict() {
     let now = read_info(&remote, &lock_path()).await.unwrap().unwrap();
     assert_eq!(now.token, "someone-else");
 }
+
+/// Writes a lock as another run would, with its time `ahead` of now (negative: in the past).
+async fn plant(remote: &Arc<dyn Remote>, host: &str, pid: u32, ahead: time::Duration) {
+    let when = OffsetDateTime::now_utc() + ahead;
+    let info = LockInfo {
+        token: "planted".to_owned(),
+        purpose: "ingest".to_owned(),
+        host: host.to_owned(),
+        pid,
+        acquired: when,
+        refreshed: when,
+    };
+    write(remote, &lock_path(), &info).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lock_dated_far_in_the_future_is_stale() {
+    let remote = fs();
+    let stale = Duration::from_secs(3600);
+    // A small skew between two hosts' clocks: still live.
+    plant(&remote, "otherhost", 4242, time::Duration::minutes(10)).await;
+    let e = take(&remote, stale).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    // More than the stale timeout ahead: taken over at once.
+    plant(&remote, "otherhost", 4242, time::Duration::hours(3)).await;
+    let held = take(&remote, stale).await.unwrap();
+    assert_ne!(
+        read_info(&remote, &lock_path())
+            .await
+            .unwrap()
+            .unwrap()
+            .token,
+        "planted"
+    );
+    held.release().await.unwrap();
+}
