@@ -332,6 +332,38 @@ fn ingest_lock_held_by_another_run_exits_5() {
     assert_eq!(std::fs::read_to_string(&lock).unwrap(), body);
 }
 
+/// A crashed run of this host left its lock: the next run takes it over at once instead of
+/// failing with exit 5 until the lock is stale.
+#[cfg(target_os = "linux")]
+#[test]
+fn ingest_takes_over_the_lock_of_a_dead_process_of_this_host() {
+    let t = tempfile::tempdir().unwrap();
+    let (drop, target) = (t.path().join("drop"), t.path().join("target"));
+    drop_file(&drop, "a.csv", "a", OLD);
+    std::fs::create_dir_all(&target).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    // Pids never reach 2^22 (the kernel's upper limit of pid_max).
+    let dead = (1u32 << 22..)
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let lock = target.join(".cloudsync-ingest.lock");
+    std::fs::write(
+        &lock,
+        format!(
+            r#"{{"token":"t0","purpose":"ingest","host":"{}","pid":{dead},"acquired":"{now}","refreshed":"{now}"}}"#,
+            host.trim()
+        ),
+    )
+    .unwrap();
+    let o = cs(&["ingest", s(&drop), s(&target), "--recheck-delay", "0"]);
+    o.expect(0);
+    assert_eq!(names(&target), ["a.csv"]);
+    assert!(!lock.exists());
+}
+
 #[test]
 fn ingest_usage_errors() {
     let t = tempfile::tempdir().unwrap();

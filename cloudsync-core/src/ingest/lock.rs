@@ -11,7 +11,9 @@
 //! one transfer takes; it stops when the lock is released or dropped. A lock not refreshed
 //! for `stale` (default 1 h) is taken over, so a crashed run blocks the next ones for at most
 //! that long; so is a lock dated more than `stale` in the future (a smaller clock skew between
-//! two hosts still counts as live).
+//! two hosts still counts as live). On Linux, a lock left by a process of this host that is no
+//! longer running (its pid is gone, or belongs to a process started at another time) is taken
+//! over at once, so a run after a crash or a reboot does not wait for the stale timeout.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +46,10 @@ pub struct LockInfo {
     /// When the holder last confirmed it is alive.
     #[serde(with = "time::serde::rfc3339")]
     pub refreshed: OffsetDateTime,
+    /// When the holder process started (Linux: clock ticks after boot, field 22 of
+    /// `/proc/<pid>/stat`), to tell the holder from a later process given the same pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
 }
 
 /// The shortest pause between two refreshes of a lock (unless its stale timeout is shorter
@@ -77,13 +83,49 @@ pub(crate) fn random_id() -> String {
     format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
 }
 
+/// This machine's name: the kernel's on Linux (a `HOSTNAME` variable may be stale or missing
+/// under a scheduler), else `HOSTNAME`, else `/etc/hostname`.
 fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+    let kernel = || std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    let file = || std::fs::read_to_string("/etc/hostname").ok();
+    kernel()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(file)
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The start time of process `pid` (clock ticks after boot, field 22 of `/proc/<pid>/stat`);
+/// `None` when it is not running, cannot be read, or on systems without `/proc`.
+fn process_start(pid: u32) -> Option<u64> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": the name may hold spaces and `)`, so count from the last
+    // `)`; the state is field 3, the start time field 22.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the holder was a process of this host that is no longer running: its pid is gone,
+/// or now belongs to a process started at another time. Linux only (it reads `/proc`); a
+/// holder on another host, or any doubt, counts as alive. It assumes host names are unique
+/// among the machines sharing the lock, and that the holder's processes are visible here
+/// (same pid namespace; `/proc` not mounted with `hidepid`).
+fn holder_is_dead(info: &LockInfo) -> bool {
+    let ours = host_name();
+    if !cfg!(target_os = "linux") || info.pid == 0 || ours == "unknown" || info.host != ours {
+        return false;
+    }
+    if !std::path::Path::new("/proc/self/stat").exists() {
+        return false;
+    }
+    match process_start(info.pid) {
+        Some(start) => info.started.is_some_and(|s| s != start),
+        None => !std::path::Path::new(&format!("/proc/{}", info.pid)).exists(),
+    }
 }
 
 impl RemoteLock {
@@ -107,6 +149,7 @@ impl RemoteLock {
             pid: std::process::id(),
             acquired: now,
             refreshed: now,
+            started: process_start(std::process::id()),
         };
         write(&remote, &path, &info).await?;
         tokio::time::sleep(confirm_delay).await;
@@ -265,6 +308,7 @@ async fn read_info(remote: &Arc<dyn Remote>, path: &RemotePath) -> Result<Option
                 pid: 0,
                 acquired: since,
                 refreshed: since,
+                started: None,
             }))
         }
     }
@@ -290,6 +334,13 @@ async fn read(
         tracing::warn!(
             %path, host = %info.host, pid = info.pid, refreshed = %info.refreshed,
             "taking over a lock dated further in the future than the stale timeout"
+        );
+        return Ok(None);
+    }
+    if holder_is_dead(&info) {
+        tracing::warn!(
+            %path, host = %info.host, pid = info.pid,
+            "taking over the lock of a process of this host that is no longer running"
         );
         return Ok(None);
     }

@@ -91,6 +91,16 @@ async fn a_taken_over_lock_reports_the_conflict() {
 
 /// Writes a lock as another run would, with its time `ahead` of now (negative: in the past).
 async fn plant(remote: &Arc<dyn Remote>, host: &str, pid: u32, ahead: time::Duration) {
+    plant_started(remote, host, pid, None, ahead).await;
+}
+
+async fn plant_started(
+    remote: &Arc<dyn Remote>,
+    host: &str,
+    pid: u32,
+    started: Option<u64>,
+    ahead: time::Duration,
+) {
     let when = OffsetDateTime::now_utc() + ahead;
     let info = LockInfo {
         token: "planted".to_owned(),
@@ -99,6 +109,7 @@ async fn plant(remote: &Arc<dyn Remote>, host: &str, pid: u32, ahead: time::Dura
         pid,
         acquired: when,
         refreshed: when,
+        started,
     };
     write(remote, &lock_path(), &info).await.unwrap();
 }
@@ -123,4 +134,47 @@ async fn a_lock_dated_far_in_the_future_is_stale() {
         "planted"
     );
     held.release().await.unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_lock_of_a_dead_process_of_this_host_is_taken_over_at_once() {
+    let remote = fs();
+    let stale = Duration::from_secs(3600);
+    let host = host_name();
+    let now = time::Duration::ZERO;
+    // Pids never reach 2^22 (the kernel's upper limit of pid_max).
+    let dead = (1u32 << 22..)
+        .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        .unwrap();
+    plant(&remote, &host, dead, now).await;
+    take(&remote, stale).await.unwrap().release().await.unwrap();
+
+    // The same pid on another host may well be running: live.
+    plant(&remote, "otherhost", dead, now).await;
+    assert_eq!(
+        take(&remote, stale).await.unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+
+    // A running process of this host (ours): live, with its start time or without one.
+    let me = std::process::id();
+    let start = process_start(me).expect("our own start time");
+    for started in [None, Some(start)] {
+        plant_started(&remote, &host, me, started, now).await;
+        assert_eq!(
+            take(&remote, stale).await.unwrap_err().kind(),
+            ErrorKind::Conflict
+        );
+    }
+    // Its pid, but a process started at another time: the holder died and the pid was reused.
+    plant_started(&remote, &host, me, Some(start + 1), now).await;
+    take(&remote, stale).await.unwrap().release().await.unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn start_time_of_a_process() {
+    assert!(process_start(std::process::id()).is_some());
+    assert_eq!(process_start(u32::MAX), None);
 }
