@@ -332,6 +332,38 @@ fn ingest_lock_held_by_another_run_exits_5() {
     assert_eq!(std::fs::read_to_string(&lock).unwrap(), body);
 }
 
+/// A crashed run of this host left its lock: the next run takes it over at once instead of
+/// failing with exit 5 until the lock is stale.
+#[cfg(target_os = "linux")]
+#[test]
+fn ingest_takes_over_the_lock_of_a_dead_process_of_this_host() {
+    let t = tempfile::tempdir().unwrap();
+    let (drop, target) = (t.path().join("drop"), t.path().join("target"));
+    drop_file(&drop, "a.csv", "a", OLD);
+    std::fs::create_dir_all(&target).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    // Pids never reach 2^22 (the kernel's upper limit of pid_max).
+    let dead = (1u32 << 22..)
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let lock = target.join(".cloudsync-ingest.lock");
+    std::fs::write(
+        &lock,
+        format!(
+            r#"{{"token":"t0","purpose":"ingest","host":"{}","pid":{dead},"acquired":"{now}","refreshed":"{now}"}}"#,
+            host.trim()
+        ),
+    )
+    .unwrap();
+    let o = cs(&["ingest", s(&drop), s(&target), "--recheck-delay", "0"]);
+    o.expect(0);
+    assert_eq!(names(&target), ["a.csv"]);
+    assert!(!lock.exists());
+}
+
 #[test]
 fn ingest_usage_errors() {
     let t = tempfile::tempdir().unwrap();
@@ -375,8 +407,61 @@ fn ingest_usage_errors() {
     o.expect(1);
     assert_eq!(
         o.stderr,
-        "ERROR: invalid input: the drop folder and the target are the same\n"
+        format!(
+            "ERROR: invalid input: the drop folder ({}) and the target ({}) are the same place\n",
+            s(&drop),
+            s(&drop)
+        )
     );
+}
+
+#[test]
+fn ingest_into_its_own_drop_folder_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let drop = t.path().join("drop");
+    drop_file(&drop, "a.csv", "a", OLD);
+    drop_file(&drop, "inbox/b.csv", "b", OLD);
+    std::fs::create_dir_all(drop.join("x")).unwrap();
+    let before = snapshot(&drop);
+    let spellings = [
+        drop.join("inbox"),
+        drop.join("x/../inbox"),
+        drop.join("missing/../inbox"),
+        drop.join("./inbox/new"),
+        t.path().join("drop/../drop"),
+    ];
+    for target in &spellings {
+        let o = cs(&[
+            "ingest",
+            s(&drop),
+            s(target),
+            "--settle",
+            "0",
+            "--recheck-delay",
+            "0",
+        ]);
+        o.expect(1);
+        assert!(
+            o.stderr.starts_with(&format!(
+                "ERROR: invalid input: the drop folder ({}) and the target (",
+                s(&drop)
+            )) && (o.stderr.ends_with(") are the same place\n")
+                || o.stderr.ends_with(") overlap (one is inside the other)\n")),
+            "{}",
+            o.stderr
+        );
+        assert!(o.stdout.is_empty(), "{}", o.stdout);
+        assert_eq!(snapshot(&drop), before, "nothing moved for {}", s(target));
+    }
+    // The target as the drop folder and the drop folder inside it: the same refusal.
+    let o = cs(&["ingest", s(&drop.join("inbox")), s(&drop), "--settle", "0"]);
+    o.expect(1);
+    assert!(
+        o.stderr.contains("overlap (one is inside the other)"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(snapshot(&drop), before);
 }
 
 /// A camera's pictures and a server that got only some of them.

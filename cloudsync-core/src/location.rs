@@ -91,6 +91,15 @@ impl Location {
         self.space == other.space && other.segments.starts_with(&self.segments)
     }
 
+    /// Where `other` lies below this location, as a path relative to it (the root when they
+    /// are equal); `None` when `other` is not inside.
+    pub(crate) fn relative(&self, other: &Location) -> Option<RemotePath> {
+        if !self.contains(other) {
+            return None;
+        }
+        RemotePath::new(&other.segments[self.segments.len()..].join("/")).ok()
+    }
+
     /// Whether one of the two contains the other (syncing between them would read what it
     /// writes, or delete what it reads).
     pub fn overlaps(&self, other: &Location) -> bool {
@@ -142,6 +151,10 @@ mod tests {
         assert!(!a.contains(&Location::new("x", "/data/ab")));
         assert!(a.contains(&Location::new("x", "/data/a/b")));
         assert!(!a.contains(&Location::new("y", "/data/a/b")));
+        let rel = a.relative(&Location::new("x", "data/a/b/../c/d"));
+        assert_eq!(rel.as_ref().map(RemotePath::as_str), Some("c/d"));
+        assert_eq!(a.relative(&a), Some(RemotePath::root()));
+        assert_eq!(a.relative(&Location::new("x", "/data")), None);
     }
 
     #[test]

@@ -5,12 +5,21 @@
 //! (atomic, replacing an absent or stale one), wait `confirm_delay`, and read it back: if
 //! another run wrote in between, its token is there instead of ours and we back off. Two runs
 //! can only both win if one of them takes longer between its first read and its write than
-//! the other's confirm delay (default 500 ms), which a healthy connection never does. A holder
-//! refreshes the time inside the lock while it works, and a lock not refreshed for `stale`
-//! (default 1 h) is taken over, so a crashed run blocks the next ones for at most that long.
+//! the other's confirm delay (default 500 ms), which a healthy connection never does. While
+//! the lock is held, a background task rewrites the time inside it every quarter of `stale`
+//! (at most every [`MIN_REFRESH`], unless `stale` is shorter than twice that), however long
+//! one transfer takes; it stops when the lock is released or dropped. A lock not refreshed
+//! for `stale` (default 1 h) is taken over, so a crashed run blocks the next ones for at most
+//! that long; so is a lock dated more than `stale` in the future (a smaller clock skew between
+//! two hosts still counts as live). On Linux, a lock left by a process of this host that is no
+//! longer running (its pid is gone, or belongs to a process started at another time) is taken
+//! over at once, so a run after a crash or a reboot does not wait for the stale timeout.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -37,17 +46,36 @@ pub struct LockInfo {
     /// When the holder last confirmed it is alive.
     #[serde(with = "time::serde::rfc3339")]
     pub refreshed: OffsetDateTime,
+    /// When the holder process started (Linux: clock ticks after boot, field 22 of
+    /// `/proc/<pid>/stat`), to tell the holder from a later process given the same pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
 }
 
-/// A held lock. Call [`release`](Self::release) when done; a lock that is dropped without it
-/// stays until it is stale.
+/// The shortest pause between two refreshes of a lock (unless its stale timeout is shorter
+/// than twice this): a refresh costs a read and a write on the remote.
+const MIN_REFRESH: Duration = Duration::from_secs(5);
+
+/// How often a lock with stale timeout `stale` is refreshed.
+fn refresh_every(stale: Duration) -> Duration {
+    (stale / 4)
+        .max(MIN_REFRESH.min(stale / 2))
+        .max(Duration::from_millis(10))
+}
+
+/// A held lock, refreshed by a background task. Call [`release`](Self::release) when done; a
+/// lock that is dropped without it stops being refreshed and stays until it is stale.
 #[derive(Debug)]
 pub(crate) struct RemoteLock {
     remote: Arc<dyn Remote>,
     path: RemotePath,
-    info: LockInfo,
-    stale: Duration,
-    last_refresh: Instant,
+    token: String,
+    purpose: String,
+    /// Sending or dropping it stops the refresh task.
+    stop: oneshot::Sender<()>,
+    refresher: JoinHandle<()>,
+    /// Why the refresh task gave up (the lock was taken over, or could not be rewritten).
+    lost: Arc<Mutex<Option<Error>>>,
 }
 
 /// A short random identifier (12 hex digits).
@@ -55,13 +83,49 @@ pub(crate) fn random_id() -> String {
     format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
 }
 
+/// This machine's name: the kernel's on Linux (a `HOSTNAME` variable may be stale or missing
+/// under a scheduler), else `HOSTNAME`, else `/etc/hostname`.
 fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+    let kernel = || std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    let file = || std::fs::read_to_string("/etc/hostname").ok();
+    kernel()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(file)
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The start time of process `pid` (clock ticks after boot, field 22 of `/proc/<pid>/stat`);
+/// `None` when it is not running, cannot be read, or on systems without `/proc`.
+fn process_start(pid: u32) -> Option<u64> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": the name may hold spaces and `)`, so count from the last
+    // `)`; the state is field 3, the start time field 22.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the holder was a process of this host that is no longer running: its pid is gone,
+/// or now belongs to a process started at another time. Linux only (it reads `/proc`); a
+/// holder on another host, or any doubt, counts as alive. It assumes host names are unique
+/// among the machines sharing the lock, and that the holder's processes are visible here
+/// (same pid namespace; `/proc` not mounted with `hidepid`).
+fn holder_is_dead(info: &LockInfo) -> bool {
+    let ours = host_name();
+    if !cfg!(target_os = "linux") || info.pid == 0 || ours == "unknown" || info.host != ours {
+        return false;
+    }
+    if !std::path::Path::new("/proc/self/stat").exists() {
+        return false;
+    }
+    match process_start(info.pid) {
+        Some(start) => info.started.is_some_and(|s| s != start),
+        None => !std::path::Path::new(&format!("/proc/{}", info.pid)).exists(),
+    }
 }
 
 impl RemoteLock {
@@ -85,6 +149,7 @@ impl RemoteLock {
             pid: std::process::id(),
             acquired: now,
             refreshed: now,
+            started: process_start(std::process::id()),
         };
         write(&remote, &path, &info).await?;
         tokio::time::sleep(confirm_delay).await;
@@ -101,47 +166,95 @@ impl RemoteLock {
             }
         }
         tracing::debug!(%path, token = %info.token, "lock taken");
+        let (stop, stopped) = oneshot::channel();
+        let lost = Arc::default();
+        let (token, purpose) = (info.token.clone(), info.purpose.clone());
+        let refresher = tokio::spawn(keep_fresh(
+            remote.clone(),
+            path.clone(),
+            info,
+            refresh_every(stale),
+            Arc::clone(&lost),
+            stopped,
+        ));
         Ok(RemoteLock {
             remote,
             path,
-            info,
-            stale,
-            last_refresh: Instant::now(),
+            token,
+            purpose,
+            stop,
+            refresher,
+            lost,
         })
     }
 
-    /// Rewrites the lock's time when a quarter of the stale timeout has passed, after checking
-    /// that it is still ours (a [`ErrorKind::Conflict`] error when it was taken over).
-    pub(crate) async fn refresh_if_due(&mut self) -> Result<()> {
-        if self.last_refresh.elapsed() < self.stale / 4 {
-            return Ok(());
-        }
-        self.confirm().await?;
-        self.info.refreshed = OffsetDateTime::now_utc();
-        write(&self.remote, &self.path, &self.info).await?;
-        self.last_refresh = Instant::now();
-        Ok(())
+    /// Why the lock stopped being refreshed (taken over by another run: kind
+    /// [`ErrorKind::Conflict`]; or it could not be rewritten), once; `None` while all is well.
+    pub(crate) fn lost(&self) -> Option<Error> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
-    async fn confirm(&self) -> Result<()> {
-        match read_info(&self.remote, &self.path).await? {
-            Some(got) if got.token == self.info.token => Ok(()),
-            _ => Err(Error::new(
-                ErrorKind::Conflict,
-                format!("lost the {} lock to another run", self.info.purpose),
-            )
-            .with_remote(self.remote.describe())
-            .with_path(&self.path)),
-        }
-    }
-
-    /// Removes the lock file if it is still ours.
+    /// Stops the refreshes (waiting for one under way) and removes the lock file if it is
+    /// still ours.
     pub(crate) async fn release(self) -> Result<()> {
-        self.confirm().await?;
+        let _ = self.stop.send(());
+        if let Err(e) = self.refresher.await {
+            tracing::warn!(error = %e, "the lock refresh task failed");
+        }
+        confirm(&self.remote, &self.path, &self.token, &self.purpose).await?;
         match self.remote.remove_file(&self.path).await {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// The refresh task: every `every`, checks the lock is still ours and rewrites its time, until
+/// `stop` fires (or its sender is dropped) or a refresh fails, which it records in `lost`.
+async fn keep_fresh(
+    remote: Arc<dyn Remote>,
+    path: RemotePath,
+    mut info: LockInfo,
+    every: Duration,
+    lost: Arc<Mutex<Option<Error>>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let refreshed = async {
+            confirm(&remote, &path, &info.token, &info.purpose).await?;
+            info.refreshed = OffsetDateTime::now_utc();
+            write(&remote, &path, &info).await
+        };
+        if let Err(e) = refreshed.await {
+            tracing::warn!(%path, error = %e, "could not refresh the lock");
+            *lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            return;
+        }
+        tracing::trace!(%path, "lock refreshed");
+    }
+}
+
+/// Checks that the lock at `path` still holds `token` (a [`ErrorKind::Conflict`] error when
+/// another run took it over or removed it).
+async fn confirm(
+    remote: &Arc<dyn Remote>,
+    path: &RemotePath,
+    token: &str,
+    purpose: &str,
+) -> Result<()> {
+    match read_info(remote, path).await? {
+        Some(got) if got.token == token => Ok(()),
+        _ => Err(Error::new(
+            ErrorKind::Conflict,
+            format!("lost the {purpose} lock to another run"),
+        )
+        .with_remote(remote.describe())
+        .with_path(path)),
     }
 }
 
@@ -195,6 +308,7 @@ async fn read_info(remote: &Arc<dyn Remote>, path: &RemotePath) -> Result<Option
                 pid: 0,
                 acquired: since,
                 refreshed: since,
+                started: None,
             }))
         }
     }
@@ -214,5 +328,24 @@ async fn read(
         tracing::warn!(%path, host = %info.host, pid = info.pid, "taking over a stale lock");
         return Ok(None);
     }
+    // A time further ahead than `stale` is no clock skew worth waiting for (a bad clock or a
+    // hand-edited lock): waiting for it to age would block every run until that date.
+    if -age > stale {
+        tracing::warn!(
+            %path, host = %info.host, pid = info.pid, refreshed = %info.refreshed,
+            "taking over a lock dated further in the future than the stale timeout"
+        );
+        return Ok(None);
+    }
+    if holder_is_dead(&info) {
+        tracing::warn!(
+            %path, host = %info.host, pid = info.pid,
+            "taking over the lock of a process of this host that is no longer running"
+        );
+        return Ok(None);
+    }
     Ok(Some(info))
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,7 +36,8 @@
 //!    [`ErrorKind::Conflict`](crate::ErrorKind::Conflict) ("another ingest is running") and
 //!    touches nothing.
 //! 2. Walks the drop folder. Never looked into: `archives/` and `reports/` at the top, and
-//!    whatever archive and report directories are configured on the drop remote. With
+//!    the configured archive and report directories that lie inside the drop folder (on the
+//!    drop remote, or given as a remote of their own that is inside it). With
 //!    [`IngestOptions::ignore_hidden`] (the default) files and directories whose name starts
 //!    with `.` or `_` are left alone at any depth. Then the [`FilterSet`](crate::FilterSet)
 //!    decides.
@@ -48,7 +49,9 @@
 //!    the same path on the target (size, hashes while streaming, modtime; an existing target
 //!    file is replaced), a check that the drop file did not change meanwhile, the archive copy
 //!    under `archives/<UTC date YYYY-MM-DD>/<path>` (never replacing an earlier archive:
-//!    `name (1).ext`, `name (2).ext`, ...), and only then its removal from the drop folder.
+//!    `name (1).ext`, `name (2).ext`, ...), the same check once more, and only then its
+//!    removal from the drop folder. A file whose size or modtime changed is left there
+//!    ([`SkipReason::ChangedDuringIngest`]) with the copies made so far.
 //!    When the archive is on the drop remote and that remote can rename, the archive step is
 //!    a server-side move, which removes the file from the drop folder in the same step.
 //! 5. Writes the report (JSON and text) as `reports/<YYYY-MM-DDTHH-MM-SSZ>-<id>.json`/`.txt`
@@ -61,10 +64,17 @@
 //! file again (an interrupted run can at worst leave a second archive copy `name (1).ext`).
 //! Empty directories are left in the drop folder.
 //!
+//! A drop folder and a target that are the same place or one inside the other are refused
+//! before anything is touched (a run would ingest its own output, again on every run), and
+//! so is an archive or report directory that is the drop folder itself. Places are judged on
+//! canonical [`Location`](crate::Location)s (resolved local paths, the server and its root),
+//! so `drop/x/../inbox` or a symlink does not get past the check.
+//!
 //! The lock is a JSON file (token, purpose, host, pid, times). The [`Remote`] API has no
 //! create-if-absent, so a run writes the lock, waits [`IngestOptions::lock_confirm_delay`]
 //! and reads it back: if another run wrote in between, one of them backs off. A running
-//! ingest refreshes the time in its lock; a lock older than [`IngestOptions::stale_lock`]
+//! ingest refreshes the time in its lock on a timer (every quarter of
+//! [`IngestOptions::stale_lock`], however long one transfer takes); a lock older than that
 //! (default 1 h) is considered left by a crashed run and is taken over.
 
 mod archive;
@@ -81,7 +91,7 @@ use time::OffsetDateTime;
 
 use crate::entry::Entry;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ops::{SyncOptions, copy_entry};
+use crate::ops::{Placement, SyncOptions, copy_entry, placement};
 use crate::path::RemotePath;
 use crate::remote::Remote;
 use crate::report::{ErrorRecord, Event};
@@ -106,18 +116,14 @@ enum Outcome {
 ///
 /// Per-file problems are in the returned report ([`IngestReport::failed`]); an `Err` means the
 /// run did not happen: another run holds the lock ([`ErrorKind::Conflict`]), the drop folder
-/// cannot be listed, or `drop` and `target` are the same remote.
+/// cannot be listed, or `drop` and `target` are the same place or one lies inside the other
+/// ([`ErrorKind::InvalidInput`]).
 pub async fn ingest(
     drop: &Arc<dyn Remote>,
     target: &Arc<dyn Remote>,
     opts: &IngestOptions,
 ) -> Result<IngestReport> {
-    if Arc::ptr_eq(drop, target) || drop.describe() == target.describe() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "the drop folder and the target are the same",
-        ));
-    }
+    refuse_overlap(drop, target, opts)?;
     let lock = RemoteLock::acquire(
         target.clone(),
         opts.lock_path.clone(),
@@ -150,13 +156,51 @@ pub async fn ingest(
     Ok(report)
 }
 
+/// Refuses a drop folder and target that are one place or nested (a run would ingest its own
+/// output, again on every run), and an archive or report directory that is the drop folder
+/// itself. Judged on canonical locations, however the two were spelled.
+fn refuse_overlap(
+    drop: &Arc<dyn Remote>,
+    target: &Arc<dyn Remote>,
+    opts: &IngestOptions,
+) -> Result<()> {
+    let how = match placement(drop, target) {
+        Placement::Apart => None,
+        Placement::Same => Some("are the same place"),
+        Placement::Nested => Some("overlap (one is inside the other)"),
+    };
+    if let Some(how) = how {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "the drop folder ({}) and the target ({}) {how}",
+                drop.describe(),
+                target.describe()
+            ),
+        ));
+    }
+    for (what, loc) in [("archive", &opts.archive), ("report", &opts.reports)] {
+        if let Some(loc) = loc
+            .as_ref()
+            .filter(|l| l.within(drop).is_some_and(|d| d.is_root()))
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the {what} directory ({loc:?}) cannot be the drop folder ({}) itself",
+                    drop.describe()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Directories of the drop folder that are never ingested.
 fn excluded_dirs(drop: &Arc<dyn Remote>, opts: &IngestOptions) -> Vec<RemotePath> {
     let mut dirs = vec![fixed_path("archives"), fixed_path("reports")];
     for loc in [&opts.archive, &opts.reports].into_iter().flatten() {
-        if loc.is_on(drop) {
-            dirs.push(loc.dir.clone());
-        }
+        dirs.extend(loc.within(drop));
     }
     dirs.retain(|d| !d.is_root());
     dirs
@@ -166,22 +210,11 @@ async fn run(
     drop: &Arc<dyn Remote>,
     target: &Arc<dyn Remote>,
     opts: &IngestOptions,
-    mut lock: RemoteLock,
+    lock: RemoteLock,
     report: &mut IngestReport,
 ) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     let excluded = excluded_dirs(drop, opts);
-    if opts
-        .archive
-        .as_ref()
-        .is_some_and(|l| l.is_on(drop) && l.dir.is_root())
-    {
-        let _ = lock.release().await;
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "the archive directory cannot be the drop folder itself",
-        ));
-    }
     let mut found = match scan::scan(drop, opts, &excluded, now).await {
         Ok(s) => s,
         Err(e) => {
@@ -212,9 +245,11 @@ async fn run(
             Outcome::Skipped(s) => report.skipped.push(s),
             Outcome::Failed(e) => report.failed.push(e),
         }
-        if let Err(e) = lock.refresh_if_due().await {
-            // Another run took over: stop starting new files.
+        if let Some(e) = lock.lost() {
+            // Another run took over, or the lock could not be kept fresh: stop starting new
+            // files.
             report.failed.push(ErrorRecord::new(RemotePath::root(), &e));
+            let _ = lock.release().await;
             return Ok(());
         }
     }
@@ -252,11 +287,8 @@ async fn take(
             _ => fail(&err),
         };
     }
-    match drop.stat(&e.path).await {
-        Ok(now) if now.size == e.size && now.modtime == e.modtime => {}
-        Ok(_) => return skipped(SkipReason::ChangedDuringIngest),
-        Err(err) if err.kind() == ErrorKind::NotFound => return skipped(SkipReason::Vanished),
-        Err(err) => return fail(&err),
+    if let Some(o) = changed(drop, &e).await {
+        return o;
     }
     let mut archive_path = None;
     let mut gone = false;
@@ -270,6 +302,11 @@ async fn take(
         }
     }
     if !gone {
+        // The archive copy took a while: look once more right before the removal, and leave a
+        // file that changed meanwhile (its copies stay; the next run takes the new version).
+        if let Some(o) = changed(drop, &e).await {
+            return o;
+        }
         if let Err(err) = drop.remove_file(&e.path).await {
             if err.kind() != ErrorKind::NotFound {
                 let err = Error::new(
@@ -295,6 +332,24 @@ async fn take(
         target_path: e.path.clone(),
         archive_path,
     })
+}
+
+/// Stats the drop file again: `None` when its size and modtime are still those listed (and
+/// copied), otherwise what to report instead of removing it.
+async fn changed(drop: &Arc<dyn Remote>, e: &Entry) -> Option<Outcome> {
+    let reason = match drop.stat(&e.path).await {
+        Ok(now) if now.size == e.size && now.modtime == e.modtime => return None,
+        Ok(_) => SkipReason::ChangedDuringIngest,
+        Err(err) if err.kind() == ErrorKind::NotFound => SkipReason::Vanished,
+        Err(err) => return Some(Outcome::Failed(ErrorRecord::new(e.path.clone(), &err))),
+    };
+    tracing::info!(path = %e.path, %reason, "left in the drop folder");
+    Some(Outcome::Skipped(SkippedFile {
+        path: e.path.clone(),
+        dir: false,
+        size: e.size,
+        reason,
+    }))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::filter::FilterSet;
+use crate::ops::{Placement, placement};
 use crate::path::RemotePath;
 use crate::remote::Remote;
 use crate::report::{Event, EventSink};
@@ -38,12 +39,23 @@ impl Location {
         self.remote.as_ref().unwrap_or(drop)
     }
 
-    /// Whether this directory lives inside the drop folder (so it must not be ingested).
+    /// Whether this directory's remote is the drop remote or the same place (judged on
+    /// canonical locations), so that its paths are paths of the drop remote too.
     pub(crate) fn is_on(&self, drop: &Arc<dyn Remote>) -> bool {
         match &self.remote {
             None => true,
-            Some(r) => Arc::ptr_eq(r, drop) || r.describe() == drop.describe(),
+            Some(r) => placement(r, drop) == Placement::Same,
         }
+    }
+
+    /// This directory as a path of the drop folder when it lies inside it (so it must not be
+    /// ingested), `None` when it lies elsewhere.
+    pub(crate) fn within(&self, drop: &Arc<dyn Remote>) -> Option<RemotePath> {
+        if self.is_on(drop) {
+            return Some(self.dir.clone());
+        }
+        let (base, here) = (drop.location()?, self.remote(drop).location()?);
+        base.relative(&here.join(&self.dir))
     }
 }
 

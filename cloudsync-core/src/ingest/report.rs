@@ -50,7 +50,8 @@ pub enum SkipReason {
     Excluded,
     /// It disappeared before it could be taken (another process moved it).
     Vanished,
-    /// It changed while it was being copied; the new version stays for the next run.
+    /// It changed while it was being copied or archived; it stays in the drop folder for the
+    /// next run (copies already made stay too, and are replaced or added to then).
     ChangedDuringIngest,
 }
 
@@ -65,7 +66,9 @@ impl fmt::Display for SkipReason {
             SkipReason::Hidden => f.write_str("hidden or `_` name"),
             SkipReason::Excluded => f.write_str("excluded by filters"),
             SkipReason::Vanished => f.write_str("disappeared before it was taken"),
-            SkipReason::ChangedDuringIngest => f.write_str("changed while being copied"),
+            SkipReason::ChangedDuringIngest => {
+                f.write_str("changed while being ingested, left for the next run")
+            }
         }
     }
 }

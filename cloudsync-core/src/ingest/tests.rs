@@ -438,3 +438,189 @@ async fn same_remote_is_refused() {
     let e = ingest(&drop, &drop, &fast()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
 }
+
+#[tokio::test]
+async fn same_or_nested_drop_and_target_are_refused() {
+    let base = fs("memfs://one");
+    put(&base, "drop/a.csv", "alpha", OLD).await;
+    put(&base, "drop/inbox/b.csv", "beta", OLD).await;
+    let before = tree(&base).await;
+    let view = |dir: &str| crate::Prefix::wrap(base.clone(), p(dir));
+    for (drop, target) in [
+        (view("drop"), view("drop/inbox")),
+        (view("drop/inbox"), view("drop")),
+        (base.clone(), view("drop")),
+        (view("drop"), view("drop")),
+    ] {
+        let e = ingest(&drop, &target, &fast()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&drop.describe()) && msg.contains(&target.describe()),
+            "names both: {msg}"
+        );
+        assert_eq!(tree(&base).await, before, "nothing moved");
+    }
+    // An object store seen through two views, one inside the other.
+    let store = crate::memory_named("store");
+    let e = ingest(
+        &crate::Prefix::wrap(store.clone(), p("in")),
+        &crate::Prefix::wrap(store.clone(), p("in/x/out")),
+        &fast(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    // Side by side is fine.
+    let r = ingest(&view("drop/inbox"), &view("target"), &fast())
+        .await
+        .unwrap();
+    assert_eq!(r.ingested.len(), 1);
+}
+
+#[tokio::test]
+async fn archive_inside_the_drop_through_another_remote_is_excluded() {
+    let base = fs("memfs://one");
+    let drop = crate::Prefix::wrap(base.clone(), p("drop"));
+    let target = fs("memfs://target");
+    // The archive and report directories are given as remotes of their own that lie inside
+    // the drop folder; they must never be ingested, and never be the drop folder itself.
+    let opts = IngestOptions {
+        archive: Some(Location::on(
+            crate::Prefix::wrap(base.clone(), p("drop/done")),
+            p("archive"),
+        )),
+        reports: Some(Location::on(
+            crate::Prefix::wrap(base.clone(), p("drop/done/reports")),
+            RemotePath::root(),
+        )),
+        ..fast()
+    };
+    put(&drop, "a.csv", "alpha", OLD).await;
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    assert_eq!(r.ingested.len(), 1);
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    assert!(r.ingested.is_empty(), "{:?}", r.ingested);
+    assert_eq!(tree(&target).await.len(), 1);
+    let d = tree(&base).await;
+    assert_eq!(d[&format!("drop/done/archive/{}/a.csv", today())], "alpha");
+
+    let itself = IngestOptions {
+        reports: Some(Location::on(base.clone(), p("drop"))),
+        ..fast()
+    };
+    let e = ingest(&drop, &target, &itself).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("report directory"), "{e}");
+}
+
+/// What [`Hooked`] runs before a write of the path.
+type WriteHook = Box<dyn Fn(&RemotePath) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// A remote that runs a hook before each write (here: to change the drop folder while a file is
+/// being archived).
+struct Hooked {
+    inner: Arc<dyn Remote>,
+    hook: WriteHook,
+}
+
+impl std::fmt::Debug for Hooked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hooked({:?})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl Remote for Hooked {
+    fn describe(&self) -> String {
+        format!("hooked+{}", self.inner.describe())
+    }
+    fn capabilities(&self) -> &crate::Capabilities {
+        self.inner.capabilities()
+    }
+    fn location(&self) -> Option<crate::Location> {
+        self.inner.location()
+    }
+    async fn list(&self, dir: &RemotePath) -> Result<crate::EntryStream> {
+        self.inner.list(dir).await
+    }
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        self.inner.stat(path).await
+    }
+    async fn read(
+        &self,
+        path: &RemotePath,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<crate::ByteStream> {
+        self.inner.read(path, range).await
+    }
+    async fn write(
+        &self,
+        path: &RemotePath,
+        body: crate::ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        (self.hook)(path).await;
+        self.inner.write(path, body, meta).await
+    }
+    async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
+        self.inner.mkdir(dir).await
+    }
+    async fn remove_file(&self, path: &RemotePath) -> Result<()> {
+        self.inner.remove_file(path).await
+    }
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
+        self.inner.remove_dir(dir).await
+    }
+}
+
+#[tokio::test]
+async fn a_file_changed_while_archived_is_not_removed() {
+    let (drop, target, archive_fs) = (fs("memfs://drop"), fs("memfs://target"), fs("memfs://a"));
+    put(&drop, "a.csv", "version 1", OLD).await;
+    put(&drop, "b.csv", "bravo", OLD).await;
+    // The uploader rewrites a.csv while its archive copy is being written: after the target
+    // copy and the first check, before the removal.
+    let writer = drop.clone();
+    let archive: Arc<dyn Remote> = Arc::new(Hooked {
+        inner: archive_fs.clone(),
+        hook: Box::new(move |path| {
+            let writer = writer.clone();
+            let hit = path.name() == "a.csv";
+            Box::pin(async move {
+                if hit {
+                    put(&writer, "a.csv", "version 2, longer", NEW).await;
+                }
+            })
+        }),
+    });
+    let opts = IngestOptions {
+        archive: Some(Location::on(archive, p("arch"))),
+        ..fast()
+    };
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    let got: Vec<&str> = r.ingested.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(got, ["b.csv"]);
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    let s = r.skipped.iter().find(|s| s.path.as_str() == "a.csv");
+    assert_eq!(s.map(|s| &s.reason), Some(&SkipReason::ChangedDuringIngest));
+    // The new version stays for the next run; the copies of the old one stay in place.
+    assert_eq!(tree(&drop).await["a.csv"], "version 2, longer");
+    assert_eq!(tree(&target).await["a.csv"], "version 1");
+    let a = tree(&archive_fs).await;
+    assert_eq!(a[&format!("arch/{}/a.csv", today())], "version 1");
+
+    // The next run (once it has settled) takes the new version.
+    let r = ingest(
+        &drop,
+        &target,
+        &IngestOptions {
+            settle: Duration::ZERO,
+            ..fast()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.ingested.len(), 1);
+    assert_eq!(tree(&target).await["a.csv"], "version 2, longer");
+}

@@ -333,7 +333,7 @@ impl ReportQueue {
     /// `failed`); `None` when nothing is queued. An error of kind [`ErrorKind::Conflict`]
     /// means another processor holds the queue's lock.
     pub async fn process_next(&self) -> Result<Option<Job>> {
-        let mut lock = RemoteLock::acquire(
+        let lock = RemoteLock::acquire(
             self.remote.clone(),
             self.sub(".queue.lock")?,
             "report queue",
@@ -341,14 +341,14 @@ impl ReportQueue {
             self.lock_confirm_delay,
         )
         .await?;
-        let result = self.process_locked(&mut lock).await;
+        let result = self.process_locked(&lock).await;
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "could not release the queue lock");
         }
         result
     }
 
-    async fn process_locked(&self, lock: &mut RemoteLock) -> Result<Option<Job>> {
+    async fn process_locked(&self, lock: &RemoteLock) -> Result<Option<Job>> {
         let Some(mut job) = self
             .jobs()
             .await?
@@ -362,20 +362,11 @@ impl ReportQueue {
         self.save_job(&job).await?;
 
         let running = job.clone();
-        let work = self.execute(&running);
-        tokio::pin!(work);
-        let mut tick = tokio::time::interval((self.stale_lock / 4).max(Duration::from_millis(10)));
-        tick.tick().await;
-        let outcome = loop {
-            tokio::select! {
-                r = &mut work => break r,
-                _ = tick.tick() => {
-                    if let Err(e) = lock.refresh_if_due().await {
-                        tracing::warn!(error = %e, "could not refresh the queue lock");
-                    }
-                }
-            }
-        };
+        // The lock refreshes itself while the job runs.
+        let outcome = self.execute(&running).await;
+        if let Some(e) = lock.lost() {
+            tracing::warn!(error = %e, "could not refresh the queue lock");
+        }
         job.finished = Some(OffsetDateTime::now_utc());
         match outcome {
             Ok(report) => {
