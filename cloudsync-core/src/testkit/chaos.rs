@@ -105,6 +105,12 @@ pub enum Fault {
         /// The error's kind.
         kind: ErrorKind,
     },
+    /// A listing yields `after` entries, then an entry that cannot be described (an error of
+    /// kind [`ErrorKind::InvalidInput`], as for a name with `..`), then the rest.
+    BadEntry {
+        /// Entries delivered first.
+        after: usize,
+    },
     /// A read delivers `after` bytes, then this error.
     ReadCut {
         /// Bytes delivered first.
@@ -200,6 +206,9 @@ impl FaultPlan {
                 2 | 3 if op == Op::List => Fault::ListBreaks {
                     after: rng.usize(0..4),
                     kind,
+                },
+                9 if op == Op::List => Fault::BadEntry {
+                    after: rng.usize(0..4),
                 },
                 2 | 3 if op == Op::Read => Fault::ReadCut {
                     after: rng.u64(0..70_000),
@@ -451,7 +460,7 @@ macro_rules! plain {
             | Some(Fault::ListBreaks { kind, .. })
             | Some(Fault::ReadCut { kind, .. })
             | Some(Fault::WriteCut { kind, .. }) => Err(Chaos::error(kind, $op, $path)),
-            Some(Fault::Mutate(_)) => $call.await,
+            Some(Fault::Mutate(_)) | Some(Fault::BadEntry { .. }) => $call.await,
         }
     }};
 }
@@ -472,6 +481,20 @@ impl Remote for Chaos {
             Some(Fault::ListBreaks { after, kind }) => {
                 let s = self.inner.list(dir).await?;
                 Ok(break_after(s, after, Chaos::error(kind, Op::List, dir)))
+            }
+            Some(Fault::BadEntry { after }) => {
+                let s = self.inner.list(dir).await?;
+                let bad = Error::new(
+                    ErrorKind::InvalidInput,
+                    "injected entry with an invalid name",
+                )
+                .with_path(dir);
+                let (head, tail) = (s.take(after).collect::<Vec<_>>().await, after);
+                let rest = self.inner.list(dir).await?.skip(tail);
+                Ok(futures::stream::iter(head)
+                    .chain(futures::stream::once(async move { Err(bad) }))
+                    .chain(rest)
+                    .boxed())
             }
             Some(Fault::Hang) => futures::future::pending().await,
             Some(Fault::Fail(kind)) | Some(Fault::LostResponse(kind)) => {
