@@ -755,3 +755,35 @@ fn progress_is_quiet_without_a_terminal() {
     o.expect(0);
     assert_eq!(o.stderr, "");
 }
+
+#[test]
+fn one_place_under_two_spellings_is_refused_and_nothing_is_touched() {
+    // `move /data/a /data/b/../a` and `move /data/a /data/link-to-a` used to delete every file.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    sample(&data.join("a"));
+    mkdir(data, "b");
+    std::os::unix::fs::symlink(data.join("a"), data.join("link-to-a")).unwrap();
+    let before = snapshot(&data.join("a"));
+    let a = s(&data.join("a")).to_owned();
+    let spellings = [
+        s(&data.join("b/../a")).to_owned(),
+        s(&data.join("link-to-a")).to_owned(),
+        s(&data.join("link-to-a/sub")).to_owned(),
+        format!("{a}/./sub/.."),
+        s(&data.join("missing/../a")).to_owned(),
+    ];
+    for cmd in ["move", "sync", "copy"] {
+        for other in &spellings {
+            let o = cs(&[cmd, a.as_str(), other]);
+            assert_ne!(o.code, 0, "{cmd} {a} {other} must be refused: {}", o.stderr);
+            assert!(o.stderr.contains("overlap"), "{cmd} {other}: {}", o.stderr);
+            let o = cs(&[cmd, other, a.as_str()]);
+            assert_ne!(o.code, 0, "{cmd} {other} {a} must be refused");
+            assert_eq!(snapshot(&data.join("a")), before, "{cmd} {other} touched a");
+        }
+    }
+    // Side by side is fine.
+    cs(&["copy", a.as_str(), s(&data.join("b"))]).expect(0);
+    assert_eq!(files(&data.join("b")), files(&data.join("a")));
+}
