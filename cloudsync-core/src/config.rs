@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -17,6 +18,7 @@ use crate::objstore::{memory, memory_named};
 use crate::path::RemotePath;
 use crate::prefix::Prefix;
 use crate::remote::Remote;
+use crate::timeout::Timeout;
 
 /// Builds remotes of one backend type from configuration.
 ///
@@ -212,7 +214,12 @@ pub struct Registry {
     /// Named remotes opened so far: `nas:a` and `nas:b` share one connection pool, and the
     /// engine can copy and move between them on the server.
     opened: Arc<std::sync::Mutex<HashMap<String, Arc<dyn Remote>>>>,
+    /// The idle limit every network remote it opens is wrapped in ([`Timeout`]).
+    timeout: Option<Duration>,
 }
+
+/// rclone's default `--timeout`: five minutes without progress.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -235,9 +242,27 @@ impl Registry {
             by_type: HashMap::new(),
             by_scheme: HashMap::new(),
             opened: Arc::default(),
+            timeout: Some(DEFAULT_TIMEOUT),
         };
         r.register(Arc::new(MemoryFactory));
         r
+    }
+
+    /// Sets the idle limit of the remotes opened from now on (`--timeout`; default
+    /// [`DEFAULT_TIMEOUT`]; `None`: wait for ever). A call that makes no progress for that long
+    /// fails with a temporary error instead of holding the run.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> &mut Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Wraps a freshly opened remote in the registry's layers. Local directories are left
+    /// bare: the kernel answers or fails, and the per-call timer would cost on every file.
+    fn layered(&self, remote: Arc<dyn Remote>) -> Arc<dyn Remote> {
+        match self.timeout {
+            Some(t) if remote.local_path(&RemotePath::root()).is_none() => Timeout::wrap(remote, t),
+            _ => remote,
+        }
     }
 
     /// Registers (or replaces) a backend.
@@ -274,7 +299,7 @@ impl Registry {
         if let Some(obj) = config.as_object_mut() {
             obj.remove("type");
         }
-        self.factory(type_name)?.open(config).await
+        Ok(self.layered(self.factory(type_name)?.open(config).await?))
     }
 
     /// Opens a URL (`sftp://user@host:22/path`, `memory://name`, ...).
@@ -295,7 +320,7 @@ impl Registry {
             )
         })?;
         let config = factory.config_from_url(&url)?;
-        factory.open(config).await
+        Ok(self.layered(factory.open(config).await?))
     }
 
     /// Opens a command-line location: a URL, `name:path` from `config`, or a local path (which

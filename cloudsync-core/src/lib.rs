@@ -41,8 +41,8 @@ mod timeout;
 pub mod testkit;
 
 pub use config::{
-    BackendFactory, Config, QueryKind, Registry, RemoteSpec, parse_config, query_flag,
-    query_number, query_to_config,
+    BackendFactory, Config, DEFAULT_TIMEOUT, QueryKind, Registry, RemoteSpec, parse_config,
+    query_flag, query_number, query_to_config,
 };
 pub use entry::{Entry, EntryKind, Usage, WriteMeta};
 pub use error::{Error, ErrorKind, Result};

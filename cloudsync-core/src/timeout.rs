@@ -188,12 +188,6 @@ impl Remote for Timeout {
         let root = RemotePath::root();
         self.call("usage", &root, self.inner.usage()).await
     }
-    fn prefixed_view(&self) -> Option<(Arc<dyn Remote>, RemotePath)> {
-        // A view below a timeout is rewrapped so server-side calls keep the limit.
-        self.inner
-            .prefixed_view()
-            .map(|(base, dir)| (Timeout::wrap(base, self.idle), dir))
-    }
     fn local_path(&self, path: &RemotePath) -> Option<PathBuf> {
         self.inner.local_path(path)
     }
