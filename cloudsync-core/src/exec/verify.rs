@@ -35,18 +35,22 @@ struct State {
 }
 
 impl BodyCheck {
-    /// A check of a body that must be exactly `src` (its size, and its listed hashes), also
-    /// computing `extra` hash kinds (those the destination reports, to compare afterwards).
-    pub(crate) fn new(src: &Entry, extra: &[HashKind]) -> Self {
-        let mut kinds: Vec<HashKind> = extra.to_vec();
-        kinds.extend(
-            HashKind::ALL
-                .into_iter()
-                .filter(|k| src.hashes.get(*k).is_some()),
-        );
-        kinds.sort_by_key(|k| k.as_str());
-        kinds.dedup();
-        let hasher = (!kinds.is_empty()).then(|| MultiHasher::new(&kinds));
+    /// A check of a body that must be exactly `src`: its size, and one hash — a kind the
+    /// source listed that the destination also reports (`dst_kinds`) when there is one, so one
+    /// pass checks both ends; else a kind the source listed; else one the destination reports.
+    /// One kind only: hashing costs CPU on every byte.
+    pub(crate) fn new(src: &Entry, dst_kinds: &[HashKind]) -> Self {
+        let listed: Vec<HashKind> = HashKind::ALL
+            .into_iter()
+            .filter(|k| src.hashes.get(*k).is_some())
+            .collect();
+        let kind = listed
+            .iter()
+            .find(|k| dst_kinds.contains(k))
+            .or(listed.first())
+            .or(dst_kinds.first())
+            .copied();
+        let hasher = kind.map(|k| MultiHasher::new(&[k]));
         BodyCheck {
             state: Arc::new(Mutex::new(State {
                 expected_size: src.size,
