@@ -55,7 +55,10 @@ impl RetryPolicy {
         let lo = self.base.as_secs_f64();
         let hi = (prev.as_secs_f64() * 3.0).max(lo);
         let pick = lo + fastrand::f64() * (hi - lo);
-        Duration::from_secs_f64(pick).min(self.max_backoff)
+        // Huge bases (a config value) must not overflow `Duration`.
+        Duration::try_from_secs_f64(pick)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
     }
 
     /// Runs `attempt` until it succeeds, fails with a non-retryable error, or the policy is
@@ -81,7 +84,8 @@ impl RetryPolicy {
                     }
                     backoff = self.next_backoff(backoff);
                     let wait = e.retry_after().map_or(backoff, |ra| ra.max(backoff));
-                    if start.elapsed() + wait > self.max_elapsed {
+                    // A server's Retry-After may be anything, up to `Duration::MAX`.
+                    if start.elapsed().saturating_add(wait) > self.max_elapsed {
                         return Err(e);
                     }
                     n += 1;
@@ -99,6 +103,26 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn extreme_values_do_not_panic() {
+        let huge = RetryPolicy {
+            base: Duration::MAX,
+            max_backoff: Duration::MAX,
+            ..Default::default()
+        };
+        assert!(huge.next_backoff(Duration::MAX) <= Duration::MAX);
+        let r: Result<()> = RetryPolicy::default()
+            .run(
+                || async { Err(Error::rate_limited("slow down", Some(Duration::MAX))) },
+                |_, _| {},
+            )
+            .await;
+        assert!(
+            r.is_err(),
+            "a Retry-After beyond the budget gives up at once"
+        );
+    }
 
     fn fast(n: u32) -> RetryPolicy {
         RetryPolicy {

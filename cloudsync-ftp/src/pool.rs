@@ -35,7 +35,8 @@ impl Pool {
         let pool = Arc::new(Pool {
             connector,
             idle: Mutex::new(Vec::new()),
-            permits: Arc::new(Semaphore::new(n)),
+            // A config value: zero would hang every call, too many would panic.
+            permits: Arc::new(Semaphore::new(n.clamp(1, Semaphore::MAX_PERMITS))),
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(keepalive(Arc::downgrade(&pool)));

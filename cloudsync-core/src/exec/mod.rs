@@ -368,7 +368,7 @@ impl Engine {
         match d.action {
             Action::Copy | Action::Update => {
                 self.summary.transferred += 1;
-                self.summary.bytes += d.bytes();
+                self.summary.bytes = self.summary.bytes.saturating_add(d.bytes());
             }
             Action::SetModtime => self.summary.modtimes_set += 1,
             Action::Mkdir => self.summary.dirs_created += 1,
@@ -380,7 +380,7 @@ impl Engine {
         match r {
             Ok(Outcome::Transferred(bytes)) => {
                 self.summary.transferred += 1;
-                self.summary.bytes += bytes;
+                self.summary.bytes = self.summary.bytes.saturating_add(bytes);
                 if d.action == Action::Update && self.opts.backup_dir.is_some() {
                     self.summary.backed_up += 1;
                 }

@@ -239,7 +239,7 @@ async fn run(
     while let Some(o) = outcomes.next().await {
         match o {
             Outcome::Ingested(f) => {
-                report.bytes += f.size;
+                report.bytes = report.bytes.saturating_add(f.size);
                 report.ingested.push(f);
             }
             Outcome::Skipped(s) => report.skipped.push(s),

@@ -176,7 +176,7 @@ pub async fn resync(
 
 fn add(outcome: &mut ResyncOutcome, s: Summary) {
     outcome.transferred += s.transferred;
-    outcome.bytes += s.bytes;
+    outcome.bytes = outcome.bytes.saturating_add(s.bytes);
     outcome.already_there += s.skipped;
     outcome.errors.extend(s.errors);
 }
