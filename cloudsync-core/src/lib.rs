@@ -58,7 +58,7 @@ pub use prefix::Prefix;
 pub use remote::{ByteStream, Capabilities, EntryStream, Remote, bytes_stream, collect_bytes};
 pub use report::{CheckItem, CheckReport, ErrorRecord, Event, EventSink, Summary};
 pub use retry::RetryPolicy;
-pub use temp::{TEMP_PREFIX, is_temp_name, temp_name};
+pub use temp::{TEMP_PREFIX, is_temp_bytes, is_temp_name, temp_age, temp_name};
 pub use timeout::Timeout;
 
 /// Re-exports of the crates that appear in this crate's public API.

@@ -163,6 +163,9 @@ pub struct Summary {
     pub backed_up: u64,
     /// Operation-level retries that were needed.
     pub retries: u32,
+    /// Temporary files of interrupted runs removed from the destination.
+    #[serde(default)]
+    pub leftovers_removed: u64,
     /// Whether deletions were skipped because of errors.
     pub deletes_skipped_due_to_errors: bool,
     /// Failures that remained after all retries.
@@ -187,6 +190,7 @@ impl Summary {
             dirs_created: 0,
             backed_up: 0,
             retries: 0,
+            leftovers_removed: 0,
             deletes_skipped_due_to_errors: false,
             errors: Vec::new(),
         }

@@ -294,3 +294,50 @@ async fn apply_does_not_delete_a_file_the_source_has_now() {
     assert!(!files.contains_key("extra2"), "the other deletion ran");
     assert_eq!(s.errors.len(), 1, "{:?}", s.errors);
 }
+
+#[tokio::test]
+async fn leftovers_of_a_killed_run_are_removed_and_never_paired() {
+    let (src_fs, dst_fs) = (MemFs::new("memfs://src"), MemFs::new("memfs://dst"));
+    put(&src_fs, "d/f", "data", 0);
+    // A user's file that merely starts like ours is an ordinary file.
+    put(&src_fs, "d/.cloudsync-tmp-notes.txt", "user's", 0);
+    // Our own temporary file on the source is never copied.
+    let fresh = cloudsync_core::temp_name("g", 255);
+    put(&src_fs, &format!("d/{fresh}"), "half", 0);
+    // On the destination: one from a run killed long ago, one from a run in progress now.
+    put(
+        &dst_fs,
+        "d/.cloudsync-tmp-00000001deadbeef.f",
+        "stale half",
+        0,
+    );
+    put(&dst_fs, &format!("d/{fresh}"), "in progress", 0);
+    let src: Arc<dyn Remote> = Arc::new(src_fs.clone());
+    let dst: Arc<dyn Remote> = Arc::new(dst_fs.clone());
+    let s = ops::sync(&src, &dst, &quick()).await.unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(s.leftovers_removed, 1);
+    let files: std::collections::BTreeSet<String> = dst_fs.files().into_keys().collect();
+    let want = [
+        "d/.cloudsync-tmp-notes.txt".to_owned(),
+        format!("d/{fresh}"),
+        "d/f".to_owned(),
+    ];
+    assert_eq!(
+        files,
+        want.into_iter().collect(),
+        "the stale one is gone, the fresh one (someone's upload) stays and is not deleted"
+    );
+    let never = SyncOptions {
+        leftover_age: None,
+        ..quick()
+    };
+    put(
+        &dst_fs,
+        "d/.cloudsync-tmp-00000001deadbeef.f",
+        "stale half",
+        0,
+    );
+    let s = ops::sync(&src, &dst, &never).await.unwrap();
+    assert_eq!(s.leftovers_removed, 0);
+}

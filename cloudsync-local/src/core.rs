@@ -139,7 +139,7 @@ pub(crate) fn temp_name(name: &str) -> String {
 
 /// Whether a listed name (raw bytes: it may not be UTF-8) is one of our temp files.
 pub(crate) fn is_temp_name(name: &[u8]) -> bool {
-    name.starts_with(cloudsync_core::TEMP_PREFIX.as_bytes())
+    cloudsync_core::is_temp_bytes(name)
 }
 
 /// `fsync`s a directory so a rename in it is durable (errors are ignored where the platform

@@ -64,6 +64,7 @@ enum Outcome {
     DirCreated,
     SourceRemoved,
     SkippedChanged,
+    LeftoverRemoved,
 }
 
 impl Engine {
@@ -124,6 +125,7 @@ impl Engine {
             walk_dst_only: sync,
             walk_dst_excluded: sync && self.opts.delete_excluded,
             skip_dst: self.opts.backup_dir.clone(),
+            leftover_age: self.opts.leftover_age,
         }
     }
 
@@ -347,6 +349,21 @@ impl Engine {
                 self.fail(d.path.clone(), &e, None);
                 None
             }
+            Action::RemoveLeftover => {
+                // Ours, and old: removed whatever else happens in the run.
+                if self.opts.dry_run {
+                    self.summary.leftovers_removed += 1;
+                    return None;
+                }
+                let dst = self.dst.clone();
+                Some(Box::pin(async move {
+                    let r = match dst.remove_file(&d.path).await {
+                        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+                        _ => Ok(Outcome::LeftoverRemoved),
+                    };
+                    (d, r)
+                }))
+            }
             Action::Mkdir | Action::Copy | Action::Update | Action::SetModtime => {
                 if self.opts.dry_run {
                     self.dry_count(&d);
@@ -399,6 +416,7 @@ impl Engine {
                 });
             }
             Ok(Outcome::DirCreated) => self.summary.dirs_created += 1,
+            Ok(Outcome::LeftoverRemoved) => self.summary.leftovers_removed += 1,
             Ok(Outcome::SourceRemoved) => {
                 self.summary.deleted += 1;
                 self.opts.emit(Event::Deleted {
@@ -659,6 +677,13 @@ async fn decide(cmp: &Comparator, mode: Mode, opts: &SyncOptions, item: Item) ->
             }
         }
         Item::Error { path, error, retry } => Err((path, error, retry)),
+        Item::Leftover { entry } => d(
+            entry.path.clone(),
+            Action::RemoveLeftover,
+            Reason::Leftover,
+            None,
+            Some(entry),
+        ),
     }
 }
 

@@ -44,8 +44,12 @@ fn skip(e: &Entry, reason: SkipReason) -> SkippedFile {
     }
 }
 
+/// One folder of the drop, without our own temporary upload files (another run's writes in
+/// progress, never something to ingest).
 async fn list_dir(drop: &Arc<dyn Remote>, dir: &RemotePath) -> Result<Vec<Entry>> {
-    drop.list(dir).await?.try_collect().await
+    let mut all: Vec<Entry> = drop.list(dir).await?.try_collect().await?;
+    all.retain(|e| !crate::temp::is_temp_name(e.name()));
+    Ok(all)
 }
 
 /// Walks the drop folder. `excluded` are directories never looked into (archives, reports).

@@ -78,6 +78,7 @@ pub async fn check(
         walk_dst_only: !opts.one_way,
         walk_dst_excluded: false,
         skip_dst: None,
+        leftover_age: None,
     };
     let seeds = match opts.filter.files_from() {
         Some(f) => f.iter().cloned().map(Seed::File).collect(),
@@ -168,6 +169,7 @@ async fn judge(
         Item::Conflict { path } => Some(conflict(path, Reason::TypeConflict)),
         Item::Duplicate { path } => Some(conflict(path, Reason::Duplicate)),
         Item::Error { path, error, .. } => Some(Verdict::Error(ErrorRecord::new(path, &error))),
+        Item::Leftover { .. } => None,
         Item::SrcDir { .. } | Item::DstOnlyDir { .. } => None,
     }
 }

@@ -46,7 +46,7 @@ pub fn list(remote: &Arc<dyn Remote>, dir: &RemotePath, opts: &ListOptions) -> E
             })
             .filter(move |r| {
                 let keep = match r {
-                    Ok(e) => filter.include_entry(e),
+                    Ok(e) => !crate::temp::is_temp_name(e.name()) && filter.include_entry(e),
                     Err(_) => true,
                 };
                 async move { keep }
@@ -59,6 +59,7 @@ pub fn list(remote: &Arc<dyn Remote>, dir: &RemotePath, opts: &ListOptions) -> E
         walk_dst_only: false,
         walk_dst_excluded: false,
         skip_dst: None,
+        leftover_age: None,
     };
     march(remote.clone(), None, vec![Seed::Dir(dir.clone())], cfg)
         .filter_map(|item| async move {

@@ -66,6 +66,9 @@ pub struct SyncOptions {
     pub create_empty_src_dirs: bool,
     /// After a move, remove source directories left empty (`--delete-empty-src-dirs`).
     pub delete_empty_src_dirs: bool,
+    /// Remove our temporary upload files older than this from the destination folders the run
+    /// lists (files a run that was killed left behind); `None`: never. Default 24 hours.
+    pub leftover_age: Option<Duration>,
     /// [`apply`](super::apply) a plan that recorded errors (they then block its deletions).
     pub apply_plan_with_errors: bool,
     /// Where progress events go.
@@ -88,6 +91,7 @@ impl Default for SyncOptions {
             delete_excluded: false,
             create_empty_src_dirs: false,
             delete_empty_src_dirs: false,
+            leftover_age: Some(Duration::from_secs(24 * 3600)),
             apply_plan_with_errors: false,
             events: None,
         }
@@ -109,6 +113,7 @@ impl fmt::Debug for SyncOptions {
             .field("delete_excluded", &self.delete_excluded)
             .field("create_empty_src_dirs", &self.create_empty_src_dirs)
             .field("delete_empty_src_dirs", &self.delete_empty_src_dirs)
+            .field("leftover_age", &self.leftover_age)
             .field("apply_plan_with_errors", &self.apply_plan_with_errors)
             .field("events", &self.events.as_ref().map(|_| "EventSink"))
             .finish()

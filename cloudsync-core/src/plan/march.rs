@@ -72,6 +72,9 @@ pub(crate) enum Item {
     SrcDir { entry: Entry, dst_exists: bool },
     /// A destination directory with no source counterpart, whose contents were walked.
     DstOnlyDir { path: RemotePath, included: bool },
+    /// One of our temporary upload files on the destination, old enough to be a leftover of a
+    /// run that died.
+    Leftover { entry: Entry },
     /// A listing or stat failed, or an entry could not be described. Paths are relative to
     /// the remotes being marched (never taken from the error, whose path may be a backend's).
     Error {
@@ -93,6 +96,9 @@ pub(crate) struct MarchConfig {
     pub(crate) walk_dst_excluded: bool,
     /// A destination directory the march never enters (the backup directory).
     pub(crate) skip_dst: Option<RemotePath>,
+    /// Report our temporary files on the destination older than this as leftovers (`None`:
+    /// never). Temporary files are never paired with anything either way.
+    pub(crate) leftover_age: Option<std::time::Duration>,
 }
 
 /// Starts the march and returns the stream of what it finds.
@@ -292,6 +298,16 @@ impl Walk {
                     if side == Side::Dst && self.cfg.skip_dst.as_ref() == Some(&e.path) {
                         continue;
                     }
+                    if crate::temp::is_temp_name(e.name()) {
+                        if side == Side::Dst {
+                            if let Some(item) = self.leftover(e) {
+                                if tx.send(item).await.is_err() {
+                                    return Err(());
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     if !e.path.is_child_of(dir) {
                         let error = Error::new(
                             ErrorKind::Protocol,
@@ -333,6 +349,18 @@ impl Walk {
             }
         }
         Ok(out)
+    }
+
+    /// A destination temporary file old enough to be removed, as an item.
+    fn leftover(&self, e: Entry) -> Option<Item> {
+        let limit = self.cfg.leftover_age?;
+        let now = std::time::SystemTime::now();
+        let age = crate::temp::temp_age(e.name(), now).or_else(|| {
+            let t = e.modtime?;
+            let since = time::OffsetDateTime::from(now) - t;
+            std::time::Duration::try_from(since).ok()
+        })?;
+        (e.is_file() && age >= limit).then_some(Item::Leftover { entry: e })
     }
 
     /// Visits one directory pair: returns the sub-directories to visit, or `None` when the
@@ -529,6 +557,7 @@ mod tests {
             walk_dst_only: true,
             walk_dst_excluded: false,
             skip_dst: None,
+            leftover_age: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub enum Action {
     Skip,
     /// The path cannot be handled (see the reason).
     Error,
+    /// Remove one of our temporary upload files that a run which died left behind.
+    RemoveLeftover,
 }
 
 /// Why a [`Decision`] was made.
@@ -71,6 +73,8 @@ pub enum Reason {
     EmptyDir,
     /// The path could not be listed, read or compared.
     Failed,
+    /// A temporary upload file left by a run that died.
+    Leftover,
 }
 
 impl Reason {
@@ -93,6 +97,7 @@ impl Reason {
             Reason::SourceChanged => "source changed since planning",
             Reason::EmptyDir => "directory on source",
             Reason::Failed => "could not be listed, read or compared",
+            Reason::Leftover => "temporary file left by an interrupted run",
         }
     }
 }

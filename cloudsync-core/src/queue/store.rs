@@ -280,7 +280,7 @@ impl ReportQueue {
         };
         let mut jobs = Vec::new();
         for e in entries {
-            if !e.is_file() || !e.name().ends_with(".json") {
+            if !e.is_file() || !e.name().ends_with(".json") || crate::temp::is_temp_name(e.name()) {
                 continue;
             }
             let body = match self.remote.read(&e.path, None).await {
