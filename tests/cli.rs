@@ -378,6 +378,24 @@ fn sync_missing_source_exits_3() {
 }
 
 #[test]
+fn sync_from_missing_object_store_prefix_exits_3_and_keeps_dst() {
+    // `memory://x/typo` is a directory of the (empty) store `x` that does not exist: like a
+    // missing local directory it must stop the sync, never be mirrored as an empty tree.
+    let t = tempfile::tempdir().unwrap();
+    let dst = t.path().join("backup");
+    sample(&dst);
+    let before = snapshot(&dst);
+    let o = cs(&["sync", "memory://x/typo", s(&dst)]);
+    o.expect(3);
+    assert!(
+        o.stderr.contains("directory not found"),
+        "stderr: {}",
+        o.stderr
+    );
+    assert_eq!(snapshot(&dst), before);
+}
+
+#[test]
 fn failed_files_exit_6_with_one_line_each() {
     let t = tempfile::tempdir().unwrap();
     let (src, dst) = (t.path().join("src"), t.path().join("dst"));

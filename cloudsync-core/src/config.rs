@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::objstore::{memory, memory_named};
+use crate::objstore::{memory, memory_named_at};
 use crate::path::RemotePath;
 use crate::prefix::Prefix;
 use crate::remote::Remote;
@@ -195,7 +195,7 @@ impl Config {
 
 /// Maps backend type names and URL schemes to factories, and opens remotes.
 ///
-/// `memory` (type and `memory://name` URLs) is always registered.
+/// `memory` (type and `memory://name[/dir]` URLs) is always registered.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -380,7 +380,8 @@ impl Registry {
     }
 }
 
-/// `memory` backend: `memory://name` or `type = "memory"` with an optional `name`.
+/// `memory` backend: `memory://name/dir` (the directory `dir` of the store `name`) or
+/// `type = "memory"` with an optional `name` and `root`.
 struct MemoryFactory;
 
 #[derive(serde::Deserialize)]
@@ -388,6 +389,9 @@ struct MemoryFactory;
 struct MemoryConfig {
     #[serde(default)]
     name: Option<String>,
+    /// A directory inside the store (`memory://name/root`).
+    #[serde(default)]
+    root: Option<String>,
 }
 
 #[async_trait]
@@ -401,16 +405,40 @@ impl BackendFactory for MemoryFactory {
     }
 
     fn config_from_url(&self, url: &url::Url) -> Result<Value> {
-        let mut name = url.host_str().unwrap_or("").to_owned();
-        name.push_str(url.path().trim_end_matches('/'));
-        Ok(serde_json::json!({ "name": name }))
+        // `memory://name/dir` is the directory `dir` of the store `name`.
+        let name = url.host_str().unwrap_or("").to_owned();
+        let root = percent_encoding::percent_decode_str(url.path())
+            .decode_utf8()
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!("memory URL: path of {url} is not UTF-8"),
+                )
+            })?;
+        let root = root.trim_matches('/');
+        Ok(serde_json::json!({ "name": name, "root": root }))
     }
 
     async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
         let cfg: MemoryConfig = parse_config("memory", config)?;
+        let root = match cfg.root.as_deref().map(|r| r.trim_matches('/')) {
+            Some(r) if !r.is_empty() => RemotePath::new(r).map_err(|e| {
+                Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!("memory config `root`: {}", e.message()),
+                )
+            })?,
+            _ => RemotePath::root(),
+        };
         Ok(match cfg.name {
-            Some(n) if !n.is_empty() => memory_named(&n),
-            _ => memory(),
+            Some(n) if !n.is_empty() => memory_named_at(&n, &root),
+            _ if root.is_root() => memory(),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::ConfigInvalid,
+                    "memory config: a `root` needs a store `name` (memory://name/root)",
+                ));
+            }
         })
     }
 }
@@ -564,6 +592,29 @@ mod tests {
             .unwrap();
         let b = r.open_url("memory://shared-test").await.unwrap();
         assert_eq!(b.stat(&p).await.unwrap().size, 1);
+    }
+
+    #[tokio::test]
+    async fn memory_url_path_is_a_directory_of_the_store() {
+        let r = Registry::new();
+        let top = r.open_url("memory://dir-test").await.unwrap();
+        let p = RemotePath::new("photos/a.jpg").unwrap();
+        top.write(&p, crate::bytes_stream("x"), Default::default())
+            .await
+            .unwrap();
+        let photos = r.open_url("memory://dir-test/photos/").await.unwrap();
+        assert_eq!(photos.describe(), "memory://dir-test/photos");
+        let a = RemotePath::new("a.jpg").unwrap();
+        assert_eq!(photos.stat(&a).await.unwrap().size, 1);
+        assert!(
+            top.location()
+                .unwrap()
+                .contains(&photos.location().unwrap())
+        );
+        // A mistyped directory is not found (a sync from it must not see an empty tree).
+        let typo = r.open_url("memory://dir-test/phtos").await.unwrap();
+        let e = typo.list(&RemotePath::root()).await.err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
     }
 
     #[test]

@@ -144,12 +144,13 @@ impl ObjectStoreRemote {
             .with_path(path)
     }
 
+    /// Whether `dir` exists: the bucket root always does, any other prefix (our own root
+    /// included when the remote is rooted below the bucket) while something lies below it.
     async fn is_dir(&self, dir: &RemotePath) -> Result<bool> {
-        if dir.is_root() {
+        let Some(prefix) = self.store_prefix(dir) else {
             return Ok(true);
-        }
-        let prefix = self.store_prefix(dir);
-        let mut s = self.store.list(prefix.as_ref());
+        };
+        let mut s = self.store.list(Some(&prefix));
         Ok(s.try_next().await?.is_some())
     }
 }
@@ -180,7 +181,11 @@ impl Remote for ObjectStoreRemote {
             .list_with_delimiter(prefix.as_ref())
             .await
             .map_err(|e| self.ctx(e, "list", dir))?;
-        if res.objects.is_empty() && res.common_prefixes.is_empty() && !dir.is_root() {
+        // An empty listing under a prefix means nothing is there: `NotFound`, also for our own
+        // root when it is a prefix (`memory://x/typo`, `gs://bucket/typo`), so a mistyped
+        // source is "directory not found" and never an empty tree a sync would mirror. Only
+        // the bucket root itself may be empty.
+        if res.objects.is_empty() && res.common_prefixes.is_empty() && prefix.is_some() {
             return Err(self.ctx(
                 Error::new(ErrorKind::NotFound, "directory not found"),
                 "list",
@@ -209,7 +214,15 @@ impl Remote for ObjectStoreRemote {
 
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
         if path.is_root() {
-            return Ok(Entry::dir(RemotePath::root()));
+            return if self.is_dir(path).await? {
+                Ok(Entry::dir(RemotePath::root()))
+            } else {
+                Err(self.ctx(
+                    Error::new(ErrorKind::NotFound, "directory not found"),
+                    "stat",
+                    path,
+                ))
+            };
         }
         match self.store.head(&self.store_path(path)).await {
             Ok(meta) => self.entry(&meta),
@@ -382,6 +395,12 @@ pub fn memory() -> Arc<dyn Remote> {
 /// The in-memory remote called `name`, shared by everything in this process that opens
 /// `memory://name` (created empty on first use).
 pub fn memory_named(name: &str) -> Arc<dyn Remote> {
+    memory_named_at(name, &RemotePath::root())
+}
+
+/// The directory `root` of the in-memory store called `name` (`memory://name/root`): a view
+/// of the store [`memory_named`] opens, like a path on a server.
+pub(crate) fn memory_named_at(name: &str, root: &RemotePath) -> Arc<dyn Remote> {
     static STORES: OnceLock<Mutex<HashMap<String, Arc<object_store::memory::InMemory>>>> =
         OnceLock::new();
     let stores = STORES.get_or_init(Default::default);
@@ -391,5 +410,54 @@ pub fn memory_named(name: &str) -> Arc<dyn Remote> {
             .or_insert_with(|| Arc::new(object_store::memory::InMemory::new()))
             .clone()
     };
-    Arc::new(ObjectStoreRemote::new(store, format!("memory://{name}")))
+    let mut describe = format!("memory://{name}");
+    if !root.is_root() {
+        describe.push('/');
+        describe.push_str(root.as_str());
+    }
+    Arc::new(
+        ObjectStoreRemote::new(store, describe)
+            .with_space(format!("memory://{name}"))
+            .with_prefix(root),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn path(s: &str) -> RemotePath {
+        RemotePath::new(s).unwrap()
+    }
+
+    async fn root_listing(r: &ObjectStoreRemote) -> Result<usize> {
+        Ok(r.list(&RemotePath::root()).await?.count().await)
+    }
+
+    #[tokio::test]
+    async fn missing_prefix_root_is_not_found_but_bucket_root_is_empty() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let bucket = ObjectStoreRemote::new(store.clone(), "mem://b");
+        assert_eq!(root_listing(&bucket).await.unwrap(), 0);
+        bucket.stat(&RemotePath::root()).await.unwrap();
+        bucket
+            .write(
+                &path("data/f"),
+                crate::bytes_stream("x"),
+                WriteMeta::default(),
+            )
+            .await
+            .unwrap();
+
+        let typo = ObjectStoreRemote::new(store.clone(), "mem://b/dta").with_prefix(&path("dta"));
+        let e = typo.list(&RemotePath::root()).await.err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        let e = typo.stat(&RemotePath::root()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+
+        let data = ObjectStoreRemote::new(store, "mem://b/data").with_prefix(&path("data"));
+        assert_eq!(root_listing(&data).await.unwrap(), 1);
+        assert!(data.stat(&RemotePath::root()).await.unwrap().is_dir());
+    }
 }

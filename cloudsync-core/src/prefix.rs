@@ -143,7 +143,15 @@ impl Remote for Prefix {
         Some((self.inner.clone(), self.prefix.clone()))
     }
     fn location(&self) -> Option<Location> {
-        self.inner.location().map(|l| l.join(&self.prefix))
+        let base = self.inner.location()?;
+        // On a remote that ignores case (Dropbox), `Photos` and `photos` are one folder: join
+        // the case-folded directory, as such a backend folds its own root.
+        if self.inner.capabilities().case_insensitive {
+            if let Ok(folded) = RemotePath::new(&self.prefix.as_str().to_lowercase()) {
+                return Some(base.join(&folded));
+            }
+        }
+        Some(base.join(&self.prefix))
     }
 }
 
@@ -152,6 +160,31 @@ mod tests {
     use super::*;
     use crate::{bytes_stream, memory};
     use futures::TryStreamExt;
+
+    #[test]
+    fn views_of_a_case_insensitive_remote_fold_case_in_their_location() {
+        let store: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::memory::InMemory::new());
+        let remote = |case_insensitive: bool| -> Arc<dyn Remote> {
+            Arc::new(
+                crate::ObjectStoreRemote::new(store.clone(), "mem").with_capabilities(
+                    Capabilities {
+                        case_insensitive,
+                        ..Default::default()
+                    },
+                ),
+            )
+        };
+        let view =
+            |r: Arc<dyn Remote>, d: &str| Prefix::wrap(r, RemotePath::new(d).unwrap()).location();
+        let folding = remote(true);
+        assert_eq!(
+            view(folding.clone(), "Photos/2024"),
+            view(folding, "photos/2024")
+        );
+        let exact = remote(false);
+        assert_ne!(view(exact.clone(), "Photos"), view(exact, "photos"));
+    }
 
     #[tokio::test]
     async fn paths_are_rooted_and_stripped() {

@@ -8,12 +8,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind,
-    MultiHasher, QueryKind, Remote, RemotePath, Result, Usage, WriteMeta, parse_config,
+    Location, MultiHasher, QueryKind, Remote, RemotePath, Result, Usage, WriteMeta, parse_config,
 };
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
-use crate::config::DropboxConfig;
+use crate::config::{DEFAULT_API_URL, DropboxConfig};
 use crate::core::{DropboxCore, Metadata, tags_of};
 use crate::{deleter, lister, reader, writer};
 
@@ -37,13 +37,16 @@ use crate::{deleter, lister, reader, writer};
 pub struct DropboxBackend {
     core: Arc<DropboxCore>,
     caps: Capabilities,
+    location: Location,
 }
 
 impl DropboxBackend {
     /// Validates `config` (reading secrets from the environment or the token file) and builds
     /// the remote. No request is sent until the remote is used.
     pub fn new(config: DropboxConfig) -> Result<Self> {
-        let core = DropboxCore::new(config.validate()?)?;
+        let v = config.validate()?;
+        let location = location(&v.api_url, &v.root);
+        let core = DropboxCore::new(v)?;
         let caps = Capabilities {
             hashes: vec![HashKind::Dropbox],
             modtime_precision: Some(Duration::from_secs(1)),
@@ -62,6 +65,7 @@ impl DropboxBackend {
         Ok(DropboxBackend {
             core: Arc::new(core),
             caps,
+            location,
         })
     }
 
@@ -135,6 +139,10 @@ impl DropboxBackend {
 impl Remote for DropboxBackend {
     fn describe(&self) -> String {
         self.core.describe.clone()
+    }
+
+    fn location(&self) -> Option<Location> {
+        Some(self.location.clone())
     }
 
     fn capabilities(&self) -> &Capabilities {
@@ -268,6 +276,27 @@ impl Remote for DropboxBackend {
     }
 }
 
+/// Where the root folder is: the space `dropbox` (plus the API endpoint's host and port when
+/// it is not Dropbox's own, as for an emulator) and the root in lower case, because Dropbox
+/// paths ignore case.
+///
+/// Nothing in the config tells two accounts apart without a request: the app key is shared by
+/// every account of an app, and token files and variable names are only names (two of them
+/// may hold one account's token, and splitting those into two places would miss a real
+/// overlap). So two remotes on different accounts with overlapping roots are judged to be one
+/// place: a sync between them is refused, never run over itself.
+fn location(api_url: &str, root: &str) -> Location {
+    let mut space = "dropbox".to_owned();
+    if api_url.trim_end_matches('/') != DEFAULT_API_URL {
+        if let Ok(u) = url::Url::parse(api_url) {
+            let host = u.host_str().unwrap_or("").to_ascii_lowercase();
+            let port = u.port_or_known_default().unwrap_or(0);
+            space.push_str(&format!("@{host}:{port}"));
+        }
+    }
+    Location::new(space, &root.to_lowercase())
+}
+
 /// Opens `type = "dropbox"` remotes and `dropbox://folder/sub?app_key=…` URLs.
 ///
 /// URL query keys: `app_key`, `app_secret_env`, `refresh_token_env`, `token_file`,
@@ -360,6 +389,40 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
         assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[cfg(feature = "emulator")]
+    #[tokio::test]
+    async fn missing_root_lists_as_not_found() {
+        let emu = crate::emulator::Emulator::start().unwrap();
+        let b = DropboxBackend::new(emu.config().with_root("/no/such/folder")).unwrap();
+        let e = b.list(&RemotePath::root()).await.err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    }
+
+    #[test]
+    fn location_ignores_case_and_secrets_and_keeps_endpoints_apart() {
+        let loc = |cfg: DropboxConfig| DropboxBackend::new(cfg).unwrap().location();
+        let base = || DropboxConfig::new("key").with_refresh_token("hunter2");
+        let a = loc(base().with_root("/Backups/Home/"));
+        assert!(a.is_some());
+        assert_eq!(a, loc(base().with_root("backups/home")));
+        assert_eq!(
+            a,
+            loc(DropboxConfig::new("other-app")
+                .with_access_token("t2")
+                .with_root("BACKUPS/home"))
+        );
+        let whole = loc(base()).unwrap();
+        assert!(whole.contains(a.as_ref().unwrap()));
+        assert_ne!(a, loc(base().with_root("/Backups/Home2")));
+        let emulated = base().with_root("/Backups/Home");
+        let emulated = DropboxConfig {
+            api_url: "http://127.0.0.1:9000".into(),
+            ..emulated
+        };
+        assert_ne!(a, loc(emulated));
+        assert!(!a.unwrap().to_string().contains("hunter2"));
     }
 
     #[test]

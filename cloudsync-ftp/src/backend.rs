@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudsync_core::{
-    BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, Remote,
-    RemotePath, Result, WriteMeta, parse_config,
+    BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, Location,
+    Remote, RemotePath, Result, WriteMeta, parse_config,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -33,6 +33,7 @@ pub(crate) struct Inner {
     pub(crate) features: Features,
     caps: Capabilities,
     describe: String,
+    location: Location,
 }
 
 impl std::fmt::Debug for FtpRemote {
@@ -56,6 +57,7 @@ impl FtpRemote {
     /// whether `MDTM` can set times), then keeps that session in the pool.
     pub(crate) async fn connect(settings: Settings) -> Result<Self> {
         let describe = describe(&settings);
+        let (settings_host, settings_port) = (settings.host.clone(), settings.port);
         let root = settings.root.clone();
         let disable_mlsd = settings.disable_mlsd;
         let connector = Connector::new(settings).map_err(|e| e.with_remote(describe.clone()))?;
@@ -67,6 +69,7 @@ impl FtpRemote {
             .map_err(|e| e.with_remote(describe.clone()))?;
         let home = conn.pwd().await.unwrap_or_else(|_| "/".to_owned());
         let paths = Paths::new(&root, &home);
+        let location = location(&settings_host, settings_port, &paths);
         let mut features = pool.connector.features.get().cloned().unwrap_or_default();
         if disable_mlsd {
             features.mlsd = false;
@@ -95,6 +98,7 @@ impl FtpRemote {
                 features,
                 caps,
                 describe,
+                location,
             }),
         })
     }
@@ -116,6 +120,15 @@ fn describe(s: &Settings) -> String {
         format!("/{}", s.root)
     };
     format!("{scheme}://{}@{host}:{}{root}", s.user, s.port)
+}
+
+/// The canonical place of the remote's root: `ftp://host:port` plus the absolute root. `ftp`
+/// and `ftps` (explicit or implicit TLS) share the space: they are two ways into one server
+/// and its one file tree, so only the host and port tell servers apart. The user is left out
+/// too (two logins may see one directory; refusing a false overlap is safer than missing a
+/// true one).
+fn location(host: &str, port: u16, paths: &Paths) -> Location {
+    Location::network("ftp", host, Some(port), paths.root())
 }
 
 /// Whether `MDTM YYYYMMDDhhmmss path` sets a file's time (vsftpd with `mdtm_write`): writes an
@@ -161,6 +174,10 @@ async fn probe_mdtm_write(conn: &mut Conn, paths: &Paths) -> bool {
 impl Remote for FtpRemote {
     fn describe(&self) -> String {
         self.inner.describe.clone()
+    }
+
+    fn location(&self) -> Option<Location> {
+        Some(self.inner.location.clone())
     }
 
     fn capabilities(&self) -> &Capabilities {
@@ -271,5 +288,39 @@ impl BackendFactory for FtpFactory {
     async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
         let cfg: FtpConfig = parse_config(crate::TYPE_NAME, config)?;
         Ok(Arc::new(cfg.build().await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The location of a URL's remote, with `home` as the login directory.
+    fn loc(url: &str, home: &str) -> Location {
+        let cfg = FtpConfig::from_url(&url::Url::parse(url).unwrap()).unwrap();
+        let s = cfg.validate().unwrap();
+        location(&s.host, s.port, &Paths::new(&s.root, home))
+    }
+
+    #[test]
+    fn location_is_server_port_and_absolute_root() {
+        let a = loc("ftp://nas/backup", "/home/me");
+        // Same server and port: the scheme, the user, the host's case and the spelling of
+        // the root do not matter.
+        assert_eq!(a, loc("ftps://someone@NAS:21//home/me/backup/", "/"));
+        assert_eq!(a, loc("ftp://nas:21/x/../backup", "/home/me"));
+        assert_eq!(
+            loc("ftps://nas/x?tls=implicit", "/"),
+            loc("ftp://nas:990/x", "/")
+        );
+        assert!(a.contains(&loc("ftp://nas/backup/2024", "/home/me")));
+        // Another port or host is another place.
+        assert_ne!(a, loc("ftp://nas:2121/backup", "/home/me"));
+        assert_ne!(a, loc("ftp://nas2/backup", "/home/me"));
+        assert!(
+            !loc("ftp://u:hunter2@nas/backup", "/")
+                .to_string()
+                .contains("hunter2")
+        );
     }
 }

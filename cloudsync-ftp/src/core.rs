@@ -618,6 +618,11 @@ impl Paths {
         Paths { root }
     }
 
+    /// The absolute root without a trailing slash (`""` for the server's `/`).
+    pub(crate) fn root(&self) -> &str {
+        &self.root
+    }
+
     /// The absolute path of `p` (`/` for the root of a remote at the server's `/`).
     ///
     /// Names with CR or LF cannot be sent in an FTP command and are [`ErrorKind::InvalidInput`].

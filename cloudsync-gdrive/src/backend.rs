@@ -7,13 +7,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind,
-    Remote, RemotePath, Result, Usage, WriteMeta, parse_config,
+    Location, Remote, RemotePath, Result, Usage, WriteMeta, parse_config,
 };
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::config::GdriveConfig;
+use crate::config::{DEFAULT_API_URL, GdriveConfig};
 use crate::core::{DriveCore, format_time};
 use crate::{deleter, lister, reader, writer};
 
@@ -38,6 +38,7 @@ pub struct GdriveBackend {
     core: Arc<DriveCore>,
     caps: Capabilities,
     name: String,
+    location: Location,
 }
 
 impl GdriveBackend {
@@ -51,8 +52,10 @@ impl GdriveBackend {
             (None, "root") => "gdrive://".to_owned(),
             (None, root) => format!("gdrive://{root}"),
         };
+        let location = location(v.drive_id.as_deref(), &v.root_id, &v.api_url);
         let core = DriveCore::new(v)?;
         Ok(GdriveBackend {
+            location,
             core: Arc::new(core),
             caps: Capabilities {
                 hashes: vec![HashKind::Md5],
@@ -160,6 +163,10 @@ fn num(s: &Option<String>) -> Option<u64> {
 impl Remote for GdriveBackend {
     fn describe(&self) -> String {
         self.name.clone()
+    }
+
+    fn location(&self) -> Option<Location> {
+        Some(self.location.clone())
     }
 
     fn capabilities(&self) -> &Capabilities {
@@ -344,6 +351,31 @@ impl Remote for GdriveBackend {
     }
 }
 
+/// Where the root folder is. Drive has no paths to compare, only ids, so the space is the
+/// root's own id: `gdrive:folder:ID` for a `root_folder_id`, `gdrive:drive:ID` for the root of
+/// a shared drive, `gdrive:my-drive` for My Drive (plus the API endpoint's host and port when
+/// it is not Google's, as for an emulator). Two remotes with one root are one place, and the
+/// sub-folders of one root (`Prefix` views) nest as paths do.
+///
+/// Without a request nothing tells which drive a folder id lies in, or which account a My
+/// Drive is: a `root_folder_id` inside another remote's drive is judged apart from it, and
+/// the My Drives of two accounts are judged one place (a refused sync, never a lost file).
+fn location(drive_id: Option<&str>, root_id: &str, api_url: &str) -> Location {
+    let mut space = match drive_id {
+        _ if root_id == "root" => "gdrive:my-drive".to_owned(),
+        Some(d) if d == root_id => format!("gdrive:drive:{d}"),
+        _ => format!("gdrive:folder:{root_id}"),
+    };
+    if api_url.trim_end_matches('/') != DEFAULT_API_URL {
+        if let Ok(u) = url::Url::parse(api_url) {
+            let host = u.host_str().unwrap_or("").to_ascii_lowercase();
+            let port = u.port_or_known_default().unwrap_or(0);
+            space.push_str(&format!("@{host}:{port}"));
+        }
+    }
+    Location::new(space, "")
+}
+
 /// Opens `gdrive` remotes from configuration.
 ///
 /// ```
@@ -362,5 +394,58 @@ impl BackendFactory for GdriveFactory {
     async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
         let cfg: GdriveConfig = parse_config("gdrive", config)?;
         Ok(Arc::new(GdriveBackend::new(cfg)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_is_the_root_id() {
+        let api = DEFAULT_API_URL;
+        let my = location(None, "root", api);
+        assert_eq!(my, location(None, "root", &format!("{api}/")));
+        assert_eq!(
+            location(Some("0AbC"), "0AbC", api),
+            location(Some("0AbC"), "0AbC", api)
+        );
+        assert_ne!(my, location(Some("0AbC"), "0AbC", api));
+        assert_ne!(
+            location(Some("0AbC"), "0AbC", api),
+            location(Some("0XyZ"), "0XyZ", api)
+        );
+        let folder = location(None, "1Fold", api);
+        assert_eq!(folder, location(Some("0AbC"), "1Fold", api));
+        assert_ne!(folder, my);
+        assert_ne!(my, location(None, "root", "http://127.0.0.1:8089/drive/v3"));
+        // A sub-folder view of one root is inside it.
+        let sub = RemotePath::new("a/b").unwrap();
+        assert!(folder.contains(&folder.join(&sub)));
+    }
+
+    #[cfg(feature = "emulator")]
+    #[tokio::test]
+    async fn missing_root_folder_lists_as_not_found() {
+        let emu = crate::emulator::DriveEmulator::start().await;
+        let b = GdriveBackend::new(emu.config().with_root_folder_id("no-such-folder")).unwrap();
+        let e = b.list(&RemotePath::root()).await.err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    }
+
+    #[test]
+    fn backend_reports_its_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("token.json");
+        std::fs::write(&tokens, r#"{"refresh_token": "hunter2"}"#).unwrap();
+        let cfg = GdriveConfig {
+            client_id: Some("id".into()),
+            token_file: Some(tokens),
+            ..GdriveConfig::default()
+        }
+        .with_root_folder_id("1Fold");
+        let b = GdriveBackend::new(cfg).unwrap();
+        assert_eq!(b.location(), Some(location(None, "1Fold", DEFAULT_API_URL)));
+        assert!(!b.location().unwrap().to_string().contains("hunter2"));
     }
 }

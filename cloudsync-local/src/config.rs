@@ -17,6 +17,7 @@ use crate::backend::LocalRemote;
 /// type = "local"
 /// root = "/srv/photos"
 /// follow_symlinks = false
+/// fsync = true       # the default
 /// ```
 ///
 /// ```
@@ -25,7 +26,7 @@ use crate::backend::LocalRemote;
 /// # let _ = remote;
 /// # Ok::<(), cloudsync_core::Error>(())
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct LocalConfig {
@@ -36,10 +37,23 @@ pub struct LocalConfig {
     /// Follow symbolic links (list and copy what they point to). Off by default: links are
     /// skipped with a warning.
     pub follow_symlinks: bool,
-    /// `fsync` each written file before it is renamed into place, and its directory after.
-    /// Off by default (like `cp` and rclone): a crash can then lose recent writes, but never
-    /// leaves a half-written file under its final name.
+    /// `fsync` each written file before it is renamed into place, and its directory after
+    /// (and the parents of directories a write creates). On by default: without it a power
+    /// cut can leave a renamed file empty or short under its final name (the rename reaches
+    /// the disk before the data on xfs, and on ext4 for new names), which a backup must not.
+    /// It costs 0.2–0.4 ms per file on an SSD (see the crate docs for figures); turn it off
+    /// for scratch copies where losing the last writes is fine.
     pub fsync: bool,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            root: PathBuf::new(),
+            follow_symlinks: false,
+            fsync: true,
+        }
+    }
 }
 
 impl fmt::Debug for LocalConfig {
@@ -95,5 +109,23 @@ impl LocalConfig {
             .with_source(e)
         })?;
         Ok(LocalRemote::new(root, self.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsync_is_on_by_default() {
+        assert!(LocalConfig::new("/x").fsync);
+        assert!(LocalConfig::default().fsync);
+        let from_file: LocalConfig =
+            serde_json::from_value(serde_json::json!({"root": "/x"})).expect("valid config");
+        assert!(from_file.fsync);
+        let off: LocalConfig =
+            serde_json::from_value(serde_json::json!({"root": "/x", "fsync": false}))
+                .expect("valid config");
+        assert!(!off.fsync);
     }
 }

@@ -151,6 +151,19 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// `fsync`s the directories holding `created` and its new parents, up to the root's parent, so
+/// that directories a write had to create survive a power cut along with the file.
+pub(crate) fn sync_created_dirs(root: &Path, created: &Path) -> std::io::Result<()> {
+    let stop = root.parent().unwrap_or(root);
+    for dir in created.ancestors().skip(1) {
+        sync_dir(dir)?;
+        if dir == stop || !dir.starts_with(stop) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! Atomic writes: content goes to `.cloudsync-tmp-<random>.<name>` in the target directory,
-//! gets its modtime (and an `fsync` when configured), then is renamed over the target. A failed
+//! gets its modtime and an `fsync` (unless turned off), then is renamed over the target. A failed
 //! or abandoned write removes its temp file, so nothing partial is ever visible under the
 //! final name.
 
@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::core::{
-    Core, CoreRef, entry_from_meta, parse_error, set_file_modtime, sync_dir, temp_name,
+    Core, CoreRef, entry_from_meta, parse_error, set_file_modtime, sync_created_dirs, sync_dir,
+    temp_name,
 };
 
 /// Chunks buffered between the body stream and the writing thread.
@@ -82,6 +83,10 @@ pub(crate) fn install(
                 };
                 core.ctx(e, op, path)
             })?;
+            if core.fsync {
+                sync_created_dirs(&core.root, parent)
+                    .map_err(|e| core.ctx(parse_error(e), op, path))?;
+            }
             create()
         }
         other => other,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use cloudsync_core::deps::serde_json::Value;
 use cloudsync_core::{
     BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind,
-    Remote, RemotePath, Result, Usage, WriteMeta, parse_config,
+    Location, Remote, RemotePath, Result, Usage, WriteMeta, parse_config,
 };
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use time::OffsetDateTime;
@@ -41,6 +41,7 @@ impl SftpRemote {
             };
             format!("sftp://{}@{}{port}", settings.user, settings.host)
         };
+        let (host, port) = (settings.host.clone(), settings.port);
         let shell_hashes = settings.shell_hashes;
         let configured_root = settings.root.clone();
         let pool = Pool::new(settings);
@@ -79,6 +80,7 @@ impl SftpRemote {
         };
         Ok(SftpRemote {
             core: Arc::new(Core {
+                location: crate::core::location(&host, port, &root),
                 pool,
                 root,
                 describe,
@@ -139,6 +141,10 @@ async fn resolve_root(conn: &crate::ssh::Connection, configured: &str) -> Result
 impl Remote for SftpRemote {
     fn describe(&self) -> String {
         self.core.describe.clone()
+    }
+
+    fn location(&self) -> Option<Location> {
+        Some(self.core.location.clone())
     }
 
     fn capabilities(&self) -> &Capabilities {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cloudsync_core::{Entry, Error, ErrorKind, HashKind, RemotePath, Result};
+use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Location, RemotePath, Result};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, Packet, StatusCode};
 use time::OffsetDateTime;
@@ -19,6 +19,16 @@ pub(crate) struct Core {
     /// `/` itself).
     pub(crate) root: String,
     pub(crate) describe: String,
+    /// Where the root is (see [`location`]).
+    pub(crate) location: Location,
+}
+
+/// The canonical place of the absolute directory `root` on `host:port`: host case and the
+/// user do not matter (two logins may see one directory; refusing a false overlap is safer
+/// than missing a true one).
+pub(crate) fn location(host: &str, port: u16, root: &str) -> Location {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Location::network("sftp", host, Some(port), root)
 }
 
 /// `S_IFMT` and the types we care about.
@@ -386,6 +396,17 @@ pub(crate) fn parse_hash_output(out: &[u8], len: usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn location_is_host_port_and_root() {
+        let a = location("NAS.local", 22, "/srv/photos");
+        assert_eq!(a, location("nas.local.", 22, "/srv/./photos/"));
+        assert_eq!(a, location("nas.local", 22, "/srv/x/../photos"));
+        assert!(a.contains(&location("nas.local", 22, "/srv/photos/2024")));
+        assert_ne!(a, location("nas.local", 2222, "/srv/photos"));
+        assert_ne!(a, location("other.local", 22, "/srv/photos"));
+        assert_eq!(location("[::1]", 22, "/x"), location("::1", 22, "/x"));
+    }
 
     #[test]
     fn quoting_and_hash_output() {

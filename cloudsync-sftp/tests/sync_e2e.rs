@@ -61,6 +61,25 @@ async fn sync_ok(src: &Arc<dyn Remote>, dst: &Arc<dyn Remote>) -> cloudsync_core
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_roots_on_one_server_are_refused_however_spelled() {
+    // `nest/x/../b` is `nest/b`, so its subdirectory `nest/b/sub` lies inside the source: a
+    // comparison of descriptions misses that, the server locations do not.
+    let src = sftp("nest/x/../b").await;
+    let dst = sftp("nest/b/sub").await;
+    let p = RemotePath::new("f.txt").unwrap();
+    src.write(&p, bytes_stream("data"), WriteMeta::default())
+        .await
+        .unwrap();
+    for (a, b) in [(&src, &dst), (&dst, &src)] {
+        let e = ops::sync(a, b, &opts()).await.unwrap_err();
+        assert_eq!(e.kind(), cloudsync_core::ErrorKind::InvalidInput, "{e}");
+    }
+    let written = futures::StreamExt::count(dst.list(&RemotePath::root()).await.unwrap()).await;
+    assert_eq!(written, 0, "the refused sync wrote into its own source");
+    assert_eq!(src.location(), sftp("nest/b/").await.location());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_to_sftp_to_local_round_trip() {
     let src_dir = tempfile::tempdir().unwrap();
     let back_dir = tempfile::tempdir().unwrap();

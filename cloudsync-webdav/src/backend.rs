@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind,
-    QueryKind, Remote, RemotePath, Result, WriteMeta, parse_config,
+    Location, QueryKind, Remote, RemotePath, Result, WriteMeta, parse_config,
 };
 use serde_json::Value;
 
@@ -90,6 +90,10 @@ impl WebdavBackend {
 impl Remote for WebdavBackend {
     fn describe(&self) -> String {
         self.core.describe.clone()
+    }
+
+    fn location(&self) -> Option<Location> {
+        Some(self.core.location())
     }
 
     fn capabilities(&self) -> &Capabilities {
@@ -284,6 +288,35 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
         assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn location_fills_the_port_and_decodes_the_path() {
+        let loc = |url: &str| {
+            WebdavBackend::new(WebdavConfig::new(url))
+                .unwrap()
+                .location()
+        };
+        let a = loc("http://dav.example/a%20b/dav");
+        assert!(a.is_some());
+        assert_eq!(a, loc("http://DAV.example:80/a b/dav/"));
+        assert_eq!(a, loc("http://dav.example/a%20b/x/../dav"));
+        let inner = loc("http://dav.example/a%20b/dav/sub").unwrap();
+        assert!(a.as_ref().unwrap().contains(&inner));
+        assert_ne!(a, loc("http://dav.example:8080/a%20b/dav"));
+        assert_ne!(a, loc("https://dav.example/a%20b/dav"));
+        assert_ne!(a, loc("http://other.example/a%20b/dav"));
+        assert_eq!(
+            loc("https://dav.example/x"),
+            loc("https://dav.example:443/x")
+        );
+        let with_user = WebdavBackend::new(
+            WebdavConfig::new("http://dav.example/a%20b/dav").with_password("me", "hunter2"),
+        )
+        .unwrap()
+        .location();
+        assert_eq!(with_user, a);
+        assert!(!with_user.unwrap().to_string().contains("hunter2"));
     }
 
     #[test]

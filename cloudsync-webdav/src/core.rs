@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cloudsync_core::{Error, ErrorKind, RemotePath, Result};
+use cloudsync_core::{Error, ErrorKind, Location, RemotePath, Result};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
@@ -103,6 +103,18 @@ impl DavCore {
             describe,
             known_dirs: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Where the root collection is: scheme, host, port (the scheme's default filled in, so
+    /// `http://h/dav` and `http://h:80/dav` are one place) and the percent-decoded path. The
+    /// user is left out (two accounts may see one collection).
+    pub(crate) fn location(&self) -> Location {
+        Location::network(
+            self.base.scheme(),
+            self.base.host_str().unwrap_or(""),
+            self.base.port_or_known_default(),
+            &self.base_segments.join("/"),
+        )
     }
 
     /// The URL of `path`; directories get a trailing `/`.
