@@ -278,7 +278,7 @@ impl Remote for ObjectStoreRemote {
         &self,
         path: &RemotePath,
         mut body: ByteStream,
-        _meta: WriteMeta,
+        meta: WriteMeta,
     ) -> Result<Entry> {
         if path.is_root() {
             return Err(self.ctx(
@@ -292,8 +292,21 @@ impl Remote for ObjectStoreRemote {
         let mut size: u64 = 0;
         let mut multipart: Option<WriteMultipart> = None;
         let result: Result<object_store::PutResult> = async {
+            let short = |size: u64| {
+                Error::new(
+                    ErrorKind::ConditionNotMatch,
+                    format!(
+                        "the body had {size} bytes, not the {} announced; nothing was stored",
+                        meta.size.unwrap_or(0)
+                    ),
+                )
+            };
             while let Some(chunk) = body.try_next().await? {
                 size += chunk.len() as u64;
+                // Checked before the commit: a short upload must not replace the old object.
+                if meta.size.is_some_and(|want| size > want) {
+                    return Err(short(size));
+                }
                 match &mut multipart {
                     Some(w) => {
                         w.wait_for_capacity(PART_CONCURRENCY).await?;
@@ -311,6 +324,9 @@ impl Remote for ObjectStoreRemote {
                         }
                     }
                 }
+            }
+            if meta.size.is_some_and(|want| size != want) {
+                return Err(short(size));
             }
             match multipart.take() {
                 Some(w) => Ok(w.finish().await?),
@@ -433,6 +449,30 @@ mod tests {
 
     async fn root_listing(r: &ObjectStoreRemote) -> Result<usize> {
         Ok(r.list(&RemotePath::root()).await?.count().await)
+    }
+
+    #[tokio::test]
+    async fn a_body_of_another_size_than_announced_replaces_nothing() {
+        let r = ObjectStoreRemote::new(Arc::new(InMemory::new()), "mem://b");
+        let p = path("f");
+        r.write(&p, crate::bytes_stream("old"), WriteMeta::default())
+            .await
+            .unwrap();
+        for body in ["shor", "longer than announced"] {
+            let meta = WriteMeta {
+                size: Some(6),
+                ..Default::default()
+            };
+            let e = r
+                .write(&p, crate::bytes_stream(body), meta)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConditionNotMatch, "{body}");
+            let got = crate::collect_bytes(r.read(&p, None).await.unwrap())
+                .await
+                .unwrap();
+            assert_eq!(got, "old", "{body}");
+        }
     }
 
     #[tokio::test]
