@@ -328,7 +328,8 @@ impl Engine {
                     reason: d.reason,
                 });
                 if self.mode == Mode::Move && d.reason == Reason::Identical && !self.opts.dry_run {
-                    return Some(Box::pin(remove_source(self.cmp.clone(), d)));
+                    let (xfer, cmp) = (self.xfer.clone(), self.cmp.clone());
+                    return Some(Box::pin(remove_source(xfer, cmp, d)));
                 }
                 None
             }
@@ -750,9 +751,12 @@ async fn dst_unchanged(xfer: &Transferer, d: &Decision) -> Result<bool> {
     }
 }
 
-/// Removes a source file whose identical copy is already on the destination (move), after
-/// looking at that copy again and comparing hashes where both sides have one in common.
-async fn remove_source(cmp: Arc<Comparator>, d: Decision) -> TaskResult {
+/// A move whose file is already on the destination: the destination copy is looked at again
+/// right before the only other copy goes (it may have changed or vanished since it was listed),
+/// and compared by hash where both sides have one in common (a size and modtime match is not
+/// proof: rclone deletes the source there and keeps the destination's other content). If it is
+/// not the same file any more, the source is transferred over it first, as for any move.
+async fn remove_source(xfer: Transferer, cmp: Arc<Comparator>, d: Decision) -> TaskResult {
     let r = async {
         let Some(s) = &d.src else {
             return Err(Error::new(
@@ -760,19 +764,29 @@ async fn remove_source(cmp: Arc<Comparator>, d: Decision) -> TaskResult {
                 "decision without a source entry",
             ));
         };
-        // The destination copy is looked at again right before the only other copy goes: it
-        // may have changed or vanished since it was listed.
-        let now = cmp.dst.stat(&d.path).await?;
-        let same = now.is_file() && cmp.decide(s, &now).await?.1 == Reason::Identical;
-        if !same || cmp.same_hash(s, &now).await? == Some(false) {
-            return Err(Error::new(
-                ErrorKind::ConditionNotMatch,
-                "the destination copy changed since it was listed; the source is kept",
-            )
-            .with_path(&d.path));
+        let now = match cmp.dst.stat(&d.path).await {
+            Ok(e) => Some(e),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let same = match &now {
+            Some(n) if n.is_file() => {
+                cmp.decide(s, n).await?.1 == Reason::Identical
+                    && cmp.same_hash(s, n).await? != Some(false)
+            }
+            _ => false,
+        };
+        let outcome = if same {
+            Outcome::SourceRemoved
+        } else {
+            Outcome::Transferred(xfer.copy_file(s).await?.size)
+        };
+        match xfer.src.remove_file(&d.path).await {
+            // Gone already (a server-side move, or someone else): nothing left to lose.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            r => r?,
         }
-        cmp.src.remove_file(&d.path).await?;
-        Ok(Outcome::SourceRemoved)
+        Ok(outcome)
     }
     .await;
     (d, r)
