@@ -133,6 +133,7 @@ impl Remote for LocalRemote {
         let p = dir.clone();
         self.core
             .blocking(move |c| {
+                c.check_no_links(&p, true, "mkdir")?;
                 let local = c.local(&p);
                 std::fs::create_dir_all(&local).map_err(|e| {
                     let e = parse_error(e);
@@ -173,6 +174,8 @@ impl Remote for LocalRemote {
         let (f, t) = (from.clone(), to.clone());
         self.core
             .blocking(move |c| {
+                c.check_no_links(&f, false, "rename")?;
+                c.check_no_links(&t, false, "rename")?;
                 let src = c.local(&f);
                 let dst = c.local(&t);
                 let meta = c
@@ -198,6 +201,7 @@ impl Remote for LocalRemote {
         let p = path.clone();
         self.core
             .blocking(move |c| {
+                c.check_no_links(&p, false, "set_modtime")?;
                 let local = c.local(&p);
                 c.metadata(&local)
                     .map_err(|e| c.ctx(parse_error(e), "set_modtime", &p))?;

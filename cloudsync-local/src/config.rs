@@ -34,8 +34,9 @@ pub struct LocalConfig {
     /// current directory when the remote is opened. It need not exist yet: the first write
     /// creates it, and listing it before that gives `NotFound`.
     pub root: PathBuf,
-    /// Follow symbolic links (list and copy what they point to). Off by default: links are
-    /// skipped with a warning.
+    /// Follow symbolic links (list and copy what they point to, and write through linked
+    /// directories). Off by default: links are skipped with a warning, and nothing is written,
+    /// renamed or deleted through a directory link below the root (`PermissionDenied`).
     pub follow_symlinks: bool,
     /// `fsync` each written file before it is renamed into place, and its directory after
     /// (and the parents of directories a write creates). On by default: without it a power

@@ -39,6 +39,59 @@ impl Core {
         p
     }
 
+    /// Refuses to act on `path` through a symbolic link below the root.
+    ///
+    /// Unless `follow_symlinks` is set, every directory between the root and `path` (and
+    /// `path` itself when `check_self`, as for mkdir) must not be a symlink: listings skip
+    /// links, so a write, rename or delete below one would act where the engine never looked,
+    /// possibly outside the root. One `lstat` per directory level below the root (none for a
+    /// top-level name), so the kernel copy paths stay fast. The first missing level ends the
+    /// check: what is created below it is a real directory. The root itself may be a link.
+    ///
+    /// This is a check before the operation, not a lock: a directory swapped for a link in the
+    /// instant between the two is not caught.
+    pub(crate) fn check_no_links(
+        &self,
+        path: &RemotePath,
+        check_self: bool,
+        op: &'static str,
+    ) -> Result<()> {
+        if self.follow_symlinks {
+            return Ok(());
+        }
+        let segments: Vec<&str> = path.segments().collect();
+        let levels = if check_self {
+            segments.len()
+        } else {
+            segments.len().saturating_sub(1)
+        };
+        let mut local = self.root.clone();
+        for (i, seg) in segments.iter().take(levels).enumerate() {
+            local.push(seg);
+            match std::fs::symlink_metadata(&local) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let link = segments[..=i].join("/");
+                    return Err(self.ctx(
+                        Error::new(
+                            ErrorKind::PermissionDenied,
+                            format!(
+                                "`{link}` is a symbolic link; refusing to {op} through it (it \
+                                 may lead outside the root; set follow_symlinks to follow links)"
+                            ),
+                        ),
+                        op,
+                        path,
+                    ));
+                }
+                Ok(_) => {}
+                // Missing (created as a real directory later) or unreadable (the operation
+                // itself reports it).
+                Err(_) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
     /// Adds the operation, this remote and `path` to an error.
     pub(crate) fn ctx(&self, e: impl Into<Error>, op: &'static str, path: &RemotePath) -> Error {
         e.into()

@@ -8,6 +8,7 @@ use crate::core::{CoreRef, parse_error};
 pub(crate) async fn remove_file(core: &CoreRef, path: &RemotePath) -> Result<()> {
     let p = path.clone();
     core.blocking(move |c| {
+        c.check_no_links(&p, false, "remove_file")?;
         let local = c.local(&p);
         std::fs::remove_file(&local).map_err(|e| {
             let is_dir = std::fs::symlink_metadata(&local).is_ok_and(|m| m.is_dir());
@@ -27,15 +28,18 @@ pub(crate) async fn remove_file(core: &CoreRef, path: &RemotePath) -> Result<()>
 pub(crate) async fn remove_dir(core: &CoreRef, dir: &RemotePath) -> Result<()> {
     let p = dir.clone();
     core.blocking(move |c| {
+        c.check_no_links(&p, false, "remove_dir")?;
         std::fs::remove_dir(c.local(&p)).map_err(|e| c.ctx(parse_error(e), "remove_dir", &p))
     })
     .await
 }
 
-/// Removes `dir` and everything below it.
+/// Removes `dir` and everything below it. Links inside are removed, not followed
+/// (`remove_dir_all`), and a `dir` that is itself a link is removed as a link.
 pub(crate) async fn purge(core: &CoreRef, dir: &RemotePath) -> Result<()> {
     let p = dir.clone();
     core.blocking(move |c| {
+        c.check_no_links(&p, false, "purge")?;
         std::fs::remove_dir_all(c.local(&p)).map_err(|e| c.ctx(parse_error(e), "purge", &p))
     })
     .await

@@ -62,6 +62,7 @@ pub(crate) fn install(
             path,
         ));
     }
+    core.check_no_links(path, false, op)?;
     let target = core.local(path);
     let parent: &Path = target.parent().unwrap_or(&core.root);
     let tmp = parent.join(temp_name(path.name()));

@@ -545,3 +545,96 @@ async fn a_root_that_is_a_symlink_is_followed() {
         .unwrap();
     assert_eq!(std::fs::read(dir.path().join("real/g.txt")).unwrap(), b"g");
 }
+
+#[tokio::test]
+async fn nothing_is_changed_through_a_directory_link_out_of_the_root() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("root");
+    let out = base.path().join("outside");
+    std::fs::create_dir_all(root.join("real")).unwrap();
+    std::fs::create_dir_all(out.join("emptydir")).unwrap();
+    std::fs::create_dir_all(out.join("sub")).unwrap();
+    std::fs::write(out.join("keep.txt"), "outside").unwrap();
+    std::fs::write(out.join("sub/inner.txt"), "inner").unwrap();
+    std::fs::write(root.join("x.txt"), "x").unwrap();
+    std::os::unix::fs::symlink(&out, root.join("a")).unwrap();
+    let src = base.path().join("src.txt");
+    std::fs::write(&src, "src").unwrap();
+    let old = std::fs::metadata(out.join("keep.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    let r = open(&root);
+    let refused = |res: Result<(), Error>, what: &str| {
+        let e = res.expect_err(what);
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{what}: {e}");
+        assert!(
+            e.message().contains("`a` is a symbolic link"),
+            "{what}: {e}"
+        );
+    };
+    let meta = WriteMeta::default;
+    refused(
+        r.write(&p("a/b.txt"), bytes_stream("new"), meta())
+            .await
+            .map(drop),
+        "write",
+    );
+    refused(
+        r.write_from_file(&p("a/c.txt"), &src, meta())
+            .await
+            .map(drop),
+        "write_from_file",
+    );
+    refused(r.copy(&p("x.txt"), &p("a/x.txt")).await.map(drop), "copy");
+    refused(r.mkdir(&p("a/new")).await, "mkdir below");
+    refused(r.mkdir(&p("a")).await, "mkdir of the link");
+    refused(r.remove_file(&p("a/keep.txt")).await, "remove_file");
+    refused(r.remove_dir(&p("a/emptydir")).await, "remove_dir");
+    refused(r.purge(&p("a/sub")).await, "purge");
+    refused(
+        r.rename(&p("a/keep.txt"), &p("moved.txt")).await.map(drop),
+        "rename from",
+    );
+    refused(
+        r.rename(&p("x.txt"), &p("a/sub/x.txt")).await.map(drop),
+        "rename to",
+    );
+    let t = OffsetDateTime::from_unix_timestamp(1_000_000_000).unwrap();
+    refused(r.set_modtime(&p("a/keep.txt"), t).await, "set_modtime");
+
+    // The outside tree is untouched.
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["emptydir", "keep.txt", "sub"]);
+    assert_eq!(std::fs::read(out.join("sub/inner.txt")).unwrap(), b"inner");
+    let now = std::fs::metadata(out.join("keep.txt")).unwrap();
+    assert_eq!(now.modified().unwrap(), old);
+    assert_eq!(std::fs::read(root.join("x.txt")).unwrap(), b"x");
+
+    // Real directories are unaffected, and a purge of the link removes the link only.
+    r.write(&p("real/deep/f.txt"), bytes_stream("f"), meta())
+        .await
+        .unwrap();
+    r.rename(&p("real/deep/f.txt"), &p("real/g.txt"))
+        .await
+        .unwrap();
+    r.purge(&p("a")).await.unwrap();
+    assert!(!root.join("a").exists() && out.join("keep.txt").is_file());
+
+    // Followed on request (rclone's -L): writes then go through links.
+    std::os::unix::fs::symlink(&out, root.join("a")).unwrap();
+    let following = LocalConfig::new(&root)
+        .with_follow_symlinks(true)
+        .build()
+        .unwrap();
+    following
+        .write(&p("a/b.txt"), bytes_stream("new"), meta())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(out.join("b.txt")).unwrap(), b"new");
+}

@@ -43,6 +43,7 @@ impl SftpRemote {
         };
         let (host, port) = (settings.host.clone(), settings.port);
         let shell_hashes = settings.shell_hashes;
+        let follow_symlinks = settings.follow_symlinks;
         let configured_root = settings.root.clone();
         let pool = Pool::new(settings);
         let conn = pool.get().await.map_err(|e| {
@@ -84,9 +85,20 @@ impl SftpRemote {
                 pool,
                 root,
                 describe,
+                follow_symlinks,
+                posix_rename_off: std::sync::atomic::AtomicBool::new(false),
             }),
             caps,
         })
+    }
+
+    /// Test hook: from now on, replace files as if the server lacked
+    /// `posix-rename@openssh.com` (move the old file aside, rename, delete the old one).
+    #[doc(hidden)]
+    pub fn disable_posix_rename_for_tests(&self) {
+        self.core
+            .posix_rename_off
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Closes every pooled connection (they are also closed when the remote is dropped).
@@ -158,7 +170,23 @@ impl Remote for SftpRemote {
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
         let core = &self.core;
         let conn = core.conn("stat", path).await?;
-        let attrs = core.stat_on(&conn, path, "stat").await?;
+        let attrs = if core.follow_symlinks || path.is_root() {
+            core.stat_on(&conn, path, "stat").await?
+        } else {
+            let attrs = core.lstat_on(&conn, path, "stat").await?;
+            if kind_of(&attrs) == Kind::Symlink {
+                // Invisible to this remote, as in listings.
+                return Err(core.ctx(
+                    Error::new(
+                        ErrorKind::NotFound,
+                        "is a symbolic link (skipped; set follow_symlinks to follow it)",
+                    ),
+                    "stat",
+                    path,
+                ));
+            }
+            attrs
+        };
         entry_of(path.clone(), &attrs).ok_or_else(|| {
             core.ctx(
                 Error::new(ErrorKind::Unsupported, "not a regular file or directory"),

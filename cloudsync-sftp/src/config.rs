@@ -63,6 +63,10 @@ pub struct SftpConfig {
     pub timeout: u64,
     /// Compute MD5/SHA-1 by running `md5sum`/`sha1sum` on the server over SSH (false).
     pub shell_hashes: bool,
+    /// Follow symbolic links: list what they point to and walk linked directories (rclone's
+    /// `--copy-links`/`-L`). Off by default: links are skipped (logged at debug level) and
+    /// never walked. A purge never follows links either way: it removes the link itself.
+    pub follow_symlinks: bool,
 }
 
 impl Default for SftpConfig {
@@ -82,6 +86,7 @@ impl Default for SftpConfig {
             connections: DEFAULT_CONNECTIONS,
             timeout: DEFAULT_TIMEOUT_SECS,
             shell_hashes: false,
+            follow_symlinks: false,
         }
     }
 }
@@ -105,6 +110,7 @@ impl fmt::Debug for SftpConfig {
             .field("connections", &self.connections)
             .field("timeout", &self.timeout)
             .field("shell_hashes", &self.shell_hashes)
+            .field("follow_symlinks", &self.follow_symlinks)
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +158,7 @@ pub(crate) struct Settings {
     pub(crate) connections: usize,
     pub(crate) timeout: Duration,
     pub(crate) shell_hashes: bool,
+    pub(crate) follow_symlinks: bool,
 }
 
 fn invalid(key: &str, why: impl fmt::Display) -> Error {
@@ -255,6 +262,12 @@ impl SftpConfig {
         self
     }
 
+    /// Sets [`SftpConfig::follow_symlinks`].
+    pub fn with_follow_symlinks(mut self, yes: bool) -> Self {
+        self.follow_symlinks = yes;
+        self
+    }
+
     /// Validates the keys and reads the secrets from the environment.
     pub(crate) fn build(&self) -> Result<Settings> {
         let host = self.host.trim();
@@ -347,6 +360,7 @@ impl SftpConfig {
             connections: self.connections,
             timeout: Duration::from_secs(self.timeout),
             shell_hashes: self.shell_hashes,
+            follow_symlinks: self.follow_symlinks,
         })
     }
 
@@ -357,7 +371,7 @@ impl SftpConfig {
     /// and `//` is the server's `/`.
     /// Query parameters set the other keys: `key_file`, `known_hosts`, `password_env`,
     /// `key_passphrase_env`, `use_agent`, `insecure_accept_any_host_key`, `shell_hashes`,
-    /// `connections`, `timeout`.
+    /// `follow_symlinks`, `connections`, `timeout`.
     pub(crate) fn json_from_url(url: &url::Url) -> Result<serde_json::Value> {
         use serde_json::{Map, Value};
         let bad = |why: String| Error::new(ErrorKind::ConfigInvalid, format!("sftp URL: {why}"));
@@ -406,6 +420,7 @@ impl SftpConfig {
                 ("use_agent", QueryKind::Flag),
                 ("insecure_accept_any_host_key", QueryKind::Flag),
                 ("shell_hashes", QueryKind::Flag),
+                ("follow_symlinks", QueryKind::Flag),
                 ("connections", QueryKind::Number),
                 ("timeout", QueryKind::Number),
             ],

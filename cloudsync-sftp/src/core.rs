@@ -2,6 +2,7 @@
 //! codes and session failures into [`ErrorKind`]s.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Location, RemotePath, Result};
 use russh_sftp::client::error::Error as SftpError;
@@ -21,6 +22,10 @@ pub(crate) struct Core {
     pub(crate) describe: String,
     /// Where the root is (see [`location`]).
     pub(crate) location: Location,
+    /// List what symlinks point to (`follow_symlinks`) instead of skipping them.
+    pub(crate) follow_symlinks: bool,
+    /// Test hook: behave as if the server lacked `posix-rename@openssh.com`.
+    pub(crate) posix_rename_off: std::sync::atomic::AtomicBool,
 }
 
 /// The canonical place of the absolute directory `root` on `host:port`: host case and the
@@ -138,6 +143,12 @@ pub(crate) fn status_of(e: &SftpError) -> Option<StatusCode> {
     }
 }
 
+/// A hidden temporary name next to the absolute path `to` (where a replaced file waits).
+fn aside_name(to: &str) -> String {
+    let (dir, name) = to.rsplit_once('/').unwrap_or(("", to));
+    format!("{dir}/{}", crate::writer::temp_name(name))
+}
+
 /// Appends an SSH `string` (u32 length + bytes).
 fn put_string(buf: &mut Vec<u8>, s: &[u8]) {
     buf.extend_from_slice(&(s.len() as u32).to_be_bytes());
@@ -206,6 +217,20 @@ impl Core {
             .map_err(|e| self.fail(conn, e, op, path))
     }
 
+    /// LSTAT of a path: a symlink is described, not followed.
+    pub(crate) async fn lstat_on(
+        &self,
+        conn: &Connection,
+        path: &RemotePath,
+        op: &'static str,
+    ) -> Result<FileAttributes> {
+        conn.sftp
+            .lstat(self.abs(path))
+            .await
+            .map(|a| a.attrs)
+            .map_err(|e| self.fail(conn, e, op, path))
+    }
+
     /// Creates `dir` and its missing parents; succeeds if it exists as a directory.
     pub(crate) async fn mkdir_all(&self, conn: &Connection, dir: &RemotePath) -> Result<()> {
         // Walk up until a directory exists (usually the first try), then create downwards.
@@ -255,29 +280,54 @@ impl Core {
     }
 
     /// Renames `from` over `to` (absolute server paths), replacing `to` atomically with
-    /// posix-rename@openssh.com, or by removing `to` first when the server lacks it.
+    /// posix-rename@openssh.com.
+    ///
+    /// Without that extension SFTPv3 RENAME refuses to replace, so an existing file at `to` is
+    /// first moved aside to a hidden temporary name, `from` is renamed into place and the old
+    /// file is removed; if the rename into place fails, the old file is put back. Between the
+    /// calls `to` is briefly absent, but a failure never loses both versions.
     pub(crate) async fn rename_over(
         &self,
         conn: &Connection,
         from: &str,
         to: &str,
     ) -> std::result::Result<(), SftpError> {
-        if conn.features.posix_rename {
+        if conn.features.posix_rename && !self.posix_rename_off.load(Ordering::Relaxed) {
             let mut data = Vec::with_capacity(from.len() + to.len() + 8);
             put_string(&mut data, from.as_bytes());
             put_string(&mut data, to.as_bytes());
             let reply = conn.sftp.extended("posix-rename@openssh.com", data).await?;
             return status_reply(reply);
         }
+        let first = match conn.sftp.rename(from, to).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        // Only a file (or link) in the way is moved aside; a directory there, a missing
+        // target or an unreadable one: the first answer says what is wrong.
+        let in_way = conn.sftp.lstat(to).await.map(|a| kind_of(&a.attrs));
+        if !matches!(in_way, Ok(Kind::File | Kind::Symlink | Kind::Other)) {
+            return Err(first);
+        }
+        let aside = aside_name(to);
+        if conn.sftp.rename(to, aside.as_str()).await.is_err() {
+            return Err(first);
+        }
         match conn.sftp.rename(from, to).await {
-            Ok(_) => Ok(()),
-            Err(first) => {
-                // SFTPv3 RENAME refuses to replace: remove the target, then rename. Between
-                // the two calls the target is briefly absent (documented).
-                match conn.sftp.remove(to).await {
-                    Ok(_) => conn.sftp.rename(from, to).await.map(|_| ()),
-                    Err(_) => Err(first),
+            Ok(_) => {
+                if let Err(e) = conn.sftp.remove(aside.as_str()).await {
+                    tracing::warn!(path = %aside, error = %e, "cannot remove the replaced file");
                 }
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(back) = conn.sftp.rename(aside.as_str(), to).await {
+                    tracing::error!(
+                        path = %to, kept_as = %aside, error = %back,
+                        "rename failed and the old file cannot be put back: it is kept aside"
+                    );
+                }
+                Err(e)
             }
         }
     }
@@ -438,6 +488,16 @@ mod tests {
         let t = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         let m = mtime_attrs(t).unwrap();
         assert_eq!(modtime_of(&m), Some(t));
+        // Extreme values a server may send describe an entry, never panic.
+        let mut a = FileAttributes::empty();
+        a.permissions = Some(u32::MAX);
+        assert_eq!(kind_of(&a), Kind::Other);
+        a.permissions = Some(0o100644);
+        a.size = Some(u64::MAX);
+        a.mtime = Some(u32::MAX);
+        let e = entry_of(RemotePath::new("big").unwrap(), &a).unwrap();
+        assert_eq!(e.size, u64::MAX);
+        assert_eq!(e.modtime.map(|t| t.year()), Some(2106));
         let too_old = OffsetDateTime::from_unix_timestamp(-5).unwrap();
         assert_eq!(
             mtime_attrs(too_old).unwrap_err().kind(),

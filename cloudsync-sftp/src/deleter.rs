@@ -97,11 +97,22 @@ async fn read_all(
     Ok(out)
 }
 
-/// Removes `dir` and everything below it (symlinks are removed, not followed).
+/// Removes `dir` and everything below it. Symlinks are removed, never followed, whatever
+/// `follow_symlinks` says: the kinds come from LSTAT (and from READDIR, whose attributes
+/// describe the link itself), and a `dir` that is itself a link is removed as a link.
 pub(crate) async fn purge(core: &Core, dir: &RemotePath) -> Result<()> {
     let conn = core.conn("purge", dir).await?;
-    let attrs = core.stat_on(&conn, dir, "purge").await?;
-    if kind_of(&attrs) != Kind::Dir {
+    let attrs = core.lstat_on(&conn, dir, "purge").await?;
+    if kind_of(&attrs) == Kind::Symlink && !dir.is_root() {
+        tracing::debug!(path = %dir, "purge: removing the symlink, not what it points to");
+        return conn
+            .sftp
+            .remove(core.abs(dir))
+            .await
+            .map(|_| ())
+            .map_err(|e| core.fail(&conn, e, "purge", dir));
+    }
+    if kind_of(&attrs) != Kind::Dir && !dir.is_root() {
         return Err(core.ctx(
             Error::new(ErrorKind::Conflict, "not a directory"),
             "purge",

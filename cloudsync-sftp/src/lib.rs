@@ -30,6 +30,7 @@ mod backend;
 mod config;
 mod core;
 mod deleter;
+mod exec;
 mod known_hosts;
 mod lister;
 mod pool;

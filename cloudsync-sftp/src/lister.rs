@@ -3,8 +3,9 @@
 //! Every name the server returns is validated with [`RemotePath::join`]: `.` and `..` are
 //! skipped, any other invalid name (containing `/` or NUL, or not valid UTF-8) becomes an
 //! error item in the stream rather than a path. Temporary upload names are hidden. Symlinks
-//! are followed with one STAT (a broken link is skipped with a warning); sockets, FIFOs and
-//! devices are skipped.
+//! are skipped (debug log) unless `follow_symlinks` is set, in which case they are followed
+//! with one STAT (a broken link is skipped with a warning); sockets, FIFOs and devices are
+//! skipped.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -95,6 +96,12 @@ impl State {
         };
         match kind_of(&file.attrs) {
             Kind::File | Kind::Dir => entry_of(path, &file.attrs).map(Ok),
+            Kind::Symlink if !self.core.follow_symlinks => {
+                // As rclone without `-L`: a link is neither a file to copy nor a directory to
+                // walk (walking it could reach, and delete in, a tree outside the root).
+                tracing::debug!(path = %path, "skipping symlink (set follow_symlinks to follow it)");
+                None
+            }
             Kind::Symlink => match self.core.stat_on(&self.conn, &path, "list").await {
                 Ok(target) => entry_of(path, &target).map(Ok),
                 Err(e) if e.kind() == ErrorKind::NotFound => {

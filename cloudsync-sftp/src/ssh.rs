@@ -10,11 +10,12 @@ use cloudsync_core::{Error, ErrorKind, Result};
 use russh::client::{self, Handle};
 use russh::keys::ssh_key::PublicKey;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use russh::{ChannelMsg, Disconnect, cipher};
+use russh::{Disconnect, cipher};
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::rawsession::Limits;
 
 use crate::config::Settings;
+use crate::exec::ExecOutput;
 use crate::known_hosts::{self, Verdict};
 
 /// Largest SFTP packet we accept from the server (a DATA reply carries at most the read size).
@@ -265,36 +266,15 @@ impl Connection {
             .exec(true, command)
             .await
             .map_err(|e| ssh_error("exec", e))?;
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let mut status = None;
+        let mut output = ExecOutput::default();
         while let Some(msg) = channel.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                ChannelMsg::Failure => {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        "the server refused to run a command (no shell access?)",
-                    ));
-                }
-                _ => {}
+            if let Err(e) = output.take(msg) {
+                // Stop the command rather than leave it blocked on a full window.
+                let _ = channel.close().await;
+                return Err(e);
             }
         }
-        match status {
-            Some(0) => Ok(out),
-            Some(code) => Err(Error::new(
-                ErrorKind::Unexpected,
-                format!(
-                    "remote command exited with status {code}: {}",
-                    String::from_utf8_lossy(&err).trim()
-                ),
-            )),
-            None => Err(Error::new(
-                ErrorKind::Unsupported,
-                "remote command gave no exit status (no shell access?)",
-            )),
-        }
+        output.finish()
     }
 
     /// Closes the connection politely.

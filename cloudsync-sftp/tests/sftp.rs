@@ -245,7 +245,6 @@ async fn listings_validate_and_hide_names() {
         ok,
         [
             ("back\\slash".to_owned(), false, 1),
-            ("link.txt".to_owned(), false, 1),
             ("plain.txt".to_owned(), false, 1),
             ("sub".to_owned(), true, 0),
         ]
@@ -253,6 +252,18 @@ async fn listings_validate_and_hide_names() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].kind(), ErrorKind::InvalidInput);
     assert!(errors[0].message().contains("UTF-8"), "{}", errors[0]);
+
+    // With follow_symlinks the link is listed as what it points to; a broken one is skipped.
+    let following = connect(SSHD.config("names").with_follow_symlinks(true)).await;
+    let got: Vec<String> = following
+        .list(&RemotePath::root())
+        .await
+        .unwrap()
+        .filter_map(|item| async move { item.ok().map(|e| e.path.as_str().to_owned()) })
+        .collect()
+        .await;
+    assert!(got.contains(&"link.txt".to_owned()), "{got:?}");
+    assert!(!got.contains(&"broken".to_owned()), "{got:?}");
 }
 
 #[tokio::test]
