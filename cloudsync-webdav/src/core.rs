@@ -1,6 +1,7 @@
 //! The HTTP side: the client, URLs for paths, sending requests, and mapping HTTP statuses and
 //! transport failures to [`Error`] kinds ([`parse_error`]).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,6 +14,20 @@ use crate::config::{Auth, Validated, Vendor, encode_segment};
 
 /// Most directories remembered as existing (the cache is cleared when it grows past this).
 const KNOWN_DIRS_MAX: usize = 4096;
+
+/// Longest piece of server-sent text (a name, an href) quoted in an error message.
+pub(crate) const QUOTE_MAX: usize = 200;
+
+/// Most `Retry-After` we honour (a server cannot park us for years).
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// `s` cut to at most [`QUOTE_MAX`] characters, with `…` when something was cut.
+pub(crate) fn cut(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(QUOTE_MAX) {
+        None => Cow::Borrowed(s),
+        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
+    }
+}
 
 /// The `PROPFIND`, `MKCOL`, `COPY` and `MOVE` methods.
 pub(crate) fn method(name: &'static str) -> Method {
@@ -241,6 +256,11 @@ async fn body_snippet(mut resp: Response) -> String {
     }
     buf.truncate(1024);
     let text = String::from_utf8_lossy(&buf);
+    cut(&snippet_text(&text)).into_owned()
+}
+
+/// The readable part of the start of an error body.
+fn snippet_text(text: &str) -> String {
     // Sabre (Nextcloud/ownCloud) puts the reason in <s:message>.
     if let Some(start) = text.find("message>") {
         let rest = &text[start + "message>".len()..];
@@ -260,13 +280,16 @@ async fn body_snippet(mut resp: Response) -> String {
 /// How long a `Retry-After` header (seconds or an HTTP date) asks us to wait.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() {
+        // Too many digits for a u64 is "very long": the cap below applies.
+        let secs = v.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX));
     }
     let when = httpdate::parse_http_date(v).ok()?;
     Some(
         when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .unwrap_or(Duration::ZERO)
+            .min(RETRY_AFTER_MAX),
     )
 }
 
