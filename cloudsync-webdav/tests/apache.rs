@@ -174,3 +174,11 @@ async fn remove_dir_keeps_files_that_arrived_after_the_listing() {
     assert_eq!(summary.dirs_deleted, 0, "{summary:?}");
     assert!(summary.errors.is_empty(), "{summary:?}");
 }
+
+/// Replacement bodies that error half-way, or give fewer or more bytes than announced, keep
+/// the old file and leave no temp file (PUT to a temp name, then MOVE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_replacement_keeps_the_old_file_apache() {
+    let remote = remote_in(&SERVER, Vendor::Generic, "replace").await;
+    common::checks::bad_replacement_keeps_the_old_file(&remote, &SERVER.data).await;
+}
