@@ -383,6 +383,30 @@ mod tests {
     }
 
     #[test]
+    fn extreme_retry_after_is_capped() {
+        let mut h = HeaderMap::new();
+        for v in [
+            "18446744073709551615",
+            "99999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            h.insert(RETRY_AFTER, HeaderValue::from_static(v));
+            assert_eq!(retry_after(&h), Some(RETRY_AFTER_MAX), "{v}");
+        }
+        h.insert(RETRY_AFTER, HeaderValue::from_static("-5"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn long_text_is_cut() {
+        let long = "é".repeat(5000);
+        let c = cut(&long);
+        assert_eq!(c.chars().count(), QUOTE_MAX + 1);
+        assert!(c.ends_with('…'));
+        assert_eq!(cut("short"), "short");
+    }
+
+    #[test]
     fn retry_after_seconds_and_date() {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));

@@ -6,6 +6,7 @@
 //! only an empty directory is removed by `remove_dir`.
 
 use cloudsync_core::{ErrorKind, RemotePath, Result};
+use futures::StreamExt;
 use reqwest::StatusCode;
 
 use crate::config::encode_segment;
@@ -174,12 +175,14 @@ impl DavCore {
             StatusCode::NOT_FOUND => return Ok(()),
             _ => return Err(self.status_error(resp, "cleanup", file).await),
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e, "cleanup", file))?;
+        // Streamed and capped like every PROPFIND answer.
+        let body = crate::lister::capped(
+            futures::TryStreamExt::map_err(resp.bytes_stream(), std::io::Error::other).boxed(),
+        );
+        let mut reader =
+            crate::lister::MultistatusReader::new(tokio_util::io::StreamReader::new(body));
         let folder_path = folder.path().trim_end_matches('/').to_owned();
-        for r in crate::lister::parse_multistatus(&body).await? {
+        while let Some(r) = reader.next().await? {
             // Each version is a member of the file's version folder; resolve it against that
             // folder, and only follow hrefs that are directly inside it.
             let Ok(abs) = folder.join(&r.href) else {

@@ -382,7 +382,8 @@ fn xml_error(e: quick_xml::Error) -> Error {
     }
 }
 
-/// Parses a whole multistatus document (for small answers and tests).
+/// Parses a whole multistatus document (tests).
+#[cfg(test)]
 pub(crate) async fn parse_multistatus(body: &[u8]) -> Result<Vec<DavResponse>> {
     let mut r = MultistatusReader::new(body);
     let mut out = Vec::new();
