@@ -97,7 +97,18 @@ async fn chunked_upload_keeps_mtime_and_checksum() {
         .await
         .unwrap();
     assert!(back[..] == data[..]);
-    let left: Vec<_> = std::fs::read_dir(NC.uploads_dir()).unwrap().collect();
+    // Only this test's uploads: other tests upload at the same time.
+    let describe = r.describe();
+    let sub = describe.rsplit('/').next().unwrap();
+    let left: Vec<_> = std::fs::read_dir(NC.uploads_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join(".destination"))
+                .map(|d| d.contains(sub))
+                .unwrap_or(false)
+        })
+        .collect();
     assert!(left.is_empty(), "upload folders left: {left:?}");
 }
 
