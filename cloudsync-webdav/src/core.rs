@@ -1,6 +1,7 @@
 //! The HTTP side: the client, URLs for paths, sending requests, and mapping HTTP statuses and
 //! transport failures to [`Error`] kinds ([`parse_error`]).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,6 +14,20 @@ use crate::config::{Auth, Validated, Vendor, encode_segment};
 
 /// Most directories remembered as existing (the cache is cleared when it grows past this).
 const KNOWN_DIRS_MAX: usize = 4096;
+
+/// Longest piece of server-sent text (a name, an href) quoted in an error message.
+pub(crate) const QUOTE_MAX: usize = 200;
+
+/// Most `Retry-After` we honour (a server cannot park us for years).
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// `s` cut to at most [`QUOTE_MAX`] characters, with `…` when something was cut.
+pub(crate) fn cut(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(QUOTE_MAX) {
+        None => Cow::Borrowed(s),
+        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
+    }
+}
 
 /// The `PROPFIND`, `MKCOL`, `COPY` and `MOVE` methods.
 pub(crate) fn method(name: &'static str) -> Method {
@@ -253,6 +268,11 @@ async fn body_snippet(mut resp: Response) -> String {
     }
     buf.truncate(1024);
     let text = String::from_utf8_lossy(&buf);
+    cut(&snippet_text(&text)).into_owned()
+}
+
+/// The readable part of the start of an error body.
+fn snippet_text(text: &str) -> String {
     // Sabre (Nextcloud/ownCloud) puts the reason in <s:message>.
     if let Some(start) = text.find("message>") {
         let rest = &text[start + "message>".len()..];
@@ -272,13 +292,16 @@ async fn body_snippet(mut resp: Response) -> String {
 /// How long a `Retry-After` header (seconds or an HTTP date) asks us to wait.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() {
+        // Too many digits for a u64 is "very long": the cap below applies.
+        let secs = v.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX));
     }
     let when = httpdate::parse_http_date(v).ok()?;
     Some(
         when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .unwrap_or(Duration::ZERO)
+            .min(RETRY_AFTER_MAX),
     )
 }
 
@@ -369,6 +392,30 @@ mod tests {
         assert_eq!(kind(503), (ErrorKind::RateLimited, true));
         assert_eq!(kind(502), (ErrorKind::Transient, true));
         assert_eq!(kind(507), (ErrorKind::QuotaExceeded, false));
+    }
+
+    #[test]
+    fn extreme_retry_after_is_capped() {
+        let mut h = HeaderMap::new();
+        for v in [
+            "18446744073709551615",
+            "99999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            h.insert(RETRY_AFTER, HeaderValue::from_static(v));
+            assert_eq!(retry_after(&h), Some(RETRY_AFTER_MAX), "{v}");
+        }
+        h.insert(RETRY_AFTER, HeaderValue::from_static("-5"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn long_text_is_cut() {
+        let long = "é".repeat(5000);
+        let c = cut(&long);
+        assert_eq!(c.chars().count(), QUOTE_MAX + 1);
+        assert!(c.ends_with('…'));
+        assert_eq!(cut("short"), "short");
     }
 
     #[test]

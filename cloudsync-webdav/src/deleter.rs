@@ -6,11 +6,13 @@
 //! only an empty directory is removed by `remove_dir`.
 
 use cloudsync_core::{ErrorKind, RemotePath, Result};
+use futures::StreamExt;
 use reqwest::StatusCode;
 
 use crate::config::encode_segment;
+use crate::core::cut;
 use crate::core::{DavCore, method};
-use crate::lister::PropfindAnswer;
+use crate::lister::{PropfindAnswer, response_problem};
 
 impl DavCore {
     async fn delete_url(&self, url: url::Url, op: &'static str, path: &RemotePath) -> Result<()> {
@@ -32,6 +34,11 @@ impl DavCore {
     }
 
     /// Removes an empty directory.
+    ///
+    /// A collection `DELETE` is recursive, so the directory is listed (`Depth: 1`) right
+    /// before it: anything in the answer besides the directory itself — whatever its status,
+    /// and even a member whose href or properties cannot be read — refuses with
+    /// [`ErrorKind::Conflict`]. The directory's own answer must be there and say collection.
     pub(crate) async fn remove_dir_at(&self, dir: &RemotePath) -> Result<()> {
         let answer = self
             .propfind(self.url(dir, true), "1", "remove_dir", dir)
@@ -44,21 +51,11 @@ impl DavCore {
                 .with_remote(self.describe.clone())
                 .with_path(dir)
         };
+        let mut seen_self = false;
         while let Some(r) = reader.next().await.map_err(ctx)? {
-            if r.status.is_some_and(|s| !(200..300).contains(&s)) {
-                continue;
-            }
-            let p = resolver.resolve(&r.href).map_err(ctx)?;
-            if &p == dir {
-                if !r.is_dir {
-                    return Err(self.err(
-                        ErrorKind::Conflict,
-                        "not a directory",
-                        "remove_dir",
-                        dir,
-                    ));
-                }
-            } else {
+            let me = r.hrefs == 1 && resolver.resolve(&r.href).is_ok_and(|p| &p == dir);
+            if !me {
+                tracing::debug!(%dir, href = %cut(&r.href), "not removing a directory that has members");
                 return Err(self.err(
                     ErrorKind::Conflict,
                     "directory not empty",
@@ -66,6 +63,29 @@ impl DavCore {
                     dir,
                 ));
             }
+            if r.status == Some(404) {
+                return Err(self.err(
+                    ErrorKind::NotFound,
+                    "directory not found",
+                    "remove_dir",
+                    dir,
+                ));
+            }
+            if let Some(e) = response_problem(&r) {
+                return Err(ctx(e));
+            }
+            if !r.is_dir {
+                return Err(self.err(ErrorKind::Conflict, "not a directory", "remove_dir", dir));
+            }
+            seen_self = true;
+        }
+        if !seen_self {
+            return Err(self.err(
+                ErrorKind::Protocol,
+                "the PROPFIND answer does not describe the directory itself",
+                "remove_dir",
+                dir,
+            ));
         }
         self.forget_dir(dir);
         self.delete_url(self.url(dir, true), "remove_dir", dir)
@@ -155,12 +175,14 @@ impl DavCore {
             StatusCode::NOT_FOUND => return Ok(()),
             _ => return Err(self.status_error(resp, "cleanup", file).await),
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e, "cleanup", file))?;
+        // Streamed and capped like every PROPFIND answer.
+        let body = crate::lister::capped(
+            futures::TryStreamExt::map_err(resp.bytes_stream(), std::io::Error::other).boxed(),
+        );
+        let mut reader =
+            crate::lister::MultistatusReader::new(tokio_util::io::StreamReader::new(body));
         let folder_path = folder.path().trim_end_matches('/').to_owned();
-        for r in crate::lister::parse_multistatus(&body).await? {
+        while let Some(r) = reader.next().await? {
             // Each version is a member of the file's version folder; resolve it against that
             // folder, and only follow hrefs that are directly inside it.
             let Ok(abs) = folder.join(&r.href) else {

@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use tokio::io::AsyncBufRead;
 use tokio_util::io::StreamReader;
 
-use crate::core::{DavCore, decoded_segments, method};
+use crate::core::{DavCore, cut, decoded_segments, method, parse_error};
 
 const DAV_NS: &str = "DAV:";
 const OC_NS: &str = "http://owncloud.org/ns";
@@ -33,13 +33,26 @@ const OC_NS: &str = "http://owncloud.org/ns";
 const MAX_TEXT: usize = 64 * 1024;
 const MAX_DEPTH: usize = 64;
 
+/// Largest `PROPFIND` answer we read (about 150,000 entries as Apache writes them). The parser
+/// streams, but one XML event is buffered whole, and the engine keeps a directory's entries:
+/// a larger answer is an error, not unbounded memory.
+pub(crate) const MAX_MULTISTATUS: u64 = 64 * 1024 * 1024;
+
 /// The properties one `<response>` carries, as the server sent them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DavResponse {
     /// The raw (percent-encoded) href.
     pub(crate) href: String,
-    /// Status of the whole response (`<response><status>`), when present.
+    /// Status of the whole response (`<response><status>`), when present (0 when it cannot be
+    /// read).
     pub(crate) status: Option<u16>,
+    /// How many `<href>`s the response has (RFC 4918 allows several sharing one status).
+    pub(crate) hrefs: u32,
+    /// Status of a failed propstat (other than 404) that named a property we use: the
+    /// server could not tell us that property, so the entry cannot be described.
+    pub(crate) failed: Option<u16>,
+    /// A `getcontentlength` that is not a number.
+    pub(crate) bad_size: bool,
     pub(crate) is_dir: bool,
     pub(crate) size: Option<u64>,
     pub(crate) modified: Option<String>,
@@ -69,6 +82,19 @@ enum Tag {
 }
 
 impl Tag {
+    /// A property we read.
+    fn is_used_prop(self) -> bool {
+        matches!(
+            self,
+            Tag::ResourceType
+                | Tag::ContentLength
+                | Tag::LastModified
+                | Tag::Etag
+                | Tag::Checksums
+                | Tag::FileId
+        )
+    }
+
     fn is_leaf(self) -> bool {
         matches!(
             self,
@@ -114,6 +140,9 @@ impl Tag {
 #[derive(Debug, Default)]
 struct PropBuf {
     status: Option<u16>,
+    /// Whether it names a property we use.
+    named: bool,
+    bad_size: bool,
     is_dir: bool,
     size: Option<u64>,
     modified: Option<String>,
@@ -136,9 +165,12 @@ fn protocol(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::Protocol, msg)
 }
 
-/// `HTTP/1.1 404 Not Found` → 404.
-fn status_code(line: &str) -> Option<u16> {
-    line.split_whitespace().nth(1)?.parse().ok()
+/// `HTTP/1.1 404 Not Found` → 404; 0 for a status line that cannot be read (never success).
+fn status_code(line: &str) -> u16 {
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Parser {
@@ -162,6 +194,10 @@ impl Parser {
             Tag::Response => self.cur = Some(DavResponse::default()),
             Tag::Propstat => self.props = PropBuf::default(),
             Tag::Collection => self.props.is_dir = true,
+            t if t.is_used_prop() => {
+                self.props.named = true;
+                self.text.clear();
+            }
             t if t.is_leaf() => self.text.clear(),
             _ => {}
         }
@@ -186,11 +222,14 @@ impl Parser {
         match tag {
             Tag::Href => {
                 if let Some(c) = &mut self.cur {
-                    c.href = text.to_owned();
+                    if c.hrefs == 0 {
+                        c.href = text.to_owned();
+                    }
+                    c.hrefs = c.hrefs.saturating_add(1);
                 }
             }
             Tag::Status => {
-                let code = status_code(text);
+                let code = Some(status_code(text));
                 match parent {
                     Some(Tag::Propstat) => self.props.status = code,
                     Some(Tag::Response) => {
@@ -201,7 +240,12 @@ impl Parser {
                     _ => {}
                 }
             }
-            Tag::ContentLength => self.props.size = text.parse().ok(),
+            // Empty in the 404 propstats that name it; anything else must be a number.
+            Tag::ContentLength if text.is_empty() => {}
+            Tag::ContentLength => match text.parse() {
+                Ok(n) => self.props.size = Some(n),
+                Err(_) => self.props.bad_size = true,
+            },
             Tag::LastModified => self.props.modified = Some(text.to_owned()),
             Tag::Etag => self.props.etag = Some(text.to_owned()),
             Tag::Checksum if !text.is_empty() => self.props.checksums.push(text.to_owned()),
@@ -209,7 +253,19 @@ impl Parser {
             Tag::Propstat => {
                 let props = std::mem::take(&mut self.props);
                 let ok = props.status.is_none_or(|s| (200..300).contains(&s));
-                if ok && let Some(c) = &mut self.cur {
+                let Some(c) = &mut self.cur else {
+                    return None;
+                };
+                if !ok {
+                    // 404 names properties the resource does not have (RFC 4918 §9.1: "A
+                    // request to retrieve the value of a property that does not exist is an
+                    // error and MUST be noted ... with a 404"). Any other failure hides a
+                    // property we need.
+                    if props.named && props.status != Some(404) {
+                        c.failed = c.failed.or(props.status);
+                    }
+                } else {
+                    c.bad_size |= props.bad_size;
                     c.is_dir |= props.is_dir;
                     c.size = props.size.or(c.size);
                     c.modified = props.modified.or(c.modified.take());
@@ -315,6 +371,10 @@ impl<R: AsyncBufRead + Unpin> MultistatusReader<R> {
 fn xml_error(e: quick_xml::Error) -> Error {
     match e {
         quick_xml::Error::Io(io) => {
+            // Our own verdict on the body (too large) keeps its kind.
+            if let Some(ours) = io.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
+                return Error::new(ours.kind(), ours.message().to_owned());
+            }
             let msg = format!("reading PROPFIND answer: {io}");
             Error::new(ErrorKind::Transient, msg)
         }
@@ -322,7 +382,8 @@ fn xml_error(e: quick_xml::Error) -> Error {
     }
 }
 
-/// Parses a whole multistatus document (for small answers and tests).
+/// Parses a whole multistatus document (tests).
+#[cfg(test)]
 pub(crate) async fn parse_multistatus(body: &[u8]) -> Result<Vec<DavResponse>> {
     let mut r = MultistatusReader::new(body);
     let mut out = Vec::new();
@@ -358,7 +419,11 @@ impl HrefResolver {
     fn outside(href: &str, why: &str) -> Error {
         Error::new(
             ErrorKind::Protocol,
-            format!("server returned href {href:?} {why}; refusing to follow it"),
+            format!(
+                "server returned href {:?} {}; refusing to follow it",
+                cut(href),
+                cut(why)
+            ),
         )
     }
 
@@ -476,6 +541,69 @@ pub(crate) fn propfind_body(oc: bool) -> &'static str {
 
 type BodyReader = StreamReader<BoxStream<'static, std::io::Result<Bytes>>, Bytes>;
 
+/// `body`, failing once more than [`MAX_MULTISTATUS`] bytes came.
+pub(crate) fn capped(
+    body: BoxStream<'static, std::io::Result<Bytes>>,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    let mut seen = 0u64;
+    body.map(move |r| {
+        let b = r?;
+        seen = seen.saturating_add(b.len() as u64);
+        if seen > MAX_MULTISTATUS {
+            return Err(std::io::Error::other(protocol(format!(
+                "PROPFIND answer larger than {} MiB; refusing to read on",
+                MAX_MULTISTATUS >> 20
+            ))));
+        }
+        Ok(b)
+    })
+    .boxed()
+}
+
+/// Why the entry a response describes cannot be used, if it cannot: a status other than
+/// success for the resource itself, a failed propstat for a property we need, several hrefs
+/// sharing one answer, or an unreadable size. Never [`ErrorKind::InvalidInput`] or
+/// [`ErrorKind::NotFound`]: in a listing those would mean "one bad name" or "absent", and
+/// the engine must instead void the directory.
+pub(crate) fn response_problem(r: &DavResponse) -> Option<Error> {
+    let what = |msg: String| format!("entry {:?}: {msg}", cut(&r.href));
+    if r.hrefs > 1 {
+        let msg = what(format!("one answer for {} hrefs", r.hrefs));
+        return Some(protocol(msg));
+    }
+    if let Some(code) = r.status.filter(|s| !(200..300).contains(s)) {
+        let msg = match code {
+            0 => what("the server's status line cannot be read".into()),
+            c => what(format!("the server answered {c}")),
+        };
+        return Some(status_problem(code, msg));
+    }
+    if let Some(code) = r.failed {
+        let msg = what(format!("the server could not read its properties ({code})"));
+        return Some(status_problem(code, msg));
+    }
+    if r.bad_size {
+        return Some(protocol(what("getcontentlength is not a size".into())));
+    }
+    None
+}
+
+/// An error of the kind `code` maps to, unless that kind would be read as "one bad name" or
+/// "absent" (then [`ErrorKind::Protocol`]).
+fn status_problem(code: u16, msg: String) -> Error {
+    let Ok(status) = StatusCode::from_u16(code) else {
+        return protocol(msg);
+    };
+    let e = parse_error(status, &reqwest::header::HeaderMap::new(), "");
+    match e.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::Auth => Error::new(e.kind(), msg),
+        ErrorKind::Transient | ErrorKind::RateLimited => {
+            Error::new(ErrorKind::Transient, msg).set_temporary(true)
+        }
+        _ => protocol(msg),
+    }
+}
+
 impl DavCore {
     /// Sends `PROPFIND` with `depth` to `url`; returns a reader of its responses.
     pub(crate) async fn propfind(
@@ -509,8 +637,7 @@ impl DavCore {
             }
             return Err(self.status_error(resp, op, path).await);
         }
-        let body: BoxStream<'static, std::io::Result<Bytes>> =
-            resp.bytes_stream().map_err(std::io::Error::other).boxed();
+        let body = capped(resp.bytes_stream().map_err(std::io::Error::other).boxed());
         Ok(PropfindAnswer::Multistatus(
             Box::new(MultistatusReader::new(StreamReader::new(body))),
             HrefResolver::new(self, &url),
@@ -542,13 +669,17 @@ impl DavCore {
                 .with_path(path)
         };
         while let Some(r) = reader.next().await.map_err(ctx)? {
-            if r.status.is_some_and(|s| !(200..300).contains(&s)) {
+            let p = resolver.resolve(&r.href).map_err(ctx)?;
+            if &p != path {
                 continue;
             }
-            let p = resolver.resolve(&r.href).map_err(ctx)?;
-            if &p == path {
-                return Ok(to_entry(p, &r));
+            if r.status == Some(404) {
+                break;
             }
+            if let Some(e) = response_problem(&r) {
+                return Err(ctx(e));
+            }
+            return Ok(to_entry(p, &r));
         }
         Err(self.err(
             ErrorKind::NotFound,
@@ -636,11 +767,20 @@ struct ListState {
 impl ListState {
     async fn next_entry(&mut self) -> Result<Option<Entry>> {
         while let Some(r) = self.reader.next().await? {
-            if r.status.is_some_and(|s| !(200..300).contains(&s)) {
-                tracing::debug!(href = %r.href, status = ?r.status, "skipping non-2xx response");
+            let path = self.resolver.resolve(&r.href)?;
+            if r.status == Some(404) && path != self.dir && r.hrefs == 1 {
+                // A member whose own status is 404 is not there: RFC 4918 §14.24 makes a
+                // response's status "the effect of a method on [the] resource" its href
+                // names, and 404 is HTTP's "did not find a current representation for the
+                // target resource" (RFC 9110 §15.5.5), e.g. a file deleted between the
+                // server's directory read and its lookup. Skipping it is the same as the
+                // server not listing it.
+                tracing::debug!(href = %cut(&r.href), "skipping a member answered 404");
                 continue;
             }
-            let path = self.resolver.resolve(&r.href)?;
+            if let Some(e) = response_problem(&r) {
+                return Err(e);
+            }
             if path == self.dir {
                 if !r.is_dir {
                     return Err(Error::new(ErrorKind::Conflict, "not a directory"));

@@ -94,7 +94,8 @@ fn content_range(v: &str) -> Option<(u64, u64)> {
     let span = rest.split('/').next()?;
     let (a, b) = span.split_once('-')?;
     let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    (b >= a).then_some((a, b + 1))
+    // `b` may be u64::MAX: the exclusive end saturates (no file is that long).
+    (b >= a).then_some((a, b.saturating_add(1)))
 }
 
 /// The part of `body` after `skip` bytes, at most `take` bytes long (all when `None`). A body
@@ -173,5 +174,16 @@ mod tests {
         assert_eq!(content_range("bytes 0-0/*"), Some((0, 1)));
         assert_eq!(content_range("items 1-2"), None);
         assert_eq!(content_range("bytes 5-2/9"), None);
+        // Extreme ends: no overflow, no panic.
+        assert_eq!(
+            content_range("bytes 0-18446744073709551615/*"),
+            Some((0, u64::MAX))
+        );
+        assert_eq!(
+            content_range("bytes 18446744073709551615-18446744073709551615/18446744073709551615"),
+            Some((u64::MAX, u64::MAX))
+        );
+        assert_eq!(content_range("bytes 0-18446744073709551616/*"), None);
+        assert_eq!(content_range("bytes -1-5/*"), None);
     }
 }

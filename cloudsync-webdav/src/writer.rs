@@ -39,7 +39,7 @@ fn tally(hash: bool) -> SharedTally {
 
 fn count(t: &SharedTally, chunk: &Bytes) {
     if let Ok(mut t) = t.lock() {
-        t.bytes += chunk.len() as u64;
+        t.bytes = t.bytes.saturating_add(chunk.len() as u64);
         if let Some(h) = &mut t.hasher {
             h.update(chunk);
         }
@@ -77,6 +77,66 @@ fn mtime_accepted(resp: &reqwest::Response) -> bool {
         .get("x-oc-mtime")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("accepted"))
+}
+
+/// The error for a source that gave other than the announced number of bytes.
+fn size_mismatch(what: &str, size: u64) -> Error {
+    Error::new(
+        ErrorKind::ConditionNotMatch,
+        format!("source {what} the {size} bytes announced"),
+    )
+}
+
+/// `body`, checked against the announced `size` while it is sent: an error as soon as it
+/// gives more, or ends with fewer, so the request is cut before the server has the whole
+/// body and can commit it. The last bytes are held back until the source has said it is
+/// done, so a longer source never completes a request whose `Content-Length` is `size`.
+fn exact_body(body: ByteStream, size: u64) -> ByteStream {
+    struct St {
+        body: ByteStream,
+        seen: u64,
+        size: u64,
+        done: bool,
+    }
+    let st = St {
+        body,
+        seen: 0,
+        size,
+        done: false,
+    };
+    futures::stream::try_unfold(st, |mut st| async move {
+        if st.done {
+            return Ok(None);
+        }
+        loop {
+            let Some(b) = st.body.try_next().await? else {
+                if st.seen < st.size {
+                    return Err(size_mismatch(
+                        &format!("ended after {} of", st.seen),
+                        st.size,
+                    ));
+                }
+                return Ok(None);
+            };
+            if b.is_empty() {
+                continue;
+            }
+            st.seen = st.seen.saturating_add(b.len() as u64);
+            if st.seen > st.size {
+                return Err(size_mismatch("gave more than", st.size));
+            }
+            if st.seen == st.size {
+                while let Some(more) = st.body.try_next().await? {
+                    if !more.is_empty() {
+                        return Err(size_mismatch("gave more than", st.size));
+                    }
+                }
+                st.done = true;
+            }
+            return Ok(Some((b, st)));
+        }
+    })
+    .boxed()
 }
 
 /// A hidden temp name next to `path` (kept short so it fits name-length limits).
@@ -217,6 +277,10 @@ impl DavCore {
         let target = if oc { path.clone() } else { temp_path(path)? };
         let t = tally(oc);
         let t2 = t.clone();
+        let body = match meta.size {
+            Some(size) => exact_body(body, size),
+            None => body,
+        };
         let stream = body.inspect_ok(move |c| count(&t2, c));
         let mut rb = self
             .request(reqwest::Method::PUT, self.url(&target, false))
@@ -261,6 +325,10 @@ impl DavCore {
         if let Some(size) = meta.size
             && size != sent
         {
+            // Not reached while `exact_body` holds; never leave the temp file if it is.
+            if !oc {
+                self.discard(self.url(&target, false)).await;
+            }
             return Err(self.err(
                 ErrorKind::ConditionNotMatch,
                 &format!("source gave {sent} bytes, {size} announced"),
@@ -437,7 +505,7 @@ impl DavCore {
             pending: None,
         }));
         let mut offset = 0u64;
-        let mut index = 1u32;
+        let mut index = 1u64;
         while offset < total {
             let len = self.chunk_size.min(total - offset);
             let chunk_body = take_bytes(source.clone(), len, t.clone());
@@ -451,8 +519,8 @@ impl DavCore {
                 .header(CONTENT_LENGTH, len)
                 .body(reqwest::Body::wrap_stream(chunk_body));
             self.send_ok(rb, "write", path).await?;
-            offset += len;
-            index += 1;
+            offset = offset.saturating_add(len);
+            index = index.saturating_add(1);
         }
         // The source must hold exactly the announced bytes.
         if source.lock().await.next_nonempty().await?.is_some() {
@@ -464,6 +532,14 @@ impl DavCore {
             ));
         }
         let (sent, hashes) = finish(&t);
+        if sent != total {
+            return Err(self.err(
+                ErrorKind::ConditionNotMatch,
+                &format!("source gave {sent} bytes, {total} announced"),
+                "write",
+                path,
+            ));
+        }
         let mut checksums = meta.hashes.clone();
         checksums.merge(&hashes);
         let mut rb = self

@@ -76,3 +76,109 @@ impl OpenConfig for cloudsync_webdav::WebdavFactory {
         cloudsync_core::BackendFactory::open(self, v).await.unwrap()
     }
 }
+
+/// The destination as the engine sees it, except that right before `remove_dir` someone
+/// adds files to the directory on the server's disk (a plain one, and one whose name is not
+/// UTF-8, so its href cannot be read).
+#[derive(Debug)]
+struct GainsFiles {
+    inner: std::sync::Arc<dyn cloudsync_core::Remote>,
+    disk: std::path::PathBuf,
+}
+
+#[async_trait::async_trait]
+impl cloudsync_core::Remote for GainsFiles {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn capabilities(&self) -> &cloudsync_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn list(
+        &self,
+        dir: &cloudsync_core::RemotePath,
+    ) -> cloudsync_core::Result<cloudsync_core::EntryStream> {
+        self.inner.list(dir).await
+    }
+    async fn stat(
+        &self,
+        path: &cloudsync_core::RemotePath,
+    ) -> cloudsync_core::Result<cloudsync_core::Entry> {
+        self.inner.stat(path).await
+    }
+    async fn read(
+        &self,
+        path: &cloudsync_core::RemotePath,
+        range: Option<std::ops::Range<u64>>,
+    ) -> cloudsync_core::Result<cloudsync_core::ByteStream> {
+        self.inner.read(path, range).await
+    }
+    async fn write(
+        &self,
+        path: &cloudsync_core::RemotePath,
+        body: cloudsync_core::ByteStream,
+        meta: cloudsync_core::WriteMeta,
+    ) -> cloudsync_core::Result<cloudsync_core::Entry> {
+        self.inner.write(path, body, meta).await
+    }
+    async fn mkdir(&self, dir: &cloudsync_core::RemotePath) -> cloudsync_core::Result<()> {
+        self.inner.mkdir(dir).await
+    }
+    async fn remove_file(&self, path: &cloudsync_core::RemotePath) -> cloudsync_core::Result<()> {
+        self.inner.remove_file(path).await
+    }
+    async fn remove_dir(&self, dir: &cloudsync_core::RemotePath) -> cloudsync_core::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let on_disk = self.disk.join(dir.as_str());
+        std::fs::write(on_disk.join("late.txt"), "late").unwrap();
+        std::fs::write(
+            on_disk.join(std::ffi::OsStr::from_bytes(b"late-\xff.txt")),
+            "late",
+        )
+        .unwrap();
+        self.inner.remove_dir(dir).await
+    }
+}
+
+/// A directory the engine saw empty (and would remove, as the source lacks it) gains files
+/// before its `remove_dir`: the files stay, and so does the directory, without an error (a
+/// directory that is not empty is left as it is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_dir_keeps_files_that_arrived_after_the_listing() {
+    use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream, memory, ops};
+    let dst = remote_in(&SERVER, Vendor::Generic, "gains").await;
+    dst.mkdir(&RemotePath::new("old").unwrap()).await.unwrap();
+    let sub = dst.describe().rsplit('/').next().unwrap().to_owned();
+    let disk = SERVER.data.join(&sub);
+    let dst: std::sync::Arc<dyn Remote> = std::sync::Arc::new(GainsFiles {
+        inner: dst,
+        disk: disk.clone(),
+    });
+    let src = memory();
+    src.write(
+        &RemotePath::new("keep.txt").unwrap(),
+        bytes_stream("k"),
+        WriteMeta::default(),
+    )
+    .await
+    .unwrap();
+    let summary = ops::sync(&src, &dst, &ops::SyncOptions::default())
+        .await
+        .unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(disk.join("old"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["late-\u{fffd}.txt", "late.txt"], "{summary:?}");
+    assert_eq!(summary.dirs_deleted, 0, "{summary:?}");
+    assert!(summary.errors.is_empty(), "{summary:?}");
+}
+
+/// Replacement bodies that error half-way, or give fewer or more bytes than announced, keep
+/// the old file and leave no temp file (PUT to a temp name, then MOVE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_replacement_keeps_the_old_file_apache() {
+    let remote = remote_in(&SERVER, Vendor::Generic, "replace").await;
+    common::checks::bad_replacement_keeps_the_old_file(&remote, &SERVER.data).await;
+}

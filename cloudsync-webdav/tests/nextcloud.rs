@@ -97,7 +97,18 @@ async fn chunked_upload_keeps_mtime_and_checksum() {
         .await
         .unwrap();
     assert!(back[..] == data[..]);
-    let left: Vec<_> = std::fs::read_dir(NC.uploads_dir()).unwrap().collect();
+    // Only this test's uploads: other tests upload at the same time.
+    let describe = r.describe();
+    let sub = describe.rsplit('/').next().unwrap();
+    let left: Vec<_> = std::fs::read_dir(NC.uploads_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join(".destination"))
+                .map(|d| d.contains(sub))
+                .unwrap_or(false)
+        })
+        .collect();
     assert!(left.is_empty(), "upload folders left: {left:?}");
 }
 
@@ -263,4 +274,59 @@ async fn nextcloud_preset_derives_the_paths() {
     assert_eq!(remote.stat(&path).await.unwrap().modtime, Some(when));
     assert!(NC.nginx.data.join(path.as_str()).is_file());
     remote.remove_file(&path).await.unwrap();
+}
+
+/// Replacement bodies that error half-way, or give fewer or more bytes than announced, keep
+/// the old file: the direct `PUT` (cut before the server has the whole body) and the chunked
+/// upload (no final `MOVE`, upload folder removed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_replacement_keeps_the_old_file_nextcloud() {
+    let r = remote("replace").await;
+    common::checks::bad_replacement_keeps_the_old_file(&r, &NC.nginx.data).await;
+    let path = p("chunked/old.bin");
+    let old = content(1000);
+    r.write(&path, bytes_stream(old.clone()), WriteMeta::default())
+        .await
+        .unwrap();
+    let size = 2 * MIN_CHUNK_SIZE + 1000;
+    let failing = futures::stream::iter(vec![
+        Ok(Bytes::from(content(MIN_CHUNK_SIZE as usize + 1000))),
+        Err(Error::new(ErrorKind::Io, "source broke")),
+    ])
+    .boxed();
+    let cases: Vec<(&str, cloudsync_core::ByteStream, ErrorKind)> = vec![
+        ("errors half-way", failing, ErrorKind::Io),
+        (
+            "shorter",
+            stream_of(&content(2 * MIN_CHUNK_SIZE as usize), 1 << 20),
+            ErrorKind::ConditionNotMatch,
+        ),
+        (
+            "longer",
+            stream_of(&content(size as usize + 1), 1 << 20),
+            ErrorKind::ConditionNotMatch,
+        ),
+    ];
+    for (what, body, kind) in cases {
+        let meta = WriteMeta {
+            size: Some(size),
+            ..Default::default()
+        };
+        let e = r.write(&path, body, meta).await.unwrap_err();
+        assert_eq!(e.kind(), kind, "{what}: {e:?}");
+        let back = collect_bytes(r.read(&path, None).await.unwrap())
+            .await
+            .unwrap();
+        assert!(back[..] == old[..], "{what}: the old file changed");
+    }
+    let mine: Vec<_> = std::fs::read_dir(NC.uploads_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join(".destination"))
+                .map(|d| d.contains("replace-"))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(mine.is_empty(), "upload folders left: {mine:?}");
 }

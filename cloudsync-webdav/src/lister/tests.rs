@@ -290,6 +290,45 @@ fn checksums_and_dates() {
     assert!(parse_modtime("Sunday, 06-Nov-94 08:49:37 GMT").is_some());
 }
 
+/// Sizes at and past u64::MAX, and dates at the edges of what HTTP dates can say: no panic,
+/// no wrap-around; a size that is not a u64 makes the entry undescribable.
+#[tokio::test]
+async fn extreme_sizes_and_dates() {
+    let one = |size: &str, date: &str| {
+        format!(
+            r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/f</d:href><d:propstat><d:prop><d:resourcetype/><d:getcontentlength>{size}</d:getcontentlength><d:getlastmodified>{date}</d:getlastmodified></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#
+        )
+    };
+    let r = &parse(&one(
+        "18446744073709551615",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ))
+    .await[0];
+    assert!(response_problem(r).is_none());
+    let res = resolver("http://h/", "http://h/");
+    let e = to_entry(res.resolve(&r.href).unwrap(), r);
+    assert_eq!(e.size, u64::MAX);
+    assert_eq!(e.modtime.map(|t| t.year()), Some(9999));
+    for bad in ["18446744073709551616", "-1", "1e3", "12 bytes"] {
+        let r = &parse(&one(bad, "x")).await[0];
+        let e = response_problem(r).unwrap_or_else(|| panic!("{bad} accepted"));
+        assert_eq!(e.kind(), ErrorKind::Protocol, "{bad}");
+    }
+    for date in [
+        "Sat, 01 Jan 99999 00:00:00 GMT",
+        "Mon, 01 Jan 1900 00:00:00 GMT",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+        "Sun, 99 Foo 2020 99:99:99 GMT",
+        "",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+        "Fri, 31 Dec 9999 23:59:60 GMT",
+    ] {
+        // Parsed or not, never a panic.
+        let _ = parse_modtime(date);
+    }
+}
+
 #[tokio::test]
 async fn response_level_status_and_limits() {
     let xml = r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/a</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response></d:multistatus>"#;

@@ -66,6 +66,7 @@ pub async fn all(remote: Arc<dyn Remote>, server: &DavServer, lists_dot_names: b
     special_names(&remote, lists_dot_names).await;
     streamed_file_and_ranges(&remote).await;
     failed_write_leaves_nothing(&remote, server).await;
+    bad_replacement_keeps_the_old_file(&remote, &server.data).await;
     directories_are_never_clobbered(&remote).await;
     wrong_password_is_auth(server).await;
     write_creates_a_missing_root(&remote, server).await;
@@ -195,6 +196,72 @@ async fn failed_write_leaves_nothing(remote: &Arc<dyn Remote>, server: &DavServe
         leftovers.is_empty(),
         "temp files left behind: {leftovers:?}"
     );
+}
+
+/// Bodies that do not match `WriteMeta::size` — cut by an error half-way, shorter, longer —
+/// never replace an existing file, and leave no temp file on `data` (the server's disk).
+pub async fn bad_replacement_keeps_the_old_file(remote: &Arc<dyn Remote>, disk: &Path) {
+    let path = p("replace/old.bin");
+    let old = data_of(50_000, 3);
+    remote
+        .write(&path, bytes_stream(old.clone()), WriteMeta::default())
+        .await
+        .unwrap();
+    let size = 200_000u64;
+    let cases: Vec<(&str, ByteStream, ErrorKind)> = vec![
+        ("errors half-way", failing_body(100_000), ErrorKind::Io),
+        (
+            "shorter",
+            pieces(data(150_000)),
+            ErrorKind::ConditionNotMatch,
+        ),
+        (
+            "longer",
+            pieces(data(250_000)),
+            ErrorKind::ConditionNotMatch,
+        ),
+        (
+            "longer by a byte",
+            pieces(data(200_001)),
+            ErrorKind::ConditionNotMatch,
+        ),
+    ];
+    for (what, body, kind) in cases {
+        let meta = WriteMeta {
+            size: Some(size),
+            ..Default::default()
+        };
+        let e = remote.write(&path, body, meta).await.unwrap_err();
+        assert_eq!(e.kind(), kind, "{what}: {e:?}");
+        let back = collect_bytes(remote.read(&path, None).await.unwrap())
+            .await
+            .unwrap();
+        assert!(back[..] == old[..], "{what}: the old file changed");
+        assert_eq!(names(remote, "replace").await, ["old.bin"], "{what}");
+    }
+    let describe = remote.describe();
+    let sub = describe.rsplit('/').next().unwrap();
+    let leftovers: Vec<_> = disk_names(&disk.join(sub))
+        .into_iter()
+        .filter(|n| n.starts_with(".cloudsync-tmp-"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temp files left behind: {leftovers:?}"
+    );
+}
+
+fn data_of(n: usize, seed: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i + seed) * 13 % 241) as u8).collect()
+}
+
+/// `bytes` as a stream of 64 KiB pieces.
+fn pieces(bytes: Vec<u8>) -> ByteStream {
+    let v: Vec<Result<Bytes, Error>> = bytes
+        .chunks(64 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures::stream::iter(v).boxed()
 }
 
 async fn directories_are_never_clobbered(remote: &Arc<dyn Remote>) {

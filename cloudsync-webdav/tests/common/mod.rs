@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod nextcloud;
+pub mod scripted;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
