@@ -244,14 +244,18 @@ impl Remote for FtpRemote {
         }
         let abs = self.inner.paths.abs(path)?;
         let mut conn = self.inner.pool.get().await.map_err(|e| self.inner.err(e))?;
-        conn.set_mtime(&abs, modtime, &self.inner.features)
-            .await
-            .map_err(|e| {
-                self.inner
-                    .err(e)
-                    .with_operation("set_modtime")
-                    .with_path(path)
-            })
+        let r = match conn.set_mtime(&abs, modtime, &self.inner.features).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(conn
+                .confirm_not_found(e, &abs, self.inner.features.mlsd)
+                .await),
+        };
+        r.map_err(|e| {
+            self.inner
+                .err(e)
+                .with_operation("set_modtime")
+                .with_path(path)
+        })
     }
 }
 

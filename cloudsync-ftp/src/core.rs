@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpStream;
 
 use crate::config::{Settings, Tls};
-use crate::parse::{format_timeval, parse_timeval};
+use crate::parse::{format_timeval, parse_timeval, plausible_time};
 use crate::tls::{FtpTlsConnector, FtpTlsStream, TlsConfigs, tls_configs};
 
 /// The suppaftp client type used for every connection (plain ones simply never start TLS).
@@ -122,7 +122,7 @@ impl Connector {
         let s = &self.settings;
         let t = s.timeout;
         let tls13 = self.tls13.load(Ordering::Relaxed);
-        let ftp = match self.open_session(tls13).await {
+        let (ftp, data_tls) = match self.open_session(tls13).await {
             Ok(ftp) => ftp,
             // The server may speak only TLS 1.3: try once more allowing it.
             Err(Session::Tls(_)) if !tls13 => match self.open_session(true).await {
@@ -163,6 +163,8 @@ impl Connector {
             broken: false,
             timeout: t,
             last_used: Instant::now(),
+            epsv: false,
+            data_tls: data_tls.map(|tls| (tls, s.host.clone())),
         };
         let features = match self.features.get() {
             Some(f) => f.clone(),
@@ -185,6 +187,7 @@ impl Connector {
             Mode::Passive
         };
         conn.ftp.set_mode(mode);
+        conn.epsv = mode == Mode::ExtendedPassive;
         // Always connect to the control connection's address for PASV data connections: a
         // server behind NAT often announces its private address, and a hostile one could
         // point us at a third host (curl does the same by default).
@@ -192,8 +195,12 @@ impl Connector {
         Ok(conn)
     }
 
-    /// Connects, reads the greeting and sets up TLS as configured.
-    async fn open_session(&self, tls13: bool) -> std::result::Result<Ftp, Session> {
+    /// Connects, reads the greeting and sets up TLS as configured; also returns the TLS
+    /// connector for the session's data connections.
+    async fn open_session(
+        &self,
+        tls13: bool,
+    ) -> std::result::Result<(Ftp, Option<FtpTlsConnector>), Session> {
         let s = &self.settings;
         let t = s.timeout;
         let addr = self.resolve().await.map_err(Session::Other)?;
@@ -206,10 +213,12 @@ impl Connector {
         match (s.tls, self.rustls(tls13)) {
             (Tls::Implicit, Some(tls)) => {
                 drop(tcp);
+                let data = tls.clone();
                 tokio::time::timeout(t, Ftp::connect_secure_implicit(addr, tls, domain))
                     .await
                     .map_err(|_| Session::Other(timed_out("TLS handshake", t)))?
                     .map_err(|e| connect_error(e, "implicit TLS handshake"))
+                    .map(|ftp| (ftp, Some(data)))
             }
             (tls_mode, tls) => {
                 let ftp = tokio::time::timeout(t, Ftp::connect_with_stream(tcp))
@@ -218,12 +227,14 @@ impl Connector {
                     .map_err(|e| connect_error(e, "greeting"))?;
                 match (tls_mode, tls) {
                     (Tls::Explicit, Some(tls)) => {
+                        let data = tls.clone();
                         tokio::time::timeout(t, ftp.into_secure(tls, domain))
                             .await
                             .map_err(|_| Session::Other(timed_out("AUTH TLS", t)))?
                             .map_err(|e| connect_error(e, "AUTH TLS"))
+                            .map(|ftp| (ftp, Some(data)))
                     }
-                    _ => Ok(ftp),
+                    _ => Ok((ftp, None)),
                 }
             }
         }
@@ -298,10 +309,12 @@ fn reply_text(r: &suppaftp::types::Response) -> String {
 
 /// The kind of a negative FTP reply.
 ///
-/// FTP has one code (550) for "no such file" and "permission denied"; only there the reply's
-/// text is consulted, and unrecognised texts count as not found (vsftpd says just "Failed to
-/// delete file").
-pub(crate) fn reply_kind(code: u32, text: &str) -> ErrorKind {
+/// FTP has one code (550) for "no such file" and "permission denied", and servers word it
+/// loosely (vsftpd says just "Failed to change directory." for both), so 550 and 551 are
+/// [`ErrorKind::PermissionDenied`] here: never [`ErrorKind::NotFound`], which the engine takes
+/// as known absence. Callers that need to tell a missing path apart confirm it from the
+/// parent's listing ([`Conn::confirm_not_found`]).
+pub(crate) fn reply_kind(code: u32) -> ErrorKind {
     match code {
         421 | 425 | 426 | 450 | 451 => ErrorKind::Transient,
         452 => ErrorKind::QuotaExceeded,
@@ -311,15 +324,7 @@ pub(crate) fn reply_kind(code: u32, text: &str) -> ErrorKind {
         501 | 553 => ErrorKind::InvalidInput,
         503 => ErrorKind::Protocol,
         552 => ErrorKind::QuotaExceeded,
-        550 | 551 => {
-            let t = text.to_ascii_lowercase();
-            let denied = ["permission", "denied", "not allowed", "access", "forbidden"];
-            if denied.iter().any(|d| t.contains(d)) {
-                ErrorKind::PermissionDenied
-            } else {
-                ErrorKind::NotFound
-            }
-        }
+        550 | 551 => ErrorKind::PermissionDenied,
         400..=499 => ErrorKind::Transient,
         _ => ErrorKind::Unexpected,
     }
@@ -332,7 +337,7 @@ pub(crate) fn parse_error(e: FtpError) -> Error {
         FtpError::UnexpectedResponse(r) => {
             let code = reply_code(&r);
             let text = reply_text(&r);
-            let kind = reply_kind(code, &text);
+            let kind = reply_kind(code);
             let temporary = (400..500).contains(&code) && kind != ErrorKind::QuotaExceeded;
             Error::new(kind, format!("server replied {text:?}"))
                 .set_temporary(temporary || kind == ErrorKind::Transient)
@@ -377,6 +382,10 @@ pub(crate) struct Conn {
     pub(crate) broken: bool,
     pub(crate) timeout: Duration,
     pub(crate) last_used: Instant,
+    /// Whether data connections are opened with `EPSV` (else `PASV`).
+    pub(crate) epsv: bool,
+    /// TLS for data connections (this connection's session cache) and the server name.
+    pub(crate) data_tls: Option<(FtpTlsConnector, String)>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -502,6 +511,7 @@ impl Conn {
         let text = self.custom(&format!("SIZE {path}"), &[213]).await?;
         text.get(4..)
             .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|n| *n <= crate::parse::MAX_SIZE)
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::Protocol,
@@ -515,10 +525,11 @@ impl Conn {
     /// `MDTM path`: the modtime in UTC.
     pub(crate) async fn mdtm(&mut self, path: &str) -> Result<OffsetDateTime> {
         let text = self.custom(&format!("MDTM {path}"), &[213]).await?;
-        text.get(4..).and_then(parse_timeval).ok_or_else(|| {
+        let t = text.get(4..).and_then(parse_timeval);
+        t.and_then(plausible_time).ok_or_else(|| {
             Error::new(
                 ErrorKind::Protocol,
-                format!("malformed MDTM reply {text:?}"),
+                format!("malformed or out of range MDTM reply {text:?}"),
             )
             .with_operation("modtime")
             .with_path(path)
@@ -549,20 +560,6 @@ impl Conn {
     pub(crate) async fn mlst(&mut self, path: &str) -> Result<String> {
         let r = tokio::time::timeout(self.timeout, self.ftp.mlst(Some(path))).await;
         self.check(r, "stat", path)
-    }
-
-    /// `MLSD path` or (`CWD path` + `LIST -a`): the lines of a directory listing.
-    pub(crate) async fn list_lines(&mut self, path: &str, mlsd: bool) -> Result<Vec<String>> {
-        if mlsd {
-            let r = tokio::time::timeout(self.timeout, self.ftp.mlsd(Some(path))).await;
-            self.check(r, "list", path)
-        } else {
-            // CWD first: it fails cleanly for a missing directory, and `LIST -a` (which shows
-            // dot files on vsftpd) then needs no path argument that could be read as options.
-            self.cwd(path).await?;
-            let r = tokio::time::timeout(self.timeout, self.ftp.list(Some("-a"))).await;
-            self.check(r, "list", path)
-        }
     }
 
     /// Starts `RETR path` (after `REST offset` when `offset > 0`).
@@ -660,24 +657,15 @@ mod tests {
 
     #[test]
     fn reply_kinds() {
-        assert_eq!(
-            reply_kind(550, "No such file or directory"),
-            ErrorKind::NotFound
-        );
-        assert_eq!(
-            reply_kind(550, "Failed to delete file."),
-            ErrorKind::NotFound
-        );
-        assert_eq!(
-            reply_kind(550, "x: Permission denied"),
-            ErrorKind::PermissionDenied
-        );
-        assert_eq!(reply_kind(421, "bye"), ErrorKind::Transient);
-        assert_eq!(reply_kind(425, ""), ErrorKind::Transient);
-        assert_eq!(reply_kind(426, ""), ErrorKind::Transient);
-        assert_eq!(reply_kind(530, ""), ErrorKind::Auth);
-        assert_eq!(reply_kind(552, ""), ErrorKind::QuotaExceeded);
-        assert_eq!(reply_kind(502, ""), ErrorKind::Unsupported);
+        // 550 never means "known absent" on its own.
+        assert_eq!(reply_kind(550), ErrorKind::PermissionDenied);
+        assert_eq!(reply_kind(551), ErrorKind::PermissionDenied);
+        assert_eq!(reply_kind(421), ErrorKind::Transient);
+        assert_eq!(reply_kind(425), ErrorKind::Transient);
+        assert_eq!(reply_kind(426), ErrorKind::Transient);
+        assert_eq!(reply_kind(530), ErrorKind::Auth);
+        assert_eq!(reply_kind(552), ErrorKind::QuotaExceeded);
+        assert_eq!(reply_kind(502), ErrorKind::Unsupported);
     }
 
     #[test]

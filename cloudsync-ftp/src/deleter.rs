@@ -8,11 +8,14 @@ use futures::StreamExt;
 use crate::backend::Inner;
 use crate::lister;
 
-/// Removes one file.
+/// Removes one file; [`ErrorKind::NotFound`] only when it is confirmed absent.
 pub(crate) async fn remove_file(inner: &Arc<Inner>, path: &RemotePath) -> Result<()> {
     let abs = inner.paths.abs(path)?;
     let mut conn = inner.pool.get().await?;
-    conn.dele(&abs).await
+    match conn.dele(&abs).await {
+        Ok(()) => Ok(()),
+        Err(e) => Err(conn.confirm_not_found(e, &abs, inner.features.mlsd).await),
+    }
 }
 
 /// Removes one empty directory; a refused `RMD` is told apart into not found (the directory is

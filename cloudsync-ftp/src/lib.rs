@@ -29,6 +29,7 @@ mod config;
 mod core;
 mod deleter;
 mod lister;
+mod listing;
 mod pool;
 mod reader;
 mod tls;

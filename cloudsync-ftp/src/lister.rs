@@ -9,92 +9,151 @@ use time::OffsetDateTime;
 
 use crate::backend::Inner;
 use crate::core::{Conn, TEMP_PREFIX};
+use crate::listing::Line;
 use crate::parse::{ListedKind, parse_list_line, parse_mlsd_line, parse_mlst_line};
 
 /// Lists one directory. Lines the parser cannot read and names that are not valid path
 /// segments are errors in the stream (never silently skipped: a missing source entry would make
-/// a sync delete its copy). Upload temp files are hidden.
+/// a sync delete its copy). Upload temp files are hidden. A directory the server refuses is
+/// [`ErrorKind::NotFound`] only when its parent's listing confirms it is absent.
 pub(crate) async fn list(inner: &Arc<Inner>, dir: &RemotePath) -> Result<EntryStream> {
     let abs = inner.paths.abs(dir)?;
     let mut conn = inner.pool.get().await?;
     let mlsd = inner.features.mlsd;
-    let lines = conn
-        .list_lines(&abs, mlsd)
-        .await
-        .map_err(|e| e.with_path(dir))?;
+    let lines = match conn.list_lines(&abs, mlsd).await {
+        Ok(lines) => lines,
+        Err(e) => return Err(conn.confirm_not_found(e, &abs, mlsd).await.with_path(dir)),
+    };
     let now = OffsetDateTime::now_utc();
     let mut out: Vec<Result<Entry>> = Vec::with_capacity(lines.len());
     for line in &lines {
-        let parsed = if mlsd {
-            parse_mlsd_line(line)
-        } else {
-            parse_list_line(line, now)
-        };
-        let listed = match parsed {
-            Ok(Some(l)) => l,
-            Ok(None) => continue,
+        match entry(inner, &mut conn, dir, line, now).await {
+            Ok(Some(e)) => out.push(Ok(e)),
+            Ok(None) => {}
+            Err(e) if conn.broken => return Err(e),
             Err(e) => {
-                out.push(Err(Error::new(ErrorKind::Protocol, e.to_string())
-                    .with_source(e)
-                    .with_path(dir)));
-                continue;
-            }
-        };
-        if listed.name.starts_with(TEMP_PREFIX) {
-            continue;
-        }
-        let path = match dir.join(&listed.name) {
-            Ok(p) => p,
-            Err(e) => {
-                out.push(Err(e.with_path(dir)));
-                continue;
-            }
-        };
-        let child = match inner.paths.abs(&path) {
-            Ok(a) => a,
-            Err(e) => {
+                // Anything but one unrepresentable name voids the listing: stop here.
+                let last = e.kind() != ErrorKind::InvalidInput;
                 out.push(Err(e));
-                continue;
-            }
-        };
-        let entry = match listed.kind {
-            ListedKind::File => {
-                let mut modtime = listed.modtime;
-                if !listed.exact_modtime && inner.features.mdtm {
-                    match conn.mdtm(&child).await {
-                        Ok(t) => modtime = Some(t),
-                        Err(e) if conn.broken => return Err(e),
-                        Err(e) => tracing::debug!("MDTM {child}: {e}"),
-                    }
+                if last {
+                    break;
                 }
-                Entry::file(path, listed.size).with_modtime(modtime)
             }
-            ListedKind::Dir => Entry::dir(path).with_modtime(listed.modtime),
-            ListedKind::Symlink(_) => match probe(&mut conn, inner, path, &child).await? {
-                Some(e) => e,
-                None => {
-                    tracing::warn!(path = %child, "skipping a dangling symbolic link");
-                    continue;
-                }
-            },
-            _ => {
-                tracing::debug!(path = %child, "skipping a special file");
-                continue;
-            }
-        };
-        out.push(Ok(entry));
+        }
     }
     Ok(futures::stream::iter(out).boxed())
 }
 
+/// The entry for one listing line: `None` for lines that name nothing, temp files, special
+/// files and links confirmed dangling.
+async fn entry(
+    inner: &Inner,
+    conn: &mut Conn,
+    dir: &RemotePath,
+    line: &Line,
+    now: OffsetDateTime,
+) -> Result<Option<Entry>> {
+    let Ok(line) = line else {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "a listing line is not valid UTF-8 (a name in another encoding)",
+        )
+        .with_path(dir));
+    };
+    let parsed = if inner.features.mlsd {
+        parse_mlsd_line(line)
+    } else {
+        parse_list_line(line, now)
+    };
+    let listed = match parsed {
+        Ok(Some(l)) => l,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            return Err(Error::new(ErrorKind::Protocol, e.to_string())
+                .with_source(e)
+                .with_path(dir));
+        }
+    };
+    if listed.name.starts_with(TEMP_PREFIX) {
+        return Ok(None);
+    }
+    let path = dir.join(&listed.name).map_err(|e| e.with_path(dir))?;
+    let child = inner.paths.abs(&path)?;
+    Ok(Some(match listed.kind {
+        ListedKind::File => {
+            let mut modtime = listed.modtime;
+            if !listed.exact_modtime && inner.features.mdtm {
+                match conn.mdtm(&child).await {
+                    Ok(t) => modtime = Some(t),
+                    Err(e) if conn.broken => return Err(e),
+                    Err(e) => tracing::debug!("MDTM {child}: {e}"),
+                }
+            }
+            Entry::file(path, listed.size).with_modtime(modtime)
+        }
+        ListedKind::Dir => Entry::dir(path).with_modtime(listed.modtime),
+        ListedKind::Symlink(target) => match probe(conn, inner, path.clone(), &child).await? {
+            Ok(e) => e,
+            Err(refused) => {
+                if dangling(conn, inner, &child, target.as_deref()).await? {
+                    tracing::debug!(path = %child, "skipping a dangling symbolic link");
+                    return Ok(None);
+                }
+                return Err(Error::new(
+                    refused.kind(),
+                    format!(
+                        "cannot tell what the symbolic link points to: {}",
+                        refused.message()
+                    ),
+                )
+                .with_source(refused)
+                .with_path(&path));
+            }
+        },
+        _ => {
+            tracing::debug!(path = %child, "skipping a special file");
+            return Ok(None);
+        }
+    }))
+}
+
+/// Whether the link at `abs` is confirmed dangling: its target is known and confirmed absent.
+async fn dangling(conn: &mut Conn, inner: &Inner, abs: &str, target: Option<&str>) -> Result<bool> {
+    let Some(target) = target else {
+        return Ok(false);
+    };
+    let dir = abs.rsplit_once('/').map_or("", |(d, _)| d);
+    let joined = if target.starts_with('/') {
+        target.to_owned()
+    } else {
+        format!("{dir}/{target}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in joined.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    if parts.is_empty() {
+        return Ok(false);
+    }
+    conn.absent(&format!("/{}", parts.join("/")), inner.features.mlsd)
+        .await
+}
+
 /// What is at `abs` without `MLST`: `SIZE` answers for files, `CWD` for directories.
-/// `Ok(None)` when neither works (missing, or a dangling link).
+/// `Ok(Err(refusal))` when neither works (missing, not allowed, or a dangling link); `Err`
+/// when the connection broke.
 async fn probe(
     conn: &mut Conn,
     inner: &Inner,
     path: RemotePath,
     abs: &str,
-) -> Result<Option<Entry>> {
+) -> Result<std::result::Result<Entry, Error>> {
     match conn.size(abs).await {
         Ok(size) => {
             let modtime = if inner.features.mdtm {
@@ -106,15 +165,15 @@ async fn probe(
             } else {
                 None
             };
-            return Ok(Some(Entry::file(path, size).with_modtime(modtime)));
+            return Ok(Ok(Entry::file(path, size).with_modtime(modtime)));
         }
         Err(e) if conn.broken => return Err(e),
         Err(_) => {}
     }
     match conn.cwd(abs).await {
-        Ok(()) => Ok(Some(Entry::dir(path))),
+        Ok(()) => Ok(Ok(Entry::dir(path))),
         Err(e) if conn.broken => Err(e),
-        Err(_) => Ok(None),
+        Err(e) => Ok(Err(e)),
     }
 }
 
@@ -144,22 +203,23 @@ pub(crate) async fn stat(inner: &Arc<Inner>, path: &RemotePath) -> Result<Entry>
                 }
             }
             Err(e) if conn.broken => return Err(e),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found()),
-            Err(e) if e.kind() != ErrorKind::Unsupported => return Err(e),
+            Err(e) if e.kind() != ErrorKind::Unsupported => {
+                return Err(conn.confirm_not_found(e, &abs, inner.features.mlsd).await);
+            }
             Err(_) => {}
         }
     }
     if path.is_root() {
         return match conn.cwd(&abs).await {
             Ok(()) => Ok(Entry::dir(path.clone())),
-            Err(e) if conn.broken => Err(e),
-            Err(_) => Err(not_found()),
+            Err(e) => Err(conn.confirm_not_found(e, &abs, inner.features.mlsd).await),
         };
     }
     if inner.features.size || inner.features.mdtm {
-        return probe(&mut conn, inner, path.clone(), &abs)
-            .await?
-            .ok_or_else(not_found);
+        return match probe(&mut conn, inner, path.clone(), &abs).await? {
+            Ok(e) => Ok(e),
+            Err(e) => Err(conn.confirm_not_found(e, &abs, inner.features.mlsd).await),
+        };
     }
     // A server without SIZE: look the name up in its parent's listing.
     drop(conn);

@@ -58,6 +58,33 @@ pub struct ListParseError {
     pub reason: &'static str,
 }
 
+/// Largest size taken from a server: what a signed 64-bit file offset can hold. Larger values
+/// are not real sizes, and sums over them would overflow.
+pub const MAX_SIZE: u64 = i64::MAX as u64;
+
+/// Earliest year a modtime from a server is taken in (the Windows file time epoch).
+const MIN_YEAR: i32 = 1601;
+/// Latest year a modtime from a server is taken in (far from `time`'s limit, so arithmetic on
+/// it cannot overflow).
+const MAX_YEAR: i32 = 9000;
+
+/// `t` when its year is plausible for a file (1601 to 9000), `None` otherwise: a time far out of
+/// range is treated as unknown rather than passed on to arithmetic that could overflow.
+///
+/// ```
+/// use cloudsync_ftp::parse::{parse_timeval, plausible_time};
+/// assert!(parse_timeval("20240102030405").and_then(plausible_time).is_some());
+/// assert!(parse_timeval("99991231235959").and_then(plausible_time).is_none());
+/// ```
+pub fn plausible_time(t: OffsetDateTime) -> Option<OffsetDateTime> {
+    (MIN_YEAR..=MAX_YEAR).contains(&t.year()).then_some(t)
+}
+
+/// A size column or fact: a number no larger than [`MAX_SIZE`].
+fn parse_size(s: &str) -> Option<u64> {
+    s.parse::<u64>().ok().filter(|n| *n <= MAX_SIZE)
+}
+
 fn fail(line: &str, reason: &'static str) -> ListParseError {
     ListParseError {
         line: line.to_owned(),
@@ -197,14 +224,14 @@ fn parse_facts_line(line: &str, mlst: bool) -> Result<Option<ListedEntry>, ListP
             }
             "size" => {
                 size = Some(
-                    value
-                        .parse::<u64>()
-                        .map_err(|_| fail(line, "`size` is not a number"))?,
+                    parse_size(value)
+                        .ok_or_else(|| fail(line, "`size` is not a number or out of range"))?,
                 );
             }
             "modify" => {
-                modtime =
-                    Some(parse_timeval(value).ok_or_else(|| fail(line, "bad `modify` time"))?);
+                modtime = plausible_time(
+                    parse_timeval(value).ok_or_else(|| fail(line, "bad `modify` time"))?,
+                );
             }
             _ => {}
         }
@@ -383,9 +410,7 @@ fn parse_unix(line: &str, now: OffsetDateTime) -> Result<ListedEntry, ListParseE
         }
     }
     let (size_tok, last, stamp) = found.ok_or_else(|| fail(line, "no size and date columns"))?;
-    let size: u64 = size_tok
-        .parse()
-        .map_err(|_| fail(line, "size is too large"))?;
+    let size = parse_size(size_tok).ok_or_else(|| fail(line, "size is too large"))?;
     let modtime = match stamp {
         Stamp::Recent(mon, day, time) => {
             Some(recent_year(mon, day, time, now).ok_or_else(|| fail(line, "invalid date"))?)
@@ -397,7 +422,8 @@ fn parse_unix(line: &str, now: OffsetDateTime) -> Result<ListedEntry, ListParseE
                 .assume_utc(),
         ),
         Stamp::Exact(dt) => Some(dt.assume_utc()),
-    };
+    }
+    .and_then(plausible_time);
     // The name starts one space after the time column (more spaces belong to the name).
     let (_, end) = toks[last];
     let rest = line.get(end + 1..).unwrap_or("");
@@ -489,9 +515,7 @@ fn parse_dos(line: &str) -> Result<ListedEntry, ListParseError> {
         (ListedKind::Symlink(None), 0)
     } else {
         let digits_only: String = what.chars().filter(|c| *c != ',').collect();
-        let size = digits_only
-            .parse::<u64>()
-            .map_err(|_| fail(line, "bad DOS size"))?;
+        let size = parse_size(&digits_only).ok_or_else(|| fail(line, "bad DOS size"))?;
         (ListedKind::File, size)
     };
     // The name starts after the spaces following the size or <DIR> column.
@@ -500,7 +524,7 @@ fn parse_dos(line: &str) -> Result<ListedEntry, ListParseError> {
         name,
         kind,
         size,
-        modtime: Some(PrimitiveDateTime::new(date, time).assume_utc()),
+        modtime: plausible_time(PrimitiveDateTime::new(date, time).assume_utc()),
         exact_modtime: false,
     })
 }
@@ -666,6 +690,36 @@ mod tests {
             format_timeval(datetime!(1999-12-31 23:59:59 UTC)),
             "19991231235959"
         );
+    }
+
+    #[test]
+    fn sizes_and_times_out_of_range() {
+        let max = u64::MAX;
+        assert!(parse_mlsd_line(&format!("type=file;size={max}; f")).is_err());
+        assert!(parse_list_line(&format!("-rw-r--r-- 1 u g {max} Jun  1 10:00 f"), NOW).is_err());
+        assert!(parse_list_line(&format!("06-01-24  17:30  {max} f"), NOW).is_err());
+        let e = parse_mlsd_line(&format!("type=file;size={MAX_SIZE}; f"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.size, MAX_SIZE);
+        // Times far out of range are unknown, not errors.
+        for t in ["99991231235959", "00000101000000", "10000101000000"] {
+            let e = parse_mlsd_line(&format!("type=file;size=1;modify={t}; f"))
+                .unwrap()
+                .unwrap();
+            assert_eq!((e.modtime, e.exact_modtime), (None, false), "{t}");
+        }
+        assert_eq!(one("-rw-r--r-- 1 u g 1 Nov  3  9999 f").modtime, None);
+        assert_eq!(one("-rw-r--r-- 1 u g 1 Nov  3  0001 f").modtime, None);
+        assert_eq!(one("-rw-r--r-- 1 u g 1 9999-12-31 23:59 f").modtime, None);
+        // A 1 MiB line is an error, quickly.
+        let long = format!(
+            "-rw-r--r-- 1 u g 1 Jun  1 10:00 {}",
+            "x ".repeat(512 * 1024)
+        );
+        assert!(parse_list_line(&long, NOW).is_ok());
+        assert!(parse_list_line(&"1".repeat(1024 * 1024), NOW).is_err());
+        assert!(parse_mlsd_line(&"a=b;".repeat(256 * 1024)).is_err());
     }
 
     #[test]

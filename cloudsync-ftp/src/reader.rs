@@ -98,7 +98,10 @@ pub(crate) async fn read(
         None => (0, None),
     };
     let mut conn = inner.pool.get().await?;
-    let transfer = conn.retr(&abs, start).await?;
+    let transfer = match conn.retr(&abs, start).await {
+        Ok(t) => t,
+        Err(e) => return Err(conn.confirm_not_found(e, &abs, inner.features.mlsd).await),
+    };
     // Until the transfer's final reply is read, the connection is not reusable.
     conn.broken = true;
     let download = Download {

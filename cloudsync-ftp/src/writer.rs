@@ -159,17 +159,56 @@ async fn remove_temp(conn: Pooled, tmp: &str) {
     }
 }
 
-/// `RNFR from` / `RNTO to`, replacing `to`. Servers that refuse to rename over an existing
-/// file get `DELE to` first (then there is a moment without `to`).
+/// `RNFR from` / `RNTO to`, replacing `to`.
+///
+/// Servers that refuse to rename over an existing file get the old `to` moved aside to a
+/// hidden temporary name first; once `from` is in place the old file is deleted, and if `from`
+/// cannot be put in place the old file is moved back. So a failure never loses both versions.
 async fn rename_over(conn: &mut Conn, from: &str, to: &str) -> Result<()> {
+    let first = match conn.rename(from, to).await {
+        Ok(()) => return Ok(()),
+        Err(e) if conn.broken => return Err(e),
+        Err(e) => e,
+    };
+    let (dir, name) = to.rsplit_once('/').unwrap_or(("", to));
+    let aside = child(if dir.is_empty() { "/" } else { dir }, &temp_name(name));
+    match conn.rename(to, &aside).await {
+        Ok(()) => {}
+        Err(e) if conn.broken => return Err(e),
+        // Most likely no `to` to replace: the first failure is the one to report.
+        Err(_) => return Err(first),
+    }
     match conn.rename(from, to).await {
-        Ok(()) => Ok(()),
-        Err(e) if conn.broken => Err(e),
-        Err(first) => match conn.dele(to).await {
-            Ok(()) => conn.rename(from, to).await,
-            Err(e) if conn.broken => Err(e),
-            Err(_) => Err(first),
-        },
+        Ok(()) => {
+            if let Err(e) = conn.dele(&aside).await {
+                tracing::warn!(path = %aside, "cannot remove the replaced file: {e}");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let restored = if conn.broken {
+                Err(Error::new(ErrorKind::Transient, "control connection lost"))
+            } else {
+                conn.rename(&aside, to).await
+            };
+            if let Err(r) = restored {
+                tracing::error!(
+                    path = %to,
+                    aside = %aside,
+                    "cannot move the previous file back after a failed rename: {r}"
+                );
+                return Err(Error::new(
+                    e.kind(),
+                    format!(
+                        "{}; the previous file is kept as {aside} (moving it back failed: {})",
+                        e.message(),
+                        r.message()
+                    ),
+                )
+                .set_temporary(e.is_retryable()));
+            }
+            Err(e)
+        }
     }
 }
 

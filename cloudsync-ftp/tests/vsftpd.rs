@@ -5,9 +5,11 @@ mod common;
 
 use std::sync::{Arc, LazyLock};
 
-use cloudsync_core::Remote;
+use cloudsync_core::ops::{self, SyncOptions};
 use cloudsync_core::testkit;
+use cloudsync_core::{ErrorKind, Remote, RemotePath};
 use common::{Ftpd, Kind};
+use futures::StreamExt;
 
 static SERVER: LazyLock<Ftpd> = LazyLock::new(|| Ftpd::start(Kind::Vsftpd));
 
@@ -20,4 +22,84 @@ async fn vsftpd_explicit_ftps_passes_conformance() {
         "MDTM-write expected to be detected: {caps:?}"
     );
     testkit::conformance(remote).await;
+}
+
+fn chmod(p: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+async fn put(remote: &dyn Remote, p: &str, content: &'static str) {
+    remote
+        .write(
+            &RemotePath::new(p).unwrap(),
+            cloudsync_core::bytes_stream(content),
+            cloudsync_core::WriteMeta::default(),
+        )
+        .await
+        .unwrap();
+}
+
+/// vsftpd answers "550 Failed to change directory." for a folder the user cannot enter, exactly
+/// as for a missing one: a sync from it must keep the destination's copies and report an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_from_a_folder_that_cannot_be_entered_deletes_nothing() {
+    let src: Arc<dyn Remote> = Arc::new(SERVER.config("shut").build().await.unwrap());
+    put(src.as_ref(), "open/a.txt", "a").await;
+    put(src.as_ref(), "shut/b.txt", "b").await;
+    let dst_dir = tempfile::tempdir().unwrap();
+    let dst: Arc<dyn Remote> = Arc::new(
+        cloudsync_local::LocalConfig::new(dst_dir.path())
+            .build()
+            .unwrap(),
+    );
+    let first = ops::sync(&src, &dst, &SyncOptions::default())
+        .await
+        .unwrap();
+    assert!(first.is_ok(), "{:?}", first.errors);
+    assert!(dst_dir.path().join("shut/b.txt").is_file());
+
+    let shut = SERVER.data.join("shut/shut");
+    chmod(&shut, 0o000);
+    let e = src.list(&RemotePath::new("shut").unwrap()).await.err();
+    let second = ops::sync(&src, &dst, &SyncOptions::default()).await;
+    chmod(&shut, 0o755);
+    let second = second.unwrap();
+    assert!(
+        dst_dir.path().join("shut/b.txt").is_file(),
+        "the copy of a file in the unreadable folder was deleted: {second:?}"
+    );
+    assert!(!second.is_ok(), "{second:?}");
+    let e = e.expect("listing a folder that cannot be entered succeeded");
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e:?}");
+    assert!(dst_dir.path().join("open/a.txt").is_file());
+    // A folder that really is missing is still NotFound.
+    let e = src
+        .list(&RemotePath::new("nope/deeper").unwrap())
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
+}
+
+/// A folder that can be entered but not read: vsftpd sends no lines and "226 Transfer done
+/// (but failed to open directory).", which is an error, not an empty folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_folder_is_an_error_not_empty() {
+    let remote = SERVER.config("noread").build().await.unwrap();
+    put(&remote, "d/f.txt", "x").await;
+    let d = SERVER.data.join("noread/d");
+    chmod(&d, 0o311);
+    let r = remote.list(&RemotePath::new("d").unwrap()).await;
+    let r = match r {
+        Ok(s) => s
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>(),
+        Err(e) => Err(e),
+    };
+    chmod(&d, 0o755);
+    let e = r.expect_err("an unreadable folder was listed as empty");
+    assert_ne!(e.kind(), ErrorKind::NotFound, "{e:?}");
 }

@@ -9,6 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod fake;
+
 use cloudsync_core::testkit::server::{TestServer, free_port, require_program};
 use cloudsync_ftp::{FtpConfig, Tls};
 
