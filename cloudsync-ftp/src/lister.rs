@@ -11,6 +11,7 @@ use crate::backend::Inner;
 use crate::core::{Conn, TEMP_PREFIX};
 use crate::listing::Line;
 use crate::parse::{ListedKind, parse_list_line, parse_mlsd_line, parse_mlst_line};
+use crate::pool::Pooled;
 
 /// Lists one directory. Lines the parser cannot read and names that are not valid path
 /// segments are errors in the stream (never silently skipped: a missing source entry would make
@@ -48,7 +49,7 @@ pub(crate) async fn list(inner: &Arc<Inner>, dir: &RemotePath) -> Result<EntrySt
 /// files and links confirmed dangling.
 async fn entry(
     inner: &Inner,
-    conn: &mut Conn,
+    conn: &mut Pooled,
     dir: &RemotePath,
     line: &Line,
     now: OffsetDateTime,
@@ -118,7 +119,12 @@ async fn entry(
 }
 
 /// Whether the link at `abs` is confirmed dangling: its target is known and confirmed absent.
-async fn dangling(conn: &mut Conn, inner: &Inner, abs: &str, target: Option<&str>) -> Result<bool> {
+async fn dangling(
+    conn: &mut Pooled,
+    inner: &Inner,
+    abs: &str,
+    target: Option<&str>,
+) -> Result<bool> {
     let Some(target) = target else {
         return Ok(false);
     };

@@ -6,7 +6,7 @@
 //! could not read as `226 Transfer done (but failed to open directory).` with no data, which
 //! must not pass for an empty directory.
 //!
-//! FTP answers 550 both for a missing path and for one we may not use, so [`Conn::absent`]
+//! FTP answers 550 both for a missing path and for one we may not use, so [`Pooled::absent`](crate::pool::Pooled::absent)
 //! confirms absence from the parent's listing before anything is reported as not found.
 
 use std::net::SocketAddr;
@@ -144,52 +144,10 @@ impl Conn {
         let peer = self.ftp.get_ref().await.peer_addr().map_err(Error::from)?;
         Ok(SocketAddr::new(peer.ip(), port))
     }
-
-    /// Whether the absence of `abs` is confirmed: some ancestor's listing succeeds and lacks the
-    /// next name down. `Ok(false)` when that cannot be told (the name is listed, a listing line
-    /// cannot be read, or nothing up to `/` can be listed).
-    pub(crate) async fn absent(&mut self, abs: &str, mlsd: bool) -> Result<bool> {
-        let mut cur = abs.trim_end_matches('/').to_owned();
-        loop {
-            let Some((parent, name)) = cur.rsplit_once('/') else {
-                return Ok(false);
-            };
-            if name.is_empty() {
-                return Ok(false);
-            }
-            let parent = if parent.is_empty() { "/" } else { parent };
-            match self.list_lines(parent, mlsd).await {
-                Ok(lines) => return Ok(!may_list(&lines, name, mlsd)),
-                Err(e) if self.broken => return Err(e),
-                // The parent cannot be listed either: absent if the parent is.
-                Err(e) if e.kind() == ErrorKind::PermissionDenied => cur = parent.to_owned(),
-                Err(_) => return Ok(false),
-            }
-        }
-    }
-
-    /// `e` (from an operation on `abs`), as [`ErrorKind::NotFound`] when it is a refusal and
-    /// the path is confirmed absent; otherwise unchanged.
-    pub(crate) async fn confirm_not_found(&mut self, e: Error, abs: &str, mlsd: bool) -> Error {
-        if self.broken || e.kind() != ErrorKind::PermissionDenied {
-            return e;
-        }
-        match self.absent(abs, mlsd).await {
-            Ok(true) => Error::new(
-                ErrorKind::NotFound,
-                format!("no such file or directory ({})", e.message()),
-            ),
-            Ok(false) => e,
-            Err(probe) => {
-                tracing::debug!(path = %abs, "cannot check whether the path exists: {probe}");
-                e
-            }
-        }
-    }
 }
 
 /// Whether a listing may include `name`: it does, or some line could not be read.
-fn may_list(lines: &[Line], name: &str, mlsd: bool) -> bool {
+pub(crate) fn may_list(lines: &[Line], name: &str, mlsd: bool) -> bool {
     let now = OffsetDateTime::now_utc();
     lines.iter().any(|line| {
         let Ok(line) = line else { return true };

@@ -132,6 +132,56 @@ impl Pooled {
     pub(crate) fn pool(&self) -> &Arc<Pool> {
         &self.pool
     }
+
+    /// `e` (from an operation on `abs`) as [`ErrorKind::NotFound`] when it is a refusal and an
+    /// ancestor's listing confirms the path is absent; otherwise `e` unchanged.
+    pub(crate) async fn confirm_not_found(&mut self, e: Error, abs: &str, mlsd: bool) -> Error {
+        if e.kind() != ErrorKind::PermissionDenied {
+            return e;
+        }
+        match self.absent(abs, mlsd).await {
+            Ok(true) => Error::new(
+                ErrorKind::NotFound,
+                format!("no such file or directory ({})", e.message()),
+            ),
+            Ok(false) => e,
+            Err(probe) => {
+                tracing::debug!(path = %abs, "cannot check whether the path exists: {probe}");
+                e
+            }
+        }
+    }
+
+    /// Whether the absence of `abs` is confirmed: some ancestor's listing succeeds and lacks the
+    /// next name down. `Ok(false)` when that cannot be told.
+    ///
+    /// Some servers spoil the session after refusing a listing (Pure-FTPd answers a listing of
+    /// a missing folder with 550, and a later listing with 421), so each step logs in again
+    /// under the same permit. This only runs when something was refused.
+    pub(crate) async fn absent(&mut self, abs: &str, mlsd: bool) -> Result<bool> {
+        let mut cur = abs.trim_end_matches('/').to_owned();
+        loop {
+            let Some((parent, name)) = cur.rsplit_once('/') else {
+                return Ok(false);
+            };
+            if name.is_empty() {
+                return Ok(false);
+            }
+            let parent = if parent.is_empty() { "/" } else { parent };
+            // A fresh session for each step: after a refused listing a session may answer
+            // NOOP and still fail the next listing.
+            let fresh = self.pool.connector.connect().await?;
+            if let Some(mut old) = self.conn.replace(fresh) {
+                old.broken = true;
+            }
+            match self.list_lines(parent, mlsd).await {
+                Ok(lines) => return Ok(!crate::listing::may_list(&lines, name, mlsd)),
+                // The parent cannot be listed either: absent if the parent is.
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => cur = parent.to_owned(),
+                Err(_) => return Ok(false),
+            }
+        }
+    }
 }
 
 impl std::ops::Deref for Pooled {
