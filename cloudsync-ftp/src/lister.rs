@@ -15,7 +15,7 @@ use crate::pool::Pooled;
 
 /// Lists one directory. Lines the parser cannot read and names that are not valid path
 /// segments are errors in the stream (never silently skipped: a missing source entry would make
-/// a sync delete its copy). Upload temp files are hidden. A directory the server refuses is
+/// a sync delete its copy). A directory the server refuses is
 /// [`ErrorKind::NotFound`] only when its parent's listing confirms it is absent.
 pub(crate) async fn list(inner: &Arc<Inner>, dir: &RemotePath) -> Result<EntryStream> {
     let abs = inner.paths.abs(dir)?;
@@ -75,9 +75,8 @@ async fn entry(
                 .with_path(dir));
         }
     };
-    if listed.name.starts_with(TEMP_PREFIX) {
-        return Ok(None);
-    }
+    // Our temporary upload files are listed: the engine never pairs them, and removes old
+    // ones.
     let path = dir.join(&listed.name).map_err(|e| e.with_path(dir))?;
     let child = inner.paths.abs(&path)?;
     Ok(Some(match listed.kind {

@@ -190,11 +190,6 @@ pub(crate) fn temp_name(name: &str) -> String {
     cloudsync_core::temp_name(name, NAME_MAX)
 }
 
-/// Whether a listed name (raw bytes: it may not be UTF-8) is one of our temp files.
-pub(crate) fn is_temp_name(name: &[u8]) -> bool {
-    cloudsync_core::is_temp_bytes(name)
-}
-
 /// `fsync`s a directory so a rename in it is durable (errors are ignored where the platform
 /// cannot open directories).
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -226,7 +221,7 @@ mod tests {
         let long = "é".repeat(200);
         let t = temp_name(&long);
         assert!(t.len() <= NAME_MAX, "{}", t.len());
-        assert!(is_temp_name(t.as_bytes()));
+        assert!(cloudsync_core::is_temp_name(&t));
         assert_ne!(temp_name("a"), temp_name("a"));
     }
 

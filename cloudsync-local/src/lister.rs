@@ -10,7 +10,7 @@ use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::core::{Core, CoreRef, entry_from_meta, is_temp_name, parse_error};
+use crate::core::{Core, CoreRef, entry_from_meta, parse_error};
 
 /// Entries per batch sent from the blocking thread.
 const BATCH: usize = 512;
@@ -104,13 +104,11 @@ fn produce(
     }
 }
 
-/// The entry for one directory item: `None` to skip it (temp files, unfollowed symlinks,
-/// special files, files removed while listing), `Some(Err)` when it cannot be reported.
+/// The entry for one directory item: `None` to skip it (unfollowed symlinks, special files,
+/// files removed while listing), `Some(Err)` when it cannot be reported. Our temporary upload
+/// files are listed like any file: the engine never pairs them, and removes old ones.
 fn one(core: &Core, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Result<Entry>> {
     let name: OsString = de.file_name();
-    if is_temp_name(name.as_encoded_bytes()) {
-        return None;
-    }
     let local = de.path();
     let name = match name.into_string() {
         Ok(n) => n,

@@ -75,7 +75,9 @@ impl State {
     /// The entry for one READDIR name; `None` to skip it.
     async fn entry(&self, file: File) -> Option<Result<Entry>> {
         let name = file.filename.as_str();
-        if name == "." || name == ".." || cloudsync_core::is_temp_name(name) {
+        // Our temporary upload files are listed: the engine never pairs them, and removes
+        // old ones.
+        if name == "." || name == ".." {
             return None;
         }
         if name.contains('\u{FFFD}') {

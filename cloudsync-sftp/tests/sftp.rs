@@ -210,7 +210,7 @@ async fn library_round_trip_is_byte_and_mtime_identical() {
 }
 
 #[tokio::test]
-async fn listings_validate_and_hide_names() {
+async fn listings_validate_names_and_show_our_temporary_files() {
     let r = connect(SSHD.config("names")).await;
     let dir = SSHD.data.join("names");
     std::fs::write(dir.join("plain.txt"), "x").unwrap();
@@ -241,9 +241,15 @@ async fn listings_validate_and_hide_names() {
         }
     }
     ok.sort();
+    // Our temporary files are listed (the engine never pairs them, and removes old ones).
     assert_eq!(
         ok,
         [
+            (
+                ".cloudsync-tmp-0123456789abcdef.plain.txt".to_owned(),
+                false,
+                7
+            ),
             ("back\\slash".to_owned(), false, 1),
             ("plain.txt".to_owned(), false, 1),
             ("sub".to_owned(), true, 0),

@@ -263,3 +263,52 @@ async fn ingest_from_an_sftp_drop_folder() {
     // The lock was released.
     assert!(!target_dir.path().join(".cloudsync-ingest.lock").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_of_a_killed_upload_are_removed_by_the_next_sync() {
+    // What a sync killed mid-upload leaves: a partial temporary file, two days old.
+    let tmp = tempfile::tempdir().unwrap();
+    let src_dir = tmp.path().join("src");
+    let big = random_bytes(3 * 1024 * 1024 + 5, 7);
+    put(&src_dir, "sub/big.bin", &big, 1_650_000_000);
+    put(
+        &src_dir,
+        "sub/.cloudsync-tmp-notes.txt",
+        b"a user's file",
+        1_650_000_000,
+    );
+    let dst_dir = SSHD.data.join("leftovers");
+    let two_days_ago = OffsetDateTime::now_utc().unix_timestamp() - 2 * 86_400;
+    let leftover = format!(".cloudsync-tmp-{two_days_ago:08x}0badcafe.big.bin");
+    put(
+        &dst_dir,
+        &format!("sub/{leftover}"),
+        &big[..1_000_000],
+        1_650_000_000,
+    );
+    // And one a run in progress right now would own.
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let fresh = format!(".cloudsync-tmp-{now:08x}0badcafe.big.bin");
+    put(&dst_dir, &format!("sub/{fresh}"), &big[..10], 1_650_000_000);
+
+    let (src, dst) = (local(&src_dir), sftp("leftovers").await);
+    let s = sync_ok(&src, &dst).await;
+    assert_eq!(s.leftovers_removed, 1);
+    let mut want = tree(&src_dir);
+    want.insert(format!("sub/{fresh}"), (big[..10].to_vec(), 1_650_000_000));
+    assert_eq!(
+        tree(&dst_dir),
+        want,
+        "exact, the old leftover gone, the fresh one kept"
+    );
+
+    // Once it is old enough it goes too, and nothing of ours is left.
+    let soon = SyncOptions {
+        leftover_age: Some(Duration::ZERO),
+        ..opts()
+    };
+    let s = ops::sync(&src, &dst, &soon).await.unwrap();
+    assert!(s.is_ok(), "{:?}", s.errors);
+    assert_eq!(s.leftovers_removed, 1);
+    assert_eq!(tree(&dst_dir), tree(&src_dir));
+}

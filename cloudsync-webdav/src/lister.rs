@@ -791,9 +791,8 @@ impl ListState {
                 tracing::debug!(%path, "skipping an entry that is not a direct child");
                 continue;
             }
-            if cloudsync_core::is_temp_name(path.name()) {
-                continue;
-            }
+            // Our temporary upload files are listed: the engine never pairs them, and
+            // removes old ones.
             return Ok(Some(to_entry(path, &r)));
         }
         Ok(None)

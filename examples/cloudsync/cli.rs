@@ -113,6 +113,10 @@ pub struct Transfer {
     /// Stop deleting after N deletions (with an error)
     #[arg(long, value_name = "N")]
     pub max_delete: Option<u64>,
+    /// Remove our temporary upload files older than this (left by an interrupted run) from the
+    /// DEST folders the run lists; 0 = never
+    #[arg(long, value_parser = duration, value_name = "DURATION", default_value = "24h")]
+    pub leftover_age: Duration,
     /// Move replaced and deleted files here instead of deleting them: a location inside DEST
     /// (the engine never syncs into it)
     #[arg(long, value_name = "LOCATION")]

@@ -111,6 +111,7 @@ async fn transfer(opener: &Opener, g: &GlobalArgs, mode: Mode, t: Transfer) -> R
         retries: t.retries.max(1),
         low_level_retries: t.low_level_retries,
         max_delete: t.max_delete,
+        leftover_age: Some(t.leftover_age).filter(|d| !d.is_zero()),
         backup_dir,
         delete_excluded: t.delete_excluded,
         create_empty_src_dirs: t.create_empty_src_dirs,

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::support::{
     Check, chunked, content, ensure, expect_content, expect_kind, failing_body, first_difference,
-    get, keys, limit, ls, ls_ok, p, paused_body, put, show,
+    get, keys, limit, ls, ls_ok, ls_raw, p, paused_body, put, show,
 };
 use crate::entry::WriteMeta;
 use crate::error::ErrorKind;
@@ -241,7 +241,7 @@ pub async fn check_atomicity(remote: &Arc<dyn Remote>) -> Check {
         remote.stat(&target).await,
         ErrorKind::NotFound,
     )?;
-    match ls(remote, &dir).await {
+    match ls_raw(remote, &dir).await {
         Ok(m) => ensure!(
             m.is_empty(),
             "after a failed write of a new file the directory lists {:?}",
@@ -269,7 +269,9 @@ pub async fn check_atomicity(remote: &Arc<dyn Remote>) -> Check {
         );
         expect_content(remote, &keep, &old).await?;
     }
-    let m = ls_ok(remote, &dir).await?;
+    let m = ls_raw(remote, &dir)
+        .await
+        .map_err(|e| format!("list {dir:?}: {}", show(&e)))?;
     ensure!(
         keys(&m) == ["atomic/keep.txt"],
         "after failed overwrites the directory lists {:?}",

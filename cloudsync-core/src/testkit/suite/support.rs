@@ -194,6 +194,17 @@ pub(crate) async fn ls(
     r: &Arc<dyn Remote>,
     dir: &RemotePath,
 ) -> crate::Result<BTreeMap<String, Entry>> {
+    let mut all = ls_raw(r, dir).await?;
+    // Our temporary upload files are listed like any file; the engine never pairs them.
+    all.retain(|_, e| !crate::temp::is_temp_name(e.name()));
+    Ok(all)
+}
+
+/// A listing as the remote gives it, our temporary upload files included.
+pub(crate) async fn ls_raw(
+    r: &Arc<dyn Remote>,
+    dir: &RemotePath,
+) -> crate::Result<BTreeMap<String, Entry>> {
     let mut s = r.list(dir).await?;
     let mut out = BTreeMap::new();
     while let Some(e) = s.try_next().await? {
