@@ -63,6 +63,12 @@ fn pem_key() -> (String, Vec<u8>) {
     (pem, key.public_key().as_ref().to_vec())
 }
 
+fn show_err(shown: &mut Vec<String>, e: cloudsync_core::Error) {
+    shown.push(format!("{e}"));
+    shown.push(format!("{e:?}"));
+    shown.push(e.chain());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
     let logs = capture_logs();
@@ -76,11 +82,6 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
     let remote: Arc<dyn Remote> = Arc::new(GdriveBackend::new(cfg.clone()).unwrap());
 
     let mut shown: Vec<String> = Vec::new();
-    let mut show_err = |shown: &mut Vec<String>, e: cloudsync_core::Error| {
-        shown.push(format!("{e}"));
-        shown.push(format!("{e:?}"));
-        shown.push(e.chain());
-    };
 
     // Real work: writes (one resumable), reads, listings, a copy and a check from memory.
     drive
