@@ -18,6 +18,7 @@ use crate::objstore::{memory, memory_named_at};
 use crate::path::RemotePath;
 use crate::prefix::Prefix;
 use crate::remote::Remote;
+use crate::secret::{REDACTED, redact_location};
 use crate::timeout::Timeout;
 
 /// Builds remotes of one backend type from configuration.
@@ -40,8 +41,9 @@ pub trait BackendFactory: Send + Sync {
         Err(Error::new(
             ErrorKind::ConfigInvalid,
             format!(
-                "backend {} cannot be opened from a URL ({url})",
-                self.type_name()
+                "backend {} cannot be opened from a URL ({})",
+                self.type_name(),
+                redact_location(url.as_str())
             ),
         ))
     }
@@ -121,9 +123,50 @@ impl RemoteSpec {
 /// assert_eq!(cfg.remote("nas")?.get("host").and_then(|v| v.as_str()), Some("nas.local"));
 /// # Ok::<(), cloudsync_core::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Config {
     remotes: BTreeMap<String, Value>,
+}
+
+/// Shows each section with the values of secret-looking keys as `***` (the config file may
+/// hold passwords and tokens inline).
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked: BTreeMap<&String, Value> = self
+            .remotes
+            .iter()
+            .map(|(name, section)| (name, mask_section(section, &[])))
+            .collect();
+        f.debug_struct("Config").field("remotes", &masked).finish()
+    }
+}
+
+/// Keys masked in every backend's section, whatever its factory declares.
+const GENERIC_SECRET_KEYS: &[&str] = &[
+    "password",
+    "secret",
+    "token",
+    "pass",
+    "key_passphrase",
+    "access_token",
+    "refresh_token",
+    "app_secret",
+    "client_secret",
+    "bearer_token",
+    "private_key",
+];
+
+/// `section` with the values of `extra` keys and [`GENERIC_SECRET_KEYS`] replaced by `***`.
+fn mask_section(section: &Value, extra: &[&str]) -> Value {
+    let mut out = section.clone();
+    if let Some(obj) = out.as_object_mut() {
+        for (k, v) in obj.iter_mut() {
+            if extra.contains(&k.as_str()) || GENERIC_SECRET_KEYS.contains(&k.as_str()) {
+                *v = Value::String(REDACTED.into());
+            }
+        }
+    }
+    out
 }
 
 #[derive(serde::Deserialize)]
@@ -305,7 +348,11 @@ impl Registry {
     /// Opens a URL (`sftp://user@host:22/path`, `memory://name`, ...).
     pub async fn open_url(&self, s: &str) -> Result<Arc<dyn Remote>> {
         let url = url::Url::parse(s).map_err(|e| {
-            Error::new(ErrorKind::InvalidInput, format!("invalid URL {s:?}: {e}")).with_source(e)
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("invalid URL {:?}: {e}", redact_location(s)),
+            )
+            .with_source(e)
         })?;
         let factory = self.by_scheme.get(url.scheme()).ok_or_else(|| {
             let mut known: Vec<_> = self.by_scheme.keys().copied().collect();
@@ -361,22 +408,13 @@ impl Registry {
 
     /// The section with every secret value replaced by `"***"` (for `config show`).
     pub fn masked(&self, section: &Value) -> Value {
-        let mut out = section.clone();
         let secret_keys = section
             .get("type")
             .and_then(Value::as_str)
             .and_then(|t| self.by_type.get(t))
             .map(|f| f.secret_keys())
             .unwrap_or(&[]);
-        if let Some(obj) = out.as_object_mut() {
-            for (k, v) in obj.iter_mut() {
-                let generic = ["password", "secret", "token", "pass", "key_passphrase"];
-                if secret_keys.contains(&k.as_str()) || generic.contains(&k.as_str()) {
-                    *v = Value::String("***".into());
-                }
-            }
-        }
-        out
+        mask_section(section, secret_keys)
     }
 }
 
@@ -615,6 +653,23 @@ mod tests {
         let typo = r.open_url("memory://dir-test/phtos").await.unwrap();
         let e = typo.list(&RemotePath::root()).await.err().unwrap();
         assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn debug_and_url_errors_hide_secrets() {
+        let cfg = Config::from_toml_str(
+            "[remotes.nas]\ntype = \"ftp\"\nuser = \"me\"\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("me"),
+            "{shown}"
+        );
+        let e = futures::executor::block_on(Registry::new().open_url("ftp://me:hunter2@h:x/"))
+            .unwrap_err();
+        assert!(!e.chain().contains("hunter2"), "{e}");
+        assert!(e.chain().contains("ftp://me:***@h:x/"), "{e}");
     }
 
     #[test]

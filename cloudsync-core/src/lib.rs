@@ -34,6 +34,7 @@ pub mod queue;
 mod remote;
 mod report;
 mod retry;
+mod secret;
 mod temp;
 mod timeout;
 
@@ -58,6 +59,7 @@ pub use prefix::Prefix;
 pub use remote::{ByteStream, Capabilities, EntryStream, Remote, bytes_stream, collect_bytes};
 pub use report::{CheckItem, CheckReport, ErrorRecord, Event, EventSink, Summary};
 pub use retry::RetryPolicy;
+pub use secret::{REDACTED, Secret, location_has_secret, redact_location};
 pub use temp::{TEMP_PREFIX, is_temp_bytes, is_temp_name, temp_age, temp_name};
 pub use timeout::Timeout;
 

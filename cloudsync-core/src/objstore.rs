@@ -43,7 +43,7 @@ const PART_CONCURRENCY: usize = 4;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ObjectStoreRemote {
     store: Arc<dyn ObjectStore>,
     prefix: Vec<String>,
@@ -51,6 +51,20 @@ pub struct ObjectStoreRemote {
     /// The namespace of [`Location`]s: one store (a bucket), however it is reached.
     space: String,
     caps: Capabilities,
+}
+
+/// Shows the store by its `Display` (`GoogleCloudStorage(bucket)`): a store's `Debug` may
+/// print its cached credentials (object_store 0.14's GCP store prints its bearer token).
+impl std::fmt::Debug for ObjectStoreRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStoreRemote")
+            .field("store", &format_args!("{}", self.store))
+            .field("prefix", &self.prefix)
+            .field("name", &self.name)
+            .field("space", &self.space)
+            .field("caps", &self.caps)
+            .finish()
+    }
 }
 
 impl ObjectStoreRemote {

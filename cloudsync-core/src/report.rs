@@ -205,9 +205,12 @@ impl Summary {
 /// The result of [`check`](crate::ops::check), in rclone's categories.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckReport {
-    /// Source description.
+    /// Source description (stored with any password hidden, see
+    /// [`redact_location`](crate::redact_location)).
+    #[serde(serialize_with = "crate::secret::serialize_location")]
     pub source: String,
     /// Destination description.
+    #[serde(serialize_with = "crate::secret::serialize_location")]
     pub destination: String,
     /// When the check ran.
     #[serde(with = "time::serde::rfc3339::option", default)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use cloudsync_core::{Error, ErrorKind, Result};
+use cloudsync_core::{Error, ErrorKind, Result, Secret};
 use serde::Deserialize;
 use sha2::Digest as _;
 use time::OffsetDateTime;
@@ -22,38 +22,29 @@ pub type TokenCallback = Arc<dyn Fn(&TokenInfo) + Send + Sync>;
 /// The authorization endpoint of the real service (the page the user approves the app on).
 pub const AUTHORIZE_URL: &str = "https://www.dropbox.com/oauth2/authorize";
 
-/// A token the token endpoint issued. `Debug` shows no secret.
-#[derive(Clone, PartialEq, Eq)]
+/// A token the token endpoint issued. The tokens are [`Secret`]s: `Debug` shows `***`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenInfo {
     /// The access token (a bearer token for API calls).
-    pub access_token: String,
+    pub access_token: Secret,
     /// When the access token expires, if the service said.
     pub expires_at: Option<OffsetDateTime>,
     /// The refresh token: issued by the authorization-code exchange with
     /// `token_access_type=offline`; a refresh returns the one it was given.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     /// The account the token belongs to, when the service said.
     pub account_id: Option<String>,
-}
-
-impl fmt::Debug for TokenInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenInfo")
-            .field("expires_at", &self.expires_at)
-            .field("account_id", &self.account_id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The token endpoint's answer.
 #[derive(Deserialize)]
 struct TokenResponse {
-    access_token: String,
+    access_token: Secret,
     #[serde(default)]
     expires_in: Option<u64>,
     #[serde(default)]
-    refresh_token: Option<String>,
+    refresh_token: Option<Secret>,
     #[serde(default)]
     account_id: Option<String>,
 }
@@ -68,7 +59,7 @@ struct TokenError {
 
 /// The current access token and when to stop using it.
 struct Current {
-    token: String,
+    token: Secret,
     /// Refresh after this instant (a margin before the real expiry).
     stale_at: Option<Instant>,
 }
@@ -78,7 +69,7 @@ pub(crate) struct Tokens {
     client: reqwest::Client,
     token_url: url::Url,
     app_key: String,
-    app_secret: Option<String>,
+    app_secret: Option<Secret>,
     refresh: RefreshSource,
     callback: Option<TokenCallback>,
     current: tokio::sync::Mutex<Option<Current>>,
@@ -104,9 +95,9 @@ impl Tokens {
         client: reqwest::Client,
         token_url: url::Url,
         app_key: String,
-        app_secret: Option<String>,
+        app_secret: Option<Secret>,
         refresh: RefreshSource,
-        access_token: Option<String>,
+        access_token: Option<Secret>,
         callback: Option<TokenCallback>,
     ) -> Self {
         let current = access_token.map(|token| Current {
@@ -129,7 +120,7 @@ impl Tokens {
     }
 
     /// A valid access token: the current one, or a fresh one when it is (nearly) expired.
-    pub(crate) async fn get(&self) -> Result<String> {
+    pub(crate) async fn get(&self) -> Result<Secret> {
         let mut cur = self.current.lock().await;
         if let Some(c) = cur.as_ref() {
             let fresh = c.stale_at.is_none_or(|t| Instant::now() < t);
@@ -145,7 +136,7 @@ impl Tokens {
 
     /// The service rejected `used` as expired: refresh (unless another request already did)
     /// and return the new token.
-    pub(crate) async fn expired(&self, used: &str) -> Result<String> {
+    pub(crate) async fn expired(&self, used: &Secret) -> Result<Secret> {
         if !self.can_refresh() {
             return Err(Error::new(
                 ErrorKind::Auth,
@@ -154,7 +145,7 @@ impl Tokens {
         }
         {
             let mut cur = self.current.lock().await;
-            if cur.as_ref().is_some_and(|c| c.token == used) {
+            if cur.as_ref().is_some_and(|c| &c.token == used) {
                 *cur = None;
             }
         }
@@ -173,11 +164,11 @@ impl Tokens {
         };
         let mut form = vec![
             ("grant_type", "refresh_token".to_owned()),
-            ("refresh_token", refresh_token.clone()),
+            ("refresh_token", refresh_token.expose().to_owned()),
             ("client_id", self.app_key.clone()),
         ];
         if let Some(s) = &self.app_secret {
-            form.push(("client_secret", s.clone()));
+            form.push(("client_secret", s.expose().to_owned()));
         }
         tracing::debug!(url = %self.token_url, "refreshing the Dropbox access token");
         let started = Instant::now();
@@ -266,9 +257,10 @@ pub fn write_token_file(path: &Path, info: &TokenInfo) -> std::io::Result<()> {
         .refresh_token
         .clone()
         .ok_or_else(|| std::io::Error::other("the token has no refresh token"))?;
+    // The token file is where the secrets are kept, so it gets them exposed (owner-only).
     let file = TokenFile {
-        refresh_token,
-        access_token: Some(info.access_token.clone()),
+        refresh_token: refresh_token.expose().to_owned(),
+        access_token: Some(info.access_token.expose().to_owned()),
         expires_at: info.expires_at.map(|t| t.unix_timestamp()),
     };
     let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
@@ -405,9 +397,9 @@ mod tests {
     #[test]
     fn token_debug_hides_secrets() {
         let t = TokenInfo {
-            access_token: "sl.secret-access".into(),
+            access_token: Secret::new("sl.secret-access"),
             expires_at: None,
-            refresh_token: Some("secret-refresh".into()),
+            refresh_token: Some(Secret::new("secret-refresh")),
             account_id: Some("dbid:1".into()),
         };
         let s = format!("{t:?}");

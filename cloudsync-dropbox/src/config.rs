@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudsync_core::{DROPBOX_BLOCK, Error, ErrorKind, RemotePath, Result};
+use cloudsync_core::{DROPBOX_BLOCK, Error, ErrorKind, RemotePath, Result, Secret};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::TokenCallback;
@@ -52,19 +52,20 @@ pub struct DropboxConfig {
     pub app_key: String,
     /// Environment variable holding the app secret (apps using PKCE have none).
     pub app_secret_env: Option<String>,
-    /// The app secret itself (prefer `app_secret_env`; never shown in `Debug`).
-    pub app_secret: Option<String>,
+    /// The app secret itself (prefer `app_secret_env`; a [`Secret`]: never shown, serialised
+    /// as `"***"`).
+    pub app_secret: Option<Secret>,
     /// Environment variable holding the refresh token.
     pub refresh_token_env: Option<String>,
-    /// The refresh token itself (prefer `refresh_token_env` or `token_file`; never shown).
-    pub refresh_token: Option<String>,
+    /// The refresh token itself (prefer `refresh_token_env` or `token_file`; a [`Secret`]).
+    pub refresh_token: Option<Secret>,
     /// A JSON file holding `refresh_token` (and the current access token); refreshed access
     /// tokens are written back to it.
     pub token_file: Option<PathBuf>,
     /// Environment variable holding an access token (short-lived; for tests and one-off runs).
     pub access_token_env: Option<String>,
-    /// An access token itself (never shown in `Debug`).
-    pub access_token: Option<String>,
+    /// An access token itself (a [`Secret`]).
+    pub access_token: Option<Secret>,
     /// Folder in the Dropbox that is the remote's root (empty: the whole Dropbox).
     pub root: String,
     /// Files larger than this are uploaded through an upload session in chunks of this size;
@@ -143,23 +144,23 @@ impl fmt::Debug for DropboxConfig {
 }
 
 /// Where the first credentials come from.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RefreshSource {
     /// No refresh token: the access token is used until it expires.
     None,
     /// A refresh token from the environment or the config.
-    Token(String),
+    Token(Secret),
     /// A token file (read now, written back on refresh).
-    File(PathBuf, String),
+    File(PathBuf, Secret),
 }
 
 /// A validated configuration: everything [`crate::DropboxBackend`] needs.
 #[derive(Clone)]
 pub(crate) struct Validated {
     pub(crate) app_key: String,
-    pub(crate) app_secret: Option<String>,
+    pub(crate) app_secret: Option<Secret>,
     pub(crate) refresh: RefreshSource,
-    pub(crate) access_token: Option<String>,
+    pub(crate) access_token: Option<Secret>,
     /// `""` for the whole Dropbox, else `/a/b`.
     pub(crate) root: String,
     pub(crate) chunk_size: u64,
@@ -180,9 +181,9 @@ fn invalid(key: &str, why: impl fmt::Display) -> Error {
     )
 }
 
-fn env_secret(key: &str, var: &str) -> Result<String> {
+fn env_secret(key: &str, var: &str) -> Result<Secret> {
     match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
         _ => Err(invalid(
             key,
             format!("environment variable {var} is not set"),
@@ -219,7 +220,7 @@ impl DropboxConfig {
     }
 
     /// Sets the refresh token itself.
-    pub fn with_refresh_token(mut self, token: impl Into<String>) -> Self {
+    pub fn with_refresh_token(mut self, token: impl Into<Secret>) -> Self {
         self.refresh_token = Some(token.into());
         self
     }
@@ -231,13 +232,13 @@ impl DropboxConfig {
     }
 
     /// Sets an access token itself.
-    pub fn with_access_token(mut self, token: impl Into<String>) -> Self {
+    pub fn with_access_token(mut self, token: impl Into<Secret>) -> Self {
         self.access_token = Some(token.into());
         self
     }
 
     /// Sets the app secret itself.
-    pub fn with_app_secret(mut self, secret: impl Into<String>) -> Self {
+    pub fn with_app_secret(mut self, secret: impl Into<Secret>) -> Self {
         self.app_secret = Some(secret.into());
         self
     }
@@ -332,9 +333,9 @@ impl DropboxConfig {
                 .map_err(|e| invalid("token_file", format!("{}: {e}", path.display())))?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             if access_token.is_none() && file.expires_at.is_some_and(|t| t > now + 60) {
-                access_token = file.access_token.clone();
+                access_token = file.access_token.clone().map(Secret::from);
             }
-            RefreshSource::File(path.clone(), file.refresh_token)
+            RefreshSource::File(path.clone(), Secret::from(file.refresh_token))
         } else {
             RefreshSource::None
         };
@@ -465,7 +466,7 @@ mod tests {
             ..DropboxConfig::new("k")
         };
         let v = cfg.validate().unwrap();
-        assert!(matches!(v.refresh, RefreshSource::File(_, ref t) if t == "rt"));
+        assert!(matches!(v.refresh, RefreshSource::File(_, ref t) if t.expose() == "rt"));
         assert!(v.access_token.is_none());
     }
 }

@@ -96,8 +96,8 @@ impl DropboxCore {
         let mut token = self.tokens.get().await?;
         let mut refreshed = false;
         loop {
-            let resp = build(&token)
-                .bearer_auth(&token)
+            let resp = build(token.expose())
+                .bearer_auth(token.expose())
                 .send()
                 .await
                 .map_err(|e| transport_error(e, endpoint))?;

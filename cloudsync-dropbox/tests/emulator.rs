@@ -78,7 +78,10 @@ async fn expired_token_mid_run_is_refreshed_and_reported() {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
         assert_ne!(seen[0].access_token, seen[1].access_token);
-        assert_eq!(seen[1].refresh_token.as_deref(), Some(emu.refresh_token()));
+        assert_eq!(
+            seen[1].refresh_token.as_ref().map(|t| t.expose()),
+            Some(emu.refresh_token())
+        );
         assert!(seen[1].expires_at.is_some());
     }
 
@@ -655,7 +658,10 @@ async fn pkce_code_exchange() {
     )
     .await
     .unwrap();
-    assert_eq!(t.refresh_token.as_deref(), Some(emu.refresh_token()));
+    assert_eq!(
+        t.refresh_token.as_ref().map(|t| t.expose()),
+        Some(emu.refresh_token())
+    );
     assert!(!t.access_token.is_empty());
     assert!(t.expires_at.is_some());
     // A code works once, and only with its verifier.

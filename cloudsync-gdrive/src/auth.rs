@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cloudsync_core::{Error, ErrorKind, Result};
+use cloudsync_core::{Error, ErrorKind, Result, Secret};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
@@ -14,9 +14,10 @@ use crate::config::Credentials;
 /// The scope service accounts ask for.
 const SCOPE: &str = "https://www.googleapis.com/auth/drive";
 
+/// The current access token; `Debug` shows `***` for it ([`Secret`]).
 #[derive(Debug)]
 struct Cached {
-    token: String,
+    token: Secret,
     expires: Instant,
 }
 
@@ -30,7 +31,7 @@ pub(crate) struct TokenSource {
 
 #[derive(Deserialize)]
 struct TokenResponse {
-    access_token: String,
+    access_token: Secret,
     #[serde(default)]
     expires_in: Option<u64>,
 }
@@ -45,7 +46,7 @@ impl TokenSource {
     }
 
     /// A valid access token (fetching one when none is cached or it is about to expire).
-    pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<String> {
+    pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<Secret> {
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {
             if c.expires > Instant::now() + Duration::from_secs(60) {
@@ -60,9 +61,9 @@ impl TokenSource {
 
     /// Drops `rejected` from the cache (the server answered 401), so the next
     /// [`TokenSource::token`] fetches a new one.
-    pub(crate) async fn invalidate(&self, rejected: &str) {
+    pub(crate) async fn invalidate(&self, rejected: &Secret) {
         let mut cached = self.cached.lock().await;
-        if cached.as_ref().is_some_and(|c| c.token == rejected) {
+        if cached.as_ref().is_some_and(|c| &c.token == rejected) {
             *cached = None;
         }
     }
@@ -77,19 +78,19 @@ impl TokenSource {
                 let mut f = vec![
                     ("grant_type", "refresh_token".to_owned()),
                     ("client_id", client_id.clone()),
-                    ("refresh_token", refresh_token.clone()),
+                    ("refresh_token", refresh_token.expose().to_owned()),
                 ];
                 if let Some(s) = client_secret {
-                    f.push(("client_secret", s.clone()));
+                    f.push(("client_secret", s.expose().to_owned()));
                 }
                 f
             }
-            Credentials::ServiceAccount { email, key_der } => vec![
+            Credentials::ServiceAccount { email, key_pem } => vec![
                 (
                     "grant_type",
                     "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned(),
                 ),
-                ("assertion", self.jwt(email, key_der)?),
+                ("assertion", self.jwt(email, key_pem)?),
             ],
         };
         let res = http
@@ -127,8 +128,15 @@ impl TokenSource {
         })
     }
 
-    /// A signed JWT assertion for the service-account grant.
-    fn jwt(&self, email: &str, key_der: &[u8]) -> Result<String> {
+    /// A signed JWT assertion for the service-account grant, signed with the PEM PKCS#8 RSA
+    /// key `key_pem`.
+    fn jwt(&self, email: &str, key_pem: &Secret) -> Result<String> {
+        let key_der = crate::config::pem_to_der(key_pem.expose()).ok_or_else(|| {
+            crate::config::invalid(
+                "service_account_file",
+                "private_key is not a PEM PKCS#8 key",
+            )
+        })?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = serde_json::json!({
@@ -140,7 +148,7 @@ impl TokenSource {
         });
         let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
         let signing_input = format!("{header}.{claims}");
-        let sig = sign_rs256(key_der, signing_input.as_bytes())?;
+        let sig = sign_rs256(&key_der, signing_input.as_bytes())?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use cloudsync_core::{Error, ErrorKind, Result};
+use cloudsync_core::{Error, ErrorKind, Result, Secret};
 use serde::{Deserialize, Serialize};
 
 /// Default size of one resumable-upload chunk, and the size above which uploads are resumable
@@ -106,28 +106,20 @@ impl fmt::Debug for GdriveConfig {
     }
 }
 
-/// Where access tokens come from.
-#[derive(Clone)]
+/// Where access tokens come from. Every secret is a [`Secret`], so the derived `Debug` shows
+/// `***` for it.
+#[derive(Debug, Clone)]
 pub(crate) enum Credentials {
     Refresh {
         client_id: String,
-        client_secret: Option<String>,
-        refresh_token: String,
+        client_secret: Option<Secret>,
+        refresh_token: Secret,
     },
     ServiceAccount {
         email: String,
-        /// PKCS#8 DER of the RSA key.
-        key_der: Vec<u8>,
+        /// The RSA key as PEM PKCS#8 (checked to decode when the config is validated).
+        key_pem: Secret,
     },
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credentials::Refresh { client_id, .. } => write!(f, "Refresh({client_id})"),
-            Credentials::ServiceAccount { email, .. } => write!(f, "ServiceAccount({email})"),
-        }
-    }
 }
 
 /// A validated configuration.
@@ -150,8 +142,10 @@ pub(crate) fn invalid(key: &str, why: impl fmt::Display) -> Error {
     )
 }
 
-fn env_secret(key: &str, var: &str) -> Result<String> {
-    std::env::var(var).map_err(|_| invalid(key, format!("environment variable {var} is not set")))
+fn env_secret(key: &str, var: &str) -> Result<Secret> {
+    std::env::var(var)
+        .map(Secret::from)
+        .map_err(|_| invalid(key, format!("environment variable {var} is not set")))
 }
 
 fn http_url(key: &str, s: &str) -> Result<String> {
@@ -164,17 +158,17 @@ fn http_url(key: &str, s: &str) -> Result<String> {
 
 #[derive(Deserialize)]
 struct TokenFile {
-    refresh_token: String,
+    refresh_token: Secret,
 }
 
 #[derive(Deserialize)]
 struct ServiceAccountFile {
     client_email: String,
-    private_key: String,
+    private_key: Secret,
 }
 
 /// The DER bytes inside a PEM `PRIVATE KEY` block.
-fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+pub(crate) fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
     let start = pem.find("-----BEGIN PRIVATE KEY-----")? + "-----BEGIN PRIVATE KEY-----".len();
     let end = pem.find("-----END PRIVATE KEY-----")?;
@@ -257,15 +251,15 @@ impl GdriveConfig {
                 })?;
                 let sa: ServiceAccountFile =
                     serde_json::from_str(&text).map_err(|e| invalid("service_account_file", e))?;
-                let key_der = pem_to_der(&sa.private_key).ok_or_else(|| {
-                    invalid(
+                if pem_to_der(sa.private_key.expose()).is_none() {
+                    return Err(invalid(
                         "service_account_file",
                         "private_key is not a PEM PKCS#8 key",
-                    )
-                })?;
+                    ));
+                }
                 Credentials::ServiceAccount {
                     email: sa.client_email,
-                    key_der,
+                    key_pem: sa.private_key,
                 }
             }
             (None, Some(client_id)) => {

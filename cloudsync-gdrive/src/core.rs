@@ -251,7 +251,7 @@ impl DriveCore {
     ) -> Result<Response> {
         let token = self.auth.token(&self.http).await?;
         let res = build(&self.http)
-            .bearer_auth(&token)
+            .bearer_auth(token.expose())
             .send()
             .await
             .map_err(|e| transport_error(e, op))?;
@@ -262,7 +262,7 @@ impl DriveCore {
         self.auth.invalidate(&token).await;
         let token = self.auth.token(&self.http).await?;
         build(&self.http)
-            .bearer_auth(&token)
+            .bearer_auth(token.expose())
             .send()
             .await
             .map_err(|e| transport_error(e, op))

@@ -193,9 +193,15 @@ impl BackendFactory for GcsFactory {
     }
 
     fn config_from_url(&self, url: &url::Url) -> Result<Value> {
-        let bucket = url
-            .host_str()
-            .ok_or_else(|| invalid("bucket", format!("no bucket in {url}")))?;
+        let bucket = url.host_str().ok_or_else(|| {
+            invalid(
+                "bucket",
+                format!(
+                    "no bucket in {}",
+                    cloudsync_core::redact_location(url.as_str())
+                ),
+            )
+        })?;
         let mut cfg = serde_json::Map::new();
         cfg.insert("bucket".into(), Value::String(bucket.to_owned()));
         let prefix = percent_encoding::percent_decode_str(url.path().trim_matches('/'))
@@ -250,6 +256,25 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(r.describe(), "gs://bkt/a/b");
+    }
+
+    #[test]
+    fn debug_never_prints_the_bearer_token() {
+        // object_store's own `Debug` of the store prints a static (or cached) credential.
+        let store = GoogleCloudStorageBuilder::new()
+            .with_bucket_name("bkt")
+            .with_base_url("http://127.0.0.1:1")
+            .with_client_options(ClientOptions::new().with_allow_http(true))
+            .with_credentials(Arc::new(StaticCredentialProvider::new(GcpCredential {
+                bearer: "ya29.bearer-secret-5521".into(),
+            })))
+            .build()
+            .unwrap();
+        assert!(format!("{store:?}").contains("bearer-secret-5521"));
+        let remote = ObjectStoreRemote::new(Arc::new(store), "gs://bkt");
+        let shown = format!("{remote:?}");
+        assert!(!shown.contains("bearer-secret-5521"), "{shown}");
+        assert!(shown.contains("GoogleCloudStorage(bkt)"), "{shown}");
     }
 
     #[test]

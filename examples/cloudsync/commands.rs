@@ -293,7 +293,7 @@ async fn ls(opener: &Opener, c: LsCmd) -> Result<u8, Failure> {
     listing::write_lsf(&mut buf, &l.entries)?;
     write_stdout(&buf)?;
     for e in &l.errors {
-        eprintln!("ERROR: {e}");
+        eprintln!("ERROR: {}", crate::redact::scrub(&e.to_string()));
     }
     Ok(exit::for_records(&l.errors))
 }
@@ -309,7 +309,7 @@ async fn lsjson(opener: &Opener, c: LsjsonCmd) -> Result<u8, Failure> {
     listing::write_lsjson(&mut buf, &l.entries, c.hash)?;
     write_stdout(&buf)?;
     for e in &l.errors {
-        eprintln!("ERROR: {e}");
+        eprintln!("ERROR: {}", crate::redact::scrub(&e.to_string()));
     }
     Ok(exit::for_records(&l.errors))
 }
@@ -362,7 +362,7 @@ async fn cat(opener: &Opener, c: CatCmd) -> Result<u8, Failure> {
     let Some((remote, name)) = opener.open_parent(&c.location).await? else {
         return Err(Failure::usage(format!(
             "cat: {:?} is the root of a remote, not a file",
-            c.location
+            cloudsync::redact_location(&c.location)
         )));
     };
     let not_found = |e: cloudsync::Error| {

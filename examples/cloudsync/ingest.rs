@@ -76,7 +76,8 @@ async fn location(
 ) -> Result<Location, Failure> {
     match dir_location(drop, value).map_err(|e| Failure::usage(format!("{flag}: {}", e.chain())))? {
         DirLocation::InDrop(dir) if dir.is_root() => Err(Failure::usage(format!(
-            "{flag} {value:?} is the drop folder itself: name a directory inside it or elsewhere"
+            "{flag} {:?} is the drop folder itself: name a directory inside it or elsewhere",
+            cloudsync::redact_location(value)
         ))),
         DirLocation::InDrop(dir) => Ok(Location::on_drop(dir)),
         DirLocation::Elsewhere(loc) => {

@@ -4,7 +4,9 @@
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use cloudsync::{Config, Error, ErrorKind, Registry, Remote, RemotePath, RemoteSpec, Result};
+use cloudsync::{
+    Config, Error, ErrorKind, Registry, Remote, RemotePath, RemoteSpec, Result, redact_location,
+};
 
 /// The config file to use: `--config` / `CLOUDSYNC_CONFIG` (must exist), else the default path
 /// (may be missing).
@@ -135,8 +137,10 @@ pub fn backup_dir_within(dest: &str, backup: &str) -> Result<RemotePath> {
         _ => Err(Error::new(
             ErrorKind::InvalidInput,
             format!(
-                "--backup-dir {backup:?} must be a directory inside the destination {dest:?} \
-                 (same remote; the sync never enters it)"
+                "--backup-dir {:?} must be a directory inside the destination {:?} \
+                 (same remote; the sync never enters it)",
+                redact_location(backup),
+                redact_location(dest)
             ),
         )),
     }
@@ -175,7 +179,8 @@ pub fn relative_within(base: &str, inner: &str) -> Result<Option<RemotePath>> {
 }
 
 /// A location as it is stored in a saved report, so that another process can open it again:
-/// a relative local path becomes absolute; URLs and `name:path` stay as written.
+/// a relative local path becomes absolute; URLs and `name:path` stay as written, except for a
+/// password, which is never stored (`SavedReport` keeps `ftp://me:***@host/x`).
 pub fn storable_location(location: &str) -> Result<String> {
     match RemoteSpec::parse(location)? {
         RemoteSpec::Local(p) => {

@@ -21,6 +21,7 @@ mod ingest;
 mod listing;
 mod location;
 mod progress;
+mod redact;
 mod reports;
 
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ use crate::cli::Cli;
 use crate::exit::Failure;
 
 fn main() -> ExitCode {
+    redact::init(std::env::args_os().map(|a| a.to_string_lossy().into_owned()));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -59,7 +61,7 @@ fn main() -> ExitCode {
     let code = match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(Failure { code, message }) => {
-            eprintln!("ERROR: {message}");
+            eprintln!("ERROR: {}", redact::scrub(&message));
             code
         }
     };
@@ -83,7 +85,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| redact::ScrubbedStderr)
         .with_target(false)
         .try_init();
 }

@@ -68,6 +68,7 @@ impl Output {
 
     /// Prints one line on stderr without tearing the bar.
     pub fn line(&self, text: &str) {
+        let text = crate::redact::scrub(text);
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("{text}")),
             None => eprintln!("{text}"),

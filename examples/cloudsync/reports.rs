@@ -110,7 +110,17 @@ async fn load(file: &Path) -> Result<SavedReport, Failure> {
 /// An error opening a location named in a report says so.
 fn in_report(e: Error, side: &str, location: &str) -> Failure {
     let mut f = Failure::from(e);
-    f.message = format!("the report's {side} {location:?}: {}", f.message);
+    f.message = format!(
+        "the report's {side} {:?}: {}",
+        cloudsync::redact_location(location),
+        f.message
+    );
+    if location.contains(&format!(":{}@", cloudsync::REDACTED)) {
+        f.message.push_str(
+            " (the report does not keep passwords: give it with `?password_env=VAR` or a named \
+             remote, and edit the report's location)",
+        );
+    }
     f
 }
 

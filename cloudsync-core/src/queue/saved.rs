@@ -18,6 +18,7 @@ use crate::ops::{CheckOptions, check};
 use crate::path::RemotePath;
 use crate::remote::{Remote, bytes_stream, collect_bytes};
 use crate::report::{CheckItem, CheckReport};
+use crate::secret::redact_location;
 
 use super::resync::ResyncOutcome;
 
@@ -196,8 +197,16 @@ pub struct SavedReport {
     /// A random id.
     pub id: String,
     /// The source location, as it can be opened again (a URL, `name:path` or a local path).
+    ///
+    /// Never with a secret in it (DESIGN.md §4, rule 8): [`SavedReport::new`] stores it through
+    /// [`redact_location`], and it is serialised that way too, so `ftp://me:pw@host/x` is kept
+    /// as `ftp://me:***@host/x`. A report on such a URL is re-opened with the password given
+    /// another way (`?password_env=VAR` or a named remote of the config file); locations
+    /// written that way from the start can be re-opened as they are.
+    #[serde(serialize_with = "crate::secret::serialize_location")]
     pub source: String,
-    /// The destination location.
+    /// The destination location (stored like [`source`](Self::source)).
+    #[serde(serialize_with = "crate::secret::serialize_location")]
     pub destination: String,
     /// The options of the compare.
     pub options: CompareSpec,
@@ -231,7 +240,8 @@ fn decode_err(e: serde_json::Error) -> Error {
 
 impl SavedReport {
     /// Wraps a finished check. `source` and `destination` are the locations as they can be
-    /// opened again (use the remotes' [`describe`](Remote::describe) when they are URLs).
+    /// opened again (use the remotes' [`describe`](Remote::describe) when they are URLs); a
+    /// password in them is replaced by `***` ([`redact_location`]).
     pub fn new(
         check: CheckReport,
         source: impl Into<String>,
@@ -241,8 +251,8 @@ impl SavedReport {
         SavedReport {
             format: REPORT_FORMAT,
             id: random_id(),
-            source: source.into(),
-            destination: destination.into(),
+            source: redact_location(&source.into()),
+            destination: redact_location(&destination.into()),
             options,
             created: check.checked_at.unwrap_or_else(OffsetDateTime::now_utc),
             elapsed: Duration::ZERO,
@@ -341,8 +351,8 @@ impl SavedReport {
         if let Some(f) = &self.follows {
             let _ = writeln!(s, "follow-up of {f}");
         }
-        let _ = writeln!(s, "source:      {}", self.source);
-        let _ = writeln!(s, "destination: {}", self.destination);
+        let _ = writeln!(s, "source:      {}", redact_location(&self.source));
+        let _ = writeln!(s, "destination: {}", redact_location(&self.destination));
         let _ = writeln!(
             s,
             "checked:     {} ({}, {:.1} s)",

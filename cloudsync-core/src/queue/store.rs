@@ -18,6 +18,7 @@ use crate::ingest::{RemoteLock, random_id};
 use crate::ops::SyncOptions;
 use crate::path::RemotePath;
 use crate::remote::{Remote, bytes_stream, collect_bytes};
+use crate::secret::{location_has_secret, redact_location};
 
 use super::resync::{ResyncOptions, resync};
 use super::saved::{CompareSpec, ReportCounts, SavedReport, compare};
@@ -53,7 +54,7 @@ impl OpenRemote for HashMap<String, Arc<dyn Remote>> {
         self.get(location).cloned().ok_or_else(|| {
             Error::new(
                 ErrorKind::NotFound,
-                format!("unknown location {location:?}"),
+                format!("unknown location {:?}", redact_location(location)),
             )
         })
     }
@@ -254,7 +255,31 @@ impl ReportQueue {
     }
 
     /// Adds a request; returns the queued job.
+    ///
+    /// A compare of a location with a secret in it (`ftp://me:pw@host/x`, `?token=`) is
+    /// refused with [`ErrorKind::InvalidInput`]: the job file is stored, and secrets are never
+    /// (DESIGN.md §4, rule 8). Name the password another way (`?password_env=VAR`, a named
+    /// remote of the config file).
     pub async fn enqueue(&self, request: JobRequest) -> Result<Job> {
+        if let JobRequest::Compare {
+            source,
+            destination,
+            ..
+        } = &request
+        {
+            for location in [source, destination] {
+                if location_has_secret(location) {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "{:?}: a queued location must not carry a password or token (job \
+                             files are stored); use `?password_env=VAR` or a named remote",
+                            redact_location(location)
+                        ),
+                    ));
+                }
+            }
+        }
         let job = Job {
             id: random_id(),
             request,
@@ -401,8 +426,8 @@ impl ReportQueue {
                 let dst = self.opener.open(destination).await?;
                 let mut report = compare(&src, &dst, options).await?;
                 report.id = job.id.clone();
-                report.source = source.clone();
-                report.destination = destination.clone();
+                report.source = redact_location(source);
+                report.destination = redact_location(destination);
                 Ok(report)
             }
             JobRequest::Resync {

@@ -456,3 +456,47 @@ async fn one_processor_at_a_time_and_interrupted_jobs_run_again() {
     assert_eq!(again.id, jobs[1].id);
     assert_eq!(again.state, JobState::Done);
 }
+
+#[tokio::test]
+async fn saved_reports_and_queued_jobs_never_hold_a_password() {
+    let secret = "pw-in-url-7731";
+    let src_url = format!("ftp://me:{secret}@127.0.0.1:1/cam");
+    let dst_url = format!("sftp://me@host/x?password={secret}");
+    let check = CheckReport {
+        source: src_url.clone(),
+        destination: dst_url.clone(),
+        ..Default::default()
+    };
+    let mut saved = SavedReport::new(check, &src_url, &dst_url, CompareSpec::default());
+    assert_eq!(saved.source, "ftp://me:***@127.0.0.1:1/cam");
+    // Set by hand after `new`, the fields are still stored without the secret.
+    saved.source = src_url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.json");
+    saved.save_file(&file).await.unwrap();
+    let mem = fs("reports");
+    saved.save(mem.as_ref(), &p("r.json")).await.unwrap();
+    for text in [
+        saved.to_json().unwrap(),
+        saved.to_text(true),
+        std::fs::read_to_string(&file).unwrap(),
+        read(&mem, "r.json").await.unwrap(),
+    ] {
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains("ftp://me:***@127.0.0.1:1/cam"), "{text}");
+    }
+
+    let remotes: HashMap<String, Arc<dyn Remote>> = HashMap::new();
+    let queue = ReportQueue::new(fs("q"), p("queue"), Arc::new(remotes));
+    let e = queue
+        .enqueue(JobRequest::Compare {
+            source: src_url.clone(),
+            destination: "memory://b".into(),
+            options: Default::default(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(!e.chain().contains(secret), "{e}");
+    assert!(queue.jobs().await.unwrap().is_empty());
+}
