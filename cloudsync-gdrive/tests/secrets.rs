@@ -3,11 +3,10 @@
 //! emulator issues), then every `Debug` string, error text, all tracing output at TRACE and a
 //! saved report are searched for them.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cloudsync_core::queue::{CompareSpec, compare};
-use cloudsync_core::testkit::MemFs;
+use cloudsync_core::testkit::{MemFs, capture_logs};
 use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes, ops};
 use cloudsync_gdrive::emulator::{DriveEmulator, Fault, REFRESH_TOKEN};
 use cloudsync_gdrive::{GdriveBackend, GdriveConfig};
@@ -16,37 +15,6 @@ use futures::TryStreamExt;
 const CLIENT_SECRET: &str = "gdrive-client-secret-3141";
 /// Every access token the emulator issues starts with this.
 const ACCESS_TOKEN_PREFIX: &str = "ya29.emulator-";
-
-/// All tracing output of the test binary (TRACE, `log` records included).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> Captured {
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let buf = Captured::default();
-    let writer = buf.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish()
-        .try_init()
-        .expect("the only subscriber of this test binary");
-    buf
-}
 
 fn p(s: &str) -> RemotePath {
     RemotePath::new(s).unwrap()
@@ -180,7 +148,7 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
     shown.push(format!("{sa:#?}"));
     shown.push(format!("{cfg:?}"));
     shown.push(serde_json::to_string(&cfg).unwrap());
-    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let logs = logs.text();
     assert!(logs.contains("capture check"), "tracing is captured");
     shown.push(logs);
 

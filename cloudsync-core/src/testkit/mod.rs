@@ -15,6 +15,7 @@
 mod chaos;
 mod faulty;
 mod fixtures;
+mod logs;
 mod memfs;
 pub mod server;
 mod suite;
@@ -22,5 +23,6 @@ mod suite;
 pub use chaos::{Chaos, Fault, FaultPlan, Mutation, Op, Rule};
 pub use faulty::{FaultOp, Faulty};
 pub use fixtures::{disk_tree, put_disk_file, put_text, text_tree};
+pub use logs::{CapturedLogs, capture_logs};
 pub use memfs::MemFs;
 pub use suite::*;
