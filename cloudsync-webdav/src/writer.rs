@@ -243,12 +243,27 @@ impl DavCore {
         }
     }
 
-    /// Best-effort `DELETE` of something we created and no longer want.
+    /// Best-effort `DELETE` of something we created and no longer want, looked at again
+    /// afterwards: a server may still be finishing the upload we broke off and create the file
+    /// after our `DELETE` (rclone's server does), which would leave it behind.
     async fn discard(&self, url: url::Url) {
-        let rb = self.request(reqwest::Method::DELETE, url.clone());
-        if let Err(e) = rb.send().await {
-            tracing::debug!(%url, error = %e, "could not remove temporary upload");
+        for attempt in 1..=8u64 {
+            let rb = self.request(reqwest::Method::DELETE, url.clone());
+            if let Err(e) = rb.send().await {
+                tracing::debug!(%url, error = %e, "could not remove temporary upload");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25 * attempt)).await;
+            let head = self
+                .request(reqwest::Method::HEAD, url.clone())
+                .send()
+                .await;
+            match head {
+                Ok(r) if r.status().is_success() => continue,
+                _ => return,
+            }
         }
+        tracing::debug!(%url, "a temporary upload keeps coming back; a later sync removes it");
     }
 
     /// Writes `path` atomically from `body`.
