@@ -30,8 +30,10 @@ use cloudsync_core::testkit::{Chaos, Fault, FaultPlan, MemFs, Mutation};
 use cloudsync_core::{FilterSet, Mode, Prefix, Remote, RemotePath, Timeout};
 use time::OffsetDateTime;
 
-/// Seeds that found a bug once.
-const REGRESSIONS: &[u64] = &[];
+/// Seeds that found a bug once. 226, 295, 543, 607 and 838: a sync (or an applied plan) whose
+/// source listing broke off part-way, or whose source folder answered "not found" after its
+/// parent listed it, deleted destination files the source still had, and reported no error.
+const REGRESSIONS: &[u64] = &[226, 295, 543, 607, 838];
 
 type Tree = BTreeMap<String, Bytes>;
 
