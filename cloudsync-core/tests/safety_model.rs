@@ -15,7 +15,7 @@
 //!
 //! Then the faults stop, the operation runs again, and the result must be exactly the model's.
 //!
-//! `SAFETY_CASES` (default 3000) and `SAFETY_BUDGET_SECS` (default 120) bound a run; the test
+//! `SAFETY_CASES` (default 6000) and `SAFETY_BUDGET_SECS` (default 120) bound a run; the test
 //! stops at whichever comes first and prints how many cases and faults it ran.
 //! `SAFETY_SEED=N` runs one case. Seeds that once failed are in `REGRESSIONS` and run first.
 
@@ -691,7 +691,7 @@ fn safety_contract_holds_under_random_faults() {
         assert!(bad.is_empty(), "{}", bad.join("\n"));
         return;
     }
-    let cases = env_number("SAFETY_CASES", 3000);
+    let cases = env_number("SAFETY_CASES", 6000);
     let budget = Duration::from_secs(env_number("SAFETY_BUDGET_SECS", 120));
     let start = Instant::now();
     let first = env_number("SAFETY_FIRST_SEED", 0);
