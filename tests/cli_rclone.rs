@@ -108,6 +108,8 @@ fn sync_matches_rclone() {
         &["--ignore-times"],
         &["--ignore-existing"],
         &["--update"],
+        &["--update", "--checksum"],
+        &["--update", "--ignore-times"],
         &["--min-size", "6B"],
         &["--max-size", "8B"],
         &["--max-depth", "1"],

@@ -104,6 +104,10 @@ impl Comparator {
         if o.ignore_existing {
             return Ok((Action::Skip, Reason::Exists));
         }
+        // rclone checks --ignore-times before --update: it transfers unconditionally.
+        if o.ignore_times {
+            return Ok((Action::Update, Reason::IgnoreTimes));
+        }
         if o.update {
             if let (Some(w), Some(s), Some(d)) = (self.window, src.modtime, dst.modtime) {
                 let diff = d - s;
@@ -111,17 +115,17 @@ impl Comparator {
                     return Ok((Action::Skip, Reason::DestinationNewer));
                 }
                 if diff.abs() <= w {
-                    // rclone: equal modtimes transfer only when the sizes differ.
-                    return Ok(if src.size == dst.size {
-                        (Action::Skip, Reason::Identical)
-                    } else {
-                        (Action::Update, Reason::SizeDiffers)
-                    });
+                    // rclone: equal modtimes transfer when the sizes differ, and with
+                    // --checksum when the hashes differ too.
+                    if src.size != dst.size {
+                        return Ok((Action::Update, Reason::SizeDiffers));
+                    }
+                    if o.checksum && self.same_hash(src, dst).await? == Some(false) {
+                        return Ok((Action::Update, Reason::HashDiffers));
+                    }
+                    return Ok((Action::Skip, Reason::Identical));
                 }
             }
-        }
-        if o.ignore_times {
-            return Ok((Action::Update, Reason::IgnoreTimes));
         }
         if src.size != dst.size {
             return Ok((Action::Update, Reason::SizeDiffers));
