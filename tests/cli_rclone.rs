@@ -291,3 +291,62 @@ fn exit_codes_match_rclone() {
     let (o, r) = (cs(&["ls", s(&missing)]), rclone(&["lsf", s(&missing)]));
     assert_eq!((o.code, r.code), (3, 3));
 }
+
+/// A file and a folder of the same name are two entries, as rclone sees them.
+#[test]
+fn a_file_and_a_folder_of_one_name_match_rclone() {
+    // The source has an empty folder `x`, the destination a file `x`: sync deletes the file.
+    // With `--min-size`, a small source file `x` is filtered out and the destination folder
+    // `x/` is kept by copy. Check reports `+ x` and `- x/f`.
+    let t = tempfile::tempdir().unwrap();
+    let scenarios: [(&str, &[&str]); 4] = [
+        ("sync", &[]),
+        ("copy", &["--min-size", "1M"]),
+        ("sync", &["--min-size", "1M"]),
+        ("copy", &[]),
+    ];
+    for (n, (cmd, flags)) in scenarios.into_iter().enumerate() {
+        let base = t.path().join(format!("case{n}"));
+        let src = base.join("src");
+        put(&src, "keep.txt", "k", 0);
+        let (ours, theirs) = (base.join("ours"), base.join("theirs"));
+        if n == 0 {
+            mkdir(&src, "x");
+            put(&ours, "x", "a file", 0);
+        } else {
+            put(&src, "x", "small", 0);
+            put(&ours, "x/f", "in a folder", 0);
+        }
+        copy_tree(&ours, &theirs);
+        let mut a = vec![cmd, s(&src), s(&ours)];
+        a.extend_from_slice(flags);
+        let o = cs(&a);
+        let mut b = vec![cmd, s(&src), s(&theirs)];
+        b.extend_from_slice(flags);
+        let r = rclone(&b);
+        if n == 3 {
+            // A write that really collides fails in both (rclone exits 1, we exit 6: an error
+            // retrying did not fix).
+            assert!(o.code != 0 && r.code != 0, "{}", o.stderr);
+        } else {
+            assert_eq!(
+                o.code, r.code,
+                "{cmd} {flags:?}: exit codes differ\nours: {}\nrclone: {}",
+                o.stderr, r.stderr
+            );
+        }
+        assert_eq!(snapshot(&ours), snapshot(&theirs), "{cmd} {flags:?}");
+    }
+
+    let base = t.path().join("check");
+    let (src, dst) = (base.join("src"), base.join("dst"));
+    put(&src, "x", "a file", 0);
+    put(&dst, "x/f", "in a folder", 0);
+    for flags in [&[][..], &["--exclude", "x"]] {
+        let mut a = vec!["check", s(&src), s(&dst), "--combined", "-"];
+        a.extend_from_slice(flags);
+        let (o, r) = (cs(&a), rclone(&a));
+        assert_eq!(o.code, r.code, "check {flags:?}\nours: {}", o.stderr);
+        assert_eq!(sorted(o.lines()), sorted(r.lines()), "check {flags:?}");
+    }
+}

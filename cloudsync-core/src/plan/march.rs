@@ -430,9 +430,18 @@ impl Walk {
                 }
                 continue;
             }
-            if let Some(item) = self.pair(s, d, &mut children) {
-                if tx.send(item).await.is_err() {
-                    return None;
+            // A file on one side and a folder of the same name on the other are two entries,
+            // as rclone sees them: each side is decided alone, and only a write that really
+            // collides fails.
+            let pairs = match (s, d) {
+                (Some(a), Some(b)) if a.is_dir() != b.is_dir() => [(s, None), (None, d)],
+                _ => [(s, d), (None, None)],
+            };
+            for (s, d) in pairs {
+                if let Some(item) = self.pair(s, d, &mut children) {
+                    if tx.send(item).await.is_err() {
+                        return None;
+                    }
                 }
             }
         }
@@ -449,9 +458,6 @@ impl Walk {
         let f = &self.cfg.filter;
         let descend = |p: &RemotePath| f.max_depth().is_none_or(|m| p.depth() < m);
         match (s, d) {
-            (Some(a), Some(b)) if a.is_dir() != b.is_dir() => Some(Item::Conflict {
-                path: a.path.clone(),
-            }),
             (Some(a), d) if a.is_dir() => {
                 let included = f.include_dir(&a.path);
                 let dst_dir = d.is_some();
