@@ -194,9 +194,9 @@ pub struct FilterArgs {
     /// Only files at most this large
     #[arg(long, value_parser = size, value_name = "SIZE")]
     pub max_size: Option<Size>,
-    /// Descend at most N levels (1 = the top directory only)
-    #[arg(long, value_name = "N")]
-    pub max_depth: Option<usize>,
+    /// Descend at most N levels (1 = the top directory only; -1 = no limit, rclone's default)
+    #[arg(long, value_parser = depth, value_name = "N", allow_negative_numbers = true)]
+    pub max_depth: Option<Depth>,
     /// Match globs case-insensitively
     #[arg(long)]
     pub ignore_case: bool,
@@ -471,6 +471,22 @@ fn age(s: &str) -> Result<Age, String> {
     parse_age(s)
         .map(|_| Age(s.to_owned()))
         .map_err(|e| e.message().to_owned())
+}
+
+/// A parsed `--max-depth` (`None` = no limit, written `-1` as in rclone).
+#[derive(Debug, Clone, Copy)]
+pub struct Depth(pub Option<usize>);
+
+fn depth(s: &str) -> Result<Depth, String> {
+    match s.trim().parse::<i64>() {
+        Ok(-1) => Ok(Depth(None)),
+        Ok(n) if n >= 0 => usize::try_from(n)
+            .map(|n| Depth(Some(n)))
+            .map_err(|_| format!("{s:?} is too large")),
+        _ => Err(format!(
+            "{s:?} is not a depth (a whole number, or -1 for no limit)"
+        )),
+    }
 }
 
 fn size(s: &str) -> Result<Size, String> {

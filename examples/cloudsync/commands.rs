@@ -75,7 +75,7 @@ pub fn filter_spec(f: &FilterArgs) -> FilterSpec {
         max_size: f.max_size.and_then(|s| s.0),
         min_age: f.min_age.as_ref().map(|a| a.0.clone()),
         max_age: f.max_age.as_ref().map(|a| a.0.clone()),
-        max_depth: f.max_depth,
+        max_depth: f.max_depth.and_then(|d| d.0),
         ignore_case: f.ignore_case,
         ..Default::default()
     }
