@@ -352,3 +352,20 @@ fn a_file_and_a_folder_of_one_name_match_rclone() {
         assert_eq!(sorted(o.lines()), sorted(r.lines()), "check {flags:?}");
     }
 }
+
+/// Character classes mean what Go's regexp (rclone's) makes of them.
+#[test]
+fn glob_classes_match_rclone() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    for name in ["[1].txt", "1.txt", "a1", "&x", "~y", "-z", "bq", "[x"] {
+        put(&src, name, "x", 0);
+    }
+    for glob in ["[[]1].txt", "[a&&b]*", "[a~~b]*", "[&~]*", "[-b]*", "[[]x"] {
+        let a = [s(&src), "-R", "--include", glob];
+        let o = cs(&[&["ls"][..], &a].concat());
+        let r = rclone(&[&["lsf"][..], &a].concat());
+        assert_eq!(o.code, r.code, "{glob}: {}", o.stderr);
+        assert_eq!(sorted(o.lines()), sorted(r.lines()), "--include {glob}");
+    }
+}

@@ -137,7 +137,10 @@ pub(crate) fn glob_to_regex(glob: &str, ignore_case: bool) -> Result<Translated,
             } else if c == ']' {
                 in_brackets -= 1;
                 if in_brackets == 0 {
-                    let class = re.get(bracket_start.1..).unwrap_or_default().to_owned();
+                    // rclone hands this text to Go's regexp: give it the same meaning here.
+                    let class = go_fragment(re.get(bracket_start.1..).unwrap_or_default());
+                    re.truncate(bracket_start.1);
+                    re.push_str(&class);
                     raw_parts.push((bracket_start.0, class));
                 }
             }
@@ -207,6 +210,93 @@ pub(crate) fn glob_to_regex(glob: &str, ignore_case: bool) -> Result<Translated,
         regex: re,
         raw_parts,
     })
+}
+
+/// Go (RE2) regular-expression text from a glob's bracket section, rewritten so that the Rust
+/// `regex` crate reads it as Go does: inside a class `[`, `&`, `~` and `-` outside a range are
+/// literal characters (in Rust they open nested classes and set operations), and a class ends
+/// at its first `]` (so `[[]1]` is the class `[[]` followed by `1]`, matching `[1]`).
+fn go_fragment(raw: &str) -> String {
+    let c: Vec<char> = raw.chars().collect();
+    let mut out = String::with_capacity(raw.len() + 4);
+    let mut i = 0;
+    while i < c.len() {
+        match c[i] {
+            '[' => match go_class(&c, i) {
+                Some((class, next)) => {
+                    out.push_str(&class);
+                    i = next;
+                    continue;
+                }
+                None => out.push_str("\\["),
+            },
+            ']' => out.push_str("\\]"),
+            '\\' => {
+                out.push('\\');
+                if let Some(n) = c.get(i + 1) {
+                    out.push(*n);
+                    i += 1;
+                }
+            }
+            ch => out.push(ch),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// One Go character class starting at `c[start] == '['`, as Rust class text, and the index
+/// after it; `None` when it does not close.
+fn go_class(c: &[char], start: usize) -> Option<(String, usize)> {
+    let mut i = start + 1;
+    let mut out = String::from("[");
+    if c.get(i) == Some(&'^') {
+        out.push('^');
+        i += 1;
+    }
+    let mut first = true;
+    loop {
+        let ch = *c.get(i)?;
+        if ch == ']' && !first {
+            out.push(']');
+            return Some((out, i + 1));
+        }
+        first = false;
+        if ch == '[' && c.get(i + 1) == Some(&':') {
+            // A POSIX class such as `[:alpha:]` means the same in both.
+            let end = (i + 2..c.len().saturating_sub(1)).find(|&j| c[j] == ':' && c[j + 1] == ']');
+            if let Some(end) = end {
+                out.extend(&c[i..end + 2]);
+                i = end + 2;
+                continue;
+            }
+        }
+        let (lo, next) = class_item(c, i)?;
+        i = next;
+        if c.get(i) == Some(&'-') && c.get(i + 1).is_some_and(|&x| x != ']') {
+            let (hi, next) = class_item(c, i + 1)?;
+            out.push_str(&lo);
+            out.push('-');
+            out.push_str(&hi);
+            i = next;
+        } else {
+            out.push_str(&lo);
+        }
+    }
+}
+
+/// One character (or escape) inside a class, escaped for Rust where Go reads it literally.
+fn class_item(c: &[char], i: usize) -> Option<(String, usize)> {
+    let ch = *c.get(i)?;
+    if ch == '\\' {
+        let n = *c.get(i + 1)?;
+        return Some((format!("\\{n}"), i + 2));
+    }
+    let s = match ch {
+        '[' | ']' | '&' | '~' | '-' => format!("\\{ch}"),
+        _ => ch.to_string(),
+    };
+    Some((s, i + 1))
 }
 
 /// Compiles translated source; a failure is blamed on the first raw part that does not compile
@@ -322,6 +412,10 @@ mod tests {
             ("/{{\\}}}", "^(\\})$"),
             ("{{(?i)regexp}}", "(^|/)((?i)regexp)$"),
             ("a{b,{c,d}}e", "(^|/)a(b|(c|d))e$"),
+            // Go reads these characters literally inside a class; Rust would not.
+            ("[a&&b]*", "(^|/)[a\\&\\&b][^/]*$"),
+            ("[a~~b]", "(^|/)[a\\~\\~b]$"),
+            ("[[]1].txt", "(^|/)[\\[]1\\]\\.txt$"),
         ] {
             assert_eq!(re(glob).as_deref(), Ok(want), "{glob}");
         }
