@@ -4,8 +4,43 @@
 //! error tags), never from message text, and mark the error temporary when a retry may succeed.
 //! The executor retries only errors for which [`Error::is_retryable`] is true.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
+
+/// Longest message, remote or path (in characters) that [`Error`]'s `Display` shows whole.
+///
+/// A longer one is cut in the middle with `…` (keeping its start and its end, where a file
+/// name's extension or a message's reason is): a hostile server can send a 5,000-byte name,
+/// and an error line should still fit a terminal and a log. [`Error::path`] and
+/// [`Error::message`] keep the full value.
+const DISPLAY_MAX_CHARS: usize = 200;
+
+/// `s` cut to at most `DISPLAY_MAX_CHARS` characters, with `…` in the middle when it is
+/// longer; cuts fall on character boundaries.
+fn shorten(s: &str) -> Cow<'_, str> {
+    // A string of at most that many bytes has at most that many characters.
+    if s.len() <= DISPLAY_MAX_CHARS {
+        return Cow::Borrowed(s);
+    }
+    let chars = s.chars().count();
+    if chars <= DISPLAY_MAX_CHARS {
+        return Cow::Borrowed(s);
+    }
+    let keep = DISPLAY_MAX_CHARS - 1;
+    let head = keep / 2 + keep % 2;
+    let tail = keep / 2;
+    let head_end = s.char_indices().nth(head).map_or(s.len(), |(i, _)| i);
+    let tail_start = s
+        .char_indices()
+        .nth(chars - tail)
+        .map_or(s.len(), |(i, _)| i);
+    let mut out = String::with_capacity(head_end + 3 + (s.len() - tail_start));
+    out.push_str(&s[..head_end]);
+    out.push('…');
+    out.push_str(&s[tail_start..]);
+    Cow::Owned(out)
+}
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -96,6 +131,10 @@ type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///     "not found: no such file (stat sftp://me@host/base: a/b.txt)"
 /// );
 /// ```
+///
+/// `Display` cuts a message, remote or path longer than 200 characters in the middle (`…`),
+/// so a hostile server's 5,000-byte name does not flood a terminal or a log; the accessors
+/// ([`Error::message`], [`Error::path`]) return them whole.
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -166,7 +205,7 @@ impl Error {
         self
     }
 
-    /// Sets the path the error concerns.
+    /// Sets the path the error concerns (kept whole; `Display` shortens a very long one).
     pub fn with_path(mut self, path: impl fmt::Display) -> Self {
         self.inner.path = Some(path.to_string());
         self
@@ -245,7 +284,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.inner.kind, self.inner.message)?;
+        write!(f, "{}: {}", self.inner.kind, shorten(&self.inner.message))?;
         let ctx = (
             self.inner.operation,
             self.inner.remote.as_deref(),
@@ -261,13 +300,13 @@ impl fmt::Display for Error {
                     sep = " ";
                 }
                 if let Some(r) = remote {
-                    write!(f, "{sep}{r}")?;
+                    write!(f, "{sep}{}", shorten(r))?;
                     sep = ": ";
                 } else if !sep.is_empty() {
                     sep = " ";
                 }
                 if let Some(p) = path {
-                    write!(f, "{sep}{p}")?;
+                    write!(f, "{sep}{}", shorten(p))?;
                 }
                 f.write_str(")")
             }
@@ -388,6 +427,61 @@ mod tests {
         assert!(io.is_retryable());
         let io: Error = std::io::Error::from(std::io::ErrorKind::NotFound).into();
         assert_eq!(io.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn display_cuts_absurd_names_and_keeps_them_in_path() {
+        let name = format!("{}.txt", "n".repeat(4_996));
+        assert_eq!(name.len(), 5_000);
+        let e = Error::new(
+            ErrorKind::InvalidInput,
+            format!("invalid name {name:?}: too long"),
+        )
+        .with_operation("list")
+        .with_path(&name);
+        let shown = e.to_string();
+        assert!(
+            shown.chars().count() < 2 * DISPLAY_MAX_CHARS + 40,
+            "{}",
+            shown.len()
+        );
+        assert_eq!(shown.matches('…').count(), 2, "{shown}");
+        // The start and the end of each value survive: the reason and the extension.
+        assert!(
+            shown.starts_with("invalid input: invalid name \"nnn"),
+            "{shown}"
+        );
+        assert!(shown.contains("\": too long (list nnn"), "{shown}");
+        assert!(shown.ends_with("nnn.txt)"), "{shown}");
+        assert_eq!(e.path(), Some(name.as_str()));
+        assert!(e.message().contains(&name));
+    }
+
+    #[test]
+    fn display_cuts_multibyte_names_on_char_boundaries() {
+        // 1 + 2 + 4-byte characters, so no fixed byte offset is a boundary.
+        for name in [
+            "é".repeat(2_500),
+            format!("a{}", "😀".repeat(1_250)),
+            format!("ab{}", "日本".repeat(900)),
+        ] {
+            let e = Error::new(ErrorKind::NotFound, name.clone()).with_path(&name);
+            let shown = e.to_string();
+            let path_part = shown
+                .rsplit_once(" (")
+                .map(|(_, p)| p.trim_end_matches(')'))
+                .unwrap_or_default();
+            assert_eq!(path_part.chars().count(), DISPLAY_MAX_CHARS, "{shown}");
+            assert!(name.starts_with(path_part.split('…').next().unwrap_or("?")));
+            assert!(name.ends_with(path_part.rsplit('…').next().unwrap_or("?")));
+            assert_eq!(e.path(), Some(name.as_str()));
+        }
+        // At the limit nothing is cut.
+        let exact = "ü".repeat(DISPLAY_MAX_CHARS);
+        let shown = Error::new(ErrorKind::NotFound, "x")
+            .with_path(&exact)
+            .to_string();
+        assert!(shown.contains(&exact) && !shown.contains('…'), "{shown}");
     }
 
     #[test]

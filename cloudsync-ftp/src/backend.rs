@@ -280,9 +280,17 @@ impl BackendFactory for FtpFactory {
 
     fn config_from_url(&self, url: &url::Url) -> Result<Value> {
         let cfg = FtpConfig::from_url(url)?;
-        serde_json::to_value(&cfg).map_err(|e| {
+        let mut value = serde_json::to_value(&cfg).map_err(|e| {
             Error::new(ErrorKind::ConfigInvalid, format!("ftp config: {e}")).with_source(e)
-        })
+        })?;
+        // The password serialises as `***`; the config the remote is opened from needs it.
+        if let (Some(password), Some(obj)) = (&cfg.password, value.as_object_mut()) {
+            obj.insert(
+                "password".into(),
+                Value::String(password.expose().to_owned()),
+            );
+        }
+        Ok(value)
     }
 
     fn secret_keys(&self) -> &'static [&'static str] {
@@ -304,6 +312,21 @@ mod tests {
         let cfg = FtpConfig::from_url(&url::Url::parse(url).unwrap()).unwrap();
         let s = cfg.validate().unwrap();
         location(&s.host, s.port, &Paths::new(&s.root, home))
+    }
+
+    /// A password in the URL still reaches the login, although the config serialises it as
+    /// `***`.
+    #[test]
+    fn url_password_survives_config_from_url() {
+        let u = url::Url::parse("ftp://me:p%40ss@h/x").unwrap();
+        let v = FtpFactory.config_from_url(&u).unwrap();
+        assert_eq!(v["password"], "p@ss");
+        let cfg: FtpConfig = parse_config(crate::TYPE_NAME, v).unwrap();
+        assert_eq!(cfg.validate().unwrap().password, "p@ss");
+        let v = FtpFactory
+            .config_from_url(&url::Url::parse("ftp://me@h/x").unwrap())
+            .unwrap();
+        assert_eq!(v["password"], serde_json::Value::Null);
     }
 
     #[test]

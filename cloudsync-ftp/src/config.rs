@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudsync_core::{Error, ErrorKind, Result};
+use cloudsync_core::{Error, ErrorKind, Result, Secret};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::FtpRemote;
@@ -68,7 +68,8 @@ pub struct FtpConfig {
     /// User name; default `anonymous`.
     pub user: Option<String>,
     /// The password itself. Prefer [`FtpConfig::password_env`], which keeps it out of files.
-    pub password: Option<String>,
+    /// Read from a plain string; shown and serialised as `***` (see [`Secret`]).
+    pub password: Option<Secret>,
     /// Name of the environment variable holding the password.
     pub password_env: Option<String>,
     /// Encryption: `none` (default), `explicit` or `implicit`.
@@ -190,7 +191,7 @@ impl FtpConfig {
     }
 
     /// Sets [`FtpConfig::password`].
-    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+    pub fn with_password(mut self, password: impl Into<Secret>) -> Self {
         self.password = Some(password.into());
         self
     }
@@ -274,7 +275,7 @@ impl FtpConfig {
                     "keys `password` and `password_env` are both set; keep one",
                 ));
             }
-            (Some(p), None) => p.clone(),
+            (Some(p), None) => p.expose().to_owned(),
             (None, Some(var)) => std::env::var(var).map_err(|_| {
                 invalid(format!(
                     "key `password_env`: environment variable {var:?} is not set"
@@ -357,7 +358,7 @@ impl FtpConfig {
             cfg.user = Some(decode(url.username())?);
         }
         if let Some(p) = url.password() {
-            cfg.password = Some(decode(p)?);
+            cfg.password = Some(Secret::new(decode(p)?));
         }
         let path = percent_encoding::percent_decode_str(url.path())
             .decode_utf8()
@@ -453,7 +454,7 @@ mod tests {
         assert_eq!(c.host, "example.com");
         assert_eq!(c.port, Some(2121));
         assert_eq!(c.user.as_deref(), Some("me"));
-        assert_eq!(c.password.as_deref(), Some("p@ss"));
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("p@ss"));
         assert_eq!(c.root, "a b/c");
         assert_eq!(c.connections, 3);
         assert_eq!(c.tls, Tls::Implicit);
@@ -477,5 +478,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.tls, c.timeout, c.connections), (Tls::Explicit, 5, 8));
+    }
+
+    /// The password is read from files and URLs but never shown: not in `Debug`, not when
+    /// the config is serialised (a saved report, `--dump` output).
+    #[test]
+    fn password_never_shown_or_serialised() {
+        let from_file: FtpConfig = cloudsync_core::parse_config(
+            "ftp",
+            serde_json::json!({"host": "h", "user": "u", "password": "hunter2-ftp"}),
+        )
+        .unwrap();
+        let from_url =
+            FtpConfig::from_url(&url::Url::parse("ftp://u:hunter2-ftp@h/x").unwrap()).unwrap();
+        let built = FtpConfig::new("h").with_password("hunter2-ftp");
+        for c in [&from_file, &from_url, &built] {
+            for shown in [
+                format!("{c:?}"),
+                format!("{c:#?}"),
+                serde_json::to_string(c).unwrap(),
+            ] {
+                assert!(!shown.contains("hunter2"), "{shown}");
+            }
+            assert!(
+                serde_json::to_string(c)
+                    .unwrap()
+                    .contains(r#""password":"***""#)
+            );
+            // What the login sends.
+            assert_eq!(c.validate().unwrap().password, "hunter2-ftp");
+        }
     }
 }

@@ -35,6 +35,7 @@ impl LocalRemote {
             root,
             follow_symlinks: config.follow_symlinks,
             fsync: config.fsync,
+            windows_names: cfg!(windows),
         };
         LocalRemote {
             core: Arc::new(core),
@@ -90,7 +91,7 @@ impl Remote for LocalRemote {
         self.core
             .blocking(move |c| {
                 let meta = c
-                    .metadata(&c.local(&p))
+                    .metadata(&c.local(&p, "stat")?)
                     .map_err(|e| c.ctx(parse_error(e), "stat", &p))?;
                 entry_from_meta(p.clone(), &meta).ok_or_else(|| {
                     c.ctx(
@@ -134,7 +135,7 @@ impl Remote for LocalRemote {
         self.core
             .blocking(move |c| {
                 c.check_no_links(&p, true, "mkdir")?;
-                let local = c.local(&p);
+                let local = c.local(&p, "mkdir")?;
                 std::fs::create_dir_all(&local).map_err(|e| {
                     let e = parse_error(e);
                     let e = if e.kind() == ErrorKind::AlreadyExists {
@@ -160,7 +161,7 @@ impl Remote for LocalRemote {
         let (f, t) = (from.clone(), to.clone());
         self.core
             .blocking(move |c| {
-                let src = c.local(&f);
+                let src = c.local(&f, "copy")?;
                 let meta = c
                     .metadata(&src)
                     .map_err(|e| c.ctx(parse_error(e), "copy", &f))?;
@@ -176,8 +177,8 @@ impl Remote for LocalRemote {
             .blocking(move |c| {
                 c.check_no_links(&f, false, "rename")?;
                 c.check_no_links(&t, false, "rename")?;
-                let src = c.local(&f);
-                let dst = c.local(&t);
+                let src = c.local(&f, "rename")?;
+                let dst = c.local(&t, "rename")?;
                 let meta = c
                     .metadata(&src)
                     .map_err(|e| c.ctx(parse_error(e), "rename", &f))?;
@@ -202,7 +203,7 @@ impl Remote for LocalRemote {
         self.core
             .blocking(move |c| {
                 c.check_no_links(&p, false, "set_modtime")?;
-                let local = c.local(&p);
+                let local = c.local(&p, "set_modtime")?;
                 c.metadata(&local)
                     .map_err(|e| c.ctx(parse_error(e), "set_modtime", &p))?;
                 let file = std::fs::File::open(&local)
@@ -222,7 +223,8 @@ impl Remote for LocalRemote {
     }
 
     fn local_path(&self, path: &RemotePath) -> Option<PathBuf> {
-        Some(self.core.local(path))
+        // A name this system cannot store has no local path (the operations refuse it).
+        self.core.local(path, "local_path").ok()
     }
 }
 
@@ -274,5 +276,137 @@ impl BackendFactory for LocalFactory {
     async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
         let cfg: LocalConfig = parse_config("local", config)?;
         Ok(Arc::new(cfg.build()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use cloudsync_core::{bytes_stream, collect_bytes};
+    use futures::StreamExt;
+
+    use super::*;
+
+    /// A remote over `root` that applies Windows' name rules, as on Windows.
+    fn windows_remote(root: &Path) -> LocalRemote {
+        let mut remote = LocalRemote::new(root.to_owned(), LocalConfig::new(root));
+        if let Some(core) = Arc::get_mut(&mut remote.core) {
+            core.windows_names = true;
+        }
+        assert!(remote.core.windows_names);
+        remote
+    }
+
+    fn assert_refused<T>(what: &str, r: Result<T>) {
+        match r {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}: {e}"),
+        }
+    }
+
+    /// Every operation that turns a `RemotePath` into a local path refuses names Windows
+    /// would read as a separator, drive, stream or device, before touching the disk.
+    #[tokio::test]
+    async fn windows_names_are_refused_by_every_operation() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path().join("root");
+        let remote = windows_remote(&root);
+        let good = RemotePath::new("good.txt")?;
+        remote
+            .write(&good, bytes_stream("ok"), WriteMeta::default())
+            .await?;
+        let src = tmp.path().join("src.txt");
+        std::fs::write(&src, "src")?;
+        for bad in [
+            "a\\..\\..\\x",
+            "C:x",
+            "c:\\evil",
+            "sub/NUL",
+            "CON/f",
+            "com1.txt",
+            "trailing.",
+            "trailing ",
+            "d/a:stream",
+        ] {
+            let p = RemotePath::new(bad)?;
+            assert_refused(
+                bad,
+                remote
+                    .write(&p, bytes_stream("x"), WriteMeta::default())
+                    .await,
+            );
+            assert_refused(
+                bad,
+                remote.write_from_file(&p, &src, WriteMeta::default()).await,
+            );
+            assert_refused(bad, remote.mkdir(&p).await);
+            assert_refused(bad, remote.stat(&p).await);
+            assert_refused(bad, remote.read(&p, None).await);
+            assert_refused(bad, remote.hash(&p, HashKind::Md5).await);
+            assert_refused(bad, remote.list(&p).await);
+            assert_refused(bad, remote.remove_file(&p).await);
+            assert_refused(bad, remote.remove_dir(&p).await);
+            assert_refused(bad, remote.purge(&p).await);
+            assert_refused(
+                bad,
+                remote.set_modtime(&p, OffsetDateTime::UNIX_EPOCH).await,
+            );
+            assert_refused(bad, remote.copy(&good, &p).await);
+            assert_refused(bad, remote.copy(&p, &good).await);
+            assert_refused(bad, remote.rename(&good, &p).await);
+            assert_refused(bad, remote.rename(&p, &good).await);
+            assert_eq!(remote.local_path(&p), None, "{bad}");
+        }
+        // Nothing was created, inside or outside the root, and the good file is intact.
+        let names = |dir: &Path| -> std::io::Result<Vec<String>> {
+            let mut v = std::fs::read_dir(dir)?
+                .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            v.sort();
+            Ok(v)
+        };
+        assert_eq!(names(tmp.path())?, ["root", "src.txt"]);
+        assert_eq!(names(&root)?, ["good.txt"]);
+        assert_eq!(collect_bytes(remote.read(&good, None).await?).await?, "ok");
+        Ok(())
+    }
+
+    /// A name on disk that Windows cannot address again is an `InvalidInput` error entry; the
+    /// rest of the directory is listed. Without the Windows rules all are plain files. (Unix
+    /// only: it makes the names on disk.)
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn listing_reports_names_windows_cannot_address() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        for name in ["ok.txt", "a\\b", "NUL", "x.", "c:d"] {
+            std::fs::write(tmp.path().join(name), "x")?;
+        }
+        let remote = windows_remote(tmp.path());
+        let items: Vec<Result<Entry>> = remote.list(&RemotePath::root()).await?.collect().await;
+        let mut ok: Vec<String> = Vec::new();
+        let mut refused: Vec<String> = Vec::new();
+        for item in items {
+            match item {
+                Ok(e) => ok.push(e.path.as_str().to_owned()),
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+                    refused.push(e.path().unwrap_or_default().to_owned());
+                }
+            }
+        }
+        refused.sort();
+        assert_eq!(ok, ["ok.txt"]);
+        assert_eq!(refused, ["NUL", "a\\b", "c:d", "x."]);
+
+        let plain = LocalConfig::new(tmp.path()).build()?;
+        let n = plain
+            .list(&RemotePath::root())
+            .await?
+            .filter(|r| futures::future::ready(r.is_ok()))
+            .count()
+            .await;
+        assert_eq!(n, 5);
+        Ok(())
     }
 }

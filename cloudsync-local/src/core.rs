@@ -23,20 +23,30 @@ pub(crate) struct Core {
     pub(crate) follow_symlinks: bool,
     /// `fsync` files before the rename and directories after.
     pub(crate) fsync: bool,
+    /// Apply Windows' file-name rules ([`windows_name_problem`]) to every path: `cfg!(windows)`
+    /// (tests turn it on elsewhere to check that every operation goes through the check).
+    pub(crate) windows_names: bool,
 }
 
 /// Shared handle passed to blocking tasks.
 pub(crate) type CoreRef = Arc<Core>;
 
 impl Core {
-    /// The local path of `path` below the root. A [`RemotePath`] has no `..`, empty or absolute
-    /// segment, so the result always lies below the root.
-    pub(crate) fn local(&self, path: &RemotePath) -> PathBuf {
+    /// The local path of `path` below the root, for an operation `op`.
+    ///
+    /// A [`RemotePath`] has no `..`, empty or absolute segment and no `/`, so on Unix the
+    /// result always lies below the root. On Windows a segment may still be read as a
+    /// separator, a drive, a stream or a device (`a\..\..\x`, `C:x`, `NUL`), or be
+    /// silently changed (`a.` opens `a`): such a path is refused with
+    /// [`ErrorKind::InvalidInput`] (see [`check_local_path`]). This is the only place a
+    /// `RemotePath` becomes a local path.
+    pub(crate) fn local(&self, path: &RemotePath, op: &'static str) -> Result<PathBuf> {
+        check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path))?;
         let mut p = self.root.clone();
         for seg in path.segments() {
             p.push(seg);
         }
-        p
+        Ok(p)
     }
 
     /// Refuses to act on `path` through a symbolic link below the root.
@@ -56,6 +66,8 @@ impl Core {
         check_self: bool,
         op: &'static str,
     ) -> Result<()> {
+        // Validates the path before any segment of it reaches the filesystem.
+        check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path))?;
         if self.follow_symlinks {
             return Ok(());
         }
@@ -136,6 +148,71 @@ impl Core {
                     .with_remote(&self.name)
             })?
     }
+}
+
+/// Names Windows reserves for devices, whatever the extension or case (`nul.txt` opens `NUL`).
+const WINDOWS_DEVICES: [&str; 6] = ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"];
+
+/// Why `name` (one path segment) cannot be a file name on Windows, or `None` when it can.
+///
+/// Refused: the characters `\ : * ? " < > |` (`\` separates paths, `:` names a drive or an
+/// NTFS stream) and control characters; a trailing `.` or space (Windows drops them, so `a.`
+/// would open `a`); device names (`CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`, `LPT0`–`LPT9`,
+/// also with superscript digits, `CONIN$`, `CONOUT$`), in any case and with any extension.
+/// With `windows == false` every name is fine (Unix takes any byte but `/` and NUL, which a
+/// [`RemotePath`] already excludes).
+///
+/// Pure, so the Windows rules are tested on every platform.
+pub(crate) fn windows_name_problem(name: &str, windows: bool) -> Option<&'static str> {
+    if !windows {
+        return None;
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') || *c < '\u{20}')
+    {
+        return Some(match c {
+            '\\' => "`\\` is a path separator on Windows",
+            ':' => "`:` names a drive or a stream on Windows",
+            _ => {
+                "Windows does not allow this character (\\ : * ? \" < > | or a control character) in a file name"
+            }
+        });
+    }
+    if name.ends_with(['.', ' ']) {
+        return Some("Windows drops a trailing dot or space, so the name would open another file");
+    }
+    // `NUL.txt`, `nul .tar.gz`: the part before the first dot, trailing spaces ignored.
+    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
+    let upper = stem.to_uppercase();
+    let is_device = WINDOWS_DEVICES.contains(&upper.as_str())
+        || ["COM", "LPT"].iter().any(|prefix| {
+            upper.strip_prefix(prefix).is_some_and(|n| {
+                let mut chars = n.chars();
+                matches!(
+                    (chars.next(), chars.next()),
+                    (Some('0'..='9' | '¹' | '²' | '³'), None)
+                )
+            })
+        });
+    if is_device {
+        return Some("the name is a device on Windows (CON, PRN, AUX, NUL, COM1, LPT1, ...)");
+    }
+    None
+}
+
+/// Checks that every segment of `path` can be a local file name ([`windows_name_problem`]);
+/// the error, of kind [`ErrorKind::InvalidInput`], names the segment and the reason.
+pub(crate) fn check_local_path(path: &RemotePath, windows: bool) -> Result<()> {
+    for seg in path.segments() {
+        if let Some(why) = windows_name_problem(seg, windows) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("cannot store the name {seg:?} on this system: {why}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Converts an I/O error into the crate's error (kinds from the typed `io::ErrorKind`).
@@ -223,6 +300,65 @@ mod tests {
         assert!(t.len() <= NAME_MAX, "{}", t.len());
         assert!(cloudsync_core::is_temp_name(&t));
         assert_ne!(temp_name("a"), temp_name("a"));
+    }
+
+    #[test]
+    fn windows_names_that_would_leave_the_root_or_change_meaning_are_refused() {
+        for bad in [
+            "a\\..\\..\\x",
+            "..\\x",
+            "C:x",
+            "c:\\windows",
+            "a:b",
+            "file.txt:stream",
+            "CON",
+            "con",
+            "NUL.txt",
+            "nul .tar.gz",
+            "Aux",
+            "PRN.log",
+            "COM1",
+            "com9.txt",
+            "LPT1",
+            "COM¹",
+            "CONIN$",
+            "conout$.x",
+            "trailing.",
+            "trailing ",
+            "...",
+            "a*b",
+            "a?b",
+            "a\"b",
+            "a<b>",
+            "a|b",
+            "tab\there",
+        ] {
+            assert!(windows_name_problem(bad, true).is_some(), "{bad:?}");
+            // Linux, macOS: any of these is a legitimate name.
+            assert_eq!(windows_name_problem(bad, false), None, "{bad:?}");
+        }
+        for good in [
+            "a",
+            "file.txt",
+            ".hidden",
+            "CONSOLE",
+            "NULL.txt",
+            "COM10",
+            "LPT",
+            "com",
+            "x.CON",
+            "a b",
+            "été.txt",
+            "a..b",
+        ] {
+            assert_eq!(windows_name_problem(good, true), None, "{good:?}");
+        }
+        let bad = RemotePath::new("ok/sub/a\\..\\..\\x").unwrap();
+        let e = check_local_path(&bad, true).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.message().contains("a\\\\..\\\\..\\\\x"), "{e}");
+        assert!(check_local_path(&bad, false).is_ok());
+        assert!(check_local_path(&RemotePath::root(), true).is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::core::{Core, CoreRef, entry_from_meta, parse_error};
+use crate::core::{Core, CoreRef, check_local_path, entry_from_meta, parse_error};
 
 /// Entries per batch sent from the blocking thread.
 const BATCH: usize = 512;
@@ -34,7 +34,7 @@ pub(crate) async fn list(core: &CoreRef, dir: &RemotePath) -> Result<EntryStream
     let d = dir.clone();
     let first = core
         .blocking(move |c| {
-            let rd = std::fs::read_dir(c.local(&d)).map_err(|e| {
+            let rd = std::fs::read_dir(c.local(&d, "list")?).map_err(|e| {
                 let e = parse_error(e);
                 let e = if e.kind() == ErrorKind::NotFound {
                     Error::new(ErrorKind::NotFound, "directory not found").with_source(e)
@@ -134,6 +134,11 @@ fn one(core: &Core, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Result<E
                 .with_path(local.display())));
         }
     };
+    // A name this system cannot address again (on Windows `NUL`, `a.`, made through `\\?\`
+    // or by another OS): reading, replacing or deleting it would touch another file.
+    if let Err(e) = check_local_path(&path, core.windows_names) {
+        return Some(Err(core.ctx(e, "list", &path)));
+    }
     let meta = match de.file_type() {
         Ok(ft) if ft.is_symlink() => {
             if !core.follow_symlinks {

@@ -15,7 +15,7 @@ const CHUNK: usize = 256 * 1024;
 
 /// Opens `path` for reading, refusing anything but a regular file.
 fn open_regular(core: &Core, op: &'static str, path: &RemotePath) -> Result<std::fs::File> {
-    let local = core.local(path);
+    let local = core.local(path, op)?;
     let meta = core
         .metadata(&local)
         .map_err(|e| core.ctx(parse_error(e), op, path))?;

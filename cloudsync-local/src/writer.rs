@@ -63,7 +63,7 @@ pub(crate) fn install(
         ));
     }
     core.check_no_links(path, false, op)?;
-    let target = core.local(path);
+    let target = core.local(path, op)?;
     let parent: &Path = target.parent().unwrap_or(&core.root);
     let tmp = parent.join(temp_name(path.name()));
     let create = || OpenOptions::new().write(true).create_new(true).open(&tmp);

@@ -4,9 +4,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudsync_core::{Error, ErrorKind, QueryKind, Result};
+use cloudsync_core::{Error, ErrorKind, QueryKind, Result, Secret};
 use percent_encoding::percent_decode_str;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Default number of SSH connections a remote keeps.
 pub const DEFAULT_CONNECTIONS: usize = 8;
@@ -26,10 +26,11 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
 /// root = "backups"
 /// ```
 ///
-/// Secrets never appear in `Debug` output. The keys are checked (and the secrets read from
+/// Secrets never appear in `Debug` output, and serialising the config writes `***` for the
+/// password (see [`Secret`]). The keys are checked (and the secrets read from
 /// the environment) when the remote is opened; a bad key is an `ErrorKind::ConfigInvalid`
 /// error naming it.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct SftpConfig {
@@ -39,8 +40,9 @@ pub struct SftpConfig {
     pub port: u16,
     /// Login name (default: the `USER` environment variable).
     pub user: Option<String>,
-    /// Password, written in the config itself (prefer `password_env`).
-    pub password: Option<String>,
+    /// Password, written in the config itself (prefer `password_env`). Read from a plain
+    /// string; shown and serialised as `***`.
+    pub password: Option<Secret>,
     /// Name of an environment variable holding the password.
     pub password_env: Option<String>,
     /// Private key file (OpenSSH or PEM format; ed25519, ecdsa or rsa). `~/` is expanded.
@@ -115,42 +117,17 @@ impl fmt::Debug for SftpConfig {
     }
 }
 
-/// How to log in, resolved from the config and the environment.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) enum Secret {
-    None,
-    Some(String),
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Secret::None => f.write_str("None"),
-            Secret::Some(_) => f.write_str("Some(***)"),
-        }
-    }
-}
-
-impl Secret {
-    pub(crate) fn get(&self) -> Option<&str> {
-        match self {
-            Secret::None => None,
-            Secret::Some(s) => Some(s),
-        }
-    }
-}
-
 /// A validated configuration with secrets read from the environment.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) user: String,
-    pub(crate) password: Secret,
+    pub(crate) password: Option<Secret>,
     /// Explicit key file (must exist), or the default identities to try.
     pub(crate) key_files: Vec<PathBuf>,
     pub(crate) key_file_explicit: bool,
-    pub(crate) key_passphrase: Secret,
+    pub(crate) key_passphrase: Option<Secret>,
     pub(crate) use_agent: bool,
     pub(crate) known_hosts: Option<PathBuf>,
     pub(crate) insecure_accept_any_host_key: bool,
@@ -184,12 +161,12 @@ fn expand_home(key: &str, path: &str) -> Result<PathBuf> {
     }
 }
 
-fn env_secret(key: &str, var: &Option<String>) -> Result<Secret> {
+fn env_secret(key: &str, var: &Option<String>) -> Result<Option<Secret>> {
     match var {
-        None => Ok(Secret::None),
+        None => Ok(None),
         Some(name) if name.is_empty() => Err(invalid(key, "empty variable name")),
         Some(name) => match std::env::var(name) {
-            Ok(v) => Ok(Secret::Some(v)),
+            Ok(v) => Ok(Some(Secret::new(v))),
             Err(_) => Err(invalid(
                 key,
                 format!("environment variable {name} is not set (or not UTF-8)"),
@@ -295,7 +272,7 @@ impl SftpConfig {
             ));
         }
         let password = match &self.password {
-            Some(p) => Secret::Some(p.clone()),
+            Some(p) => Some(p.clone()),
             None => env_secret("password_env", &self.password_env)?,
         };
         let key_passphrase = env_secret("key_passphrase_env", &self.key_passphrase_env)?;
@@ -491,7 +468,48 @@ mod tests {
         let mut c = SftpConfig::new("h", "u");
         c.password = Some("hunter2".into());
         assert!(!format!("{c:?}").contains("hunter2"));
-        let s = Secret::Some("hunter2".into());
-        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    /// The password (from a file or a URL) and the key passphrase (from the environment)
+    /// reach the login, but neither `Debug` nor serialisation shows them.
+    #[test]
+    fn secrets_never_shown_or_serialised() {
+        let var = "CLOUDSYNC_SFTP_TEST_PASSPHRASE_SECRETS";
+        // SAFETY: no other test uses this variable, and the unit tests of this crate read the
+        // environment only through `std::env` (which locks it), never through C's `getenv`.
+        unsafe { std::env::set_var(var, "hunter2-phrase") };
+        let mut from_url: SftpConfig =
+            serde_json::from_value(from_url("sftp://u:hunter2-sftp@h/x")).unwrap();
+        from_url.key_passphrase_env = Some(var.into());
+        let from_file: SftpConfig = cloudsync_core::parse_config(
+            "sftp",
+            serde_json::json!({"host": "h", "user": "u", "password": "hunter2-sftp",
+                               "key_passphrase_env": var}),
+        )
+        .unwrap();
+        for c in [&from_url, &from_file] {
+            for shown in [
+                format!("{c:?}"),
+                format!("{c:#?}"),
+                serde_json::to_string(c).unwrap(),
+            ] {
+                assert!(!shown.contains("hunter2"), "{shown}");
+            }
+            assert!(
+                serde_json::to_string(c)
+                    .unwrap()
+                    .contains(r#""password":"***""#)
+            );
+            let s = c.build().unwrap();
+            assert!(!format!("{s:?}").contains("hunter2"), "{s:?}");
+            assert_eq!(
+                s.password.as_ref().map(Secret::expose),
+                Some("hunter2-sftp")
+            );
+            assert_eq!(
+                s.key_passphrase.as_ref().map(Secret::expose),
+                Some("hunter2-phrase")
+            );
+        }
     }
 }

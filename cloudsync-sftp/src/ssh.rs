@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cloudsync_core::{Error, ErrorKind, Result};
+use cloudsync_core::{Error, ErrorKind, Result, Secret};
 use russh::client::{self, Handle};
 use russh::keys::ssh_key::PublicKey;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
@@ -292,25 +292,27 @@ async fn authenticate(ssh: &mut Handle<Client>, s: &Settings) -> Result<()> {
     let mut tried: Vec<String> = Vec::new();
     let auth_err = |e: russh::Error| ssh_error("authenticate", e);
     for path in &s.key_files {
-        let key = match russh::keys::load_secret_key(path, s.key_passphrase.get()) {
-            Ok(k) => k,
-            Err(e) if s.key_file_explicit => {
-                let why = match e {
-                    russh::keys::Error::KeyIsEncrypted => {
-                        "it is encrypted: set `key_passphrase_env`".to_owned()
-                    }
-                    other => other.to_string(),
-                };
-                return Err(Error::new(
-                    ErrorKind::Auth,
-                    format!("cannot load key file {}: {why}", path.display()),
-                ));
-            }
-            Err(e) => {
-                tracing::debug!(key = %path.display(), "skipping default key: {e}");
-                continue;
-            }
-        };
+        let key =
+            match russh::keys::load_secret_key(path, s.key_passphrase.as_ref().map(Secret::expose))
+            {
+                Ok(k) => k,
+                Err(e) if s.key_file_explicit => {
+                    let why = match e {
+                        russh::keys::Error::KeyIsEncrypted => {
+                            "it is encrypted: set `key_passphrase_env`".to_owned()
+                        }
+                        other => other.to_string(),
+                    };
+                    return Err(Error::new(
+                        ErrorKind::Auth,
+                        format!("cannot load key file {}: {why}", path.display()),
+                    ));
+                }
+                Err(e) => {
+                    tracing::debug!(key = %path.display(), "skipping default key: {e}");
+                    continue;
+                }
+            };
         let hash = if key.algorithm().is_rsa() {
             ssh.best_supported_rsa_hash()
                 .await
@@ -355,7 +357,7 @@ async fn authenticate(ssh: &mut Handle<Client>, s: &Settings) -> Result<()> {
             Err(e) => tracing::debug!("ssh-agent not usable: {e}"),
         }
     }
-    if let Some(password) = s.password.get() {
+    if let Some(password) = s.password.as_ref().map(Secret::expose) {
         tried.push("password".into());
         let res = ssh
             .authenticate_password(user, password)

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudsync_core::{Error, ErrorKind, Result};
+use cloudsync_core::{Error, ErrorKind, Result, Secret};
 use serde::{Deserialize, Serialize};
 
 /// Default size above which Nextcloud/ownCloud uploads are chunked (10 MiB).
@@ -71,8 +71,9 @@ pub struct WebdavConfig {
     pub user: Option<String>,
     /// Name of the environment variable holding the password (or app password).
     pub password_env: Option<String>,
-    /// The password itself (prefer `password_env`; never shown in `Debug`).
-    pub password: Option<String>,
+    /// The password itself (prefer `password_env`). Read from a plain string; shown and
+    /// serialised as `***` (see [`Secret`]).
+    pub password: Option<Secret>,
     /// Name of the environment variable holding a bearer token (instead of Basic auth).
     pub bearer_token_env: Option<String>,
     /// Files larger than this are uploaded in chunks (Nextcloud only); at least 5 MiB.
@@ -184,7 +185,7 @@ impl WebdavConfig {
     }
 
     /// Sets the user and the password itself.
-    pub fn with_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn with_password(mut self, user: impl Into<String>, password: impl Into<Secret>) -> Self {
         self.user = Some(user.into());
         self.password = Some(password.into());
         self
@@ -252,7 +253,7 @@ impl WebdavConfig {
             (Some(var), None) => Auth::Bearer(env_secret("bearer_token_env", var)?),
             (None, Some(user)) => {
                 let password = match (&self.password, &self.password_env) {
-                    (Some(p), _) => p.clone(),
+                    (Some(p), _) => p.expose().to_owned(),
                     (None, Some(var)) => env_secret("password_env", var)?,
                     (None, None) => String::new(),
                 };
@@ -337,8 +338,9 @@ pub struct NextcloudConfig {
     pub user: String,
     /// Name of the environment variable holding the password or app password.
     pub password_env: Option<String>,
-    /// The password itself (prefer `password_env`; never shown in `Debug`).
-    pub password: Option<String>,
+    /// The password itself (prefer `password_env`). Read from a plain string; shown and
+    /// serialised as `***` (see [`Secret`]).
+    pub password: Option<Secret>,
     /// A folder below the user's files to use as the remote's root.
     pub root: String,
     /// `nextcloud` (default) or `owncloud`.
@@ -483,6 +485,46 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
         let v = c.validate().unwrap();
         assert!(!format!("{v:?}").contains("hunter2"));
+    }
+
+    /// Neither `Debug` nor serialisation of either config shows the password; the request
+    /// still authenticates with it.
+    #[test]
+    fn password_never_shown_or_serialised() {
+        let dav: WebdavConfig = cloudsync_core::parse_config(
+            "webdav",
+            serde_json::json!({"url": "http://x/", "user": "u", "password": "hunter2-dav"}),
+        )
+        .unwrap();
+        let built = WebdavConfig::new("http://x/").with_password("u", "hunter2-dav");
+        let nc: NextcloudConfig = cloudsync_core::parse_config(
+            "nextcloud",
+            serde_json::json!({"url": "http://x/", "user": "u", "password": "hunter2-dav"}),
+        )
+        .unwrap();
+        let derived = nc.to_webdav();
+        let shown = [
+            format!("{dav:?}"),
+            format!("{built:#?}"),
+            format!("{nc:?}"),
+            format!("{nc:#?}"),
+            format!("{derived:?}"),
+            serde_json::to_string(&dav).unwrap(),
+            serde_json::to_string(&built).unwrap(),
+            serde_json::to_string(&nc).unwrap(),
+            serde_json::to_string(&derived).unwrap(),
+        ];
+        for s in &shown {
+            assert!(!s.contains("hunter2"), "{s}");
+        }
+        assert!(shown[5].contains(r#""password":"***""#), "{}", shown[5]);
+        let basic = Auth::Basic {
+            user: "u".into(),
+            password: "hunter2-dav".into(),
+        };
+        assert_eq!(dav.validate().unwrap().auth, basic);
+        assert_eq!(built.validate().unwrap().auth, basic);
+        assert_eq!(nc.validate().unwrap().auth, basic);
     }
 
     #[test]
