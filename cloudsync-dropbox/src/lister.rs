@@ -184,7 +184,7 @@ fn parse_page(v: Value) -> Result<Page> {
             ErrorKind::Protocol,
             format!("malformed listing page: {}", cut(&e.to_string())),
         )
-            .with_operation("files/list_folder")
+        .with_operation("files/list_folder")
     })
 }
 
