@@ -67,6 +67,8 @@ struct Current {
 /// Hands out access tokens, refreshing them when needed.
 pub(crate) struct Tokens {
     client: reqwest::Client,
+    /// The whole time one token request may take.
+    deadline: Duration,
     token_url: url::Url,
     app_key: String,
     app_secret: Option<Secret>,
@@ -91,8 +93,10 @@ fn margin(lifetime: Duration) -> Duration {
 }
 
 impl Tokens {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         client: reqwest::Client,
+        deadline: Duration,
         token_url: url::Url,
         app_key: String,
         app_secret: Option<Secret>,
@@ -106,6 +110,7 @@ impl Tokens {
         });
         Tokens {
             client,
+            deadline,
             token_url,
             app_key,
             app_secret,
@@ -172,7 +177,7 @@ impl Tokens {
         }
         tracing::debug!(url = %self.token_url, "refreshing the Dropbox access token");
         let started = Instant::now();
-        let info = request_token(&self.client, &self.token_url, &form).await?;
+        let info = request_token(&self.client, self.deadline, &self.token_url, &form).await?;
         let info = TokenInfo {
             refresh_token: Some(info.refresh_token.unwrap_or(refresh_token)),
             ..info
@@ -199,20 +204,23 @@ impl Tokens {
 /// Posts `form` to the token endpoint and parses the answer.
 async fn request_token(
     client: &reqwest::Client,
+    deadline: Duration,
     token_url: &url::Url,
     form: &[(&str, String)],
 ) -> Result<TokenInfo> {
     let resp = client
         .post(token_url.clone())
+        .timeout(deadline)
         .form(form)
         .send()
         .await
         .map_err(|e| crate::core::transport_error(e, "oauth2/token"))?;
     let status = resp.status();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| crate::core::transport_error(e, "oauth2/token"))?;
+    let body = if status.is_success() {
+        crate::core::read_capped(resp, crate::core::MAX_JSON_BODY, "oauth2/token").await?
+    } else {
+        crate::core::read_prefix(resp, crate::core::MAX_ERROR_BODY).await
+    };
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(Error::new(
             ErrorKind::Transient,
@@ -224,9 +232,9 @@ async fn request_token(
         let msg = match serde_json::from_slice::<TokenError>(&body) {
             Ok(e) => format!(
                 "token endpoint refused: {}{}",
-                e.error,
+                crate::core::cut(&e.error),
                 e.error_description
-                    .map(|d| format!(" ({d})"))
+                    .map(|d| format!(" ({})", crate::core::cut(&d)))
                     .unwrap_or_default()
             ),
             Err(_) => format!("token endpoint answered {status}"),
@@ -236,7 +244,10 @@ async fn request_token(
     let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
         Error::new(
             ErrorKind::Protocol,
-            format!("token endpoint: malformed answer: {e}"),
+            format!(
+                "token endpoint: malformed answer: {}",
+                crate::core::cut(&e.to_string())
+            ),
         )
         .with_operation("oauth2/token")
     })?;
@@ -352,7 +363,7 @@ pub async fn exchange_code(
         ("code_verifier", code_verifier.to_owned()),
         ("redirect_uri", redirect_uri.to_owned()),
     ];
-    request_token(&client, &url, &form).await
+    request_token(&client, Duration::from_secs(60), &url, &form).await
 }
 
 #[cfg(test)]

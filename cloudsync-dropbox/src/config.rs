@@ -86,7 +86,8 @@ pub struct DropboxConfig {
     pub content_url: String,
     /// The OAuth2 token endpoint.
     pub token_url: String,
-    /// Seconds a request may stay idle before it fails.
+    /// Seconds a transfer may stay idle before it fails, and the whole time any other call
+    /// (listing page, metadata, token) may take, body included.
     pub timeout: u64,
     /// Called with every refreshed token, so the application can persist it.
     #[serde(skip)]

@@ -19,6 +19,15 @@ use crate::config::Validated;
 /// The header carrying a content endpoint's arguments.
 pub(crate) const ARG_HEADER: &str = "Dropbox-API-Arg";
 
+/// The largest JSON answer read (metadata, listing pages, tokens); a longer one is an error.
+pub(crate) const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
+/// The bytes of an error answer that are read; the rest is left unread.
+pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The longest wait a server's `Retry-After` (or `retry_after`) is believed for.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// The characters of server-supplied text (names, summaries, bodies) kept in an error message.
+pub(crate) const MAX_SERVER_TEXT: usize = 200;
+
 /// Everything the reader, writer, lister and deleter share: one pooled HTTP client, the token
 /// source and the remote's root.
 #[derive(Debug)]
@@ -34,6 +43,10 @@ pub(crate) struct DropboxCore {
     /// Commits small files in batches, when configured.
     pub(crate) batcher: Option<Batcher>,
     pub(crate) describe: String,
+    /// The whole time a metadata call (RPC or token request) may take, body included; a
+    /// server that stalls or trickles fails with a temporary error after it. Transfers have
+    /// only the client's idle (read) timeout, as large bodies may take long.
+    deadline: Duration,
 }
 
 impl DropboxCore {
@@ -56,6 +69,7 @@ impl DropboxCore {
             })?;
         let tokens = Tokens::new(
             client.clone(),
+            cfg.timeout,
             cfg.token_url,
             cfg.app_key,
             cfg.app_secret,
@@ -74,6 +88,7 @@ impl DropboxCore {
             list_limit: cfg.list_limit,
             batcher: (cfg.batch_size > 0).then(|| Batcher::new(cfg.batch_size, cfg.batch_timeout)),
             describe,
+            deadline: cfg.timeout,
         })
     }
 
@@ -129,6 +144,7 @@ impl DropboxCore {
             .send(endpoint, |_| {
                 self.client
                     .post(&url)
+                    .timeout(self.deadline)
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.clone())
             })
@@ -181,19 +197,81 @@ impl DropboxCore {
     }
 }
 
-/// Reads a JSON answer (`null` or an empty body become [`Value::Null`]).
+/// Reads a JSON answer (`null` or an empty body become [`Value::Null`]), at most
+/// [`MAX_JSON_BODY`] bytes of it.
 async fn json_body(endpoint: &'static str, resp: Response) -> Result<Value> {
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| transport_error(e, endpoint))?;
+    let body = read_capped(resp, MAX_JSON_BODY, endpoint).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
     serde_json::from_slice(&body).map_err(|e| {
-        Error::new(ErrorKind::Protocol, format!("malformed JSON answer: {e}"))
-            .with_operation(endpoint)
+        Error::new(
+            ErrorKind::Protocol,
+            format!("malformed JSON answer: {}", cut(&e.to_string())),
+        )
+        .with_operation(endpoint)
     })
+}
+
+/// The whole body of `resp`, or a [`ErrorKind::Protocol`] error when it is longer than `cap`
+/// bytes (announced or sent), so a hostile server cannot fill the memory.
+pub(crate) async fn read_capped(
+    mut resp: Response,
+    cap: usize,
+    endpoint: &'static str,
+) -> Result<Bytes> {
+    let too_long = || {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("{endpoint}: the answer is longer than {cap} bytes"),
+        )
+        .with_operation(endpoint)
+    };
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport_error(e, endpoint))?
+    {
+        if chunk.len() > cap - body.len() {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// At most the first `cap` bytes of the body of `resp` (for error answers: what could be read,
+/// never an error).
+pub(crate) async fn read_prefix(mut resp: Response, cap: usize) -> Bytes {
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(cap - body.len());
+                body.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Bytes::from(body)
+}
+
+/// `s` cut to [`MAX_SERVER_TEXT`] characters, with `…` when something was cut: server text in
+/// an error message stays readable however long the server made it.
+pub(crate) fn cut(s: &str) -> String {
+    match s.char_indices().nth(MAX_SERVER_TEXT) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// A delay a server asked for, in seconds, capped at [`MAX_RETRY_AFTER`].
+pub(crate) fn delay_secs(secs: u64) -> Duration {
+    Duration::from_secs(secs).min(MAX_RETRY_AFTER)
 }
 
 /// JSON with every character outside printable ASCII escaped as `\uXXXX` (surrogate pairs above
@@ -277,8 +355,8 @@ pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiEr
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = resp.bytes().await.unwrap_or_default();
+        .map(delay_secs);
+    let body = read_prefix(resp, MAX_ERROR_BODY).await;
     let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
     // Rate-limit errors also carry the delay in the body (`RateLimitError.retry_after`).
     let retry_after = retry_after.or_else(|| {
@@ -286,7 +364,7 @@ pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiEr
             .as_ref()
             .and_then(|b| b.error.get("retry_after"))
             .and_then(Value::as_u64)
-            .map(Duration::from_secs)
+            .map(delay_secs)
     });
     let (summary, mut tags) = match &parsed {
         Some(b) => (b.error_summary.clone(), tag_chain(&b.error)),
@@ -303,11 +381,9 @@ pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiEr
     }
     let has = |t: &str| tags.iter().any(|x| x == t);
     let what = if summary.is_empty() {
-        String::from_utf8_lossy(&body[..body.len().min(300)])
-            .trim()
-            .to_owned()
+        cut(String::from_utf8_lossy(&body[..body.len().min(4 * MAX_SERVER_TEXT)]).trim())
     } else {
-        summary.clone()
+        cut(&summary)
     };
     let msg = format!("{endpoint}: {status}: {what}");
     let mut expired_token = false;
@@ -396,7 +472,7 @@ pub(crate) struct Tags(pub(crate) Vec<String>);
 
 impl std::fmt::Display for Tags {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "error tags {}", self.0.join("/"))
+        write!(f, "error tags {}", cut(&self.0.join("/")))
     }
 }
 
@@ -434,7 +510,11 @@ impl Metadata {
     /// Parses metadata from a JSON value.
     pub(crate) fn from_value(v: Value, op: &'static str) -> Result<Self> {
         serde_json::from_value(v).map_err(|e| {
-            Error::new(ErrorKind::Protocol, format!("malformed metadata: {e}")).with_operation(op)
+            Error::new(
+                ErrorKind::Protocol,
+                format!("malformed metadata: {}", cut(&e.to_string())),
+            )
+            .with_operation(op)
         })
     }
 
@@ -450,7 +530,7 @@ impl Metadata {
             other => {
                 return Err(Error::new(
                     ErrorKind::NotFound,
-                    format!("{path} is {other}"),
+                    format!("{path} is {}", cut(other)),
                 ));
             }
         };
@@ -463,7 +543,7 @@ impl Metadata {
                 Some(t) => Some(OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
                     Error::new(
                         ErrorKind::Protocol,
-                        format!("bad client_modified {t:?}: {e}"),
+                        format!("bad client_modified {:?}: {e}", cut(t)),
                     )
                 })?),
                 None => None,
@@ -482,7 +562,14 @@ impl Metadata {
 
 /// `client_modified` for a modtime: whole seconds, UTC, `%Y-%m-%dT%H:%M:%SZ`.
 pub(crate) fn client_modified(t: OffsetDateTime) -> Result<String> {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    // `to_offset` panics when UTC is past the last representable date (9999-12-31T23:59
+    // at -01:00): such a modtime is refused instead.
+    let t = t.checked_to_offset(time::UtcOffset::UTC).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("modtime {t} is out of range in UTC"),
+        )
+    })?;
     let t = t.replace_nanosecond(0).unwrap_or(t);
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     t.format(&fmt)

@@ -1,6 +1,7 @@
 //! Listings: `files/list_folder` and `files/list_folder/continue`, page by page as a stream.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
 use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
@@ -8,7 +9,42 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::core::{DropboxCore, Metadata};
+use crate::core::{DropboxCore, Metadata, cut};
+
+/// The most pages one listing may have: with the largest page (2,000 entries) that is 200
+/// million entries, far beyond any real folder, and it stops a server that keeps handing out
+/// new cursors without end.
+pub(crate) const MAX_PAGES: usize = 100_000;
+
+/// The cursors a listing has been given so far (as 64-bit hashes, so memory stays small): a
+/// cursor seen twice means the listing went round in a circle and would never end.
+#[derive(Default)]
+struct Cursors {
+    seen: HashSet<u64>,
+}
+
+impl Cursors {
+    /// Records `cursor`; an error when it was seen before or the listing has too many pages.
+    fn next(&mut self, cursor: &str) -> Result<()> {
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(cursor);
+        if !self.seen.insert(hash) {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                "files/list_folder/continue handed out a cursor it gave before; the listing \
+                 would never end",
+            )
+            .with_operation("files/list_folder/continue"));
+        }
+        if self.seen.len() > MAX_PAGES {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("the listing has more than {MAX_PAGES} pages"),
+            )
+            .with_operation("files/list_folder/continue"));
+        }
+        Ok(())
+    }
+}
 
 /// One page of a listing.
 #[derive(Deserialize)]
@@ -48,7 +84,7 @@ impl Namer {
                 self.folders.get(parent_lower).cloned().ok_or_else(|| {
                     Error::new(
                         ErrorKind::Protocol,
-                        format!("listing has {lower:?} before its folder"),
+                        format!("listing has {:?} before its folder", cut(&lower)),
                     )
                     .with_operation("files/list_folder")
                 })?
@@ -71,6 +107,7 @@ struct State {
     namer: Namer,
     pending: VecDeque<Value>,
     cursor: Option<String>,
+    cursors: Cursors,
 }
 
 /// Lists `dir` (one level, or the whole tree when `recursive`). The first page is fetched
@@ -92,6 +129,10 @@ pub(crate) async fn list(
             .await
             .map_err(|e| e.with_path(dir))?,
     )?;
+    let mut cursors = Cursors::default();
+    if page.has_more {
+        cursors.next(&page.cursor).map_err(|e| e.with_path(dir))?;
+    }
     let state = State {
         namer: Namer {
             dir: dir.clone(),
@@ -101,6 +142,7 @@ pub(crate) async fn list(
         },
         pending: page.entries.into(),
         cursor: page.has_more.then_some(page.cursor),
+        cursors,
         core,
     };
     let stream = futures::stream::unfold(Some(state), |state| async move {
@@ -121,6 +163,11 @@ pub(crate) async fn list(
                 .and_then(parse_page);
             match next {
                 Ok(page) => {
+                    if page.has_more {
+                        if let Err(e) = st.cursors.next(&page.cursor) {
+                            return Some((Err(e), None));
+                        }
+                    }
                     st.pending = page.entries.into();
                     st.cursor = page.has_more.then_some(page.cursor);
                 }
@@ -133,8 +180,11 @@ pub(crate) async fn list(
 
 fn parse_page(v: Value) -> Result<Page> {
     serde_json::from_value(v).map_err(|e| {
-        Error::new(ErrorKind::Protocol, format!("malformed listing page: {e}"))
-            .with_operation("files/list_folder")
+        Error::new(
+            ErrorKind::Protocol,
+            format!("malformed listing page: {}", cut(&e.to_string())),
+        )
+        .with_operation("files/list_folder")
     })
 }
 

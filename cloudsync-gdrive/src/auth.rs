@@ -26,21 +26,42 @@ struct Cached {
 pub(crate) struct TokenSource {
     credentials: Credentials,
     token_url: String,
+    /// The whole time one token request may take.
+    deadline: Duration,
     cached: Mutex<Option<Cached>>,
 }
 
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: Secret,
+    /// Seconds; any JSON number is taken (see [`lifetime`]).
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Number>,
+}
+
+/// The longest lifetime a token is believed to have (Google's are an hour).
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a token lives, from the server's `expires_in`: an hour when absent, capped at
+/// [`MAX_LIFETIME`], zero when negative (the token is then fetched anew for the next call).
+fn lifetime(expires_in: Option<&serde_json::Number>) -> Duration {
+    let Some(n) = expires_in else {
+        return Duration::from_secs(3600);
+    };
+    let secs = match (n.as_u64(), n.as_f64()) {
+        (Some(s), _) => Duration::from_secs(s),
+        (None, Some(f)) if f > 0.0 => Duration::try_from_secs_f64(f).unwrap_or(MAX_LIFETIME),
+        _ => Duration::ZERO,
+    };
+    secs.min(MAX_LIFETIME)
 }
 
 impl TokenSource {
-    pub(crate) fn new(credentials: Credentials, token_url: String) -> Self {
+    pub(crate) fn new(credentials: Credentials, token_url: String, deadline: Duration) -> Self {
         TokenSource {
             credentials,
             token_url,
+            deadline,
             cached: Mutex::new(None),
         }
     }
@@ -49,7 +70,7 @@ impl TokenSource {
     pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<Secret> {
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {
-            if c.expires > Instant::now() + Duration::from_secs(60) {
+            if c.expires.saturating_duration_since(Instant::now()) > Duration::from_secs(60) {
                 return Ok(c.token.clone());
             }
         }
@@ -95,6 +116,7 @@ impl TokenSource {
         };
         let res = http
             .post(&self.token_url)
+            .timeout(self.deadline)
             .form(&form)
             .send()
             .await
@@ -108,23 +130,21 @@ impl TokenSource {
             } else {
                 ErrorKind::Auth
             };
-            let body = res.text().await.unwrap_or_default();
+            let body = crate::core::read_prefix(res, crate::core::MAX_ERROR_BODY).await;
             let mut msg = format!("token endpoint answered {status}");
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
                 if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
-                    msg.push_str(&format!(": {err}"));
+                    msg.push_str(&format!(": {}", crate::core::cut(err)));
                 }
             }
             return Err(Error::new(kind, msg).with_operation("token"));
         }
-        let t: TokenResponse = res.json().await.map_err(|e| {
-            Error::new(ErrorKind::Protocol, "malformed token response")
-                .with_operation("token")
-                .with_source(e)
-        })?;
+        let t: TokenResponse = crate::core::json_capped(res, "token", "token response").await?;
+        let now = Instant::now();
+        let life = lifetime(t.expires_in.as_ref());
         Ok(Cached {
             token: t.access_token,
-            expires: Instant::now() + Duration::from_secs(t.expires_in.unwrap_or(3600)),
+            expires: now.checked_add(life).unwrap_or(now),
         })
     }
 

@@ -280,12 +280,13 @@ impl Remote for GdriveBackend {
     }
 
     async fn set_modtime(&self, path: &RemotePath, modtime: OffsetDateTime) -> Result<()> {
+        let modtime = format_time(modtime).map_err(|e| self.ctx(e, "set_modtime", path))?;
         let f = self.file(path, "set_modtime").await?;
         self.core
             .update_meta(
                 "set_modtime",
                 &f.id,
-                serde_json::json!({ "modifiedTime": format_time(modtime) }),
+                serde_json::json!({ "modifiedTime": modtime }),
                 None,
             )
             .await
@@ -335,11 +336,9 @@ impl Remote for GdriveBackend {
             })
             .await
             .map_err(|e| e.with_remote(&self.name))?;
-        let about: About = res.json().await.map_err(|e| {
-            Error::new(ErrorKind::Protocol, "malformed about response")
-                .with_operation("usage")
-                .with_source(e)
-        })?;
+        let about: About = crate::core::json_capped(res, "usage", "about response")
+            .await
+            .map_err(|e| e.with_remote(&self.name))?;
         let q = about.storage_quota;
         let (total, used) = (num(&q.limit), num(&q.usage));
         Ok(Usage {

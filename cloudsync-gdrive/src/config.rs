@@ -19,6 +19,8 @@ pub const DEFAULT_API_URL: &str = "https://www.googleapis.com/drive/v3";
 pub const DEFAULT_UPLOAD_URL: &str = "https://www.googleapis.com/upload/drive/v3";
 /// Google's OAuth 2.0 token endpoint.
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+/// Default `timeout`, in seconds.
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 300;
 
 /// Configuration of a `gdrive` remote.
 ///
@@ -66,6 +68,10 @@ pub struct GdriveConfig {
     pub upload_url: String,
     /// The OAuth 2.0 token endpoint.
     pub token_url: String,
+    /// Seconds a request may go without progress: the whole time of a metadata call (body
+    /// included), the longest silence of a transfer. A server that stalls fails the call
+    /// with a temporary error. Default 300.
+    pub timeout: u64,
 }
 
 impl Default for GdriveConfig {
@@ -83,6 +89,7 @@ impl Default for GdriveConfig {
             api_url: DEFAULT_API_URL.into(),
             upload_url: DEFAULT_UPLOAD_URL.into(),
             token_url: DEFAULT_TOKEN_URL.into(),
+            timeout: DEFAULT_TIMEOUT_SECS,
         }
     }
 }
@@ -102,6 +109,7 @@ impl fmt::Debug for GdriveConfig {
             .field("api_url", &self.api_url)
             .field("upload_url", &self.upload_url)
             .field("token_url", &self.token_url)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -133,6 +141,7 @@ pub(crate) struct Validated {
     pub(crate) api_url: String,
     pub(crate) upload_url: String,
     pub(crate) token_url: String,
+    pub(crate) timeout: std::time::Duration,
 }
 
 pub(crate) fn invalid(key: &str, why: impl fmt::Display) -> Error {
@@ -221,6 +230,12 @@ impl GdriveConfig {
         self
     }
 
+    /// Sets the [`GdriveConfig::timeout`] in seconds.
+    pub fn with_timeout(mut self, secs: u64) -> Self {
+        self.timeout = secs;
+        self
+    }
+
     /// Deletes to the trash (`true`, the default) or for good.
     pub fn with_use_trash(mut self, yes: bool) -> Self {
         self.use_trash = yes;
@@ -234,6 +249,9 @@ impl GdriveConfig {
                 "chunk_size",
                 format!("must be a positive multiple of {CHUNK_QUANTUM} (256 KiB)"),
             ));
+        }
+        if self.timeout == 0 {
+            return Err(invalid("timeout", "must be at least 1 second"));
         }
         let credentials = match (&self.service_account_file, &self.client_id) {
             (Some(_), Some(_)) => {
@@ -320,6 +338,7 @@ impl GdriveConfig {
             api_url: http_url("api_url", &self.api_url)?,
             upload_url: http_url("upload_url", &self.upload_url)?,
             token_url: http_url("token_url", &self.token_url)?,
+            timeout: std::time::Duration::from_secs(self.timeout),
         })
     }
 }

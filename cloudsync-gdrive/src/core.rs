@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
 use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
@@ -18,6 +19,24 @@ use crate::config::Validated;
 pub(crate) const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 /// Prefix of Google Docs, Sheets, Slides, ... (no binary content).
 pub(crate) const GOOGLE_APPS_PREFIX: &str = "application/vnd.google-apps.";
+/// The largest JSON answer read (file resources, listing pages, tokens); a longer one is an
+/// error.
+pub(crate) const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
+/// The bytes of an error answer that are read; the rest is left unread.
+pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The longest wait a server's `Retry-After` is believed for.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// The characters of server-supplied text (messages, reasons, ids) kept in an error message.
+pub(crate) const MAX_SERVER_TEXT: usize = 200;
+/// The most pages one folder listing may have. Pages may be short or even empty with a
+/// `nextPageToken` (as the Drive documentation warns), so this is generous; it stops a server
+/// that keeps handing out new tokens without end.
+pub(crate) const MAX_PAGES: usize = 100_000;
+/// The most children one folder listing may gather: twice Drive's documented limit of 500,000
+/// items in one folder ("File and folder limits" in the Drive API guide), so a server that
+/// never stops sending entries cannot fill the memory.
+pub(crate) const MAX_CHILDREN: usize = 1_000_000;
+
 /// The file fields every request asks for.
 pub(crate) const FILE_FIELDS: &str =
     "id,name,mimeType,size,modifiedTime,md5Checksum,sha1Checksum,sha256Checksum,parents";
@@ -86,10 +105,17 @@ pub(crate) fn parse_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }
 
-/// RFC 3339 in UTC with milliseconds, as Drive stores `modifiedTime`.
-pub(crate) fn format_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
+/// RFC 3339 in UTC with milliseconds, as Drive stores `modifiedTime`; an error for a time
+/// that has no UTC form (`to_offset` would panic: 9999-12-31T23:59 at -01:00 is past the last
+/// representable date in UTC).
+pub(crate) fn format_time(t: OffsetDateTime) -> Result<String> {
+    let t = t.checked_to_offset(time::UtcOffset::UTC).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("modtime {t} is out of range in UTC"),
+        )
+    })?;
+    Ok(format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),
         u8::from(t.month()),
@@ -98,7 +124,71 @@ pub(crate) fn format_time(t: OffsetDateTime) -> String {
         t.minute(),
         t.second(),
         t.millisecond()
-    )
+    ))
+}
+
+/// `s` cut to [`MAX_SERVER_TEXT`] characters, with `…` when something was cut: server text in
+/// an error message stays readable however long the server made it.
+pub(crate) fn cut(s: &str) -> String {
+    match s.char_indices().nth(MAX_SERVER_TEXT) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// The whole body of `res`, or a [`ErrorKind::Protocol`] error when it is longer than `cap`
+/// bytes (announced or sent), so a hostile server cannot fill the memory.
+pub(crate) async fn read_capped(mut res: Response, cap: usize, op: &'static str) -> Result<Bytes> {
+    let too_long = || {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("the answer is longer than {cap} bytes"),
+        )
+        .with_operation(op)
+    };
+    if res.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| transport_error(e, op))? {
+        if chunk.len() > cap - body.len() {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// At most the first `cap` bytes of the body of `res` (for error answers: what could be read,
+/// never an error).
+pub(crate) async fn read_prefix(mut res: Response, cap: usize) -> Bytes {
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match res.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(cap - body.len());
+                body.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Bytes::from(body)
+}
+
+/// Parses a JSON answer of at most [`MAX_JSON_BODY`] bytes; `what` names it in errors.
+pub(crate) async fn json_capped<T: serde::de::DeserializeOwned>(
+    res: Response,
+    op: &'static str,
+    what: &str,
+) -> Result<T> {
+    let body = read_capped(res, MAX_JSON_BODY, op).await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("malformed {what}: {}", cut(&e.to_string())),
+        )
+        .with_operation(op)
+    })
 }
 
 /// Quotes `s` for a `q` string literal (backslash-escapes `\` and `'`).
@@ -149,7 +239,8 @@ pub(crate) fn parse_error(status: StatusCode, retry_after: Option<Duration>, bod
         ),
         Err(_) => (String::new(), None),
     };
-    let reason = reason.unwrap_or_default();
+    let reason = cut(&reason.unwrap_or_default());
+    let message = cut(&message);
     let msg = format!(
         "Drive API answered {status}{}{}",
         if reason.is_empty() {
@@ -185,17 +276,17 @@ fn retry_after(res: &Response) -> Option<Duration> {
         .to_str()
         .ok()?
         .trim()
-        .parse()
+        .parse::<u64>()
         .ok()
-        .map(Duration::from_secs)
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
 /// Turns a non-success response into an error.
 pub(crate) async fn error_from(res: Response, op: &'static str) -> Error {
     let status = res.status();
     let ra = retry_after(&res);
-    let body = res.text().await.unwrap_or_default();
-    parse_error(status, ra, &body).with_operation(op)
+    let body = read_prefix(res, MAX_ERROR_BODY).await;
+    parse_error(status, ra, &String::from_utf8_lossy(&body)).with_operation(op)
 }
 
 /// The Drive client shared by every operation of one remote.
@@ -214,11 +305,11 @@ pub(crate) struct DriveCore {
 impl DriveCore {
     pub(crate) fn new(cfg: Validated) -> Result<Self> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(300))
+            .connect_timeout(Duration::from_secs(30).min(cfg.timeout))
+            .read_timeout(cfg.timeout)
             .build()
             .map_err(|e| Error::new(ErrorKind::Unexpected, format!("HTTP client: {e}")))?;
-        let auth = TokenSource::new(cfg.credentials.clone(), cfg.token_url.clone());
+        let auth = TokenSource::new(cfg.credentials.clone(), cfg.token_url.clone(), cfg.timeout);
         Ok(DriveCore {
             http,
             cfg,
@@ -244,11 +335,19 @@ impl DriveCore {
     }
 
     /// As [`DriveCore::send`] but hands back any answer (for resumable uploads' 308).
+    ///
+    /// Every call but a transfer (`read`, `write`) must be over, body included, within the
+    /// configured timeout, so a server that trickles its answer cannot hold it for ever;
+    /// transfers have the client's idle timeout only.
     pub(crate) async fn send_raw(
         &self,
         op: &'static str,
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response> {
+        let build = |c: &reqwest::Client| match op {
+            "read" | "write" => build(c),
+            _ => build(c).timeout(self.cfg.timeout),
+        };
         let token = self.auth.token(&self.http).await?;
         let res = build(&self.http)
             .bearer_auth(token.expose())
@@ -297,11 +396,7 @@ impl DriveCore {
         }
         let url = self.api("files");
         let res = self.send("list", |c| c.get(&url).query(&query)).await?;
-        res.json().await.map_err(|e| {
-            Error::new(ErrorKind::Protocol, "malformed files.list response")
-                .with_operation("list")
-                .with_source(e)
-        })
+        json_capped(res, "list", "files.list response").await
     }
 
     /// Every child of folder `parent` (optionally only those called `name`).
@@ -316,13 +411,40 @@ impl DriveCore {
         }
         let mut out = Vec::new();
         let mut token: Option<String> = None;
+        // Hashes of the page tokens seen: one seen twice means the listing goes round in a
+        // circle and would never end.
+        let mut seen = std::collections::HashSet::new();
+        let hasher = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default();
         loop {
             let page = self.list_page(&q, token.as_deref()).await?;
-            out.extend(page.files);
-            match page.next_page_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => return Ok(out),
+            if page.files.len() > MAX_CHILDREN - out.len() {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("the folder listing has more than {MAX_CHILDREN} entries"),
+                )
+                .with_operation("list"));
             }
+            out.extend(page.files);
+            let t = match page.next_page_token {
+                Some(t) if !t.is_empty() => t,
+                _ => return Ok(out),
+            };
+            if !seen.insert(std::hash::BuildHasher::hash_one(&hasher, &t)) {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    "files.list handed out a nextPageToken it gave before; the listing would \
+                     never end",
+                )
+                .with_operation("list"));
+            }
+            if seen.len() > MAX_PAGES {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("the folder listing has more than {MAX_PAGES} pages"),
+                )
+                .with_operation("list"));
+            }
+            token = Some(t);
         }
     }
 
@@ -489,11 +611,7 @@ pub(crate) fn enc(id: &str) -> String {
 
 /// Parses a file resource from a response.
 pub(crate) async fn file_json(res: Response, op: &'static str) -> Result<DriveFile> {
-    res.json().await.map_err(|e| {
-        Error::new(ErrorKind::Protocol, "malformed file resource")
-            .with_operation(op)
-            .with_source(e)
-    })
+    json_capped(res, op, "file resource").await
 }
 
 /// The error for `n` files of one name in one folder.

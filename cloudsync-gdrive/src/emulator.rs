@@ -10,8 +10,9 @@
 //! `root` alias; MD5/SHA-1/SHA-256 checksums; duplicate names in a folder; and an OAuth 2.0
 //! token endpoint (refresh-token grant) whose access tokens every other request must carry.
 //!
-//! Faults can be injected: error answers (403 with a reason, 429, 5xx) and dropped connections
-//! (a resumable chunk is then partly committed before the connection drops).
+//! Faults can be injected: error answers (403 with a reason, 429, 5xx), dropped connections
+//! (a resumable chunk is then partly committed before the connection drops), canned answers of
+//! a misbehaving server and bodies that trickle for ever.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -68,6 +69,19 @@ pub enum Fault {
     /// Drop the connection without an answer. A resumable-upload chunk is first committed in
     /// part (half of it), as when a connection breaks mid-transfer.
     Drop,
+    /// This exact answer: a misbehaving or hostile server (a `nextPageToken` that never
+    /// changes, a `308` with an absurd `Range`, an odd `expires_in`, a huge body, ...).
+    Answer {
+        /// HTTP status.
+        status: u16,
+        /// Extra headers (`Range`, `Retry-After`, ...); `Content-Type` is JSON.
+        headers: Vec<(String, String)>,
+        /// The body, sent as is.
+        body: Bytes,
+    },
+    /// `200` headers at once, then a body of one space every 100 ms that never ends: a
+    /// server that stalls without ever going idle.
+    Trickle,
 }
 
 #[derive(Debug)]
@@ -324,7 +338,31 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp, Dropped> {
+/// The body of an answer: whole, or trickling ([`Fault::Trickle`]).
+type AnyBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// Marks an answer whose body trickles for ever.
+#[derive(Clone, Copy)]
+struct Trickle;
+
+/// Serves one request, turning an answer marked [`Trickle`] into a never-ending body.
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<AnyBody>, Dropped> {
+    let r = answer(state, req).await?;
+    if r.extensions().get::<Trickle>().is_none() {
+        return Ok(r.map(BodyExt::boxed));
+    }
+    let spaces = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let frame = hyper::body::Frame::data(Bytes::from_static(b" "));
+        Some((Ok::<_, std::convert::Infallible>(frame), ()))
+    });
+    Ok(r.map(|_| BodyExt::boxed(http_body_util::StreamBody::new(spaces))))
+}
+
+async fn answer(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp, Dropped> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -383,6 +421,32 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
                     }
                 }
                 return Err(Dropped);
+            }
+            Fault::Answer {
+                status,
+                headers,
+                body,
+            } => {
+                let mut r = Response::new(Full::new(body));
+                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json; charset=UTF-8"),
+                );
+                for (k, v) in headers {
+                    if let (Ok(k), Ok(v)) = (
+                        hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                        hyper::header::HeaderValue::from_str(&v),
+                    ) {
+                        r.headers_mut().insert(k, v);
+                    }
+                }
+                return Ok(r);
+            }
+            Fault::Trickle => {
+                let mut r = empty(StatusCode::OK);
+                r.extensions_mut().insert(Trickle);
+                return Ok(r);
             }
         }
     }

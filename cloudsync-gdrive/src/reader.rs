@@ -26,7 +26,8 @@ pub(crate) async fn read(
             ErrorKind::Unsupported,
             format!(
                 "{} is a Google document ({}) with no binary content",
-                path, file.mime_type
+                path,
+                crate::core::cut(&file.mime_type)
             ),
         ));
     }

@@ -25,16 +25,16 @@ enum Target<'a> {
 }
 
 impl Target<'_> {
-    fn metadata(&self, meta: &WriteMeta) -> serde_json::Value {
+    fn metadata(&self, meta: &WriteMeta) -> Result<serde_json::Value> {
         let mut m = serde_json::Map::new();
         if let Target::Create { parent, name } = self {
             m.insert("name".into(), (*name).into());
             m.insert("parents".into(), serde_json::json!([parent]));
         }
         if let Some(t) = meta.modtime {
-            m.insert("modifiedTime".into(), format_time(t).into());
+            m.insert("modifiedTime".into(), format_time(t)?.into());
         }
-        serde_json::Value::Object(m)
+        Ok(serde_json::Value::Object(m))
     }
 }
 
@@ -119,7 +119,10 @@ fn verify(file: &DriveFile, md5: md5::Md5) -> Result<()> {
     match &file.md5_checksum {
         Some(remote) if !remote.eq_ignore_ascii_case(&local) => Err(Error::new(
             ErrorKind::Transient,
-            format!("uploaded content has MD5 {remote}, sent {local}"),
+            format!(
+                "uploaded content has MD5 {}, sent {local}",
+                crate::core::cut(remote)
+            ),
         )),
         _ => Ok(()),
     }
@@ -141,13 +144,14 @@ async fn multipart(
     meta: &WriteMeta,
     content: Bytes,
 ) -> Result<DriveFile> {
+    let metadata = target.metadata(meta)?;
     let boundary = format!("cloudsync-{:016x}", fastrand::u64(..));
     let mut body = Vec::with_capacity(content.len() + 512);
     body.extend_from_slice(
         format!(
             "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{}\r\n\
              --{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n",
-            target.metadata(meta)
+            metadata
         )
         .as_bytes(),
     );
@@ -233,9 +237,17 @@ impl Session<'_> {
                         .ok()
                         .and_then(|s| s.strip_prefix("bytes=0-"))
                         .and_then(|s| s.trim().parse::<u64>().ok())
-                        .map(|last| last + 1)
+                        // `bytes=0-18446744073709551615` has no byte count that fits.
+                        .and_then(|last| last.checked_add(1))
                         .ok_or_else(|| {
-                            Error::new(ErrorKind::Protocol, "malformed Range in a 308 answer")
+                            Error::new(
+                                ErrorKind::Protocol,
+                                format!(
+                                    "malformed Range {:?} in a 308 answer",
+                                    crate::core::cut(&String::from_utf8_lossy(v.as_bytes()))
+                                ),
+                            )
+                            .with_operation("write")
                         })?,
                 };
                 Ok(ChunkOutcome::Committed(committed))
@@ -268,6 +280,9 @@ impl Session<'_> {
         total: Option<u64>,
     ) -> Result<Option<DriveFile>> {
         let mut failures = 0;
+        // 308 answers in a row that committed nothing new: a server that never takes the
+        // chunk would otherwise be sent it for ever.
+        let mut stalls = 0;
         loop {
             let last = total.is_some();
             if !last && buf.len() < chunk {
@@ -307,6 +322,19 @@ impl Session<'_> {
                     let _ = buf.split_to((c - self.committed) as usize);
                     if c > self.committed {
                         failures = 0;
+                        stalls = 0;
+                    } else {
+                        stalls += 1;
+                        if stalls > MAX_RESUMES {
+                            return Err(Error::new(
+                                ErrorKind::Transient,
+                                format!(
+                                    "the server committed nothing new {stalls} times in a row \
+                                     (at byte {c})"
+                                ),
+                            )
+                            .with_operation("write"));
+                        }
                     }
                     self.committed = c;
                     if last && buf.is_empty() {
@@ -338,7 +366,7 @@ async fn resumable(
     let mut query = core.common();
     query.push(("uploadType", "resumable".into()));
     query.push(("fields", FILE_FIELDS.into()));
-    let metadata = target.metadata(meta);
+    let metadata = target.metadata(meta)?;
     let res = core
         .send("write", |c| {
             let mut r = c
@@ -367,7 +395,10 @@ async fn resumable(
             if let Some(f) = session.drain(&mut buf, chunk, None).await? {
                 return Err(Error::new(
                     ErrorKind::Protocol,
-                    format!("the server finished the upload early (file {})", f.id),
+                    format!(
+                        "the server finished the upload early (file {})",
+                        crate::core::cut(&f.id)
+                    ),
                 ));
             }
             match body.try_next().await? {

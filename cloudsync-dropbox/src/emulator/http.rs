@@ -247,11 +247,32 @@ impl Req {
     }
 }
 
-/// Serves one request.
-pub(crate) async fn handle(
+/// The body of an answer: whole, or trickling ([`Fault::Trickle`]).
+pub(crate) type AnyBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// Marks an answer whose body trickles for ever.
+#[derive(Clone, Copy)]
+struct Trickle;
+
+/// Serves one request, turning an answer marked [`Trickle`] into a never-ending body.
+pub(crate) async fn serve(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-) -> Result<Resp, std::io::Error> {
+) -> Result<Response<AnyBody>, std::io::Error> {
+    let r = handle(shared, req).await?;
+    if r.extensions().get::<Trickle>().is_none() {
+        return Ok(r.map(BodyExt::boxed));
+    }
+    let spaces = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let frame = hyper::body::Frame::data(Bytes::from_static(b" "));
+        Some((Ok::<_, std::convert::Infallible>(frame), ()))
+    });
+    Ok(r.map(|_| BodyExt::boxed(http_body_util::StreamBody::new(spaces))))
+}
+
+/// Serves one request.
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, std::io::Error> {
     let (parts, body) = req.into_parts();
     let Some(endpoint) = parts
         .uri
@@ -287,6 +308,28 @@ pub(crate) async fn handle(
         }
         Some(Fault::Drop) => return Err(std::io::Error::other("emulated dropped connection")),
         Some(Fault::ExpireToken) => shared.lock().expire_tokens(),
+        Some(Fault::Answer {
+            status,
+            headers,
+            body,
+        }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut r = response(status, "application/json", body);
+            for (k, v) in headers {
+                if let (Ok(k), Ok(v)) = (
+                    hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
+                    r.headers_mut().insert(k, v);
+                }
+            }
+            return Ok(r);
+        }
+        Some(Fault::Trickle) => {
+            let mut r = response(StatusCode::OK, "application/json", Bytes::new());
+            r.extensions_mut().insert(Trickle);
+            return Ok(r);
+        }
         None => {}
     }
     if parts.method != hyper::Method::POST {

@@ -14,7 +14,8 @@
 //! upload sessions check offsets (`incorrect_offset` with `correct_offset`).
 //!
 //! Faults can be injected per endpoint, N times: 429s with `Retry-After`, 5xx answers,
-//! dropped connections and expired tokens.
+//! dropped connections, expired tokens, canned answers of a misbehaving server and bodies that
+//! trickle for ever.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -52,7 +53,7 @@ use crate::config::DropboxConfig;
 use state::State;
 
 /// A failure the emulator produces instead of serving a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
     /// `429` with `too_many_requests` and `Retry-After: retry_after` (seconds).
@@ -71,6 +72,19 @@ pub enum Fault {
     Drop,
     /// Every access token issued so far expires before the request is checked.
     ExpireToken,
+    /// This exact answer, whatever the request: a misbehaving or hostile server (a listing
+    /// page that never advances, absurd sizes, dates or delays, a huge body).
+    Answer {
+        /// HTTP status.
+        status: u16,
+        /// Extra headers (`Retry-After`, ...); `Content-Type` is `application/json`.
+        headers: Vec<(String, String)>,
+        /// The body, sent as is.
+        body: Bytes,
+    },
+    /// `200` headers at once, then a body of one space every 100 ms that never ends: a
+    /// server that stalls without ever going idle.
+    Trickle,
 }
 
 /// Settings of an [`Emulator`].
@@ -156,7 +170,7 @@ impl Shared {
             .iter_mut()
             .find(|(e, _, n)| e == endpoint && *n > 0)?;
         slot.2 -= 1;
-        Some(slot.1)
+        Some(slot.1.clone())
     }
 }
 
@@ -224,7 +238,7 @@ impl Emulator {
                                 let Ok((stream, _)) = accepted else { continue };
                                 let shared = served.clone();
                                 tokio::spawn(async move {
-                                    let svc = service_fn(move |req| http::handle(shared.clone(), req));
+                                    let svc = service_fn(move |req| http::serve(shared.clone(), req));
                                     let _ = http1::Builder::new()
                                         .serve_connection(TokioIo::new(stream), svc)
                                         .await;
