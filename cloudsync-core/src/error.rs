@@ -16,6 +16,22 @@ use std::time::Duration;
 /// [`Error::message`] keep the full value.
 const DISPLAY_MAX_CHARS: usize = 200;
 
+/// `s` cut to at most `max_chars` characters, with `…` at the end when something was cut (on a
+/// character boundary): server text quoted in an error message stays readable however long the
+/// server made it.
+///
+/// ```
+/// use cloudsync_core::cut_text;
+/// assert_eq!(cut_text("abcdef", 3), "abc…");
+/// assert_eq!(cut_text("ab", 3), "ab");
+/// ```
+pub fn cut_text(s: &str, max_chars: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max_chars) {
+        None => Cow::Borrowed(s),
+        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
+    }
+}
+
 /// `s` cut to at most `DISPLAY_MAX_CHARS` characters, with `…` in the middle when it is
 /// longer; cuts fall on character boundaries.
 fn shorten(s: &str) -> Cow<'_, str> {

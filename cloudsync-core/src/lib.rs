@@ -46,7 +46,7 @@ pub use config::{
     query_flag, query_number, query_to_config,
 };
 pub use entry::{Entry, EntryKind, Usage, WriteMeta};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result, cut_text};
 pub use filter::{
     AgeLimit, FilterBuilder, FilterSet, RuleKind, parse_age, parse_duration, parse_size,
 };

@@ -263,10 +263,7 @@ pub(crate) async fn read_prefix(mut resp: Response, cap: usize) -> Bytes {
 /// `s` cut to [`MAX_SERVER_TEXT`] characters, with `…` when something was cut: server text in
 /// an error message stays readable however long the server made it.
 pub(crate) fn cut(s: &str) -> String {
-    match s.char_indices().nth(MAX_SERVER_TEXT) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
+    cloudsync_core::cut_text(s, MAX_SERVER_TEXT).into_owned()
 }
 
 /// A delay a server asked for, in seconds, capped at [`MAX_RETRY_AFTER`].

@@ -130,10 +130,7 @@ pub(crate) fn format_time(t: OffsetDateTime) -> Result<String> {
 /// `s` cut to [`MAX_SERVER_TEXT`] characters, with `…` when something was cut: server text in
 /// an error message stays readable however long the server made it.
 pub(crate) fn cut(s: &str) -> String {
-    match s.char_indices().nth(MAX_SERVER_TEXT) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
+    cloudsync_core::cut_text(s, MAX_SERVER_TEXT).into_owned()
 }
 
 /// The whole body of `res`, or a [`ErrorKind::Protocol`] error when it is longer than `cap`

@@ -23,10 +23,7 @@ const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
 
 /// `s` cut to at most [`QUOTE_MAX`] characters, with `…` when something was cut.
 pub(crate) fn cut(s: &str) -> Cow<'_, str> {
-    match s.char_indices().nth(QUOTE_MAX) {
-        None => Cow::Borrowed(s),
-        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
-    }
+    cloudsync_core::cut_text(s, QUOTE_MAX)
 }
 
 /// The `PROPFIND`, `MKCOL`, `COPY` and `MOVE` methods.
