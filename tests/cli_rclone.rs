@@ -246,6 +246,12 @@ fn lsf_matches_rclone() {
 #[test]
 fn lsjson_matches_rclone() {
     let (_t, src) = setup();
+    // MIME types come from the system's tables as Go reads them.
+    for name in [
+        "n.md", "n.bak", "n.c", "n.C", "n.tar.gz", "n.JPG", "n.weird", "noext", "n.html",
+    ] {
+        put(&src, &format!("mime/{name}"), "x", 0);
+    }
     let o = cs(&["lsjson", "-R", s(&src)]);
     let r = rclone(&["lsjson", "-R", s(&src)]);
     let keep = |text: &str| {
@@ -256,8 +262,8 @@ fn lsjson_matches_rclone() {
             .iter()
             .map(|e| {
                 format!(
-                    "{} {} {} {} {}",
-                    e["Path"], e["Name"], e["Size"], e["IsDir"], e["ModTime"]
+                    "{} {} {} {} {} {}",
+                    e["Path"], e["Name"], e["Size"], e["IsDir"], e["ModTime"], e["MimeType"]
                 )
             })
             .collect();

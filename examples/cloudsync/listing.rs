@@ -88,7 +88,7 @@ struct JsonEntry<'a> {
     path: &'a str,
     name: &'a str,
     size: i64,
-    mime_type: &'static str,
+    mime_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     mod_time: Option<String>,
     is_dir: bool,
@@ -163,9 +163,9 @@ pub fn write_lsjson(
                 i64::try_from(e.size).unwrap_or(i64::MAX)
             },
             mime_type: if e.is_dir() {
-                "inode/directory"
+                "inode/directory".to_owned()
             } else {
-                mime_type(e.name())
+                crate::mime::mime_type(e.name())
             },
             mod_time: e
                 .modtime
@@ -178,32 +178,4 @@ pub fn write_lsjson(
         writeln!(out, "{text}{sep}")?;
     }
     writeln!(out, "]")
-}
-
-/// A MIME type from the file extension (a short table of common types).
-fn mime_type(name: &str) -> &'static str {
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "txt" | "log" => "text/plain; charset=utf-8",
-        "csv" => "text/csv; charset=utf-8",
-        "html" | "htm" => "text/html; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "js" => "text/javascript; charset=utf-8",
-        "json" => "application/json",
-        "xml" => "text/xml; charset=utf-8",
-        "pdf" => "application/pdf",
-        "zip" => "application/zip",
-        "gz" => "application/gzip",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "svg" => "image/svg+xml",
-        "mp4" => "video/mp4",
-        "mp3" => "audio/mpeg",
-        _ => "application/octet-stream",
-    }
 }

@@ -20,6 +20,7 @@ mod exit;
 mod ingest;
 mod listing;
 mod location;
+mod mime;
 mod progress;
 mod redact;
 mod reports;
