@@ -90,6 +90,18 @@ async fn upload_and_commit(
             ));
         }
     }
+    // What the server stored, before it becomes visible: to the server a data connection that
+    // was closed early looks like a complete upload.
+    if inner.features.size {
+        let stored = conn.size(tmp).await?;
+        if stored != size {
+            return Err(Error::new(
+                ErrorKind::Transient,
+                format!("the server stored {stored} of the {size} bytes sent"),
+            )
+            .with_operation("write"));
+        }
+    }
     if let Some(t) = meta.modtime {
         if inner.features.mfmt || inner.features.mdtm_write {
             conn.set_mtime(tmp, t, &inner.features).await?;
