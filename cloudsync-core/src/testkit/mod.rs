@@ -17,6 +17,7 @@ mod faulty;
 mod fixtures;
 mod logs;
 mod memfs;
+mod proxy;
 pub mod server;
 mod suite;
 
@@ -25,4 +26,5 @@ pub use faulty::{FaultOp, Faulty};
 pub use fixtures::{disk_tree, put_disk_file, put_text, text_tree};
 pub use logs::{CapturedLogs, capture_logs};
 pub use memfs::MemFs;
+pub use proxy::{ChaosProxy, ProxyOptions, ProxyStats};
 pub use suite::*;
