@@ -13,6 +13,7 @@
 //! ```
 
 mod chaos;
+mod fault_matrix;
 mod faulty;
 mod fixtures;
 mod logs;
@@ -22,6 +23,9 @@ pub mod server;
 mod suite;
 
 pub use chaos::{Chaos, Fault, FaultPlan, Mutation, Op, Rule};
+pub use fault_matrix::{
+    Matrix, MatrixReport, RemoteFactory, Side, assert_matrix, matrix_runs, matrix_seed, run_matrix,
+};
 pub use faulty::{FaultOp, Faulty};
 pub use fixtures::{disk_tree, put_disk_file, put_text, text_tree};
 pub use logs::{CapturedLogs, capture_logs};
