@@ -9,7 +9,12 @@
 //!   abruptly (`SO_LINGER` 0, so each peer sees a TCP reset);
 //! - **stall**: after a random number of bytes in one direction, that direction stops moving;
 //!   the connection is reset once [`ProxyOptions::stall_for`] has passed (so a client without
-//!   a timeout is not stuck for ever), or resumes if the proxy is made calm meanwhile.
+//!   a timeout is not stuck for ever), or resumes if the proxy is made calm meanwhile;
+//! - **cut** (only with [`ProxyOptions::cut_share`], default none): after a random number of
+//!   bytes in one direction, both sides are closed cleanly (FIN), as a middlebox that gives up
+//!   on a connection may do. To a protocol that marks the end of data by closing the
+//!   connection (an FTP data connection in stream mode), that is a short but complete
+//!   transfer: only the client can tell.
 //!
 //! The draw of the n-th connection depends only on the seed and n, so a run with the same
 //! seed and the same connection order gets the same faults; [`ProxyStats`] counts what fired.
@@ -55,6 +60,9 @@ pub struct ProxyOptions {
     pub fault_rate: f64,
     /// Share of the faults that are stalls rather than resets (0.0 to 1.0).
     pub stall_share: f64,
+    /// Share of the faults that are clean closes (cuts) rather than resets (0.0 to 1.0, and
+    /// at most `1 - stall_share`).
+    pub cut_share: f64,
     /// Upper bound of the byte offset at which a fault fires. Offsets are drawn log-uniformly
     /// below it, so early faults (handshakes, requests) are as likely as late ones.
     pub max_offset: u64,
@@ -74,6 +82,7 @@ impl ProxyOptions {
             seed,
             fault_rate: 0.0,
             stall_share: 0.3,
+            cut_share: 0.0,
             max_offset: 4 << 20,
             stall_for: Duration::from_secs(5),
             ftp: false,
@@ -90,6 +99,12 @@ impl ProxyOptions {
     /// Sets [`ProxyOptions::stall_share`].
     pub fn stall_share(mut self, share: f64) -> Self {
         self.stall_share = share;
+        self
+    }
+
+    /// Sets [`ProxyOptions::cut_share`].
+    pub fn cut_share(mut self, share: f64) -> Self {
+        self.cut_share = share;
         self
     }
 
@@ -132,6 +147,8 @@ pub struct ProxyStats {
     pub resets: u64,
     /// Connections stalled by a fault.
     pub stalls: u64,
+    /// Connections cut (closed cleanly) by a fault.
+    pub cuts: u64,
     /// Bytes forwarded from clients to the server.
     pub bytes_up: u64,
     /// Bytes forwarded from the server to clients.
@@ -139,9 +156,9 @@ pub struct ProxyStats {
 }
 
 impl ProxyStats {
-    /// Faults that fired: resets and stalls.
+    /// Faults that fired: resets, stalls and cuts.
     pub fn fired(&self) -> u64 {
-        self.resets + self.stalls
+        self.resets + self.stalls + self.cuts
     }
 }
 
@@ -167,6 +184,7 @@ struct Shared {
     armed: AtomicU64,
     resets: AtomicU64,
     stalls: AtomicU64,
+    cuts: AtomicU64,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
 }
@@ -195,6 +213,7 @@ enum Dir {
 enum FaultKind {
     Reset,
     Stall,
+    Cut,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -239,6 +258,7 @@ impl ChaosProxy {
             armed: AtomicU64::new(0),
             resets: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
+            cuts: AtomicU64::new(0),
             bytes_up: AtomicU64::new(0),
             bytes_down: AtomicU64::new(0),
         });
@@ -308,6 +328,7 @@ impl ChaosProxy {
             armed: get(&s.armed),
             resets: get(&s.resets),
             stalls: get(&s.stalls),
+            cuts: get(&s.cuts),
             bytes_up: get(&s.bytes_up),
             bytes_down: get(&s.bytes_down),
         }
@@ -344,8 +365,11 @@ fn draw(opts: &ProxyOptions, n: u64) -> Option<Fault> {
     if rng.f64() >= opts.fault_rate {
         return None;
     }
-    let kind = if rng.f64() < opts.stall_share {
+    let roll = rng.f64();
+    let kind = if roll < opts.stall_share {
         FaultKind::Stall
+    } else if roll < opts.stall_share + opts.cut_share {
+        FaultKind::Cut
     } else {
         FaultKind::Reset
     };
@@ -394,8 +418,12 @@ async fn forward(client: TcpStream, target: SocketAddr, shared: Arc<Shared>, dat
         pump(&mut sr, &mut cw, Dir::Down, &conn, &shared, &opts, rewrite),
     );
     if conn.abort.load(Ordering::SeqCst) {
+        // A reset, not a close: no FIN first (dropping a write half would send one, and a
+        // FIN mid-stream is a clean end of data to the peer), then RST on close.
         let _ = cr.as_ref().set_zero_linger();
         let _ = sr.as_ref().set_zero_linger();
+        cw.forget();
+        sw.forget();
     }
 }
 
@@ -468,6 +496,12 @@ async fn pump(
                         FaultKind::Reset => {
                             shared.resets.fetch_add(1, Ordering::SeqCst);
                             conn.abort();
+                            return;
+                        }
+                        FaultKind::Cut => {
+                            shared.cuts.fetch_add(1, Ordering::SeqCst);
+                            // No abort: the write halves are shut down (FIN) when dropped.
+                            conn.end.cancel();
                             return;
                         }
                         FaultKind::Stall => {
