@@ -24,17 +24,9 @@ static SSHD: LazyLock<common::Sshd> = LazyLock::new(|| common::Sshd::start(false
 const DEFAULT_RUNS: usize = 25;
 
 /// A proxy in front of the test sshd, and the SFTP side reached through it, rooted at `root`.
-async fn sftp_side(root: &str, seed: u64) -> (ChaosProxy, Side) {
+async fn sftp_side(root: &str, opts: ProxyOptions) -> (ChaosProxy, Side) {
     let target = std::net::SocketAddr::from(([127, 0, 0, 1], SSHD.port));
-    let proxy = ChaosProxy::start(
-        target,
-        ProxyOptions::new(seed)
-            .fault_rate(0.4)
-            .stall_share(0.1)
-            .stall_for(Duration::from_secs(4)),
-    )
-    .await
-    .unwrap();
+    let proxy = ChaosProxy::start(target, opts).await.unwrap();
     // The host key as seen at the proxy's port.
     let known_hosts = SSHD.state.join(format!("known_hosts-{}", proxy.port()));
     std::fs::write(
@@ -61,6 +53,14 @@ async fn sftp_side(root: &str, seed: u64) -> (ChaosProxy, Side) {
     (proxy, side)
 }
 
+/// Resets and some stalls.
+fn faults(seed: u64) -> ProxyOptions {
+    ProxyOptions::new(seed)
+        .fault_rate(0.4)
+        .stall_share(0.1)
+        .stall_for(Duration::from_secs(4))
+}
+
 fn local_side(dir: &std::path::Path) -> Side {
     let d = dir.to_owned();
     Side::new(dir, move || {
@@ -73,7 +73,7 @@ fn local_side(dir: &std::path::Path) -> Side {
 async fn fault_matrix_upload_sftp() {
     let seed = matrix_seed();
     let local = tempfile::tempdir().unwrap();
-    let (proxy, remote) = sftp_side("matrix-up", seed).await;
+    let (proxy, remote) = sftp_side("matrix-up", faults(seed)).await;
     let matrix = Matrix {
         name: "sftp/OpenSSH local->remote".into(),
         source: local_side(local.path()),
@@ -89,12 +89,30 @@ async fn fault_matrix_upload_sftp() {
 async fn fault_matrix_download_sftp() {
     let seed = matrix_seed();
     let local = tempfile::tempdir().unwrap();
-    let (proxy, remote) = sftp_side("matrix-down", seed).await;
+    let (proxy, remote) = sftp_side("matrix-down", faults(seed)).await;
     let matrix = Matrix {
         name: "sftp/OpenSSH remote->local".into(),
         source: remote,
         destination: local_side(local.path()),
         runs: matrix_runs(DEFAULT_RUNS),
+        seed,
+        sync_timeout: Duration::from_secs(60),
+    };
+    assert_matrix(&run_matrix(&matrix, &proxy).await);
+}
+
+/// Connections closed cleanly (FIN) mid-stream instead of reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_matrix_upload_sftp_clean_closes() {
+    let seed = matrix_seed();
+    let local = tempfile::tempdir().unwrap();
+    let opts = faults(seed).stall_share(0.0).cut_share(1.0);
+    let (proxy, remote) = sftp_side("matrix-cut", opts).await;
+    let matrix = Matrix {
+        name: "sftp/OpenSSH clean closes".into(),
+        source: local_side(local.path()),
+        destination: remote,
+        runs: matrix_runs(DEFAULT_RUNS) / 4 + 1,
         seed,
         sync_timeout: Duration::from_secs(60),
     };

@@ -32,19 +32,24 @@ fn config(url: String) -> WebdavConfig {
     cfg
 }
 
-async fn matrix(server: &DavServer, name: &str) {
+/// Resets and some stalls.
+fn faults(seed: u64) -> ProxyOptions {
+    ProxyOptions::new(seed)
+        .fault_rate(0.4)
+        .stall_share(0.1)
+        .stall_for(Duration::from_secs(4))
+}
+
+/// Clean closes (FIN) mid-stream only: a request body cut short must not be stored.
+fn cuts(seed: u64) -> ProxyOptions {
+    faults(seed).stall_share(0.0).cut_share(1.0)
+}
+
+async fn matrix(server: &DavServer, name: &str, opts: fn(u64) -> ProxyOptions, runs: usize) {
     let seed = matrix_seed();
     let addr = url::Url::parse(&server.url).unwrap();
     let target = std::net::SocketAddr::from(([127, 0, 0, 1], addr.port().unwrap()));
-    let proxy = ChaosProxy::start(
-        target,
-        ProxyOptions::new(seed)
-            .fault_rate(0.4)
-            .stall_share(0.1)
-            .stall_for(Duration::from_secs(4)),
-    )
-    .await
-    .unwrap();
+    let proxy = ChaosProxy::start(target, opts(seed)).await.unwrap();
     let sub = format!("matrix-{:08x}", fastrand::u32(..));
     // The directory is made directly (not through the proxy).
     WebdavBackend::new(config(server.url.clone()))
@@ -67,7 +72,7 @@ async fn matrix(server: &DavServer, name: &str) {
         name: name.into(),
         source,
         destination: remote,
-        runs: matrix_runs(DEFAULT_RUNS),
+        runs,
         seed,
         sync_timeout: Duration::from_secs(60),
     };
@@ -76,10 +81,34 @@ async fn matrix(server: &DavServer, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_matrix_apache() {
-    matrix(&APACHE, "webdav/Apache local->remote").await;
+    matrix(
+        &APACHE,
+        "webdav/Apache local->remote",
+        faults,
+        matrix_runs(DEFAULT_RUNS),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_matrix_apache_clean_closes() {
+    let runs = matrix_runs(DEFAULT_RUNS) / 4 + 1;
+    matrix(&APACHE, "webdav/Apache clean closes", cuts, runs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_matrix_rclone() {
-    matrix(&RCLONE, "webdav/rclone local->remote").await;
+    matrix(
+        &RCLONE,
+        "webdav/rclone local->remote",
+        faults,
+        matrix_runs(DEFAULT_RUNS),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_matrix_rclone_clean_closes() {
+    let runs = matrix_runs(DEFAULT_RUNS) / 4 + 1;
+    matrix(&RCLONE, "webdav/rclone clean closes", cuts, runs).await;
 }
