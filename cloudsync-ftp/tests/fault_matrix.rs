@@ -21,8 +21,9 @@ use common::{Ftpd, Kind};
 static VSFTPD: LazyLock<Ftpd> = LazyLock::new(|| Ftpd::start(Kind::Vsftpd));
 static PROFTPD: LazyLock<Ftpd> = LazyLock::new(|| Ftpd::start(Kind::Proftpd));
 
-/// Runs per server when `CLOUDSYNC_FAULT_RUNS` is not set (sized for CI on 2 cores).
-const DEFAULT_RUNS: usize = 25;
+/// Runs per server when `CLOUDSYNC_FAULT_RUNS` is not set: the whole matrix (every backend
+/// crate) takes about 2.5 minutes on 2 cores.
+const DEFAULT_RUNS: usize = 100;
 
 /// Resets and some stalls.
 fn faults(seed: u64) -> ProxyOptions {

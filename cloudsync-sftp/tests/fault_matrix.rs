@@ -20,8 +20,9 @@ use cloudsync_sftp::SftpRemote;
 
 static SSHD: LazyLock<common::Sshd> = LazyLock::new(|| common::Sshd::start(false));
 
-/// Runs per direction when `CLOUDSYNC_FAULT_RUNS` is not set (sized for CI on 2 cores).
-const DEFAULT_RUNS: usize = 25;
+/// Runs per direction when `CLOUDSYNC_FAULT_RUNS` is not set: the whole matrix (every backend
+/// crate) takes about 2.5 minutes on 2 cores.
+const DEFAULT_RUNS: usize = 100;
 
 /// A proxy in front of the test sshd, and the SFTP side reached through it, rooted at `root`.
 async fn sftp_side(root: &str, opts: ProxyOptions) -> (ChaosProxy, Side) {

@@ -20,8 +20,9 @@ use common::{DavServer, PASSWORD, USER};
 static APACHE: LazyLock<DavServer> = LazyLock::new(common::start_apache);
 static RCLONE: LazyLock<DavServer> = LazyLock::new(common::start_rclone);
 
-/// Runs per server when `CLOUDSYNC_FAULT_RUNS` is not set (sized for CI on 2 cores).
-const DEFAULT_RUNS: usize = 25;
+/// Runs per server when `CLOUDSYNC_FAULT_RUNS` is not set: the whole matrix (every backend
+/// crate) takes about 2.5 minutes on 2 cores.
+const DEFAULT_RUNS: usize = 100;
 
 fn config(url: String) -> WebdavConfig {
     let mut cfg = WebdavConfig::new(url)

@@ -1,7 +1,9 @@
 //! The conformance suite every backend runs against its real server or emulator, and the
 //! helpers to start those servers (feature `testkit`), and in-memory remotes for engine tests:
 //! [`MemFs`] (a full-featured filesystem), [`Faulty`] (fails chosen calls at their start) and
-//! [`Chaos`] (a seeded [`FaultPlan`] that can hit any call at any point).
+//! [`Chaos`] (a seeded [`FaultPlan`] that can hit any call at any point); and for network
+//! faults against real servers, [`ChaosProxy`] (a TCP proxy that resets, stalls or cuts the
+//! connections it forwards) and the fault matrix driven by [`run_matrix`].
 //!
 //! A backend crate's `tests/conformance.rs` starts its server and calls
 //! [`conformance`] once with a remote rooted at an empty directory:
