@@ -12,12 +12,17 @@
 //!    new source or of what was there before the run (else *partial visible* if it is a
 //!    prefix of one, *corrupted* if not), and no file that stays in the source went missing
 //!    (*lost*: a replacement is atomic); a file under a name in neither version is counted
-//!    as *stray* but is no failure: ProFTPD runs a command line that a reset cut short
-//!    (`STOR .cloudsync-t` for our temporary name), which no client can prevent, and the
-//!    calm pass deletes it like any extra file;
+//!    as *stray* but is no failure, as the server made it and the calm pass deletes it like
+//!    any extra file: ProFTPD runs a command line that a reset cut short (`STOR
+//!    .cloudsync-t` for our temporary name), Apache leaves its own `.davfs.tmpNNN` when a
+//!    PUT body is cut short;
 //! 4. makes the proxy calm and syncs again, with `leftover_age` zero;
 //! 5. checks that the destination equals the source exactly (missing: *lost*, different:
 //!    *corrupted*, extra files: *extra*) and holds none of our temporary files (*temp left*).
+//!
+//! Replaying a seed repeats the tree changes exactly and the proxy's draws per connection
+//! number; which connection gets which number depends on timing, so a replay of faults is
+//! close, not exact.
 //!
 //! One side is the remote under test, reached through the proxy and built afresh for each
 //! run's faulty pass (so each run opens new connections, which the proxy may break); the calm
@@ -425,11 +430,11 @@ pub async fn run_matrix(matrix: &Matrix, proxy: &ChaosProxy) -> MatrixReport {
                 continue;
             }
             if !source.contains_key(rel) && !previous.contains_key(rel) {
-                // A name the engine never writes: a server that ran a command line a reset
-                // cut short (ProFTPD does). Reported, not failed; the calm pass removes it.
+                // A name the engine never writes: the server's own (module docs). Reported,
+                // not failed; the calm pass removes it.
                 report.stray += 1;
                 report.note(format!(
-                    "run {run}: after faults, a stray {rel} ({} bytes) (a command cut short?)",
+                    "run {run}: after faults, a stray {rel} ({} bytes), not ours",
                     body.len()
                 ));
                 continue;
