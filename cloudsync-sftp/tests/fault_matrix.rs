@@ -113,7 +113,7 @@ async fn fault_matrix_upload_sftp_clean_closes() {
         name: "sftp/OpenSSH clean closes".into(),
         source: local_side(local.path()),
         destination: remote,
-        runs: matrix_runs(DEFAULT_RUNS) / 4 + 1,
+        runs: matrix_runs(DEFAULT_RUNS).div_ceil(4),
         seed,
         sync_timeout: Duration::from_secs(60),
     };

@@ -93,7 +93,7 @@ async fn fault_matrix_apache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_matrix_apache_clean_closes() {
-    let runs = matrix_runs(DEFAULT_RUNS) / 4 + 1;
+    let runs = matrix_runs(DEFAULT_RUNS).div_ceil(4);
     matrix(&APACHE, "webdav/Apache clean closes", cuts, runs).await;
 }
 
@@ -110,6 +110,6 @@ async fn fault_matrix_rclone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_matrix_rclone_clean_closes() {
-    let runs = matrix_runs(DEFAULT_RUNS) / 4 + 1;
+    let runs = matrix_runs(DEFAULT_RUNS).div_ceil(4);
     matrix(&RCLONE, "webdav/rclone clean closes", cuts, runs).await;
 }
