@@ -1,7 +1,9 @@
 //! The conformance suite every backend runs against its real server or emulator, and the
 //! helpers to start those servers (feature `testkit`), and in-memory remotes for engine tests:
 //! [`MemFs`] (a full-featured filesystem), [`Faulty`] (fails chosen calls at their start) and
-//! [`Chaos`] (a seeded [`FaultPlan`] that can hit any call at any point).
+//! [`Chaos`] (a seeded [`FaultPlan`] that can hit any call at any point); and for network
+//! faults against real servers, [`ChaosProxy`] (a TCP proxy that resets, stalls or cuts the
+//! connections it forwards) and the fault matrix driven by [`run_matrix`].
 //!
 //! A backend crate's `tests/conformance.rs` starts its server and calls
 //! [`conformance`] once with a remote rooted at an empty directory:
@@ -13,16 +15,22 @@
 //! ```
 
 mod chaos;
+mod fault_matrix;
 mod faulty;
 mod fixtures;
 mod logs;
 mod memfs;
+mod proxy;
 pub mod server;
 mod suite;
 
 pub use chaos::{Chaos, Fault, FaultPlan, Mutation, Op, Rule};
+pub use fault_matrix::{
+    Matrix, MatrixReport, RemoteFactory, Side, assert_matrix, matrix_runs, matrix_seed, run_matrix,
+};
 pub use faulty::{FaultOp, Faulty};
 pub use fixtures::{disk_tree, put_disk_file, put_text, text_tree};
 pub use logs::{CapturedLogs, capture_logs};
 pub use memfs::MemFs;
+pub use proxy::{ChaosProxy, ProxyOptions, ProxyStats};
 pub use suite::*;

@@ -1,0 +1,154 @@
+//! DESIGN.md §5, "the client killed with SIGKILL mid-transfer": the `cloudsync` command
+//! syncing multi-MB files to a real OpenSSH server is killed with SIGKILL while it uploads;
+//! nothing partial is visible under a final name, and a rerun with a short `--leftover-age`
+//! leaves the destination exactly equal to the source, with none of our temporary files.
+//!
+//! The upload goes through a calm [`ChaosProxy`] with a bandwidth limit, so that it lasts
+//! long enough to be killed in the middle, whatever the machine's speed.
+
+mod cli_support;
+#[path = "../cloudsync-sftp/tests/common/mod.rs"]
+mod sshd;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use cli_support::{Out, cs_cmd};
+use cloudsync_core::is_temp_name;
+use cloudsync_core::testkit::{ChaosProxy, ProxyOptions};
+
+static SSHD: LazyLock<sshd::Sshd> = LazyLock::new(|| sshd::Sshd::start(false));
+
+/// Every regular file below `root`: relative path to content.
+fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    cloudsync_core::testkit::disk_tree(root)
+        .into_iter()
+        .map(|(k, (body, _))| (k, body))
+        .collect()
+}
+
+fn is_temp(rel: &str) -> bool {
+    is_temp_name(rel.rsplit('/').next().unwrap_or(rel))
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut v = Vec::with_capacity(n + 8);
+    while v.len() < n {
+        v.extend_from_slice(&rng.u64(..).to_le_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_upload_then_rerun_is_exact_and_clean() {
+    let src = tempfile::tempdir().unwrap();
+    for (i, rel) in ["big1.bin", "dir/big2.bin", "dir/sub/big3.bin"]
+        .iter()
+        .enumerate()
+    {
+        let body = random_bytes(6 * 1024 * 1024 + i * 4099, i as u64 + 1);
+        cloudsync_core::testkit::put_disk_file(src.path(), rel, &body, 1_700_000_000);
+    }
+    cloudsync_core::testkit::put_disk_file(src.path(), "small.txt", b"small", 1_700_000_000);
+    let expected = files(src.path());
+
+    // 2 MB/s per connection: the 18 MiB take several seconds.
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], SSHD.port));
+    let proxy = ChaosProxy::start(target, ProxyOptions::new(1).bandwidth(Some(2_000_000)))
+        .await
+        .unwrap();
+    let known_hosts = SSHD.state.join(format!("known_hosts-{}", proxy.port()));
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            proxy.port(),
+            sshd::key_line(&SSHD.host_key_pub)
+        ),
+    )
+    .unwrap();
+    let dest = SSHD.data.join("killed");
+    std::fs::create_dir_all(&dest).unwrap();
+    let url = format!(
+        "sftp://root@127.0.0.1:{}{}?key_file={}&known_hosts={}&use_agent=false",
+        proxy.port(),
+        dest.display(),
+        SSHD.client_key.display(),
+        known_hosts.display()
+    );
+    let src_arg = src.path().display().to_string();
+
+    // Kill it once a temporary file on the server holds at least 1 MiB.
+    let mut child = cs_cmd(&["sync", &src_arg, &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut seen = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "cloudsync finished ({status}) before it could be killed mid-upload:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let partial = files(&dest)
+            .into_iter()
+            .find(|(rel, body)| is_temp(rel) && body.len() >= 1 << 20);
+        if let Some((rel, body)) = partial {
+            seen = Some((rel, body.len()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let (temp, len) = seen.expect("no temporary upload file reached 1 MiB within 30 s");
+    println!("killed while {temp} held {len} bytes");
+
+    // Nothing partial under a final name; our temporary files are what is left.
+    let after_kill = files(&dest);
+    for (rel, body) in &after_kill {
+        if is_temp(rel) {
+            continue;
+        }
+        assert_eq!(
+            Some(body),
+            expected.get(rel),
+            "{rel} is visible but not the source's"
+        );
+    }
+    assert!(
+        after_kill.keys().any(|k| is_temp(k)),
+        "the kill left no temporary file: {:?}",
+        after_kill.keys().collect::<Vec<_>>()
+    );
+
+    // The rerun, once the leftovers are older than --leftover-age.
+    proxy.set_bandwidth(None);
+    std::thread::sleep(Duration::from_millis(1100));
+    let o = cs_cmd(&["sync", &src_arg, &url, "--leftover-age", "1s"])
+        .output()
+        .unwrap();
+    let out = Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    out.expect(0);
+    let after = files(&dest);
+    let temps: Vec<&String> = after.keys().filter(|k| is_temp(k)).collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+    assert!(
+        after == expected,
+        "the destination differs from the source after the rerun"
+    );
+}
