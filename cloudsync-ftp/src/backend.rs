@@ -67,7 +67,23 @@ impl FtpRemote {
             .connect()
             .await
             .map_err(|e| e.with_remote(describe.clone()))?;
-        let home = conn.pwd().await.unwrap_or_else(|_| "/".to_owned());
+        // The login directory decides where a relative root is: never guess it (a `PWD` lost to
+        // a reset would put the root under `/`). One fresh session is tried, then the open fails.
+        let home = match conn.pwd().await {
+            Ok(home) => home,
+            Err(_) if root.starts_with('/') => "/".to_owned(),
+            Err(first) => {
+                let mut again = pool
+                    .connector
+                    .connect()
+                    .await
+                    .map_err(|e| e.with_remote(describe.clone()))?;
+                match again.pwd().await {
+                    Ok(home) => home,
+                    Err(_) => return Err(first.with_remote(describe.clone())),
+                }
+            }
+        };
         let paths = Paths::new(&root, &home);
         let location = location(&settings_host, settings_port, &paths);
         let mut features = pool.connector.features.get().cloned().unwrap_or_default();

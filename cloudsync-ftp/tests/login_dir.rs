@@ -12,8 +12,6 @@ use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream};
 use common::fake::{FakeFtp, Hook, Reply};
 
 #[tokio::test]
-#[ignore = "backend bug: a failed PWD at connect makes the login directory `/` (backend.rs \
-            `conn.pwd().await.unwrap_or_else(|_| \"/\".to_owned())`)"]
 async fn a_failed_pwd_does_not_move_a_relative_root_to_the_server_root() {
     let pwds = Arc::new(AtomicUsize::new(0));
     let counter = pwds.clone();
