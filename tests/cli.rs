@@ -363,6 +363,140 @@ fn max_delete_stops_deletions() {
 }
 
 #[test]
+fn limit_flags_reject_bad_values() {
+    for (flag, value, why) in [
+        (
+            "--bwlimit",
+            "10Q",
+            "bandwidth \"10Q\": size \"10Q\": unknown suffix",
+        ),
+        (
+            "--bwlimit",
+            "25:00,1M",
+            "bandwidth \"25:00,1M\": \"25:00\" is not a time (HH:MM)",
+        ),
+        (
+            "--bwlimit-file",
+            "Xyz-08:00,1M",
+            "bandwidth \"Xyz-08:00,1M\": \"Xyz\" is not a weekday",
+        ),
+        ("--max-transfer", "1X", "size \"1X\": unknown suffix"),
+        ("--max-duration", "soon", "duration \"soon\""),
+        (
+            "--cutoff-mode",
+            "gentle",
+            "cutoff mode \"gentle\": expected hard, soft or cautious",
+        ),
+    ] {
+        let o = cs(&["sync", "a", "b", flag, value]);
+        o.expect(1);
+        let head = format!("error: invalid value '{value}' for '{flag} <");
+        assert!(o.stderr.starts_with(&head), "{flag}: {}", o.stderr);
+        assert!(o.stderr.contains(why), "{flag}: {}", o.stderr);
+    }
+}
+
+/// 6 MiB local to local at 4 MiB/s: 1.5 s (± 20 %). `4M:off` limits only network remotes.
+#[test]
+fn bwlimit_holds_the_rate() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..3 {
+        std::fs::write(src.join(format!("f{i}")), vec![b'x'; 2 << 20]).unwrap();
+    }
+    let timed = |dst: &str, limit: &str| {
+        let start = std::time::Instant::now();
+        cs(&["copy", s(&src), s(&t.path().join(dst)), "--bwlimit", limit]).expect(0);
+        start.elapsed().as_secs_f64()
+    };
+    let took = timed("dst", "4M");
+    assert!((1.2..=1.8).contains(&took), "took {took} s");
+    assert_eq!(files(&t.path().join("dst")), ["f0", "f1", "f2"]);
+    let took = timed("dst2", "4M:off");
+    assert!(
+        took < 1.0,
+        "a local copy is not limited by UP:DOWN; took {took} s"
+    );
+}
+
+/// Five files of 100 KiB, `--max-transfer 250k`: each mode stops where it should, exits 8
+/// and deletes nothing.
+#[test]
+fn max_transfer_stops_the_run_and_deletes_nothing() {
+    for (mode, copied) in [
+        ("hard", &["f0", "f1"][..]),
+        ("soft", &["f0", "f1", "f2"]),
+        ("cautious", &["f0", "f1"]),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        for i in 0..5 {
+            put(&src, &format!("f{i}"), &"x".repeat(100 << 10), 0);
+        }
+        put(&dst, "extra", "keep me", 0);
+        let o = cs(&[
+            "sync",
+            s(&src),
+            s(&dst),
+            "--transfers",
+            "1",
+            "--max-transfer",
+            "250k",
+            "--cutoff-mode",
+            mode,
+        ]);
+        o.expect(8);
+        assert!(
+            o.stderr.contains(
+                "ERROR: max transfer reached: max transfer limit reached as set by --max-transfer"
+            ),
+            "{mode}: {}",
+            o.stderr
+        );
+        let mut want: Vec<&str> = copied.to_vec();
+        want.insert(0, "extra");
+        assert_eq!(
+            files(&dst),
+            want,
+            "{mode}: nothing partial, nothing deleted"
+        );
+    }
+}
+
+/// 100 KiB files at 100 KiB/s, `--max-duration 1.5s`: the second file starts before the limit
+/// and finishes (soft); the third never starts. Exit code 10, nothing deleted.
+#[test]
+fn max_duration_stops_starting_transfers() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    for i in 0..4 {
+        put(&src, &format!("f{i}"), &"x".repeat(100 << 10), 0);
+    }
+    put(&dst, "extra", "keep me", 0);
+    let o = cs(&[
+        "sync",
+        s(&src),
+        s(&dst),
+        "--transfers",
+        "1",
+        "--bwlimit",
+        "100k",
+        "--max-duration",
+        "1.5s",
+        "--cutoff-mode",
+        "soft",
+    ]);
+    o.expect(10);
+    assert!(
+        o.stderr.contains("ERROR: max duration reached"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(files(&dst), ["extra", "f0", "f1"]);
+}
+
+#[test]
 fn sync_missing_source_exits_3() {
     let t = tempfile::tempdir().unwrap();
     let missing = t.path().join("missing");

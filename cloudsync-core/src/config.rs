@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::bwlimit::BandwidthLimiter;
 use crate::error::{Error, ErrorKind, Result};
 use crate::objstore::{memory, memory_named_at};
 use crate::path::RemotePath;
@@ -259,6 +260,8 @@ pub struct Registry {
     opened: Arc<std::sync::Mutex<HashMap<String, Arc<dyn Remote>>>>,
     /// The idle limit every network remote it opens is wrapped in ([`Timeout`]).
     timeout: Option<Duration>,
+    /// The bandwidth buckets shared by every remote it opens ([`BandwidthLimiter`]).
+    bwlimit: Option<BandwidthLimiter>,
 }
 
 /// rclone's default `--timeout`: five minutes without progress.
@@ -286,6 +289,7 @@ impl Registry {
             by_scheme: HashMap::new(),
             opened: Arc::default(),
             timeout: Some(DEFAULT_TIMEOUT),
+            bwlimit: None,
         };
         r.register(Arc::new(MemoryFactory));
         r
@@ -302,10 +306,23 @@ impl Registry {
     /// Wraps a freshly opened remote in the registry's layers. Local directories are left
     /// bare: the kernel answers or fails, and the per-call timer would cost on every file.
     fn layered(&self, remote: Arc<dyn Remote>) -> Arc<dyn Remote> {
-        match self.timeout {
-            Some(t) if remote.local_path(&RemotePath::root()).is_none() => Timeout::wrap(remote, t),
+        let local = remote.local_path(&RemotePath::root()).is_some();
+        let remote = match self.timeout {
+            Some(t) if !local => Timeout::wrap(remote, t),
+            _ => remote,
+        };
+        match &self.bwlimit {
+            Some(l) if !l.is_off() && (!local || l.is_symmetric()) => l.wrap(remote),
             _ => remote,
         }
+    }
+
+    /// Limits the bandwidth of the remotes opened from now on (`--bwlimit`, `--bwlimit-file`),
+    /// all of them drawing on `limiter`'s buckets. A local folder is limited only when the
+    /// limit is the same both ways (`UP:DOWN` limits the network, as in rclone).
+    pub fn set_bwlimit(&mut self, limiter: Option<BandwidthLimiter>) -> &mut Self {
+        self.bwlimit = limiter;
+        self
     }
 
     /// Registers (or replaces) a backend.

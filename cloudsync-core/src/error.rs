@@ -96,6 +96,12 @@ pub enum ErrorKind {
     Io,
     /// The operation was cancelled.
     Cancelled,
+    /// The run stopped because it transferred as much as allowed (`--max-transfer`); nothing
+    /// was deleted.
+    MaxTransferReached,
+    /// The run stopped because it ran as long as allowed (`--max-duration`); nothing was
+    /// deleted.
+    MaxDurationReached,
     /// Anything else.
     Unexpected,
 }
@@ -119,6 +125,8 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Io => "i/o error",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::MaxTransferReached => "max transfer reached",
+            ErrorKind::MaxDurationReached => "max duration reached",
             ErrorKind::Unexpected => "unexpected error",
         }
     }

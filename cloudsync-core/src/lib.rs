@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod bwlimit;
 mod config;
 mod entry;
 mod error;
@@ -41,6 +42,9 @@ mod timeout;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+pub use bwlimit::{
+    BandwidthLimited, BandwidthLimiter, BwLimit, BwTimetable, SystemClock, WallClock,
+};
 pub use config::{
     BackendFactory, Config, DEFAULT_TIMEOUT, QueryKind, Registry, RemoteSpec, parse_config,
     query_flag, query_number, query_to_config,

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use cloudsync::{parse_age, parse_duration, parse_size};
+use cloudsync::ops::CutoffMode;
+use cloudsync::{BwTimetable, parse_age, parse_duration, parse_size};
+
+use crate::limits::{bwlimit, cutoff_mode};
 
 /// rclone-style file sync between local folders, SFTP, FTP, WebDAV, Dropbox, Google Drive and
 /// Cloud Storage.
@@ -43,6 +46,14 @@ pub struct GlobalArgs {
     /// Print the result (summary or report) as JSON on stdout
     #[arg(long, global = true)]
     pub json: bool,
+    /// Bandwidth limit in bytes/s for all transfers together: `10M` (both ways), `UP:DOWN`
+    /// (`10M:off`; a local folder is then not limited), `off`, or a timetable of local times
+    /// such as "08:00,512k 19:00,10M 23:00,off" (weekly: "Mon-08:00,2M Sat-00:00,off")
+    #[arg(long, global = true, value_parser = bwlimit, value_name = "BWTIMETABLE")]
+    pub bwlimit: Option<BwTimetable>,
+    /// Bandwidth limit of each file, same syntax as --bwlimit
+    #[arg(long, global = true, value_parser = bwlimit, value_name = "BWTIMETABLE")]
+    pub bwlimit_file: Option<BwTimetable>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +144,18 @@ pub struct Transfer {
     /// Exit with code 9 when nothing was transferred
     #[arg(long)]
     pub error_on_no_transfer: bool,
+    /// Stop after transferring this much (e.g. 10G), deleting nothing; exit code 8
+    #[arg(long, value_parser = size, value_name = "SIZE")]
+    pub max_transfer: Option<Size>,
+    /// How --max-transfer and --max-duration stop the run: hard (at once, abandoning running
+    /// transfers), soft (start nothing new), cautious (start no transfer that would pass
+    /// --max-transfer)
+    #[arg(long, value_parser = cutoff_mode, default_value = "hard", value_name = "MODE")]
+    pub cutoff_mode: CutoffMode,
+    /// Start no transfer after this long (e.g. 1h30m; 0 = no limit), deleting nothing; exit
+    /// code 10
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub max_duration: Option<Duration>,
 }
 
 /// How files present on both sides are compared.

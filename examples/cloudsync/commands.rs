@@ -21,8 +21,10 @@ use crate::progress::Output;
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     let g = &cli.global;
     let (path, explicit) = config_path(g.config.as_deref());
+    let mut registry = cloudsync::registry();
+    registry.set_bwlimit(crate::limits::bandwidth(g));
     let opener = Opener {
-        registry: cloudsync::registry(),
+        registry,
         config: load_config(&path, explicit)?,
         config_path: path.clone(),
     };
@@ -117,6 +119,9 @@ async fn transfer(opener: &Opener, g: &GlobalArgs, mode: Mode, t: Transfer) -> R
         create_empty_src_dirs: t.create_empty_src_dirs,
         delete_empty_src_dirs: t.delete_empty_src_dirs,
         events: Some(out.sink()),
+        max_transfer: t.max_transfer.and_then(|s| s.0),
+        cutoff_mode: t.cutoff_mode,
+        max_duration: t.max_duration.filter(|d| !d.is_zero()),
         ..Default::default()
     };
     let mut src = opener.open(&t.source).await?;

@@ -17,8 +17,12 @@ pub const RETRY: u8 = 5;
 pub const NO_RETRY: u8 = 6;
 /// Fatal errors: retrying will not help (authentication, quota).
 pub const FATAL: u8 = 7;
+/// The run stopped at the limit set by `--max-transfer`.
+pub const TRANSFER_EXCEEDED: u8 = 8;
 /// Everything succeeded but no file was transferred (`--error-on-no-transfer`).
 pub const NO_FILES_TRANSFERRED: u8 = 9;
+/// The run stopped at the limit set by `--max-duration`.
+pub const DURATION_EXCEEDED: u8 = 10;
 
 /// A failure that ends the command: the message printed and the exit code.
 #[derive(Debug)]
@@ -59,8 +63,13 @@ impl From<std::io::Error> for Failure {
 
 /// The exit code for a run that finished with per-file `errors`.
 pub fn for_records(errors: &[ErrorRecord]) -> u8 {
+    let has = |kind| errors.iter().any(|e| e.kind == kind);
     if errors.is_empty() {
         OK
+    } else if has(ErrorKind::MaxTransferReached) {
+        TRANSFER_EXCEEDED
+    } else if has(ErrorKind::MaxDurationReached) {
+        DURATION_EXCEEDED
     } else if errors
         .iter()
         .any(|e| matches!(e.kind, ErrorKind::Auth | ErrorKind::QuotaExceeded))

@@ -18,6 +18,7 @@ mod cli;
 mod commands;
 mod exit;
 mod ingest;
+mod limits;
 mod listing;
 mod location;
 mod mime;

@@ -1,6 +1,7 @@
 //! The executor: turns what the march finds into decisions, runs transfers concurrently with
 //! retries, and performs deletions last, only when the run had no errors.
 
+mod cutoff;
 mod deletes;
 pub(crate) mod transfer;
 pub(crate) mod verify;
@@ -20,6 +21,7 @@ use crate::plan::march::{Item, MarchConfig, Seed, march};
 use crate::plan::{Action, Decision, Mode, Reason};
 use crate::remote::Remote;
 use crate::report::{ErrorRecord, Event, Summary};
+use cutoff::Cutoff;
 use deletes::DeleteQueue;
 use transfer::{ServerSide, Transferer};
 
@@ -53,6 +55,8 @@ pub(crate) struct Engine {
     collect: Option<Vec<Decision>>,
     /// Re-check each source entry before acting on it (applying an old plan).
     revalidate: bool,
+    /// `max_transfer` and `max_duration`, when set.
+    cutoff: Option<Arc<Cutoff>>,
 }
 
 type TaskResult = (Decision, Result<Outcome>);
@@ -79,7 +83,9 @@ impl Engine {
             dst.clone(),
             opts.compare.clone(),
         ));
+        let cutoff = Cutoff::new(&opts);
         let xfer = Transferer {
+            cutoff: cutoff.clone(),
             server_side: ServerSide::detect(&src, &dst, mode == Mode::Move),
             src: src.clone(),
             dst: dst.clone(),
@@ -102,6 +108,7 @@ impl Engine {
             first_errors: HashMap::new(),
             collect: None,
             revalidate: false,
+            cutoff,
         }
     }
 
@@ -161,7 +168,7 @@ impl Engine {
         self.pass(seeds).await;
         self.root_check()?;
         let mut attempt = 1;
-        while attempt < self.opts.retries.max(1) && !self.failures.is_empty() {
+        while attempt < self.opts.retries.max(1) && !self.failures.is_empty() && !self.cut_off() {
             let (retry, keep): (Vec<_>, Vec<_>) =
                 self.failures.drain(..).partition(|f| f.retry.is_some());
             self.failures = keep;
@@ -247,7 +254,8 @@ impl Engine {
         let mut decisions = std::pin::pin!(decisions);
         let mut running = FuturesUnordered::new();
         let limit = self.opts.transfers.max(1);
-        loop {
+        // A run limit stops the march: nothing more is started (and nothing deleted).
+        while !self.cut_off() {
             tokio::select! {
                 biased;
                 Some(done) = running.next(), if !running.is_empty() => self.finished(done),
@@ -266,6 +274,14 @@ impl Engine {
         while let Some(done) = running.next().await {
             self.finished(done);
         }
+        if let Some(kind) = self.cutoff.as_ref().and_then(|c| c.take_record()) {
+            self.fail(RemotePath::root(), &Cutoff::error(kind), None);
+        }
+    }
+
+    /// Whether a run limit stopped the run.
+    fn cut_off(&self) -> bool {
+        self.cutoff.as_ref().is_some_and(|c| c.stopped().is_some())
     }
 
     /// Executes decisions from a plan made earlier (each source re-checked first).
@@ -370,12 +386,28 @@ impl Engine {
                     self.dry_count(&d);
                     return None;
                 }
+                let cutoff = self.cutoff.clone();
+                if let Some(c) = &cutoff {
+                    if matches!(d.action, Action::Copy | Action::Update) && !c.may_start(d.bytes())
+                    {
+                        return None;
+                    }
+                }
                 let xfer = self.xfer.clone();
                 let mode = self.mode;
                 let revalidate = self.revalidate;
                 let backup = self.opts.backup_dir.clone();
                 Some(Box::pin(async move {
-                    let r = execute(&xfer, mode, revalidate, backup.as_ref(), &d).await;
+                    let run = execute(&xfer, mode, revalidate, backup.as_ref(), &d);
+                    let r = match cutoff {
+                        // A hard cutoff abandons the transfer (its atomic write shows nothing).
+                        Some(c) => tokio::select! {
+                            biased;
+                            r = run => r,
+                            kind = c.hard_stop() => Err(Cutoff::error(kind).with_path(&d.path)),
+                        },
+                        None => run.await,
+                    };
                     (d, r)
                 }))
             }

@@ -29,6 +29,8 @@ pub(crate) struct Transferer {
     /// Set when source and destination are directories of one remote that can copy or move
     /// on the server.
     pub(crate) server_side: Option<ServerSide>,
+    /// The run's limits (bytes are counted in [`Transferer::count`]).
+    pub(crate) cutoff: Option<Arc<super::cutoff::Cutoff>>,
 }
 
 /// Source and destination are two directories of `base`.
@@ -97,7 +99,16 @@ impl Transferer {
         let path = &src.path;
         policy
             .run(
-                || self.copy_once(src),
+                || async {
+                    let r = self.copy_once(src).await;
+                    // A body cut by a hard cutoff may come back as the backend's own error.
+                    match self.cutoff.as_ref().and_then(|c| c.aborted()) {
+                        Some(kind) if r.is_err() => {
+                            Err(super::cutoff::Cutoff::error(kind).with_path(path))
+                        }
+                        _ => r,
+                    }
+                },
                 |e, n| {
                     self.opts.emit(Event::Failed {
                         path: path.clone(),
@@ -124,7 +135,8 @@ impl Transferer {
             }
             return self.verify(src, written).await;
         }
-        let written = match self.src.local_path(path) {
+        let counted = self.cutoff.as_ref().is_some_and(|c| c.counts_bytes());
+        let written = match self.src.local_path(path).filter(|_| !counted) {
             Some(local) => self.dst.write_from_file(path, &local, meta).await?,
             None => {
                 // Checked in flight: a source that changed fails the body, so the atomic
@@ -158,9 +170,13 @@ impl Transferer {
         size: u64,
     ) -> crate::remote::ByteStream {
         let events = self.opts.events.clone();
+        let cutoff = self.cutoff.clone();
         let (mut last, mut done) = (0u64, 0u64);
         body.map(move |chunk| {
             if let Ok(c) = &chunk {
+                if let Some(Err(e)) = cutoff.as_ref().map(|cut| cut.sent(c.len() as u64)) {
+                    return Err(e.with_path(&path));
+                }
                 done += c.len() as u64;
                 if let Some(sink) = &events {
                     if done - last >= PROGRESS_STEP || done == size {

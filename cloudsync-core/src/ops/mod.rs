@@ -41,7 +41,9 @@ pub use delete::{cleanup, delete, purge, rmdirs};
 pub(crate) use file::copy_entry;
 pub use file::copy_file;
 pub use list::list;
-pub use options::{CheckOptions, CompareOptions, DeleteOptions, ListOptions, SyncOptions};
+pub use options::{
+    CheckOptions, CompareOptions, CutoffMode, DeleteOptions, ListOptions, SyncOptions,
+};
 
 /// How the roots of two remotes lie relative to each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -73,6 +73,50 @@ pub struct SyncOptions {
     pub apply_plan_with_errors: bool,
     /// Where progress events go.
     pub events: Option<EventSink>,
+    /// Stop after this many bytes were transferred (`--max-transfer`); see `cutoff_mode`.
+    pub max_transfer: Option<u64>,
+    /// How `max_transfer` and `max_duration` stop the run (`--cutoff-mode`, default hard).
+    pub cutoff_mode: CutoffMode,
+    /// Start no transfer once the run has lasted this long (`--max-duration`); with a hard
+    /// cutoff, abandon the running ones too.
+    pub max_duration: Option<Duration>,
+}
+
+/// How a run limit (`max_transfer`, `max_duration`) stops a run (rclone's `--cutoff-mode`).
+/// Whichever it is, a stopped run records an error and so deletes nothing.
+///
+/// ```
+/// use cloudsync_core::ops::CutoffMode;
+/// assert_eq!("cautious".parse::<CutoffMode>()?, CutoffMode::Cautious);
+/// assert!("gentle".parse::<CutoffMode>().is_err());
+/// # Ok::<(), cloudsync_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CutoffMode {
+    /// Stop at once: running transfers are abandoned when the limit is reached, and no
+    /// more than `max_transfer` bytes are sent.
+    #[default]
+    Hard,
+    /// Start no new transfer once the limit is reached; running ones finish.
+    Soft,
+    /// Start no transfer that would take the total past `max_transfer`.
+    Cautious,
+}
+
+impl std::str::FromStr for CutoffMode {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "hard" => Ok(CutoffMode::Hard),
+            "soft" => Ok(CutoffMode::Soft),
+            "cautious" => Ok(CutoffMode::Cautious),
+            _ => Err(crate::error::Error::new(
+                crate::error::ErrorKind::InvalidInput,
+                format!("cutoff mode {s:?}: expected hard, soft or cautious"),
+            )),
+        }
+    }
 }
 
 impl Default for SyncOptions {
@@ -94,6 +138,9 @@ impl Default for SyncOptions {
             leftover_age: Some(Duration::from_secs(24 * 3600)),
             apply_plan_with_errors: false,
             events: None,
+            max_transfer: None,
+            cutoff_mode: CutoffMode::Hard,
+            max_duration: None,
         }
     }
 }
@@ -116,6 +163,9 @@ impl fmt::Debug for SyncOptions {
             .field("leftover_age", &self.leftover_age)
             .field("apply_plan_with_errors", &self.apply_plan_with_errors)
             .field("events", &self.events.as_ref().map(|_| "EventSink"))
+            .field("max_transfer", &self.max_transfer)
+            .field("cutoff_mode", &self.cutoff_mode)
+            .field("max_duration", &self.max_duration)
             .finish()
     }
 }
