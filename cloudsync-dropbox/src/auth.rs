@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use cloudsync_core::http;
 use cloudsync_core::{Error, ErrorKind, Result, Secret};
 use serde::Deserialize;
 use sha2::Digest as _;
@@ -214,12 +215,14 @@ async fn request_token(
         .form(form)
         .send()
         .await
-        .map_err(|e| crate::core::transport_error(e, "oauth2/token"))?;
+        .map_err(|e| http::transport_error(e).with_operation("oauth2/token"))?;
     let status = resp.status();
     let body = if status.is_success() {
-        crate::core::read_capped(resp, crate::core::MAX_JSON_BODY, "oauth2/token").await?
+        http::read_capped(resp, crate::core::MAX_JSON_BODY)
+            .await
+            .map_err(|e| e.with_operation("oauth2/token"))?
     } else {
-        crate::core::read_prefix(resp, crate::core::MAX_ERROR_BODY).await
+        http::read_prefix(resp, crate::core::MAX_ERROR_BODY).await
     };
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(Error::new(
