@@ -202,6 +202,46 @@ pub async fn read_prefix(mut resp: Response, cap: usize) -> Bytes {
     Bytes::from(body)
 }
 
+/// A PKCE pair (RFC 7636): a fresh random `code_verifier` (43 URL-safe characters from 32
+/// bytes of the system's secure generator) and its S256 `code_challenge`.
+///
+/// ```
+/// let (verifier, challenge) = cloudsync_core::http::pkce_pair()?;
+/// assert_eq!(verifier.len(), 43);
+/// assert_eq!(challenge, cloudsync_core::http::code_challenge_s256(&verifier));
+/// # Ok::<(), cloudsync_core::Error>(())
+/// ```
+pub fn pkce_pair() -> Result<(String, String)> {
+    let verifier = random_token(32)?;
+    let challenge = code_challenge_s256(&verifier);
+    Ok((verifier, challenge))
+}
+
+/// `n` random bytes from the system's secure generator, base64url without padding (for a PKCE
+/// verifier or an OAuth `state`).
+pub fn random_token(n: usize) -> Result<String> {
+    use base64::Engine as _;
+    let mut buf = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut buf)
+        .map_err(|_| Error::new(ErrorKind::Unexpected, "no secure random numbers"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// The S256 code challenge of a PKCE `code_verifier`: base64url(SHA-256(verifier)), unpadded.
+///
+/// ```
+/// // The example of RFC 7636, appendix B.
+/// assert_eq!(
+///     cloudsync_core::http::code_challenge_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+///     "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+/// );
+/// ```
+pub fn code_challenge_s256(verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +382,23 @@ mod tests {
             status_error(StatusCode::NOT_FOUND, wait, "").retry_after(),
             None
         );
+    }
+
+    #[test]
+    fn pkce_pairs_are_fresh_and_well_formed() {
+        let (a, ca) = pkce_pair().unwrap();
+        let (b, _) = pkce_pair().unwrap();
+        assert_ne!(a, b);
+        for s in [&a, &ca] {
+            assert_eq!(s.len(), 43, "{s}");
+            assert!(
+                s.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+            );
+        }
+        assert_eq!(ca, code_challenge_s256(&a));
+        assert_eq!(random_token(0).unwrap(), "");
+        assert_eq!(random_token(24).unwrap().len(), 32);
     }
 
     /// A server on 127.0.0.1 that answers each connection with `answer(request_number)`
