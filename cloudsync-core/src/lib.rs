@@ -24,6 +24,8 @@ mod error;
 mod exec;
 mod filter;
 mod hash;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod ingest;
 mod location;
 mod objstore;

@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use cloudsync_core::http;
 use cloudsync_core::{Error, ErrorKind, Result, Secret};
 use serde::Deserialize;
-use sha2::Digest as _;
 use time::OffsetDateTime;
 
 use crate::config::{RefreshSource, TokenFile};
@@ -214,12 +213,14 @@ async fn request_token(
         .form(form)
         .send()
         .await
-        .map_err(|e| crate::core::transport_error(e, "oauth2/token"))?;
+        .map_err(|e| http::transport_error(e).with_operation("oauth2/token"))?;
     let status = resp.status();
     let body = if status.is_success() {
-        crate::core::read_capped(resp, crate::core::MAX_JSON_BODY, "oauth2/token").await?
+        http::read_capped(resp, crate::core::MAX_JSON_BODY)
+            .await
+            .map_err(|e| e.with_operation("oauth2/token"))?
     } else {
-        crate::core::read_prefix(resp, crate::core::MAX_ERROR_BODY).await
+        http::read_prefix(resp, crate::core::MAX_ERROR_BODY).await
     };
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(Error::new(
@@ -293,35 +294,7 @@ pub fn write_token_file(path: &Path, info: &TokenInfo) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// A PKCE pair: a fresh random `code_verifier` (43 URL-safe characters from 32 random bytes)
-/// and its S256 `code_challenge` (RFC 7636).
-///
-/// ```
-/// let (verifier, challenge) = cloudsync_dropbox::pkce_pair()?;
-/// assert_eq!(verifier.len(), 43);
-/// assert_eq!(challenge, cloudsync_dropbox::code_challenge_s256(&verifier));
-/// # Ok::<(), cloudsync_core::Error>(())
-/// ```
-pub fn pkce_pair() -> Result<(String, String)> {
-    let verifier = random_token(32)?;
-    let challenge = code_challenge_s256(&verifier);
-    Ok((verifier, challenge))
-}
-
-/// `n` random bytes from the system's secure generator, base64url without padding.
-pub fn random_token(n: usize) -> Result<String> {
-    let mut buf = vec![0u8; n];
-    rustls::crypto::aws_lc_rs::default_provider()
-        .secure_random
-        .fill(&mut buf)
-        .map_err(|_| Error::new(ErrorKind::Unexpected, "no secure random numbers"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
-}
-
-/// The S256 code challenge of a PKCE `code_verifier`: base64url(SHA-256(verifier)), unpadded.
-pub fn code_challenge_s256(verifier: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier))
-}
+pub use cloudsync_core::http::{code_challenge_s256, pkce_pair, random_token};
 
 /// The URL that asks the user to authorize `app_key` (authorization-code flow with PKCE and
 /// an offline token, so a refresh token is issued), redirecting to `redirect_uri`.

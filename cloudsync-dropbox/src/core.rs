@@ -4,8 +4,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use cloudsync_core::http::{
+    delay_secs, read_capped, read_prefix, retry_after, status_error, transport_error,
+};
 use cloudsync_core::{Entry, EntryKind, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,8 +26,6 @@ pub(crate) const ARG_HEADER: &str = "Dropbox-API-Arg";
 pub(crate) const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 /// The bytes of an error answer that are read; the rest is left unread.
 pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
-/// The longest wait a server's `Retry-After` (or `retry_after`) is believed for.
-pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// The characters of server-supplied text (names, summaries, bodies) kept in an error message.
 pub(crate) const MAX_SERVER_TEXT: usize = 200;
 
@@ -115,7 +116,7 @@ impl DropboxCore {
                 .bearer_auth(token.expose())
                 .send()
                 .await
-                .map_err(|e| transport_error(e, endpoint))?;
+                .map_err(|e| transport_error(e).with_operation(endpoint))?;
             if resp.status().is_success() || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
                 return Ok(resp);
             }
@@ -200,7 +201,9 @@ impl DropboxCore {
 /// Reads a JSON answer (`null` or an empty body become [`Value::Null`]), at most
 /// [`MAX_JSON_BODY`] bytes of it.
 async fn json_body(endpoint: &'static str, resp: Response) -> Result<Value> {
-    let body = read_capped(resp, MAX_JSON_BODY, endpoint).await?;
+    let body = read_capped(resp, MAX_JSON_BODY)
+        .await
+        .map_err(|e| e.with_operation(endpoint))?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
@@ -213,62 +216,10 @@ async fn json_body(endpoint: &'static str, resp: Response) -> Result<Value> {
     })
 }
 
-/// The whole body of `resp`, or a [`ErrorKind::Protocol`] error when it is longer than `cap`
-/// bytes (announced or sent), so a hostile server cannot fill the memory.
-pub(crate) async fn read_capped(
-    mut resp: Response,
-    cap: usize,
-    endpoint: &'static str,
-) -> Result<Bytes> {
-    let too_long = || {
-        Error::new(
-            ErrorKind::Protocol,
-            format!("{endpoint}: the answer is longer than {cap} bytes"),
-        )
-        .with_operation(endpoint)
-    };
-    if resp.content_length().is_some_and(|n| n > cap as u64) {
-        return Err(too_long());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| transport_error(e, endpoint))?
-    {
-        if chunk.len() > cap - body.len() {
-            return Err(too_long());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(body))
-}
-
-/// At most the first `cap` bytes of the body of `resp` (for error answers: what could be read,
-/// never an error).
-pub(crate) async fn read_prefix(mut resp: Response, cap: usize) -> Bytes {
-    let mut body = Vec::new();
-    while body.len() < cap {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let take = chunk.len().min(cap - body.len());
-                body.extend_from_slice(&chunk[..take]);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    Bytes::from(body)
-}
-
 /// `s` cut to [`MAX_SERVER_TEXT`] characters, with `…` when something was cut: server text in
 /// an error message stays readable however long the server made it.
 pub(crate) fn cut(s: &str) -> String {
     cloudsync_core::cut_text(s, MAX_SERVER_TEXT).into_owned()
-}
-
-/// A delay a server asked for, in seconds, capped at [`MAX_RETRY_AFTER`].
-pub(crate) fn delay_secs(secs: u64) -> Duration {
-    Duration::from_secs(secs).min(MAX_RETRY_AFTER)
 }
 
 /// JSON with every character outside printable ASCII escaped as `\uXXXX` (surrogate pairs above
@@ -288,18 +239,6 @@ pub(crate) fn header_safe_json(v: &Value) -> Result<String> {
         }
     }
     Ok(out)
-}
-
-/// A transport failure (connect, timeout, connection dropped): temporary.
-pub(crate) fn transport_error(e: reqwest::Error, endpoint: &'static str) -> Error {
-    let kind = if e.is_builder() {
-        ErrorKind::InvalidInput
-    } else {
-        ErrorKind::Transient
-    };
-    Error::new(kind, format!("{endpoint}: {e}"))
-        .with_operation(endpoint)
-        .with_source(e)
 }
 
 /// A classified error answer, and whether it says the access token expired.
@@ -347,12 +286,7 @@ pub(crate) fn tag_chain(v: &Value) -> Vec<String> {
 /// `RateLimited` with `Retry-After`, 5xx `Transient`.
 pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiError {
     let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(delay_secs);
+    let retry_after = retry_after(resp.headers());
     let body = read_prefix(resp, MAX_ERROR_BODY).await;
     let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
     // Rate-limit errors also carry the delay in the body (`RateLimitError.retry_after`).
@@ -385,21 +319,13 @@ pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiEr
     let msg = format!("{endpoint}: {status}: {what}");
     let mut expired_token = false;
     let error = match status.as_u16() {
-        400 => Error::new(ErrorKind::InvalidInput, msg),
         401 => {
             expired_token = has("expired_access_token");
             Error::new(ErrorKind::Auth, msg)
         }
-        403 => Error::new(ErrorKind::PermissionDenied, msg),
         409 => classify_409(&tags, msg, retry_after),
-        429 => Error::rate_limited(msg, retry_after.or(Some(Duration::from_secs(1)))),
-        s if s >= 500 => {
-            let e = Error::new(ErrorKind::Transient, msg);
-            match retry_after {
-                Some(r) => e.with_retry_after(r),
-                None => e,
-            }
-        }
+        429 => status_error(status, retry_after.or(Some(Duration::from_secs(1))), msg),
+        400 | 403 | 500..=599 => status_error(status, retry_after, msg),
         _ => Error::new(ErrorKind::Protocol, msg),
     };
     let error = error.with_operation(endpoint);

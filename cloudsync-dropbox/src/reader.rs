@@ -2,12 +2,13 @@
 
 use std::ops::Range;
 
+use cloudsync_core::http::transport_error;
 use cloudsync_core::{ByteStream, Error, ErrorKind, RemotePath, Result};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::core::{DropboxCore, transport_error};
+use crate::core::DropboxCore;
 
 /// Reads `path`, or the byte `range` of it.
 pub(crate) async fn read(
@@ -45,7 +46,7 @@ pub(crate) async fn read(
     let want = range.map(|(s, e)| e - s);
     let stream = resp
         .bytes_stream()
-        .map_err(|e| transport_error(e, "files/download"));
+        .map_err(|e| transport_error(e).with_operation("files/download"));
     Ok(match want {
         // A full answer to a range starting at 0: stop at the range's end.
         Some(mut left) => stream

@@ -11,20 +11,11 @@
 
 use std::io::Write as _;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::Digest as _;
+use cloudsync_core::http::{pkce_pair, random_token};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 const SCOPE: &str = "https://www.googleapis.com/auth/drive";
-
-fn random_token(len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
-    (0..len)
-        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
-        .collect()
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,9 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let redirect = format!("http://127.0.0.1:{}/", listener.local_addr()?.port());
-    let verifier = random_token(64);
-    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-    let state = random_token(24);
+    let (verifier, challenge) = pkce_pair()?;
+    let state = random_token(24)?;
     let mut url = url::Url::parse(AUTH_URL)?;
     url.query_pairs_mut()
         .append_pair("client_id", client_id)

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cloudsync_core::http::{read_prefix, transport_error};
 use cloudsync_core::{Error, ErrorKind, Result, Secret};
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -120,7 +121,7 @@ impl TokenSource {
             .form(&form)
             .send()
             .await
-            .map_err(|e| crate::core::transport_error(e, "token"))?;
+            .map_err(|e| transport_error(e).with_operation("token"))?;
         let status = res.status();
         if !status.is_success() {
             let kind = if status.is_server_error() {
@@ -130,7 +131,7 @@ impl TokenSource {
             } else {
                 ErrorKind::Auth
             };
-            let body = crate::core::read_prefix(res, crate::core::MAX_ERROR_BODY).await;
+            let body = read_prefix(res, crate::core::MAX_ERROR_BODY).await;
             let mut msg = format!("token endpoint answered {status}");
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
                 if let Some(err) = v.get("error").and_then(|e| e.as_str()) {

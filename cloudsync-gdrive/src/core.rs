@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
+use cloudsync_core::http::{read_capped, read_prefix, retry_after, status_error, transport_error};
 use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
@@ -24,8 +24,6 @@ pub(crate) const GOOGLE_APPS_PREFIX: &str = "application/vnd.google-apps.";
 pub(crate) const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 /// The bytes of an error answer that are read; the rest is left unread.
 pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
-/// The longest wait a server's `Retry-After` is believed for.
-pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// The characters of server-supplied text (messages, reasons, ids) kept in an error message.
 pub(crate) const MAX_SERVER_TEXT: usize = 200;
 /// The most pages one folder listing may have. Pages may be short or even empty with a
@@ -133,52 +131,15 @@ pub(crate) fn cut(s: &str) -> String {
     cloudsync_core::cut_text(s, MAX_SERVER_TEXT).into_owned()
 }
 
-/// The whole body of `res`, or a [`ErrorKind::Protocol`] error when it is longer than `cap`
-/// bytes (announced or sent), so a hostile server cannot fill the memory.
-pub(crate) async fn read_capped(mut res: Response, cap: usize, op: &'static str) -> Result<Bytes> {
-    let too_long = || {
-        Error::new(
-            ErrorKind::Protocol,
-            format!("the answer is longer than {cap} bytes"),
-        )
-        .with_operation(op)
-    };
-    if res.content_length().is_some_and(|n| n > cap as u64) {
-        return Err(too_long());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| transport_error(e, op))? {
-        if chunk.len() > cap - body.len() {
-            return Err(too_long());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(body))
-}
-
-/// At most the first `cap` bytes of the body of `res` (for error answers: what could be read,
-/// never an error).
-pub(crate) async fn read_prefix(mut res: Response, cap: usize) -> Bytes {
-    let mut body = Vec::new();
-    while body.len() < cap {
-        match res.chunk().await {
-            Ok(Some(chunk)) => {
-                let take = chunk.len().min(cap - body.len());
-                body.extend_from_slice(&chunk[..take]);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    Bytes::from(body)
-}
-
 /// Parses a JSON answer of at most [`MAX_JSON_BODY`] bytes; `what` names it in errors.
 pub(crate) async fn json_capped<T: serde::de::DeserializeOwned>(
     res: Response,
     op: &'static str,
     what: &str,
 ) -> Result<T> {
-    let body = read_capped(res, MAX_JSON_BODY, op).await?;
+    let body = read_capped(res, MAX_JSON_BODY)
+        .await
+        .map_err(|e| e.with_operation(op))?;
     serde_json::from_slice(&body).map_err(|e| {
         Error::new(
             ErrorKind::Protocol,
@@ -199,13 +160,6 @@ pub(crate) struct FileList {
     pub(crate) next_page_token: Option<String>,
     #[serde(default)]
     pub(crate) files: Vec<DriveFile>,
-}
-
-/// A connection-level failure (refused, reset, timed out): temporary.
-pub(crate) fn transport_error(e: reqwest::Error, op: &'static str) -> Error {
-    Error::new(ErrorKind::Transient, format!("request failed: {e}"))
-        .with_operation(op)
-        .with_source(e)
 }
 
 #[derive(Deserialize)]
@@ -251,37 +205,21 @@ pub(crate) fn parse_error(status: StatusCode, retry_after: Option<Duration>, bod
             format!(": {message}")
         }
     );
-    let kind = match (status.as_u16(), reason.as_str()) {
-        (403, "userRateLimitExceeded" | "rateLimitExceeded" | "sharingRateLimitExceeded")
-        | (429, _) => return Error::rate_limited(msg, retry_after),
-        (403, "storageQuotaExceeded" | "quotaExceeded") => ErrorKind::QuotaExceeded,
-        (404, _) => ErrorKind::NotFound,
-        (401, _) => ErrorKind::Auth,
-        (403, _) => ErrorKind::PermissionDenied,
-        (400, _) => ErrorKind::InvalidInput,
-        (409, _) => ErrorKind::Conflict,
-        (412, _) => ErrorKind::ConditionNotMatch,
-        (500..=599, _) => ErrorKind::Transient,
-        _ => ErrorKind::Unexpected,
-    };
-    Error::new(kind, msg)
-}
-
-fn retry_after(res: &Response) -> Option<Duration> {
-    res.headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
+    match (status.as_u16(), reason.as_str()) {
+        (403, "userRateLimitExceeded" | "rateLimitExceeded" | "sharingRateLimitExceeded") => {
+            Error::rate_limited(msg, retry_after)
+        }
+        (403, "storageQuotaExceeded" | "quotaExceeded") => {
+            Error::new(ErrorKind::QuotaExceeded, msg)
+        }
+        _ => status_error(status, retry_after, msg),
+    }
 }
 
 /// Turns a non-success response into an error.
 pub(crate) async fn error_from(res: Response, op: &'static str) -> Error {
     let status = res.status();
-    let ra = retry_after(&res);
+    let ra = retry_after(res.headers());
     let body = read_prefix(res, MAX_ERROR_BODY).await;
     parse_error(status, ra, &String::from_utf8_lossy(&body)).with_operation(op)
 }
@@ -350,7 +288,7 @@ impl DriveCore {
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|e| transport_error(e, op))?;
+            .map_err(|e| transport_error(e).with_operation(op))?;
         if res.status() != StatusCode::UNAUTHORIZED {
             return Ok(res);
         }
@@ -361,7 +299,7 @@ impl DriveCore {
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|e| transport_error(e, op))
+            .map_err(|e| transport_error(e).with_operation(op))
     }
 
     pub(crate) fn api(&self, tail: &str) -> String {

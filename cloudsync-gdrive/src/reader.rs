@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use cloudsync_core::http::transport_error;
 use cloudsync_core::{ByteStream, Error, ErrorKind, RemotePath, Result};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::RANGE;
@@ -61,6 +62,6 @@ pub(crate) async fn read(
         .await?;
     Ok(res
         .bytes_stream()
-        .map_err(|e| crate::core::transport_error(e, "read"))
+        .map_err(|e| transport_error(e).with_operation("read"))
         .boxed())
 }

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use cloudsync_core::http::{read_prefix, retry_after, status_error, transport_error};
 use cloudsync_core::{Error, ErrorKind, Location, RemotePath, Result};
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::config::{Auth, Validated, Vendor, encode_segment};
@@ -17,9 +18,6 @@ const KNOWN_DIRS_MAX: usize = 4096;
 
 /// Longest piece of server-sent text (a name, an href) quoted in an error message.
 pub(crate) const QUOTE_MAX: usize = 200;
-
-/// Most `Retry-After` we honour (a server cannot park us for years).
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
 
 /// `s` cut to at most [`QUOTE_MAX`] characters, with `…` when something was cut.
 pub(crate) fn cut(s: &str) -> Cow<'_, str> {
@@ -255,15 +253,8 @@ pub(crate) fn decoded_segments(path: &str) -> Option<Vec<String>> {
 }
 
 /// Reads at most 1 KiB of an error response for the message.
-async fn body_snippet(mut resp: Response) -> String {
-    let mut buf = Vec::new();
-    while buf.len() < 1024 {
-        match resp.chunk().await {
-            Ok(Some(c)) => buf.extend_from_slice(&c),
-            _ => break,
-        }
-    }
-    buf.truncate(1024);
+async fn body_snippet(resp: Response) -> String {
+    let buf = read_prefix(resp, 1024).await;
     let text = String::from_utf8_lossy(&buf);
     cut(&snippet_text(&text)).into_owned()
 }
@@ -286,22 +277,6 @@ fn snippet_text(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// How long a `Retry-After` header (seconds or an HTTP date) asks us to wait.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() {
-        // Too many digits for a u64 is "very long": the cap below applies.
-        let secs = v.parse::<u64>().unwrap_or(u64::MAX);
-        return Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX));
-    }
-    let when = httpdate::parse_http_date(v).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-            .min(RETRY_AFTER_MAX),
-    )
-}
-
 /// Maps an HTTP status (and its headers) to an [`Error`] of the right kind.
 ///
 /// ```text
@@ -316,51 +291,16 @@ pub(crate) fn parse_error(status: StatusCode, headers: &HeaderMap, detail: &str)
         msg.push_str(detail);
     }
     let kind = match code {
-        400 => ErrorKind::InvalidInput,
-        401 => ErrorKind::Auth,
-        403 => ErrorKind::PermissionDenied,
-        404 | 410 => ErrorKind::NotFound,
-        405 | 409 => ErrorKind::Conflict,
-        408 => ErrorKind::Transient,
-        412 => ErrorKind::ConditionNotMatch,
+        405 => ErrorKind::Conflict,
         413 => ErrorKind::QuotaExceeded,
         414 => ErrorKind::InvalidInput,
+        // Locked: another client holds the lock, which it will release.
         423 => ErrorKind::Transient,
+        // Servers answer 503 with a Retry-After when they shed load.
         429 | 503 => return Error::rate_limited(msg, retry_after(headers)),
-        507 => ErrorKind::QuotaExceeded,
-        500..=599 => ErrorKind::Transient,
-        _ => ErrorKind::Unexpected,
+        _ => return status_error(status, retry_after(headers), msg),
     };
     Error::new(kind, msg)
-}
-
-/// Maps a transport failure to an [`Error`]: connection, timeout and body failures are
-/// temporary.
-pub(crate) fn transport_error(e: reqwest::Error) -> Error {
-    let temporary = e.is_timeout() || e.is_connect() || e.is_request() || e.is_body();
-    let kind = if e.is_builder() {
-        ErrorKind::InvalidInput
-    } else if e.is_decode() {
-        ErrorKind::Protocol
-    } else if temporary {
-        ErrorKind::Transient
-    } else {
-        ErrorKind::Unexpected
-    };
-    // A body stream that failed because the *source* failed carries our own error: keep its
-    // kind (a source that vanished is not a transient network problem).
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
-    while let Some(s) = src {
-        if let Some(inner) = s.downcast_ref::<Error>() {
-            return Error::new(inner.kind(), inner.message().to_owned())
-                .set_temporary(inner.is_retryable())
-                .with_source(e);
-        }
-        src = s.source();
-    }
-    Error::new(kind, format!("HTTP request failed: {e}"))
-        .set_temporary(temporary || kind == ErrorKind::Transient)
-        .with_source(e)
 }
 
 /// `T` or `F` for the `Overwrite` header.
@@ -371,6 +311,7 @@ pub(crate) fn overwrite(yes: bool) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::RETRY_AFTER;
 
     fn kind(code: u16) -> (ErrorKind, bool) {
         let e = parse_error(StatusCode::from_u16(code).unwrap(), &HeaderMap::new(), "");
@@ -392,18 +333,17 @@ mod tests {
     }
 
     #[test]
-    fn extreme_retry_after_is_capped() {
+    fn extreme_retry_after_is_capped_at_an_hour() {
         let mut h = HeaderMap::new();
-        for v in [
-            "18446744073709551615",
-            "99999999999999999999999999",
-            "Fri, 31 Dec 9999 23:59:59 GMT",
-        ] {
-            h.insert(RETRY_AFTER, HeaderValue::from_static(v));
-            assert_eq!(retry_after(&h), Some(RETRY_AFTER_MAX), "{v}");
-        }
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("99999999999999999999999999"),
+        );
+        let e = parse_error(StatusCode::SERVICE_UNAVAILABLE, &h, "");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3600)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("-5"));
-        assert_eq!(retry_after(&h), None);
+        let e = parse_error(StatusCode::TOO_MANY_REQUESTS, &h, "");
+        assert_eq!(e.retry_after(), None);
     }
 
     #[test]
@@ -427,7 +367,9 @@ mod tests {
             RETRY_AFTER,
             HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
         );
-        let d = retry_after(&h).unwrap();
+        let d = parse_error(StatusCode::TOO_MANY_REQUESTS, &h, "")
+            .retry_after()
+            .unwrap();
         assert!(
             d > Duration::from_secs(100) && d <= Duration::from_secs(120),
             "{d:?}"

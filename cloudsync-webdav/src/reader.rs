@@ -7,12 +7,13 @@
 use std::ops::Range;
 
 use bytes::Bytes;
+use cloudsync_core::http::transport_error;
 use cloudsync_core::{ByteStream, Error, ErrorKind, RemotePath, Result};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 
-use crate::core::{DavCore, transport_error};
+use crate::core::DavCore;
 
 impl DavCore {
     /// Reads `path`, or the byte `range` of it.
