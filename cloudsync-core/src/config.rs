@@ -14,12 +14,12 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::layers::{LayerOptions, Stack};
 use crate::objstore::{memory, memory_named_at};
 use crate::path::RemotePath;
 use crate::prefix::Prefix;
 use crate::remote::Remote;
 use crate::secret::{REDACTED, redact_location};
-use crate::timeout::Timeout;
 
 /// Builds remotes of one backend type from configuration.
 ///
@@ -257,8 +257,8 @@ pub struct Registry {
     /// Named remotes opened so far: `nas:a` and `nas:b` share one connection pool, and the
     /// engine can copy and move between them on the server.
     opened: Arc<std::sync::Mutex<HashMap<String, Arc<dyn Remote>>>>,
-    /// The idle limit every network remote it opens is wrapped in ([`Timeout`]).
-    timeout: Option<Duration>,
+    /// The layers every network remote it opens is wrapped in ([`LayerOptions`]).
+    layers: Stack,
 }
 
 /// rclone's default `--timeout`: five minutes without progress.
@@ -285,7 +285,7 @@ impl Registry {
             by_type: HashMap::new(),
             by_scheme: HashMap::new(),
             opened: Arc::default(),
-            timeout: Some(DEFAULT_TIMEOUT),
+            layers: Stack::default(),
         };
         r.register(Arc::new(MemoryFactory));
         r
@@ -295,17 +295,30 @@ impl Registry {
     /// [`DEFAULT_TIMEOUT`]; `None`: wait for ever). A call that makes no progress for that long
     /// fails with a temporary error instead of holding the run.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> &mut Self {
-        self.timeout = timeout;
+        self.layers.opts.timeout = timeout;
         self
     }
 
+    /// Sets the layers of the remotes opened from now on (retries, throttle, limit, timeout;
+    /// see [`LayerOptions`]). A rate limit that is not a positive number is
+    /// [`ErrorKind::ConfigInvalid`].
+    pub fn set_layers(&mut self, opts: LayerOptions) -> Result<&mut Self> {
+        self.layers = Stack::new(opts)?;
+        Ok(self)
+    }
+
+    /// The layers of the remotes opened from now on.
+    pub fn layers(&self) -> &LayerOptions {
+        &self.layers.opts
+    }
+
     /// Wraps a freshly opened remote in the registry's layers. Local directories are left
-    /// bare: the kernel answers or fails, and the per-call timer would cost on every file.
+    /// bare: the kernel answers or fails, and the per-call layers would cost on every file.
     fn layered(&self, remote: Arc<dyn Remote>) -> Arc<dyn Remote> {
-        match self.timeout {
-            Some(t) if remote.local_path(&RemotePath::root()).is_none() => Timeout::wrap(remote, t),
-            _ => remote,
+        if remote.local_path(&RemotePath::root()).is_some() {
+            return remote;
         }
+        self.layers.apply(remote)
     }
 
     /// Registers (or replaces) a backend.

@@ -24,6 +24,7 @@ mod exec;
 mod filter;
 mod hash;
 pub mod ingest;
+mod layers;
 mod location;
 mod objstore;
 pub mod ops;
@@ -51,6 +52,7 @@ pub use filter::{
     AgeLimit, FilterBuilder, FilterSet, RuleKind, parse_age, parse_duration, parse_size,
 };
 pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher};
+pub use layers::{LayerOptions, Limited, MAX_RETRY_AFTER, Retrying, Throttled};
 pub use location::Location;
 pub use objstore::{ObjectStoreRemote, memory, memory_named};
 pub use path::RemotePath;
