@@ -645,6 +645,39 @@ mod tests {
         assert_eq!(b.stat(&p).await.unwrap().size, 1);
     }
 
+    /// The registry wraps what it opens in its layers: `--tpslimit 2` is shared by every
+    /// remote; `set_timeout` keeps working next to `set_layers`; a bad rate is refused.
+    #[tokio::test(start_paused = true)]
+    async fn layers_are_applied_to_opened_remotes() {
+        let mut r = Registry::new();
+        let opts = LayerOptions {
+            tps_limit: Some(2.0),
+            ..Default::default()
+        };
+        r.set_layers(opts).unwrap();
+        r.set_timeout(Some(Duration::from_secs(7)));
+        assert_eq!(r.layers().timeout, Some(Duration::from_secs(7)));
+        assert_eq!(r.layers().tps_limit, Some(2.0));
+        let a = r.open_url("memory://layers-a").await.unwrap();
+        let b = r.open_url("memory://layers-b").await.unwrap();
+        let d = RemotePath::new("d").unwrap();
+        let t0 = tokio::time::Instant::now();
+        for remote in [&a, &b, &a, &b, &a] {
+            remote.mkdir(&d).await.unwrap();
+        }
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_secs(2),
+            "one call every 1/2 s, shared"
+        );
+        let bad = LayerOptions {
+            tps_limit: Some(-1.0),
+            ..Default::default()
+        };
+        let e = r.set_layers(bad).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    }
+
     #[tokio::test]
     async fn memory_url_path_is_a_directory_of_the_store() {
         let r = Registry::new();
