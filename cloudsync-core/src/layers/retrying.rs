@@ -3,17 +3,8 @@
 //!
 //! Only errors for which [`Error::is_retryable`] is true are retried, after an exponential
 //! backoff with jitter ([`RetryPolicy::next_backoff`]) or after the server's `Retry-After` when
-//! it asks for longer (capped at [`MAX_RETRY_AFTER`]). What is repeated depends on the call:
-//!
-//! | call | repeated |
-//! | --- | --- |
-//! | `stat`, `hash`, `mkdir`, `set_modtime`, `usage`, `cleanup` | yes: they are idempotent |
-//! | `list`, `list_recursive` | only while no entry has been yielded (then the caller sees the error) |
-//! | `read` | only before the first byte (a stream cut later is the engine's to retry) |
-//! | `remove_file`, `remove_dir`, `purge` | yes; "not found" on a retry means the first attempt took effect |
-//! | `write`, `write_from_file` | never: the body is a stream that cannot be replayed; the engine retries whole transfers |
-//! | `rename` | never blindly: the source is looked up first; after a temporary failure, source gone and target present with the source's size (and hash, if listed) is success, source still present means nothing happened and the move is tried again, anything else is the error |
-//! | `copy` | never blindly: after a temporary failure, a target matching the source's size (and hash, if both list one) is success; a missing or different target is copied again |
+//! it asks for longer (capped at [`MAX_RETRY_AFTER`]). What is repeated depends on the call
+//! (see [`Retrying`]).
 //!
 //! Place: outermost, above [`Throttled`](crate::Throttled), [`Limited`](crate::Limited) and
 //! [`Timeout`](crate::Timeout), so that every attempt is throttled and timed on its own.
@@ -41,8 +32,17 @@ use crate::retry::RetryPolicy;
 /// The longest `Retry-After` honoured; a server asking for more is waited on this long.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
-/// A remote whose calls are retried on temporary errors where that is safe (see the
-/// [module documentation](self) for what each call does).
+/// A remote whose calls are retried on temporary errors where that is safe:
+///
+/// | call | repeated |
+/// | --- | --- |
+/// | `stat`, `hash`, `mkdir`, `set_modtime`, `usage`, `cleanup` | yes: they are idempotent |
+/// | `list`, `list_recursive` | only while no entry has been yielded (then the caller sees the error) |
+/// | `read` | only before the first byte (a stream cut later is the engine's to retry) |
+/// | `remove_file`, `remove_dir`, `purge` | yes; "not found" on a retry means the first attempt took effect |
+/// | `write`, `write_from_file` | never: the body is a stream that cannot be replayed; the engine retries whole transfers |
+/// | `rename` | never blindly: the source is looked up first; after a temporary failure, source gone and target present with the source's size (and hash, if listed) is success, source still present means nothing happened and the move is tried again, anything else is the error |
+/// | `copy` | never blindly: after a temporary failure, a target matching the source's size (and hash, if both list one) is success; a missing or different target is copied again |
 ///
 /// ```
 /// use cloudsync_core::{memory, Retrying, RetryPolicy};
