@@ -7,6 +7,10 @@
 //!
 //! The trees are generated on the fly by a listing-only remote, so the figures measure the
 //! engine, not a filesystem. Memory should stay flat as the tree grows.
+//!
+//! `MARCH_LAYERS=none,default,all` also measures the wrappers the registry puts around a
+//! network remote: `default` is its stack with rclone's defaults (Retrying over Timeout),
+//! `all` adds Throttled (at a rate that never waits) and Limited (64 calls in flight).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -16,8 +20,8 @@ use cloudsync::deps::async_trait::async_trait;
 use cloudsync::deps::futures::StreamExt;
 use cloudsync::deps::time::OffsetDateTime;
 use cloudsync::{
-    ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, Remote, RemotePath, Result,
-    WriteMeta,
+    ByteStream, Capabilities, DEFAULT_TIMEOUT, Entry, EntryStream, Error, ErrorKind, Limited,
+    Remote, RemotePath, Result, RetryPolicy, Retrying, Throttled, Timeout, WriteMeta,
 };
 
 const FILES_PER_DIR: usize = 1000;
@@ -105,7 +109,20 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn run_one(files: usize) {
+/// `remote` inside the layers named by `layers`, innermost first as the registry stacks them.
+fn layered(remote: Arc<dyn Remote>, layers: &str, throttle: &Throttled) -> Arc<dyn Remote> {
+    if layers == "none" {
+        return remote;
+    }
+    let mut r = Timeout::wrap(remote, DEFAULT_TIMEOUT);
+    if layers == "all" {
+        r = Limited::wrap(r, 64);
+        r = throttle.wrap(r);
+    }
+    Retrying::wrap(r, RetryPolicy::default())
+}
+
+fn run_one(files: usize, layers: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,8 +130,9 @@ fn run_one(files: usize) {
     let before = peak_rss_kib();
     let start = Instant::now();
     let summary = rt.block_on(async {
-        let src: Arc<dyn Remote> = Arc::new(Generated::new("src", files));
-        let dst: Arc<dyn Remote> = Arc::new(Generated::new("dst", files));
+        let throttle = Throttled::new(1e9, 1_000_000).expect("a valid rate");
+        let src = layered(Arc::new(Generated::new("src", files)), layers, &throttle);
+        let dst = layered(Arc::new(Generated::new("dst", files)), layers, &throttle);
         let opts = cloudsync::ops::SyncOptions {
             dry_run: true,
             ..Default::default()
@@ -126,7 +144,7 @@ fn run_one(files: usize) {
     assert_eq!(summary.checked as usize, files, "every file compared");
     assert_eq!(summary.transferred, 0);
     println!(
-        "| {files} | {:.2} s | {:.2} M files/s | {} MiB | {} MiB |",
+        "| {files} | {layers} | {:.2} s | {:.2} M files/s | {} MiB | {} MiB |",
         elapsed.as_secs_f64(),
         files as f64 / elapsed.as_secs_f64() / 1e6,
         before / 1024,
@@ -141,7 +159,8 @@ fn main() {
             .get(pos + 1)
             .and_then(|v| v.parse().ok())
             .expect("--one N");
-        run_one(n);
+        let layers = args.get(pos + 2).map_or("none", String::as_str);
+        run_one(n, layers);
         return;
     }
     if args.iter().any(|a| a == "--list" || a == "--test") {
@@ -152,14 +171,21 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
+    let layers = std::env::var("MARCH_LAYERS").unwrap_or_else(|_| "none".into());
     let exe = std::env::current_exe().expect("current exe");
-    println!("| files | time | rate | RSS at start | peak RSS |");
-    println!("|---|---|---|---|---|");
+    println!("| files | layers | time | rate | RSS at start | peak RSS |");
+    println!("|---|---|---|---|---|---|");
     for n in sizes {
-        let status = std::process::Command::new(&exe)
-            .args(["--one", &n.to_string()])
-            .status()
-            .expect("spawn bench child");
-        assert!(status.success(), "march bench for {n} files failed");
+        for l in layers.split(',').map(str::trim) {
+            assert!(
+                matches!(l, "none" | "default" | "all"),
+                "MARCH_LAYERS: {l:?} is not none, default or all"
+            );
+            let status = std::process::Command::new(&exe)
+                .args(["--one", &n.to_string(), l])
+                .status()
+                .expect("spawn bench child");
+            assert!(status.success(), "march bench for {n} files failed");
+        }
     }
 }

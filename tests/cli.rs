@@ -93,6 +93,74 @@ fn usage_errors_exit_1() {
     );
 }
 
+/// The flags of the layers around network remotes: bad values are usage errors naming the flag
+/// and the value; good ones are accepted before or after the command, and a copy between two
+/// layered (memory) remotes still works with them.
+#[test]
+fn layer_flags() {
+    for (args, want) in [
+        (
+            vec!["--tpslimit", "fast"],
+            "error: invalid value 'fast' for '--tpslimit <N>': \"fast\" is not a number",
+        ),
+        (
+            vec!["--tpslimit=-2"],
+            "error: invalid value '-2' for '--tpslimit <N>'",
+        ),
+        (
+            vec!["--tpslimit-burst", "0"],
+            "error: invalid value '0' for '--tpslimit-burst <N>'",
+        ),
+        (
+            vec!["--timeout", "soon"],
+            "error: invalid value 'soon' for '--timeout <DURATION>': duration \"soon\"",
+        ),
+        (
+            vec!["--contimeout=-1s"],
+            "error: invalid value '-1s' for '--contimeout <DURATION>'",
+        ),
+        (
+            vec!["--retries-sleep", "1x"],
+            "error: invalid value '1x' for '--retries-sleep <DURATION>'",
+        ),
+    ] {
+        let mut argv = vec!["copy", "memory://a", "memory://b"];
+        argv.extend(args);
+        let o = cs(&argv);
+        o.expect(1);
+        assert!(o.stderr.starts_with(want), "{argv:?}: {}", o.stderr);
+    }
+    cs(&[
+        "--tpslimit",
+        "50",
+        "--tpslimit-burst",
+        "4",
+        "--timeout",
+        "10s",
+        "--contimeout",
+        "5s",
+        "ls",
+        "memory://empty",
+    ])
+    .expect(0);
+    let t = tempfile::tempdir().unwrap();
+    sample(t.path());
+    cs(&[
+        "copy",
+        s(t.path()),
+        "memory://m",
+        "--tpslimit",
+        "1000",
+        "--retries-sleep",
+        "1s",
+        "--low-level-retries",
+        "2",
+        "--timeout",
+        "0",
+    ])
+    .expect(0);
+}
+
 #[test]
 fn ls_formats_like_lsf() {
     let t = tempfile::tempdir().unwrap();

@@ -15,12 +15,12 @@ use serde_json::Value;
 
 use crate::bwlimit::BandwidthLimiter;
 use crate::error::{Error, ErrorKind, Result};
+use crate::layers::{LayerOptions, Stack};
 use crate::objstore::{memory, memory_named_at};
 use crate::path::RemotePath;
 use crate::prefix::Prefix;
 use crate::remote::Remote;
 use crate::secret::{REDACTED, redact_location};
-use crate::timeout::Timeout;
 
 /// Builds remotes of one backend type from configuration.
 ///
@@ -258,8 +258,8 @@ pub struct Registry {
     /// Named remotes opened so far: `nas:a` and `nas:b` share one connection pool, and the
     /// engine can copy and move between them on the server.
     opened: Arc<std::sync::Mutex<HashMap<String, Arc<dyn Remote>>>>,
-    /// The idle limit every network remote it opens is wrapped in ([`Timeout`]).
-    timeout: Option<Duration>,
+    /// The layers every network remote it opens is wrapped in ([`LayerOptions`]).
+    layers: Stack,
     /// The bandwidth buckets shared by every remote it opens ([`BandwidthLimiter`]).
     bwlimit: Option<BandwidthLimiter>,
 }
@@ -288,7 +288,7 @@ impl Registry {
             by_type: HashMap::new(),
             by_scheme: HashMap::new(),
             opened: Arc::default(),
-            timeout: Some(DEFAULT_TIMEOUT),
+            layers: Stack::default(),
             bwlimit: None,
         };
         r.register(Arc::new(MemoryFactory));
@@ -299,22 +299,35 @@ impl Registry {
     /// [`DEFAULT_TIMEOUT`]; `None`: wait for ever). A call that makes no progress for that long
     /// fails with a temporary error instead of holding the run.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> &mut Self {
-        self.timeout = timeout;
+        self.layers.opts.timeout = timeout;
         self
     }
 
+    /// Sets the layers of the remotes opened from now on (retries, throttle, limit, timeout;
+    /// see [`LayerOptions`]). A rate limit that is not a positive number is
+    /// [`ErrorKind::ConfigInvalid`].
+    pub fn set_layers(&mut self, opts: LayerOptions) -> Result<&mut Self> {
+        self.layers = Stack::new(opts)?;
+        Ok(self)
+    }
+
+    /// The layers of the remotes opened from now on.
+    pub fn layers(&self) -> &LayerOptions {
+        &self.layers.opts
+    }
+
     /// Wraps a freshly opened remote in the registry's layers. Local directories are left
-    /// bare: the kernel answers or fails, and the per-call timer would cost on every file.
+    /// bare: the kernel answers or fails, and the per-call layers would cost on every file.
     fn layered(&self, remote: Arc<dyn Remote>) -> Arc<dyn Remote> {
         let local = remote.local_path(&RemotePath::root()).is_some();
-        let remote = match self.timeout {
-            Some(t) if !local => Timeout::wrap(remote, t),
-            _ => remote,
-        };
-        match &self.bwlimit {
+        let remote = match &self.bwlimit {
             Some(l) if !l.is_off() && (!local || l.is_symmetric()) => l.wrap(remote),
             _ => remote,
+        };
+        if local {
+            return remote;
         }
+        self.layers.apply(remote)
     }
 
     /// Limits the bandwidth of the remotes opened from now on (`--bwlimit`, `--bwlimit-file`),
@@ -647,6 +660,39 @@ mod tests {
             .unwrap();
         let b = r.open_url("memory://shared-test").await.unwrap();
         assert_eq!(b.stat(&p).await.unwrap().size, 1);
+    }
+
+    /// The registry wraps what it opens in its layers: `--tpslimit 2` is shared by every
+    /// remote; `set_timeout` keeps working next to `set_layers`; a bad rate is refused.
+    #[tokio::test(start_paused = true)]
+    async fn layers_are_applied_to_opened_remotes() {
+        let mut r = Registry::new();
+        let opts = LayerOptions {
+            tps_limit: Some(2.0),
+            ..Default::default()
+        };
+        r.set_layers(opts).unwrap();
+        r.set_timeout(Some(Duration::from_secs(7)));
+        assert_eq!(r.layers().timeout, Some(Duration::from_secs(7)));
+        assert_eq!(r.layers().tps_limit, Some(2.0));
+        let a = r.open_url("memory://layers-a").await.unwrap();
+        let b = r.open_url("memory://layers-b").await.unwrap();
+        let d = RemotePath::new("d").unwrap();
+        let t0 = tokio::time::Instant::now();
+        for remote in [&a, &b, &a, &b, &a] {
+            remote.mkdir(&d).await.unwrap();
+        }
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_secs(2),
+            "one call every 1/2 s, shared"
+        );
+        let bad = LayerOptions {
+            tps_limit: Some(-1.0),
+            ..Default::default()
+        };
+        let e = r.set_layers(bad).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
     }
 
     #[tokio::test]

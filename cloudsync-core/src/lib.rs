@@ -27,6 +27,7 @@ mod hash;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod ingest;
+mod layers;
 mod location;
 mod objstore;
 pub mod ops;
@@ -57,6 +58,7 @@ pub use filter::{
     AgeLimit, FilterBuilder, FilterSet, RuleKind, parse_age, parse_duration, parse_size,
 };
 pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher};
+pub use layers::{LayerOptions, Limited, MAX_RETRY_AFTER, Retrying, Throttled};
 pub use location::Location;
 pub use objstore::{ObjectStoreRemote, memory, memory_named};
 pub use path::RemotePath;

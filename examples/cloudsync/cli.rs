@@ -54,6 +54,29 @@ pub struct GlobalArgs {
     /// Bandwidth limit of each file, same syntax as --bwlimit
     #[arg(long, global = true, value_parser = bwlimit, value_name = "BWTIMETABLE")]
     pub bwlimit_file: Option<BwTimetable>,
+    #[command(flatten)]
+    pub layers: LayerArgs,
+}
+
+/// How every network remote is called (rclone's flags; local folders are not affected).
+#[derive(Debug, Args)]
+pub struct LayerArgs {
+    /// Make at most N calls per second to the servers, over the whole run (0 = no limit)
+    #[arg(long, global = true, value_parser = tps, default_value = "0", value_name = "N")]
+    pub tpslimit: f64,
+    /// Calls allowed at once after a quiet spell under --tpslimit
+    #[arg(long, global = true, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub tpslimit_burst: u32,
+    /// Fail a call that makes no progress for this long, as a temporary error (0 = never)
+    #[arg(long, global = true, value_parser = duration, default_value = "5m",
+          value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Connect timeout: accepted for rclone compatibility; each backend's own connect timeout
+    /// applies (and a connection that stalls is caught by --timeout)
+    #[arg(long, global = true, value_parser = duration, default_value = "1m",
+          value_name = "DURATION")]
+    pub contimeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +141,9 @@ pub struct Transfer {
     /// Attempts of the whole operation (later attempts redo only what failed)
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub retries: u32,
+    /// Wait this long before each attempt after the first (at least as long as a server asked)
+    #[arg(long, value_parser = duration, default_value = "0", value_name = "DURATION")]
+    pub retries_sleep: Duration,
     /// Retries of one failing request or transfer
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub low_level_retries: u32,
@@ -514,6 +540,15 @@ fn depth(s: &str) -> Result<Depth, String> {
 
 fn size(s: &str) -> Result<Size, String> {
     parse_size(s).map(Size).map_err(|e| e.message().to_owned())
+}
+
+fn tps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a number of calls per second (0 or more)"
+        )),
+    }
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

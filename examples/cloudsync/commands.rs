@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use cloudsync::ops::{self, CheckOptions, CompareOptions, DeleteOptions, SyncOptions};
 use cloudsync::queue::{CompareSpec, FilterSpec, SavedReport};
-use cloudsync::{CheckReport, EntryKind, FilterSet, Remote, RemotePath, Summary, deps::serde_json};
+use cloudsync::{
+    CheckReport, EntryKind, FilterSet, LayerOptions, Remote, RemotePath, RetryPolicy, Summary,
+    deps::serde_json,
+};
 use futures::TryStreamExt;
 
 use crate::cli::{
@@ -23,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
     let (path, explicit) = config_path(g.config.as_deref());
     let mut registry = cloudsync::registry();
     registry.set_bwlimit(crate::limits::bandwidth(g));
+    registry.set_layers(layer_options(g, &cli.command))?;
     let opener = Opener {
         registry,
         config: load_config(&path, explicit)?,
@@ -53,6 +57,27 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Ingest(c) => crate::ingest::ingest(&opener, g, c).await,
         Command::Report(ReportCmd::Show(c)) => crate::reports::show(g, c).await,
         Command::Report(ReportCmd::Resync(c)) => crate::reports::resync(&opener, g, c).await,
+    }
+}
+
+/// The layers around every network remote: the global flags, and `--low-level-retries` of
+/// copy, sync and move.
+fn layer_options(g: &GlobalArgs, command: &Command) -> LayerOptions {
+    let l = &g.layers;
+    let defaults = LayerOptions::default();
+    let max_retries = match command {
+        Command::Copy(t) | Command::Sync(t) | Command::Move(t) => t.low_level_retries,
+        _ => defaults.retry.max_retries,
+    };
+    LayerOptions {
+        timeout: Some(l.timeout).filter(|d| !d.is_zero()),
+        retry: RetryPolicy {
+            max_retries,
+            ..defaults.retry
+        },
+        tps_limit: Some(l.tpslimit).filter(|n| *n > 0.0),
+        tps_burst: l.tpslimit_burst,
+        ..defaults
     }
 }
 
@@ -111,6 +136,7 @@ async fn transfer(opener: &Opener, g: &GlobalArgs, mode: Mode, t: Transfer) -> R
         transfers: t.transfers.max(1),
         checkers: t.checkers.max(1),
         retries: t.retries.max(1),
+        retries_sleep: t.retries_sleep,
         low_level_retries: t.low_level_retries,
         max_delete: t.max_delete,
         leftover_age: Some(t.leftover_age).filter(|d| !d.is_zero()),

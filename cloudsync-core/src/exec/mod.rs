@@ -8,7 +8,7 @@ pub(crate) mod verify;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
@@ -30,6 +30,8 @@ use transfer::{ServerSide, Transferer};
 struct Failure {
     record: ErrorRecord,
     retry: Option<Seed>,
+    /// How long the server asked us to wait.
+    retry_after: Option<std::time::Duration>,
 }
 
 /// Runs copy, sync and move between two remotes.
@@ -177,6 +179,12 @@ impl Engine {
             }
             attempt += 1;
             self.summary.retries += 1;
+            let wait = retry
+                .iter()
+                .filter_map(|f| f.retry_after)
+                .max()
+                .map_or(Duration::ZERO, |d| d.min(crate::MAX_RETRY_AFTER))
+                .max(self.opts.retries_sleep);
             let seeds: Vec<Seed> = retry.into_iter().filter_map(|f| f.retry).collect();
             // What is walked again is decided again: earlier decisions below it are stale.
             for seed in &seeds {
@@ -187,7 +195,10 @@ impl Engine {
                 }
             }
             self.deletes.next_pass();
-            tracing::info!(count = seeds.len(), attempt, "retrying what failed");
+            tracing::info!(count = seeds.len(), attempt, ?wait, "retrying what failed");
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             self.pass(seeds).await;
         }
         self.finish_deletes().await;
@@ -225,7 +236,11 @@ impl Engine {
             .entry(path.clone())
             .or_insert_with(|| ErrorRecord::new(path, error))
             .clone();
-        self.failures.push(Failure { record, retry });
+        self.failures.push(Failure {
+            record,
+            retry,
+            retry_after: error.retry_after(),
+        });
     }
 
     /// One march over `seeds`, executing (or collecting) what it finds.

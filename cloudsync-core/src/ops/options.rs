@@ -51,6 +51,10 @@ pub struct SyncOptions {
     /// Attempts of the whole operation; later attempts redo only what failed (`--retries`,
     /// default 3).
     pub retries: u32,
+    /// Wait before each retry of the whole operation (`--retries-sleep`, default 0); the
+    /// engine waits at least as long as the longest `Retry-After` among the failures it
+    /// retries (capped at [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER)).
+    pub retries_sleep: Duration,
     /// Retries of one failing transfer or request (`--low-level-retries`, default 10).
     pub low_level_retries: u32,
     /// First backoff between low-level retries (grows exponentially, with jitter).
@@ -128,6 +132,7 @@ impl Default for SyncOptions {
             transfers: 4,
             checkers: 8,
             retries: 3,
+            retries_sleep: Duration::ZERO,
             low_level_retries: 10,
             retry_backoff: Duration::from_millis(200),
             max_delete: None,
@@ -154,6 +159,7 @@ impl fmt::Debug for SyncOptions {
             .field("transfers", &self.transfers)
             .field("checkers", &self.checkers)
             .field("retries", &self.retries)
+            .field("retries_sleep", &self.retries_sleep)
             .field("low_level_retries", &self.low_level_retries)
             .field("max_delete", &self.max_delete)
             .field("backup_dir", &self.backup_dir)

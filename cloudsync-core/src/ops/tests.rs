@@ -269,6 +269,44 @@ async fn retries_converge_and_only_redo_failures() {
     );
 }
 
+/// Before a whole-pass retry the engine waits `retries_sleep`, and at least the longest
+/// Retry-After among the failures it retries.
+#[tokio::test(start_paused = true)]
+async fn pass_retries_wait_for_retries_sleep_and_retry_after() {
+    use crate::testkit::{Chaos, Fault, FaultPlan, Op, Rule};
+    use tokio::time::Instant;
+    for (sleep, retry_after, want) in [(7, None, 7), (7, Some(20), 20), (30, Some(20), 30)] {
+        let (src, dst) = (fs("memfs://src"), fs("memfs://dst"));
+        put(&src, "f", "content", 0).await;
+        let fault = match retry_after {
+            Some(s) => Fault::RateLimited {
+                retry_after: Duration::from_secs(s),
+            },
+            None => Fault::Fail(ErrorKind::Transient),
+        };
+        let rule = Rule {
+            op: Op::Write,
+            path: Some(p("f")),
+            skip: 0,
+            times: 1,
+            fault,
+        };
+        let dst: Arc<dyn Remote> = Arc::new(Chaos::new(dst, FaultPlan { rules: vec![rule] }));
+        let mut o = fast();
+        o.low_level_retries = 0;
+        o.retries_sleep = Duration::from_secs(sleep);
+        let t0 = Instant::now();
+        let s = copy(&src, &dst, &o).await.unwrap();
+        assert!(s.is_ok(), "{:?}", s.errors);
+        assert_eq!(s.retries, 1);
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_secs(want) && waited < Duration::from_secs(want + 1),
+            "sleep {sleep}, retry-after {retry_after:?}: waited {waited:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn low_level_retries_absorb_transient_failures() {
     let (src, dst) = (fs("memfs://src"), fs("memfs://dst"));

@@ -130,6 +130,12 @@ pub enum Fault {
     LostResponse(ErrorKind),
     /// The call never answers.
     Hang,
+    /// The call fails before doing anything with [`ErrorKind::RateLimited`] asking to wait
+    /// `retry_after` (a 429 or 503 with a `Retry-After` header).
+    RateLimited {
+        /// The wait the server asks for.
+        retry_after: std::time::Duration,
+    },
     /// The world changes right before the call, which then runs normally.
     Mutate(Mutation),
 }
@@ -406,6 +412,11 @@ impl Chaos {
     fn error(kind: ErrorKind, op: Op, path: &RemotePath) -> Error {
         Error::new(kind, format!("injected {op:?} fault")).with_path(path)
     }
+
+    fn slow_down(retry_after: std::time::Duration, op: Op, path: &RemotePath) -> Error {
+        Error::rate_limited(format!("injected {op:?} rate limit"), Some(retry_after))
+            .with_path(path)
+    }
 }
 
 /// Passes `after` items, then `err` instead of the rest.
@@ -452,6 +463,9 @@ macro_rules! plain {
         match $self.hit($op, $path).await? {
             None => $call.await,
             Some(Fault::Hang) => futures::future::pending().await,
+            Some(Fault::RateLimited { retry_after }) => {
+                Err(Chaos::slow_down(retry_after, $op, $path))
+            }
             Some(Fault::LostResponse(kind)) => {
                 let _ = $call.await;
                 Err(Chaos::error(kind, $op, $path))
@@ -497,6 +511,9 @@ impl Remote for Chaos {
                     .boxed())
             }
             Some(Fault::Hang) => futures::future::pending().await,
+            Some(Fault::RateLimited { retry_after }) => {
+                Err(Chaos::slow_down(retry_after, Op::List, dir))
+            }
             Some(Fault::Fail(kind)) | Some(Fault::LostResponse(kind)) => {
                 Err(Chaos::error(kind, Op::List, dir))
             }
@@ -513,6 +530,9 @@ impl Remote for Chaos {
                 Ok(cut_bytes(s, after, Chaos::error(kind, Op::Read, path)))
             }
             Some(Fault::Hang) => futures::future::pending().await,
+            Some(Fault::RateLimited { retry_after }) => {
+                Err(Chaos::slow_down(retry_after, Op::Read, path))
+            }
             Some(Fault::Fail(kind)) | Some(Fault::LostResponse(kind)) => {
                 Err(Chaos::error(kind, Op::Read, path))
             }
@@ -531,6 +551,9 @@ impl Remote for Chaos {
                 Err(Chaos::error(kind, Op::Write, path))
             }
             Some(Fault::Fail(kind)) => Err(Chaos::error(kind, Op::Write, path)),
+            Some(Fault::RateLimited { retry_after }) => {
+                Err(Chaos::slow_down(retry_after, Op::Write, path))
+            }
             _ => self.inner.write(path, body, meta).await,
         }
     }

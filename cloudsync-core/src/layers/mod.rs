@@ -1,0 +1,27 @@
+//! Wrappers that add one cross-cutting behaviour to any [`Remote`](crate::Remote), and the
+//! stack the [`Registry`](crate::Registry) builds from them.
+//!
+//! From the caller down to the backend, a network remote opened by the registry is
+//!
+//! ```text
+//! Retrying  ->  Throttled  ->  Limited  ->  Timeout  ->  backend
+//! ```
+//!
+//! - [`Retrying`] repeats a call that failed temporarily, so each retry passes the throttle
+//!   again and gets a fresh timeout;
+//! - [`Throttled`] spaces calls out (`--tpslimit`); waiting for a token is not counted by the
+//!   timeout;
+//! - [`Limited`] bounds the calls in flight; waiting for a slot is not counted either;
+//! - [`Timeout`](crate::Timeout) turns silence into a temporary error.
+
+mod gate;
+mod retrying;
+mod stack;
+
+pub use gate::{Limited, Throttled};
+pub use retrying::{MAX_RETRY_AFTER, Retrying};
+pub use stack::LayerOptions;
+pub(crate) use stack::Stack;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,307 @@
+//! The layers against [`MemFs`] through [`Chaos`], on tokio's paused clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use tokio::time::Instant;
+
+use super::*;
+use crate::error::ErrorKind;
+use crate::path::RemotePath;
+use crate::remote::Remote;
+use crate::retry::RetryPolicy;
+use crate::testkit::{Chaos, Fault, FaultPlan, MemFs, Op, Rule, put_text, text_tree};
+
+fn p(s: &str) -> RemotePath {
+    RemotePath::new(s).unwrap()
+}
+
+fn rule(op: Op, path: &str, fault: Fault) -> Rule {
+    Rule {
+        op,
+        path: Some(p(path)),
+        skip: 0,
+        times: 1,
+        fault,
+    }
+}
+
+/// A MemFs holding `d/x` and `d/y`, behind `rules`, behind [`Retrying`].
+async fn setup(rules: Vec<Rule>) -> (Arc<dyn Remote>, Chaos, Arc<dyn Remote>) {
+    let mem: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://a"));
+    put_text(&mem, "d/x", "hello", None).await;
+    put_text(&mem, "d/y", "world!", None).await;
+    let chaos = Chaos::new(mem.clone(), FaultPlan { rules });
+    let policy = RetryPolicy {
+        max_retries: 5,
+        base: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(10),
+        ..Default::default()
+    };
+    let retrying = Retrying::wrap(Arc::new(chaos.clone()), policy);
+    (retrying, chaos, mem)
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn slow_down() -> Fault {
+    Fault::RateLimited { retry_after: WAIT }
+}
+
+/// 429/503 with Retry-After on list, stat, remove and read: each call succeeds after the wait
+/// the server asked for (and not much longer).
+#[tokio::test(start_paused = true)]
+async fn rate_limited_calls_are_retried_after_the_wait() {
+    let (r, chaos, mem) = setup(vec![
+        rule(Op::List, "d", slow_down()),
+        rule(Op::Stat, "d/x", slow_down()),
+        rule(Op::Read, "d/x", slow_down()),
+        rule(Op::RemoveFile, "d/y", slow_down()),
+    ])
+    .await;
+    let waited = |t0: Instant| {
+        let e = t0.elapsed();
+        assert!(
+            e >= WAIT && e < WAIT + Duration::from_secs(1),
+            "waited {e:?}"
+        );
+    };
+
+    let t0 = Instant::now();
+    let names: Vec<String> = r
+        .list(&p("d"))
+        .await
+        .unwrap()
+        .map_ok(|e| e.name().to_owned())
+        .try_collect()
+        .await
+        .unwrap();
+    waited(t0);
+    assert_eq!(names.len(), 2);
+
+    let t0 = Instant::now();
+    assert_eq!(r.stat(&p("d/x")).await.unwrap().size, 5);
+    waited(t0);
+
+    let t0 = Instant::now();
+    let body = crate::collect_bytes(r.read(&p("d/x"), None).await.unwrap()).await;
+    assert_eq!(&body.unwrap()[..], b"hello");
+    waited(t0);
+
+    let t0 = Instant::now();
+    r.remove_file(&p("d/y")).await.unwrap();
+    waited(t0);
+    assert!(!text_tree(&mem).await.contains_key("d/y"));
+    assert_eq!(chaos.fired().len(), 4, "{:?}", chaos.fired());
+}
+
+/// A Retry-After beyond the cap is waited on for the cap only.
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_capped() {
+    let huge = Fault::RateLimited {
+        retry_after: Duration::from_secs(86_400),
+    };
+    let (r, _chaos, _) = setup(vec![rule(Op::Stat, "d/x", huge)]).await;
+    let t0 = Instant::now();
+    r.stat(&p("d/x")).await.unwrap();
+    let e = t0.elapsed();
+    assert!(
+        e >= MAX_RETRY_AFTER && e < MAX_RETRY_AFTER + Duration::from_secs(1),
+        "{e:?}"
+    );
+}
+
+/// A permanent error is returned at once, after one call.
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_are_not_retried() {
+    let (r, chaos, _) = setup(vec![
+        rule(Op::Stat, "d/x", Fault::Fail(ErrorKind::PermissionDenied)),
+        rule(Op::Mkdir, "e", Fault::Fail(ErrorKind::Io)),
+    ])
+    .await;
+    let t0 = Instant::now();
+    let e = r.stat(&p("d/x")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    let e = r.mkdir(&p("e")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io);
+    assert_eq!(t0.elapsed(), Duration::ZERO, "no backoff either");
+    assert_eq!(chaos.fired().len(), 2);
+    // Each rule fired once: the next calls go through, so the failures were not retried away.
+    r.stat(&p("d/x")).await.unwrap();
+}
+
+/// A rename whose response was lost took effect: it is not repeated (a second call would hit
+/// the `PermissionDenied` rule) and reports success with the target's entry.
+#[tokio::test(start_paused = true)]
+async fn lost_rename_is_not_repeated_and_succeeds() {
+    let (r, chaos, mem) = setup(vec![
+        rule(Op::Rename, "d/z", Fault::LostResponse(ErrorKind::Transient)),
+        rule(Op::Rename, "d/z", Fault::Fail(ErrorKind::PermissionDenied)),
+    ])
+    .await;
+    let e = r.rename(&p("d/x"), &p("d/z")).await.unwrap();
+    assert_eq!((e.path.as_str(), e.size), ("d/z", 5));
+    assert_eq!(chaos.fired().len(), 1, "{:?}", chaos.fired());
+    let tree = text_tree(&mem).await;
+    assert_eq!(tree.get("d/z").map(String::as_str), Some("hello"));
+    assert!(!tree.contains_key("d/x"));
+}
+
+/// A rename that failed before taking effect (the source is still there) is tried again.
+#[tokio::test(start_paused = true)]
+async fn failed_rename_without_effect_is_tried_again() {
+    let (r, chaos, mem) = setup(vec![rule(
+        Op::Rename,
+        "d/z",
+        Fault::Fail(ErrorKind::Transient),
+    )])
+    .await;
+    r.rename(&p("d/x"), &p("d/z")).await.unwrap();
+    assert_eq!(chaos.fired().len(), 1);
+    assert!(text_tree(&mem).await.contains_key("d/z"));
+}
+
+/// After a lost rename response, a source gone without the target in sight is not taken for
+/// success: the temporary error is reported (and the move not repeated).
+#[tokio::test(start_paused = true)]
+async fn rename_with_unclear_outcome_reports_the_error() {
+    let (r, chaos, _) = setup(vec![
+        rule(Op::Rename, "d/z", Fault::LostResponse(ErrorKind::Transient)),
+        rule(Op::Stat, "d/z", Fault::Fail(ErrorKind::NotFound)),
+    ])
+    .await;
+    let e = r.rename(&p("d/x"), &p("d/z")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient);
+    assert_eq!(chaos.fired().len(), 2, "{:?}", chaos.fired());
+}
+
+/// A removal whose response was lost finds "not found" on the retry: done.
+#[tokio::test(start_paused = true)]
+async fn lost_remove_counts_as_done() {
+    let (r, chaos, mem) = setup(vec![rule(
+        Op::RemoveFile,
+        "d/x",
+        Fault::LostResponse(ErrorKind::Transient),
+    )])
+    .await;
+    r.remove_file(&p("d/x")).await.unwrap();
+    assert_eq!(chaos.fired().len(), 1);
+    assert!(!text_tree(&mem).await.contains_key("d/x"));
+    // A first attempt that finds nothing is still an error.
+    let e = r.remove_file(&p("d/x")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+/// A server-side copy whose response was lost is not repeated (a second call would fail).
+#[tokio::test(start_paused = true)]
+async fn lost_copy_is_not_repeated() {
+    let (r, chaos, mem) = setup(vec![
+        rule(Op::Copy, "d/c", Fault::LostResponse(ErrorKind::Transient)),
+        rule(Op::Copy, "d/c", Fault::Fail(ErrorKind::PermissionDenied)),
+    ])
+    .await;
+    let e = r.copy(&p("d/y"), &p("d/c")).await.unwrap();
+    assert_eq!(e.size, 6);
+    assert_eq!(chaos.fired().len(), 1);
+    assert_eq!(text_tree(&mem).await["d/c"], "world!");
+}
+
+/// A listing is started again only while it has yielded nothing.
+#[tokio::test(start_paused = true)]
+async fn listing_restarts_only_before_the_first_entry() {
+    let breaks = |after| Fault::ListBreaks {
+        after,
+        kind: ErrorKind::Transient,
+    };
+    let (r, _chaos, _) = setup(vec![rule(Op::List, "d", breaks(0))]).await;
+    let all: Vec<_> = r.list(&p("d")).await.unwrap().collect().await;
+    assert!(all.iter().all(Result::is_ok) && all.len() == 2, "{all:?}");
+
+    let (r, _chaos, _) = setup(vec![rule(Op::List, "d", breaks(1))]).await;
+    let all: Vec<_> = r.list(&p("d")).await.unwrap().collect().await;
+    assert_eq!(all.len(), 2, "one entry, then the error: {all:?}");
+    assert!(all[0].is_ok() && all[1].is_err());
+}
+
+/// Writes are never repeated: the body stream cannot be replayed.
+#[tokio::test(start_paused = true)]
+async fn writes_are_not_retried() {
+    let (r, chaos, _) = setup(vec![rule(
+        Op::Write,
+        "d/w",
+        Fault::Fail(ErrorKind::Transient),
+    )])
+    .await;
+    let e = r
+        .write(&p("d/w"), crate::bytes_stream("abc"), Default::default())
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable());
+    assert_eq!(chaos.fired().len(), 1);
+}
+
+/// `--tpslimit 2`: after the first call, one call every half second.
+#[tokio::test(start_paused = true)]
+async fn throttle_spaces_calls() {
+    let mem: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://t"));
+    put_text(&mem, "x", "1", None).await;
+    let r = Throttled::new(2.0, 1).unwrap().wrap(mem);
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        r.stat(&p("x")).await.unwrap();
+    }
+    assert_eq!(t0.elapsed(), Duration::from_secs(2));
+}
+
+/// `--tpslimit-burst 3`: three calls at once after a quiet spell, then the rate; two remotes
+/// wrapped by one `Throttled` share it.
+#[tokio::test(start_paused = true)]
+async fn throttle_burst_is_shared() {
+    let a: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://a"));
+    let b: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://b"));
+    put_text(&a, "x", "1", None).await;
+    put_text(&b, "x", "1", None).await;
+    let t = Throttled::new(1.0, 3).unwrap();
+    let (a, b) = (t.wrap(a), t.wrap(b));
+    let t0 = Instant::now();
+    for r in [&a, &b, &a] {
+        r.stat(&p("x")).await.unwrap();
+    }
+    assert_eq!(t0.elapsed(), Duration::ZERO, "the burst");
+    b.stat(&p("x")).await.unwrap();
+    assert_eq!(t0.elapsed(), Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let t1 = Instant::now();
+    for r in [&a, &b, &a] {
+        r.stat(&p("x")).await.unwrap();
+    }
+    assert_eq!(
+        t1.elapsed(),
+        Duration::ZERO,
+        "refilled, up to the burst only"
+    );
+    a.stat(&p("x")).await.unwrap();
+    assert_eq!(t1.elapsed(), Duration::from_secs(1));
+    assert!(Throttled::new(f64::NAN, 1).is_err() && Throttled::new(-1.0, 1).is_err());
+}
+
+/// Two slots: two open downloads hold them, a third call waits until one is dropped.
+#[tokio::test(start_paused = true)]
+async fn limit_bounds_calls_in_flight() {
+    let mem: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://l"));
+    put_text(&mem, "x", "1", None).await;
+    let r = Limited::wrap(mem, 2);
+    let first = r.read(&p("x"), None).await.unwrap();
+    let second = r.read(&p("x"), None).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(60), r.stat(&p("x"))).await;
+    assert!(waited.is_err(), "a third call waits for a slot");
+    drop(first);
+    r.stat(&p("x")).await.unwrap();
+    // A stream read to its end gives its slot back before it is dropped.
+    let mut second = second;
+    while second.next().await.is_some() {}
+    let _third = r.read(&p("x"), None).await.unwrap();
+    r.stat(&p("x")).await.unwrap();
+    drop(second);
+}
