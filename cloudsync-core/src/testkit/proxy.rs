@@ -9,7 +9,7 @@
 //!   abruptly (`SO_LINGER` 0, so each peer sees a TCP reset);
 //! - **stall**: after a random number of bytes in one direction, that direction stops moving;
 //!   the connection is reset once [`ProxyOptions::stall_for`] has passed (so a client without
-//!   a timeout is not stuck for ever), or resumes if the proxy is made calm meanwhile;
+//!   a timeout is not stuck for ever), or at once if the proxy is made calm meanwhile;
 //! - **cut** (only with [`ProxyOptions::cut_share`], default none): after a random number of
 //!   bytes in one direction, both sides are closed cleanly (FIN), as a middlebox that gives up
 //!   on a connection may do. To a protocol that marks the end of data by closing the
@@ -290,7 +290,7 @@ impl ChaosProxy {
         self.shared.opts().seed
     }
 
-    /// Calm (`true`): no new faults, armed faults do not fire and stalled connections resume.
+    /// Calm (`true`): no new faults, armed faults do not fire and stalled connections are reset.
     /// `false`: faults again, at the configured rate.
     pub fn set_calm(&self, calm: bool) {
         self.shared.calm.send_replace(calm);
@@ -513,7 +513,13 @@ async fn pump(
                                     conn.abort();
                                     return;
                                 }
-                                _ = calm.wait_for(|c| *c) => {}
+                                // A stalled connection stays broken once calm: resuming it
+                                // would let a request of the faulty pass finish on the server
+                                // after the calm pass looked (a late upload's temp file).
+                                _ = calm.wait_for(|c| *c) => {
+                                    conn.abort();
+                                    return;
+                                }
                             }
                         }
                     }
