@@ -478,7 +478,6 @@ async fn pump(
                 chunk.extend_from_slice(&out);
             }
         }
-        let mut start = 0usize;
         if let Some(f) = fault {
             let due = f.after.saturating_sub(done);
             if due < chunk.len() as u64 {
@@ -490,8 +489,7 @@ async fn pump(
                         return;
                     }
                     counter.fetch_add(cut as u64, Ordering::SeqCst);
-                    done += cut as u64;
-                    start = cut;
+                    // Every fault ends this direction: nothing after the offset goes through.
                     match f.kind {
                         FaultKind::Reset => {
                             shared.resets.fetch_add(1, Ordering::SeqCst);
@@ -526,7 +524,7 @@ async fn pump(
                 }
             }
         }
-        let rest = &chunk[start..];
+        let rest = &chunk[..];
         if write(to, rest, conn).await.is_err() {
             return;
         }
