@@ -103,7 +103,15 @@ pub trait Remote: Send + Sync + Debug {
 
     /// Lists one directory level. Entry paths are full paths from the root.
     ///
-    /// A missing directory is [`ErrorKind::NotFound`]. Order is unspecified.
+    /// A missing directory is [`ErrorKind::NotFound`] — and only a directory known to be absent:
+    /// a folder the server refuses is an error of another kind. Order is unspecified.
+    ///
+    /// The engine reads the stream strictly: an `Err` item of kind [`ErrorKind::InvalidInput`] is
+    /// one entry that cannot be represented (a name with `..`, NUL, an encoded `/`), reported,
+    /// and the rest of the listing stands; any other `Err` item means the listing is incomplete,
+    /// and nothing in the directory is decided (no deletion, no replacement). An entry the
+    /// backend cannot describe must be such an error, never skipped in silence. Our temporary
+    /// upload files ([`is_temp_name`](crate::is_temp_name)) are listed like any file.
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream>;
 
     /// Metadata of one file or directory; [`ErrorKind::NotFound`] when absent.
