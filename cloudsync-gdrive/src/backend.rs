@@ -184,7 +184,7 @@ impl Remote for GdriveBackend {
             return Ok(Entry::dir(RemotePath::root()));
         }
         match self.core.lookup(path).await {
-            Ok(Some(f)) => Ok(f.entry(path.clone())),
+            Ok(Some(f)) => f.entry(path.clone()),
             Ok(None) => Err(self.ctx(
                 Error::new(ErrorKind::NotFound, "no such file or directory"),
                 "stat",
@@ -242,7 +242,7 @@ impl Remote for GdriveBackend {
             .await
             .map_err(|e| self.ctx(e, "copy", from))?;
         self.drop_replaced(old, "copy", to).await?;
-        Ok(f.entry(to.clone()))
+        f.entry(to.clone())
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
@@ -262,7 +262,7 @@ impl Remote for GdriveBackend {
             })?;
         let (pid, old) = self.target(to, "rename").await?;
         if old.as_deref() == Some(src.id.as_str()) {
-            return Ok(src.entry(to.clone()));
+            return src.entry(to.clone());
         }
         let parents = (pid != old_pid).then_some((pid.as_str(), old_pid.as_str()));
         let f = self
@@ -276,7 +276,7 @@ impl Remote for GdriveBackend {
             .await
             .map_err(|e| self.ctx(e, "rename", from))?;
         self.drop_replaced(old, "rename", to).await?;
-        Ok(f.entry(to.clone()))
+        f.entry(to.clone())
     }
 
     async fn set_modtime(&self, path: &RemotePath, modtime: OffsetDateTime) -> Result<()> {

@@ -70,17 +70,27 @@ impl DriveFile {
     }
 
     /// The entry for this file at `path`.
-    pub(crate) fn entry(&self, path: RemotePath) -> Entry {
+    pub(crate) fn entry(&self, path: RemotePath) -> Result<Entry> {
         if self.is_folder() {
             let mut e = Entry::dir(path);
             e.id = Some(self.id.clone());
-            return e;
+            return Ok(e);
         }
-        let size = self
-            .size
-            .as_deref()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        // A size the service sent but we cannot read makes the file undescribable: an error,
+        // never a 0-byte file (which a sync would "fix" by overwriting, or compare wrongly).
+        let size = match self.size.as_deref() {
+            None => 0,
+            Some(s) => s.parse().map_err(|_| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "the service gave the size {:?}, which is not a size",
+                        cut(s)
+                    ),
+                )
+                .with_path(&path)
+            })?,
+        };
         let mut hashes = Hashes::default();
         for (kind, v) in [
             (HashKind::Md5, &self.md5_checksum),
@@ -95,7 +105,7 @@ impl DriveFile {
             .with_modtime(self.modified_time.as_deref().and_then(parse_time))
             .with_hashes(hashes);
         e.id = Some(self.id.clone());
-        e
+        Ok(e)
     }
 }
 

@@ -53,7 +53,7 @@ pub(crate) fn entries(
         if f.is_folder() {
             core.cache_dir(path.clone(), f.id.clone());
         }
-        out.push(Ok(f.entry(path)));
+        out.push(f.entry(path));
     }
     out
 }

@@ -67,7 +67,7 @@ pub(crate) async fn write(
         },
     };
     let file = upload(core, &target, body, &meta).await?;
-    Ok(file.entry(path.clone()))
+    file.entry(path.clone())
 }
 
 /// Uploads the content and returns the new file resource (checked against the content's

@@ -255,3 +255,23 @@ async fn extreme_sizes_and_dates_in_listings_do_not_panic() {
     let entries = list_root(&r).await.unwrap();
     assert_eq!(entries[1].size, u64::MAX);
 }
+
+#[tokio::test]
+async fn a_size_that_cannot_be_read_is_an_error_entry_not_an_empty_file() {
+    let emu = DriveEmulator::start().await;
+    let r = GdriveBackend::new(emu.config()).unwrap();
+    let files = json!({ "files": [
+        { "id": "m1", "name": "ok", "mimeType": "application/octet-stream", "size": "5" },
+        { "id": "m2", "name": "huge", "mimeType": "application/octet-stream",
+          "size": "99999999999999999999999" },
+    ] });
+    emu.inject(
+        "GET",
+        "/drive/v3/files?",
+        answer(200, &[], files.to_string()),
+        1,
+    );
+    let e = list_root(&r).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    assert!(e.to_string().contains("not a size"), "{e}");
+}
