@@ -283,7 +283,12 @@ impl Remote for Retrying {
                 return Effect::Unknown;
             };
             match target {
-                Ok(dst) if same_content(&src, &dst) => Effect::Done(dst),
+                // Only a hash proves the copy happened: a target of the same size may be the
+                // old file, and a caller (a move) would then remove the only copy. Copying again
+                // is safe, since a copy replaces its target.
+                Ok(dst) if dst.is_file() && src.hashes.matches(&dst.hashes) == Some(true) => {
+                    Effect::Done(dst)
+                }
                 // A copy replaces the target: a missing or different one means it did not
                 // happen yet.
                 Ok(_) => Effect::NotYet,

@@ -207,6 +207,35 @@ async fn lost_copy_is_not_repeated() {
     assert_eq!(text_tree(&mem).await["d/c"], "world!");
 }
 
+/// Without hashes, a target of the source's size is no proof that a failed copy happened: the
+/// copy is made again (the old target had other content of the same size).
+#[tokio::test(start_paused = true)]
+async fn failed_copy_over_a_same_size_file_without_hashes_is_made_again() {
+    let caps = crate::Capabilities {
+        hashes: Vec::new(),
+        ..MemFs::new("x").capabilities().clone()
+    };
+    let mem: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://b").with_capabilities(caps));
+    put_text(&mem, "d/y", "world!", None).await;
+    put_text(&mem, "d/c", "OLD!!!", None).await;
+    let chaos = Chaos::new(
+        mem.clone(),
+        FaultPlan {
+            rules: vec![rule(Op::Copy, "d/c", Fault::Fail(ErrorKind::Transient))],
+        },
+    );
+    let policy = RetryPolicy {
+        max_retries: 5,
+        base: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(10),
+        ..Default::default()
+    };
+    let r = Retrying::wrap(Arc::new(chaos.clone()), policy);
+    r.copy(&p("d/y"), &p("d/c")).await.unwrap();
+    assert_eq!(chaos.fired().len(), 1);
+    assert_eq!(text_tree(&mem).await["d/c"], "world!", "the copy was made");
+}
+
 /// A listing is started again only while it has yielded nothing.
 #[tokio::test(start_paused = true)]
 async fn listing_restarts_only_before_the_first_entry() {
