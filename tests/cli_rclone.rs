@@ -375,3 +375,179 @@ fn glob_classes_match_rclone() {
         assert_eq!(sorted(o.lines()), sorted(r.lines()), "--include {glob}");
     }
 }
+
+/// `e` + U+0301 (NFD) and `é` (NFC): one name to rclone (and to us), two byte strings to ext4.
+const NFD_E: &str = "e\u{301}";
+const NFC_E: &str = "\u{e9}";
+
+/// A snapshot with every name in NFC (to compare which files exist, whatever form they have).
+fn snapshot_nfc(root: &Path) -> std::collections::BTreeMap<String, cli_support::Node> {
+    use unicode_normalization::UnicodeNormalization;
+    snapshot(root)
+        .into_iter()
+        .map(|(k, v)| (k.nfc().collect(), v))
+        .collect()
+}
+
+/// A source name in NFD and the same name in NFC on the destination are one file, as in
+/// rclone: updated in place (never a second copy), never deleted because the other form
+/// exists; `--no-unicode-normalization` makes them two files again.
+#[test]
+fn unicode_forms_match_rclone() {
+    let t = tempfile::tempdir().unwrap();
+    let make = |base: &Path| {
+        let (src, dst) = (base.join("src"), base.join("dst"));
+        put(&src, &format!("{NFD_E}.txt"), "hello from source", 5);
+        put(&src, &format!("same-{NFD_E}.txt"), "same", 0);
+        put(&src, &format!("{NFD_E}dir/f.txt"), "in a folder", 7);
+        put(&dst, &format!("{NFC_E}.txt"), "other", 0);
+        put(&dst, &format!("same-{NFC_E}.txt"), "same", 0);
+        put(&dst, &format!("{NFC_E}dir/f.txt"), "old", 0);
+        (src, dst)
+    };
+    let mut n = 0;
+    for (cmd, flags) in [
+        ("copy", &[][..]),
+        ("sync", &[]),
+        ("move", &[]),
+        ("sync", &["--no-unicode-normalization"]),
+        ("copy", &["--no-unicode-normalization"]),
+    ] {
+        n += 1;
+        let (src_o, ours) = make(&t.path().join(format!("o{n}")));
+        let (src_t, theirs) = make(&t.path().join(format!("t{n}")));
+        let mut a = vec![cmd, s(&src_o), s(&ours)];
+        a.extend_from_slice(flags);
+        let o = cs(&a);
+        let mut b = vec![cmd, s(&src_t), s(&theirs)];
+        b.extend_from_slice(flags);
+        let r = rclone(&b);
+        assert_eq!(o.code, r.code, "{cmd} {flags:?}\nours: {}", o.stderr);
+        if cmd == "move" {
+            // A documented difference: rclone's move renames each file to the source's form
+            // (on local disk its server-side move replaces `é.txt` by `e\u{301}.txt`); ours
+            // writes under the name the destination already has. The same files hold the same
+            // content either way.
+            assert_eq!(
+                snapshot_nfc(&ours),
+                snapshot_nfc(&theirs),
+                "{cmd} {flags:?}"
+            );
+            assert!(ours.join(format!("{NFC_E}.txt")).exists());
+            assert!(!ours.join(format!("{NFD_E}.txt")).exists());
+        } else {
+            assert_eq!(snapshot(&ours), snapshot(&theirs), "{cmd} {flags:?}");
+        }
+        assert_eq!(
+            snapshot(&src_o),
+            snapshot(&src_t),
+            "{cmd} {flags:?}: sources"
+        );
+        if flags.is_empty() {
+            // Never a second copy under the other form.
+            assert_eq!(
+                std::fs::read_dir(&ours).unwrap().count(),
+                3,
+                "{cmd}: {:?}",
+                snapshot(&ours)
+            );
+        }
+    }
+
+    // check: the pair is one file (`*` or `=`), reported under the source's name.
+    let (src, dst) = make(&t.path().join("check"));
+    put(&src, &format!("{NFD_E}dir/new.txt"), "new", 0);
+    put(&dst, &format!("{NFC_E}dir/gone.txt"), "gone", 0);
+    for flags in [&[][..], &["--no-unicode-normalization"], &["--one-way"]] {
+        let mut a = vec!["check", s(&src), s(&dst), "--combined", "-"];
+        a.extend_from_slice(flags);
+        let (o, r) = (cs(&a), rclone(&a));
+        assert_eq!(o.code, r.code, "check {flags:?}\nours: {}", o.stderr);
+        assert_eq!(sorted(o.lines()), sorted(r.lines()), "check {flags:?}");
+    }
+}
+
+/// Where the two differ on purpose: a new file in a folder the destination has in the other
+/// form goes into that folder (rclone creates a second folder under the source's form); and
+/// two files on one side whose names are one after normalisation, with that name on the other
+/// side too, are never told apart: the run reports an error and neither file is deleted or
+/// overwritten (rclone ignores one). Where the names are the same on both sides, each pairs
+/// with its own.
+#[test]
+fn unicode_forms_are_never_merged_or_lost() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    put(&src, &format!("{NFD_E}dir/new.txt"), "new", 0);
+    put(&dst, &format!("{NFC_E}dir/old.txt"), "old", 0);
+    cs(&["copy", s(&src), s(&dst)]).expect(0);
+    assert_eq!(
+        snapshot(&dst).keys().cloned().collect::<Vec<_>>(),
+        [
+            format!("{NFC_E}dir"),
+            format!("{NFC_E}dir/new.txt"),
+            format!("{NFC_E}dir/old.txt")
+        ]
+    );
+    // A sync deletes in the folder under its destination name, and a move empties the
+    // source's folder.
+    std::fs::remove_file(src.join(format!("{NFD_E}dir/new.txt"))).unwrap();
+    put(&src, &format!("{NFD_E}dir/old.txt"), "old", 0);
+    cs(&["sync", s(&src), s(&dst)]).expect(0);
+    assert_eq!(
+        snapshot(&dst).keys().cloned().collect::<Vec<_>>(),
+        [format!("{NFC_E}dir"), format!("{NFC_E}dir/old.txt")]
+    );
+
+    for (cmd, both_on_src) in [
+        ("sync", false),
+        ("sync", true),
+        ("move", true),
+        ("copy", false),
+    ] {
+        let base = t.path().join(format!("dup-{cmd}-{both_on_src}"));
+        let (src, dst) = (base.join("src"), base.join("dst"));
+        put(&src, "other.txt", "x", 0);
+        let side = if both_on_src { &src } else { &dst };
+        put(side, &format!("{NFD_E}.txt"), "decomposed", 0);
+        put(side, &format!("{NFC_E}.txt"), "composed", 0);
+        // The other side has the name in one form: which of the two does it pair with?
+        let other = if both_on_src { &dst } else { &src };
+        put(other, &format!("{NFC_E}.txt"), "third", 0);
+        let (src_before, dst_before) = (snapshot(&src), snapshot(&dst));
+        let o = cs(&[cmd, s(&src), s(&dst)]);
+        assert_ne!(o.code, 0, "{cmd}: {}", o.stderr);
+        // Both forms are still there with their content, on both sides.
+        for (root, before) in [(&src, &src_before), (&dst, &dst_before)] {
+            let now = snapshot(root);
+            for form in [NFD_E, NFC_E] {
+                let k = format!("{form}.txt");
+                assert_eq!(
+                    now.get(&k),
+                    before.get(&k),
+                    "{cmd}: {k} in {}",
+                    root.display()
+                );
+            }
+        }
+    }
+
+    // Both forms on both sides: each pairs with its own name, and the run is clean.
+    let base = t.path().join("both-forms");
+    let (src, dst) = (base.join("src"), base.join("dst"));
+    for (root, tag, secs) in [(&src, "new", 9), (&dst, "old", 0)] {
+        put(
+            root,
+            &format!("{NFD_E}.txt"),
+            &format!("decomposed {tag}"),
+            secs,
+        );
+        put(
+            root,
+            &format!("{NFC_E}.txt"),
+            &format!("composed {tag}"),
+            secs,
+        );
+    }
+    cs(&["sync", s(&src), s(&dst)]).expect(0);
+    assert_eq!(snapshot(&src), snapshot(&dst));
+}

@@ -182,6 +182,10 @@ pub struct Transfer {
     /// code 10
     #[arg(long, value_parser = duration, value_name = "DURATION")]
     pub max_duration: Option<Duration>,
+    /// Match names byte for byte: by default a name in NFD on one side and in NFC on the
+    /// other is one file (as in rclone)
+    #[arg(long)]
+    pub no_unicode_normalization: bool,
 }
 
 /// How files present on both sides are compared.
@@ -272,6 +276,10 @@ pub struct CheckCmd {
     /// Files compared in parallel
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub checkers: usize,
+    /// Match names byte for byte: by default a name in NFD on one side and in NFC on the
+    /// other is one file (as in rclone)
+    #[arg(long)]
+    pub no_unicode_normalization: bool,
     /// Write every path with its status (`= - + * !`) to FILE (`-` for stdout)
     #[arg(long, value_name = "FILE")]
     pub combined: Option<String>,

@@ -148,6 +148,7 @@ async fn transfer(opener: &Opener, g: &GlobalArgs, mode: Mode, t: Transfer) -> R
         max_transfer: t.max_transfer.and_then(|s| s.0),
         cutoff_mode: t.cutoff_mode,
         max_duration: t.max_duration.filter(|d| !d.is_zero()),
+        no_unicode_normalization: t.no_unicode_normalization,
         ..Default::default()
     };
     let mut src = opener.open(&t.source).await?;
@@ -224,6 +225,7 @@ async fn check(opener: &Opener, g: &GlobalArgs, c: CheckCmd) -> Result<u8, Failu
         one_way: c.one_way,
         checkers: c.checkers.max(1),
         events: Some(out.sink()),
+        no_unicode_normalization: c.no_unicode_normalization,
     };
     // Checked before the compare, so a bad location fails at once rather than after it.
     let storable = match &c.save_report {

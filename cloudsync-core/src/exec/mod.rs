@@ -135,6 +135,7 @@ impl Engine {
             walk_dst_excluded: sync && self.opts.delete_excluded,
             skip_dst: self.opts.backup_dir.clone(),
             leftover_age: self.opts.leftover_age,
+            unicode_normalization: !self.opts.no_unicode_normalization,
         }
     }
 
@@ -342,7 +343,9 @@ impl Engine {
             self.summary.checked += 1;
         }
         if d.reason == Reason::EmptyDir {
-            self.src_dirs.insert(d.path.clone());
+            // The source's own name (the destination may have it in another Unicode form).
+            let src_path = d.src.as_ref().map_or(&d.path, |e| &e.path);
+            self.src_dirs.insert(src_path.clone());
             if d.action == Action::Skip {
                 return None;
             }
@@ -485,6 +488,7 @@ impl Engine {
                 let retry = match d.action {
                     Action::Mkdir => Some(Seed::Retry {
                         path: d.path.clone(),
+                        src_path: d.src.as_ref().map_or(&d.path, |e| &e.path).clone(),
                         src: true,
                         dst: true,
                     }),
@@ -706,13 +710,18 @@ async fn decide(cmp: &Comparator, mode: Mode, opts: &SyncOptions, item: Item) ->
         },
         Item::Conflict { path } => d(path, Action::Error, Reason::TypeConflict, None, None),
         Item::Duplicate { path } => d(path, Action::Error, Reason::Duplicate, None, None),
-        Item::SrcDir { entry, dst_exists } => {
-            let path = entry.path;
+        Item::SrcDir {
+            entry,
+            dst_exists,
+            dst_path,
+        } => {
+            // The decision's path is the destination's; the source entry keeps its own.
+            let src = Some(entry);
             if opts.create_empty_src_dirs && !dst_exists {
-                d(path, Action::Mkdir, Reason::EmptyDir, None, None)
+                d(dst_path, Action::Mkdir, Reason::EmptyDir, src, None)
             } else if mode == Mode::Move {
                 // Remembered so that empty source directories can be removed afterwards.
-                d(path, Action::Skip, Reason::EmptyDir, None, None)
+                d(dst_path, Action::Skip, Reason::EmptyDir, src, None)
             } else {
                 Ok(None)
             }
@@ -754,7 +763,7 @@ async fn execute(
         ));
     };
     let src = if revalidate {
-        let now = xfer.src.stat(&d.path).await?;
+        let now = xfer.src.stat(&src.path).await?;
         if now.size != src.size || now.modtime != src.modtime || !dst_unchanged(xfer, d).await? {
             return Ok(Outcome::SkippedChanged);
         }
@@ -773,12 +782,12 @@ async fn execute(
             if let (Some(dir), Some(_)) = (backup, &d.dst) {
                 move_to_backup(&xfer.dst, &d.path, dir).await?;
             }
-            let written = xfer.copy_file(&src).await?;
+            let written = xfer.copy_file(&src, &d.path).await?;
             Outcome::Transferred(written.size)
         }
     };
     if mode == Mode::Move {
-        match xfer.src.remove_file(&d.path).await {
+        match xfer.src.remove_file(&src.path).await {
             // A server-side move already took it away.
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             r => r?,
@@ -826,9 +835,9 @@ async fn remove_source(xfer: Transferer, cmp: Arc<Comparator>, d: Decision) -> T
         let outcome = if same {
             Outcome::SourceRemoved
         } else {
-            Outcome::Transferred(xfer.copy_file(s).await?.size)
+            Outcome::Transferred(xfer.copy_file(s, &d.path).await?.size)
         };
-        match xfer.src.remove_file(&d.path).await {
+        match xfer.src.remove_file(&s.path).await {
             // Gone already (a server-side move, or someone else): nothing left to lose.
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             r => r?,

@@ -70,10 +70,11 @@ impl ServerSide {
         })
     }
 
-    /// Copies or moves one file; returns the new entry and whether the source is gone.
-    async fn run(&self, path: &RemotePath) -> Result<(Entry, bool)> {
-        let from = self.src_dir.join_path(path);
-        let to = self.dst_dir.join_path(path);
+    /// Copies or moves one file from `src` to `dst` (paths below the two directories);
+    /// returns the new entry and whether the source is gone.
+    async fn run(&self, src: &RemotePath, dst: &RemotePath) -> Result<(Entry, bool)> {
+        let from = self.src_dir.join_path(src);
+        let to = self.dst_dir.join_path(dst);
         if let Some(parent) = to.parent() {
             self.base.mkdir(&parent).await?;
         }
@@ -82,25 +83,26 @@ impl ServerSide {
         } else {
             self.base.copy(&from, &to).await?
         };
-        e.path = path.clone();
+        e.path = dst.clone();
         Ok((e, self.rename))
     }
 }
 
 impl Transferer {
-    /// Copies `src` (a source entry) to the same path on the destination, with low-level
-    /// retries, and verifies the result.
-    pub(crate) async fn copy_file(&self, src: &Entry) -> Result<Entry> {
+    /// Copies `src` (a source entry) to `to` on the destination (its own path, or the name
+    /// the destination has for it in another Unicode form), with low-level retries, and
+    /// verifies the result.
+    pub(crate) async fn copy_file(&self, src: &Entry, to: &RemotePath) -> Result<Entry> {
         let policy = crate::retry::RetryPolicy {
             max_retries: self.opts.low_level_retries,
             base: self.opts.retry_backoff,
             ..Default::default()
         };
-        let path = &src.path;
+        let path = to;
         policy
             .run(
                 || async {
-                    let r = self.copy_once(src).await;
+                    let r = self.copy_once(src, to).await;
                     // A body cut by a hard cutoff may come back as the backend's own error.
                     match self.cutoff.as_ref().and_then(|c| c.aborted()) {
                         Some(kind) if r.is_err() => {
@@ -120,29 +122,28 @@ impl Transferer {
             .await
     }
 
-    async fn copy_once(&self, src: &Entry) -> Result<Entry> {
-        let path = &src.path;
+    async fn copy_once(&self, src: &Entry, path: &RemotePath) -> Result<Entry> {
         let meta = WriteMeta::from_entry(src);
         self.opts.emit(Event::TransferStarted {
             path: path.clone(),
             size: src.size,
         });
         if let Some(ss) = &self.server_side {
-            let (written, moved) = ss.run(path).await?;
+            let (written, moved) = ss.run(&src.path, path).await?;
             if moved {
                 // The source is gone: nothing to discard if the check fails, so only check.
                 return self.check_moved(src, written).await;
             }
-            return self.verify(src, written).await;
+            return self.verify(src, path, written).await;
         }
         let counted = self.cutoff.as_ref().is_some_and(|c| c.counts_bytes());
-        let written = match self.src.local_path(path).filter(|_| !counted) {
+        let written = match self.src.local_path(&src.path).filter(|_| !counted) {
             Some(local) => self.dst.write_from_file(path, &local, meta).await?,
             None => {
                 // Checked in flight: a source that changed fails the body, so the atomic
                 // write keeps the destination's previous file.
                 let check = BodyCheck::new(src, &self.dst.capabilities().hashes);
-                let body = self.src.read(path, None).await?;
+                let body = self.src.read(&src.path, None).await?;
                 let body = check.wrap(self.count(body, path.clone(), src.size));
                 let mut entry = self.dst.write(path, body, meta).await?;
                 let (_, sent) = check.finish();
@@ -159,7 +160,7 @@ impl Transferer {
                 entry
             }
         };
-        self.verify(src, written).await
+        self.verify(src, path, written).await
     }
 
     /// Wraps a body to count bytes and report progress.
@@ -204,8 +205,7 @@ impl Transferer {
     }
 
     /// Checks size and hashes of what was written, then sets its modtime where needed.
-    async fn verify(&self, src: &Entry, mut written: Entry) -> Result<Entry> {
-        let path = &src.path;
+    async fn verify(&self, src: &Entry, path: &RemotePath, mut written: Entry) -> Result<Entry> {
         if written.size != src.size {
             self.discard(path).await;
             return Err(Error::new(
@@ -255,7 +255,7 @@ impl Transferer {
             .modtime
             .is_some_and(|got| (got - want).abs() <= window);
         if !ok && self.dst.capabilities().set_modtime {
-            self.dst.set_modtime(&src.path, want).await?;
+            self.dst.set_modtime(&written.path, want).await?;
             written.modtime = Some(want);
         }
         Ok(())

@@ -79,6 +79,7 @@ pub async fn check(
         walk_dst_excluded: false,
         skip_dst: None,
         leftover_age: None,
+        unicode_normalization: !opts.no_unicode_normalization,
     };
     let seeds = match opts.filter.files_from() {
         Some(f) => f.iter().cloned().map(Seed::File).collect(),
@@ -139,6 +140,9 @@ async fn judge(
         } => {
             let s = src.filter(|_| src_included);
             let d = dst.filter(|_| dst_included);
+            // A file on the source is reported under the source's name (as rclone does; the
+            // destination's may be another Unicode form of it).
+            let path = s.as_ref().map_or(path, |s| s.path.clone());
             match (s, d) {
                 (Some(s), Some(d)) => {
                     let i = item(path.clone(), Some(&s), Some(&d));
@@ -149,7 +153,7 @@ async fn judge(
                         return Some(Verdict::Match(i));
                     }
                     let same = if download {
-                        same_bytes(cmp, &path).await.map(Some)
+                        same_bytes(cmp, &s.path, &d.path).await.map(Some)
                     } else {
                         cmp.same_hash(&s, &d).await
                     };
@@ -180,9 +184,9 @@ fn conflict(path: RemotePath, reason: Reason) -> Verdict {
 }
 
 /// Reads both files and compares them byte for byte.
-async fn same_bytes(cmp: &Comparator, path: &RemotePath) -> Result<bool> {
-    let a = cmp.src.read(path, None).await?;
-    let b = cmp.dst.read(path, None).await?;
+async fn same_bytes(cmp: &Comparator, src: &RemotePath, dst: &RemotePath) -> Result<bool> {
+    let a = cmp.src.read(src, None).await?;
+    let b = cmp.dst.read(dst, None).await?;
     streams_equal(a, b).await
 }
 

@@ -60,6 +60,8 @@ pub fn list(remote: &Arc<dyn Remote>, dir: &RemotePath, opts: &ListOptions) -> E
         walk_dst_excluded: false,
         skip_dst: None,
         leftover_age: None,
+        // One remote: every name is listed as it is.
+        unicode_normalization: false,
     };
     march(remote.clone(), None, vec![Seed::Dir(dir.clone())], cfg)
         .filter_map(|item| async move {

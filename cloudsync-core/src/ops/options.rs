@@ -84,6 +84,11 @@ pub struct SyncOptions {
     /// Start no transfer once the run has lasted this long (`--max-duration`); with a hard
     /// cutoff, abandon the running ones too.
     pub max_duration: Option<Duration>,
+    /// Match names byte for byte (`--no-unicode-normalization`). By default names are
+    /// matched by their Unicode NFC form, as rclone does: a source name in NFD and the same
+    /// name in NFC on the destination are one file, updated under the destination's name,
+    /// and neither form is ever deleted because the other exists.
+    pub no_unicode_normalization: bool,
 }
 
 /// How a run limit (`max_transfer`, `max_duration`) stops a run (rclone's `--cutoff-mode`).
@@ -146,6 +151,7 @@ impl Default for SyncOptions {
             max_transfer: None,
             cutoff_mode: CutoffMode::Hard,
             max_duration: None,
+            no_unicode_normalization: false,
         }
     }
 }
@@ -172,6 +178,7 @@ impl fmt::Debug for SyncOptions {
             .field("max_transfer", &self.max_transfer)
             .field("cutoff_mode", &self.cutoff_mode)
             .field("max_duration", &self.max_duration)
+            .field("no_unicode_normalization", &self.no_unicode_normalization)
             .finish()
     }
 }
@@ -199,6 +206,9 @@ pub struct CheckOptions {
     pub checkers: usize,
     /// Where progress events go.
     pub events: Option<EventSink>,
+    /// Match names byte for byte (`--no-unicode-normalization`); by default a name in NFD
+    /// on one side and NFC on the other is one file, as in rclone.
+    pub no_unicode_normalization: bool,
 }
 
 impl fmt::Debug for CheckOptions {
@@ -209,6 +219,7 @@ impl fmt::Debug for CheckOptions {
             .field("download", &self.download)
             .field("one_way", &self.one_way)
             .field("checkers", &self.checkers)
+            .field("no_unicode_normalization", &self.no_unicode_normalization)
             .finish_non_exhaustive()
     }
 }

@@ -25,9 +25,11 @@ pub(crate) enum Seed {
     /// an error, not an empty one).
     Dir(RemotePath),
     /// A directory pair to walk again after its listing failed, on the sides it was walked
-    /// on the first time.
+    /// on the first time. `path` is the destination's name, `src_path` the source's (they
+    /// differ when the two names are Unicode-equivalent but not identical).
     Retry {
         path: RemotePath,
+        src_path: RemotePath,
         src: bool,
         dst: bool,
     },
@@ -54,7 +56,9 @@ pub(crate) enum Side {
 /// What the march found.
 #[derive(Debug)]
 pub(crate) enum Item {
-    /// A file on one or both sides.
+    /// A file on one or both sides. `path` is where the file is (or would be) on the
+    /// destination; the source entry keeps its own path, which differs when the names are the
+    /// same only after Unicode normalisation.
     Pair {
         path: RemotePath,
         src: Option<Entry>,
@@ -68,8 +72,13 @@ pub(crate) enum Item {
     Conflict { path: RemotePath },
     /// Two entries on one side that the other side can't tell apart.
     Duplicate { path: RemotePath },
-    /// An included source directory (visited), and whether the destination has it.
-    SrcDir { entry: Entry, dst_exists: bool },
+    /// An included source directory (visited), whether the destination has it, and its path
+    /// on the destination.
+    SrcDir {
+        entry: Entry,
+        dst_exists: bool,
+        dst_path: RemotePath,
+    },
     /// A destination directory with no source counterpart, whose contents were walked.
     DstOnlyDir { path: RemotePath, included: bool },
     /// One of our temporary upload files on the destination, old enough to be a leftover of a
@@ -99,6 +108,10 @@ pub(crate) struct MarchConfig {
     /// Report our temporary files on the destination older than this as leftovers (`None`:
     /// never). Temporary files are never paired with anything either way.
     pub(crate) leftover_age: Option<std::time::Duration>,
+    /// Match names by their Unicode NFC form, as rclone does unless
+    /// `--no-unicode-normalization` (a name in NFD on one side and NFC on the other is one
+    /// file, written under the destination's existing name).
+    pub(crate) unicode_normalization: bool,
 }
 
 /// Starts the march and returns the stream of what it finds.
@@ -143,7 +156,11 @@ struct Walk {
 /// One directory pair to visit.
 #[derive(Debug, Clone)]
 struct DirJob {
-    path: RemotePath,
+    /// The directory's path on the source.
+    src_path: RemotePath,
+    /// Its path on the destination (the same unless the names only match after Unicode
+    /// normalisation).
+    dst_path: RemotePath,
     src: bool,
     dst: bool,
     /// A starting point (a missing source seed is an error, not an empty directory).
@@ -171,13 +188,20 @@ async fn run(
     for seed in seeds {
         match seed {
             Seed::Dir(path) => stack.push(DirJob {
-                path,
+                src_path: path.clone(),
+                dst_path: path,
                 src: true,
                 dst: walk.dst.is_some(),
                 seed: true,
             }),
-            Seed::Retry { path, src, dst } => stack.push(DirJob {
+            Seed::Retry {
                 path,
+                src_path,
+                src,
+                dst,
+            } => stack.push(DirJob {
+                src_path,
+                dst_path: path,
                 src,
                 dst: dst && walk.dst.is_some(),
                 seed: false,
@@ -208,23 +232,28 @@ async fn run(
     }
 }
 
-fn key(e: &Entry, ci: bool) -> std::borrow::Cow<'_, str> {
-    if ci {
-        std::borrow::Cow::Owned(e.name().to_lowercase())
+/// The name two sides are matched by: its NFC form (when normalising), then lower case (when
+/// either side ignores case), in rclone's order.
+fn name_key(name: &str, ci: bool, nfc: bool) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    use unicode_normalization::UnicodeNormalization;
+    let n: Cow<'_, str> = if nfc && !unicode_normalization::is_nfc(name) {
+        Cow::Owned(name.nfc().collect())
     } else {
-        std::borrow::Cow::Borrowed(e.name())
-    }
+        Cow::Borrowed(name)
+    };
+    if ci { Cow::Owned(n.to_lowercase()) } else { n }
 }
 
 impl Walk {
     async fn file_seed(&self, path: RemotePath) -> Option<Item> {
-        let src = match self.src.stat(&path).await {
+        let mut src = match self.src.stat(&path).await {
             Ok(e) if e.is_file() => Some(e),
             Ok(_) => return None,
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(error) => return Some(file_error(path, error)),
         };
-        let dst = match &self.dst {
+        let mut dst = match &self.dst {
             None => None,
             Some(d) => match d.stat(&path).await {
                 Ok(e) if e.is_file() => Some(e),
@@ -234,9 +263,46 @@ impl Walk {
                 Err(error) => return Some(file_error(path, error)),
             },
         };
+        // The file may be on the missing side under another normalisation form of its name:
+        // look for it before taking it for absent (a deletion, or a second copy, would
+        // follow). A source found missing is always looked for (that is the deletion case);
+        // a destination only when the name can have other forms.
+        if let (true, Some(dst_remote)) = (self.cfg.unicode_normalization, &self.dst) {
+            let look = match (&src, &dst) {
+                (None, Some(_)) => Some((Side::Src, &self.src)),
+                (Some(_), None) if !path.as_str().is_ascii() => Some((Side::Dst, dst_remote)),
+                _ => None,
+            };
+            if let Some((side, remote)) = look {
+                // The side that has the name may hold it in the other form too: then the
+                // two can't be told apart, as in a listing.
+                let other = if side == Side::Src {
+                    dst_remote
+                } else {
+                    &self.src
+                };
+                match resolve(other, &path).await {
+                    Ok(Resolved::Ambiguous) => return Some(Item::Duplicate { path }),
+                    Err(error) => return Some(file_error(path, error)),
+                    Ok(_) => {}
+                }
+                match resolve(remote, &path).await {
+                    Ok(Resolved::Missing) => {}
+                    Ok(Resolved::File(e)) if side == Side::Src => src = Some(e),
+                    Ok(Resolved::File(e)) => dst = Some(e),
+                    // A source directory: as when `stat` finds one, nothing to do for a file.
+                    Ok(Resolved::Dir) if side == Side::Src => return None,
+                    Ok(Resolved::Dir) => return Some(Item::Conflict { path }),
+                    Ok(Resolved::Ambiguous) => return Some(Item::Duplicate { path }),
+                    Err(error) => return Some(file_error(path, error)),
+                }
+            }
+        }
         if src.is_none() && dst.is_none() {
             return None;
         }
+        // The destination's own name when it has the file.
+        let path = dst.as_ref().map_or(path, |e| e.path.clone());
         let f = &self.cfg.filter;
         Some(Item::Pair {
             src_included: src.as_ref().is_some_and(|e| f.include_entry(e)),
@@ -257,7 +323,10 @@ impl Walk {
     /// [`ErrorKind::InvalidInput`] (a name that cannot be represented) is reported for the
     /// directory and the listing goes on; any other error in the stream voids the listing.
     async fn list(&self, side: Side, job: &DirJob, tx: &mut Tx) -> Result<Vec<Entry>, ()> {
-        let dir = &job.path;
+        let dir = match side {
+            Side::Src => &job.src_path,
+            Side::Dst => &job.dst_path,
+        };
         let remote = match side {
             Side::Src => &self.src,
             Side::Dst => match &self.dst {
@@ -266,7 +335,8 @@ impl Walk {
             },
         };
         let retry = Some(Seed::Retry {
-            path: dir.clone(),
+            path: job.dst_path.clone(),
+            src_path: job.src_path.clone(),
             src: job.src,
             dst: job.dst,
         });
@@ -387,17 +457,20 @@ impl Walk {
         let (Ok(mut src), Ok(mut dst)) = (src, dst) else {
             return Some(Vec::new());
         };
-        let ci = self.case_insensitive;
-        src.sort_unstable_by(|a, b| key(a, ci).cmp(&key(b, ci)));
-        dst.sort_unstable_by(|a, b| key(a, ci).cmp(&key(b, ci)));
-        let src_dups = duplicates(&src, ci);
-        let dst_dups = duplicates(&dst, ci);
+        let (ci, nfc) = (self.case_insensitive, self.cfg.unicode_normalization);
+        let key = |e: &Entry| name_key(e.name(), ci, nfc).into_owned();
+        // By key, then by exact name: within a group of one key, equal names line up.
+        src.sort_by_cached_key(|e| (key(e), e.name().to_owned()));
+        dst.sort_by_cached_key(|e| (key(e), e.name().to_owned()));
+        let src_keys: Vec<String> = src.iter().map(key).collect();
+        let dst_keys: Vec<String> = dst.iter().map(key).collect();
+        let dups = ambiguous_keys(&src, &src_keys, &dst, &dst_keys, ci);
 
         let mut children = Vec::new();
         let (mut i, mut j) = (0, 0);
         while i < src.len() || j < dst.len() {
             let ord = match (src.get(i), dst.get(j)) {
-                (Some(a), Some(b)) => key(a, ci).cmp(&key(b, ci)),
+                (Some(_), Some(_)) => src_keys[i].cmp(&dst_keys[j]),
                 (Some(_), None) => Ordering::Less,
                 (None, _) => Ordering::Greater,
             };
@@ -417,14 +490,8 @@ impl Walk {
                 }
             };
             let any = s.or(d).map(|e| e.path.clone()).unwrap_or_default();
-            let dup_side = if s.is_some_and(|e| src_dups.contains(&key(e, ci).into_owned())) {
-                Some(Side::Src)
-            } else if d.is_some_and(|e| dst_dups.contains(&key(e, ci).into_owned())) {
-                Some(Side::Dst)
-            } else {
-                None
-            };
-            if dup_side.is_some() {
+            let dup = s.or(d).is_some_and(|e| dups.binary_search(&key(e)).is_ok());
+            if dup {
                 if tx.send(Item::Duplicate { path: any }).await.is_err() {
                     return None;
                 }
@@ -438,7 +505,7 @@ impl Walk {
                 _ => [(s, d), (None, None)],
             };
             for (s, d) in pairs {
-                if let Some(item) = self.pair(s, d, &mut children) {
+                if let Some(item) = self.pair(&job, s, d, &mut children) {
                     if tx.send(item).await.is_err() {
                         return None;
                     }
@@ -451,20 +518,33 @@ impl Walk {
     /// Turns one merged name into an item and/or a directory to visit.
     fn pair(
         &self,
+        job: &DirJob,
         s: Option<&Entry>,
         d: Option<&Entry>,
         children: &mut Vec<DirJob>,
     ) -> Option<Item> {
         let f = &self.cfg.filter;
         let descend = |p: &RemotePath| f.max_depth().is_none_or(|m| p.depth() < m);
+        // Where a source entry goes on the destination: the name the destination already
+        // has for it, or the source's name inside the destination's directory.
+        let target = |a: &Entry, d: Option<&Entry>| match d {
+            Some(b) => b.path.clone(),
+            None if job.src_path == job.dst_path => a.path.clone(),
+            None => job
+                .dst_path
+                .join(a.name())
+                .unwrap_or_else(|_| a.path.clone()),
+        };
         match (s, d) {
             (Some(a), d) if a.is_dir() => {
                 let included = f.include_dir(&a.path);
                 let dst_dir = d.is_some();
+                let dst_path = target(a, d);
                 let walk_dst = dst_dir && (included || self.cfg.walk_dst_excluded);
                 if descend(&a.path) && (included || walk_dst) {
                     children.push(DirJob {
-                        path: a.path.clone(),
+                        src_path: a.path.clone(),
+                        dst_path: dst_path.clone(),
                         src: included,
                         dst: walk_dst,
                         seed: false,
@@ -474,10 +554,11 @@ impl Walk {
                     Some(Item::SrcDir {
                         entry: a.clone(),
                         dst_exists: dst_dir,
+                        dst_path,
                     })
                 } else if walk_dst {
                     Some(Item::DstOnlyDir {
-                        path: a.path.clone(),
+                        path: dst_path,
                         included: false,
                     })
                 } else {
@@ -494,7 +575,8 @@ impl Walk {
                 }
                 if descend(&b.path) {
                     children.push(DirJob {
-                        path: b.path.clone(),
+                        src_path: b.path.clone(),
+                        dst_path: b.path.clone(),
                         src: false,
                         dst: true,
                         seed: false,
@@ -510,7 +592,10 @@ impl Walk {
                 None
             }
             (s, d) => {
-                let path = s.or(d)?.path.clone();
+                let path = match s {
+                    Some(a) => target(a, d),
+                    None => d?.path.clone(),
+                };
                 Some(Item::Pair {
                     src_included: s.is_some_and(|e| f.include_entry(e)),
                     dst_included: d.is_some_and(|e| f.include_entry(e)),
@@ -523,21 +608,100 @@ impl Walk {
     }
 }
 
+/// What [`resolve`] found.
+#[derive(Debug)]
+enum Resolved {
+    Missing,
+    File(Entry),
+    Dir,
+    /// More than one entry matches a segment: the march never picks one.
+    Ambiguous,
+}
+
+/// Finds `path` on `remote` matching each segment by its NFC form, listing each parent.
+async fn resolve(remote: &Arc<dyn Remote>, path: &RemotePath) -> Result<Resolved> {
+    let segments: Vec<&str> = path.segments().collect();
+    let mut dir = RemotePath::root();
+    for (n, seg) in segments.iter().enumerate() {
+        let want = name_key(seg, false, true);
+        let mut stream = match remote.list(&dir).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Resolved::Missing),
+            Err(e) => return Err(e),
+        };
+        let mut found: Option<Entry> = None;
+        while let Some(r) = stream.next().await {
+            // Any error, even one bad entry, may hide the one looked for: not "absent".
+            let e = r?;
+            if crate::temp::is_temp_name(e.name()) || name_key(e.name(), false, true) != want {
+                continue;
+            }
+            if found.is_some() {
+                return Ok(Resolved::Ambiguous);
+            }
+            found = Some(e);
+        }
+        match found {
+            None => return Ok(Resolved::Missing),
+            Some(e) if n + 1 == segments.len() => {
+                return Ok(if e.is_dir() {
+                    Resolved::Dir
+                } else {
+                    Resolved::File(e)
+                });
+            }
+            Some(e) if e.is_dir() => dir = e.path,
+            Some(_) => return Ok(Resolved::Missing),
+        }
+    }
+    Ok(Resolved::Missing)
+}
+
 /// The item for a failed `stat` of a single-file seed.
 fn file_error(path: RemotePath, error: Error) -> Item {
     let retry = Some(Seed::File(path.clone()));
     Item::Error { path, error, retry }
 }
 
-/// Keys that occur more than once in a sorted listing.
-fn duplicates(sorted: &[Entry], ci: bool) -> Vec<String> {
+/// The keys (sorted) under which the two listings cannot be matched safely: one side holds
+/// two entries the march cannot tell apart (names differing only in case, or only in Unicode
+/// normalisation form) and no exact pairing exists. Neither entry is ever picked over the
+/// other, deleted or overwritten for them.
+///
+/// Listings are sorted by key, then name. A group found on one side only is a set of distinct
+/// files (one write never lands on another), and a group whose names are the same on both
+/// sides pairs name by name; except that when a side ignores case, two names differing in
+/// case would be merged into one there, so any repeated key is ambiguous.
+fn ambiguous_keys(
+    src: &[Entry],
+    src_keys: &[String],
+    dst: &[Entry],
+    dst_keys: &[String],
+    ci: bool,
+) -> Vec<String> {
+    let group = |entries: &'_ [Entry], keys: &[String], k: &String| -> Vec<String> {
+        let start = keys.partition_point(|x| x < k);
+        let end = keys.partition_point(|x| x <= k);
+        entries[start..end]
+            .iter()
+            .map(|e| e.name().to_owned())
+            .collect()
+    };
     let mut out: Vec<String> = Vec::new();
-    for w in sorted.windows(2) {
-        let k = key(&w[0], ci);
-        if k == key(&w[1], ci) && out.last().map(String::as_str) != Some(&*k) {
-            out.push(k.into_owned());
+    for keys in [src_keys, dst_keys] {
+        for w in keys.windows(2) {
+            let k = &w[0];
+            if *k != w[1] || out.contains(k) {
+                continue;
+            }
+            let (a, b) = (group(src, src_keys, k), group(dst, dst_keys, k));
+            let separate = a.is_empty() || b.is_empty() || a == b;
+            if ci || !separate {
+                out.push(k.clone());
+            }
         }
     }
+    out.sort();
     out
 }
 
@@ -564,6 +728,7 @@ mod tests {
             walk_dst_excluded: false,
             skip_dst: None,
             leftover_age: None,
+            unicode_normalization: true,
         }
     }
 
@@ -590,5 +755,132 @@ mod tests {
             .await;
         found.sort();
         assert_eq!(found, ["dstdir y", "x/1:10", "x/2:11", "y/3:01"]);
+    }
+
+    /// Every item, as `kind path src-path dst-path`, sorted.
+    async fn items(
+        a: Arc<dyn Remote>,
+        b: Arc<dyn Remote>,
+        seeds: Vec<Seed>,
+        cfg: MarchConfig,
+    ) -> Vec<String> {
+        let show = |e: &Option<Entry>| e.as_ref().map_or("-".to_owned(), |e| e.path.to_string());
+        let mut found: Vec<String> = march(a, Some(b), seeds, cfg)
+            .filter_map(|i| async move {
+                match i {
+                    Item::Pair { path, src, dst, .. } => {
+                        Some(format!("pair {path} {} {}", show(&src), show(&dst)))
+                    }
+                    Item::SrcDir {
+                        entry, dst_path, ..
+                    } => Some(format!("srcdir {dst_path} {}", entry.path)),
+                    Item::DstOnlyDir { path, .. } => Some(format!("dstdir {path}")),
+                    Item::Duplicate { path } => Some(format!("dup {path}")),
+                    Item::Conflict { path } => Some(format!("conflict {path}")),
+                    Item::Error { path, .. } => Some(format!("error {path}")),
+                    Item::Leftover { .. } => None,
+                }
+            })
+            .collect()
+            .await;
+        found.sort();
+        found
+    }
+
+    const NFD: &str = "e\u{301}";
+    const NFC: &str = "\u{e9}";
+
+    #[tokio::test]
+    async fn names_in_two_normalisation_forms_are_one_entry() {
+        let (a, b) = (memory(), memory());
+        put(&a, &format!("{NFD}.txt"), "a").await;
+        put(&a, &format!("{NFD}/new"), "a").await;
+        put(&a, &format!("{NFD}/same"), "a").await;
+        put(&b, &format!("{NFC}.txt"), "b").await;
+        put(&b, &format!("{NFC}/same"), "b").await;
+        put(&b, &format!("{NFC}/gone"), "b").await;
+        let root = || vec![Seed::Dir(RemotePath::root())];
+        // Paired: the item's path is the destination's name, the source entry keeps its own;
+        // a new file goes into the folder the destination has.
+        assert_eq!(
+            items(a.clone(), b.clone(), root(), cfg()).await,
+            [
+                format!("pair {NFC}.txt {NFD}.txt {NFC}.txt"),
+                format!("pair {NFC}/gone - {NFC}/gone"),
+                format!("pair {NFC}/new {NFD}/new -"),
+                format!("pair {NFC}/same {NFD}/same {NFC}/same"),
+                format!("srcdir {NFC} {NFD}"),
+            ]
+        );
+        // Byte for byte when asked: two names on each side.
+        let exact = MarchConfig {
+            unicode_normalization: false,
+            ..cfg()
+        };
+        let got = items(a.clone(), b.clone(), root(), exact).await;
+        assert!(
+            got.contains(&format!("pair {NFD}.txt {NFD}.txt -")),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&format!("pair {NFC}.txt - {NFC}.txt")),
+            "{got:?}"
+        );
+        // A single file named in the other form (a retry, `--files-from`) is found too.
+        let seeds = vec![
+            Seed::File(RemotePath::new(&format!("{NFC}.txt")).unwrap()),
+            Seed::File(RemotePath::new(&format!("{NFD}/same")).unwrap()),
+        ];
+        assert_eq!(
+            items(a, b, seeds, cfg()).await,
+            [
+                format!("pair {NFC}.txt {NFD}.txt {NFC}.txt"),
+                format!("pair {NFC}/same {NFD}/same {NFC}/same"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn two_forms_on_one_side_are_never_told_apart() {
+        let root = || vec![Seed::Dir(RemotePath::root())];
+        // Both forms on the source, one on the destination: no pairing is safe.
+        let (a, b) = (memory(), memory());
+        put(&a, NFD, "1").await;
+        put(&a, NFC, "2").await;
+        put(&b, NFC, "3").await;
+        put(&b, "z", "3").await;
+        let got = items(a.clone(), b.clone(), root(), cfg()).await;
+        assert_eq!(
+            got.iter().filter(|l| l.starts_with("dup ")).count(),
+            2,
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .all(|l| !l.contains(NFC) || l.starts_with("dup ")),
+            "{got:?}"
+        );
+        assert!(got.contains(&"pair z - z".to_owned()), "{got:?}");
+        // As a single-file seed, the same.
+        let seed = vec![Seed::File(RemotePath::new(NFD).unwrap())];
+        let (c, d) = (memory(), memory());
+        put(&c, NFC, "1").await;
+        put(&d, NFD, "2").await;
+        put(&d, NFC, "3").await;
+        assert_eq!(items(c, d, seed, cfg()).await, [format!("dup {NFD}")]);
+        // The same names on both sides pair name by name; on one side only, two files.
+        put(&b, NFD, "4").await;
+        assert_eq!(
+            items(a.clone(), b, root(), cfg()).await,
+            [
+                format!("pair {NFD} {NFD} {NFD}"),
+                "pair z - z".to_owned(),
+                format!("pair {NFC} {NFC} {NFC}"),
+            ]
+        );
+        assert_eq!(
+            items(a, memory(), root(), cfg()).await,
+            [format!("pair {NFD} {NFD} -"), format!("pair {NFC} {NFC} -")]
+        );
     }
 }

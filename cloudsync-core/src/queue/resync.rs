@@ -159,6 +159,7 @@ pub async fn resync(
             one_way: true,
             checkers,
             events: None,
+            ..Default::default()
         };
         check(src, dst, &copts).await?
     };

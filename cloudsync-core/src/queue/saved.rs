@@ -153,6 +153,7 @@ impl CompareSpec {
             one_way: self.one_way,
             checkers: 8,
             events: None,
+            ..Default::default()
         })
     }
 }
