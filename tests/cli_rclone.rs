@@ -551,3 +551,56 @@ fn unicode_forms_are_never_merged_or_lost() {
     cs(&["sync", s(&src), s(&dst)]).expect(0);
     assert_eq!(snapshot(&src), snapshot(&dst));
 }
+
+/// `move` into a destination that does not exist, with no filter, moves the whole folder (one
+/// directory rename, as rclone's server-side directory move): the source path is gone, empty
+/// folders included. Otherwise files move one by one and empty folders stay, as in rclone.
+#[test]
+fn move_of_a_whole_folder_matches_rclone() {
+    let t = tempfile::tempdir().unwrap();
+    let make = |base: &Path, dst_exists: bool| {
+        let src = base.join("src");
+        put(&src, "a.txt", "alpha", 0);
+        put(&src, "sub/b.txt", "bravo", 5);
+        mkdir(&src, "empty");
+        mkdir(&src, "sub/empty2");
+        if dst_exists {
+            mkdir(base, "out/dst");
+        }
+    };
+    let cases: [(&str, bool, &[&str]); 7] = [
+        ("out/dst", false, &[]),
+        ("out/deeper/dst", false, &[]),
+        ("out/dst", true, &[]),
+        ("out/dst", false, &["--exclude", "nothing"]),
+        ("out/dst", false, &["--delete-empty-src-dirs"]),
+        ("out/dst", true, &["--delete-empty-src-dirs"]),
+        ("out/dst", false, &["--error-on-no-transfer"]),
+    ];
+    for (n, (dst, exists, flags)) in cases.into_iter().enumerate() {
+        let (o_base, r_base) = (
+            t.path().join(format!("o{n}")),
+            t.path().join(format!("r{n}")),
+        );
+        make(&o_base, exists);
+        make(&r_base, exists);
+        let (o_src, o_dst) = (o_base.join("src"), o_base.join(dst));
+        let (r_src, r_dst) = (r_base.join("src"), r_base.join(dst));
+        let mut a = vec!["move", s(&o_src), s(&o_dst)];
+        a.extend_from_slice(flags);
+        let mut b = vec!["move", s(&r_src), s(&r_dst)];
+        b.extend_from_slice(flags);
+        let (o, r) = (cs(&a), rclone(&b));
+        assert_eq!(
+            o.code, r.code,
+            "{dst} {exists} {flags:?}\nours: {}",
+            o.stderr
+        );
+        assert_eq!(
+            snapshot(&o_base),
+            snapshot(&r_base),
+            "{dst} {exists} {flags:?}\nours: {}",
+            o.stderr
+        );
+    }
+}

@@ -136,12 +136,91 @@ pub async fn sync(
 
 /// Moves files from `src` to `dst` (rclone `move`): each source file is deleted only after its
 /// copy on the destination is verified (or found identical there).
+///
+/// A whole folder moved into a destination that does not exist yet, with no filter, is one
+/// directory rename where both sides are folders on this machine (as rclone's server-side
+/// directory move): the source path is gone afterwards, empty folders included. A rename
+/// that cannot be done (another filesystem, a destination that appeared) falls back to moving
+/// file by file.
 pub async fn move_files(
     src: &Arc<dyn Remote>,
     dst: &Arc<dyn Remote>,
     opts: &SyncOptions,
 ) -> Result<Summary> {
+    refuse_overlap(src, dst)?;
+    if let Some(summary) = move_whole_folder(src, dst, opts).await? {
+        return Ok(summary);
+    }
     run(src, dst, Mode::Move, opts).await
+}
+
+/// The whole-folder move of [`move_files`]: `Ok(None)` when it does not apply or the rename
+/// could not be done (nothing was changed then).
+async fn move_whole_folder(
+    src: &Arc<dyn Remote>,
+    dst: &Arc<dyn Remote>,
+    opts: &SyncOptions,
+) -> Result<Option<Summary>> {
+    // Only the plain case: anything that selects or limits what moves goes file by file
+    // (unlike rclone, `--max-depth` counts as a filter: deeper files stay).
+    let plain = opts.filter.is_trivial()
+        && !opts.dry_run
+        && opts.backup_dir.is_none()
+        && opts.max_transfer.is_none()
+        && opts.max_duration.is_none();
+    if !plain {
+        return Ok(None);
+    }
+    let root = RemotePath::root();
+    let (Some(from), Some(to)) = (src.local_path(&root), dst.local_path(&root)) else {
+        return Ok(None);
+    };
+    match src.stat(&root).await {
+        Ok(e) if e.is_dir() => {}
+        _ => return Ok(None),
+    }
+    match dst.stat(&root).await {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        _ => return Ok(None),
+    }
+    let start = std::time::Instant::now();
+    let mut summary = Summary::new(src.describe(), dst.describe(), false);
+    if let Some(parent) = to.parent() {
+        if tokio::fs::create_dir_all(parent).await.is_err() {
+            return Ok(None);
+        }
+    }
+    // rename(2) of a directory is atomic, and refuses a destination that is a non-empty
+    // directory or on another filesystem: then nothing moved and the files go one by one.
+    if let Err(e) = tokio::fs::rename(&from, &to).await {
+        tracing::debug!(error = %e, "directory rename not possible; moving file by file");
+        return Ok(None);
+    }
+    // The rename said it moved everything: the destination must list and the source be gone.
+    let moved = matches!(dst.stat(&root).await, Ok(e) if e.is_dir())
+        && matches!(src.stat(&root).await, Err(e) if e.kind() == ErrorKind::NotFound);
+    if !moved {
+        let e = Error::new(
+            ErrorKind::Unexpected,
+            format!(
+                "renamed {} to {}, but the result is not what a rename leaves",
+                src.describe(),
+                dst.describe()
+            ),
+        );
+        summary
+            .errors
+            .push(crate::report::ErrorRecord::new(root, &e));
+    }
+    opts.emit(crate::report::Event::Notice {
+        message: format!(
+            "moved the whole folder {} to {} (one directory rename)",
+            src.describe(),
+            dst.describe()
+        ),
+    });
+    summary.elapsed = start.elapsed();
+    Ok(Some(summary))
 }
 
 /// Copies exactly `paths` (files, relative to both roots) from `src` to `dst` when they are
