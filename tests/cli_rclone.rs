@@ -604,3 +604,77 @@ fn move_of_a_whole_folder_matches_rclone() {
         );
     }
 }
+
+/// `--max-depth 0` means what it means to rclone for each command: the top directory only to
+/// copy, sync, move and check; no limit to ls, lsjson and delete (and an explicit depth makes
+/// `ls` recursive even without `-R`).
+#[test]
+fn max_depth_zero_matches_rclone() {
+    let t = tempfile::tempdir().unwrap();
+    let make = |base: &Path| {
+        let (src, dst) = (base.join("src"), base.join("dst"));
+        put(&src, "a.txt", "alpha", 0);
+        put(&src, "sub/b.txt", "bravo", 5);
+        mkdir(&src, "empty");
+        put(&dst, "a.txt", "ALPHA!", 9);
+        put(&dst, "x.txt", "extra", 0);
+        put(&dst, "sub/deep.txt", "deep", 0);
+        mkdir(&dst, "emptyd");
+        mkdir(&dst, "sub/e2");
+        (src, dst)
+    };
+    for (n, cmd) in ["sync", "copy", "move", "delete"].into_iter().enumerate() {
+        let (o_src, o_dst) = make(&t.path().join(format!("o{n}")));
+        let (r_src, r_dst) = make(&t.path().join(format!("r{n}")));
+        let (o, r) = if cmd == "delete" {
+            (
+                cs(&[cmd, s(&o_dst), "--max-depth", "0"]),
+                rclone(&[cmd, s(&r_dst), "--max-depth", "0"]),
+            )
+        } else {
+            (
+                cs(&[cmd, s(&o_src), s(&o_dst), "--max-depth", "0"]),
+                rclone(&[cmd, s(&r_src), s(&r_dst), "--max-depth", "0"]),
+            )
+        };
+        assert_eq!(o.code, r.code, "{cmd}\nours: {}", o.stderr);
+        assert_eq!(snapshot(&o_dst), snapshot(&r_dst), "{cmd}: destinations");
+        assert_eq!(snapshot(&o_src), snapshot(&r_src), "{cmd}: sources");
+    }
+    let (src, dst) = make(&t.path().join("ro"));
+    let a = [
+        "check",
+        s(&src),
+        s(&dst),
+        "--combined",
+        "-",
+        "--max-depth",
+        "0",
+    ];
+    let (o, r) = (cs(&a), rclone(&a));
+    assert_eq!(o.code, r.code, "check\nours: {}", o.stderr);
+    assert_eq!(sorted(o.lines()), sorted(r.lines()), "check");
+    for depth in ["0", "1", "2", "-1"] {
+        for flags in [&[][..], &["-R"], &["--dirs-only"], &["-R", "--files-only"]] {
+            let mut a = vec![s(&dst), "--max-depth", depth];
+            a.extend_from_slice(flags);
+            let o = cs(&[&["ls"][..], &a].concat());
+            let r = rclone(&[&["lsf"][..], &a].concat());
+            assert_eq!((o.code, r.code), (0, 0), "ls {a:?}: {}", o.stderr);
+            assert_eq!(sorted(o.lines()), sorted(r.lines()), "ls {a:?}");
+        }
+    }
+    let a = ["lsjson", s(&dst), "--max-depth", "0"];
+    let names = |text: &str| {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut p: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["Path"].to_string())
+            .collect();
+        p.sort();
+        p
+    };
+    assert_eq!(names(&cs(&a).stdout), names(&rclone(&a).stdout), "lsjson");
+}

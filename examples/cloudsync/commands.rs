@@ -12,8 +12,8 @@ use cloudsync::{
 use futures::TryStreamExt;
 
 use crate::cli::{
-    CatCmd, CheckCmd, Cli, Command, ConfigCmd, DeleteCmd, FilterArgs, GlobalArgs, Location, LsCmd,
-    LsjsonCmd, PurgeCmd, ReportCmd, RmdirsCmd, Transfer,
+    CatCmd, CheckCmd, Cli, Command, ConfigCmd, DeleteCmd, Depth, FilterArgs, GlobalArgs, Location,
+    LsCmd, LsjsonCmd, PurgeCmd, ReportCmd, RmdirsCmd, Transfer,
 };
 use crate::exit::{self, Failure};
 use crate::listing;
@@ -115,7 +115,31 @@ pub fn build_filter(f: &FilterArgs) -> Result<FilterSet, Failure> {
         .map_err(|e| Failure::usage(e.chain()))
 }
 
-async fn transfer(opener: &Opener, g: &GlobalArgs, mode: Mode, t: Transfer) -> Result<u8, Failure> {
+/// What `--max-depth 0` means to each command, as in rclone: to copy, sync, move and check
+/// (its directory walk) the top directory only, as 1; to the listing and deleting commands
+/// (its recursive listing) no limit.
+fn zero_depth_means(f: &mut FilterArgs, depth: Option<usize>) {
+    if matches!(f.max_depth, Some(Depth(Some(0)))) {
+        f.max_depth = Some(Depth(depth));
+    }
+}
+
+/// `ls`/`lsjson` as rclone's `lsf`/`lsjson`: an explicit `--max-depth` other than -1 lists
+/// that deep even without `-R` (0: the whole tree).
+fn listing_depth(f: &mut FilterArgs, shape: &mut crate::cli::ListShape) {
+    if let Some(Depth(Some(_))) = &f.max_depth {
+        shape.recursive = true;
+    }
+    zero_depth_means(f, None);
+}
+
+async fn transfer(
+    opener: &Opener,
+    g: &GlobalArgs,
+    mode: Mode,
+    mut t: Transfer,
+) -> Result<u8, Failure> {
+    zero_depth_means(&mut t.filter, Some(1));
     let filter = build_filter(&t.filter)?;
     let backup_dir = match &t.backup_dir {
         Some(b) => Some(backup_dir_within(&t.dest, b)?),
@@ -215,7 +239,8 @@ fn finish_summary(g: &GlobalArgs, out: &Output, summary: &Summary) -> Result<(),
     Ok(())
 }
 
-async fn check(opener: &Opener, g: &GlobalArgs, c: CheckCmd) -> Result<u8, Failure> {
+async fn check(opener: &Opener, g: &GlobalArgs, mut c: CheckCmd) -> Result<u8, Failure> {
+    zero_depth_means(&mut c.filter, Some(1));
     let filter = build_filter(&c.filter)?;
     let out = Output::new(g, false, false);
     let opts = CheckOptions {
@@ -318,7 +343,8 @@ fn write_check_outputs(c: &CheckCmd, r: &CheckReport) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn ls(opener: &Opener, c: LsCmd) -> Result<u8, Failure> {
+async fn ls(opener: &Opener, mut c: LsCmd) -> Result<u8, Failure> {
+    listing_depth(&mut c.filter, &mut c.shape);
     let filter = build_filter(&c.filter)?;
     let remote = opener.open(&c.location).await?;
     let l = listing::collect(&remote, &c.shape, filter).await?;
@@ -331,7 +357,8 @@ async fn ls(opener: &Opener, c: LsCmd) -> Result<u8, Failure> {
     Ok(exit::for_records(&l.errors))
 }
 
-async fn lsjson(opener: &Opener, c: LsjsonCmd) -> Result<u8, Failure> {
+async fn lsjson(opener: &Opener, mut c: LsjsonCmd) -> Result<u8, Failure> {
+    listing_depth(&mut c.filter, &mut c.shape);
     let filter = build_filter(&c.filter)?;
     let remote = opener.open(&c.location).await?;
     let mut l = listing::collect(&remote, &c.shape, filter).await?;
@@ -347,7 +374,8 @@ async fn lsjson(opener: &Opener, c: LsjsonCmd) -> Result<u8, Failure> {
     Ok(exit::for_records(&l.errors))
 }
 
-async fn delete(opener: &Opener, g: &GlobalArgs, c: DeleteCmd) -> Result<u8, Failure> {
+async fn delete(opener: &Opener, g: &GlobalArgs, mut c: DeleteCmd) -> Result<u8, Failure> {
+    zero_depth_means(&mut c.filter, None);
     let filter = build_filter(&c.filter)?;
     let out = Output::new(g, c.dry_run, false);
     let opts = DeleteOptions {
