@@ -278,8 +278,10 @@ fn copy_sync_move_and_json_summary() {
     cs(&["sync", s(&src), s(&dst), "--error-on-no-transfer"]).expect(9);
     cs(&["sync", s(&src), s(&dst)]).expect(0);
 
-    // move empties the source (files), and --delete-empty-src-dirs its directories.
+    // move empties the source (files), and --delete-empty-src-dirs its directories. (The
+    // destination exists: into a missing one the whole folder is renamed, see cli_rclone.rs.)
     let moved = t.path().join("moved");
+    std::fs::create_dir(&moved).unwrap();
     let o = cs(&[
         "move",
         s(&src),
