@@ -218,6 +218,9 @@ fn lsf_matches_rclone() {
         &["--dirs-only"],
         &["-R", "--max-depth", "2"],
         &["-R", "--max-depth", "-1"],
+        // A flag given twice: the last value counts; list flags add up.
+        &["-R", "--max-depth", "3", "--max-depth", "1"],
+        &["-R", "--include", "*.txt", "--include", "*.log"],
         &["-R", "--include", "*.txt"],
         &["-R", "--exclude", "sub/**"],
         &["-R", "--exclude", "deep/"],

@@ -16,7 +16,13 @@ use crate::limits::{bwlimit, cutoff_mode};
 /// or a URL (`sftp://user@host:22/dir`, `ftp://`, `ftps://`, `webdav://`, `webdavs://`,
 /// `gs://bucket/prefix`, `memory://name`).
 #[derive(Debug, Parser)]
-#[command(name = "cloudsync", version, max_term_width = 100)]
+// A flag given twice takes the last value, as in rclone (list flags such as --include add up).
+#[command(
+    name = "cloudsync",
+    version,
+    max_term_width = 100,
+    args_override_self = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
