@@ -681,3 +681,26 @@ fn max_depth_zero_matches_rclone() {
     };
     assert_eq!(names(&cs(&a).stdout), names(&rclone(&a).stdout), "lsjson");
 }
+
+/// A move that recorded an error leaves the source's folders alone, even with
+/// `--delete-empty-src-dirs` (found by the randomized test, seed 370).
+#[test]
+fn move_with_an_error_keeps_empty_source_folders_as_rclone() {
+    let t = tempfile::tempdir().unwrap();
+    let make = |base: &Path| {
+        let (src, dst) = (base.join("src"), base.join("dst"));
+        put(&src, "up.log", "a file", 0);
+        put(&src, "b/up/c d.txt", "moved", 0);
+        // The file's name is a folder on the destination: that write fails.
+        put(&dst, "up.log/inner.txt", "in the way", 0);
+        (src, dst)
+    };
+    let (o_src, o_dst) = make(&t.path().join("o"));
+    let (r_src, r_dst) = make(&t.path().join("r"));
+    let o = cs(&["move", s(&o_src), s(&o_dst), "--delete-empty-src-dirs"]);
+    let r = rclone(&["move", s(&r_src), s(&r_dst), "--delete-empty-src-dirs"]);
+    assert!(o.code != 0 && r.code != 0, "{}", o.stderr);
+    assert_eq!(snapshot(&o_src), snapshot(&r_src), "sources");
+    assert_eq!(snapshot(&o_dst), snapshot(&r_dst), "destinations");
+    assert!(o_src.join("b/up").is_dir());
+}

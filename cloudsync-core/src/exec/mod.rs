@@ -203,7 +203,8 @@ impl Engine {
             self.pass(seeds).await;
         }
         self.finish_deletes().await;
-        if self.mode == Mode::Move && self.opts.delete_empty_src_dirs {
+        // As rclone: a run with errors leaves the source's folders as they are.
+        if self.mode == Mode::Move && self.opts.delete_empty_src_dirs && self.failures.is_empty() {
             self.remove_empty_src_dirs().await;
         }
         self.summary.errors = self.failures.into_iter().map(|f| f.record).collect();
@@ -318,7 +319,8 @@ impl Engine {
         let stream = futures::stream::iter(decisions.into_iter().map(|d| Ok(Some(d))));
         self.drive(stream).await;
         self.finish_deletes().await;
-        if self.mode == Mode::Move && self.opts.delete_empty_src_dirs {
+        // As rclone: a run with errors leaves the source's folders as they are.
+        if self.mode == Mode::Move && self.opts.delete_empty_src_dirs && self.failures.is_empty() {
             self.remove_empty_src_dirs().await;
         }
         self.summary.errors = self.failures.into_iter().map(|f| f.record).collect();
