@@ -263,38 +263,46 @@ impl Walk {
                 Err(error) => return Some(file_error(path, error)),
             },
         };
-        // The file may be on the missing side under another normalisation form of its name:
-        // look for it before taking it for absent (a deletion, or a second copy, would
-        // follow). A source found missing is always looked for (that is the deletion case);
-        // a destination only when the name can have other forms.
+        // The file may be on a side under another normalisation form of its name: look for
+        // it before taking it for absent (a deletion, a second copy, or a retry that finds
+        // nothing would follow). A source found missing next to a destination file is always
+        // looked for (that is the deletion case); otherwise only names that can have other
+        // forms. Both sides are then resolved: the side that has the name may hold it in the
+        // other form too, and then the two can't be told apart, as in a listing.
         if let (true, Some(dst_remote)) = (self.cfg.unicode_normalization, &self.dst) {
-            let look = match (&src, &dst) {
-                (None, Some(_)) => Some((Side::Src, &self.src)),
-                (Some(_), None) if !path.as_str().is_ascii() => Some((Side::Dst, dst_remote)),
-                _ => None,
-            };
-            if let Some((side, remote)) = look {
-                // The side that has the name may hold it in the other form too: then the
-                // two can't be told apart, as in a listing.
-                let other = if side == Side::Src {
-                    dst_remote
-                } else {
-                    &self.src
-                };
-                match resolve(other, &path).await {
-                    Ok(Resolved::Ambiguous) => return Some(Item::Duplicate { path }),
-                    Err(error) => return Some(file_error(path, error)),
-                    Ok(_) => {}
-                }
-                match resolve(remote, &path).await {
-                    Ok(Resolved::Missing) => {}
-                    Ok(Resolved::File(e)) if side == Side::Src => src = Some(e),
-                    Ok(Resolved::File(e)) => dst = Some(e),
-                    // A source directory: as when `stat` finds one, nothing to do for a file.
-                    Ok(Resolved::Dir) if side == Side::Src => return None,
-                    Ok(Resolved::Dir) => return Some(Item::Conflict { path }),
-                    Ok(Resolved::Ambiguous) => return Some(Item::Duplicate { path }),
-                    Err(error) => return Some(file_error(path, error)),
+            let other_forms = !path.as_str().is_ascii();
+            let look =
+                (src.is_none() && (dst.is_some() || other_forms)) || (dst.is_none() && other_forms);
+            if look {
+                for side in [Side::Src, Side::Dst] {
+                    let remote = if side == Side::Src {
+                        &self.src
+                    } else {
+                        dst_remote
+                    };
+                    let found = match resolve(remote, &path).await {
+                        Ok(Resolved::Missing) => continue,
+                        Ok(Resolved::Ambiguous) => return Some(Item::Duplicate { path }),
+                        Err(error) => return Some(file_error(path, error)),
+                        Ok(r) => r,
+                    };
+                    let slot = if side == Side::Src {
+                        &mut src
+                    } else {
+                        &mut dst
+                    };
+                    if slot.is_some() {
+                        continue;
+                    }
+                    match found {
+                        Resolved::File(e) => *slot = Some(e),
+                        // A source directory: as when `stat` finds one, nothing to do for a
+                        // file; a destination directory where the source has a file, as when
+                        // `stat` finds it.
+                        _ if side == Side::Src => return None,
+                        _ if src.is_some() => return Some(Item::Conflict { path }),
+                        _ => {}
+                    }
                 }
             }
         }
@@ -832,11 +840,18 @@ mod tests {
             Seed::File(RemotePath::new(&format!("{NFD}/same")).unwrap()),
         ];
         assert_eq!(
-            items(a, b, seeds, cfg()).await,
+            items(a.clone(), b.clone(), seeds, cfg()).await,
             [
                 format!("pair {NFC}.txt {NFD}.txt {NFC}.txt"),
                 format!("pair {NFC}/same {NFD}/same {NFC}/same"),
             ]
+        );
+        // A retry names a new file by its destination path, which neither side has under
+        // that name: it is found on the source, never dropped as absent.
+        let seeds = vec![Seed::File(RemotePath::new(&format!("{NFC}/new")).unwrap())];
+        assert_eq!(
+            items(a, b, seeds, cfg()).await,
+            [format!("pair {NFC}/new {NFD}/new -")]
         );
     }
 
