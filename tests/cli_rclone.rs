@@ -606,6 +606,21 @@ fn move_of_a_whole_folder_matches_rclone() {
             o.stderr
         );
     }
+    // A source that is a symbolic link to a folder is not renamed as a link (rclone would
+    // rename the link, leaving the files where they are): the files move one by one.
+    let base = t.path().join("link");
+    make(&base, false);
+    let link = base.join("link");
+    std::os::unix::fs::symlink(base.join("src"), &link).unwrap();
+    let dst = base.join("out/dst");
+    cs(&["move", s(&link), s(&dst)]).expect(0);
+    assert!(std::fs::symlink_metadata(&dst).unwrap().is_dir());
+    assert_eq!(
+        std::fs::read_to_string(dst.join("sub/b.txt")).unwrap(),
+        "bravo"
+    );
+    assert!(!base.join("src/a.txt").exists());
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
 }
 
 /// `--max-depth 0` means what it means to rclone for each command: the top directory only to

@@ -12,7 +12,7 @@
 //!
 //! A mismatch is shrunk (flags, mutations, files and folders dropped while it still
 //! mismatches) and printed with its seed. By default a fixed set of seeds runs within a time
-//! budget (`CLOUDSYNC_DIFF_SEEDS`, default 40; `CLOUDSYNC_DIFF_SECS`, default 60: whichever
+//! budget (`CLOUDSYNC_DIFF_SEEDS`, default 100; `CLOUDSYNC_DIFF_SECS`, default 60: whichever
 //! ends first); `CLOUDSYNC_DIFF_SEED=n` runs only seed n, `CLOUDSYNC_DIFF_FIRST=n` starts at n.
 //!
 //! Known, documented differences are kept out of the scenarios or tolerated, each where it
@@ -767,7 +767,7 @@ fn random_scenarios_match_rclone() {
     let (seeds, budget): (Vec<u64>, Duration) = match env_u64("CLOUDSYNC_DIFF_SEED") {
         Some(one) => (vec![one], Duration::MAX),
         None => {
-            let n = env_u64("CLOUDSYNC_DIFF_SEEDS").unwrap_or(40);
+            let n = env_u64("CLOUDSYNC_DIFF_SEEDS").unwrap_or(100);
             let first = env_u64("CLOUDSYNC_DIFF_FIRST").unwrap_or(0);
             let secs = env_u64("CLOUDSYNC_DIFF_SECS").unwrap_or(60);
             ((first..first + n).collect(), Duration::from_secs(secs))

@@ -179,6 +179,12 @@ async fn move_whole_folder(
         Ok(e) if e.is_dir() => {}
         _ => return Ok(None),
     }
+    // A symbolic link to a folder would be renamed as a link, leaving the files where they
+    // are: only a real folder is renamed.
+    match tokio::fs::symlink_metadata(&from).await {
+        Ok(m) if m.is_dir() => {}
+        _ => return Ok(None),
+    }
     match dst.stat(&root).await {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         _ => return Ok(None),
