@@ -26,6 +26,8 @@ mod filter;
 mod hash;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+mod http_bearer;
 pub mod ingest;
 mod layers;
 mod location;
