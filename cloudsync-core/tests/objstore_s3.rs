@@ -86,7 +86,9 @@ async fn conformance_of_the_adapter_against_moto_s3() {
 async fn a_large_file_goes_up_in_parts() {
     create_bucket("multipart").await;
     let remote = ObjectStoreRemote::new(store("multipart"), "s3://multipart");
-    let data: Vec<u8> = (0..20 * 1024 * 1024 + 7u32).map(|i| (i % 251) as u8).collect();
+    let data: Vec<u8> = (0..20 * 1024 * 1024 + 7u32)
+        .map(|i| (i % 251) as u8)
+        .collect();
     let path = RemotePath::new("big/file.bin").unwrap();
     let chunks: Vec<cloudsync_core::Result<bytes::Bytes>> = data
         .chunks(1_000_003)
@@ -111,4 +113,24 @@ async fn a_large_file_goes_up_in_parts() {
     // S3 marks multipart ETags with `-<parts>`.
     let etag = remote.stat(&path).await.unwrap().etag.unwrap_or_default();
     assert!(etag.contains('-'), "not a multipart upload: etag {etag}");
+}
+
+/// The adapter's `Debug` shows the store by its `Display`: a store's own `Debug` may print its
+/// credentials.
+#[test]
+fn debug_never_prints_the_store_credentials() {
+    let store: Arc<dyn ObjectStore> = Arc::new(
+        AmazonS3Builder::new()
+            .with_endpoint("http://127.0.0.1:1")
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_bucket_name("bkt")
+            .with_access_key_id("AKIA-visible")
+            .with_secret_access_key("s3-secret-5521")
+            .build()
+            .unwrap(),
+    );
+    let shown = format!("{:?}", ObjectStoreRemote::new(store, "s3://bkt"));
+    assert!(!shown.contains("s3-secret-5521"), "{shown}");
+    assert!(shown.contains("bkt"), "{shown}");
 }
