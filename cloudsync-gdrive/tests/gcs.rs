@@ -450,3 +450,275 @@ fn fastrand_suffix() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
 }
+
+/// A scripted resumable-upload endpoint on 127.0.0.1 (fake-gcs-server cannot be made to fail
+/// a chunk, and it commits an object on a status query; see docs.md), speaking the protocol of
+/// Cloud Storage's "Perform resumable uploads" guide: `308` with `Range: bytes=0-N` for what it
+/// holds, `200` with the object when the last byte arrived.
+mod scripted {
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine as _;
+    use md5::Digest as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    #[derive(Default, Debug)]
+    pub(super) struct State {
+        /// Bytes the session holds.
+        pub(super) data: Vec<u8>,
+        /// Chunk PUTs seen (status queries not counted).
+        pub(super) puts: usize,
+        /// Status queries (`bytes */…`).
+        pub(super) queries: usize,
+        /// These chunk PUTs (1-based) break after half their body, keeping nothing.
+        pub(super) break_puts: Vec<usize>,
+        /// Every chunk PUT from this one on breaks.
+        pub(super) break_from: Option<usize>,
+        /// Chunks are answered 308 but not kept.
+        pub(super) stall: bool,
+        /// The final object reports a wrong MD5.
+        pub(super) bad_md5: bool,
+        /// Request lines of DELETEs.
+        pub(super) deletes: Vec<String>,
+    }
+
+    pub(super) type Shared = Arc<Mutex<State>>;
+
+    pub(super) async fn start(state: Shared) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let b = base.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(serve(conn, state.clone(), b.clone()));
+            }
+        });
+        base
+    }
+
+    async fn serve(mut conn: TcpStream, state: Shared, base: String) {
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 65536];
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match conn.read(&mut tmp).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let line = head.lines().next().unwrap_or("").to_owned();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                })
+                .unwrap_or_default()
+        };
+        let len: usize = header("content-length").parse().unwrap_or(0);
+        let range = header("content-range");
+        let is_chunk = line.starts_with("PUT") && !range.starts_with("bytes */");
+        let breaks = is_chunk && {
+            let mut s = state.lock().unwrap();
+            s.puts += 1;
+            let n = s.puts;
+            s.break_puts.contains(&n) || s.break_from.is_some_and(|f| n >= f)
+        };
+        let want = if breaks { len / 2 } else { len };
+        while buf.len() < head_end + want {
+            match conn.read(&mut tmp).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+        if breaks {
+            // The connection breaks mid-body: nothing of this chunk is kept.
+            return;
+        }
+        let body = buf[head_end..head_end + len].to_vec();
+        let (status, headers, json) = answer(&line, &range, body, &state, &base);
+        let mut out = format!(
+            "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            json.len()
+        );
+        for h in headers {
+            out.push_str(&h);
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+        out.push_str(&json);
+        let _ = conn.write_all(out.as_bytes()).await;
+        let _ = conn.shutdown().await;
+    }
+
+    fn answer(
+        line: &str,
+        range: &str,
+        body: Vec<u8>,
+        state: &Shared,
+        base: &str,
+    ) -> (&'static str, Vec<String>, String) {
+        let mut s = state.lock().unwrap();
+        if line.starts_with("POST") && line.contains("uploadType=resumable") {
+            return (
+                "200 OK",
+                vec![format!("Location: {base}/session?upload_id=xyz")],
+                "{}".into(),
+            );
+        }
+        if line.starts_with("DELETE") {
+            s.deletes.push(line.to_owned());
+            return ("204 No Content", vec![], String::new());
+        }
+        if !line.starts_with("PUT") {
+            return ("400 Bad Request", vec![], String::new());
+        }
+        let spec = range.strip_prefix("bytes ").unwrap_or("");
+        let (span, total) = spec.split_once('/').unwrap_or(("", "*"));
+        if span == "*" {
+            s.queries += 1;
+        } else if !s.stall {
+            let start: usize = span.split('-').next().unwrap().parse().unwrap();
+            // Bytes the session already holds are skipped, new ones appended.
+            let have = s.data.len();
+            assert!(
+                start <= have,
+                "chunk starts at {start}, session holds {have}"
+            );
+            let skip = have - start;
+            if skip < body.len() {
+                s.data.extend_from_slice(&body[skip..]);
+            }
+        }
+        let held = s.data.len();
+        if total != "*" && total.parse::<usize>().ok() == Some(held) {
+            let mut md5 = md5::Md5::digest(&s.data).to_vec();
+            if s.bad_md5 {
+                md5[0] ^= 1;
+            }
+            let obj = serde_json::json!({
+                "name": "up.bin",
+                "size": held.to_string(),
+                "md5Hash": base64::engine::general_purpose::STANDARD.encode(md5),
+                "generation": "7",
+            });
+            return ("200 OK", vec![], obj.to_string());
+        }
+        let mut h = Vec::new();
+        if held > 0 {
+            h.push(format!("Range: bytes=0-{}", held - 1));
+        }
+        ("308 Resume Incomplete", h, String::new())
+    }
+}
+
+async fn scripted_upload(
+    state: scripted::State,
+    size: usize,
+) -> (
+    cloudsync_core::Result<cloudsync_core::Entry>,
+    scripted::Shared,
+    Vec<u8>,
+) {
+    let shared = Arc::new(std::sync::Mutex::new(state));
+    let base = scripted::start(shared.clone()).await;
+    let r = GcsConfig::new("bkt")
+        .with_emulator(base)
+        .with_chunk_size(256 * 1024)
+        .with_upload_cutoff(256 * 1024)
+        .build()
+        .unwrap();
+    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
+    let chunks: Vec<cloudsync_core::Result<bytes::Bytes>> = data
+        .chunks(100_003)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    let res = r
+        .write(
+            &p("up.bin"),
+            futures::StreamExt::boxed(futures::stream::iter(chunks)),
+            WriteMeta {
+                size: Some(size as u64),
+                ..Default::default()
+            },
+        )
+        .await;
+    (res, shared, data)
+}
+
+/// A chunk whose connection breaks is resumed from the offset the session reports, and the
+/// object holds exactly what was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_chunk_is_resumed_from_the_committed_offset() {
+    let state = scripted::State {
+        break_puts: vec![2, 5],
+        ..Default::default()
+    };
+    let (res, shared, data) = scripted_upload(state, 1024 * 1024 + 5).await;
+    let e = res.unwrap();
+    assert_eq!(e.size, data.len() as u64);
+    let s = shared.lock().unwrap();
+    assert!(s.data == data, "the session holds other bytes");
+    assert_eq!(s.queries, 2, "one status query per broken chunk");
+    assert!(s.deletes.is_empty(), "{:?}", s.deletes);
+}
+
+/// A chunk that keeps failing gives up after a bounded number of attempts and cancels the
+/// session; nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_keeps_failing_gives_up_and_cancels() {
+    let state = scripted::State {
+        break_from: Some(2),
+        ..Default::default()
+    };
+    let (res, shared, _) = scripted_upload(state, 1024 * 1024).await;
+    let e = res.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    let s = shared.lock().unwrap();
+    assert!(s.puts <= 2 + 5, "{} chunk requests", s.puts);
+    assert_eq!(
+        s.deletes.len(),
+        1,
+        "the session is cancelled: {:?}",
+        s.deletes
+    );
+    assert!(s.deletes[0].contains("/session"), "{:?}", s.deletes);
+}
+
+/// A session that answers 308 without ever moving its offset is given up on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_never_advances_is_bounded() {
+    let state = scripted::State {
+        stall: true,
+        ..Default::default()
+    };
+    let (res, shared, _) = scripted_upload(state, 1024 * 1024).await;
+    let e = res.unwrap_err();
+    assert!(e.message().contains("stays at byte"), "{e}");
+    assert!(shared.lock().unwrap().puts < 10);
+}
+
+/// An object whose MD5 is not that of what was sent is removed again (that generation only)
+/// and the write fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_that_is_not_what_was_sent_is_removed() {
+    let state = scripted::State {
+        bad_md5: true,
+        ..Default::default()
+    };
+    let (res, shared, _) = scripted_upload(state, 600 * 1024).await;
+    let e = res.unwrap_err();
+    assert!(e.message().contains("not what was sent"), "{e}");
+    let s = shared.lock().unwrap();
+    assert_eq!(s.deletes.len(), 1, "{:?}", s.deletes);
+    assert!(
+        s.deletes[0].contains("/storage/v1/b/bkt/o/up.bin")
+            && s.deletes[0].contains("ifGenerationMatch=7"),
+        "{:?}",
+        s.deletes
+    );
+}

@@ -68,7 +68,7 @@ pub(crate) async fn write(
             None => {
                 sent.end()?;
                 let obj = multipart(core, name, &resource, buf.freeze(), pre).await?;
-                return sent.verify(core, obj).await;
+                return sent.verify(core, name, obj).await;
             }
             Some(chunk) => {
                 sent.add(&chunk)?;
@@ -119,7 +119,7 @@ pub(crate) async fn write(
     }
     .await;
     match result {
-        Ok(obj) => sent.verify(core, obj).await,
+        Ok(obj) => sent.verify(core, name, obj).await,
         Err(e) => {
             session.cancel().await;
             Err(e)
@@ -181,7 +181,17 @@ impl Sent {
     /// The new object must be what was sent: its size, and its MD5 (else CRC32C) when the
     /// service reports one. One that is not is removed (only that generation) and the write
     /// fails with a temporary error (the bytes were damaged on the way).
-    async fn verify(&self, core: &GcsCore, obj: Object) -> Result<Object> {
+    async fn verify(&self, core: &GcsCore, name: &str, obj: Object) -> Result<Object> {
+        if obj.name != name {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "the upload of {:?} answered with object {:?}",
+                    super::core::cut(name),
+                    super::core::cut(&obj.name)
+                ),
+            ));
+        }
         let size = obj.size()?;
         let theirs = obj.hashes();
         let hash_ok = self.hashes.matches(&theirs);
@@ -192,7 +202,7 @@ impl Sent {
             return Ok(obj);
         }
         let removed = match obj.generation.as_deref() {
-            Some(g) => core.delete_object(&obj.name, Some(g)).await,
+            Some(g) => core.delete_object(name, Some(g)).await,
             None => Ok(false),
         };
         tracing::warn!(
