@@ -132,7 +132,7 @@ pub(crate) enum Auth {
     /// No `Authorization` header.
     Anonymous,
     /// Bearer tokens from a Google grant.
-    Tokens(TokenSource),
+    Tokens(Box<TokenSource>),
 }
 
 /// A validated configuration.
@@ -255,15 +255,17 @@ impl GcsConfig {
                         (None, Some(u), Credentials::ServiceAccount { .. }) => http_url(key, &u)?,
                         _ => DEFAULT_TOKEN_URL.to_owned(),
                     };
-                    Auth::Tokens(TokenSource::new(creds, url, timeout).with_scope(GCS_SCOPE))
+                    Auth::Tokens(Box::new(
+                        TokenSource::new(creds, url, timeout).with_scope(GCS_SCOPE),
+                    ))
                 }
-                None => Auth::Tokens(
+                None => Auth::Tokens(Box::new(
                     TokenSource::metadata_server(
                         token_url.unwrap_or_else(|| METADATA_TOKEN_URL.to_owned()),
                         timeout,
                     )
                     .with_scope(auth::GCS_SCOPE),
-                ),
+                )),
             }
         };
         Ok(Validated {

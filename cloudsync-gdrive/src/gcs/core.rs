@@ -308,7 +308,7 @@ impl GcsCore {
         let tokens = match std::mem::replace(&mut cfg.auth, Auth::Anonymous) {
             Auth::Anonymous => None,
             Auth::Tokens(source) => Some(GoogleTokens {
-                source,
+                source: *source,
                 http: http.clone(),
             }),
         };
