@@ -481,6 +481,10 @@ mod scripted {
         pub(super) bad_md5: bool,
         /// Request lines of DELETEs.
         pub(super) deletes: Vec<String>,
+        /// Answers to `objects.list`: page `n` answers `pageToken=n` (no token = page 0).
+        pub(super) list_pages: Vec<serde_json::Value>,
+        /// `objects.list` requests seen.
+        pub(super) lists: usize,
     }
 
     pub(super) type Shared = Arc<Mutex<State>>;
@@ -569,6 +573,16 @@ mod scripted {
                 vec![format!("Location: {base}/session?upload_id=xyz")],
                 "{}".into(),
             );
+        }
+        if line.starts_with("GET") && line.contains("/o?") {
+            s.lists += 1;
+            let n: usize = line
+                .split(['?', '&', ' '])
+                .find_map(|kv| kv.strip_prefix("pageToken="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let page = s.list_pages.get(n).cloned().unwrap_or_default();
+            return ("200 OK", vec![], page.to_string());
         }
         if line.starts_with("DELETE") {
             s.deletes.push(line.to_owned());
@@ -721,4 +735,82 @@ async fn an_object_that_is_not_what_was_sent_is_removed() {
         "{:?}",
         s.deletes
     );
+}
+
+async fn scripted_listing(
+    pages: Vec<serde_json::Value>,
+) -> (Vec<cloudsync_core::Result<cloudsync_core::Entry>>, usize) {
+    let shared = Arc::new(std::sync::Mutex::new(scripted::State {
+        list_pages: pages,
+        ..Default::default()
+    }));
+    let base = scripted::start(shared.clone()).await;
+    let r = GcsConfig::new("bkt")
+        .with_prefix("root")
+        .with_emulator(base)
+        .build()
+        .unwrap();
+    let items = match r.list(&RemotePath::root()).await {
+        Ok(s) => futures::StreamExt::collect(s).await,
+        Err(e) => vec![Err(e)],
+    };
+    let lists = shared.lock().unwrap().lists;
+    (items, lists)
+}
+
+fn obj(name: &str) -> serde_json::Value {
+    serde_json::json!({ "name": name, "size": "1", "updated": "2024-01-01T00:00:00Z" })
+}
+
+/// Empty and short pages are not the end; the listing follows the tokens to the last page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_follows_tokens_past_empty_pages() {
+    let (items, lists) = scripted_listing(vec![
+        serde_json::json!({ "items": [obj("root/a")], "nextPageToken": "1" }),
+        serde_json::json!({ "nextPageToken": "2" }),
+        serde_json::json!({ "prefixes": ["root/d/"], "items": [obj("root/b")] }),
+    ])
+    .await;
+    let names: Vec<String> = items
+        .iter()
+        .map(|i| i.as_ref().unwrap().path.as_str().to_owned())
+        .collect();
+    assert_eq!(names, ["a", "d", "b"]);
+    assert_eq!(lists, 3);
+}
+
+/// A prefix whose pages are all empty does not exist: `NotFound`, never an empty directory (a
+/// sync would otherwise take a missing source for an empty one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_with_only_empty_pages_is_not_found() {
+    let (items, _) = scripted_listing(vec![
+        serde_json::json!({ "nextPageToken": "1" }),
+        serde_json::json!({}),
+    ])
+    .await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        items[0].as_ref().unwrap_err().kind(),
+        cloudsync_core::ErrorKind::NotFound
+    );
+    let (items, lists) = scripted_listing(vec![serde_json::json!({})]).await;
+    assert_eq!(lists, 1);
+    assert_eq!(
+        items[0].as_ref().unwrap_err().kind(),
+        cloudsync_core::ErrorKind::NotFound
+    );
+}
+
+/// Page tokens that come round again end the listing with an error, not a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_cycle_is_an_error() {
+    let (items, lists) = scripted_listing(vec![
+        serde_json::json!({ "items": [obj("root/a")], "nextPageToken": "1" }),
+        serde_json::json!({ "items": [obj("root/b")], "nextPageToken": "2" }),
+        serde_json::json!({ "items": [obj("root/c")], "nextPageToken": "1" }),
+    ])
+    .await;
+    let last = items.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(last.kind(), cloudsync_core::ErrorKind::Protocol, "{last}");
+    assert!(lists <= 4, "{lists} list requests");
 }

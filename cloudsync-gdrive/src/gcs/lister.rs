@@ -3,9 +3,10 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
+use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result, stream_paginated};
 use futures::StreamExt;
 
 use super::core::{GcsCore, Object, ObjectList, PAGE_SIZE, cut};
@@ -14,7 +15,7 @@ use super::core::{GcsCore, Object, ObjectList, PAGE_SIZE, cut};
 /// cannot make a listing endless (at 1000 objects a page, 100 million objects).
 pub(crate) const MAX_PAGES: usize = 100_000;
 
-/// What one listing walks.
+/// What one listing walks; shared by the page requests of [`stream_paginated`].
 struct Walk {
     core: Arc<GcsCore>,
     /// The directory listed (entries are built below it).
@@ -22,21 +23,19 @@ struct Walk {
     /// Its listing prefix (`root/dir/`, or empty for the bucket root).
     prefix: String,
     delimited: bool,
+    /// The first page, fetched before the stream was handed out.
+    first: Mutex<Option<ObjectList>>,
     /// Whether anything (an object, a prefix, a directory marker) was seen.
-    seen_any: bool,
+    seen_any: AtomicBool,
+    /// Whether a page request failed (the stream then ends with that error alone).
+    failed: AtomicBool,
     /// Hashes of the page tokens seen (a token seen twice means the listing goes round).
-    tokens: HashSet<u64>,
+    tokens: Mutex<HashSet<u64>>,
     hasher: BuildHasherDefault<DefaultHasher>,
 }
 
-enum State {
-    /// The first page, fetched before the stream was handed out.
-    First(Box<Walk>, ObjectList),
-    Next(Box<Walk>, Option<String>),
-    Done,
-}
-
-/// Lists `dir` (one level when `delimited`, else the whole tree below it) as a stream.
+/// Lists `dir` (one level when `delimited`, else the whole tree below it) as a stream, one
+/// page in memory at a time (core's [`stream_paginated`]).
 ///
 /// The first page is fetched here, so a directory with nothing below it (which does not exist
 /// on an object store; only the bucket root may be empty) is a `NotFound` from this call. If
@@ -60,81 +59,88 @@ pub(crate) async fn list(
             .with_operation("list")
             .with_path(dir));
     }
-    let walk = Walk {
+    let walk = Arc::new(Walk {
         core,
         dir: dir.clone(),
         prefix,
         delimited,
-        seen_any: false,
-        tokens: HashSet::new(),
+        first: Mutex::new(Some(first)),
+        seen_any: AtomicBool::new(false),
+        failed: AtomicBool::new(false),
+        tokens: Mutex::new(HashSet::new()),
         hasher: BuildHasherDefault::default(),
-    };
-    Ok(
-        futures::stream::unfold(State::First(Box::new(walk), first), |state| async move {
-            let (mut walk, page) = match state {
-                State::Done => return None,
-                State::First(walk, page) => (walk, page),
-                State::Next(walk, token) => {
-                    match walk
-                        .core
-                        .list_page(&walk.prefix, walk.delimited, PAGE_SIZE, token.as_deref())
-                        .await
-                    {
-                        Ok(p) => (walk, p),
-                        Err(e) => {
-                            let e = e.with_operation("list").with_path(&walk.dir);
-                            return Some((vec![Err(e)], State::Done));
-                        }
-                    }
-                }
-            };
-            let next = page.next_page_token.clone().filter(|t| !t.is_empty());
-            let mut out = walk.entries(page);
-            let state = match next {
-                None => {
-                    if !walk.seen_any && !walk.prefix.is_empty() {
-                        out.push(Err(Error::new(ErrorKind::NotFound, "directory not found")
-                            .with_operation("list")
-                            .with_path(&walk.dir)));
-                    }
-                    State::Done
-                }
-                Some(t) => {
-                    if !walk.tokens.insert(walk.hasher.hash_one(&t)) {
-                        out.push(Err(Error::new(
-                            ErrorKind::Protocol,
-                            "objects.list handed out a nextPageToken it gave before; the \
-                         listing would never end",
-                        )
-                        .with_operation("list")
-                        .with_path(&walk.dir)));
-                        State::Done
-                    } else if walk.tokens.len() >= MAX_PAGES {
-                        out.push(Err(Error::new(
-                            ErrorKind::Protocol,
-                            format!("the listing has more than {MAX_PAGES} pages"),
-                        )
-                        .with_operation("list")
-                        .with_path(&walk.dir)));
-                        State::Done
-                    } else {
-                        State::Next(walk, Some(t))
-                    }
-                }
-            };
-            Some((out, state))
+    });
+    let end = walk.clone();
+    let pages = stream_paginated(walk, |walk: Arc<Walk>, token| async move {
+        let r = walk.page(token).await;
+        if r.is_err() {
+            walk.failed.store(true, Ordering::SeqCst);
+        }
+        r
+    })
+    .map(|r| {
+        r.and_then(|item| item)
+            .map_err(|e| e.with_operation("list"))
+    });
+    // A prefix that gave nothing in any page does not exist.
+    let tail = futures::stream::once(async move {
+        let missing = !end.seen_any.load(Ordering::SeqCst)
+            && !end.failed.load(Ordering::SeqCst)
+            && !end.prefix.is_empty();
+        missing.then(|| {
+            Err(Error::new(ErrorKind::NotFound, "directory not found")
+                .with_operation("list")
+                .with_path(&end.dir))
         })
-        .flat_map(futures::stream::iter)
-        .boxed(),
-    )
+    })
+    .filter_map(futures::future::ready);
+    Ok(pages.chain(tail).boxed())
 }
 
 impl Walk {
+    /// The page for `token` (the first one was fetched already), as entries, and the next
+    /// token.
+    async fn page(&self, token: Option<String>) -> Result<(Vec<Result<Entry>>, Option<String>)> {
+        let first = match token {
+            None => self.first.lock().unwrap_or_else(|p| p.into_inner()).take(),
+            Some(_) => None,
+        };
+        let page = match first {
+            Some(p) => p,
+            None => {
+                if let Some(t) = &token {
+                    let mut seen = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+                    if !seen.insert(self.hasher.hash_one(t)) {
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            "objects.list handed out a nextPageToken it gave before; the \
+                             listing would never end",
+                        )
+                        .with_path(&self.dir));
+                    }
+                    if seen.len() > MAX_PAGES {
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            format!("the listing has more than {MAX_PAGES} pages"),
+                        )
+                        .with_path(&self.dir));
+                    }
+                }
+                self.core
+                    .list_page(&self.prefix, self.delimited, PAGE_SIZE, token.as_deref())
+                    .await
+                    .map_err(|e| e.with_path(&self.dir))?
+            }
+        };
+        let next = page.next_page_token.clone();
+        Ok((self.entries(page), next))
+    }
+
     /// The entries of one page.
-    fn entries(&mut self, page: ObjectList) -> Vec<Result<Entry>> {
+    fn entries(&self, page: ObjectList) -> Vec<Result<Entry>> {
         let mut out = Vec::with_capacity(page.items.len() + page.prefixes.len());
         if !page.items.is_empty() || !page.prefixes.is_empty() {
-            self.seen_any = true;
+            self.seen_any.store(true, Ordering::SeqCst);
         }
         for p in &page.prefixes {
             let rel = p
