@@ -574,6 +574,11 @@ mod scripted {
                 "{}".into(),
             );
         }
+        if line.starts_with("GET") && line.contains("alt=media") {
+            // Ignores `Range` (allowed: a server may answer 200 with the whole object).
+            let whole: String = s.data.iter().map(|&b| b as char).collect();
+            return ("200 OK", vec![], whole);
+        }
         if line.starts_with("GET") && line.contains("/o?") {
             s.lists += 1;
             let n: usize = line
@@ -813,4 +818,24 @@ async fn a_token_cycle_is_an_error() {
     let last = items.last().unwrap().as_ref().unwrap_err();
     assert_eq!(last.kind(), cloudsync_core::ErrorKind::Protocol, "{last}");
     assert!(lists <= 4, "{lists} list requests");
+}
+
+/// A server that ignores `Range` and answers 200 with the whole object: the read still gives
+/// exactly the bytes asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_the_server_ignored_is_cut_here() {
+    let shared = Arc::new(std::sync::Mutex::new(scripted::State {
+        data: b"0123456789abcdef".to_vec(),
+        ..Default::default()
+    }));
+    let base = scripted::start(shared).await;
+    let r = GcsConfig::new("bkt").with_emulator(base).build().unwrap();
+    let got = collect_bytes(r.read(&p("f"), Some(3..7)).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(&got[..], b"3456");
+    let got = collect_bytes(r.read(&p("f"), Some(10..100)).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(&got[..], b"abcdef");
 }
