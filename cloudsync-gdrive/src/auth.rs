@@ -29,16 +29,11 @@ pub(crate) const GCS_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.r
 pub(crate) const METADATA_TOKEN_URL: &str =
     "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token";
 
-/// A token fetched less than this long ago is not fetched again on a forced refresh: another
-/// request that was refused at the same time has just replaced it.
-const REFRESH_DEBOUNCE: Duration = Duration::from_secs(5);
-
 /// The current access token; `Debug` shows `***` for it ([`Secret`]).
 #[derive(Debug)]
 struct Cached {
     token: Secret,
     expires: Instant,
-    fetched: Instant,
 }
 
 /// How a token is obtained.
@@ -114,15 +109,10 @@ impl TokenSource {
         self
     }
 
-    /// A new token even though one is cached (the server refused it), unless the cached one
-    /// was fetched within [`REFRESH_DEBOUNCE`] (a concurrent refusal already replaced it).
+    /// A new token even though one is cached (the server refused it). Refreshes are
+    /// serialised by the cache's lock.
     pub(crate) async fn refresh(&self, http: &reqwest::Client) -> Result<Secret> {
         let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref() {
-            if c.fetched.elapsed() < REFRESH_DEBOUNCE {
-                return Ok(c.token.clone());
-            }
-        }
         let fresh = self.fetch(http).await?;
         let token = fresh.token.clone();
         *cached = Some(fresh);
@@ -297,7 +287,6 @@ fn cached(t: TokenResponse) -> Cached {
     Cached {
         token: t.access_token,
         expires: now.checked_add(life).unwrap_or(now),
-        fetched: now,
     }
 }
 

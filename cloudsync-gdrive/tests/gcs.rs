@@ -485,6 +485,12 @@ mod scripted {
         pub(super) list_pages: Vec<serde_json::Value>,
         /// `objects.list` requests seen.
         pub(super) lists: usize,
+        /// Bodies of token requests (`POST /token`); the N-th is answered `tok-N`.
+        pub(super) token_requests: Vec<String>,
+        /// When set, `objects.list` answers 401 unless `Authorization: Bearer <this>`.
+        pub(super) accept_token: Option<String>,
+        /// `Authorization` headers of `objects.list` requests.
+        pub(super) list_auth: Vec<String>,
     }
 
     pub(super) type Shared = Arc<Mutex<State>>;
@@ -544,7 +550,8 @@ mod scripted {
             return;
         }
         let body = buf[head_end..head_end + len].to_vec();
-        let (status, headers, json) = answer(&line, &range, body, &state, &base);
+        let auth = header("authorization");
+        let (status, headers, json) = answer(&line, &range, &auth, body, &state, &base);
         let mut out = format!(
             "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
             json.len()
@@ -562,6 +569,7 @@ mod scripted {
     fn answer(
         line: &str,
         range: &str,
+        auth: &str,
         body: Vec<u8>,
         state: &Shared,
         base: &str,
@@ -579,8 +587,21 @@ mod scripted {
             let whole: String = s.data.iter().map(|&b| b as char).collect();
             return ("200 OK", vec![], whole);
         }
+        if line.starts_with("POST /token") {
+            s.token_requests
+                .push(String::from_utf8_lossy(&body).to_string());
+            let n = s.token_requests.len();
+            let t = serde_json::json!({ "access_token": format!("tok-{n}"), "expires_in": 3600 });
+            return ("200 OK", vec![], t.to_string());
+        }
         if line.starts_with("GET") && line.contains("/o?") {
             s.lists += 1;
+            s.list_auth.push(auth.to_owned());
+            if let Some(want) = &s.accept_token {
+                if auth != format!("Bearer {want}") {
+                    return ("401 Unauthorized", vec![], "{}".into());
+                }
+            }
             let n: usize = line
                 .split(['?', '&', ' '])
                 .find_map(|kv| kv.strip_prefix("pageToken="))
@@ -838,4 +859,76 @@ async fn a_range_the_server_ignored_is_cut_here() {
         .await
         .unwrap();
     assert_eq!(&got[..], b"abcdef");
+}
+
+/// With a service-account key, requests carry a bearer token from the JWT grant (scope
+/// `devstorage.read_write`, audience the token endpoint), and a token the service refuses is
+/// replaced once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_tokens_are_used_and_refreshed_on_401() {
+    use base64::Engine as _;
+    let shared = Arc::new(std::sync::Mutex::new(scripted::State {
+        list_pages: vec![serde_json::json!({ "items": [obj("root/a")] })],
+        accept_token: Some("tok-2".into()),
+        ..Default::default()
+    }));
+    let base = scripted::start(shared.clone()).await;
+    let key = {
+        use aws_lc_rs::encoding::AsDer;
+        let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sa.json");
+    let token_url = format!("{base}/token");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "type": "service_account",
+            "client_email": "sync@project.iam.gserviceaccount.com",
+            "private_key": key,
+            "token_uri": token_url,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut cfg = GcsConfig::new("bkt").with_prefix("root");
+    cfg.base_url = Some(base.clone());
+    cfg.service_account_file = Some(file.display().to_string());
+    let r = cfg.build().unwrap();
+    let shown = format!("{r:?}{cfg:?}");
+    assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    let names: Vec<String> = futures::TryStreamExt::try_collect(futures::TryStreamExt::map_ok(
+        r.list(&RemotePath::root()).await.unwrap(),
+        |e| e.path.as_str().to_owned(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(names, ["a"]);
+    let s = shared.lock().unwrap();
+    assert_eq!(s.list_auth, ["Bearer tok-1", "Bearer tok-2"]);
+    assert_eq!(s.token_requests.len(), 2);
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(s.token_requests[0].as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(
+        form["grant_type"],
+        "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    );
+    let claims = form["assertion"].split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["scope"],
+        "https://www.googleapis.com/auth/devstorage.read_write"
+    );
+    assert_eq!(claims["aud"], token_url.as_str());
+    assert_eq!(claims["iss"], "sync@project.iam.gserviceaccount.com");
 }
