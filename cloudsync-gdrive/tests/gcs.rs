@@ -417,7 +417,8 @@ async fn undescribable_names_are_error_entries() {
 
 /// Live run against real Cloud Storage: `CLOUDSYNC_TEST_GCS_BUCKET` (a scratch bucket),
 /// optional `CLOUDSYNC_TEST_GCS_SERVICE_ACCOUNT_FILE` (else Application Default Credentials).
-/// Also checks what the emulator cannot: `ifGenerationMatch=0` refuses an existing object.
+/// Also checks what the emulator cannot: `ifGenerationMatch=0` on a resumable upload refuses
+/// an existing object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_gcs() {
     let Ok(b) = std::env::var("CLOUDSYNC_TEST_GCS_BUCKET") else {
@@ -426,7 +427,7 @@ async fn live_gcs() {
     };
     let mut cfg = GcsConfig::new(b).with_prefix(format!("cloudsync-test-{}", fastrand_suffix()));
     cfg.service_account_file = std::env::var("CLOUDSYNC_TEST_GCS_SERVICE_ACCOUNT_FILE").ok();
-    let r = cfg.build().unwrap();
+    let r = cfg.clone().with_upload_cutoff(0).build().unwrap();
     let f = p("exclusive.txt");
     r.write_if_absent(&f, bytes_stream("first"), WriteMeta::default())
         .await
@@ -441,7 +442,7 @@ async fn live_gcs() {
         "{e}"
     );
     r.remove_file(&f).await.unwrap();
-    cloudsync_core::testkit::conformance(Arc::new(r)).await;
+    cloudsync_core::testkit::conformance(Arc::new(cfg.build().unwrap())).await;
 }
 
 fn fastrand_suffix() -> u64 {
@@ -931,4 +932,66 @@ async fn service_account_tokens_are_used_and_refreshed_on_401() {
     );
     assert_eq!(claims["aud"], token_url.as_str());
     assert_eq!(claims["iss"], "sync@project.iam.gserviceaccount.com");
+}
+
+/// Content whose MD5 is not the one announced in `WriteMeta` is refused before anything is
+/// committed, in one request and in a resumable session; the old object stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_that_is_not_the_announced_hash_replaces_nothing() {
+    let b = bucket("announced-hash").await;
+    let r = remote(&b, "")
+        .with_chunk_size(256 * 1024)
+        .with_upload_cutoff(256 * 1024)
+        .build()
+        .unwrap();
+    let f = p("h/file.bin");
+    r.write(&f, bytes_stream("old"), WriteMeta::default())
+        .await
+        .unwrap();
+    for size in [1000usize, 700 * 1024] {
+        let meta = WriteMeta {
+            size: Some(size as u64),
+            hashes: cloudsync_core::Hashes::default()
+                .with(HashKind::Md5, "00112233445566778899aabbccddeeff"),
+            ..Default::default()
+        };
+        let e = r
+            .write(&f, bytes_stream(vec![b'n'; size]), meta)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.kind(),
+            cloudsync_core::ErrorKind::ConditionNotMatch,
+            "{size}: {e}"
+        );
+        let got = collect_bytes(r.read(&f, None).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(&got[..], b"old", "{size}");
+    }
+}
+
+/// `write_if_absent` creates a missing object and refuses an existing one (fake-gcs-server
+/// checks `ifGenerationMatch=0` on multipart uploads; for resumable ones see `live_gcs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_if_absent_refuses_an_existing_object() {
+    let b = bucket("if-absent").await;
+    let r = remote(&b, "").build().unwrap();
+    let f = p("lock/owner");
+    r.write_if_absent(&f, bytes_stream("first"), WriteMeta::default())
+        .await
+        .unwrap();
+    let e = r
+        .write_if_absent(&f, bytes_stream("second"), WriteMeta::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        cloudsync_core::ErrorKind::ConditionNotMatch,
+        "{e}"
+    );
+    let got = collect_bytes(r.read(&f, None).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(&got[..], b"first");
 }

@@ -91,8 +91,8 @@ impl GcsBackend {
     /// refuses with `ConditionNotMatch` when one is. Two writers racing for one name cannot
     /// both win.
     ///
-    /// fake-gcs-server (1.54) does not check this precondition and replaces the object; the
-    /// real service does.
+    /// fake-gcs-server (1.54) checks this precondition on multipart uploads only; on resumable
+    /// (and media) uploads it replaces the object. The real service checks it on every upload.
     pub async fn write_if_absent(
         &self,
         path: &RemotePath,

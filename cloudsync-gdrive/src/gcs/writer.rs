@@ -59,7 +59,7 @@ pub(crate) async fn write(
     if let Some(b64) = meta.hashes.get(HashKind::Md5).and_then(hex_to_b64) {
         resource["md5Hash"] = serde_json::Value::String(b64);
     }
-    let mut sent = Sent::new(meta.size);
+    let mut sent = Sent::new(meta.size, meta.hashes.clone());
     let mut buf = BytesMut::new();
     let cutoff = core.cfg.upload_cutoff;
     // Up to the cutoff, everything is buffered for one multipart request.
@@ -130,15 +130,18 @@ pub(crate) async fn write(
 /// Counts and hashes what is sent, against the size announced.
 struct Sent {
     want: Option<u64>,
+    /// Hashes the caller announced for the content.
+    announced: Hashes,
     count: u64,
     hasher: Option<MultiHasher>,
     hashes: Hashes,
 }
 
 impl Sent {
-    fn new(want: Option<u64>) -> Self {
+    fn new(want: Option<u64>, announced: Hashes) -> Self {
         Sent {
             want,
+            announced,
             count: 0,
             hasher: Some(MultiHasher::new(&[HashKind::Md5, HashKind::Crc32c])),
             hashes: Hashes::default(),
@@ -156,7 +159,8 @@ impl Sent {
         )
     }
 
-    /// Checked before anything is committed: a body longer than announced fails here.
+    /// Checked before anything is committed: a body longer than announced fails here, one
+    /// shorter or with another hash in [`Sent::end`].
     fn add(&mut self, chunk: &[u8]) -> Result<()> {
         self.count += chunk.len() as u64;
         if self.want.is_some_and(|w| self.count > w) {
@@ -174,6 +178,14 @@ impl Sent {
         }
         if let Some(h) = self.hasher.take() {
             self.hashes = h.finish();
+        }
+        // Checked before the last byte goes out: content that is not what was announced is
+        // never committed.
+        if self.hashes.matches(&self.announced) == Some(false) {
+            return Err(Error::new(
+                ErrorKind::ConditionNotMatch,
+                "the body does not have the hash announced for it; nothing was stored",
+            ));
         }
         Ok(())
     }
