@@ -492,6 +492,8 @@ mod scripted {
         pub(super) accept_token: Option<String>,
         /// `Authorization` headers of `objects.list` requests.
         pub(super) list_auth: Vec<String>,
+        /// The object name the session was started for.
+        pub(super) name: String,
     }
 
     pub(super) type Shared = Arc<Mutex<State>>;
@@ -577,6 +579,15 @@ mod scripted {
     ) -> (&'static str, Vec<String>, String) {
         let mut s = state.lock().unwrap();
         if line.starts_with("POST") && line.contains("uploadType=resumable") {
+            let target = line.split(' ').nth(1).unwrap_or("");
+            s.name = url::Url::parse(&format!("http://x{target}"))
+                .ok()
+                .and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "name")
+                        .map(|(_, v)| v.into_owned())
+                })
+                .unwrap_or_default();
             return (
                 "200 OK",
                 vec![format!("Location: {base}/session?upload_id=xyz")],
@@ -642,7 +653,7 @@ mod scripted {
                 md5[0] ^= 1;
             }
             let obj = serde_json::json!({
-                "name": "up.bin",
+                "name": s.name,
                 "size": held.to_string(),
                 "md5Hash": base64::engine::general_purpose::STANDARD.encode(md5),
                 "generation": "7",
@@ -862,6 +873,36 @@ async fn a_range_the_server_ignored_is_cut_here() {
     assert_eq!(&got[..], b"abcdef");
 }
 
+/// A config for `base` authenticating with a fresh service-account key file (kept in the
+/// returned directory) whose `token_uri` is `{base}/token`; and the key's PEM.
+fn service_account_config(base: &str) -> (GcsConfig, tempfile::TempDir, String) {
+    use base64::Engine as _;
+    let key = {
+        use aws_lc_rs::encoding::AsDer;
+        let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sa.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "type": "service_account",
+            "client_email": "sync@project.iam.gserviceaccount.com",
+            "private_key": key,
+            "token_uri": format!("{base}/token"),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut cfg = GcsConfig::new("bkt").with_prefix("root");
+    cfg.base_url = Some(base.to_owned());
+    cfg.service_account_file = Some(file.display().to_string());
+    (cfg, dir, key)
+}
+
 /// With a service-account key, requests carry a bearer token from the JWT grant (scope
 /// `devstorage.read_write`, audience the token endpoint), and a token the service refuses is
 /// replaced once.
@@ -874,30 +915,8 @@ async fn service_account_tokens_are_used_and_refreshed_on_401() {
         ..Default::default()
     }));
     let base = scripted::start(shared.clone()).await;
-    let key = {
-        use aws_lc_rs::encoding::AsDer;
-        let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-        let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).unwrap();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-        format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("sa.json");
+    let (cfg, _dir, _key) = service_account_config(&base);
     let token_url = format!("{base}/token");
-    std::fs::write(
-        &file,
-        serde_json::json!({
-            "type": "service_account",
-            "client_email": "sync@project.iam.gserviceaccount.com",
-            "private_key": key,
-            "token_uri": token_url,
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let mut cfg = GcsConfig::new("bkt").with_prefix("root");
-    cfg.base_url = Some(base.clone());
-    cfg.service_account_file = Some(file.display().to_string());
     let r = cfg.build().unwrap();
     let shown = format!("{r:?}{cfg:?}");
     assert!(!shown.contains("PRIVATE KEY"), "{shown}");
@@ -994,4 +1013,66 @@ async fn write_if_absent_refuses_an_existing_object() {
         .await
         .unwrap();
     assert_eq!(&got[..], b"first");
+}
+
+/// No access token, private key or upload-session URI reaches a log line (at TRACE), an error
+/// or a `Debug` string, through token fetches, a resumed upload and a failed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_a_log_an_error_or_a_debug_string() {
+    let logs = cloudsync_core::testkit::capture_logs();
+    let shared = Arc::new(std::sync::Mutex::new(scripted::State {
+        list_pages: vec![serde_json::json!({ "items": [obj("root/a")] })],
+        accept_token: Some("tok-2".into()),
+        break_puts: vec![2],
+        ..Default::default()
+    }));
+    let base = scripted::start(shared.clone()).await;
+    let (cfg, _dir, key) = service_account_config(&base);
+    let r = cfg
+        .clone()
+        .with_chunk_size(256 * 1024)
+        .with_upload_cutoff(256 * 1024)
+        .build()
+        .unwrap();
+    let mut shown = vec![format!("{r:?}"), format!("{cfg:?}")];
+    // A listing (token fetch, a 401, a refresh) and a resumed upload.
+    let n = futures::StreamExt::count(r.list(&RemotePath::root()).await.unwrap()).await;
+    assert_eq!(n, 1);
+    let data = vec![7u8; 600 * 1024];
+    r.write(&p("up.bin"), bytes_stream(data), WriteMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(shared.lock().unwrap().queries, 1, "the upload was resumed");
+    // An upload that fails for good.
+    {
+        let mut s = shared.lock().unwrap();
+        s.data.clear();
+        s.break_from = Some(s.puts + 1);
+    }
+    let e = r
+        .write(
+            &p("up.bin"),
+            bytes_stream(vec![1u8; 600 * 1024]),
+            WriteMeta::default(),
+        )
+        .await
+        .unwrap_err();
+    shown.push(format!("{e}"));
+    shown.push(format!("{e:?}"));
+    shown.push(e.chain());
+    shown.push(logs.text());
+    let key_body: String = key.lines().nth(1).unwrap().chars().take(40).collect();
+    for text in &shown {
+        for secret in [
+            "tok-1",
+            "tok-2",
+            "upload_id",
+            "xyz",
+            key_body.as_str(),
+            "PRIVATE KEY",
+        ] {
+            assert!(!text.contains(secret), "{secret:?} shown in: {text}");
+        }
+    }
+    assert!(logs.text().contains("asking the session where it stands"));
 }
