@@ -219,6 +219,10 @@ impl Remote for GcsBackend {
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        if from == to {
+            // A rewrite and a delete of one name would delete the file.
+            return self.stat(from).await;
+        }
         // No move in the API: a rewrite, then the source goes.
         let obj = self
             .core
