@@ -27,6 +27,9 @@ pub const DEFAULT_GCS_CHUNK_SIZE: u64 = 8 * 1024 * 1024;
 /// goes through a resumable session.
 pub const DEFAULT_GCS_UPLOAD_CUTOFF: u64 = 8 * 1024 * 1024;
 
+/// The largest `chunk_size` and `upload_cutoff` (1 GiB): both are held in memory.
+pub(crate) const MAX_BUFFER: u64 = 1024 * 1024 * 1024;
+
 /// Default `timeout`, in seconds.
 const DEFAULT_TIMEOUT_SECS: u64 = 300;
 
@@ -218,6 +221,18 @@ impl GcsConfig {
                 format!("must be a positive multiple of {GCS_CHUNK_QUANTUM} (256 KiB)"),
             ));
         }
+        if self.chunk_size > MAX_BUFFER {
+            return Err(invalid(
+                "chunk_size",
+                "must be at most 1 GiB (it is held in memory)",
+            ));
+        }
+        if self.upload_cutoff > MAX_BUFFER {
+            return Err(invalid(
+                "upload_cutoff",
+                "must be at most 1 GiB (it is held in memory)",
+            ));
+        }
         if self.timeout == 0 {
             return Err(invalid("timeout", "must be at least 1 second"));
         }
@@ -307,6 +322,18 @@ mod tests {
         let e = GcsConfig::new("b")
             .with_emulator("http://127.0.0.1:1")
             .with_chunk_size(1000)
+            .validate()
+            .unwrap_err();
+        assert!(e.message().contains("`chunk_size`"), "{e}");
+        let e = GcsConfig::new("b")
+            .with_emulator("http://127.0.0.1:1")
+            .with_upload_cutoff(u64::MAX)
+            .validate()
+            .unwrap_err();
+        assert!(e.message().contains("`upload_cutoff`"), "{e}");
+        let e = GcsConfig::new("b")
+            .with_emulator("http://127.0.0.1:1")
+            .with_chunk_size(1 << 40)
             .validate()
             .unwrap_err();
         assert!(e.message().contains("`chunk_size`"), "{e}");

@@ -303,6 +303,12 @@ impl GcsCore {
             .read_timeout(cfg.timeout)
             // Sessions and media links are never followed elsewhere.
             .redirect(reqwest::redirect::Policy::none())
+            // Bytes as stored: a gzip-encoded object must match its listed size and MD5 (see
+            // `reader`), whatever features another crate turns on in reqwest.
+            .no_gzip()
+            .no_brotli()
+            .no_deflate()
+            .no_zstd()
             .build()
             .map_err(|e| Error::new(ErrorKind::Unexpected, format!("HTTP client: {e}")))?;
         let tokens = match std::mem::replace(&mut cfg.auth, Auth::Anonymous) {

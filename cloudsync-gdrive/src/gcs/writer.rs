@@ -30,6 +30,9 @@ const MAX_CHUNK_ATTEMPTS: usize = 5;
 const MAX_STALLS: usize = 3;
 /// The first wait before a resumption; it doubles each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest `Retry-After` waited for inside one upload; a longer one fails the write, and
+/// the engine's retries take it from there.
+const MAX_INNER_WAIT: Duration = Duration::from_secs(30);
 
 /// Whether the object must not exist yet (`ifGenerationMatch=0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,7 +454,11 @@ impl<'a> Session<'a> {
                 error = %failure,
                 "upload chunk failed; asking the session where it stands"
             );
-            tokio::time::sleep(failure.retry_after().unwrap_or(wait)).await;
+            let pause = failure.retry_after().unwrap_or(wait);
+            if pause > MAX_INNER_WAIT {
+                return Err(failure);
+            }
+            tokio::time::sleep(pause).await;
             wait = wait.saturating_mul(2);
             // The status query: what has the service committed?
             match self.send(end, Bytes::new(), total).await {
