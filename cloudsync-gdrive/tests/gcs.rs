@@ -494,6 +494,8 @@ mod scripted {
         pub(super) list_auth: Vec<String>,
         /// The object name the session was started for.
         pub(super) name: String,
+        /// `Metadata-Flavor` headers of metadata-server token requests.
+        pub(super) metadata_requests: Vec<String>,
     }
 
     pub(super) type Shared = Arc<Mutex<State>>;
@@ -554,6 +556,13 @@ mod scripted {
         }
         let body = buf[head_end..head_end + len].to_vec();
         let auth = header("authorization");
+        if line.starts_with("GET /computeMetadata/") {
+            state
+                .lock()
+                .unwrap()
+                .metadata_requests
+                .push(header("metadata-flavor"));
+        }
         let (status, headers, json) = answer(&line, &range, &auth, body, &state, &base);
         let mut out = format!(
             "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -598,6 +607,10 @@ mod scripted {
             // Ignores `Range` (allowed: a server may answer 200 with the whole object).
             let whole: String = s.data.iter().map(|&b| b as char).collect();
             return ("200 OK", vec![], whole);
+        }
+        if line.starts_with("GET /computeMetadata/") {
+            let t = serde_json::json!({ "access_token": "tok-2", "expires_in": 3599 });
+            return ("200 OK", vec![], t.to_string());
         }
         if line.starts_with("POST /token") {
             s.token_requests
@@ -1075,4 +1088,93 @@ async fn no_secret_reaches_a_log_an_error_or_a_debug_string() {
         }
     }
     assert!(logs.text().contains("asking the session where it stands"));
+}
+
+/// Application Default Credentials: a gcloud user login named by
+/// `GOOGLE_APPLICATION_CREDENTIALS` (refresh-token grant), and with no file at all the
+/// metadata server (`Metadata-Flavor: Google`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_default_credentials() {
+    let shared = Arc::new(std::sync::Mutex::new(scripted::State {
+        list_pages: vec![serde_json::json!({ "items": [obj("root/a")] })],
+        accept_token: Some("tok-1".into()),
+        ..Default::default()
+    }));
+    let base = scripted::start(shared.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let login = dir.path().join("adc.json");
+    std::fs::write(
+        &login,
+        serde_json::json!({
+            "type": "authorized_user",
+            "client_id": "cid.apps.googleusercontent.com",
+            "client_secret": "csecret",
+            "refresh_token": "1//refresh-me",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // SAFETY: nextest runs this test alone in its process; nothing else reads the environment.
+    unsafe {
+        std::env::set_var("GOOGLE_APPLICATION_CREDENTIALS", &login);
+        std::env::set_var("HOME", dir.path());
+        std::env::remove_var("CLOUDSDK_CONFIG");
+    }
+    let mut cfg = GcsConfig::new("bkt").with_prefix("root");
+    cfg.base_url = Some(base.clone());
+    cfg.token_url = Some(format!("{base}/token"));
+    let r = cfg.build().unwrap();
+    let n = futures::StreamExt::count(r.list(&RemotePath::root()).await.unwrap()).await;
+    assert_eq!(n, 1);
+    {
+        let s = shared.lock().unwrap();
+        assert_eq!(s.token_requests.len(), 1);
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(s.token_requests[0].as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(form["grant_type"], "refresh_token");
+        assert_eq!(form["refresh_token"], "1//refresh-me");
+        assert_eq!(form["client_id"], "cid.apps.googleusercontent.com");
+    }
+
+    // No file anywhere: the metadata server.
+    unsafe { std::env::remove_var("GOOGLE_APPLICATION_CREDENTIALS") };
+    shared.lock().unwrap().accept_token = Some("tok-2".into());
+    let mut cfg = GcsConfig::new("bkt").with_prefix("root");
+    cfg.base_url = Some(base.clone());
+    cfg.token_url = Some(format!(
+        "{base}/computeMetadata/v1/instance/service-accounts/default/token"
+    ));
+    let r = cfg.build().unwrap();
+    let n = futures::StreamExt::count(r.list(&RemotePath::root()).await.unwrap()).await;
+    assert_eq!(n, 1);
+    assert_eq!(shared.lock().unwrap().metadata_requests, ["Google"]);
+}
+
+/// What a hostile or broken service sends in a listing: a size that is not one is one bad entry
+/// (the rest stands); a page that is not JSON fails the listing (never an empty directory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_listing_is_an_error_never_an_empty_directory() {
+    let (items, _) = scripted_listing(vec![serde_json::json!({ "items": [
+        obj("root/ok"),
+        { "name": "root/bad", "size": "-5" },
+        { "name": "root/huge", "size": "99999999999999999999999" },
+    ] })])
+    .await;
+    let ok: Vec<_> = items.iter().filter_map(|i| i.as_ref().ok()).collect();
+    assert_eq!(ok.len(), 1, "{items:?}");
+    let bad: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
+    assert_eq!(bad.len(), 2, "{items:?}");
+    assert!(
+        bad.iter()
+            .all(|e| e.kind() == cloudsync_core::ErrorKind::InvalidInput)
+    );
+
+    let (items, _) = scripted_listing(vec![serde_json::json!("not an object list")]).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        items[0].as_ref().unwrap_err().kind(),
+        cloudsync_core::ErrorKind::Protocol
+    );
 }
