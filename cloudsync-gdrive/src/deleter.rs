@@ -44,11 +44,7 @@ pub(crate) async fn remove_dir(core: &DriveCore, dir: &RemotePath) -> Result<()>
     if !f.is_folder() {
         return Err(Error::new(ErrorKind::Conflict, "is a file, not a folder"));
     }
-    let q = format!(
-        "'{}' in parents and trashed = false",
-        crate::core::q_escape(&f.id)
-    );
-    if !core.list_page(&q, None).await?.files.is_empty() {
+    if core.has_children(&f.id).await? {
         return Err(Error::new(ErrorKind::Conflict, "directory not empty"));
     }
     remove_id(core, &f.id, "remove_dir").await?;

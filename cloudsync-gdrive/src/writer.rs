@@ -28,7 +28,7 @@ impl Target<'_> {
     fn metadata(&self, meta: &WriteMeta) -> Result<serde_json::Value> {
         let mut m = serde_json::Map::new();
         if let Target::Create { parent, name } = self {
-            m.insert("name".into(), (*name).into());
+            m.insert("name".into(), crate::core::name_to_drive(name).into());
             m.insert("parents".into(), serde_json::json!([parent]));
         }
         if let Some(t) = meta.modtime {
