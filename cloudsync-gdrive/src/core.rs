@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::TokenSource;
-use crate::config::Validated;
+use crate::config::{Credentials, Validated};
 
 /// The MIME type of Drive folders.
 pub(crate) const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
@@ -220,11 +220,29 @@ pub(crate) fn parse_error(status: StatusCode, retry_after: Option<Duration>, bod
         (403, "userRateLimitExceeded" | "rateLimitExceeded" | "sharingRateLimitExceeded") => {
             Error::rate_limited(msg, retry_after)
         }
+        (403, "storageQuotaExceeded") if message.contains(SERVICE_ACCOUNT_NO_QUOTA) => {
+            no_storage_error()
+        }
         (403, "storageQuotaExceeded" | "quotaExceeded") => {
             Error::new(ErrorKind::QuotaExceeded, msg)
         }
         _ => status_error(status, retry_after, msg),
     }
+}
+
+/// What Drive says when a service account creates a file outside a shared drive (its answer
+/// reads "Service Accounts do not have storage quota. Leverage shared drives (…), or use OAuth
+/// delegation (…) instead.", reason `storageQuotaExceeded`).
+const SERVICE_ACCOUNT_NO_QUOTA: &str = "Service Accounts do not have storage quota";
+
+/// The error for a write refused because a service account owns no storage: not a full
+/// drive (freeing space will not help) but a refusal, with what to do about it.
+fn no_storage_error() -> Error {
+    Error::new(
+        ErrorKind::PermissionDenied,
+        "a service account owns no Drive storage (Drive: storageQuotaExceeded): set `drive_id` \
+         to a shared drive the account is a member of, or use OAuth user credentials",
+    )
 }
 
 /// Turns a non-success response into an error.
@@ -274,10 +292,16 @@ impl DriveCore {
     ) -> Result<Response> {
         let res = self.send_raw(op, &build).await?;
         if res.status().is_success() {
-            Ok(res)
-        } else {
-            Err(error_from(res, op).await)
+            return Ok(res);
         }
+        let e = error_from(res, op).await;
+        // A service account writing outside a shared drive may also be told only that the
+        // storage quota is exceeded: it has none.
+        let service_account = matches!(self.cfg.credentials, Credentials::ServiceAccount { .. });
+        if e.kind() == ErrorKind::QuotaExceeded && service_account && self.cfg.drive_id.is_none() {
+            return Err(no_storage_error().with_operation(op));
+        }
+        Err(e)
     }
 
     /// As [`DriveCore::send`] but hands back any answer (for resumable uploads' 308).

@@ -90,6 +90,8 @@ struct Injected {
     path_contains: String,
     fault: Fault,
     times: u32,
+    /// Matching requests to let through before the fault applies.
+    skip: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -256,11 +258,25 @@ impl DriveEmulator {
     /// Makes the next `times` requests whose method is `method` (or `*`) and whose path and
     /// query contain `path_contains` fail with `fault`.
     pub fn inject(&self, method: &str, path_contains: &str, fault: Fault, times: u32) {
+        self.inject_after(method, path_contains, 0, fault, times);
+    }
+
+    /// As [`DriveEmulator::inject`], but the first `skip` matching requests are answered
+    /// normally (to hit, say, the last chunk of an upload).
+    pub fn inject_after(
+        &self,
+        method: &str,
+        path_contains: &str,
+        skip: u32,
+        fault: Fault,
+        times: u32,
+    ) {
         self.lock().faults.push(Injected {
             method: method.into(),
             path_contains: path_contains.into(),
             fault,
             times,
+            skip,
         });
     }
 
@@ -320,9 +336,26 @@ impl DriveEmulator {
         v
     }
 
-    /// Number of files and folders stored (trashed or not, the root excluded).
+    /// The Drive names of the children of `parent` (may be `root`) that are not trashed,
+    /// sorted.
+    pub fn names_in(&self, parent: &str) -> Vec<String> {
+        let st = self.lock();
+        let parent = st.resolve(parent);
+        let mut v: Vec<String> = st
+            .files
+            .values()
+            .filter(|f| f.parent.as_deref() == Some(parent.as_str()) && !f.trashed)
+            .map(|f| f.name.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Number of files and folders stored (trashed or not, the roots of My Drive and of the
+    /// shared drives excluded).
     pub fn file_count(&self) -> usize {
-        self.lock().files.len() - 1
+        let st = self.lock();
+        st.files.len() - 1 - st.shared_drives.len()
     }
 
     /// Number of open resumable-upload sessions.
@@ -487,9 +520,17 @@ async fn answer(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
     let method = parts.method.as_str().to_owned();
     st.all_drives = query.get("supportsAllDrives").map(String::as_str) == Some("true");
     // Injected faults.
-    if let Some(i) = st.faults.iter().position(|f| {
+    let matches = |f: &Injected| {
         f.times > 0 && (f.method == "*" || f.method == method) && target.contains(&f.path_contains)
-    }) {
+    };
+    let hit = st.faults.iter().position(|f| f.skip == 0 && matches(f));
+    // Faults still letting requests through count this one.
+    for f in st.faults.iter_mut() {
+        if f.skip > 0 && matches(f) {
+            f.skip -= 1;
+        }
+    }
+    if let Some(i) = hit {
         st.faults[i].times -= 1;
         let fault = st.faults[i].fault.clone();
         st.faults.retain(|f| f.times > 0);
