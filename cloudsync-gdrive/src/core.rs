@@ -754,6 +754,18 @@ mod tests {
     }
 
     #[test]
+    fn a_service_account_without_storage_is_permission_denied() {
+        let body = r#"{"error":{"code":403,"message":"Service Accounts do not have storage quota. Leverage shared drives (https://developers.google.com/workspace/drive/api/guides/about-shareddrives), or use OAuth delegation (http://support.google.com/a/answer/7281227) instead.","errors":[{"reason":"storageQuotaExceeded"}]}}"#;
+        let e = parse_error(StatusCode::FORBIDDEN, None, body);
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+        assert!(e.message().contains("drive_id"), "{e}");
+        // A full drive of a user is still a full drive.
+        let body = r#"{"error":{"code":403,"message":"The user's Drive storage quota has been exceeded.","errors":[{"reason":"storageQuotaExceeded"}]}}"#;
+        let e = parse_error(StatusCode::FORBIDDEN, None, body);
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+    }
+
+    #[test]
     fn slash_names_map_as_rclone_maps_them() {
         assert_eq!(name_from_drive("a/b"), "a\u{FF0F}b");
         assert_eq!(name_to_drive("a\u{FF0F}b"), "a/b");

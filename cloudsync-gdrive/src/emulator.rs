@@ -14,6 +14,16 @@
 //! (a resumable chunk is then partly committed before the connection drops), canned answers of
 //! a misbehaving server and bodies that trickle for ever.
 //!
+//! It also does what the real service is documented to do and a naive client gets wrong
+//! (each setter cites its source): `files.list` pages are ragged by default, with empty and
+//! short pages before the end ([`PageShape`]); shared drives ([`DriveEmulator::add_shared_drive`])
+//! whose items are hidden without `includeItemsFromAllDrives=true` / `supportsAllDrives=true`,
+//! and `files.emptyTrash` per drive; Google Docs (added with a Google MIME type) that cannot be
+//! downloaded; names holding `/`; and, when switched on, a service account without storage
+//! ([`DriveEmulator::set_service_account_without_storage`]), downloads that ignore `Range`
+//! ([`DriveEmulator::set_ignore_range`]) and resumable sessions that never advance
+//! ([`DriveEmulator::set_stall_uploads`]).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> cloudsync_core::Result<()> {

@@ -277,3 +277,27 @@ async fn a_size_that_cannot_be_read_is_an_error_entry_not_an_empty_file() {
     assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
     assert!(e.to_string().contains("not a size"), "{e}");
 }
+
+#[tokio::test]
+async fn a_partial_answer_for_other_bytes_or_a_short_body_is_an_error() {
+    let emu = DriveEmulator::start().await;
+    let r = GdriveBackend::new(emu.config()).unwrap();
+    r.write(&p("f"), bytes_stream(vec![7u8; 1000]), WriteMeta::default())
+        .await
+        .unwrap();
+    // A 206 for bytes that start elsewhere than asked.
+    emu.inject(
+        "GET",
+        "alt=media",
+        answer(206, &[("Content-Range", "bytes 0-99/1000")], vec![0u8; 100]),
+        1,
+    );
+    let e = r.read(&p("f"), Some(500..600)).await.err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    // A 200 (Range ignored) whose body ends before the range does.
+    emu.inject("GET", "alt=media", answer(200, &[], vec![0u8; 550]), 1);
+    let s = r.read(&p("f"), Some(500..600)).await.unwrap();
+    let items: Vec<_> = s.collect().await;
+    let err = items.iter().find_map(|i| i.as_ref().err()).unwrap();
+    assert!(err.is_retryable(), "{err}");
+}
