@@ -52,15 +52,16 @@ impl Names {
     /// entry for an undescribable name, and for the second file of a name (a Conflict, which
     /// voids the listing of the folder: cloudsync never picks one of two files of one name).
     fn entry(&mut self, core: &DriveCore, dir: &RemotePath, f: DriveFile) -> Option<Result<Entry>> {
+        if f.is_google_doc() {
+            tracing::info!(dir = %dir, name = %crate::core::cut(&f.name), mime = %crate::core::cut(&f.mime_type),
+                "skipping a Google document (no binary content)");
+            return None;
+        }
         let name = name_from_drive(&f.name);
         let path = match dir.join(&name) {
             Ok(p) => p,
             Err(e) => return Some(Err(e.with_operation("list").with_path(dir))),
         };
-        if f.is_google_doc() {
-            tracing::info!(path = %path, mime = %f.mime_type, "skipping a Google document (no binary content)");
-            return None;
-        }
         if self.seen.contains(&name) {
             if !self.reported.insert(name) {
                 return None;
