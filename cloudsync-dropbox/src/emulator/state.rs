@@ -65,6 +65,8 @@ pub(crate) struct Node {
     pub(crate) rev: String,
     pub(crate) id: String,
     pub(crate) hash: String,
+    /// `false` for a file that cannot be downloaded, only exported (a Paper doc, a cloud doc).
+    pub(crate) downloadable: bool,
 }
 
 impl Node {
@@ -84,7 +86,7 @@ impl Node {
                 "id": self.id,
             })
         } else {
-            json!({
+            let mut m = json!({
                 ".tag": "file",
                 "name": self.name(),
                 "path_lower": lower,
@@ -94,9 +96,15 @@ impl Node {
                 "server_modified": self.server_modified,
                 "rev": self.rev,
                 "size": self.data.len(),
-                "is_downloadable": true,
+                "is_downloadable": self.downloadable,
                 "content_hash": self.hash,
-            })
+            });
+            if !self.downloadable {
+                // files.stone, FileMetadata.export_info: "This filed must be set if
+                // is_downloadable is set to false."
+                m["export_info"] = json!({ "export_as": "html" });
+            }
+            m
         }
     }
 }
@@ -117,6 +125,14 @@ pub(crate) struct Cursor {
     pub(crate) limit: usize,
     /// The last key returned.
     pub(crate) after: Option<String>,
+    /// Pages handed out so far for this listing.
+    pub(crate) page: u64,
+    /// The recursive listing's own folder is still to be sent.
+    pub(crate) self_pending: bool,
+    /// [`State::cursor_epoch`] when the cursor was issued; an older one answers `reset`.
+    pub(crate) epoch: u64,
+    /// `include_non_downloadable_files` of the listing.
+    pub(crate) non_downloadable: bool,
 }
 
 /// How an upload treats an existing file.
@@ -144,7 +160,45 @@ pub(crate) struct State {
     pub(crate) codes: HashMap<String, String>,
     /// Bytes the account may hold (`None`: unlimited).
     pub(crate) quota: Option<u64>,
+    /// Raised by [`Emulator::invalidate_cursors`](super::Emulator::invalidate_cursors).
+    pub(crate) cursor_epoch: u64,
     counter: u64,
+}
+
+/// Names the Dropbox desktop client ignores and the service will not store, compared without
+/// case: <https://www.dropbox.com/help/145> ("Ignored files"), as rclone's Dropbox backend
+/// lists them (`desktop.ini`, `thumbs.db`, `.ds_store`, `icon\r`, `.dropbox`,
+/// `.dropbox.attr`), and the desktop client's own cache folder `.dropbox.cache`.
+pub(crate) const IGNORED_NAMES: &[&str] = &[
+    "desktop.ini",
+    "thumbs.db",
+    ".ds_store",
+    "icon\r",
+    ".dropbox",
+    ".dropbox.attr",
+    ".dropbox.cache",
+];
+
+/// Why the service refuses to store something at `path`, as a WriteError union: a segment
+/// with a character Dropbox never allows or a trailing space is `malformed_path`, an ignored
+/// file name is `disallowed_name`.
+pub(crate) fn name_refusal(path: &str) -> Option<Value> {
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        // help.dropbox.com/organize/file-names: "Always disallowed: / (forward slash),
+        // \ (backslash)" and "Don't add a space at the end of a file or folder name";
+        // rclone's Dropbox docs: "Testing revealed names with trailing spaces and the DEL
+        // character don't work."
+        if seg.contains('\\') || seg.contains('\u{7f}') || seg.ends_with(' ') {
+            return Some(union(&["malformed_path"]));
+        }
+        // files.stone, WriteError.disallowed_name: "Dropbox will not save the file or folder
+        // because of its name."
+        let lower = seg.to_lowercase();
+        if IGNORED_NAMES.contains(&lower.as_str()) {
+            return Some(union(&["disallowed_name"]));
+        }
+    }
+    None
 }
 
 /// Parent paths of `p` (`/a/b/c` gives `/a`, `/a/b`).
@@ -236,6 +290,7 @@ impl State {
                         rev: String::new(),
                         id,
                         hash: String::new(),
+                        downloadable: true,
                     },
                 );
             }
@@ -278,6 +333,12 @@ impl State {
                 }
                 _ => {}
             }
+            // files.stone, WriteMode: "If the target path refers to a file with identical
+            // contents, nothing gets written; no conflict." The stored file keeps its rev and
+            // its client_modified, whatever the request asked for.
+            if existing.downloadable && existing.hash == content_hash(&data) {
+                return Ok(existing.meta());
+            }
             display = existing.display.clone();
             id = Some(existing.id.clone());
         }
@@ -295,6 +356,7 @@ impl State {
                 Some(i) => i,
                 None => self.new_id(),
             },
+            downloadable: true,
         };
         let meta = node.meta();
         self.nodes.insert(lower, node);
@@ -390,11 +452,17 @@ impl State {
                 return Err(wrap("to", union(&["conflict", what])));
             }
             self.check_ancestors(to).map_err(|e| wrap("to", e))?;
-        } else if fl == tl && from == to {
+        } else if from == to {
             return Err(wrap(
                 "to",
                 union(&["conflict", if src.folder { "folder" } else { "file" }]),
             ));
+        } else {
+            // files.stone, route move:2: "Note that we do not currently support case-only
+            // renaming." The paths are the same path to the service (RelocationError
+            // duplicated_or_nested_paths: "There are duplicated/nested paths among
+            // RelocationArg.from_path and RelocationArg.to_path.").
+            return Err(union(&["duplicated_or_nested_paths"]));
         }
         let mut keys = vec![fl.clone()];
         keys.extend(self.below(&fl, true));
