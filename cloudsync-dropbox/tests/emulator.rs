@@ -265,8 +265,9 @@ async fn upload_session_failure_leaves_nothing_and_a_retried_sync_completes() {
     .await
     .unwrap();
 
-    // One write: the second chunk's append is lost with its connection.
-    emu.inject("files/upload_session/append_v2", Fault::Drop, 1);
+    // One write: the second chunk's append is lost with its connection, and so is every
+    // retry of it (an append survives a few lost connections, not a dead network).
+    emu.inject("files/upload_session/append_v2", Fault::Drop, 20);
     let e = r
         .write(&p("video/clip.bin"), chunked(&data), WriteMeta::default())
         .await
@@ -277,10 +278,12 @@ async fn upload_session_failure_leaves_nothing_and_a_retried_sync_completes() {
         emu.file("/video/clip.bin").is_none(),
         "a partial file is visible"
     );
+    emu.clear_faults();
 
-    // A sync where the append fails again on the first attempt: the engine retries the
-    // write, which completes with the right content hash.
+    // A sync where the writes fail on their first attempts (the first commit is lost too):
+    // the engine retries the write, which completes with the right content hash.
     emu.inject("files/upload_session/append_v2", Fault::Drop, 1);
+    emu.inject("files/upload_session/finish", Fault::Drop, 1);
     let s = ops::sync(&src, &r, &fast()).await.unwrap();
     assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert_eq!(s.transferred, 1);

@@ -179,7 +179,8 @@ pub(crate) struct Shared {
     pub(crate) opts: EmulatorOptions,
     pub(crate) refresh_token: String,
     state: Mutex<State>,
-    faults: Mutex<Vec<(String, Fault, usize)>>,
+    /// Endpoint, fault, requests to let through first, times.
+    faults: Mutex<Vec<(String, Fault, usize, usize)>>,
     counts: Mutex<HashMap<String, usize>>,
     /// Request body bytes received per endpoint.
     bytes: Mutex<HashMap<String, u64>>,
@@ -205,8 +206,12 @@ impl Shared {
         let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         let slot = faults
             .iter_mut()
-            .find(|(e, _, n)| e == endpoint && *n > 0)?;
-        slot.2 -= 1;
+            .find(|(e, _, _, n)| e == endpoint && *n > 0)?;
+        if slot.2 > 0 {
+            slot.2 -= 1;
+            return None;
+        }
+        slot.3 -= 1;
         Some(slot.1.clone())
     }
 }
@@ -339,8 +344,14 @@ impl Emulator {
     /// Makes the next `times` requests to `endpoint` (`"files/upload"`, `"oauth2/token"`)
     /// fail with `fault`.
     pub fn inject(&self, endpoint: &str, fault: Fault, times: usize) {
+        self.inject_later(endpoint, fault, 0, times);
+    }
+
+    /// Lets the next `after` requests to `endpoint` through, then makes the `times` after them
+    /// fail with `fault`.
+    pub fn inject_later(&self, endpoint: &str, fault: Fault, after: usize, times: usize) {
         let mut faults = self.shared.faults.lock().unwrap_or_else(|p| p.into_inner());
-        faults.push((endpoint.to_owned(), fault, times));
+        faults.push((endpoint.to_owned(), fault, after, times));
     }
 
     /// Removes every injected fault not used yet.
