@@ -136,7 +136,9 @@ struct State {
 
 /// Whether `e` is `list_folder/continue`'s `reset`.
 fn is_reset(e: &Error) -> bool {
-    crate::core::tags_of(e).first().is_some_and(|t| t == "reset")
+    crate::core::tags_of(e)
+        .first()
+        .is_some_and(|t| t == "reset")
 }
 
 /// Lists `dir` (one level, or the whole tree when `recursive`). The first page is fetched
@@ -185,7 +187,10 @@ pub(crate) async fn list(
         let mut st = state?;
         loop {
             if let Some(v) = st.pending.pop_front() {
-                let lower = v.get("path_lower").and_then(Value::as_str).map(str::to_owned);
+                let lower = v
+                    .get("path_lower")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 if let Some(l) = &lower {
                     if st.yielded.contains(l) {
                         continue;

@@ -12,9 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::state::{
-    Cursor, State, TokenState, WriteMode, content_hash, name_refusal, union, wrap,
-};
+use super::state::{Cursor, State, TokenState, WriteMode, content_hash, name_refusal, union, wrap};
 use super::{Fault, Shared};
 use crate::auth::code_challenge_s256;
 use crate::core::header_safe_json;
@@ -338,7 +336,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, std
     if parts.method != hyper::Method::POST {
         return Ok(bad_request(&req.endpoint, "expected a POST request"));
     }
-    let _batch = if req.endpoint.starts_with("files/upload_session/finish_batch") {
+    let _batch = if req
+        .endpoint
+        .starts_with("files/upload_session/finish_batch")
+    {
         match BatchCommit::begin(&shared) {
             Some(b) => {
                 if !shared.opts.batch_commit_time.is_zero() {
@@ -366,7 +367,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, std
     };
     if drop_after {
         // The work is done (and kept); the answer is lost with the connection.
-        return Err(std::io::Error::other("emulated connection lost after processing"));
+        return Err(std::io::Error::other(
+            "emulated connection lost after processing",
+        ));
     }
     match result {
         Ok(r) => Ok(r),
@@ -543,7 +546,11 @@ fn list_folder(shared: &Shared, req: &Req) -> Handled {
         epoch: st.cursor_epoch,
         non_downloadable: arg.include_non_downloadable_files.unwrap_or(true),
     };
-    Ok(json_ok(&list_page(&mut st, cursor, shared.opts.ragged_pages)))
+    Ok(json_ok(&list_page(
+        &mut st,
+        cursor,
+        shared.opts.ragged_pages,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -566,7 +573,11 @@ fn list_continue(shared: &Shared, req: &Req) -> Handled {
     if !cursor.dir.is_empty() && !st.nodes.contains_key(&cursor.dir) {
         return Ok(api_error(wrap("path", union(&["not_found"]))));
     }
-    Ok(json_ok(&list_page(&mut st, cursor, shared.opts.ragged_pages)))
+    Ok(json_ok(&list_page(
+        &mut st,
+        cursor,
+        shared.opts.ragged_pages,
+    )))
 }
 
 #[derive(Deserialize)]
