@@ -127,6 +127,22 @@ pub(crate) async fn write(
             .set_temporary(true));
         }
     }
+    if let (Some(want), Some(got)) = (meta.modtime, entry.modtime) {
+        if (want - got).abs() >= time::Duration::seconds(1)
+            && core.first_notice(&format!(
+                "kept-modtime:{}",
+                core.dbx_path(path).to_lowercase()
+            ))
+        {
+            // files.stone, WriteMode: "If the target path refers to a file with identical
+            // contents, nothing gets written" — the modtime stays the stored one.
+            tracing::info!(
+                remote = %core.describe, %path,
+                "the content was already there: Dropbox kept the file and its modification \
+                 time (compare with a Dropbox hash to avoid sending it again)"
+            );
+        }
+    }
     if entry.size != total {
         return Err(Error::new(
             ErrorKind::ConditionNotMatch,

@@ -13,6 +13,17 @@
 //! display case preserved; listings page by `limit` with cursors; files carry content hashes;
 //! upload sessions check offsets (`incorrect_offset` with `correct_offset`).
 //!
+//! Documented behaviours a naive client gets wrong are reproduced too, each citing the
+//! sentence of `files.stone` (dropbox/dropbox-api-spec) or the help center it follows: an
+//! upload of identical content writes nothing and keeps `client_modified`; a case-only move
+//! is refused (`duplicated_or_nested_paths`); names Dropbox will not store are refused
+//! (`disallowed_name`, `malformed_path`); files that can only be exported list with
+//! `is_downloadable: false` and refuse downloads ([`Emulator::put_non_downloadable`]); a
+//! batch commit arriving while another runs is refused ([`EmulatorOptions::with_batch_commit_time`]);
+//! cursors can be reset ([`Emulator::invalidate_cursors`]); pages can come empty or short
+//! while `has_more` is true ([`EmulatorOptions::with_ragged_pages`]); and a request can be
+//! carried out with its answer lost ([`Fault::DropAfter`]).
+//!
 //! Faults can be injected per endpoint, N times: 429s with `Retry-After`, 5xx answers,
 //! dropped connections, expired tokens, canned answers of a misbehaving server and bodies that
 //! trickle for ever.
