@@ -602,8 +602,24 @@ async fn requests_are_validated_like_the_service_does() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["name"], "ü.txt");
-    // The default mode is "add": a second upload conflicts.
+    let rev = v["rev"].clone();
+    // The default mode is "add", but the same content again is no conflict: files.stone,
+    // WriteMode: "If the target path refers to a file with identical contents, nothing gets
+    // written; no conflict."
     let r = upload(Some(escaped), octets).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["rev"], rev, "identical content was written again");
+    // Other content conflicts.
+    let r = c
+        .post(format!("{}/2/files/upload", emu.content_url()))
+        .bearer_auth(&token)
+        .header("Content-Type", octets)
+        .header("Dropbox-API-Arg", r#"{"path": "/\u00fc.txt"}"#)
+        .body("other data")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error_summary"], "path/conflict/file/..");

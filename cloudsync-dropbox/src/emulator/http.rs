@@ -723,7 +723,7 @@ struct CommitInfo {
 
 impl CommitInfo {
     fn check(&self, endpoint: &str) -> Result<WriteMode, Refusal> {
-        let _ = (self.mute, self.strict_conflict);
+        let _ = self.mute;
         check_path(endpoint, &self.path, false)?;
         check_client_modified(endpoint, &self.client_modified)?;
         if self.autorename {
@@ -746,11 +746,12 @@ fn upload(shared: &Shared, req: &Req) -> Handled {
             json!({ "reason": e, "upload_session_id": "" }),
         )));
     }
-    let result = shared.lock().write_file(
+    let result = shared.lock().commit_file(
         &arg.path,
         req.body.clone(),
         &mode,
         arg.client_modified.clone(),
+        arg.strict_conflict,
     );
     match result {
         Ok(meta) => Ok(json_ok(&meta)),
@@ -872,11 +873,12 @@ fn session_finish(shared: &Shared, req: &Req) -> Handled {
     };
     session.data.extend_from_slice(&req.body);
     let data = Bytes::from(session.data);
-    match st.write_file(
+    match st.commit_file(
         &arg.commit.path,
         data,
         &mode,
         arg.commit.client_modified.clone(),
+        arg.commit.strict_conflict,
     ) {
         Ok(meta) => Ok(json_ok(&meta)),
         Err(e) => Ok(api_error(wrap("path", e))),
@@ -937,11 +939,12 @@ fn finish_batch(shared: &Shared, req: &Req) -> Handled {
             continue;
         }
         let data = Bytes::from(session.data);
-        match st.write_file(
+        match st.commit_file(
             &e.commit.path,
             data,
             &mode,
             e.commit.client_modified.clone(),
+            e.commit.strict_conflict,
         ) {
             Ok(mut meta) => {
                 meta[".tag"] = Value::String("success".to_owned());

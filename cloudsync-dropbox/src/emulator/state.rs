@@ -312,6 +312,19 @@ impl State {
         mode: &WriteMode,
         client_modified: Option<String>,
     ) -> Result<Value, Value> {
+        self.commit_file(path, data, mode, client_modified, false)
+    }
+
+    /// Commits a file as `CommitInfo` with `strict_conflict` asks; the error is a WriteError
+    /// union.
+    pub(crate) fn commit_file(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        mode: &WriteMode,
+        client_modified: Option<String>,
+        strict_conflict: bool,
+    ) -> Result<Value, Value> {
         self.check_ancestors(path)?;
         let lower = path.to_lowercase();
         if let Some(quota) = self.quota {
@@ -326,18 +339,23 @@ impl State {
             if existing.folder {
                 return Err(union(&["conflict", "folder"]));
             }
-            match mode {
-                WriteMode::Add => return Err(union(&["conflict", "file"])),
-                WriteMode::Update(rev) if *rev != existing.rev => {
-                    return Err(union(&["conflict", "file"]));
-                }
-                _ => {}
-            }
-            // files.stone, WriteMode: "If the target path refers to a file with identical
+            // files.stone, WriteMode: "In some situations, the conflict behavior is
+            // identical: [...] (c) If the target path refers to a file with identical
             // contents, nothing gets written; no conflict." The stored file keeps its rev and
-            // its client_modified, whatever the request asked for.
-            if existing.downloadable && existing.hash == content_hash(&data) {
+            // its client_modified, whatever the request asked for; in every mode, unless
+            // CommitInfo.strict_conflict: "This also forces a conflict even when the target
+            // path refers to a file with identical contents."
+            let identical = existing.downloadable && existing.hash == content_hash(&data);
+            let conflict = match mode {
+                WriteMode::Add => true,
+                WriteMode::Update(rev) => *rev != existing.rev,
+                WriteMode::Overwrite => false,
+            };
+            if identical && !(conflict && strict_conflict) {
                 return Ok(existing.meta());
+            }
+            if conflict {
+                return Err(union(&["conflict", "file"]));
             }
             display = existing.display.clone();
             id = Some(existing.id.clone());
@@ -531,6 +549,74 @@ mod tests {
         let (p, more) = s.page("/a", false, Some("/a/x"), 2);
         assert_eq!((p, more), (vec!["/a/y".to_owned()], false));
         assert_eq!(s.below("", false), ["/a", "/a b", "/ab"]);
+    }
+
+    #[test]
+    fn identical_content_writes_nothing_in_any_mode_unless_strict() {
+        let mut s = State::default();
+        let first = s
+            .write_file(
+                "/f",
+                Bytes::from_static(b"same"),
+                &WriteMode::Add,
+                Some("2020-01-01T00:00:00Z".into()),
+            )
+            .unwrap();
+        let rev = first["rev"].as_str().unwrap().to_owned();
+        for mode in [
+            WriteMode::Add,
+            WriteMode::Overwrite,
+            WriteMode::Update("0123456789abcdef".into()),
+            WriteMode::Update(rev.clone()),
+        ] {
+            let m = s
+                .write_file(
+                    "/F",
+                    Bytes::from_static(b"same"),
+                    &mode,
+                    Some("2030-01-01T00:00:00Z".into()),
+                )
+                .unwrap();
+            assert_eq!(m["client_modified"], "2020-01-01T00:00:00Z", "{mode:?}");
+            assert_eq!(m["rev"], rev.as_str(), "{mode:?}");
+        }
+        // strict_conflict: identical content still conflicts where the mode would.
+        let e = s
+            .commit_file(
+                "/f",
+                Bytes::from_static(b"same"),
+                &WriteMode::Add,
+                None,
+                true,
+            )
+            .unwrap_err();
+        assert_eq!(e, union(&["conflict", "file"]));
+        // Other content is written, and gets the new client_modified.
+        let m = s
+            .write_file(
+                "/f",
+                Bytes::from_static(b"new"),
+                &WriteMode::Overwrite,
+                Some("2030-01-01T00:00:00Z".into()),
+            )
+            .unwrap();
+        assert_eq!(m["client_modified"], "2030-01-01T00:00:00Z");
+        assert_ne!(m["rev"], rev.as_str());
+    }
+
+    #[test]
+    fn refused_names() {
+        for bad in ["/a/Desktop.ini", "/x/ICON\r", "/.dropbox/x"] {
+            assert_eq!(
+                name_refusal(bad),
+                Some(union(&["disallowed_name"])),
+                "{bad}"
+            );
+        }
+        for bad in ["/a\\b", "/a /b", "/d\u{7f}"] {
+            assert_eq!(name_refusal(bad), Some(union(&["malformed_path"])), "{bad}");
+        }
+        assert_eq!(name_refusal("/a b/desktop.ini.txt"), None);
     }
 
     #[test]
