@@ -681,3 +681,58 @@ async fn answers_lost_after_the_work_was_done_are_handled_safely() {
     let check = ops::check(&src, &r, &Default::default()).await.unwrap();
     assert!(check.is_identical(), "{check:?}");
 }
+
+/// `incorrect_offset` answered with an offset inside the chunk: only the rest of the chunk is
+/// sent; an offset outside what the writer holds fails the write (the engine starts again).
+#[tokio::test]
+async fn incorrect_offset_inside_the_chunk_sends_only_the_rest() {
+    const MIB: u64 = 1024 * 1024;
+    let emu = Emulator::start().unwrap();
+    let r = remote(emu.config().with_chunk_size(4 * MIB));
+    let data: Bytes = (0..8 * MIB + 10)
+        .map(|i| (i % 253) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let offset_error = |correct: u64| Fault::Answer {
+        status: 409,
+        headers: Vec::new(),
+        body: Bytes::from(
+            json!({
+                "error_summary": "incorrect_offset/..",
+                "error": { ".tag": "incorrect_offset", "correct_offset": correct },
+            })
+            .to_string(),
+        ),
+    };
+    // The server claims to hold 1 MiB of the second chunk: the writer sends the other 3 MiB
+    // from there; the session (which holds none of it) answers with its own offset, and the
+    // writer sends the whole chunk from that offset.
+    emu.inject("files/upload_session/append_v2", offset_error(5 * MIB), 1);
+    r.write(
+        &p("partial.bin"),
+        bytes_stream(data.clone()),
+        WriteMeta::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(emu.file("/partial.bin").unwrap(), data);
+    assert_eq!(
+        emu.bytes_received("files/upload_session/append_v2"),
+        4 * MIB + 3 * MIB + 4 * MIB
+    );
+
+    // An offset beyond the chunk: the data is no longer held, so the write fails (retryably)
+    // and nothing is visible.
+    emu.inject("files/upload_session/append_v2", offset_error(100 * MIB), 1);
+    let e = r
+        .write(
+            &p("beyond.bin"),
+            bytes_stream(data.clone()),
+            WriteMeta::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConditionNotMatch, "{e:?}");
+    assert!(e.is_retryable());
+    assert!(emu.file("/beyond.bin").is_none());
+}
