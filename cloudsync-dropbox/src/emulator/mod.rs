@@ -459,7 +459,9 @@ impl Emulator {
         self.shared.lock().sessions.len()
     }
 
-    /// Puts a file directly (bypassing the API), with `client_modified` now.
+    /// Puts a file directly (bypassing the API), with `client_modified` now. As on the
+    /// service, content identical to the stored file's writes nothing (its `client_modified`
+    /// stays).
     pub fn put(&self, path: &str, data: impl Into<Bytes>) {
         let mut st = self.shared.lock();
         let now = st.format_now();
