@@ -26,6 +26,8 @@ pub(crate) const ARG_HEADER: &str = "Dropbox-API-Arg";
 pub(crate) const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 /// The bytes of an error answer that are read; the rest is left unread.
 pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Files remembered as already reported (see [`DropboxCore::first_notice`]).
+pub(crate) const MAX_NOTICES: usize = 10_000;
 /// The characters of server-supplied text (names, summaries, bodies) kept in an error message.
 pub(crate) const MAX_SERVER_TEXT: usize = 200;
 
@@ -43,6 +45,9 @@ pub(crate) struct DropboxCore {
     pub(crate) list_limit: u32,
     /// Commits small files in batches, when configured.
     pub(crate) batcher: Option<Batcher>,
+    /// `path_lower` of files already reported once (files that can only be exported), at
+    /// most [`MAX_NOTICES`] of them.
+    notices: std::sync::Mutex<std::collections::HashSet<String>>,
     pub(crate) describe: String,
     /// The whole time a metadata call (RPC or token request) may take, body included; a
     /// server that stalls or trickles fails with a temporary error after it. Transfers have
@@ -88,9 +93,21 @@ impl DropboxCore {
             chunk_size: cfg.chunk_size,
             list_limit: cfg.list_limit,
             batcher: (cfg.batch_size > 0).then(|| Batcher::new(cfg.batch_size, cfg.batch_timeout)),
+            notices: Default::default(),
             describe,
             deadline: cfg.timeout,
         })
+    }
+
+    /// Whether `key` is reported for the first time (then it is remembered; past
+    /// [`MAX_NOTICES`] keys everything counts as reported before, so memory stays bounded).
+    pub(crate) fn first_notice(&self, key: &str) -> bool {
+        let mut n = self.notices.lock().unwrap_or_else(|p| p.into_inner());
+        if n.contains(key) || n.len() >= MAX_NOTICES {
+            return false;
+        }
+        n.insert(key.to_owned());
+        true
     }
 
     /// The Dropbox path of `path`: `""` for the root of the whole Dropbox, else `/a/b`.
@@ -329,8 +346,14 @@ pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiEr
         _ => Error::new(ErrorKind::Protocol, msg),
     };
     let error = error.with_operation(endpoint);
+    let error = if tags.is_empty() {
+        error
+    } else {
+        let correct_offset = parsed.as_ref().and_then(|b| find_correct_offset(&b.error));
+        error.with_source(Tags(tags, correct_offset))
+    };
     ApiError {
-        error: attach_tags(error, &tags),
+        error,
         expired_token,
     }
 }
@@ -368,6 +391,11 @@ pub(crate) fn classify_409(tags: &[String], msg: String, retry_after: Option<Dur
         ErrorKind::InvalidInput
     } else if has("content_hash_mismatch") || has("incorrect_offset") {
         ErrorKind::ConditionNotMatch
+    } else if has("unsupported_file") {
+        // DownloadError.unsupported_file: the file can only be exported.
+        ErrorKind::Unsupported
+    } else if has("duplicated_or_nested_paths") || has("cant_move_folder_into_itself") {
+        ErrorKind::Conflict
     } else {
         ErrorKind::Unexpected
     };
@@ -385,13 +413,27 @@ pub(crate) fn attach_tags(e: Error, tags: &[String]) -> Error {
     if tags.is_empty() {
         e
     } else {
-        e.with_source(Tags(tags.to_vec()))
+        e.with_source(Tags(tags.to_vec(), None))
     }
+}
+
+/// `correct_offset` of an `incorrect_offset` error (UploadSessionOffsetError), wherever the
+/// union nests it.
+fn find_correct_offset(v: &Value) -> Option<u64> {
+    let mut cur = v;
+    for _ in 0..8 {
+        if let Some(n) = cur.get("correct_offset").and_then(Value::as_u64) {
+            return Some(n);
+        }
+        let tag = cur.get(".tag").and_then(Value::as_str)?;
+        cur = cur.get(tag)?;
+    }
+    None
 }
 
 /// The `.tag` chain of an API error, as the error's source.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Tags(pub(crate) Vec<String>);
+pub(crate) struct Tags(pub(crate) Vec<String>, pub(crate) Option<u64>);
 
 impl std::fmt::Display for Tags {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -400,6 +442,14 @@ impl std::fmt::Display for Tags {
 }
 
 impl std::error::Error for Tags {}
+
+/// The `correct_offset` an `incorrect_offset` error carried: files.stone,
+/// UploadSessionOffsetError.correct_offset, "The offset up to which data has been collected."
+pub(crate) fn correct_offset_of(e: &Error) -> Option<u64> {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<Tags>())
+        .and_then(|t| t.1)
+}
 
 /// The tag chain of an error produced by [`parse_error`].
 pub(crate) fn tags_of(e: &Error) -> &[String] {
@@ -427,6 +477,9 @@ pub(crate) struct Metadata {
     pub(crate) size: Option<u64>,
     #[serde(default)]
     pub(crate) content_hash: Option<String>,
+    /// `false` for a file that can only be exported (a Paper doc, a cloud doc).
+    #[serde(default)]
+    pub(crate) is_downloadable: Option<bool>,
 }
 
 impl Metadata {
