@@ -17,14 +17,22 @@ use crate::{Result, Secret};
 /// Implementations cache the token and are shared by every request of a remote.
 #[async_trait]
 pub trait TokenSource: Send + Sync + Debug {
-    /// A valid access token. With `force_refresh` the cached token was just refused by the
-    /// server (401): fetch a new one rather than handing it out again.
-    async fn token(&self, force_refresh: bool) -> Result<Secret>;
+    /// A valid access token. `refused` is the token the server just answered `401` to: the
+    /// source must not hand it out again, and fetches a new one unless another request already
+    /// replaced it (so a burst of 401s costs one token fetch, not one each).
+    async fn token(&self, refused: Option<&Secret>) -> Result<Secret>;
+
+    /// Whether a refused token can be replaced (a fixed access token cannot). When it cannot,
+    /// [`send_authorized`] hands the `401` answer back for the caller to classify, with the
+    /// server's own explanation.
+    fn can_refresh(&self) -> bool {
+        true
+    }
 }
 
 /// Sends the request `build` makes with `Authorization: Bearer <token>`; on a `401` answer it
-/// asks `tokens` for a fresh token (`force_refresh`) and sends a new request from `build` once
-/// more. Whatever that second answer is, it is returned: a token that is refused twice is an
+/// asks `tokens` for a fresh token (passing the refused one) and sends a new request from
+/// `build` once more; a source that cannot refresh gets the `401` answer back. Whatever that second answer is, it is returned: a token that is refused twice is an
 /// authorization problem, not something to loop on.
 ///
 /// Any answer is returned as it came (callers classify statuses); a request that got no
@@ -47,18 +55,18 @@ pub async fn send_authorized(
     tokens: &dyn TokenSource,
     build: impl Fn(&Client) -> RequestBuilder,
 ) -> Result<Response> {
-    let token = tokens.token(false).await?;
+    let token = tokens.token(None).await?;
     let res = build(client)
         .bearer_auth(token.expose())
         .send()
         .await
         .map_err(transport_error)?;
-    if res.status() != StatusCode::UNAUTHORIZED {
+    if res.status() != StatusCode::UNAUTHORIZED || !tokens.can_refresh() {
         return Ok(res);
     }
     tracing::debug!("access token refused (401); fetching a new one");
     drop(res);
-    let token = tokens.token(true).await?;
+    let token = tokens.token(Some(&token)).await?;
     build(client)
         .bearer_auth(token.expose())
         .send()
@@ -76,25 +84,33 @@ mod tests {
     use super::*;
     use crate::{Error, ErrorKind};
 
-    /// Hands out `tok-N` (N counts fetches); `fetches` counts calls, `forced` the refreshes.
+    /// Hands out `tok-N` (N counts fetches); `fetches` counts calls, `forced` the refreshes,
+    /// `refused` the tokens it was told were refused.
     #[derive(Debug, Default)]
     struct Counting {
         fetches: AtomicUsize,
         forced: AtomicUsize,
+        refused: std::sync::Mutex<Vec<String>>,
         fail: bool,
+        fixed: bool,
     }
 
     #[async_trait]
     impl TokenSource for Counting {
-        async fn token(&self, force_refresh: bool) -> Result<Secret> {
+        async fn token(&self, refused: Option<&Secret>) -> Result<Secret> {
             if self.fail {
                 return Err(Error::new(ErrorKind::Auth, "token endpoint said no"));
             }
-            if force_refresh {
+            if let Some(r) = refused {
                 self.forced.fetch_add(1, Ordering::SeqCst);
+                self.refused.lock().unwrap().push(r.expose().to_owned());
             }
             let n = self.fetches.fetch_add(1, Ordering::SeqCst);
             Ok(Secret::new(format!("tok-{n}")))
+        }
+
+        fn can_refresh(&self) -> bool {
+            !self.fixed
         }
     }
 
@@ -176,5 +192,30 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Auth);
         assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_refused_token_is_named_to_the_source() {
+        let (url, _) = server("tok-1").await;
+        let tokens = Counting::default();
+        send_authorized(&Client::new(), &tokens, |c| c.get(&url))
+            .await
+            .unwrap();
+        assert_eq!(*tokens.refused.lock().unwrap(), ["tok-0"]);
+    }
+
+    #[tokio::test]
+    async fn a_source_that_cannot_refresh_gets_the_401_back_after_one_request() {
+        let (url, seen) = server("tok-1").await;
+        let tokens = Counting {
+            fixed: true,
+            ..Default::default()
+        };
+        let res = send_authorized(&Client::new(), &tokens, |c| c.get(&url))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!(tokens.forced.load(Ordering::SeqCst), 0);
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cloudsync_core::http::{
-    delay_secs, read_capped, read_prefix, retry_after, status_error, transport_error,
+    delay_secs, read_capped, read_prefix, retry_after, send_authorized, status_error,
 };
 use cloudsync_core::{Entry, EntryKind, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
 use reqwest::header::CONTENT_TYPE;
@@ -119,37 +119,23 @@ impl DropboxCore {
         }
     }
 
-    /// Sends a request built by `build` with a valid token; on `401 expired_access_token`
-    /// refreshes the token and sends it once more. Errors come back classified.
+    /// Sends a request built by `build` with a valid token (core's
+    /// [`send_authorized`]: on a `401` the token is refreshed once and the request sent again).
+    /// Errors come back classified.
     async fn send(
         &self,
         endpoint: &'static str,
-        build: impl Fn(&str) -> RequestBuilder,
+        build: impl Fn() -> RequestBuilder,
     ) -> Result<Response> {
-        let mut token = self.tokens.get().await?;
-        let mut refreshed = false;
-        loop {
-            let resp = build(token.expose())
-                .bearer_auth(token.expose())
-                .send()
-                .await
-                .map_err(|e| transport_error(e).with_operation(endpoint))?;
-            if resp.status().is_success() || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-                return Ok(resp);
-            }
-            let err = parse_error(endpoint, resp).await;
-            if err.expired_token && !refreshed {
-                tracing::debug!(endpoint, "access token expired; refreshing");
-                token = self
-                    .tokens
-                    .expired(&token)
-                    .await
-                    .map_err(|e| e.with_operation(endpoint))?;
-                refreshed = true;
-                continue;
-            }
-            return Err(err.error.with_remote(self.describe.clone()));
+        let resp = send_authorized(&self.client, &self.tokens, |_| build())
+            .await
+            .map_err(|e| e.with_operation(endpoint))?;
+        if resp.status().is_success() || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Ok(resp);
         }
+        Err(parse_error(endpoint, resp)
+            .await
+            .with_remote(self.describe.clone()))
     }
 
     /// Calls an RPC endpoint (`files/list_folder`) with a JSON body; returns the JSON answer.
@@ -159,7 +145,7 @@ impl DropboxCore {
             .map_err(|e| Error::new(ErrorKind::Unexpected, format!("encode arguments: {e}")))?;
         let body = Bytes::from(body);
         let resp = self
-            .send(endpoint, |_| {
+            .send(endpoint, || {
                 self.client
                     .post(&url)
                     .timeout(self.deadline)
@@ -181,7 +167,7 @@ impl DropboxCore {
         let url = format!("{}/2/{endpoint}", self.content_url);
         let header = header_safe_json(arg)?;
         let resp = self
-            .send(endpoint, |_| {
+            .send(endpoint, || {
                 self.client
                     .post(&url)
                     .header(ARG_HEADER, header.as_str())
@@ -201,7 +187,7 @@ impl DropboxCore {
         let endpoint = "files/download";
         let url = format!("{}/2/{endpoint}", self.content_url);
         let header = header_safe_json(arg)?;
-        self.send(endpoint, |_| {
+        self.send(endpoint, || {
             let mut b = self.client.post(&url).header(ARG_HEADER, header.as_str());
             if let Some((start, end)) = range {
                 b = b.header(
@@ -258,12 +244,6 @@ pub(crate) fn header_safe_json(v: &Value) -> Result<String> {
     Ok(out)
 }
 
-/// A classified error answer, and whether it says the access token expired.
-pub(crate) struct ApiError {
-    pub(crate) error: Error,
-    pub(crate) expired_token: bool,
-}
-
 /// The error body the service sends with 401, 409 and 429.
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -301,7 +281,7 @@ pub(crate) fn tag_chain(v: &Value) -> Vec<String> {
 /// Maps a failed answer to an [`Error`]: 400 `InvalidInput` (the service rejected the
 /// request's shape), 401 `Auth`, 403 `PermissionDenied`, 409 by the error's `.tag`s, 429
 /// `RateLimited` with `Retry-After`, 5xx `Transient`.
-pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiError {
+pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> Error {
     let status = resp.status();
     let retry_after = retry_after(resp.headers());
     let body = read_prefix(resp, MAX_ERROR_BODY).await;
@@ -327,34 +307,25 @@ pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiEr
             .map(str::to_owned)
             .collect();
     }
-    let has = |t: &str| tags.iter().any(|x| x == t);
     let what = if summary.is_empty() {
         cut(String::from_utf8_lossy(&body[..body.len().min(4 * MAX_SERVER_TEXT)]).trim())
     } else {
         cut(&summary)
     };
     let msg = format!("{endpoint}: {status}: {what}");
-    let mut expired_token = false;
     let error = match status.as_u16() {
-        401 => {
-            expired_token = has("expired_access_token");
-            Error::new(ErrorKind::Auth, msg)
-        }
+        401 => Error::new(ErrorKind::Auth, msg),
         409 => classify_409(&tags, msg, retry_after),
         429 => status_error(status, retry_after.or(Some(Duration::from_secs(1))), msg),
         400 | 403 | 500..=599 => status_error(status, retry_after, msg),
         _ => Error::new(ErrorKind::Protocol, msg),
     };
     let error = error.with_operation(endpoint);
-    let error = if tags.is_empty() {
+    if tags.is_empty() {
         error
     } else {
         let correct_offset = parsed.as_ref().and_then(|b| find_correct_offset(&b.error));
         error.with_source(Tags(tags, correct_offset))
-    };
-    ApiError {
-        error,
-        expired_token,
     }
 }
 

@@ -109,16 +109,6 @@ impl TokenSource {
         self
     }
 
-    /// A new token even though one is cached (the server refused it). Refreshes are
-    /// serialised by the cache's lock.
-    pub(crate) async fn refresh(&self, http: &reqwest::Client) -> Result<Secret> {
-        let mut cached = self.cached.lock().await;
-        let fresh = self.fetch(http).await?;
-        let token = fresh.token.clone();
-        *cached = Some(fresh);
-        Ok(token)
-    }
-
     /// A valid access token (fetching one when none is cached or it is about to expire).
     pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<Secret> {
         let mut cached = self.cached.lock().await;
@@ -401,11 +391,10 @@ pub(crate) struct GoogleTokens {
 
 #[async_trait::async_trait]
 impl cloudsync_core::http::TokenSource for GoogleTokens {
-    async fn token(&self, force_refresh: bool) -> Result<Secret> {
-        if force_refresh {
-            self.source.refresh(&self.http).await
-        } else {
-            self.source.token(&self.http).await
+    async fn token(&self, refused: Option<&Secret>) -> Result<Secret> {
+        if let Some(r) = refused {
+            self.source.invalidate(r).await;
         }
+        self.source.token(&self.http).await
     }
 }

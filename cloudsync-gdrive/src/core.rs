@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cloudsync_core::http::{read_capped, read_prefix, retry_after, status_error, transport_error};
+use cloudsync_core::http::{read_capped, read_prefix, retry_after, send_authorized, status_error};
 use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
 use futures::{Stream, TryStreamExt};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::auth::TokenSource;
+use crate::auth::{GoogleTokens, TokenSource};
 use crate::config::{Credentials, Validated};
 
 /// The MIME type of Drive folders.
@@ -258,7 +258,7 @@ pub(crate) async fn error_from(res: Response, op: &'static str) -> Error {
 pub(crate) struct DriveCore {
     pub(crate) http: reqwest::Client,
     pub(crate) cfg: Validated,
-    auth: TokenSource,
+    auth: GoogleTokens,
     /// Folder ids by path (the root is not stored).
     dirs: Mutex<HashMap<RemotePath, String>>,
     /// Serialises folder creation, so concurrent writes into a new folder do not create it
@@ -273,7 +273,10 @@ impl DriveCore {
             .read_timeout(cfg.timeout)
             .build()
             .map_err(|e| Error::new(ErrorKind::Unexpected, format!("HTTP client: {e}")))?;
-        let auth = TokenSource::new(cfg.credentials.clone(), cfg.token_url.clone(), cfg.timeout);
+        let auth = GoogleTokens {
+            source: TokenSource::new(cfg.credentials.clone(), cfg.token_url.clone(), cfg.timeout),
+            http: http.clone(),
+        };
         Ok(DriveCore {
             http,
             cfg,
@@ -318,23 +321,9 @@ impl DriveCore {
             "read" | "write" => build(c),
             _ => build(c).timeout(self.cfg.timeout),
         };
-        let token = self.auth.token(&self.http).await?;
-        let res = build(&self.http)
-            .bearer_auth(token.expose())
-            .send()
+        send_authorized(&self.http, &self.auth, build)
             .await
-            .map_err(|e| transport_error(e).with_operation(op))?;
-        if res.status() != StatusCode::UNAUTHORIZED {
-            return Ok(res);
-        }
-        tracing::debug!(op, "access token rejected; refreshing");
-        self.auth.invalidate(&token).await;
-        let token = self.auth.token(&self.http).await?;
-        build(&self.http)
-            .bearer_auth(token.expose())
-            .send()
-            .await
-            .map_err(|e| transport_error(e).with_operation(op))
+            .map_err(|e| e.with_operation(op))
     }
 
     pub(crate) fn api(&self, tail: &str) -> String {
