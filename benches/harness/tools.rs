@@ -71,7 +71,16 @@ pub fn local_tools(ours: PathBuf, transfers: usize, checkers: usize, work: &Path
                 let mut cmd = Command::new(&ours3);
                 cmd.arg("--config").arg(&config);
                 let dst = format!("nofsync:{}", dst.trim_start_matches('/'));
-                cmd.args(["sync", src, &dst, "-q", "--transfers", &t3, "--checkers", &c3]);
+                cmd.args([
+                    "sync",
+                    src,
+                    &dst,
+                    "-q",
+                    "--transfers",
+                    &t3,
+                    "--checkers",
+                    &c3,
+                ]);
                 Some(cmd)
             }),
         },
