@@ -132,6 +132,8 @@ pub(crate) fn install(
         file.sync_all()
             .map_err(|e| core.ctx(parse_error(e), op, path))?;
     }
+    #[cfg(test)]
+    tests::crash_point();
     drop(file);
     std::fs::rename(&tmp, &target).map_err(|e| core.ctx(parse_error(e), op, path))?;
     guard.0 = None;
@@ -312,10 +314,23 @@ fn copy_contents(
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream};
 
     use crate::LocalConfig;
+
+    /// Where the crash test's child stops for good: after the data's flush, before the
+    /// rename (a no-op in every other process).
+    pub(super) fn crash_point() {
+        let Some(dir) = std::env::var_os(super::CRASH_ENV) else {
+            return;
+        };
+        std::fs::write(std::path::Path::new(&dir).join("at-crash-point"), "").unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(60));
+        }
+    }
 
     fn meta(size: u64) -> WriteMeta {
         WriteMeta {
@@ -439,5 +454,121 @@ mod tests {
         let e = put(p("b/y")).await.unwrap_err();
         assert_eq!(e.kind(), cloudsync_core::ErrorKind::PermissionDenied, "{e}");
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+}
+
+/// The crash test's child process: set by the parent, never in a normal run.
+#[cfg(test)]
+const CRASH_ENV: &str = "CLOUDSYNC_LOCAL_TEST_CRASH_DIR";
+
+#[cfg(test)]
+mod crash {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use cloudsync_core::{Remote, RemotePath, WriteMeta, ops};
+
+    use super::CRASH_ENV;
+    use crate::LocalConfig;
+
+    /// The child of [`a_kill_between_the_flush_and_the_rename_leaves_a_temp_file_the_next_sync_removes`]:
+    /// writes `dst/d/f.bin` from `src/d/f.bin` and stops for good at the crash point (after
+    /// the data's `fsync`, before the rename), where the parent kills it.
+    #[test]
+    #[ignore = "run by the crash test as its child process"]
+    fn crash_child() {
+        let dir =
+            std::path::PathBuf::from(std::env::var_os(CRASH_ENV).expect("run by the crash test"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dst = LocalConfig::new(dir.join("dst")).build().unwrap();
+            let src = dir.join("src/d/f.bin");
+            let size = std::fs::metadata(&src).unwrap().len();
+            let meta = WriteMeta {
+                size: Some(size),
+                ..Default::default()
+            };
+            let r = dst
+                .write_from_file(&RemotePath::new("d/f.bin").unwrap(), &src, meta)
+                .await;
+            panic!("the crash point was not reached: {r:?}");
+        });
+    }
+
+    /// SIGKILL after a file's data is flushed and before its rename: the final name keeps the
+    /// old content, the new content is complete in one of our temp files, and the next sync
+    /// removes that temp file and puts the new content in place.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_kill_between_the_flush_and_the_rename_leaves_a_temp_file_the_next_sync_removes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::create_dir_all(tmp.path().join("src/d")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("dst/d")).unwrap();
+        std::fs::write(tmp.path().join("src/d/f.bin"), &data).unwrap();
+        std::fs::write(tmp.path().join("dst/d/f.bin"), "old").unwrap();
+        let marker = tmp.path().join("at-crash-point");
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "writer::crash::crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CRASH_ENV, tmp.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !marker.exists() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the child ended before the crash point: {status}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no crash point in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let d = tmp.path().join("dst/d");
+        assert_eq!(std::fs::read(d.join("f.bin")).unwrap(), b"old");
+        let temps: Vec<std::path::PathBuf> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(cloudsync_core::is_temp_name)
+            })
+            .collect();
+        assert_eq!(temps.len(), 1, "{temps:?}");
+        assert_eq!(
+            std::fs::read(&temps[0]).unwrap(),
+            data,
+            "the temp file holds all the data"
+        );
+
+        let src: Arc<dyn Remote> =
+            Arc::new(LocalConfig::new(tmp.path().join("src")).build().unwrap());
+        let dst: Arc<dyn Remote> =
+            Arc::new(LocalConfig::new(tmp.path().join("dst")).build().unwrap());
+        let opts = ops::SyncOptions {
+            leftover_age: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        let summary = ops::sync(&src, &dst, &opts).await.unwrap();
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+        assert_eq!(std::fs::read(d.join("f.bin")).unwrap(), data);
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f.bin"], "the leftover temp file is gone");
     }
 }
