@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark of the cloudsync CLI (release build) against rclone, rsync -a and cp -r
+# Side-by-side benchmark of the cloudsync CLI (release build) against rclone, rsync -a, cp -r and cp -a
 # on generated local trees; prints a markdown table of medians, ratios to rclone and peak memory.
 #
 #   scripts/bench.sh --quick                      # 10k small files: first run + no-op run

@@ -148,7 +148,7 @@ fn run(args: &Args) -> Result<(), String> {
             ours.display()
         ));
     }
-    let tools: Vec<Tool> = tools::local_tools(ours, args.transfers, args.checkers)
+    let tools: Vec<Tool> = tools::local_tools(ours, args.transfers, args.checkers, &work)
         .into_iter()
         .filter(|t| args.tools.iter().any(|n| t.name.starts_with(n.as_str())))
         .collect();

@@ -40,16 +40,47 @@ pub struct Tool {
     pub command: Box<CommandFn>,
 }
 
-/// The tools of a local -> local comparison. `ours` is the release build of the example CLI.
-pub fn local_tools(ours: PathBuf, transfers: usize, checkers: usize) -> Vec<Tool> {
+/// The tools of a local -> local comparison. `ours` is the release build of the example CLI;
+/// `work` holds the config file of the `fsync = false` row.
+pub fn local_tools(ours: PathBuf, transfers: usize, checkers: usize, work: &Path) -> Vec<Tool> {
     let (t, c) = (transfers.to_string(), checkers.to_string());
     let (t2, c2) = (t.clone(), c.clone());
+    let (t3, c3) = (t.clone(), c.clone());
+    let ours3 = ours.clone();
+    // Our durable default against a row without flushes, which is what rclone and cp do.
+    let config = work.join("nofsync.toml");
+    let written = std::fs::write(
+        &config,
+        "[remotes.nofsync]\ntype = \"local\"\nroot = \"/\"\nfsync = false\n",
+    );
+    if let Err(e) = written {
+        eprintln!("{}: {e}", config.display());
+    }
     vec![
         Tool {
             name: "cloudsync",
             command: Box::new(move |src, dst, _| {
                 let mut cmd = Command::new(&ours);
                 cmd.args(["sync", src, dst, "-q", "--transfers", &t, "--checkers", &c]);
+                Some(cmd)
+            }),
+        },
+        Tool {
+            name: "cloudsync fsync=false",
+            command: Box::new(move |src, dst, _| {
+                let mut cmd = Command::new(&ours3);
+                cmd.arg("--config").arg(&config);
+                let dst = format!("nofsync:{}", dst.trim_start_matches('/'));
+                cmd.args([
+                    "sync",
+                    src,
+                    &dst,
+                    "-q",
+                    "--transfers",
+                    &t3,
+                    "--checkers",
+                    &c3,
+                ]);
                 Some(cmd)
             }),
         },
@@ -76,6 +107,16 @@ pub fn local_tools(ours: PathBuf, transfers: usize, checkers: usize) -> Vec<Tool
                 (phase == Phase::First).then(|| {
                     let mut cmd = Command::new("cp");
                     cmd.args(["-r", src, dst]);
+                    cmd
+                })
+            }),
+        },
+        Tool {
+            name: "cp -a",
+            command: Box::new(|src, dst, phase| {
+                (phase == Phase::First).then(|| {
+                    let mut cmd = Command::new("cp");
+                    cmd.args(["-a", src, dst]);
                     cmd
                 })
             }),

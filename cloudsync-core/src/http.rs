@@ -28,6 +28,8 @@ use reqwest::{Response, StatusCode};
 
 use crate::{Error, ErrorKind, Result};
 
+pub use crate::http_bearer::{TokenSource, send_authorized};
+
 /// The longest wait a server's `Retry-After` is believed for: a server cannot park a sync for
 /// days (or, with `u64::MAX` seconds, overflow a deadline).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);

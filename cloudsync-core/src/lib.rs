@@ -26,11 +26,14 @@ mod filter;
 mod hash;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+mod http_bearer;
 pub mod ingest;
 mod layers;
 mod location;
 mod objstore;
 pub mod ops;
+mod paginate;
 mod path;
 pub mod plan;
 mod prefix;
@@ -61,6 +64,7 @@ pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher};
 pub use layers::{LayerOptions, Limited, MAX_RETRY_AFTER, Retrying, Throttled};
 pub use location::Location;
 pub use objstore::{ObjectStoreRemote, memory, memory_named};
+pub use paginate::stream_paginated;
 pub use path::RemotePath;
 pub use plan::{Action, Decision, Mode, Plan, Reason};
 pub use prefix::Prefix;

@@ -1,9 +1,21 @@
-//! A [`Remote`] over any [`object_store::ObjectStore`]: in-memory stores for tests (`memory://`)
-//! and cloud object stores (Google Cloud Storage, later S3 and Azure).
+//! A [`Remote`] over any [`object_store::ObjectStore`]: in-memory stores (`memory://`, the
+//! engine's tests) and any cloud store object_store speaks (S3, Azure, ...), handed in by the
+//! caller. Google Cloud Storage has its own backend (`cloudsync-gdrive`, JSON API) because this
+//! adapter cannot keep what a sync needs there.
 //!
-//! Directories are implicit (a directory exists while a file lies below it), modtimes are the
-//! store's `last_modified` (the upload time: they cannot be set), and writes are atomic because
-//! an object store only ever shows a finished object.
+//! What the adapter can and cannot do, declared in its [`Capabilities`] (the conformance suite
+//! runs against moto's S3 server with exactly these; see `tests/objstore_s3.rs`):
+//! - directories are implicit (a directory exists while a file lies below it; `mkdir` does
+//!   nothing, empty directories do not exist);
+//! - modtimes are the store's `last_modified`, the upload time: they can be neither written
+//!   nor set, so `modtime_precision` is `None` by default and the engine compares sizes (and
+//!   hashes with `--checksum` where the other side has one);
+//! - no hash is declared: object_store's listings carry none (an S3 ETag is an MD5 only for
+//!   single-part uploads without SSE-KMS; it is kept as the entry's `etag`, never as a hash);
+//! - writes are atomic (a store only ever shows a finished object); large bodies go up as
+//!   multipart uploads, aborted on failure;
+//! - `copy` and `rename` are the store's (`rename` is a copy and a delete on S3);
+//! - no `set_modtime`, `purge`, `cleanup` or `usage` (they return `Unsupported`).
 
 use std::collections::HashMap;
 use std::ops::Range;

@@ -39,6 +39,12 @@ pub struct Capabilities {
     pub write_modtime: bool,
     /// [`Remote::set_modtime`] works on an existing file.
     pub set_modtime: bool,
+    /// Uploading content identical to the stored file's changes nothing, not even the
+    /// modtime (Dropbox). When hashes prove two files the same and only their modtimes
+    /// differ, the engine leaves such a destination file as it is: neither
+    /// [`Remote::set_modtime`] nor a new upload could change its modtime, and uploading
+    /// again on every run would never converge.
+    pub identical_upload_keeps_modtime: bool,
     /// [`Remote::copy`] (server-side copy within this remote) works.
     pub copy: bool,
     /// [`Remote::rename`] (server-side move within this remote) works.

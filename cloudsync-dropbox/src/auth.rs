@@ -339,6 +339,23 @@ pub async fn exchange_code(
     request_token(&client, Duration::from_secs(60), &url, &form).await
 }
 
+/// The service refused a token (`401`): [`Tokens::expired`] refreshes it unless another request
+/// already did; a fixed access token without a refresh token cannot be replaced, and the `401`
+/// goes back to the caller with the service's own explanation.
+#[async_trait::async_trait]
+impl cloudsync_core::http::TokenSource for Tokens {
+    async fn token(&self, refused: Option<&Secret>) -> Result<Secret> {
+        match refused {
+            None => self.get().await,
+            Some(used) => self.expired(used).await,
+        }
+    }
+
+    fn can_refresh(&self) -> bool {
+        Tokens::can_refresh(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::config::{DEFAULT_API_URL, DropboxConfig};
 use crate::core::{DropboxCore, Metadata, tags_of};
-use crate::{deleter, lister, reader, writer};
+use crate::{deleter, lister, names, reader, writer};
 
 /// A Dropbox account (or a folder in it) as a [`Remote`].
 ///
@@ -52,6 +52,9 @@ impl DropboxBackend {
             modtime_precision: Some(Duration::from_secs(1)),
             write_modtime: true,
             set_modtime: false,
+            // files.stone, WriteMode: "If the target path refers to a file with identical
+            // contents, nothing gets written" — client_modified included.
+            identical_upload_keeps_modtime: true,
             copy: true,
             rename: true,
             list_recursive: true,
@@ -81,6 +84,97 @@ impl DropboxBackend {
         Metadata::from_value(v, "files/get_metadata")
     }
 
+    /// One `move_v2`; the moved entry, named `to`.
+    async fn move_once(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        let arg = json!({
+            "from_path": self.core.dbx_path(from),
+            "to_path": self.core.dbx_path(to),
+            "autorename": false,
+        });
+        let v = self
+            .core
+            .rpc("files/move_v2", &arg)
+            .await
+            .map_err(|e| e.with_path(from))?;
+        Metadata::from_value(v.get("metadata").cloned().unwrap_or(v), "files/move_v2")?
+            .to_entry(to.clone())
+    }
+
+    /// Whether something is at `path`: `Some(true)`/`Some(false)`, `None` when the look failed.
+    async fn exists(&self, path: &RemotePath) -> Option<bool> {
+        match self.metadata(path).await {
+            Ok(_) => Some(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Some(false),
+            Err(_) => None,
+        }
+    }
+
+    /// A move that took effect despite an error (a lost answer) is the entry at `to`: the
+    /// source is gone and the target is there.
+    async fn moved_anyway(&self, from: &RemotePath, to: &RemotePath) -> Option<Entry> {
+        if self.exists(from).await != Some(false) {
+            return None;
+        }
+        self.metadata(to).await.ok()?.to_entry(to.clone()).ok()
+    }
+
+    /// A rename that changes only the case of the name. The service refuses it (files.stone,
+    /// route move:2: "Note that we do not currently support case-only renaming."), so it is
+    /// two moves through a temporary name beside the file. The temporary name is not one of
+    /// the engine's upload temporaries, so a crash between the two moves leaves an ordinary
+    /// file (never one a later sync would clean up as a leftover). If the second move fails,
+    /// the file is moved back; the file is never deleted.
+    async fn rename_case(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
+        let parent = to.parent().unwrap_or_else(RemotePath::root);
+        let name = to.name();
+        let mut cut = name.len().min(200);
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let tmp_name = format!("{}.cloudsync-case-{:08x}", &name[..cut], fastrand::u32(..));
+        let tmp = parent.join(&tmp_name)?;
+        if let Err(e) = self.move_once(from, &tmp).await {
+            if self.moved_anyway(from, &tmp).await.is_none() {
+                return Err(e.with_operation("rename (case only)"));
+            }
+        }
+        let e = match self.move_once(&tmp, to).await {
+            Ok(entry) => return Ok(entry),
+            Err(e) => e,
+        };
+        if let Some(entry) = self.moved_anyway(&tmp, to).await {
+            return Ok(entry);
+        }
+        // Put the file back under its old name.
+        let back = match self.move_once(&tmp, from).await {
+            Ok(_) => Ok(()),
+            Err(b) => match self.moved_anyway(&tmp, from).await {
+                Some(_) => Ok(()),
+                None => Err(b),
+            },
+        };
+        match back {
+            Ok(()) => Err(e.with_operation("rename (case only)")),
+            Err(b) => {
+                tracing::error!(
+                    remote = %self.core.describe, from = %from, tmp = %tmp, error = %b,
+                    "case-only rename: the file could not be moved back and is under a \
+                     temporary name"
+                );
+                Err(Error::new(
+                    e.kind(),
+                    format!(
+                        "case-only rename failed half way: the file is now {tmp} ({e}; \
+                         moving it back failed: {b})"
+                    ),
+                )
+                .with_operation("rename (case only)")
+                .with_path(from)
+                .set_temporary(e.is_retryable()))
+            }
+        }
+    }
+
     /// `copy_v2` / `move_v2`, replacing a file (never a folder) already at `to`.
     async fn relocate(
         &self,
@@ -88,6 +182,12 @@ impl DropboxBackend {
         from: &RemotePath,
         to: &RemotePath,
     ) -> Result<Entry> {
+        let op = if endpoint == "files/copy_v2" {
+            "copy"
+        } else {
+            "rename"
+        };
+        names::check(to, op)?;
         let (src, dst) = (self.core.dbx_path(from), self.core.dbx_path(to));
         let same = src.to_lowercase() == dst.to_lowercase();
         if same && endpoint == "files/copy_v2" {
@@ -97,6 +197,12 @@ impl DropboxBackend {
             )
             .with_operation("copy")
             .with_path(to));
+        }
+        if same {
+            if src == dst {
+                return self.stat(to).await;
+            }
+            return self.rename_case(from, to).await;
         }
         let arg = json!({ "from_path": src, "to_path": dst, "autorename": false });
         let mut replaced = false;
@@ -175,6 +281,7 @@ impl Remote for DropboxBackend {
                 Error::new(ErrorKind::Conflict, "cannot write the root").with_operation("write")
             );
         }
+        names::check(path, "write")?;
         writer::write(&self.core, path, body, meta).await
     }
 
@@ -182,6 +289,7 @@ impl Remote for DropboxBackend {
         if dir.is_root() && self.core.root.is_empty() {
             return Ok(());
         }
+        names::check(dir, "mkdir")?;
         let arg = json!({ "path": self.core.dbx_path(dir), "autorename": false });
         match self.core.rpc("files/create_folder_v2", &arg).await {
             Ok(_) => Ok(()),

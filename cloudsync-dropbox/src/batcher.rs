@@ -31,6 +31,12 @@ pub(crate) struct Batcher {
     max: usize,
     timeout: Duration,
     pending: Mutex<Pending>,
+    /// Held while a batch is being committed: one commit at a time per remote. files.stone,
+    /// route upload_session/finish_batch: "For the same account, this route should be
+    /// executed serially. That means you should not start the next job before current job
+    /// finishes." (rclone's Dropbox batcher, likewise, commits one batch at a time.) A second
+    /// commit would meet the first one's lock on the namespace: `too_many_write_operations`.
+    committing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -54,6 +60,7 @@ impl Batcher {
             max,
             timeout,
             pending: Mutex::new(Pending::default()),
+            committing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -126,6 +133,10 @@ fn copy_error(e: &Error) -> Error {
 /// Sends one batch and hands each waiter its result.
 async fn flush(core: Arc<DropboxCore>, batch: Vec<(Value, Waiter)>) {
     let (args, waiters): (Vec<Value>, Vec<Waiter>) = batch.into_iter().unzip();
+    let _one_at_a_time = match core.batcher.as_ref() {
+        Some(b) => Some(b.committing.lock().await),
+        None => None,
+    };
     tracing::debug!(files = args.len(), "committing an upload batch");
     let answer = core
         .rpc(ENDPOINT, &json!({ "entries": args }))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cloudsync_core::http::{
-    delay_secs, read_capped, read_prefix, retry_after, status_error, transport_error,
+    delay_secs, read_capped, read_prefix, retry_after, send_authorized, status_error,
 };
 use cloudsync_core::{Entry, EntryKind, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
 use reqwest::header::CONTENT_TYPE;
@@ -26,6 +26,8 @@ pub(crate) const ARG_HEADER: &str = "Dropbox-API-Arg";
 pub(crate) const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 /// The bytes of an error answer that are read; the rest is left unread.
 pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Files remembered as already reported (see [`DropboxCore::first_notice`]).
+pub(crate) const MAX_NOTICES: usize = 10_000;
 /// The characters of server-supplied text (names, summaries, bodies) kept in an error message.
 pub(crate) const MAX_SERVER_TEXT: usize = 200;
 
@@ -43,6 +45,9 @@ pub(crate) struct DropboxCore {
     pub(crate) list_limit: u32,
     /// Commits small files in batches, when configured.
     pub(crate) batcher: Option<Batcher>,
+    /// `path_lower` of files already reported once (files that can only be exported), at
+    /// most [`MAX_NOTICES`] of them.
+    notices: std::sync::Mutex<std::collections::HashSet<String>>,
     pub(crate) describe: String,
     /// The whole time a metadata call (RPC or token request) may take, body included; a
     /// server that stalls or trickles fails with a temporary error after it. Transfers have
@@ -88,9 +93,21 @@ impl DropboxCore {
             chunk_size: cfg.chunk_size,
             list_limit: cfg.list_limit,
             batcher: (cfg.batch_size > 0).then(|| Batcher::new(cfg.batch_size, cfg.batch_timeout)),
+            notices: Default::default(),
             describe,
             deadline: cfg.timeout,
         })
+    }
+
+    /// Whether `key` is reported for the first time (then it is remembered; past
+    /// [`MAX_NOTICES`] keys everything counts as reported before, so memory stays bounded).
+    pub(crate) fn first_notice(&self, key: &str) -> bool {
+        let mut n = self.notices.lock().unwrap_or_else(|p| p.into_inner());
+        if n.contains(key) || n.len() >= MAX_NOTICES {
+            return false;
+        }
+        n.insert(key.to_owned());
+        true
     }
 
     /// The Dropbox path of `path`: `""` for the root of the whole Dropbox, else `/a/b`.
@@ -102,37 +119,23 @@ impl DropboxCore {
         }
     }
 
-    /// Sends a request built by `build` with a valid token; on `401 expired_access_token`
-    /// refreshes the token and sends it once more. Errors come back classified.
+    /// Sends a request built by `build` with a valid token (core's
+    /// [`send_authorized`]: on a `401` the token is refreshed once and the request sent again).
+    /// Errors come back classified.
     async fn send(
         &self,
         endpoint: &'static str,
-        build: impl Fn(&str) -> RequestBuilder,
+        build: impl Fn() -> RequestBuilder,
     ) -> Result<Response> {
-        let mut token = self.tokens.get().await?;
-        let mut refreshed = false;
-        loop {
-            let resp = build(token.expose())
-                .bearer_auth(token.expose())
-                .send()
-                .await
-                .map_err(|e| transport_error(e).with_operation(endpoint))?;
-            if resp.status().is_success() || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-                return Ok(resp);
-            }
-            let err = parse_error(endpoint, resp).await;
-            if err.expired_token && !refreshed {
-                tracing::debug!(endpoint, "access token expired; refreshing");
-                token = self
-                    .tokens
-                    .expired(&token)
-                    .await
-                    .map_err(|e| e.with_operation(endpoint))?;
-                refreshed = true;
-                continue;
-            }
-            return Err(err.error.with_remote(self.describe.clone()));
+        let resp = send_authorized(&self.client, &self.tokens, |_| build())
+            .await
+            .map_err(|e| e.with_operation(endpoint))?;
+        if resp.status().is_success() || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Ok(resp);
         }
+        Err(parse_error(endpoint, resp)
+            .await
+            .with_remote(self.describe.clone()))
     }
 
     /// Calls an RPC endpoint (`files/list_folder`) with a JSON body; returns the JSON answer.
@@ -142,7 +145,7 @@ impl DropboxCore {
             .map_err(|e| Error::new(ErrorKind::Unexpected, format!("encode arguments: {e}")))?;
         let body = Bytes::from(body);
         let resp = self
-            .send(endpoint, |_| {
+            .send(endpoint, || {
                 self.client
                     .post(&url)
                     .timeout(self.deadline)
@@ -164,7 +167,7 @@ impl DropboxCore {
         let url = format!("{}/2/{endpoint}", self.content_url);
         let header = header_safe_json(arg)?;
         let resp = self
-            .send(endpoint, |_| {
+            .send(endpoint, || {
                 self.client
                     .post(&url)
                     .header(ARG_HEADER, header.as_str())
@@ -184,7 +187,7 @@ impl DropboxCore {
         let endpoint = "files/download";
         let url = format!("{}/2/{endpoint}", self.content_url);
         let header = header_safe_json(arg)?;
-        self.send(endpoint, |_| {
+        self.send(endpoint, || {
             let mut b = self.client.post(&url).header(ARG_HEADER, header.as_str());
             if let Some((start, end)) = range {
                 b = b.header(
@@ -241,12 +244,6 @@ pub(crate) fn header_safe_json(v: &Value) -> Result<String> {
     Ok(out)
 }
 
-/// A classified error answer, and whether it says the access token expired.
-pub(crate) struct ApiError {
-    pub(crate) error: Error,
-    pub(crate) expired_token: bool,
-}
-
 /// The error body the service sends with 401, 409 and 429.
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -284,7 +281,7 @@ pub(crate) fn tag_chain(v: &Value) -> Vec<String> {
 /// Maps a failed answer to an [`Error`]: 400 `InvalidInput` (the service rejected the
 /// request's shape), 401 `Auth`, 403 `PermissionDenied`, 409 by the error's `.tag`s, 429
 /// `RateLimited` with `Retry-After`, 5xx `Transient`.
-pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiError {
+pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> Error {
     let status = resp.status();
     let retry_after = retry_after(resp.headers());
     let body = read_prefix(resp, MAX_ERROR_BODY).await;
@@ -310,28 +307,25 @@ pub(crate) async fn parse_error(endpoint: &'static str, resp: Response) -> ApiEr
             .map(str::to_owned)
             .collect();
     }
-    let has = |t: &str| tags.iter().any(|x| x == t);
     let what = if summary.is_empty() {
         cut(String::from_utf8_lossy(&body[..body.len().min(4 * MAX_SERVER_TEXT)]).trim())
     } else {
         cut(&summary)
     };
     let msg = format!("{endpoint}: {status}: {what}");
-    let mut expired_token = false;
     let error = match status.as_u16() {
-        401 => {
-            expired_token = has("expired_access_token");
-            Error::new(ErrorKind::Auth, msg)
-        }
+        401 => Error::new(ErrorKind::Auth, msg),
         409 => classify_409(&tags, msg, retry_after),
         429 => status_error(status, retry_after.or(Some(Duration::from_secs(1))), msg),
         400 | 403 | 500..=599 => status_error(status, retry_after, msg),
         _ => Error::new(ErrorKind::Protocol, msg),
     };
     let error = error.with_operation(endpoint);
-    ApiError {
-        error: attach_tags(error, &tags),
-        expired_token,
+    if tags.is_empty() {
+        error
+    } else {
+        let correct_offset = parsed.as_ref().and_then(|b| find_correct_offset(&b.error));
+        error.with_source(Tags(tags, correct_offset))
     }
 }
 
@@ -368,6 +362,11 @@ pub(crate) fn classify_409(tags: &[String], msg: String, retry_after: Option<Dur
         ErrorKind::InvalidInput
     } else if has("content_hash_mismatch") || has("incorrect_offset") {
         ErrorKind::ConditionNotMatch
+    } else if has("unsupported_file") {
+        // DownloadError.unsupported_file: the file can only be exported.
+        ErrorKind::Unsupported
+    } else if has("duplicated_or_nested_paths") || has("cant_move_folder_into_itself") {
+        ErrorKind::Conflict
     } else {
         ErrorKind::Unexpected
     };
@@ -385,13 +384,27 @@ pub(crate) fn attach_tags(e: Error, tags: &[String]) -> Error {
     if tags.is_empty() {
         e
     } else {
-        e.with_source(Tags(tags.to_vec()))
+        e.with_source(Tags(tags.to_vec(), None))
     }
+}
+
+/// `correct_offset` of an `incorrect_offset` error (UploadSessionOffsetError), wherever the
+/// union nests it.
+fn find_correct_offset(v: &Value) -> Option<u64> {
+    let mut cur = v;
+    for _ in 0..8 {
+        if let Some(n) = cur.get("correct_offset").and_then(Value::as_u64) {
+            return Some(n);
+        }
+        let tag = cur.get(".tag").and_then(Value::as_str)?;
+        cur = cur.get(tag)?;
+    }
+    None
 }
 
 /// The `.tag` chain of an API error, as the error's source.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Tags(pub(crate) Vec<String>);
+pub(crate) struct Tags(pub(crate) Vec<String>, pub(crate) Option<u64>);
 
 impl std::fmt::Display for Tags {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -400,6 +413,14 @@ impl std::fmt::Display for Tags {
 }
 
 impl std::error::Error for Tags {}
+
+/// The `correct_offset` an `incorrect_offset` error carried: files.stone,
+/// UploadSessionOffsetError.correct_offset, "The offset up to which data has been collected."
+pub(crate) fn correct_offset_of(e: &Error) -> Option<u64> {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<Tags>())
+        .and_then(|t| t.1)
+}
 
 /// The tag chain of an error produced by [`parse_error`].
 pub(crate) fn tags_of(e: &Error) -> &[String] {
@@ -427,6 +448,9 @@ pub(crate) struct Metadata {
     pub(crate) size: Option<u64>,
     #[serde(default)]
     pub(crate) content_hash: Option<String>,
+    /// `false` for a file that can only be exported (a Paper doc, a cloud doc).
+    #[serde(default)]
+    pub(crate) is_downloadable: Option<bool>,
 }
 
 impl Metadata {

@@ -32,6 +32,7 @@ mod config;
 mod core;
 mod deleter;
 mod lister;
+mod names;
 mod reader;
 mod writer;
 

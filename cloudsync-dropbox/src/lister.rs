@@ -54,8 +54,12 @@ struct Page {
     has_more: bool,
 }
 
+/// Times one listing starts again from scratch after `list_folder/continue` answered `reset`.
+pub(crate) const MAX_RESETS: usize = 5;
+
 /// Turns listed metadata into entries with paths relative to the remote's root.
 struct Namer {
+    core: Arc<DropboxCore>,
     dir: RemotePath,
     /// `path_lower` of the listed folder.
     dir_lower: String,
@@ -72,6 +76,20 @@ impl Namer {
             return Ok(None);
         }
         let lower = m.path_lower.clone().unwrap_or_default();
+        if m.tag == "file" && m.is_downloadable == Some(false) {
+            // A Paper doc or cloud doc: files.stone, FileMetadata.is_downloadable: "If true,
+            // file can be downloaded directly; else the file must be exported." Its bytes
+            // are not the file's, so it is no file to sync: skipped with a notice (once per
+            // file per remote), never an error that would come back on every run.
+            if self.core.first_notice(&lower) {
+                tracing::warn!(
+                    remote = %self.core.describe, path = %cut(&lower),
+                    "skipping a file Dropbox cannot download (a Paper or cloud doc; it can only \
+                     be exported)"
+                );
+            }
+            return Ok(None);
+        }
         if self.recursive && lower == self.dir_lower {
             // A recursive listing includes the folder itself.
             return Ok(None);
@@ -108,6 +126,19 @@ struct State {
     pending: VecDeque<Value>,
     cursor: Option<String>,
     cursors: Cursors,
+    /// The `list_folder` argument, to start again after a `reset`.
+    arg: Value,
+    /// `path_lower` of every entry yielded so far, so a listing started again after a `reset`
+    /// yields nothing twice.
+    yielded: HashSet<String>,
+    resets: usize,
+}
+
+/// Whether `e` is `list_folder/continue`'s `reset`.
+fn is_reset(e: &Error) -> bool {
+    crate::core::tags_of(e)
+        .first()
+        .is_some_and(|t| t == "reset")
 }
 
 /// Lists `dir` (one level, or the whole tree when `recursive`). The first page is fetched
@@ -122,6 +153,9 @@ pub(crate) async fn list(
         "path": path,
         "recursive": recursive,
         "include_deleted": false,
+        // The default, said out loud: files that can only be exported are listed (with
+        // `is_downloadable: false`) so they can be reported, then skipped.
+        "include_non_downloadable_files": true,
         "limit": core.list_limit,
     });
     let page: Page = parse_page(
@@ -135,6 +169,7 @@ pub(crate) async fn list(
     }
     let state = State {
         namer: Namer {
+            core: core.clone(),
             dir: dir.clone(),
             dir_lower: path.to_lowercase(),
             recursive,
@@ -144,23 +179,69 @@ pub(crate) async fn list(
         cursor: page.has_more.then_some(page.cursor),
         cursors,
         core,
+        arg,
+        yielded: HashSet::new(),
+        resets: 0,
     };
     let stream = futures::stream::unfold(Some(state), |state| async move {
         let mut st = state?;
         loop {
             if let Some(v) = st.pending.pop_front() {
+                let lower = v
+                    .get("path_lower")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                if let Some(l) = &lower {
+                    if st.yielded.contains(l) {
+                        continue;
+                    }
+                }
                 match st.namer.entry(v) {
-                    Ok(Some(e)) => return Some((Ok(e), Some(st))),
+                    Ok(Some(e)) => {
+                        if let Some(l) = lower {
+                            st.yielded.insert(l);
+                        }
+                        return Some((Ok(e), Some(st)));
+                    }
                     Ok(None) => continue,
                     Err(e) => return Some((Err(e), None)),
                 }
             }
             let cursor = st.cursor.take()?;
-            let next = st
+            let mut next = st
                 .core
                 .rpc("files/list_folder/continue", &json!({ "cursor": cursor }))
                 .await
                 .and_then(parse_page);
+            if let Err(e) = &next {
+                if is_reset(e) {
+                    // ListFolderContinueError.reset: "Indicates that the cursor has been
+                    // invalidated. Call list_folder to obtain a new cursor." The listing
+                    // starts again; entries already yielded are not yielded again.
+                    st.resets += 1;
+                    if st.resets > MAX_RESETS {
+                        let e = Error::new(
+                            ErrorKind::Transient,
+                            format!(
+                                "the listing cursor was reset {} times; the folder keeps \
+                                 changing",
+                                st.resets - 1
+                            ),
+                        )
+                        .with_operation("files/list_folder/continue")
+                        .with_path(&st.namer.dir);
+                        return Some((Err(e), None));
+                    }
+                    tracing::debug!(dir = %st.namer.dir, "listing cursor reset; listing again");
+                    st.cursors = Cursors::default();
+                    next = st
+                        .core
+                        .rpc("files/list_folder", &st.arg)
+                        .await
+                        .map_err(|e| e.with_path(&st.namer.dir))
+                        .and_then(parse_page);
+                }
+            }
             match next {
                 Ok(page) => {
                     if page.has_more {
@@ -193,7 +274,12 @@ mod tests {
     use super::*;
 
     fn namer(recursive: bool) -> Namer {
+        let cfg = crate::DropboxConfig::new("k")
+            .with_refresh_token("r")
+            .validate()
+            .unwrap();
         Namer {
+            core: Arc::new(DropboxCore::new(cfg).unwrap()),
             dir: RemotePath::new("d").unwrap(),
             dir_lower: "/root/d".into(),
             recursive,

@@ -4,6 +4,7 @@
 //! discards.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use cloudsync_core::{
@@ -13,7 +14,7 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 
 use crate::batcher::Batcher;
-use crate::core::{DropboxCore, Metadata, client_modified};
+use crate::core::{DropboxCore, Metadata, client_modified, correct_offset_of};
 
 /// The Dropbox content hash of `data` (one call's worth).
 fn hash_of(data: &[u8]) -> String {
@@ -126,6 +127,22 @@ pub(crate) async fn write(
             .set_temporary(true));
         }
     }
+    if let (Some(want), Some(got)) = (meta.modtime, entry.modtime) {
+        if (want - got).abs() >= time::Duration::seconds(1)
+            && core.first_notice(&format!(
+                "kept-modtime:{}",
+                core.dbx_path(path).to_lowercase()
+            ))
+        {
+            // files.stone, WriteMode: "If the target path refers to a file with identical
+            // contents, nothing gets written" — the modtime stays the stored one.
+            tracing::info!(
+                remote = %core.describe, %path,
+                "the content was already there: Dropbox kept the file and its modification \
+                 time (compare with a Dropbox hash to avoid sending it again)"
+            );
+        }
+    }
     if entry.size != total {
         return Err(Error::new(
             ErrorKind::ConditionNotMatch,
@@ -144,10 +161,9 @@ pub(crate) async fn write(
 /// Starts the session with `part`, or appends `part` to it.
 async fn send_part(core: &DropboxCore, session: Option<Session>, part: Bytes) -> Result<Session> {
     let len = part.len() as u64;
-    let hash = hash_of(&part);
     match session {
         None => {
-            let arg = json!({ "close": false, "content_hash": hash });
+            let arg = json!({ "close": false, "content_hash": hash_of(&part) });
             let v = core
                 .upload("files/upload_session/start", &arg, part)
                 .await?;
@@ -157,18 +173,94 @@ async fn send_part(core: &DropboxCore, session: Option<Session>, part: Bytes) ->
             })
         }
         Some(s) => {
-            let arg = json!({
-                "cursor": { "session_id": s.id, "offset": s.offset },
-                "close": false,
-                "content_hash": hash,
-            });
-            core.upload("files/upload_session/append_v2", &arg, part)
-                .await?;
+            append(core, &s, part).await?;
             Ok(Session {
                 id: s.id,
                 offset: s.offset + len,
             })
         }
+    }
+}
+
+/// Temporary failures one append survives before the write fails (and the engine starts the
+/// whole file again).
+pub(crate) const APPEND_RETRIES: u32 = 3;
+
+/// The pause before retrying an append: 250 ms, 500 ms, 1 s, or the server's `Retry-After`
+/// (at most a minute).
+fn append_backoff(n: u32, e: &Error) -> Duration {
+    let base = Duration::from_millis(250) * 2u32.pow(n.min(8));
+    e.retry_after()
+        .map_or(base, |r| r.max(base))
+        .min(Duration::from_secs(60))
+}
+
+/// Appends `part` to session `s` at `s.offset`.
+///
+/// A request can be received and processed while its answer is lost. files.stone,
+/// UploadSessionLookupError.incorrect_offset: "This error may occur when a previous request
+/// was received and processed successfully but the client did not receive the response", and
+/// UploadSessionOffsetError.correct_offset is "The offset up to which data has been
+/// collected". So after a temporary failure the session is asked where it stands (an empty
+/// append at our offset: it succeeds when nothing arrived, or answers `incorrect_offset`), and
+/// the upload continues from the server's offset, sending only what it lacks of `part`. An
+/// offset outside `part` (data we no longer hold: the body is a stream that cannot be read
+/// again) fails the write, and the engine starts the file again in a new session.
+async fn append(core: &DropboxCore, s: &Session, part: Bytes) -> Result<()> {
+    let end = s.offset + part.len() as u64;
+    let mut offset = s.offset;
+    let mut probe = false;
+    let mut failures = 0u32;
+    loop {
+        let body = if probe {
+            Bytes::new()
+        } else {
+            // `offset` is within `s.offset..end` here.
+            part.slice(usize::try_from(offset - s.offset).unwrap_or(part.len())..)
+        };
+        let arg = json!({
+            "cursor": { "session_id": s.id, "offset": offset },
+            "close": false,
+            "content_hash": hash_of(&body),
+        });
+        let err = match core
+            .upload("files/upload_session/append_v2", &arg, body)
+            .await
+        {
+            Ok(_) if probe => {
+                // Nothing of `part` arrived: send it (from `offset`) again.
+                probe = false;
+                continue;
+            }
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if let Some(correct) = correct_offset_of(&err) {
+            if correct == end {
+                tracing::debug!(
+                    session_offset = correct,
+                    "upload session already holds this chunk (its answer was lost); continuing"
+                );
+                return Ok(());
+            }
+            if (s.offset..end).contains(&correct) && correct != offset {
+                tracing::debug!(
+                    sent = offset,
+                    correct,
+                    "upload session holds part of this chunk; sending the rest"
+                );
+                offset = correct;
+                probe = false;
+                continue;
+            }
+            return Err(err);
+        }
+        if !err.is_retryable() || failures >= APPEND_RETRIES {
+            return Err(err);
+        }
+        tokio::time::sleep(append_backoff(failures, &err)).await;
+        failures += 1;
+        probe = true;
     }
 }
 

@@ -265,8 +265,9 @@ async fn upload_session_failure_leaves_nothing_and_a_retried_sync_completes() {
     .await
     .unwrap();
 
-    // One write: the second chunk's append is lost with its connection.
-    emu.inject("files/upload_session/append_v2", Fault::Drop, 1);
+    // One write: the second chunk's append is lost with its connection, and so is every
+    // retry of it (an append survives a few lost connections, not a dead network).
+    emu.inject("files/upload_session/append_v2", Fault::Drop, 20);
     let e = r
         .write(&p("video/clip.bin"), chunked(&data), WriteMeta::default())
         .await
@@ -277,10 +278,12 @@ async fn upload_session_failure_leaves_nothing_and_a_retried_sync_completes() {
         emu.file("/video/clip.bin").is_none(),
         "a partial file is visible"
     );
+    emu.clear_faults();
 
-    // A sync where the append fails again on the first attempt: the engine retries the
-    // write, which completes with the right content hash.
+    // A sync where the writes fail on their first attempts (the first commit is lost too):
+    // the engine retries the write, which completes with the right content hash.
     emu.inject("files/upload_session/append_v2", Fault::Drop, 1);
+    emu.inject("files/upload_session/finish", Fault::Drop, 1);
     let s = ops::sync(&src, &r, &fast()).await.unwrap();
     assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert_eq!(s.transferred, 1);
@@ -599,8 +602,24 @@ async fn requests_are_validated_like_the_service_does() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["name"], "ü.txt");
-    // The default mode is "add": a second upload conflicts.
+    let rev = v["rev"].clone();
+    // The default mode is "add", but the same content again is no conflict: files.stone,
+    // WriteMode: "If the target path refers to a file with identical contents, nothing gets
+    // written; no conflict."
     let r = upload(Some(escaped), octets).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["rev"], rev, "identical content was written again");
+    // Other content conflicts.
+    let r = c
+        .post(format!("{}/2/files/upload", emu.content_url()))
+        .bearer_auth(&token)
+        .header("Content-Type", octets)
+        .header("Dropbox-API-Arg", r#"{"path": "/\u00fc.txt"}"#)
+        .body("other data")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error_summary"], "path/conflict/file/..");

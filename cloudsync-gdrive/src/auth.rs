@@ -1,6 +1,12 @@
-//! Access tokens: the OAuth 2.0 refresh-token grant and the service-account JWT grant
-//! (RS256), cached until shortly before they expire.
+//! Google access tokens, shared by the Drive and Cloud Storage backends: the OAuth 2.0
+//! refresh-token grant, the service-account JWT grant (RS256), and the metadata server of a
+//! Google Cloud machine; cached until shortly before they expire.
+//!
+//! Cloud Storage also finds Application Default Credentials ([`application_default`]) and
+//! hands tokens to core's [`send_authorized`](cloudsync_core::http::send_authorized) through
+//! [`GoogleTokens`].
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -12,8 +18,16 @@ use tokio::sync::Mutex;
 
 use crate::config::Credentials;
 
-/// The scope service accounts ask for.
+/// The scope service accounts ask for by default (Drive).
 const SCOPE: &str = "https://www.googleapis.com/auth/drive";
+
+/// The scope Cloud Storage asks for: read and write objects (what rclone asks for too).
+pub(crate) const GCS_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
+
+/// The token endpoint of the metadata server of Google Cloud machines (Compute Engine, GKE,
+/// Cloud Run), the last resort of Application Default Credentials.
+pub(crate) const METADATA_TOKEN_URL: &str =
+    "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token";
 
 /// The current access token; `Debug` shows `***` for it ([`Secret`]).
 #[derive(Debug)]
@@ -22,10 +36,20 @@ struct Cached {
     expires: Instant,
 }
 
+/// How a token is obtained.
+#[derive(Debug, Clone)]
+enum Grant {
+    /// An OAuth 2.0 grant at the token endpoint.
+    OAuth(Credentials),
+    /// A GET of the metadata server's token URL with `Metadata-Flavor: Google`.
+    MetadataServer,
+}
+
 /// Hands out access tokens, refreshing them when they expire or the server rejects them.
 #[derive(Debug)]
 pub(crate) struct TokenSource {
-    credentials: Credentials,
+    grant: Grant,
+    scope: &'static str,
     token_url: String,
     /// The whole time one token request may take.
     deadline: Duration,
@@ -60,11 +84,29 @@ fn lifetime(expires_in: Option<&serde_json::Number>) -> Duration {
 impl TokenSource {
     pub(crate) fn new(credentials: Credentials, token_url: String, deadline: Duration) -> Self {
         TokenSource {
-            credentials,
+            grant: Grant::OAuth(credentials),
+            scope: SCOPE,
             token_url,
             deadline,
             cached: Mutex::new(None),
         }
+    }
+
+    /// Tokens from the metadata server at `url` (see [`METADATA_TOKEN_URL`]).
+    pub(crate) fn metadata_server(url: String, deadline: Duration) -> Self {
+        TokenSource {
+            grant: Grant::MetadataServer,
+            scope: SCOPE,
+            token_url: url,
+            deadline,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The scope a service account asks for (default: Drive).
+    pub(crate) fn with_scope(mut self, scope: &'static str) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// A valid access token (fetching one when none is cached or it is about to expire).
@@ -91,7 +133,11 @@ impl TokenSource {
     }
 
     async fn fetch(&self, http: &reqwest::Client) -> Result<Cached> {
-        let form: Vec<(&str, String)> = match &self.credentials {
+        let credentials = match &self.grant {
+            Grant::OAuth(c) => c,
+            Grant::MetadataServer => return self.fetch_from_metadata(http).await,
+        };
+        let form: Vec<(&str, String)> = match credentials {
             Credentials::Refresh {
                 client_id,
                 client_secret,
@@ -141,12 +187,47 @@ impl TokenSource {
             return Err(Error::new(kind, msg).with_operation("token"));
         }
         let t: TokenResponse = crate::core::json_capped(res, "token", "token response").await?;
-        let now = Instant::now();
-        let life = lifetime(t.expires_in.as_ref());
-        Ok(Cached {
-            token: t.access_token,
-            expires: now.checked_add(life).unwrap_or(now),
-        })
+        Ok(cached(t))
+    }
+
+    /// A token from the metadata server. A server that cannot be reached means this is no
+    /// Google Cloud machine: an `Auth` error naming the other ways to give credentials, not a
+    /// temporary one to retry.
+    async fn fetch_from_metadata(&self, http: &reqwest::Client) -> Result<Cached> {
+        let res = http
+            .get(&self.token_url)
+            .header("Metadata-Flavor", "Google")
+            .timeout(self.deadline)
+            .send()
+            .await
+            .map_err(|e| {
+                let e = transport_error(e);
+                Error::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "no Google credentials: no service-account key or \
+                         GOOGLE_APPLICATION_CREDENTIALS file, no gcloud application-default \
+                         login, and the metadata server cannot be reached ({})",
+                        e.message()
+                    ),
+                )
+                .with_operation("token")
+            })?;
+        let status = res.status();
+        if !status.is_success() {
+            let kind = if status.is_server_error() {
+                ErrorKind::Transient
+            } else {
+                ErrorKind::Auth
+            };
+            return Err(Error::new(
+                kind,
+                format!("the metadata server answered {status} for a token"),
+            )
+            .with_operation("token"));
+        }
+        let t: TokenResponse = crate::core::json_capped(res, "token", "token response").await?;
+        Ok(cached(t))
     }
 
     /// A signed JWT assertion for the service-account grant, signed with the PEM PKCS#8 RSA
@@ -162,7 +243,7 @@ impl TokenSource {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = serde_json::json!({
             "iss": email,
-            "scope": SCOPE,
+            "scope": self.scope,
             "aud": self.token_url,
             "iat": now,
             "exp": now + 3600,
@@ -180,11 +261,140 @@ pub(crate) fn sign_rs256(key_der: &[u8], msg: &[u8]) -> Result<Vec<u8>> {
     let key = KeyPair::from_pkcs8(key_der).map_err(|e| {
         Error::new(
             ErrorKind::ConfigInvalid,
-            format!("gdrive config `service_account_file`: bad RSA key: {e}"),
+            format!("the service-account key is not a usable RSA key: {e}"),
         )
     })?;
     let mut sig = vec![0u8; key.public_modulus_len()];
     key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig)
         .map_err(|e| Error::new(ErrorKind::Unexpected, format!("RS256 signing failed: {e}")))?;
     Ok(sig)
+}
+
+/// A cache entry for a token answer, valid for its [`lifetime`].
+fn cached(t: TokenResponse) -> Cached {
+    let now = Instant::now();
+    let life = lifetime(t.expires_in.as_ref());
+    Cached {
+        token: t.access_token,
+        expires: now.checked_add(life).unwrap_or(now),
+    }
+}
+
+/// A Google credentials JSON file: a service-account key or a gcloud user login
+/// (`authorized_user`). Unknown fields are ignored; secrets are [`Secret`]s.
+#[derive(Deserialize)]
+struct CredentialsFile {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    client_email: Option<String>,
+    #[serde(default)]
+    private_key: Option<Secret>,
+    #[serde(default)]
+    token_uri: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<Secret>,
+    #[serde(default)]
+    refresh_token: Option<Secret>,
+}
+
+/// The credentials in the JSON file at `path`, and the token endpoint it names (service-account
+/// keys carry `token_uri`). `invalid` makes the configuration error for the file.
+pub(crate) fn credentials_from_file(
+    path: &Path,
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<(Credentials, Option<String>)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    let f: CredentialsFile = serde_json::from_str(&text)
+        .map_err(|e| invalid(format!("{} is not a credentials file: {e}", path.display())))?;
+    match f.kind.as_str() {
+        "service_account" => {
+            let (Some(email), Some(key)) = (f.client_email, f.private_key) else {
+                return Err(invalid(format!(
+                    "{}: a service-account key needs client_email and private_key",
+                    path.display()
+                )));
+            };
+            if crate::config::pem_to_der(key.expose()).is_none() {
+                return Err(invalid(format!(
+                    "{}: private_key is not a PEM PKCS#8 key",
+                    path.display()
+                )));
+            }
+            Ok((
+                Credentials::ServiceAccount {
+                    email,
+                    key_pem: key,
+                },
+                f.token_uri,
+            ))
+        }
+        "authorized_user" => {
+            let (Some(client_id), Some(refresh_token)) = (f.client_id, f.refresh_token) else {
+                return Err(invalid(format!(
+                    "{}: a user login needs client_id and refresh_token",
+                    path.display()
+                )));
+            };
+            Ok((
+                Credentials::Refresh {
+                    client_id,
+                    client_secret: f.client_secret,
+                    refresh_token,
+                },
+                None,
+            ))
+        }
+        other => Err(invalid(format!(
+            "{}: credentials of type {:?} are not supported (service_account or \
+             authorized_user)",
+            path.display(),
+            crate::core::cut(other)
+        ))),
+    }
+}
+
+/// Where Application Default Credentials come from, in Google's order: the file named by
+/// `GOOGLE_APPLICATION_CREDENTIALS`, else gcloud's `application_default_credentials.json`
+/// (in `$CLOUDSDK_CONFIG`, else `~/.config/gcloud`, or `%APPDATA%\gcloud` on Windows), else
+/// the metadata server (`None` here). Nothing is read but the environment and the file system.
+pub(crate) fn application_default_file() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS") {
+        if !p.is_empty() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    let dir = if let Some(d) = std::env::var_os("CLOUDSDK_CONFIG") {
+        PathBuf::from(d)
+    } else if cfg!(windows) {
+        PathBuf::from(std::env::var_os("APPDATA")?).join("gcloud")
+    } else {
+        PathBuf::from(std::env::var_os("HOME")?)
+            .join(".config")
+            .join("gcloud")
+    };
+    let f = dir.join("application_default_credentials.json");
+    f.is_file().then_some(f)
+}
+
+/// A [`TokenSource`] with its HTTP client, as core's
+/// [`TokenSource`](cloudsync_core::http::TokenSource) for
+/// [`send_authorized`](cloudsync_core::http::send_authorized).
+#[derive(Debug)]
+pub(crate) struct GoogleTokens {
+    pub(crate) source: TokenSource,
+    pub(crate) http: reqwest::Client,
+}
+
+#[async_trait::async_trait]
+impl cloudsync_core::http::TokenSource for GoogleTokens {
+    async fn token(&self, refused: Option<&Secret>) -> Result<Secret> {
+        if let Some(r) = refused {
+            self.source.invalidate(r).await;
+        }
+        self.source.token(&self.http).await
+    }
 }

@@ -47,4 +47,7 @@ pub use config::{
 };
 
 #[cfg(feature = "gcs")]
-pub use gcs::{GcsConfig, GcsFactory};
+pub use gcs::{
+    DEFAULT_GCS_CHUNK_SIZE, DEFAULT_GCS_UPLOAD_CUTOFF, DEFAULT_GCS_URL, GCS_CHUNK_QUANTUM,
+    GcsBackend, GcsConfig, GcsFactory,
+};

@@ -36,6 +36,7 @@ impl LocalRemote {
             follow_symlinks: config.follow_symlinks,
             fsync: config.fsync,
             windows_names: cfg!(windows),
+            checked_dirs: Default::default(),
         };
         LocalRemote {
             core: Arc::new(core),
@@ -175,6 +176,7 @@ impl Remote for LocalRemote {
         let (f, t) = (from.clone(), to.clone());
         self.core
             .blocking(move |c| {
+                c.forget_checked_dirs();
                 c.check_no_links(&f, false, "rename")?;
                 c.check_no_links(&t, false, "rename")?;
                 let src = c.local(&f, "rename")?;

@@ -1,16 +1,22 @@
 //! Filesystem calls shared by the reader, writer, lister and deleter: path mapping, metadata to
 //! [`Entry`], modtime conversion, temp names and [`parse_error`].
 
+use std::collections::HashMap;
 use std::fs::{File, FileTimes, Metadata};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cloudsync_core::{Entry, Error, ErrorKind, RemotePath, Result};
 use time::OffsetDateTime;
 
 /// Longest file name (bytes) common filesystems accept.
 const NAME_MAX: usize = 255;
+
+/// How long a directory found not to be a symlink is trusted without another `lstat`.
+const CHECKED_DIR_TTL: Duration = Duration::from_secs(1);
+/// Directories remembered at most (the memory is emptied when full).
+const CHECKED_DIR_MAX: usize = 4096;
 
 /// What every filesystem call needs: the root and the options.
 #[derive(Debug)]
@@ -26,6 +32,9 @@ pub(crate) struct Core {
     /// Apply Windows' file-name rules ([`windows_name_problem`]) to every path: `cfg!(windows)`
     /// (tests turn it on elsewhere to check that every operation goes through the check).
     pub(crate) windows_names: bool,
+    /// Directories below the root recently found to be real directories (not symlinks), with
+    /// when: writes skip their `lstat` (see [`Core::check_no_links_cached`]).
+    pub(crate) checked_dirs: Mutex<HashMap<PathBuf, Instant>>,
 }
 
 /// Shared handle passed to blocking tasks.
@@ -104,6 +113,61 @@ impl Core {
         Ok(())
     }
 
+    /// [`Core::check_no_links`] for a write (`check_self` false), skipping the `lstat` of
+    /// directories this remote verified in the last [`CHECKED_DIR_TTL`].
+    ///
+    /// A sync writes many files into each directory; without the memory every file costs one
+    /// `lstat` per directory level. What is remembered is forgotten when any operation of this
+    /// remote fails ([`Core::blocking`]) and when one removes or renames something (a
+    /// directory may have gone), so the check is redone where something was off. It widens
+    /// the window in which a directory swapped for a link by another program goes unseen from
+    /// an instant to at most [`CHECKED_DIR_TTL`]; the check never was a lock.
+    pub(crate) fn check_no_links_cached(&self, path: &RemotePath, op: &'static str) -> Result<()> {
+        if self.follow_symlinks {
+            return check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path));
+        }
+        let Some(parent) = path.parent().filter(|p| !p.is_root()) else {
+            // A top-level name: no directory level to check.
+            return check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path));
+        };
+        let dir = self.local(&parent, op)?;
+        let now = Instant::now();
+        let fresh = |m: &HashMap<PathBuf, Instant>| {
+            m.get(&dir)
+                .is_some_and(|t| now.duration_since(*t) < CHECKED_DIR_TTL)
+        };
+        if fresh(
+            &self
+                .checked_dirs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ) {
+            return check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path));
+        }
+        self.check_no_links(path, false, op)?;
+        // Remember the parent only when it exists as a real directory now (a missing level
+        // ends the check early; it is created as a real directory by the write).
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            let mut m = self
+                .checked_dirs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if m.len() >= CHECKED_DIR_MAX {
+                m.clear();
+            }
+            m.insert(dir, now);
+        }
+        Ok(())
+    }
+
+    /// Forgets every directory [`Core::check_no_links_cached`] remembered.
+    pub(crate) fn forget_checked_dirs(&self) {
+        self.checked_dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Adds the operation, this remote and `path` to an error.
     pub(crate) fn ctx(&self, e: impl Into<Error>, op: &'static str, path: &RemotePath) -> Error {
         e.into()
@@ -141,12 +205,18 @@ impl Core {
         F: FnOnce(&CoreRef) -> Result<T> + Send + 'static,
     {
         let core = self.clone();
-        tokio::task::spawn_blocking(move || f(&core))
-            .await
-            .map_err(|e| {
-                Error::new(ErrorKind::Unexpected, format!("blocking task failed: {e}"))
-                    .with_remote(&self.name)
-            })?
+        tokio::task::spawn_blocking(move || {
+            let r = f(&core);
+            if r.is_err() {
+                core.forget_checked_dirs();
+            }
+            r
+        })
+        .await
+        .map_err(|e| {
+            Error::new(ErrorKind::Unexpected, format!("blocking task failed: {e}"))
+                .with_remote(&self.name)
+        })?
     }
 }
 

@@ -28,6 +28,7 @@ pub(crate) async fn remove_file(core: &CoreRef, path: &RemotePath) -> Result<()>
 pub(crate) async fn remove_dir(core: &CoreRef, dir: &RemotePath) -> Result<()> {
     let p = dir.clone();
     core.blocking(move |c| {
+        c.forget_checked_dirs();
         c.check_no_links(&p, false, "remove_dir")?;
         std::fs::remove_dir(c.local(&p, "remove_dir")?)
             .map_err(|e| c.ctx(parse_error(e), "remove_dir", &p))
@@ -40,6 +41,7 @@ pub(crate) async fn remove_dir(core: &CoreRef, dir: &RemotePath) -> Result<()> {
 pub(crate) async fn purge(core: &CoreRef, dir: &RemotePath) -> Result<()> {
     let p = dir.clone();
     core.blocking(move |c| {
+        c.forget_checked_dirs();
         c.check_no_links(&p, false, "purge")?;
         std::fs::remove_dir_all(c.local(&p, "purge")?)
             .map_err(|e| c.ctx(parse_error(e), "purge", &p))

@@ -1,7 +1,7 @@
 //! Atomic writes: content goes to `.cloudsync-tmp-<random>.<name>` in the target directory,
-//! gets its modtime and an `fsync` (unless turned off), then is renamed over the target. A failed
-//! or abandoned write removes its temp file, so nothing partial is ever visible under the
-//! final name.
+//! gets its modtime and an `fsync` (unless turned off), then is renamed over the target (and its
+//! directory synced). A failed or abandoned write removes its temp file, so nothing partial is
+//! ever visible under the final name.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -62,7 +62,7 @@ pub(crate) fn install(
             path,
         ));
     }
-    core.check_no_links(path, false, op)?;
+    core.check_no_links_cached(path, op)?;
     let target = core.local(path, op)?;
     let parent: &Path = target.parent().unwrap_or(&core.root);
     let tmp = parent.join(temp_name(path.name()));
@@ -110,10 +110,6 @@ pub(crate) fn install(
     if let Some(t) = modtime {
         set_file_modtime(&file, t).map_err(|e| core.ctx(parse_error(e), op, path))?;
     }
-    if core.fsync {
-        file.sync_all()
-            .map_err(|e| core.ctx(parse_error(e), op, path))?;
-    }
     // The entry is known without a stat when we set the modtime ourselves.
     let entry = match modtime {
         Some(t) => Entry::file(path.clone(), written).with_modtime(Some(t)),
@@ -130,6 +126,14 @@ pub(crate) fn install(
             })?
         }
     };
+    if core.fsync {
+        // The data is on disk before the rename is issued, so no crash can leave the final
+        // name pointing at missing data (see "Durability" in the crate docs).
+        file.sync_all()
+            .map_err(|e| core.ctx(parse_error(e), op, path))?;
+    }
+    #[cfg(test)]
+    tests::crash_point();
     drop(file);
     std::fs::rename(&tmp, &target).map_err(|e| core.ctx(parse_error(e), op, path))?;
     guard.0 = None;
@@ -197,6 +201,12 @@ pub(crate) async fn write(
 
 /// Writes `path` from the local file `src` with the kernel's copy path (`copy_file_range` on
 /// Linux), keeping `modtime` when given.
+///
+/// The source is not stat'ed: the caller's `expected_size` (from the listing) is checked
+/// against the bytes actually copied, so a file that changed size since it was listed fails
+/// with `ConditionNotMatch` and leaves the destination as it was. It is opened non-blocking,
+/// so a FIFO swapped in since the listing cannot hang the copy; anything but a regular file
+/// is refused with `Unsupported`.
 pub(crate) fn copy_from_local(
     core: &Core,
     op: &'static str,
@@ -210,16 +220,355 @@ pub(crate) fn copy_from_local(
             .with_remote(&core.name)
             .with_path(src.display())
     };
-    let meta = std::fs::metadata(src).map_err(|e| src_err(parse_error(e)))?;
-    if !meta.is_file() {
-        return Err(src_err(Error::new(
-            ErrorKind::Unsupported,
-            "source is not a regular file",
-        )));
+    let mut opts = OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
     }
-    let mut from = File::open(src).map_err(|e| src_err(parse_error(e)))?;
+    let mut from = opts.open(src).map_err(|e| src_err(parse_error(e)))?;
     install(core, op, path, expected_size, modtime, |to| {
-        // `io::copy` between two files uses copy_file_range/sendfile on Linux.
-        std::io::copy(&mut from, to).map_err(|e| src_err(parse_error(e)))
+        copy_contents(&mut from, to, expected_size).map_err(|e| match e {
+            CopyError::NotAFile => src_err(Error::new(
+                ErrorKind::Unsupported,
+                "source is not a regular file",
+            )),
+            CopyError::Io(e) => src_err(parse_error(e)),
+        })
     })
+}
+
+/// Why [`copy_contents`] failed.
+enum CopyError {
+    /// The source is a directory, FIFO, device or socket.
+    NotAFile,
+    /// Reading or writing failed.
+    Io(std::io::Error),
+}
+
+/// Copies all of `from` (at offset 0) to `to` (a new, empty file); returns the bytes copied.
+///
+/// On Linux one `copy_file_range` asking for `expected + 1` bytes copies a file of the
+/// expected size and sees its end in the same call (a short count at exactly `expected`);
+/// more than `expected` stops the copy at once (the caller reports the size mismatch). Where
+/// the kernel cannot copy between the two files (another filesystem on old kernels, a
+/// filesystem without support) it falls back to `io::copy`.
+fn copy_contents(
+    from: &mut File,
+    to: &mut File,
+    expected: Option<u64>,
+) -> std::result::Result<u64, CopyError> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        /// Largest request per call (the kernel caps a call near 2 GiB anyway).
+        const CHUNK: u64 = 1 << 30;
+        let mut total = 0u64;
+        loop {
+            let want = match expected {
+                Some(n) if total <= n => (n - total).saturating_add(1).min(CHUNK),
+                _ => CHUNK,
+            } as usize;
+            // SAFETY: both descriptors are open for the call (borrowed from live `File`s);
+            // null offsets make the kernel use and advance the files' own offsets.
+            let n = unsafe {
+                libc::copy_file_range(
+                    from.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    to.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    want,
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if total == 0 {
+                    break; // checked and retried the portable way below
+                }
+                return Err(CopyError::Io(e));
+            }
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+            match expected {
+                // Short at exactly the expected size: the end of the file.
+                Some(exp) if total == exp && (n as usize) < want => return Ok(total),
+                Some(exp) if total > exp => return Ok(total),
+                _ => {}
+            }
+        }
+    }
+    let meta = from.metadata().map_err(CopyError::Io)?;
+    if !meta.is_file() {
+        return Err(CopyError::NotAFile);
+    }
+    std::io::copy(from, to).map_err(CopyError::Io)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream};
+
+    use crate::LocalConfig;
+
+    /// Where the crash test's child stops for good: after the data's flush, before the
+    /// rename (a no-op in every other process).
+    pub(super) fn crash_point() {
+        let Some(dir) = std::env::var_os(super::CRASH_ENV) else {
+            return;
+        };
+        std::fs::write(std::path::Path::new(&dir).join("at-crash-point"), "").unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(60));
+        }
+    }
+
+    fn meta(size: u64) -> WriteMeta {
+        WriteMeta {
+            size: Some(size),
+            ..Default::default()
+        }
+    }
+
+    /// The source is not stat'ed again: a file that grew or shrank since the listing is caught
+    /// by the byte count, and the destination keeps its old content, with no temp file left.
+    #[tokio::test]
+    async fn a_source_whose_size_changed_since_the_listing_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let remote: Arc<dyn Remote> =
+            Arc::new(LocalConfig::new(tmp.path().join("dst")).build().unwrap());
+        let src = tmp.path().join("src.bin");
+        let p = RemotePath::new("d/f.bin").unwrap();
+        std::fs::write(&src, vec![7u8; 10_000]).unwrap();
+        let e = remote
+            .write_from_file(&p, &src, meta(10_000))
+            .await
+            .unwrap();
+        assert_eq!(e.size, 10_000);
+        let dst = tmp.path().join("dst/d/f.bin");
+        assert_eq!(std::fs::read(&dst).unwrap(), vec![7u8; 10_000]);
+        for (len, listed) in [(10_001usize, 10_000u64), (9_999, 10_000), (0, 1), (1, 0)] {
+            std::fs::write(&src, vec![8u8; len]).unwrap();
+            let e = remote
+                .write_from_file(&p, &src, meta(listed))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                e.kind(),
+                cloudsync_core::ErrorKind::ConditionNotMatch,
+                "{e}"
+            );
+            assert_eq!(std::fs::read(&dst).unwrap(), vec![7u8; 10_000], "{len}");
+        }
+        let names: Vec<_> = std::fs::read_dir(tmp.path().join("dst/d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f.bin"]);
+        // An empty file of the listed size 0, and one larger than a single kernel copy step
+        // would need to be exact about.
+        for len in [0usize, 3 << 20] {
+            std::fs::write(&src, vec![9u8; len]).unwrap();
+            remote
+                .write_from_file(&p, &src, meta(len as u64))
+                .await
+                .unwrap();
+            assert_eq!(std::fs::read(&dst).unwrap().len(), len);
+        }
+    }
+
+    /// A directory or a FIFO where the listing saw a file is refused, and a FIFO never blocks
+    /// the copy (it is opened non-blocking, not read).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_source_that_is_no_longer_a_regular_file_is_unsupported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let remote: Arc<dyn Remote> =
+            Arc::new(LocalConfig::new(tmp.path().join("dst")).build().unwrap());
+        let p = RemotePath::new("f").unwrap();
+        let dir = tmp.path().join("dir");
+        std::fs::create_dir(&dir).unwrap();
+        let fifo = tmp.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo (coreutils) is needed for this test");
+        assert!(made.success());
+        for src in [&dir, &fifo] {
+            let r = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                remote.write_from_file(&p, src, meta(3)),
+            )
+            .await
+            .expect("the copy must not block on a FIFO");
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), cloudsync_core::ErrorKind::Unsupported, "{e}");
+        }
+        assert!(!tmp.path().join("dst/f").exists());
+    }
+
+    /// Directories checked for links are remembered only until something is removed or fails:
+    /// a directory removed and replaced by a link to outside the root is checked again.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_removed_or_failed_directory_is_checked_for_links_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("dst");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let remote: Arc<dyn Remote> = Arc::new(LocalConfig::new(&root).build().unwrap());
+        let p = |s: &str| RemotePath::new(s).unwrap();
+        let put = |path: RemotePath| {
+            let remote = remote.clone();
+            async move {
+                remote
+                    .write(&path, bytes_stream("x"), WriteMeta::default())
+                    .await
+            }
+        };
+        // Removed through the remote, then swapped for a link by someone else. (The first
+        // write creates `a`; the second finds it and remembers it.)
+        put(p("a/x")).await.unwrap();
+        put(p("a/x")).await.unwrap();
+        remote.remove_file(&p("a/x")).await.unwrap();
+        remote.remove_dir(&p("a")).await.unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a")).unwrap();
+        let e = put(p("a/y")).await.unwrap_err();
+        assert_eq!(e.kind(), cloudsync_core::ErrorKind::PermissionDenied, "{e}");
+        // Swapped behind our back: a failing operation makes the next write check again.
+        put(p("b/x")).await.unwrap();
+        put(p("b/x")).await.unwrap();
+        std::fs::remove_file(root.join("b/x")).unwrap();
+        std::fs::remove_dir(root.join("b")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("b")).unwrap();
+        assert!(remote.stat(&p("nothing-here")).await.is_err());
+        let e = put(p("b/y")).await.unwrap_err();
+        assert_eq!(e.kind(), cloudsync_core::ErrorKind::PermissionDenied, "{e}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+}
+
+/// The crash test's child process: set by the parent, never in a normal run.
+#[cfg(test)]
+const CRASH_ENV: &str = "CLOUDSYNC_LOCAL_TEST_CRASH_DIR";
+
+#[cfg(test)]
+mod crash {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use cloudsync_core::{Remote, RemotePath, WriteMeta, ops};
+
+    use super::CRASH_ENV;
+    use crate::LocalConfig;
+
+    /// The child of [`a_kill_between_the_flush_and_the_rename_leaves_a_temp_file_the_next_sync_removes`]:
+    /// writes `dst/d/f.bin` from `src/d/f.bin` and stops for good at the crash point (after
+    /// the data's `fsync`, before the rename), where the parent kills it.
+    #[test]
+    #[ignore = "run by the crash test as its child process"]
+    fn crash_child() {
+        let dir =
+            std::path::PathBuf::from(std::env::var_os(CRASH_ENV).expect("run by the crash test"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dst = LocalConfig::new(dir.join("dst")).build().unwrap();
+            let src = dir.join("src/d/f.bin");
+            let size = std::fs::metadata(&src).unwrap().len();
+            let meta = WriteMeta {
+                size: Some(size),
+                ..Default::default()
+            };
+            let r = dst
+                .write_from_file(&RemotePath::new("d/f.bin").unwrap(), &src, meta)
+                .await;
+            panic!("the crash point was not reached: {r:?}");
+        });
+    }
+
+    /// SIGKILL after a file's data is flushed and before its rename: the final name keeps the
+    /// old content, the new content is complete in one of our temp files, and the next sync
+    /// removes that temp file and puts the new content in place.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_kill_between_the_flush_and_the_rename_leaves_a_temp_file_the_next_sync_removes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::create_dir_all(tmp.path().join("src/d")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("dst/d")).unwrap();
+        std::fs::write(tmp.path().join("src/d/f.bin"), &data).unwrap();
+        std::fs::write(tmp.path().join("dst/d/f.bin"), "old").unwrap();
+        let marker = tmp.path().join("at-crash-point");
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "writer::crash::crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CRASH_ENV, tmp.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !marker.exists() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the child ended before the crash point: {status}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no crash point in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let d = tmp.path().join("dst/d");
+        assert_eq!(std::fs::read(d.join("f.bin")).unwrap(), b"old");
+        let temps: Vec<std::path::PathBuf> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(cloudsync_core::is_temp_name)
+            })
+            .collect();
+        assert_eq!(temps.len(), 1, "{temps:?}");
+        assert_eq!(
+            std::fs::read(&temps[0]).unwrap(),
+            data,
+            "the temp file holds all the data"
+        );
+
+        let src: Arc<dyn Remote> =
+            Arc::new(LocalConfig::new(tmp.path().join("src")).build().unwrap());
+        let dst: Arc<dyn Remote> =
+            Arc::new(LocalConfig::new(tmp.path().join("dst")).build().unwrap());
+        let opts = ops::SyncOptions {
+            leftover_age: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        let summary = ops::sync(&src, &dst, &opts).await.unwrap();
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+        assert_eq!(std::fs::read(d.join("f.bin")).unwrap(), data);
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f.bin"], "the leftover temp file is gone");
+    }
 }

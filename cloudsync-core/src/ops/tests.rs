@@ -85,6 +85,32 @@ async fn identical_content_with_other_modtime_only_sets_the_modtime() {
 }
 
 #[tokio::test]
+async fn identical_content_is_left_alone_where_an_upload_keeps_the_modtime() {
+    // A destination without set_modtime: the content is uploaded again to carry the modtime,
+    // unless the remote says an identical upload keeps the old one (Dropbox).
+    for keeps in [false, true] {
+        let dst: Arc<dyn Remote> =
+            Arc::new(MemFs::new("memfs://dst").with_capabilities(Capabilities {
+                hashes: vec![crate::HashKind::Md5],
+                modtime_precision: Some(Duration::from_secs(1)),
+                write_modtime: true,
+                set_modtime: false,
+                identical_upload_keeps_modtime: keeps,
+                dirs: true,
+                ..Default::default()
+            }));
+        let src = fs("memfs://src");
+        put(&src, "a", "same", 100).await;
+        put(&src, "b", "new!", 100).await;
+        put(&dst, "a", "same", 0).await;
+        put(&dst, "b", "old!", 0).await;
+        let s = sync(&src, &dst, &fast()).await.unwrap();
+        assert_eq!(s.transferred, if keeps { 1 } else { 2 }, "keeps {keeps}");
+        assert_eq!(tree(&dst).await["b"], "new!");
+    }
+}
+
+#[tokio::test]
 async fn same_size_other_content_and_modtime_is_transferred() {
     let (src, dst) = (fs("memfs://src"), fs("memfs://dst"));
     put(&src, "a", "new!", 100).await;

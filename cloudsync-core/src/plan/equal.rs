@@ -151,6 +151,10 @@ impl Comparator {
             Some(true) if self.dst.capabilities().set_modtime => {
                 (Action::SetModtime, Reason::ModtimeOnly)
             }
+            // The upload would store nothing new, not even the modtime.
+            Some(true) if self.dst.capabilities().identical_upload_keeps_modtime => {
+                (Action::Skip, Reason::Identical)
+            }
             Some(true) => (Action::Update, Reason::ModtimeDiffers),
             Some(false) => (Action::Update, Reason::HashDiffers),
             None => (Action::Update, Reason::ModtimeDiffers),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::state::{Cursor, State, TokenState, WriteMode, content_hash, union, wrap};
+use super::state::{Cursor, State, TokenState, WriteMode, content_hash, name_refusal, union, wrap};
 use super::{Fault, Shared};
 use crate::auth::code_challenge_s256;
 use crate::core::header_safe_json;
@@ -288,13 +288,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, std
         .await
         .map_err(std::io::Error::other)?
         .to_bytes();
-    shared.count(&endpoint);
+    shared.count(&endpoint, body.len());
     let req = Req {
         endpoint,
         headers: parts.headers,
         body,
     };
     let fault = shared.take_fault(&req.endpoint);
+    let drop_after = fault == Some(Fault::DropAfter);
     match fault {
         Some(Fault::TooManyRequests { retry_after }) => {
             return Ok(rate_limited("too_many_requests", retry_after));
@@ -330,11 +331,32 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, std
             r.extensions_mut().insert(Trickle);
             return Ok(r);
         }
-        None => {}
+        Some(Fault::DropAfter) | None => {}
     }
     if parts.method != hyper::Method::POST {
         return Ok(bad_request(&req.endpoint, "expected a POST request"));
     }
+    let _batch = if req
+        .endpoint
+        .starts_with("files/upload_session/finish_batch")
+    {
+        match BatchCommit::begin(&shared) {
+            Some(b) => {
+                if !shared.opts.batch_commit_time.is_zero() {
+                    tokio::time::sleep(shared.opts.batch_commit_time).await;
+                }
+                Some(b)
+            }
+            // files.stone, route upload_session/finish_batch: "For the same account, this
+            // route should be executed serially. That means you should not start the next
+            // job before current job finishes." A second commit meets the first one's
+            // namespace lock: WriteError.too_many_write_operations, "There are too many write
+            // operations in user's Dropbox. Please retry this request."
+            None => return Ok(rate_limited("too_many_write_operations", 1)),
+        }
+    } else {
+        None
+    };
     let result = if req.endpoint == "oauth2/token" {
         token(&shared, &req)
     } else {
@@ -343,9 +365,38 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, std
             Err(r) => Err(r),
         }
     };
+    if drop_after {
+        // The work is done (and kept); the answer is lost with the connection.
+        return Err(std::io::Error::other(
+            "emulated connection lost after processing",
+        ));
+    }
     match result {
         Ok(r) => Ok(r),
         Err(Refusal(r)) => Ok(*r),
+    }
+}
+
+/// A batch commit under way; [`BatchCommit::begin`] refuses a second one.
+struct BatchCommit<'a>(&'a Shared);
+
+impl<'a> BatchCommit<'a> {
+    fn begin(shared: &'a Shared) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        if shared.batches_in_flight.fetch_add(1, Ordering::SeqCst) > 0 {
+            shared.batches_in_flight.fetch_sub(1, Ordering::SeqCst);
+            shared.overlapping_batches.fetch_add(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(BatchCommit(shared))
+    }
+}
+
+impl Drop for BatchCommit<'_> {
+    fn drop(&mut self) {
+        self.0
+            .batches_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -410,17 +461,42 @@ struct ListFolderArg {
     include_non_downloadable_files: Option<bool>,
 }
 
-fn list_page(state: &mut State, mut cursor: Cursor, first: bool) -> Value {
+/// Whether `n` is listed: files.stone, ListFolderArg.include_non_downloadable_files: "If
+/// true, include files that are not downloadable, i.e. Google Docs." (default true).
+fn listed(n: &super::state::Node, cursor: &Cursor) -> bool {
+    n.folder || n.downloadable || cursor.non_downloadable
+}
+
+fn list_page(state: &mut State, mut cursor: Cursor, ragged: bool) -> Value {
     let mut entries = Vec::new();
-    if first && cursor.recursive && !cursor.dir.is_empty() {
+    let page = cursor.page;
+    cursor.page += 1;
+    let more_left = cursor.self_pending
+        || !state
+            .page(&cursor.dir, cursor.recursive, cursor.after.as_deref(), 1)
+            .0
+            .is_empty();
+    if ragged && page % 2 == 0 && more_left {
+        // An empty page that still says `has_more` (see EmulatorOptions::with_ragged_pages).
+        let id = state.opaque("AAemu-cursor-");
+        state.cursors.insert(id.clone(), cursor);
+        return json!({ "entries": entries, "cursor": id, "has_more": true });
+    }
+    if cursor.self_pending {
+        cursor.self_pending = false;
         if let Some(n) = state.nodes.get(&cursor.dir) {
             entries.push(n.meta());
         }
     }
-    let room = cursor.limit.saturating_sub(entries.len()).max(1);
+    let limit = if ragged {
+        cursor.limit.div_ceil(2)
+    } else {
+        cursor.limit
+    };
+    let room = limit.saturating_sub(entries.len()).max(1);
     let (keys, has_more) = state.page(&cursor.dir, cursor.recursive, cursor.after.as_deref(), room);
     for k in &keys {
-        if let Some(n) = state.nodes.get(k) {
+        if let Some(n) = state.nodes.get(k).filter(|n| listed(n, &cursor)) {
             entries.push(n.meta());
         }
     }
@@ -439,7 +515,6 @@ fn list_folder(shared: &Shared, req: &Req) -> Handled {
         arg.include_deleted,
         arg.include_has_explicit_shared_members,
         arg.include_mounted_folders,
-        arg.include_non_downloadable_files,
     );
     check_path(&req.endpoint, &arg.path, true)?;
     let limit = match arg.limit {
@@ -462,12 +537,20 @@ fn list_folder(shared: &Shared, req: &Req) -> Handled {
         }
     }
     let cursor = Cursor {
+        self_pending: arg.recursive && !dir.is_empty(),
         dir,
         recursive: arg.recursive,
         limit,
         after: None,
+        page: 0,
+        epoch: st.cursor_epoch,
+        non_downloadable: arg.include_non_downloadable_files.unwrap_or(true),
     };
-    Ok(json_ok(&list_page(&mut st, cursor, true)))
+    Ok(json_ok(&list_page(
+        &mut st,
+        cursor,
+        shared.opts.ragged_pages,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -482,10 +565,19 @@ fn list_continue(shared: &Shared, req: &Req) -> Handled {
     let Some(cursor) = st.cursors.get(&arg.cursor).cloned() else {
         return Ok(bad_request(&req.endpoint, "cursor: invalid cursor"));
     };
+    if cursor.epoch != st.cursor_epoch {
+        // files.stone, ListFolderContinueError.reset: "Indicates that the cursor has been
+        // invalidated. Call list_folder to obtain a new cursor."
+        return Ok(api_error(union(&["reset"])));
+    }
     if !cursor.dir.is_empty() && !st.nodes.contains_key(&cursor.dir) {
         return Ok(api_error(wrap("path", union(&["not_found"]))));
     }
-    Ok(json_ok(&list_page(&mut st, cursor, false)))
+    Ok(json_ok(&list_page(
+        &mut st,
+        cursor,
+        shared.opts.ragged_pages,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -548,6 +640,9 @@ fn create_folder(shared: &Shared, req: &Req) -> Handled {
     if arg.autorename {
         return Ok(bad_request(&req.endpoint, "autorename is not emulated"));
     }
+    if let Some(e) = name_refusal(&arg.path) {
+        return Ok(api_error(wrap("path", e)));
+    }
     match shared.lock().create_folder(&arg.path) {
         Ok(meta) => Ok(json_ok(&json!({ "metadata": meta }))),
         Err(e) => Ok(api_error(wrap("path", e))),
@@ -574,6 +669,9 @@ fn relocate(shared: &Shared, req: &Req, is_move: bool) -> Handled {
     check_path(&req.endpoint, &arg.to_path, false)?;
     if arg.autorename {
         return Ok(bad_request(&req.endpoint, "autorename is not emulated"));
+    }
+    if let Some(e) = name_refusal(&arg.to_path) {
+        return Ok(api_error(wrap("to", e)));
     }
     match shared
         .lock()
@@ -625,7 +723,7 @@ struct CommitInfo {
 
 impl CommitInfo {
     fn check(&self, endpoint: &str) -> Result<WriteMode, Refusal> {
-        let _ = (self.mute, self.strict_conflict);
+        let _ = self.mute;
         check_path(endpoint, &self.path, false)?;
         check_client_modified(endpoint, &self.client_modified)?;
         if self.autorename {
@@ -642,11 +740,18 @@ fn upload(shared: &Shared, req: &Req) -> Handled {
         return Ok(api_error(wrap("payload_too_large", Value::Null)));
     }
     check_hash(&req.endpoint, &arg.content_hash, &req.body)?;
-    let result = shared.lock().write_file(
+    if let Some(e) = name_refusal(&arg.path) {
+        return Ok(api_error(wrap(
+            "path",
+            json!({ "reason": e, "upload_session_id": "" }),
+        )));
+    }
+    let result = shared.lock().commit_file(
         &arg.path,
         req.body.clone(),
         &mode,
         arg.client_modified.clone(),
+        arg.strict_conflict,
     );
     match result {
         Ok(meta) => Ok(json_ok(&meta)),
@@ -754,6 +859,11 @@ fn session_finish(shared: &Shared, req: &Req) -> Handled {
         ));
     }
     check_hash(&req.endpoint, &arg.content_hash, &req.body)?;
+    if let Some(e) = name_refusal(&arg.commit.path) {
+        // UploadSessionFinishError.path: "Unable to save the uploaded contents to a file.
+        // Data has already been appended to the upload session." The session stays.
+        return Ok(api_error(wrap("path", e)));
+    }
     let mut st = shared.lock();
     if let Err(e) = lookup_session(&st, &arg.cursor) {
         return Ok(api_error(wrap("lookup_failed", e)));
@@ -763,11 +873,12 @@ fn session_finish(shared: &Shared, req: &Req) -> Handled {
     };
     session.data.extend_from_slice(&req.body);
     let data = Bytes::from(session.data);
-    match st.write_file(
+    match st.commit_file(
         &arg.commit.path,
         data,
         &mode,
         arg.commit.client_modified.clone(),
+        arg.commit.strict_conflict,
     ) {
         Ok(meta) => Ok(json_ok(&meta)),
         Err(e) => Ok(api_error(wrap("path", e))),
@@ -823,12 +934,17 @@ fn finish_batch(shared: &Shared, req: &Req) -> Handled {
             results.push(failure(wrap("lookup_failed", union(&["not_found"]))));
             continue;
         };
+        if let Some(v) = name_refusal(&e.commit.path) {
+            results.push(failure(wrap("path", v)));
+            continue;
+        }
         let data = Bytes::from(session.data);
-        match st.write_file(
+        match st.commit_file(
             &e.commit.path,
             data,
             &mode,
             e.commit.client_modified.clone(),
+            e.commit.strict_conflict,
         ) {
             Ok(mut meta) => {
                 meta[".tag"] = Value::String("success".to_owned());
@@ -897,6 +1013,11 @@ fn download(shared: &Shared, req: &Req) -> Handled {
     };
     if node.folder {
         return Ok(api_error(wrap("path", union(&["not_file"]))));
+    }
+    if !node.downloadable {
+        // files.stone, DownloadError.unsupported_file: "This file type cannot be downloaded
+        // directly; use export instead."
+        return Ok(api_error(union(&["unsupported_file"])));
     }
     if arg.rev.as_ref().is_some_and(|r| *r != node.rev) {
         return Ok(api_error(wrap("path", union(&["not_found"]))));

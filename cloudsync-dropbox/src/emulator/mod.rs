@@ -13,6 +13,17 @@
 //! display case preserved; listings page by `limit` with cursors; files carry content hashes;
 //! upload sessions check offsets (`incorrect_offset` with `correct_offset`).
 //!
+//! Documented behaviours a naive client gets wrong are reproduced too, each citing the
+//! sentence of `files.stone` (dropbox/dropbox-api-spec) or the help center it follows: an
+//! upload of identical content writes nothing and keeps `client_modified`; a case-only move
+//! is refused (`duplicated_or_nested_paths`); names Dropbox will not store are refused
+//! (`disallowed_name`, `malformed_path`); files that can only be exported list with
+//! `is_downloadable: false` and refuse downloads ([`Emulator::put_non_downloadable`]); a
+//! batch commit arriving while another runs is refused ([`EmulatorOptions::with_batch_commit_time`]);
+//! cursors can be reset ([`Emulator::invalidate_cursors`]); pages can come empty or short
+//! while `has_more` is true ([`EmulatorOptions::with_ragged_pages`]); and a request can be
+//! carried out with its answer lost ([`Fault::DropAfter`]).
+//!
 //! Faults can be injected per endpoint, N times: 429s with `Retry-After`, 5xx answers,
 //! dropped connections, expired tokens, canned answers of a misbehaving server and bodies that
 //! trickle for ever.
@@ -70,6 +81,12 @@ pub enum Fault {
     Status(u16),
     /// The connection is closed without an answer; the request has no effect.
     Drop,
+    /// The request is carried out, then the connection is closed before the answer: the
+    /// server did the work and the client sees a lost connection. files.stone,
+    /// UploadSessionLookupError.incorrect_offset: "This error may occur when a previous
+    /// request was received and processed successfully but the client did not receive the
+    /// response, e.g. due to a network error."
+    DropAfter,
     /// Every access token issued so far expires before the request is checked.
     ExpireToken,
     /// This exact answer, whatever the request: a misbehaving or hostile server (a listing
@@ -104,6 +121,11 @@ pub struct EmulatorOptions {
     /// Bytes the account may hold (2 GiB, as a Basic account); writes beyond it fail with
     /// `insufficient_space`.
     pub quota: u64,
+    /// Listing pages come empty and short while `has_more` is true (off by default).
+    pub ragged_pages: bool,
+    /// How long a batch commit (`upload_session/finish_batch_v2`) takes; one arriving while
+    /// another is under way is refused with `too_many_write_operations`.
+    pub batch_commit_time: Duration,
 }
 
 impl Default for EmulatorOptions {
@@ -115,6 +137,8 @@ impl Default for EmulatorOptions {
             default_list_limit: 500,
             max_upload: 150 * 1024 * 1024,
             quota: 2 * 1024 * 1024 * 1024,
+            ragged_pages: false,
+            batch_commit_time: Duration::ZERO,
         }
     }
 }
@@ -138,6 +162,22 @@ impl EmulatorOptions {
         self
     }
 
+    /// Makes listings hand out empty and short pages with `has_more: true`. files.stone,
+    /// ListFolderResult.has_more: "If true, then there are more entries available. Pass the
+    /// cursor to list_folder/continue to retrieve the rest." and ListFolderArg.limit: "This is
+    /// an approximate number and there can be slightly more entries returned in some cases."
+    /// Nothing promises a page is full, or not empty, while more follow.
+    pub fn with_ragged_pages(mut self, on: bool) -> Self {
+        self.ragged_pages = on;
+        self
+    }
+
+    /// Makes each batch commit take `time`, so overlapping commits can be seen (and refused).
+    pub fn with_batch_commit_time(mut self, time: Duration) -> Self {
+        self.batch_commit_time = time;
+        self
+    }
+
     /// Sets the page size of listings that ask for no `limit`.
     pub fn with_default_list_limit(mut self, limit: usize) -> Self {
         self.default_list_limit = limit.max(1);
@@ -150,8 +190,15 @@ pub(crate) struct Shared {
     pub(crate) opts: EmulatorOptions,
     pub(crate) refresh_token: String,
     state: Mutex<State>,
-    faults: Mutex<Vec<(String, Fault, usize)>>,
+    /// Endpoint, fault, requests to let through first, times.
+    faults: Mutex<Vec<(String, Fault, usize, usize)>>,
     counts: Mutex<HashMap<String, usize>>,
+    /// Request body bytes received per endpoint.
+    bytes: Mutex<HashMap<String, u64>>,
+    /// Batch commits under way.
+    pub(crate) batches_in_flight: std::sync::atomic::AtomicUsize,
+    /// Batch commits that arrived while another was under way.
+    pub(crate) overlapping_batches: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -159,17 +206,23 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn count(&self, endpoint: &str) {
+    pub(crate) fn count(&self, endpoint: &str, body_len: usize) {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         *c.entry(endpoint.to_owned()).or_default() += 1;
+        let mut b = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        *b.entry(endpoint.to_owned()).or_default() += body_len as u64;
     }
 
     pub(crate) fn take_fault(&self, endpoint: &str) -> Option<Fault> {
         let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         let slot = faults
             .iter_mut()
-            .find(|(e, _, n)| e == endpoint && *n > 0)?;
-        slot.2 -= 1;
+            .find(|(e, _, _, n)| e == endpoint && *n > 0)?;
+        if slot.2 > 0 {
+            slot.2 -= 1;
+            return None;
+        }
+        slot.3 -= 1;
         Some(slot.1.clone())
     }
 }
@@ -218,6 +271,9 @@ impl Emulator {
             state: Mutex::new(st),
             faults: Mutex::new(Vec::new()),
             counts: Mutex::new(HashMap::new()),
+            bytes: Mutex::new(HashMap::new()),
+            batches_in_flight: Default::default(),
+            overlapping_batches: Default::default(),
         });
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -299,8 +355,14 @@ impl Emulator {
     /// Makes the next `times` requests to `endpoint` (`"files/upload"`, `"oauth2/token"`)
     /// fail with `fault`.
     pub fn inject(&self, endpoint: &str, fault: Fault, times: usize) {
+        self.inject_later(endpoint, fault, 0, times);
+    }
+
+    /// Lets the next `after` requests to `endpoint` through, then makes the `times` after them
+    /// fail with `fault`.
+    pub fn inject_later(&self, endpoint: &str, fault: Fault, after: usize, times: usize) {
         let mut faults = self.shared.faults.lock().unwrap_or_else(|p| p.into_inner());
-        faults.push((endpoint.to_owned(), fault, times));
+        faults.push((endpoint.to_owned(), fault, after, times));
     }
 
     /// Removes every injected fault not used yet.
@@ -327,6 +389,45 @@ impl Emulator {
             .get(endpoint)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Request body bytes received for `endpoint` so far (including failed requests).
+    pub fn bytes_received(&self, endpoint: &str) -> u64 {
+        self.shared
+            .bytes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(endpoint)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Batch commits that arrived while another one was under way (each was refused with
+    /// `too_many_write_operations`).
+    pub fn overlapping_batch_commits(&self) -> usize {
+        self.shared
+            .overlapping_batches
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Invalidates every listing cursor handed out so far: `list_folder/continue` with one of
+    /// them answers `reset`. files.stone, ListFolderContinueError.reset: "Indicates that the
+    /// cursor has been invalidated. Call list_folder to obtain a new cursor."
+    pub fn invalidate_cursors(&self) {
+        self.shared.lock().cursor_epoch += 1;
+    }
+
+    /// Puts a file that cannot be downloaded, only exported (as a Paper doc or a cloud doc
+    /// is): listed with `is_downloadable: false` and `export_info`; `files/download` answers
+    /// `unsupported_file`. files.stone, FileMetadata.is_downloadable: "If true, file can be
+    /// downloaded directly; else the file must be exported."
+    pub fn put_non_downloadable(&self, path: &str, data: impl Into<Bytes>) {
+        let mut st = self.shared.lock();
+        let now = st.format_now();
+        let _ = st.write_file(path, data.into(), &state::WriteMode::Overwrite, Some(now));
+        if let Some(n) = st.nodes.get_mut(&path.to_lowercase()) {
+            n.downloadable = false;
+        }
     }
 
     /// Registers an authorization (what the user's approval in the browser does) for a PKCE
@@ -358,7 +459,9 @@ impl Emulator {
         self.shared.lock().sessions.len()
     }
 
-    /// Puts a file directly (bypassing the API), with `client_modified` now.
+    /// Puts a file directly (bypassing the API), with `client_modified` now. As on the
+    /// service, content identical to the stored file's writes nothing (its `client_modified`
+    /// stays).
     pub fn put(&self, path: &str, data: impl Into<Bytes>) {
         let mut st = self.shared.lock();
         let now = st.format_now();

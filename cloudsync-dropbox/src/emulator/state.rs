@@ -65,6 +65,8 @@ pub(crate) struct Node {
     pub(crate) rev: String,
     pub(crate) id: String,
     pub(crate) hash: String,
+    /// `false` for a file that cannot be downloaded, only exported (a Paper doc, a cloud doc).
+    pub(crate) downloadable: bool,
 }
 
 impl Node {
@@ -84,7 +86,7 @@ impl Node {
                 "id": self.id,
             })
         } else {
-            json!({
+            let mut m = json!({
                 ".tag": "file",
                 "name": self.name(),
                 "path_lower": lower,
@@ -94,9 +96,15 @@ impl Node {
                 "server_modified": self.server_modified,
                 "rev": self.rev,
                 "size": self.data.len(),
-                "is_downloadable": true,
+                "is_downloadable": self.downloadable,
                 "content_hash": self.hash,
-            })
+            });
+            if !self.downloadable {
+                // files.stone, FileMetadata.export_info: "This filed must be set if
+                // is_downloadable is set to false."
+                m["export_info"] = json!({ "export_as": "html" });
+            }
+            m
         }
     }
 }
@@ -117,6 +125,14 @@ pub(crate) struct Cursor {
     pub(crate) limit: usize,
     /// The last key returned.
     pub(crate) after: Option<String>,
+    /// Pages handed out so far for this listing.
+    pub(crate) page: u64,
+    /// The recursive listing's own folder is still to be sent.
+    pub(crate) self_pending: bool,
+    /// [`State::cursor_epoch`] when the cursor was issued; an older one answers `reset`.
+    pub(crate) epoch: u64,
+    /// `include_non_downloadable_files` of the listing.
+    pub(crate) non_downloadable: bool,
 }
 
 /// How an upload treats an existing file.
@@ -144,7 +160,45 @@ pub(crate) struct State {
     pub(crate) codes: HashMap<String, String>,
     /// Bytes the account may hold (`None`: unlimited).
     pub(crate) quota: Option<u64>,
+    /// Raised by [`Emulator::invalidate_cursors`](super::Emulator::invalidate_cursors).
+    pub(crate) cursor_epoch: u64,
     counter: u64,
+}
+
+/// Names the Dropbox desktop client ignores and the service will not store, compared without
+/// case: <https://www.dropbox.com/help/145> ("Ignored files"), as rclone's Dropbox backend
+/// lists them (`desktop.ini`, `thumbs.db`, `.ds_store`, `icon\r`, `.dropbox`,
+/// `.dropbox.attr`), and the desktop client's own cache folder `.dropbox.cache`.
+pub(crate) const IGNORED_NAMES: &[&str] = &[
+    "desktop.ini",
+    "thumbs.db",
+    ".ds_store",
+    "icon\r",
+    ".dropbox",
+    ".dropbox.attr",
+    ".dropbox.cache",
+];
+
+/// Why the service refuses to store something at `path`, as a WriteError union: a segment
+/// with a character Dropbox never allows or a trailing space is `malformed_path`, an ignored
+/// file name is `disallowed_name`.
+pub(crate) fn name_refusal(path: &str) -> Option<Value> {
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        // help.dropbox.com/organize/file-names: "Always disallowed: / (forward slash),
+        // \ (backslash)" and "Don't add a space at the end of a file or folder name";
+        // rclone's Dropbox docs: "Testing revealed names with trailing spaces and the DEL
+        // character don't work."
+        if seg.contains('\\') || seg.contains('\u{7f}') || seg.ends_with(' ') {
+            return Some(union(&["malformed_path"]));
+        }
+        // files.stone, WriteError.disallowed_name: "Dropbox will not save the file or folder
+        // because of its name."
+        let lower = seg.to_lowercase();
+        if IGNORED_NAMES.contains(&lower.as_str()) {
+            return Some(union(&["disallowed_name"]));
+        }
+    }
+    None
 }
 
 /// Parent paths of `p` (`/a/b/c` gives `/a`, `/a/b`).
@@ -236,6 +290,7 @@ impl State {
                         rev: String::new(),
                         id,
                         hash: String::new(),
+                        downloadable: true,
                     },
                 );
             }
@@ -257,6 +312,19 @@ impl State {
         mode: &WriteMode,
         client_modified: Option<String>,
     ) -> Result<Value, Value> {
+        self.commit_file(path, data, mode, client_modified, false)
+    }
+
+    /// Commits a file as `CommitInfo` with `strict_conflict` asks; the error is a WriteError
+    /// union.
+    pub(crate) fn commit_file(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        mode: &WriteMode,
+        client_modified: Option<String>,
+        strict_conflict: bool,
+    ) -> Result<Value, Value> {
         self.check_ancestors(path)?;
         let lower = path.to_lowercase();
         if let Some(quota) = self.quota {
@@ -271,12 +339,23 @@ impl State {
             if existing.folder {
                 return Err(union(&["conflict", "folder"]));
             }
-            match mode {
-                WriteMode::Add => return Err(union(&["conflict", "file"])),
-                WriteMode::Update(rev) if *rev != existing.rev => {
-                    return Err(union(&["conflict", "file"]));
-                }
-                _ => {}
+            // files.stone, WriteMode: "In some situations, the conflict behavior is
+            // identical: [...] (c) If the target path refers to a file with identical
+            // contents, nothing gets written; no conflict." The stored file keeps its rev and
+            // its client_modified, whatever the request asked for; in every mode, unless
+            // CommitInfo.strict_conflict: "This also forces a conflict even when the target
+            // path refers to a file with identical contents."
+            let identical = existing.downloadable && existing.hash == content_hash(&data);
+            let conflict = match mode {
+                WriteMode::Add => true,
+                WriteMode::Update(rev) => *rev != existing.rev,
+                WriteMode::Overwrite => false,
+            };
+            if identical && !(conflict && strict_conflict) {
+                return Ok(existing.meta());
+            }
+            if conflict {
+                return Err(union(&["conflict", "file"]));
             }
             display = existing.display.clone();
             id = Some(existing.id.clone());
@@ -295,6 +374,7 @@ impl State {
                 Some(i) => i,
                 None => self.new_id(),
             },
+            downloadable: true,
         };
         let meta = node.meta();
         self.nodes.insert(lower, node);
@@ -390,11 +470,17 @@ impl State {
                 return Err(wrap("to", union(&["conflict", what])));
             }
             self.check_ancestors(to).map_err(|e| wrap("to", e))?;
-        } else if fl == tl && from == to {
+        } else if from == to {
             return Err(wrap(
                 "to",
                 union(&["conflict", if src.folder { "folder" } else { "file" }]),
             ));
+        } else {
+            // files.stone, route move:2: "Note that we do not currently support case-only
+            // renaming." The paths are the same path to the service (RelocationError
+            // duplicated_or_nested_paths: "There are duplicated/nested paths among
+            // RelocationArg.from_path and RelocationArg.to_path.").
+            return Err(union(&["duplicated_or_nested_paths"]));
         }
         let mut keys = vec![fl.clone()];
         keys.extend(self.below(&fl, true));
@@ -463,6 +549,74 @@ mod tests {
         let (p, more) = s.page("/a", false, Some("/a/x"), 2);
         assert_eq!((p, more), (vec!["/a/y".to_owned()], false));
         assert_eq!(s.below("", false), ["/a", "/a b", "/ab"]);
+    }
+
+    #[test]
+    fn identical_content_writes_nothing_in_any_mode_unless_strict() {
+        let mut s = State::default();
+        let first = s
+            .write_file(
+                "/f",
+                Bytes::from_static(b"same"),
+                &WriteMode::Add,
+                Some("2020-01-01T00:00:00Z".into()),
+            )
+            .unwrap();
+        let rev = first["rev"].as_str().unwrap().to_owned();
+        for mode in [
+            WriteMode::Add,
+            WriteMode::Overwrite,
+            WriteMode::Update("0123456789abcdef".into()),
+            WriteMode::Update(rev.clone()),
+        ] {
+            let m = s
+                .write_file(
+                    "/F",
+                    Bytes::from_static(b"same"),
+                    &mode,
+                    Some("2030-01-01T00:00:00Z".into()),
+                )
+                .unwrap();
+            assert_eq!(m["client_modified"], "2020-01-01T00:00:00Z", "{mode:?}");
+            assert_eq!(m["rev"], rev.as_str(), "{mode:?}");
+        }
+        // strict_conflict: identical content still conflicts where the mode would.
+        let e = s
+            .commit_file(
+                "/f",
+                Bytes::from_static(b"same"),
+                &WriteMode::Add,
+                None,
+                true,
+            )
+            .unwrap_err();
+        assert_eq!(e, union(&["conflict", "file"]));
+        // Other content is written, and gets the new client_modified.
+        let m = s
+            .write_file(
+                "/f",
+                Bytes::from_static(b"new"),
+                &WriteMode::Overwrite,
+                Some("2030-01-01T00:00:00Z".into()),
+            )
+            .unwrap();
+        assert_eq!(m["client_modified"], "2030-01-01T00:00:00Z");
+        assert_ne!(m["rev"], rev.as_str());
+    }
+
+    #[test]
+    fn refused_names() {
+        for bad in ["/a/Desktop.ini", "/x/ICON\r", "/.dropbox/x"] {
+            assert_eq!(
+                name_refusal(bad),
+                Some(union(&["disallowed_name"])),
+                "{bad}"
+            );
+        }
+        for bad in ["/a\\b", "/a /b", "/d\u{7f}"] {
+            assert_eq!(name_refusal(bad), Some(union(&["malformed_path"])), "{bad}");
+        }
+        assert_eq!(name_refusal("/a b/desktop.ini.txt"), None);
     }
 
     #[test]
