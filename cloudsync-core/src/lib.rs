@@ -58,7 +58,7 @@ pub use filter::{
     AgeLimit, FilterBuilder, FilterSet, RuleKind, parse_age, parse_duration, parse_size,
 };
 pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher};
-pub use layers::{LayerOptions, Limited, MAX_RETRY_AFTER, Retrying, Throttled};
+pub use layers::{ErrorContext, LayerOptions, Limited, MAX_RETRY_AFTER, Retrying, Throttled};
 pub use location::Location;
 pub use objstore::{ObjectStoreRemote, memory, memory_named};
 pub use path::RemotePath;
