@@ -40,8 +40,8 @@ impl Core {
     /// silently changed (`a.` opens `a`): such a path is refused with
     /// [`ErrorKind::InvalidInput`] (see [`check_local_path`]). This is the only place a
     /// `RemotePath` becomes a local path.
-    pub(crate) fn local(&self, path: &RemotePath, op: &'static str) -> Result<PathBuf> {
-        check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path))?;
+    pub(crate) fn local(&self, path: &RemotePath) -> Result<PathBuf> {
+        check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, path))?;
         let mut p = self.root.clone();
         for seg in path.segments() {
             p.push(seg);
@@ -67,7 +67,7 @@ impl Core {
         op: &'static str,
     ) -> Result<()> {
         // Validates the path before any segment of it reaches the filesystem.
-        check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path))?;
+        check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, path))?;
         if self.follow_symlinks {
             return Ok(());
         }
@@ -91,7 +91,6 @@ impl Core {
                                  may lead outside the root; set follow_symlinks to follow links)"
                             ),
                         ),
-                        op,
                         path,
                     ));
                 }
@@ -104,12 +103,10 @@ impl Core {
         Ok(())
     }
 
-    /// Adds the operation, this remote and `path` to an error.
-    pub(crate) fn ctx(&self, e: impl Into<Error>, op: &'static str, path: &RemotePath) -> Error {
-        e.into()
-            .with_operation(op)
-            .with_remote(&self.name)
-            .with_path(path)
+    /// Adds `path` to an error (the operation and the remote are named by the
+    /// [`ErrorContext`](cloudsync_core::ErrorContext) layer around every opened remote).
+    pub(crate) fn ctx(&self, e: impl Into<Error>, path: &RemotePath) -> Error {
+        e.into().with_path(path)
     }
 
     /// The metadata of `local`, following a final symlink only when configured to.
@@ -143,10 +140,7 @@ impl Core {
         let core = self.clone();
         tokio::task::spawn_blocking(move || f(&core))
             .await
-            .map_err(|e| {
-                Error::new(ErrorKind::Unexpected, format!("blocking task failed: {e}"))
-                    .with_remote(&self.name)
-            })?
+            .map_err(|e| Error::new(ErrorKind::Unexpected, format!("blocking task failed: {e}")))?
     }
 }
 
