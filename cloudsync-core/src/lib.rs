@@ -29,6 +29,7 @@ pub mod http;
 pub mod ingest;
 mod layers;
 mod location;
+mod lock;
 mod objstore;
 pub mod ops;
 mod path;
@@ -55,7 +56,7 @@ pub use config::{
 pub use entry::{Entry, EntryKind, Usage, WriteMeta};
 pub use error::{Error, ErrorKind, Result, cut_text};
 pub use filter::{
-    AgeLimit, FilterBuilder, FilterSet, RuleKind, parse_age, parse_duration, parse_size,
+    AgeLimit, FilterBuilder, FilterSet, FilterSpec, RuleKind, parse_age, parse_duration, parse_size,
 };
 pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher};
 pub use layers::{ErrorContext, LayerOptions, Limited, MAX_RETRY_AFTER, Retrying, Throttled};
