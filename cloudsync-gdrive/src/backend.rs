@@ -14,7 +14,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::config::{DEFAULT_API_URL, GdriveConfig};
-use crate::core::{DriveCore, format_time};
+use crate::core::{DriveCore, format_time, name_to_drive};
 use crate::{deleter, lister, reader, writer};
 
 /// A Google Drive (My Drive, a folder of it, or a shared drive) as a [`Remote`].
@@ -174,7 +174,7 @@ impl Remote for GdriveBackend {
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
-        lister::list(&self.core, dir)
+        lister::list(self.core.clone(), dir)
             .await
             .map_err(|e| self.ctx(e, "list", dir))
     }
@@ -232,7 +232,7 @@ impl Remote for GdriveBackend {
     async fn copy(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
         let src = self.file(from, "copy").await?;
         let (pid, old) = self.target(to, "copy").await?;
-        let mut body = serde_json::json!({ "name": to.name(), "parents": [pid] });
+        let mut body = serde_json::json!({ "name": name_to_drive(to.name()), "parents": [pid] });
         if let Some(t) = &src.modified_time {
             body["modifiedTime"] = Value::String(t.clone());
         }
@@ -270,7 +270,7 @@ impl Remote for GdriveBackend {
             .update_meta(
                 "rename",
                 &src.id,
-                serde_json::json!({ "name": to.name() }),
+                serde_json::json!({ "name": name_to_drive(to.name()) }),
                 parents,
             )
             .await

@@ -59,6 +59,11 @@ pub struct GdriveConfig {
     pub drive_id: Option<String>,
     /// Deletes move files to the trash (default) instead of deleting them for good.
     pub use_trash: bool,
+    /// Lets `cleanup` empty the trash of the whole drive (My Drive, or the shared drive of
+    /// `drive_id`) although the remote is rooted at a folder below the drive's root (default
+    /// `false`: refused). Drive's trash belongs to the drive, not to a folder, so emptying it
+    /// removes for good what was trashed anywhere in the drive, outside the remote too.
+    pub cleanup_whole_trash: bool,
     /// Uploads above this size use resumable sessions in chunks of this size (a multiple of
     /// 256 KiB).
     pub chunk_size: u64,
@@ -85,6 +90,7 @@ impl Default for GdriveConfig {
             root_folder_id: None,
             drive_id: None,
             use_trash: true,
+            cleanup_whole_trash: false,
             chunk_size: DEFAULT_CHUNK_SIZE,
             api_url: DEFAULT_API_URL.into(),
             upload_url: DEFAULT_UPLOAD_URL.into(),
@@ -105,6 +111,7 @@ impl fmt::Debug for GdriveConfig {
             .field("root_folder_id", &self.root_folder_id)
             .field("drive_id", &self.drive_id)
             .field("use_trash", &self.use_trash)
+            .field("cleanup_whole_trash", &self.cleanup_whole_trash)
             .field("chunk_size", &self.chunk_size)
             .field("api_url", &self.api_url)
             .field("upload_url", &self.upload_url)
@@ -137,6 +144,7 @@ pub(crate) struct Validated {
     pub(crate) root_id: String,
     pub(crate) drive_id: Option<String>,
     pub(crate) use_trash: bool,
+    pub(crate) cleanup_whole_trash: bool,
     pub(crate) chunk_size: u64,
     pub(crate) api_url: String,
     pub(crate) upload_url: String,
@@ -242,6 +250,18 @@ impl GdriveConfig {
         self
     }
 
+    /// Sets [`GdriveConfig::cleanup_whole_trash`].
+    pub fn with_cleanup_whole_trash(mut self, yes: bool) -> Self {
+        self.cleanup_whole_trash = yes;
+        self
+    }
+
+    /// Sets the shared drive to work in ([`GdriveConfig::drive_id`]).
+    pub fn with_drive_id(mut self, id: impl Into<String>) -> Self {
+        self.drive_id = Some(id.into());
+        self
+    }
+
     /// Checks the configuration and reads secrets (environment, token file, key file).
     pub(crate) fn validate(&self) -> Result<Validated> {
         if self.chunk_size == 0 || self.chunk_size % CHUNK_QUANTUM != 0 {
@@ -334,6 +354,7 @@ impl GdriveConfig {
             root_id,
             drive_id: self.drive_id.clone(),
             use_trash: self.use_trash,
+            cleanup_whole_trash: self.cleanup_whole_trash,
             chunk_size: self.chunk_size,
             api_url: http_url("api_url", &self.api_url)?,
             upload_url: http_url("upload_url", &self.upload_url)?,

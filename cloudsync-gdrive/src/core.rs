@@ -1,19 +1,20 @@
 //! The Drive API v3 client: authenticated requests, error classification, file metadata and
 //! the path-to-id resolution with its directory-id cache.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudsync_core::http::{read_capped, read_prefix, retry_after, status_error, transport_error};
 use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
+use futures::{Stream, TryStreamExt};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::TokenSource;
-use crate::config::Validated;
+use crate::config::{Credentials, Validated};
 
 /// The MIME type of Drive folders.
 pub(crate) const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
@@ -30,9 +31,9 @@ pub(crate) const MAX_SERVER_TEXT: usize = 200;
 /// `nextPageToken` (as the Drive documentation warns), so this is generous; it stops a server
 /// that keeps handing out new tokens without end.
 pub(crate) const MAX_PAGES: usize = 100_000;
-/// The most children one folder listing may gather: twice Drive's documented limit of 500,000
-/// items in one folder ("File and folder limits" in the Drive API guide), so a server that
-/// never stops sending entries cannot fill the memory.
+/// The most names one folder listing remembers (to report duplicates): twice Drive's
+/// documented limit of 500,000 items in one folder ("File and folder limits" in the Drive API
+/// guide), so a server that never stops sending entries cannot fill the memory.
 pub(crate) const MAX_CHILDREN: usize = 1_000_000;
 
 /// The file fields every request asks for.
@@ -219,11 +220,29 @@ pub(crate) fn parse_error(status: StatusCode, retry_after: Option<Duration>, bod
         (403, "userRateLimitExceeded" | "rateLimitExceeded" | "sharingRateLimitExceeded") => {
             Error::rate_limited(msg, retry_after)
         }
+        (403, "storageQuotaExceeded") if message.contains(SERVICE_ACCOUNT_NO_QUOTA) => {
+            no_storage_error()
+        }
         (403, "storageQuotaExceeded" | "quotaExceeded") => {
             Error::new(ErrorKind::QuotaExceeded, msg)
         }
         _ => status_error(status, retry_after, msg),
     }
+}
+
+/// What Drive says when a service account creates a file outside a shared drive (its answer
+/// reads "Service Accounts do not have storage quota. Leverage shared drives (…), or use OAuth
+/// delegation (…) instead.", reason `storageQuotaExceeded`).
+const SERVICE_ACCOUNT_NO_QUOTA: &str = "Service Accounts do not have storage quota";
+
+/// The error for a write refused because a service account owns no storage: not a full
+/// drive (freeing space will not help) but a refusal, with what to do about it.
+fn no_storage_error() -> Error {
+    Error::new(
+        ErrorKind::PermissionDenied,
+        "a service account owns no Drive storage (Drive: storageQuotaExceeded): set `drive_id` \
+         to a shared drive the account is a member of, or use OAuth user credentials",
+    )
 }
 
 /// Turns a non-success response into an error.
@@ -273,10 +292,16 @@ impl DriveCore {
     ) -> Result<Response> {
         let res = self.send_raw(op, &build).await?;
         if res.status().is_success() {
-            Ok(res)
-        } else {
-            Err(error_from(res, op).await)
+            return Ok(res);
         }
+        let e = error_from(res, op).await;
+        // A service account writing outside a shared drive may also be told only that the
+        // storage quota is exceeded: it has none.
+        let service_account = matches!(self.cfg.credentials, Credentials::ServiceAccount { .. });
+        if e.kind() == ErrorKind::QuotaExceeded && service_account && self.cfg.drive_id.is_none() {
+            return Err(no_storage_error().with_operation(op));
+        }
+        Err(e)
     }
 
     /// As [`DriveCore::send`] but hands back any answer (for resumable uploads' 308).
@@ -326,13 +351,18 @@ impl DriveCore {
     }
 
     /// One page of `files.list` for query `q`.
+    ///
+    /// `includeItemsFromAllDrives=true` goes with every listing, not only with `drive_id`: a
+    /// `root_folder_id` inside a shared drive (or a folder shared from one) lists nothing
+    /// without it, as the `files.list` reference says of the parameter: "Whether both My Drive
+    /// and shared drive items should be included in results." (rclone sends it always too.)
     pub(crate) async fn list_page(&self, q: &str, page_token: Option<&str>) -> Result<FileList> {
         let mut query = self.common();
+        query.push(("includeItemsFromAllDrives", "true".into()));
         query.push(("q", q.to_owned()));
         query.push(("pageSize", "1000".into()));
         query.push(("fields", format!("nextPageToken,files({FILE_FIELDS})")));
         if let Some(drive) = &self.cfg.drive_id {
-            query.push(("includeItemsFromAllDrives", "true".into()));
             query.push(("corpora", "drive".into()));
             query.push(("driveId", drive.clone()));
         }
@@ -344,73 +374,97 @@ impl DriveCore {
         json_capped(res, "list", "files.list response").await
     }
 
-    /// Every child of folder `parent` (optionally only those called `name`).
-    pub(crate) async fn children(
-        &self,
-        parent: &str,
-        name: Option<&str>,
-    ) -> Result<Vec<DriveFile>> {
-        let mut q = format!("'{}' in parents and trashed = false", q_escape(parent));
-        if let Some(n) = name {
-            q.push_str(&format!(" and name = '{}'", q_escape(n)));
-        }
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
+    /// The files matching `q`, page after page, one page in memory at a time.
+    ///
+    /// Every page is walked until the service sends no `nextPageToken`: the `files.list`
+    /// reference says of `pageSize` that "Partial or empty result pages are possible even
+    /// before the end of the files list has been reached", so a short or empty page is never
+    /// the end. A token handed out twice (the listing goes round in a circle) or more than
+    /// [`MAX_PAGES`] pages is an error.
+    pub(crate) fn files_stream<C>(
+        core: C,
+        q: String,
+    ) -> impl Stream<Item = Result<DriveFile>> + Send
+    where
+        C: std::ops::Deref<Target = DriveCore> + Clone + Send + Sync,
+    {
         // Hashes of the page tokens seen: one seen twice means the listing goes round in a
         // circle and would never end.
-        let mut seen = std::collections::HashSet::new();
-        let hasher = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default();
-        loop {
-            let page = self.list_page(&q, token.as_deref()).await?;
-            if page.files.len() > MAX_CHILDREN - out.len() {
-                return Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!("the folder listing has more than {MAX_CHILDREN} entries"),
-                )
-                .with_operation("list"));
+        let seen: Arc<Mutex<HashSet<u64>>> = Arc::default();
+        let state = (core, Arc::<str>::from(q), seen);
+        cloudsync_core::stream_paginated(state, |(core, q, seen), token| async move {
+            let page = core.list_page(&q, token.as_deref()).await?;
+            if let Some(t) = page.next_page_token.as_deref().filter(|t| !t.is_empty()) {
+                let hasher = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default();
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                if !seen.insert(std::hash::BuildHasher::hash_one(&hasher, t)) {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        "files.list handed out a nextPageToken it gave before; the listing \
+                         would never end",
+                    )
+                    .with_operation("list"));
+                }
+                if seen.len() > MAX_PAGES {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!("the folder listing has more than {MAX_PAGES} pages"),
+                    )
+                    .with_operation("list"));
+                }
             }
-            out.extend(page.files);
-            let t = match page.next_page_token {
-                Some(t) if !t.is_empty() => t,
-                _ => return Ok(out),
-            };
-            if !seen.insert(std::hash::BuildHasher::hash_one(&hasher, &t)) {
-                return Err(Error::new(
-                    ErrorKind::Protocol,
-                    "files.list handed out a nextPageToken it gave before; the listing would \
-                     never end",
-                )
-                .with_operation("list"));
-            }
-            if seen.len() > MAX_PAGES {
-                return Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!("the folder listing has more than {MAX_PAGES} pages"),
-                )
-                .with_operation("list"));
-            }
-            token = Some(t);
-        }
+            Ok((page.files, page.next_page_token))
+        })
     }
 
-    /// The single child `name` of `parent`; `None` when absent, Conflict when duplicated.
+    /// The `q` of the children of folder `parent` (optionally only those whose Drive name is
+    /// `drive_name`).
+    pub(crate) fn children_query(parent: &str, drive_name: Option<&str>) -> String {
+        let mut q = format!("'{}' in parents and trashed = false", q_escape(parent));
+        if let Some(n) = drive_name {
+            q.push_str(&format!(" and name = '{}'", q_escape(n)));
+        }
+        q
+    }
+
+    /// The single child of `parent` whose cloudsync name is `name`; `None` when absent,
+    /// Conflict when duplicated.
+    ///
+    /// Google Docs (and every other native Google type but folders) are never a match: they
+    /// have no binary content and are left out of listings, so a write, copy or rename onto
+    /// their name must not replace (and trash) them. The new file is created beside the Doc.
     pub(crate) async fn child(
         &self,
         parent: &str,
         name: &str,
         path: &RemotePath,
     ) -> Result<Option<DriveFile>> {
-        let mut found: Vec<DriveFile> = self
-            .children(parent, Some(name))
-            .await?
-            .into_iter()
-            .filter(|f| f.name == name)
-            .collect();
-        match found.len() {
-            0 => Ok(None),
-            1 => Ok(found.pop()),
+        let drive_name = name_to_drive(name);
+        let q = Self::children_query(parent, Some(&drive_name));
+        let mut pages = std::pin::pin!(Self::files_stream(self, q));
+        let mut found = None;
+        let mut count = 0usize;
+        while let Some(f) = pages.try_next().await? {
+            if f.name != drive_name || f.is_google_doc() {
+                continue;
+            }
+            count += 1;
+            if found.is_none() {
+                found = Some(f);
+            }
+        }
+        match count {
+            0 | 1 => Ok(found),
             n => Err(duplicate_error(path, n)),
         }
+    }
+
+    /// Whether folder `id` has any child that is not trashed, walking every page (an empty
+    /// first page with a `nextPageToken` proves nothing).
+    pub(crate) async fn has_children(&self, id: &str) -> Result<bool> {
+        let q = Self::children_query(id, None);
+        let mut pages = std::pin::pin!(Self::files_stream(self, q));
+        Ok(pages.try_next().await?.is_some())
     }
 
     pub(crate) fn cached_dir(&self, path: &RemotePath) -> Option<String> {
@@ -503,7 +557,7 @@ impl DriveCore {
 
     async fn create_folder(&self, parent: &str, name: &str) -> Result<DriveFile> {
         let body = serde_json::json!({
-            "name": name,
+            "name": name_to_drive(name),
             "mimeType": FOLDER_MIME,
             "parents": [parent],
         });
@@ -569,4 +623,180 @@ pub(crate) fn duplicate_error(path: &RemotePath, n: usize) -> Error {
         ),
     )
     .with_path(path)
+}
+
+/// The quote that keeps a literal replacement character apart from an encoded one (U+201B
+/// SINGLE HIGH-REVERSED-9 QUOTATION MARK, rclone's `lib/encoder` `QuoteRune`).
+const QUOTE: char = '\u{201B}';
+/// What `/` in a Drive name becomes (U+FF0F FULLWIDTH SOLIDUS, as rclone's `Standard`
+/// encoding maps it).
+const FULLWIDTH_SLASH: char = '\u{FF0F}';
+/// What a NUL in a Drive name becomes (U+2400 SYMBOL FOR NULL).
+const NUL_SYMBOL: char = '\u{2400}';
+/// What the names `.` and `..` are made of (U+FF0E FULLWIDTH FULL STOP).
+const FULLWIDTH_DOT: &str = "\u{FF0E}";
+
+/// Whether `name` is `．` or `．．`, the stand-ins for the Drive names `.` and `..`.
+fn is_dot_standin(name: &str) -> bool {
+    name == FULLWIDTH_DOT || name.strip_prefix(FULLWIDTH_DOT) == Some(FULLWIDTH_DOT)
+}
+
+fn push_quotes(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(QUOTE, n));
+}
+
+/// The cloudsync name of the Drive name `raw`.
+///
+/// Drive names may hold `/` (and be `.` or `..`), which no path segment can. As rclone's
+/// encoder does, `/` becomes `／` (U+FF0F), a NUL becomes `␀`, the names `.` and `..` become
+/// `．` and `．．`; a `／` or `␀` that was in the Drive name already is quoted with `‛`
+/// (U+201B), and so is a whole name `．`/`．．`. Quotes before a replacement character are
+/// doubled (as backslashes before a quote are in a Windows command line), so the mapping is a
+/// bijection between Drive names and path segments: [`name_to_drive`] undoes it exactly, and
+/// every segment is the image of exactly one Drive name.
+pub(crate) fn name_from_drive(raw: &str) -> String {
+    match raw {
+        "." => return FULLWIDTH_DOT.to_owned(),
+        ".." => return format!("{FULLWIDTH_DOT}{FULLWIDTH_DOT}"),
+        _ => {}
+    }
+    if is_dot_standin(raw.trim_start_matches(QUOTE)) {
+        return format!("{QUOTE}{raw}");
+    }
+    let mut out = String::with_capacity(raw.len() + 8);
+    let mut quotes = 0usize;
+    for c in raw.chars() {
+        match c {
+            QUOTE => quotes += 1,
+            '/' | '\0' => {
+                push_quotes(&mut out, 2 * quotes);
+                quotes = 0;
+                out.push(if c == '/' {
+                    FULLWIDTH_SLASH
+                } else {
+                    NUL_SYMBOL
+                });
+            }
+            FULLWIDTH_SLASH | NUL_SYMBOL => {
+                push_quotes(&mut out, 2 * quotes + 1);
+                quotes = 0;
+                out.push(c);
+            }
+            _ => {
+                push_quotes(&mut out, quotes);
+                quotes = 0;
+                out.push(c);
+            }
+        }
+    }
+    push_quotes(&mut out, quotes);
+    out
+}
+
+/// The Drive name of the cloudsync name `name` (the inverse of [`name_from_drive`]).
+pub(crate) fn name_to_drive(name: &str) -> String {
+    if name == FULLWIDTH_DOT {
+        return ".".to_owned();
+    }
+    if is_dot_standin(name) {
+        return "..".to_owned();
+    }
+    let rest = name.trim_start_matches(QUOTE);
+    if rest.len() < name.len() && is_dot_standin(rest) {
+        // One quote less: `‛．` is the Drive name `．`.
+        return name[QUOTE.len_utf8()..].to_owned();
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut quotes = 0usize;
+    for c in name.chars() {
+        match c {
+            QUOTE => quotes += 1,
+            FULLWIDTH_SLASH | NUL_SYMBOL => {
+                push_quotes(&mut out, quotes / 2);
+                out.push(match (quotes % 2, c) {
+                    (1, c) => c,
+                    (_, FULLWIDTH_SLASH) => '/',
+                    _ => '\0',
+                });
+                quotes = 0;
+            }
+            _ => {
+                push_quotes(&mut out, quotes);
+                quotes = 0;
+                out.push(c);
+            }
+        }
+    }
+    push_quotes(&mut out, quotes);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A random string over the characters the encoding treats specially, and a plain one.
+    fn random_name(max: usize) -> String {
+        const ALPHABET: [char; 8] = [
+            'a',
+            '/',
+            '\0',
+            '.',
+            QUOTE,
+            FULLWIDTH_SLASH,
+            NUL_SYMBOL,
+            '\u{FF0E}',
+        ];
+        let len = fastrand::usize(1..=max);
+        (0..len)
+            .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())])
+            .collect()
+    }
+
+    #[test]
+    fn a_service_account_without_storage_is_permission_denied() {
+        let body = r#"{"error":{"code":403,"message":"Service Accounts do not have storage quota. Leverage shared drives (https://developers.google.com/workspace/drive/api/guides/about-shareddrives), or use OAuth delegation (http://support.google.com/a/answer/7281227) instead.","errors":[{"reason":"storageQuotaExceeded"}]}}"#;
+        let e = parse_error(StatusCode::FORBIDDEN, None, body);
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+        assert!(e.message().contains("drive_id"), "{e}");
+        // A full drive of a user is still a full drive.
+        let body = r#"{"error":{"code":403,"message":"The user's Drive storage quota has been exceeded.","errors":[{"reason":"storageQuotaExceeded"}]}}"#;
+        let e = parse_error(StatusCode::FORBIDDEN, None, body);
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+    }
+
+    #[test]
+    fn slash_names_map_as_rclone_maps_them() {
+        assert_eq!(name_from_drive("a/b"), "a\u{FF0F}b");
+        assert_eq!(name_to_drive("a\u{FF0F}b"), "a/b");
+        // A fullwidth solidus already in the Drive name is quoted, as rclone quotes it.
+        assert_eq!(name_from_drive("a\u{FF0F}b"), "a\u{201B}\u{FF0F}b");
+        assert_eq!(name_from_drive("."), "\u{FF0E}");
+        assert_eq!(name_from_drive(".."), "\u{FF0E}\u{FF0E}");
+        assert_eq!(name_from_drive("\u{FF0E}"), "\u{201B}\u{FF0E}");
+        assert_eq!(name_from_drive("plain name.txt"), "plain name.txt");
+        assert_eq!(name_from_drive("it\u{201B}s"), "it\u{201B}s");
+    }
+
+    #[test]
+    fn the_name_mapping_is_a_bijection() {
+        fastrand::seed(0x5eed_d1e5);
+        for _ in 0..20_000 {
+            // Drive name -> segment -> the same Drive name; and the segment is a valid one.
+            let raw = random_name(10);
+            let local = name_from_drive(&raw);
+            assert_eq!(name_to_drive(&local), raw, "raw {raw:?} local {local:?}");
+            assert!(
+                RemotePath::new(&local).is_ok(),
+                "{raw:?} maps to {local:?}, which is no path segment"
+            );
+            // Any valid segment -> Drive name -> the same segment (nothing a sync writes is
+            // listed back under another name).
+            let seg = random_name(10);
+            if RemotePath::new(&seg).is_ok() && !seg.contains('/') {
+                let drive = name_to_drive(&seg);
+                assert_eq!(name_from_drive(&drive), seg, "seg {seg:?} drive {drive:?}");
+            }
+        }
+    }
 }

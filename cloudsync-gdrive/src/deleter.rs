@@ -44,11 +44,7 @@ pub(crate) async fn remove_dir(core: &DriveCore, dir: &RemotePath) -> Result<()>
     if !f.is_folder() {
         return Err(Error::new(ErrorKind::Conflict, "is a file, not a folder"));
     }
-    let q = format!(
-        "'{}' in parents and trashed = false",
-        crate::core::q_escape(&f.id)
-    );
-    if !core.list_page(&q, None).await?.files.is_empty() {
+    if core.has_children(&f.id).await? {
         return Err(Error::new(ErrorKind::Conflict, "directory not empty"));
     }
     remove_id(core, &f.id, "remove_dir").await?;
@@ -75,7 +71,22 @@ pub(crate) async fn purge(core: &DriveCore, dir: &RemotePath) -> Result<()> {
 }
 
 /// Empties the trash (of the shared drive when `drive_id` is set).
+///
+/// Drive's trash is the drive's, not a folder's (`files.emptyTrash`: "Permanently deletes all
+/// of the user's trashed files", or with `driveId` those of a shared drive), so a remote
+/// rooted at a folder below the drive's root refuses unless `cleanup_whole_trash` is set:
+/// it would delete for good what was trashed anywhere in the drive.
 pub(crate) async fn cleanup(core: &DriveCore) -> Result<()> {
+    let at_drive_root =
+        core.cfg.root_id == "root" || core.cfg.drive_id.as_deref() == Some(&core.cfg.root_id);
+    if !at_drive_root && !core.cfg.cleanup_whole_trash {
+        return Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            "cleanup would empty the trash of the whole drive, not only of this remote's \
+             folder (Drive's trash has no folders); set `cleanup_whole_trash = true` to allow it",
+        )
+        .with_operation("cleanup"));
+    }
     let mut query: Vec<(&str, String)> = Vec::new();
     if let Some(d) = &core.cfg.drive_id {
         query.push(("driveId", d.clone()));

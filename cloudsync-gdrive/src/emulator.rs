@@ -14,6 +14,16 @@
 //! (a resumable chunk is then partly committed before the connection drops), canned answers of
 //! a misbehaving server and bodies that trickle for ever.
 //!
+//! It also does what the real service is documented to do and a naive client gets wrong
+//! (each setter cites its source): `files.list` pages are ragged by default, with empty and
+//! short pages before the end ([`PageShape`]); shared drives ([`DriveEmulator::add_shared_drive`])
+//! whose items are hidden without `includeItemsFromAllDrives=true` / `supportsAllDrives=true`,
+//! and `files.emptyTrash` per drive; Google Docs (added with a Google MIME type) that cannot be
+//! downloaded; names holding `/`; and, when switched on, a service account without storage
+//! ([`DriveEmulator::set_service_account_without_storage`]), downloads that ignore `Range`
+//! ([`DriveEmulator::set_ignore_range`]) and resumable sessions that never advance
+//! ([`DriveEmulator::set_stall_uploads`]).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> cloudsync_core::Result<()> {
@@ -90,6 +100,8 @@ struct Injected {
     path_contains: String,
     fault: Fault,
     times: u32,
+    /// Matching requests to let through before the fault applies.
+    skip: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +136,38 @@ struct State {
     base: String,
     /// Service accounts: email and RSA public key (PKCS#1 DER).
     service_accounts: Vec<(String, Vec<u8>)>,
+    /// The ids of the shared drives (each is also the id of the drive's root folder).
+    shared_drives: Vec<String>,
+    /// How `files.list` cuts its answers into pages.
+    pages: PageShape,
+    /// The caller is a service account without storage of its own.
+    no_storage: bool,
+    /// Downloads ignore `Range` and send the whole content with `200`.
+    ignore_range: bool,
+    /// Resumable sessions commit nothing: every chunk is answered `308` without progress.
+    stall_uploads: bool,
+    /// The request being answered says `supportsAllDrives=true`.
+    all_drives: bool,
+}
+
+/// How `files.list` cuts its answers into pages ([`DriveEmulator::set_page_shape`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PageShape {
+    /// Pages are ragged (the default): the first page of every listing is empty, then pages
+    /// of one entry and of up to `pageSize` entries follow, each with a `nextPageToken` while
+    /// entries remain, and an empty page comes before every third.
+    ///
+    /// The `files.list` reference says of `pageSize`: "The maximum number of files to return
+    /// per page. Partial or empty result pages are possible even before the end of the files
+    /// list has been reached." (<https://developers.google.com/drive/api/reference/rest/v3/files/list>);
+    /// and of `FileList.files`: "If nextPageToken is populated, then this list may be
+    /// incomplete and an additional page of results should be fetched." A client that takes
+    /// a short or empty page for the end of the listing fails against this shape.
+    #[default]
+    Ragged,
+    /// Every page but the last holds `pageSize` entries.
+    Full,
 }
 
 /// The emulator; it stops when dropped.
@@ -224,11 +268,25 @@ impl DriveEmulator {
     /// Makes the next `times` requests whose method is `method` (or `*`) and whose path and
     /// query contain `path_contains` fail with `fault`.
     pub fn inject(&self, method: &str, path_contains: &str, fault: Fault, times: u32) {
+        self.inject_after(method, path_contains, 0, fault, times);
+    }
+
+    /// As [`DriveEmulator::inject`], but the first `skip` matching requests are answered
+    /// normally (to hit, say, the last chunk of an upload).
+    pub fn inject_after(
+        &self,
+        method: &str,
+        path_contains: &str,
+        skip: u32,
+        fault: Fault,
+        times: u32,
+    ) {
         self.lock().faults.push(Injected {
             method: method.into(),
             path_contains: path_contains.into(),
             fault,
             times,
+            skip,
         });
     }
 
@@ -288,16 +346,98 @@ impl DriveEmulator {
         v
     }
 
-    /// Number of files and folders stored (trashed or not, the root excluded).
+    /// The Drive names of the children of `parent` (may be `root`) that are not trashed,
+    /// sorted.
+    pub fn names_in(&self, parent: &str) -> Vec<String> {
+        let st = self.lock();
+        let parent = st.resolve(parent);
+        let mut v: Vec<String> = st
+            .files
+            .values()
+            .filter(|f| f.parent.as_deref() == Some(parent.as_str()) && !f.trashed)
+            .map(|f| f.name.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Number of files and folders stored (trashed or not, the roots of My Drive and of the
+    /// shared drives excluded).
     pub fn file_count(&self) -> usize {
-        self.lock().files.len() - 1
+        let st = self.lock();
+        st.files.len() - 1 - st.shared_drives.len()
     }
 
     /// Number of open resumable-upload sessions.
     pub fn open_sessions(&self) -> usize {
         self.lock().sessions.len()
     }
+
+    /// Adds a shared drive called `name`; returns its id, which is also the id of its root
+    /// folder (use it as `parent` of [`DriveEmulator::add_file`]).
+    ///
+    /// Its items are hidden from `files.list` unless the request says
+    /// `includeItemsFromAllDrives=true` ("Whether both My Drive and shared drive items should
+    /// be included in results", files.list reference), and every other request on them needs
+    /// `supportsAllDrives=true` ("Whether the requesting application supports both My Drives
+    /// and shared drives"; without it they answer 404 `notFound`, as items the application
+    /// cannot see).
+    pub fn add_shared_drive(&self, name: &str) -> String {
+        let mut st = self.lock();
+        st.next_id += 1;
+        let id = format!("0AShared{:06}{:08x}", st.next_id, fastrand::u32(..));
+        st.files.insert(
+            id.clone(),
+            FileRec {
+                id: id.clone(),
+                name: name.into(),
+                mime: FOLDER.into(),
+                parent: None,
+                content: Bytes::new(),
+                modified: ms_now(),
+                trashed: false,
+            },
+        );
+        st.shared_drives.push(id.clone());
+        id
+    }
+
+    /// Sets how `files.list` cuts its answers into pages (default [`PageShape::Ragged`]).
+    pub fn set_page_shape(&self, shape: PageShape) {
+        self.lock().pages = shape;
+    }
+
+    /// Makes the caller a service account without storage of its own: creating a file (not a
+    /// folder) outside a shared drive, or copying one there, is refused with the `403` Drive
+    /// sends: reason `storageQuotaExceeded`, message "Service Accounts do not have storage
+    /// quota. Leverage shared drives (…), or use OAuth delegation (…) instead." (the text of
+    /// Drive's answer as users report it, e.g. n8n-io/n8n#26050 and
+    /// bskim45/fastlane-plugin-google_drive#44). Files in shared drives are owned by the
+    /// drive's organisation and are accepted.
+    pub fn set_service_account_without_storage(&self, yes: bool) {
+        self.lock().no_storage = yes;
+    }
+
+    /// Makes downloads ignore `Range` and answer `200` with the whole content: RFC 9110
+    /// §14.2, "A server MAY ignore the Range header field." A client that takes the body of
+    /// such an answer for the range it asked for reads the wrong bytes.
+    pub fn set_ignore_range(&self, yes: bool) {
+        self.lock().ignore_range = yes;
+    }
+
+    /// Makes resumable sessions stall: every chunk (and status query) is answered `308`
+    /// with the `Range` of what was committed before, never more. The Drive guide says a
+    /// `308 Resume Incomplete` answer's `Range` header tells what the server has; a session
+    /// that never advances must end in an error, not a loop.
+    pub fn set_stall_uploads(&self, yes: bool) {
+        self.lock().stall_uploads = yes;
+    }
 }
+
+/// The message Drive sends to a service account that creates a file in its own My Drive.
+const NO_STORAGE_MESSAGE: &str = "Service Accounts do not have storage quota. Leverage shared \
+    drives (https://developers.google.com/workspace/drive/api/guides/about-shareddrives), or use \
+    OAuth delegation (http://support.google.com/a/answer/7281227) instead.";
 
 type Resp = Response<Full<Bytes>>;
 
@@ -388,10 +528,19 @@ async fn answer(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             .into_owned()
             .collect();
     let method = parts.method.as_str().to_owned();
+    st.all_drives = query.get("supportsAllDrives").map(String::as_str) == Some("true");
     // Injected faults.
-    if let Some(i) = st.faults.iter().position(|f| {
+    let matches = |f: &Injected| {
         f.times > 0 && (f.method == "*" || f.method == method) && target.contains(&f.path_contains)
-    }) {
+    };
+    let hit = st.faults.iter().position(|f| f.skip == 0 && matches(f));
+    // Faults still letting requests through count this one.
+    for f in st.faults.iter_mut() {
+        if f.skip > 0 && matches(f) {
+            f.skip -= 1;
+        }
+    }
+    if let Some(i) = hit {
         st.faults[i].times -= 1;
         let fault = st.faults[i].fault.clone();
         st.faults.retain(|f| f.times > 0);
@@ -481,7 +630,7 @@ async fn answer(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             Ok(meta) => st.create_from(&meta, Bytes::new(), &query),
             Err(_) => error(400, "parseError", "Parse Error"),
         },
-        ("DELETE", ["drive", "v3", "files", "trash"]) => st.empty_trash(),
+        ("DELETE", ["drive", "v3", "files", "trash"]) => st.empty_trash(&query),
         ("GET", ["drive", "v3", "files", id]) => st.get(id, &query, &parts.headers),
         ("PATCH", ["drive", "v3", "files", id]) => match serde_json::from_slice::<Value>(&body) {
             Ok(meta) => st.update(id, &meta, None, &query),
@@ -746,6 +895,26 @@ impl State {
                 .is_some_and(|t| t > now && t <= now + 3660)
     }
 
+    /// The shared drive `id` lies in, `None` for My Drive.
+    fn drive_of(&self, id: &str) -> Option<String> {
+        let mut cur = self.files.get(id)?;
+        let mut steps = 0;
+        while let Some(p) = cur.parent.as_ref().and_then(|p| self.files.get(p)) {
+            cur = p;
+            steps += 1;
+            if steps > 10_000 {
+                return None;
+            }
+        }
+        self.shared_drives.contains(&cur.id).then(|| cur.id.clone())
+    }
+
+    /// Whether `id` is in a shared drive and the request does not say
+    /// `supportsAllDrives=true`: such an item answers 404, as one the caller cannot see.
+    fn hidden(&self, id: &str) -> bool {
+        !self.all_drives && self.drive_of(&self.resolve(id)).is_some()
+    }
+
     fn is_trashed(&self, id: &str) -> bool {
         let mut cur = self.files.get(id);
         while let Some(f) = cur {
@@ -820,10 +989,33 @@ impl State {
             Some(Ok(n)) if (1..=1000).contains(&n) => n,
             Some(_) => return error(400, "invalid", "Invalid value for pageSize"),
         };
-        let start: usize = match query.get("pageToken").map(|s| s.parse::<usize>()) {
-            None => 0,
-            Some(Ok(n)) => n,
-            Some(Err(_)) => return error(400, "invalid", "Invalid pageToken"),
+        // Tokens are `OFFSET.PAGE`: where the next page starts and how many pages came before.
+        let (start, page_no): (usize, usize) = match query.get("pageToken").map(|t| {
+            let (a, b) = t.split_once('.')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        }) {
+            None => (0, 0),
+            Some(Some(t)) => t,
+            Some(None) => return error(400, "invalid", "Invalid pageToken"),
+        };
+        // "includeItemsFromAllDrives: Whether both My Drive and shared drive items should be
+        // included in results." (files.list reference): without it, shared-drive items are
+        // not listed, even the children of a shared-drive folder asked for by id.
+        let all_drives = query.get("includeItemsFromAllDrives").map(String::as_str) == Some("true");
+        // "corpora: ... 'drive' ..." with "driveId: ID of the shared drive to search."
+        let drive = match query.get("corpora").map(String::as_str) {
+            None | Some("user") => None,
+            Some("drive") => match query.get("driveId") {
+                Some(d) if all_drives => Some(d.clone()),
+                _ => {
+                    return error(
+                        400,
+                        "invalid",
+                        "corpora=drive needs driveId and includeItemsFromAllDrives=true",
+                    );
+                }
+            },
+            Some(_) => return error(400, "invalid", "Invalid value for corpora"),
         };
         for c in &clauses {
             if let Clause::InParents(p) = c {
@@ -844,23 +1036,41 @@ impl State {
                     Clause::Trashed(t) => self.is_trashed(&f.id) == *t,
                 })
             })
+            .filter(|f| {
+                let d = self.drive_of(&f.id);
+                match &drive {
+                    Some(want) => d.as_ref() == Some(want),
+                    None => all_drives || d.is_none(),
+                }
+            })
             .collect();
+        // How many entries this page holds ([`PageShape`]).
+        let take = match self.pages {
+            PageShape::Full => page_size,
+            PageShape::Ragged => match page_no % 3 {
+                0 => 0,
+                1 => 1,
+                _ => page_size,
+            },
+        };
         let page: Vec<Value> = matching
             .iter()
             .skip(start)
-            .take(page_size)
+            .take(take)
             .map(|f| self.json(f, &HashMap::from([("fields".into(), "*".into())])))
             .collect();
+        let next = start + take;
         let mut v = json!({ "kind": "drive#fileList", "files": page });
-        if start + page_size < matching.len() {
-            v["nextPageToken"] = json!((start + page_size).to_string());
+        // Ragged: the first page is empty and still carries a token, even for an empty folder.
+        if next < matching.len() || (self.pages == PageShape::Ragged && page_no == 0) {
+            v["nextPageToken"] = json!(format!("{next}.{}", page_no + 1));
         }
         resp(StatusCode::OK, v)
     }
 
     fn get(&self, id: &str, query: &HashMap<String, String>, headers: &hyper::HeaderMap) -> Resp {
         let id = self.resolve(id);
-        let Some(f) = self.files.get(&id) else {
+        let Some(f) = self.files.get(&id).filter(|_| !self.hidden(&id)) else {
             return error(404, "notFound", &format!("File not found: {id}."));
         };
         if query.get("alt").map(String::as_str) != Some("media") {
@@ -874,9 +1084,11 @@ impl State {
             );
         }
         let len = f.content.len();
+        // With `ignore_range`, RFC 9110 §14.2: "A server MAY ignore the Range header field."
         if let Some(r) = headers
             .get(hyper::header::RANGE)
             .and_then(|v| v.to_str().ok())
+            .filter(|_| !self.ignore_range)
         {
             let parsed = r
                 .strip_prefix("bytes=")
@@ -915,7 +1127,7 @@ impl State {
 
     fn parent_ok(&self, parent: &str) -> Result<String, Resp> {
         let p = self.resolve(parent);
-        match self.files.get(&p) {
+        match self.files.get(&p).filter(|_| !self.hidden(&p)) {
             Some(f) if f.mime == FOLDER => Ok(p),
             Some(_) => Err(error(400, "invalid", "The parent is not a folder")),
             None => Err(error(
@@ -924,6 +1136,13 @@ impl State {
                 &format!("File not found: {parent}."),
             )),
         }
+    }
+
+    /// The `403` a service account without storage gets for a new file in `parent` outside
+    /// a shared drive ([`DriveEmulator::set_service_account_without_storage`]).
+    fn refuse_without_storage(&self, parent: &str, mime: &str) -> Option<Resp> {
+        (self.no_storage && mime != FOLDER && self.drive_of(parent).is_none())
+            .then(|| error(403, "storageQuotaExceeded", NO_STORAGE_MESSAGE))
     }
 
     fn modtime(meta: &Value) -> Result<Option<OffsetDateTime>, Resp> {
@@ -965,6 +1184,9 @@ impl State {
             .and_then(Value::as_str)
             .unwrap_or("application/octet-stream")
             .to_owned();
+        if let Some(r) = self.refuse_without_storage(&parent, &mime) {
+            return r;
+        }
         let id = self.create(name.into(), mime, Some(parent), content, modified);
         let f = self.files[&id].clone();
         resp(StatusCode::OK, self.json(&f, query))
@@ -978,7 +1200,7 @@ impl State {
         query: &HashMap<String, String>,
     ) -> Resp {
         let id = self.resolve(id);
-        if !self.files.contains_key(&id) || id == ROOT_ID {
+        if !self.files.contains_key(&id) || id == ROOT_ID || self.hidden(&id) {
             return error(404, "notFound", &format!("File not found: {id}."));
         }
         let modified = match Self::modtime(meta) {
@@ -1048,18 +1270,27 @@ impl State {
 
     fn delete(&mut self, id: &str) -> Resp {
         let id = self.resolve(id);
-        if !self.files.contains_key(&id) || id == ROOT_ID {
+        if !self.files.contains_key(&id) || id == ROOT_ID || self.hidden(&id) {
             return error(404, "notFound", &format!("File not found: {id}."));
         }
         self.remove_tree(&id);
         empty(StatusCode::NO_CONTENT)
     }
 
-    fn empty_trash(&mut self) -> Resp {
+    /// `files.emptyTrash`: of My Drive, or with `driveId` of that shared drive (reference:
+    /// "driveId: If set, empties the trash of the provided shared drive."). Everything in the
+    /// trash goes, wherever it was: the trash has no folders of its own.
+    fn empty_trash(&mut self, query: &HashMap<String, String>) -> Resp {
+        let drive = query.get("driveId").cloned();
+        if let Some(d) = &drive {
+            if !self.shared_drives.contains(d) {
+                return error(404, "notFound", &format!("Shared drive not found: {d}"));
+            }
+        }
         let trashed: Vec<String> = self
             .files
             .values()
-            .filter(|f| f.trashed)
+            .filter(|f| f.trashed && self.drive_of(&f.id) == drive)
             .map(|f| f.id.clone())
             .collect();
         for id in trashed {
@@ -1070,7 +1301,7 @@ impl State {
 
     fn copy(&mut self, id: &str, meta: &Value, query: &HashMap<String, String>) -> Resp {
         let id = self.resolve(id);
-        let Some(src) = self.files.get(&id).cloned() else {
+        let Some(src) = self.files.get(&id).filter(|_| !self.hidden(&id)).cloned() else {
             return error(404, "notFound", &format!("File not found: {id}."));
         };
         if src.mime == FOLDER {
@@ -1096,7 +1327,7 @@ impl State {
     ) -> Resp {
         if let Some(t) = &target {
             let t = self.resolve(t);
-            if !self.files.contains_key(&t) {
+            if !self.files.contains_key(&t) || self.hidden(&t) {
                 return error(404, "notFound", &format!("File not found: {t}."));
             }
         }
@@ -1127,11 +1358,21 @@ impl State {
                     if meta.get("name").and_then(Value::as_str).is_none() {
                         return error(400, "required", "A file name is required");
                     }
-                    if let Some(Value::Array(a)) = meta.get("parents") {
-                        if let Some(Err(r)) =
-                            a.first().and_then(Value::as_str).map(|p| self.parent_ok(p))
-                        {
-                            return r;
+                    let parent = match meta.get("parents") {
+                        Some(Value::Array(a)) => a.first().and_then(Value::as_str),
+                        _ => None,
+                    }
+                    .unwrap_or(ROOT_ID);
+                    match self.parent_ok(parent) {
+                        Err(r) => return r,
+                        Ok(p) => {
+                            let mime = meta
+                                .get("mimeType")
+                                .and_then(Value::as_str)
+                                .unwrap_or("application/octet-stream");
+                            if let Some(r) = self.refuse_without_storage(&p, mime) {
+                                return r;
+                            }
                         }
                     }
                 }
@@ -1217,8 +1458,11 @@ impl State {
             if total.is_some_and(|t| b + 1 > t) {
                 return error(400, "badRequest", "Chunk ends after the total size");
             }
-            let skip = session.data.len() - a;
-            session.data.extend_from_slice(&body[skip..]);
+            // A stalled session keeps nothing ([`DriveEmulator::set_stall_uploads`]).
+            if !self.stall_uploads {
+                let skip = session.data.len() - a;
+                session.data.extend_from_slice(&body[skip..]);
+            }
         } else if !body.is_empty() {
             return error(400, "badRequest", "A status query has no body");
         }

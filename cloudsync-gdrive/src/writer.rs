@@ -28,7 +28,7 @@ impl Target<'_> {
     fn metadata(&self, meta: &WriteMeta) -> Result<serde_json::Value> {
         let mut m = serde_json::Map::new();
         if let Target::Create { parent, name } = self {
-            m.insert("name".into(), (*name).into());
+            m.insert("name".into(), crate::core::name_to_drive(name).into());
             m.insert("parents".into(), serde_json::json!([parent]));
         }
         if let Some(t) = meta.modtime {
@@ -214,13 +214,17 @@ impl Session<'_> {
         self.outcome(res).await
     }
 
-    /// Asks the server how much it has (after a failure).
-    async fn query(&self) -> Result<ChunkOutcome> {
+    /// Asks the server how much it has (after a failure). The Drive guide ("Resume an
+    /// interrupted upload"): "set the Content-Range to */2000000 if your total file length is
+    /// 2,000,000 bytes. If you don't know the full size of the file, set the Content-Range to
+    /// */*." With the total, a server that has every byte finishes the upload.
+    async fn query(&self, total: Option<u64>) -> Result<ChunkOutcome> {
+        let range = format!("bytes */{}", total.map_or("*".into(), |t| t.to_string()));
         let res = self
             .core
             .send_raw("write", &|c: &reqwest::Client| {
                 c.put(&self.url)
-                    .header(CONTENT_RANGE, "bytes */*")
+                    .header(CONTENT_RANGE, &range)
                     .header(CONTENT_LENGTH, 0)
             })
             .await?;
@@ -295,7 +299,7 @@ impl Session<'_> {
                 Err(e) if e.is_retryable() && failures < MAX_RESUMES => {
                     failures += 1;
                     tracing::debug!(error = %e, "chunk failed; asking the server what it has");
-                    match self.query().await {
+                    match self.query(total).await {
                         Ok(o) => o,
                         Err(e2) if e2.is_retryable() && failures < MAX_RESUMES => {
                             failures += 1;
