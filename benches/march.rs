@@ -235,7 +235,7 @@ fn main() {
     println!("| files | layers | time | CPU | rate | RSS at start | peak RSS |");
     println!("|---|---|---|---|---|---|---|");
     // Wall and CPU seconds of each run, by size and layer set.
-    let mut times: Vec<(usize, &str, Vec<(f64, f64)>)> = Vec::new();
+    let mut times: Vec<Runs<'_>> = Vec::new();
     for &n in &sizes {
         for l in &layers {
             times.push((n, l, Vec::new()));
@@ -273,6 +273,9 @@ fn main() {
     }
 }
 
+/// The runs of one size and layer set: files, layers, (wall, CPU) seconds of each run.
+type Runs<'a> = (usize, &'a str, Vec<(f64, f64)>);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
@@ -285,7 +288,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Median, range and overhead over `none` of the runs of `n` files with layers `l`, for the
 /// wall clock and for CPU time.
-fn summary_row(times: &[(usize, &str, Vec<(f64, f64)>)], n: usize, l: &str) {
+fn summary_row(times: &[Runs<'_>], n: usize, l: &str) {
     let runs = |layers: &str, pick: fn(&(f64, f64)) -> f64| -> Option<Vec<f64>> {
         times
             .iter()

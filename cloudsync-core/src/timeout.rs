@@ -8,7 +8,8 @@
 //! like any dropped connection; a write that timed out may still have happened, which the
 //! engine tolerates (writes replace whole files, deletes treat "not found" as done).
 //!
-//! Place: directly around the backend, below any retrying wrapper.
+//! Place: below any retrying wrapper; the registry puts it just above
+//! [`BandwidthLimited`](crate::BandwidthLimited) and [`ErrorContext`](crate::ErrorContext).
 
 use std::future::Future;
 use std::ops::Range;
