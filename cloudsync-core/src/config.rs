@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::bwlimit::BandwidthLimiter;
 use crate::error::{Error, ErrorKind, Result};
-use crate::layers::{LayerOptions, Stack};
+use crate::layers::{ErrorContext, LayerOptions, Stack};
 use crate::objstore::{memory, memory_named_at};
 use crate::path::RemotePath;
 use crate::prefix::Prefix;
@@ -316,10 +316,15 @@ impl Registry {
         &self.layers.opts
     }
 
-    /// Wraps a freshly opened remote in the registry's layers. Local directories are left
-    /// bare: the kernel answers or fails, and the per-call layers would cost on every file.
-    fn layered(&self, remote: Arc<dyn Remote>) -> Arc<dyn Remote> {
+    /// Wraps `remote` in the registry's layers, as it does every remote it opens (an
+    /// embedding application may wrap a remote it built itself the same way):
+    /// [`ErrorContext`] around the backend, then [`BandwidthLimited`](crate::BandwidthLimited)
+    /// when a bandwidth limit is set, then the [`LayerOptions`] stack. A local directory gets
+    /// only the first two: the kernel answers or fails, and the per-call layers would cost on
+    /// every file.
+    pub fn layered(&self, remote: Arc<dyn Remote>) -> Arc<dyn Remote> {
         let local = remote.local_path(&RemotePath::root()).is_some();
+        let remote = ErrorContext::wrap(remote);
         let remote = match &self.bwlimit {
             Some(l) if !l.is_off() && (!local || l.is_symmetric()) => l.wrap(remote),
             _ => remote,
@@ -693,6 +698,59 @@ mod tests {
         };
         let e = r.set_layers(bad).err().unwrap();
         assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    }
+
+    /// Opens a MemFs behind a fault plan that refuses every `stat` of `x` (the injected
+    /// error names only its path).
+    struct FaultyFactory;
+
+    #[async_trait]
+    impl BackendFactory for FaultyFactory {
+        fn type_name(&self) -> &'static str {
+            "faulty"
+        }
+        async fn open(&self, _: Value) -> Result<Arc<dyn Remote>> {
+            use crate::testkit::{Chaos, Fault, FaultPlan, MemFs, Op, Rule};
+            let rule = Rule {
+                op: Op::Stat,
+                path: Some(RemotePath::new("x")?),
+                skip: 0,
+                times: 1,
+                fault: Fault::Fail(ErrorKind::PermissionDenied),
+            };
+            let mem = Arc::new(MemFs::new("faulty://me:pw@host/base"));
+            Ok(Arc::new(Chaos::new(mem, FaultPlan { rules: vec![rule] })))
+        }
+    }
+
+    /// Every remote the registry opens names the operation and the (redacted) remote in its
+    /// errors, with or without the other layers.
+    #[tokio::test(start_paused = true)]
+    async fn opened_remotes_name_operation_and_remote_in_errors() {
+        for layers in [
+            LayerOptions::default(),
+            LayerOptions {
+                timeout: None,
+                retry: crate::RetryPolicy::none(),
+                ..Default::default()
+            },
+        ] {
+            let mut r = Registry::new();
+            r.register(Arc::new(FaultyFactory));
+            r.set_layers(layers).unwrap();
+            let remote = r
+                .open_section(&serde_json::json!({"type": "faulty"}))
+                .await
+                .unwrap();
+            let e = remote
+                .stat(&RemotePath::new("x").unwrap())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "permission denied: injected Stat fault (stat faulty://me:***@host/base: x)"
+            );
+        }
     }
 
     #[tokio::test]

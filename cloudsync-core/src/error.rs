@@ -235,6 +235,39 @@ impl Error {
         self
     }
 
+    /// Sets the operation unless the error names one already: a wrapper that adds context
+    /// ([`ErrorContext`](crate::ErrorContext)) keeps what the backend said more precisely
+    /// (`"connect"` inside a `"list"`).
+    ///
+    /// ```
+    /// use cloudsync_core::{Error, ErrorKind};
+    /// let e = Error::new(ErrorKind::Transient, "reset").with_operation("connect");
+    /// assert_eq!(e.or_operation("list").operation(), Some("connect"));
+    /// ```
+    pub fn or_operation(mut self, operation: &'static str) -> Self {
+        self.inner.operation.get_or_insert(operation);
+        self
+    }
+
+    /// Sets the remote's description (never containing secrets) unless the error names one
+    /// already; nothing is copied when it does.
+    pub fn or_remote(mut self, remote: &str) -> Self {
+        if self.inner.remote.is_none() {
+            self.inner.remote = Some(remote.to_owned());
+        }
+        self
+    }
+
+    /// Sets the path unless the error names one already (the entry of a listing that could
+    /// not be read is more precise than the directory listed); `path` is formatted only when
+    /// it is used.
+    pub fn or_path(mut self, path: impl fmt::Display) -> Self {
+        if self.inner.path.is_none() {
+            self.inner.path = Some(path.to_string());
+        }
+        self
+    }
+
     /// Sets the underlying cause.
     pub fn with_source(mut self, source: impl Into<Source>) -> Self {
         self.inner.source = Some(source.into());

@@ -31,6 +31,7 @@ mod http_bearer;
 pub mod ingest;
 mod layers;
 mod location;
+mod lock;
 mod objstore;
 pub mod ops;
 mod paginate;
@@ -58,10 +59,10 @@ pub use config::{
 pub use entry::{Entry, EntryKind, Usage, WriteMeta};
 pub use error::{Error, ErrorKind, Result, cut_text};
 pub use filter::{
-    AgeLimit, FilterBuilder, FilterSet, RuleKind, parse_age, parse_duration, parse_size,
+    AgeLimit, FilterBuilder, FilterSet, FilterSpec, RuleKind, parse_age, parse_duration, parse_size,
 };
 pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher};
-pub use layers::{LayerOptions, Limited, MAX_RETRY_AFTER, Retrying, Throttled};
+pub use layers::{ErrorContext, LayerOptions, Limited, MAX_RETRY_AFTER, Retrying, Throttled};
 pub use location::Location;
 pub use objstore::{ObjectStoreRemote, memory, memory_named};
 pub use paginate::stream_paginated;

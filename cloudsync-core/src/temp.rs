@@ -72,6 +72,11 @@ pub fn temp_age(name: &str, now: SystemTime) -> Option<Duration> {
         .ok()
 }
 
+/// A short random identifier (12 hex digits): report and lock ids, temporary file suffixes.
+pub(crate) fn random_id() -> String {
+    format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

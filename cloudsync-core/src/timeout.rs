@@ -8,17 +8,22 @@
 //! like any dropped connection; a write that timed out may still have happened, which the
 //! engine tolerates (writes replace whole files, deletes treat "not found" as done).
 //!
-//! Place: directly around the backend, below any retrying wrapper.
+//! Place: below any retrying wrapper; the registry puts it just above
+//! [`BandwidthLimited`](crate::BandwidthLimited) and [`ErrorContext`](crate::ErrorContext).
 
+use std::future::Future;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use time::OffsetDateTime;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::entry::{Entry, Usage, WriteMeta};
 use crate::error::{Error, ErrorKind, Result};
@@ -71,24 +76,76 @@ impl Timeout {
     /// Each item of `s` must come within the idle limit.
     fn idle_stream<T: Send + 'static>(
         &self,
-        s: futures::stream::BoxStream<'static, Result<T>>,
+        s: BoxStream<'static, Result<T>>,
         op: &'static str,
         path: &RemotePath,
-    ) -> futures::stream::BoxStream<'static, Result<T>> {
-        let (idle, err) = (self.idle, self.expired(op, path));
-        let mut err = Some(err);
-        futures::stream::unfold(Some(s), move |state| {
-            let err = err.take();
-            async move {
-                let mut s = state?;
-                match tokio::time::timeout(idle, s.next()).await {
-                    Ok(Some(item)) => Some((item, Some(s))),
-                    Ok(None) => None,
-                    Err(_) => err.map(|e| (Err(e), None)),
-                }
-            }
+    ) -> BoxStream<'static, Result<T>> {
+        Box::pin(Idle {
+            inner: Some(s),
+            idle: self.idle,
+            waiting_since: None,
+            timer: None,
+            err: Some(self.expired(op, path)),
         })
-        .boxed()
+    }
+}
+
+/// A stream that fails with `err` when its inner stream, while polled, makes no progress for
+/// `idle`.
+///
+/// Items that are ready cost no clock reading and no timer: the clock is read when the inner
+/// stream starts to wait, one timer per stream is armed the first time it waits, and it is
+/// moved on only when it fires for a wait that already ended.
+struct Idle<T> {
+    /// `None` once ended (by itself or by the timeout).
+    inner: Option<BoxStream<'static, Result<T>>>,
+    idle: Duration,
+    /// When the inner stream began the wait in progress; `None` after an item.
+    waiting_since: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+    err: Option<Error>,
+}
+
+impl<T> Stream for Idle<T> {
+    type Item = Result<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Every field is Unpin.
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                this.waiting_since = None;
+                return Poll::Ready(Some(item));
+            }
+            Poll::Ready(None) => {
+                this.inner = None;
+                this.timer = None;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+        let since = *this.waiting_since.get_or_insert_with(Instant::now);
+        let deadline = since + this.idle;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if Instant::now() >= deadline => {
+                    this.inner = None;
+                    this.timer = None;
+                    return Poll::Ready(this.err.take().map(Err));
+                }
+                // Set for an earlier wait that ended in time: moved on to this one's deadline
+                // only now, so that a stream waiting briefly between items costs no timer
+                // operation per wait.
+                Poll::Ready(()) => timer.as_mut().reset(deadline),
+            }
+        }
     }
 }
 
@@ -230,6 +287,75 @@ mod tests {
         async fn remove_dir(&self, _: &RemotePath) -> Result<()> {
             futures::future::pending().await
         }
+    }
+
+    /// A listing whose entries come every 4 s, five of them, then nothing.
+    #[derive(Debug)]
+    struct Trickle(Arc<dyn Remote>);
+
+    #[async_trait]
+    impl Remote for Trickle {
+        fn describe(&self) -> String {
+            "trickle://".into()
+        }
+        fn capabilities(&self) -> &Capabilities {
+            self.0.capabilities()
+        }
+        async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+            let dir = dir.clone();
+            let entries = futures::stream::unfold(0, move |i| {
+                let dir = dir.clone();
+                async move {
+                    if i == 5 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_secs(4)).await;
+                    Some((dir.join(&format!("f{i}")).map(|p| Entry::file(p, 1)), i + 1))
+                }
+            });
+            Ok(entries.chain(futures::stream::pending()).boxed())
+        }
+        async fn stat(&self, _: &RemotePath) -> Result<Entry> {
+            futures::future::pending().await
+        }
+        async fn read(&self, _: &RemotePath, _: Option<Range<u64>>) -> Result<ByteStream> {
+            futures::future::pending().await
+        }
+        async fn write(&self, _: &RemotePath, _: ByteStream, _: WriteMeta) -> Result<Entry> {
+            futures::future::pending().await
+        }
+        async fn mkdir(&self, _: &RemotePath) -> Result<()> {
+            futures::future::pending().await
+        }
+        async fn remove_file(&self, _: &RemotePath) -> Result<()> {
+            futures::future::pending().await
+        }
+        async fn remove_dir(&self, _: &RemotePath) -> Result<()> {
+            futures::future::pending().await
+        }
+    }
+
+    /// The limit is on silence, not on the whole listing: entries 4 s apart pass a 5 s limit
+    /// for 20 s, and the silence after the last one fails 5 s after it, once.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_listing_that_keeps_coming_is_not_cut() {
+        let r = Timeout::wrap(Arc::new(Trickle(memory())), Duration::from_secs(5));
+        let t0 = Instant::now();
+        let mut s = r.list(&RemotePath::new("d").unwrap()).await.unwrap();
+        for i in 0..5 {
+            let e = s.next().await.unwrap().unwrap();
+            assert_eq!(e.path.as_str(), format!("d/f{i}"));
+            assert_eq!(t0.elapsed(), Duration::from_secs(4 * (i + 1)));
+        }
+        let e = s.next().await.unwrap().unwrap_err();
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_secs(25),
+            "5 s after the last entry"
+        );
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        assert_eq!((e.operation(), e.path()), (Some("list"), Some("d")));
+        assert!(s.next().await.is_none(), "the stream ends after its error");
     }
 
     #[tokio::test(start_paused = true)]

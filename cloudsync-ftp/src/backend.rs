@@ -45,13 +45,6 @@ impl std::fmt::Debug for FtpRemote {
     }
 }
 
-impl Inner {
-    /// Adds this remote's description to an error.
-    pub(crate) fn err(&self, e: Error) -> Error {
-        e.with_remote(self.describe.clone())
-    }
-}
-
 impl FtpRemote {
     /// Connects once (to read `FEAT`, the login directory and, on servers without `MFMT`,
     /// whether `MDTM` can set times), then keeps that session in the pool.
@@ -201,57 +194,49 @@ impl Remote for FtpRemote {
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
-        lister::list(&self.inner, dir)
-            .await
-            .map_err(|e| self.inner.err(e).with_operation("list"))
+        lister::list(&self.inner, dir).await
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
         lister::stat(&self.inner, path)
             .await
-            .map_err(|e| self.inner.err(e).with_operation("stat").with_path(path))
+            .map_err(|e| e.with_path(path))
     }
 
     async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
         reader::read(&self.inner, path, range)
             .await
-            .map_err(|e| self.inner.err(e).with_operation("read").with_path(path))
+            .map_err(|e| e.with_path(path))
     }
 
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         writer::write(&self.inner, path, body, meta)
             .await
-            .map_err(|e| self.inner.err(e).with_operation("write").with_path(path))
+            .map_err(|e| e.with_path(path))
     }
 
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
         writer::mkdir(&self.inner, dir)
             .await
-            .map_err(|e| self.inner.err(e).with_operation("mkdir").with_path(dir))
+            .map_err(|e| e.with_path(dir))
     }
 
     async fn remove_file(&self, path: &RemotePath) -> Result<()> {
-        deleter::remove_file(&self.inner, path).await.map_err(|e| {
-            self.inner
-                .err(e)
-                .with_operation("remove_file")
-                .with_path(path)
-        })
+        deleter::remove_file(&self.inner, path)
+            .await
+            .map_err(|e| e.with_path(path))
     }
 
     async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
-        deleter::remove_dir(&self.inner, dir).await.map_err(|e| {
-            self.inner
-                .err(e)
-                .with_operation("remove_dir")
-                .with_path(dir)
-        })
+        deleter::remove_dir(&self.inner, dir)
+            .await
+            .map_err(|e| e.with_path(dir))
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
         writer::rename(&self.inner, from, to)
             .await
-            .map_err(|e| self.inner.err(e).with_operation("rename").with_path(from))
+            .map_err(|e| e.with_path(from))
     }
 
     async fn set_modtime(&self, path: &RemotePath, modtime: OffsetDateTime) -> Result<()> {
@@ -259,19 +244,14 @@ impl Remote for FtpRemote {
             return Err(self.unsupported("set_modtime"));
         }
         let abs = self.inner.paths.abs(path)?;
-        let mut conn = self.inner.pool.get().await.map_err(|e| self.inner.err(e))?;
+        let mut conn = self.inner.pool.get().await?;
         let r = match conn.set_mtime(&abs, modtime, &self.inner.features).await {
             Ok(()) => Ok(()),
             Err(e) => Err(conn
                 .confirm_not_found(e, &abs, self.inner.features.mlsd)
                 .await),
         };
-        r.map_err(|e| {
-            self.inner
-                .err(e)
-                .with_operation("set_modtime")
-                .with_path(path)
-        })
+        r.map_err(|e| e.with_path(path))
     }
 }
 

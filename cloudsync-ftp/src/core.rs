@@ -398,7 +398,8 @@ impl std::fmt::Debug for Conn {
 
 impl Conn {
     /// Turns the outcome of one timed step into a `Result`, marking the connection broken when
-    /// the failure was not a server reply.
+    /// the failure was not a server reply. `op` names the step in a timeout's message; the
+    /// operation and the remote of the error are named by the `ErrorContext` layer.
     pub(crate) fn check<T>(
         &mut self,
         r: std::result::Result<suppaftp::FtpResult<T>, tokio::time::error::Elapsed>,
@@ -419,7 +420,6 @@ impl Conn {
                 parse_error(e)
             }
         };
-        let e = e.with_operation(op);
         Err(if path.is_empty() {
             e
         } else {
@@ -517,7 +517,6 @@ impl Conn {
                     ErrorKind::Protocol,
                     format!("malformed SIZE reply {text:?}"),
                 )
-                .with_operation("stat")
                 .with_path(path)
             })
     }
@@ -531,7 +530,6 @@ impl Conn {
                 ErrorKind::Protocol,
                 format!("malformed or out of range MDTM reply {text:?}"),
             )
-            .with_operation("modtime")
             .with_path(path)
         })
     }

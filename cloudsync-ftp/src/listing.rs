@@ -32,9 +32,7 @@ pub(crate) const MAX_LISTING_LINES: usize = 1_000_000;
 pub(crate) type Line = std::result::Result<String, Vec<u8>>;
 
 fn protocol(msg: String, path: &str) -> Error {
-    Error::new(ErrorKind::Protocol, msg)
-        .with_operation("list")
-        .with_path(path)
+    Error::new(ErrorKind::Protocol, msg).with_path(path)
 }
 
 impl Conn {
@@ -61,17 +59,12 @@ impl Conn {
             Ok(Err(e)) => {
                 // The server waits for a connection that will not come.
                 self.broken = true;
-                return Err(Error::from(e)
-                    .set_temporary(true)
-                    .with_operation("list")
-                    .with_path(path));
+                return Err(Error::from(e).set_temporary(true).with_path(path));
             }
             Err(_) => {
                 self.broken = true;
                 return Err(
-                    Error::new(ErrorKind::Transient, "data connection timed out")
-                        .with_operation("list")
-                        .with_path(path),
+                    Error::new(ErrorKind::Transient, "data connection timed out").with_path(path),
                 );
             }
         };
@@ -90,9 +83,9 @@ impl Conn {
                 Ok(Ok(s)) => Box::new(s),
                 Ok(Err(e)) => return Err(crate::core::parse_error(e).with_path(path)),
                 Err(_) => {
-                    return Err(Error::new(ErrorKind::Transient, "TLS handshake timed out")
-                        .with_operation("list")
-                        .with_path(path));
+                    return Err(
+                        Error::new(ErrorKind::Transient, "TLS handshake timed out").with_path(path)
+                    );
                 }
             },
         };
@@ -117,7 +110,6 @@ impl Conn {
                     String::from_utf8_lossy(&done.body).trim()
                 ),
             )
-            .with_operation("list")
             .with_path(path));
         }
         Ok(lines)
@@ -178,17 +170,13 @@ async fn read_lines<R: AsyncBufRead + Unpin>(
         let buf = match tokio::time::timeout(timeout, r.fill_buf()).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => {
-                return Err(Error::from(e)
-                    .set_temporary(true)
-                    .with_operation("list")
-                    .with_path(path));
+                return Err(Error::from(e).set_temporary(true).with_path(path));
             }
             Err(_) => {
                 return Err(Error::new(
                     ErrorKind::Transient,
                     format!("no listing data for {} s", timeout.as_secs()),
                 )
-                .with_operation("list")
                 .with_path(path));
             }
         };

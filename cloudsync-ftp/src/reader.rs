@@ -41,17 +41,13 @@ impl Download {
         {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
-                return Err(Error::from(e)
-                    .set_temporary(true)
-                    .with_operation("read")
-                    .with_path(&self.path));
+                return Err(Error::from(e).set_temporary(true).with_path(&self.path));
             }
             Err(_) => {
                 return Err(Error::new(
                     ErrorKind::Transient,
                     format!("no data for {} s", timeout.as_secs()),
                 )
-                .with_operation("read")
                 .with_path(&self.path));
             }
         };

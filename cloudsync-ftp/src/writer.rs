@@ -98,8 +98,7 @@ async fn upload_and_commit(
             return Err(Error::new(
                 ErrorKind::Transient,
                 format!("the server stored {stored} of the {size} bytes sent"),
-            )
-            .with_operation("write"));
+            ));
         }
     }
     if let Some(t) = meta.modtime {
@@ -131,14 +130,13 @@ async fn upload(conn: &mut Conn, dir: &str, tmp: &str, mut body: ByteStream) -> 
         match tokio::time::timeout(timeout, transfer.write_all(&chunk)).await {
             Ok(Ok(())) => size += chunk.len() as u64,
             Ok(Err(e)) => {
-                return Err(Error::from(e).set_temporary(true).with_operation("write"));
+                return Err(Error::from(e).set_temporary(true));
             }
             Err(_) => {
                 return Err(Error::new(
                     ErrorKind::Transient,
                     format!("sending data stalled for {} s", timeout.as_secs()),
-                )
-                .with_operation("write"));
+                ));
             }
         }
     }

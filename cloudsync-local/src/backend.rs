@@ -92,15 +92,14 @@ impl Remote for LocalRemote {
         self.core
             .blocking(move |c| {
                 let meta = c
-                    .metadata(&c.local(&p, "stat")?)
-                    .map_err(|e| c.ctx(parse_error(e), "stat", &p))?;
+                    .metadata(&c.local(&p)?)
+                    .map_err(|e| c.ctx(parse_error(e), &p))?;
                 entry_from_meta(p.clone(), &meta).ok_or_else(|| {
                     c.ctx(
                         Error::new(
                             ErrorKind::Unsupported,
                             format!("not a regular file or directory ({:?})", meta.file_type()),
                         ),
-                        "stat",
                         &p,
                     )
                 })
@@ -136,7 +135,7 @@ impl Remote for LocalRemote {
         self.core
             .blocking(move |c| {
                 c.check_no_links(&p, true, "mkdir")?;
-                let local = c.local(&p, "mkdir")?;
+                let local = c.local(&p)?;
                 std::fs::create_dir_all(&local).map_err(|e| {
                     let e = parse_error(e);
                     let e = if e.kind() == ErrorKind::AlreadyExists {
@@ -144,7 +143,7 @@ impl Remote for LocalRemote {
                     } else {
                         e
                     };
-                    c.ctx(e, "mkdir", &p)
+                    c.ctx(e, &p)
                 })
             })
             .await
@@ -162,10 +161,8 @@ impl Remote for LocalRemote {
         let (f, t) = (from.clone(), to.clone());
         self.core
             .blocking(move |c| {
-                let src = c.local(&f, "copy")?;
-                let meta = c
-                    .metadata(&src)
-                    .map_err(|e| c.ctx(parse_error(e), "copy", &f))?;
+                let src = c.local(&f)?;
+                let meta = c.metadata(&src).map_err(|e| c.ctx(parse_error(e), &f))?;
                 let modtime = meta.modified().ok().map(crate::core::system_to_offset);
                 writer::copy_from_local(c, "copy", &t, &src, Some(meta.len()), modtime)
             })
@@ -179,20 +176,16 @@ impl Remote for LocalRemote {
                 c.forget_checked_dirs();
                 c.check_no_links(&f, false, "rename")?;
                 c.check_no_links(&t, false, "rename")?;
-                let src = c.local(&f, "rename")?;
-                let dst = c.local(&t, "rename")?;
-                let meta = c
-                    .metadata(&src)
-                    .map_err(|e| c.ctx(parse_error(e), "rename", &f))?;
+                let src = c.local(&f)?;
+                let dst = c.local(&t)?;
+                let meta = c.metadata(&src).map_err(|e| c.ctx(parse_error(e), &f))?;
                 if let Some(parent) = dst.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| c.ctx(parse_error(e), "rename", &t))?;
+                    std::fs::create_dir_all(parent).map_err(|e| c.ctx(parse_error(e), &t))?;
                 }
-                std::fs::rename(&src, &dst).map_err(|e| c.ctx(parse_error(e), "rename", &t))?;
+                std::fs::rename(&src, &dst).map_err(|e| c.ctx(parse_error(e), &t))?;
                 entry_from_meta(t.clone(), &meta).ok_or_else(|| {
                     c.ctx(
                         Error::new(ErrorKind::Unsupported, "not a regular file or directory"),
-                        "rename",
                         &t,
                     )
                 })
@@ -205,13 +198,10 @@ impl Remote for LocalRemote {
         self.core
             .blocking(move |c| {
                 c.check_no_links(&p, false, "set_modtime")?;
-                let local = c.local(&p, "set_modtime")?;
-                c.metadata(&local)
-                    .map_err(|e| c.ctx(parse_error(e), "set_modtime", &p))?;
-                let file = std::fs::File::open(&local)
-                    .map_err(|e| c.ctx(parse_error(e), "set_modtime", &p))?;
-                set_file_modtime(&file, modtime)
-                    .map_err(|e| c.ctx(parse_error(e), "set_modtime", &p))
+                let local = c.local(&p)?;
+                c.metadata(&local).map_err(|e| c.ctx(parse_error(e), &p))?;
+                let file = std::fs::File::open(&local).map_err(|e| c.ctx(parse_error(e), &p))?;
+                set_file_modtime(&file, modtime).map_err(|e| c.ctx(parse_error(e), &p))
             })
             .await
     }
@@ -226,7 +216,7 @@ impl Remote for LocalRemote {
 
     fn local_path(&self, path: &RemotePath) -> Option<PathBuf> {
         // A name this system cannot store has no local path (the operations refuse it).
-        self.core.local(path, "local_path").ok()
+        self.core.local(path).ok()
     }
 }
 

@@ -49,8 +49,8 @@ impl Core {
     /// silently changed (`a.` opens `a`): such a path is refused with
     /// [`ErrorKind::InvalidInput`] (see [`check_local_path`]). This is the only place a
     /// `RemotePath` becomes a local path.
-    pub(crate) fn local(&self, path: &RemotePath, op: &'static str) -> Result<PathBuf> {
-        check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path))?;
+    pub(crate) fn local(&self, path: &RemotePath) -> Result<PathBuf> {
+        check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, path))?;
         let mut p = self.root.clone();
         for seg in path.segments() {
             p.push(seg);
@@ -76,7 +76,7 @@ impl Core {
         op: &'static str,
     ) -> Result<()> {
         // Validates the path before any segment of it reaches the filesystem.
-        check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path))?;
+        check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, path))?;
         if self.follow_symlinks {
             return Ok(());
         }
@@ -100,7 +100,6 @@ impl Core {
                                  may lead outside the root; set follow_symlinks to follow links)"
                             ),
                         ),
-                        op,
                         path,
                     ));
                 }
@@ -124,13 +123,13 @@ impl Core {
     /// an instant to at most [`CHECKED_DIR_TTL`]; the check never was a lock.
     pub(crate) fn check_no_links_cached(&self, path: &RemotePath, op: &'static str) -> Result<()> {
         if self.follow_symlinks {
-            return check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path));
+            return check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, path));
         }
         let Some(parent) = path.parent().filter(|p| !p.is_root()) else {
             // A top-level name: no directory level to check.
-            return check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path));
+            return check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, path));
         };
-        let dir = self.local(&parent, op)?;
+        let dir = self.local(&parent)?;
         let now = Instant::now();
         let fresh = |m: &HashMap<PathBuf, Instant>| {
             m.get(&dir)
@@ -142,7 +141,7 @@ impl Core {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         ) {
-            return check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, op, path));
+            return check_local_path(path, self.windows_names).map_err(|e| self.ctx(e, path));
         }
         self.check_no_links(path, false, op)?;
         // Remember the parent only when it exists as a real directory now (a missing level
@@ -168,12 +167,10 @@ impl Core {
             .clear();
     }
 
-    /// Adds the operation, this remote and `path` to an error.
-    pub(crate) fn ctx(&self, e: impl Into<Error>, op: &'static str, path: &RemotePath) -> Error {
-        e.into()
-            .with_operation(op)
-            .with_remote(&self.name)
-            .with_path(path)
+    /// Adds `path` to an error (the operation and the remote are named by the
+    /// [`ErrorContext`](cloudsync_core::ErrorContext) layer around every opened remote).
+    pub(crate) fn ctx(&self, e: impl Into<Error>, path: &RemotePath) -> Error {
+        e.into().with_path(path)
     }
 
     /// The metadata of `local`, following a final symlink only when configured to.
@@ -213,10 +210,7 @@ impl Core {
             r
         })
         .await
-        .map_err(|e| {
-            Error::new(ErrorKind::Unexpected, format!("blocking task failed: {e}"))
-                .with_remote(&self.name)
-        })?
+        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("blocking task failed: {e}")))?
     }
 }
 

@@ -9,7 +9,7 @@ pub(crate) async fn remove_file(core: &CoreRef, path: &RemotePath) -> Result<()>
     let p = path.clone();
     core.blocking(move |c| {
         c.check_no_links(&p, false, "remove_file")?;
-        let local = c.local(&p, "remove_file")?;
+        let local = c.local(&p)?;
         std::fs::remove_file(&local).map_err(|e| {
             let is_dir = std::fs::symlink_metadata(&local).is_ok_and(|m| m.is_dir());
             let e = parse_error(e);
@@ -18,7 +18,7 @@ pub(crate) async fn remove_file(core: &CoreRef, path: &RemotePath) -> Result<()>
             } else {
                 e
             };
-            c.ctx(e, "remove_file", &p)
+            c.ctx(e, &p)
         })
     })
     .await
@@ -30,8 +30,7 @@ pub(crate) async fn remove_dir(core: &CoreRef, dir: &RemotePath) -> Result<()> {
     core.blocking(move |c| {
         c.forget_checked_dirs();
         c.check_no_links(&p, false, "remove_dir")?;
-        std::fs::remove_dir(c.local(&p, "remove_dir")?)
-            .map_err(|e| c.ctx(parse_error(e), "remove_dir", &p))
+        std::fs::remove_dir(c.local(&p)?).map_err(|e| c.ctx(parse_error(e), &p))
     })
     .await
 }
@@ -43,8 +42,7 @@ pub(crate) async fn purge(core: &CoreRef, dir: &RemotePath) -> Result<()> {
     core.blocking(move |c| {
         c.forget_checked_dirs();
         c.check_no_links(&p, false, "purge")?;
-        std::fs::remove_dir_all(c.local(&p, "purge")?)
-            .map_err(|e| c.ctx(parse_error(e), "purge", &p))
+        std::fs::remove_dir_all(c.local(&p)?).map_err(|e| c.ctx(parse_error(e), &p))
     })
     .await
 }

@@ -34,14 +34,14 @@ pub(crate) async fn list(core: &CoreRef, dir: &RemotePath) -> Result<EntryStream
     let d = dir.clone();
     let first = core
         .blocking(move |c| {
-            let rd = std::fs::read_dir(c.local(&d, "list")?).map_err(|e| {
+            let rd = std::fs::read_dir(c.local(&d)?).map_err(|e| {
                 let e = parse_error(e);
                 let e = if e.kind() == ErrorKind::NotFound {
                     Error::new(ErrorKind::NotFound, "directory not found").with_source(e)
                 } else {
                     e
                 };
-                c.ctx(e, "list", &d)
+                c.ctx(e, &d)
             })?;
             let mut rd = rd.fuse();
             let batch = next_batch(c, &d, &mut rd);
@@ -77,7 +77,7 @@ fn next_batch(
     for item in rd.by_ref() {
         let res = match item {
             Ok(de) => one(core, dir, &de),
-            Err(e) => Some(Err(core.ctx(parse_error(e), "list", dir))),
+            Err(e) => Some(Err(core.ctx(parse_error(e), dir))),
         };
         if let Some(r) = res {
             batch.push(r);
@@ -120,24 +120,19 @@ fn one(core: &Core, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Result<E
                     raw.to_string_lossy()
                 ),
             )
-            .with_operation("list")
-            .with_remote(&core.name)
             .with_path(local.display())));
         }
     };
     let path = match dir.join(&name) {
         Ok(p) => p,
         Err(e) => {
-            return Some(Err(e
-                .with_operation("list")
-                .with_remote(&core.name)
-                .with_path(local.display())));
+            return Some(Err(e.with_path(local.display())));
         }
     };
     // A name this system cannot address again (on Windows `NUL`, `a.`, made through `\\?\`
     // or by another OS): reading, replacing or deleting it would touch another file.
     if let Err(e) = check_local_path(&path, core.windows_names) {
-        return Some(Err(core.ctx(e, "list", &path)));
+        return Some(Err(core.ctx(e, &path)));
     }
     let meta = match de.file_type() {
         Ok(ft) if ft.is_symlink() => {
@@ -158,7 +153,7 @@ fn one(core: &Core, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Result<E
             // Removed between readdir and lstat: it is simply gone.
             return None;
         }
-        Err(e) => return Some(Err(core.ctx(parse_error(e), "list", &path))),
+        Err(e) => return Some(Err(core.ctx(parse_error(e), &path))),
     };
     match entry_from_meta(path, &meta) {
         Some(e) => Some(Ok(e)),

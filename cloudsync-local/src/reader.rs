@@ -14,13 +14,13 @@ use crate::core::{Core, CoreRef, parse_error};
 const CHUNK: usize = 256 * 1024;
 
 /// Opens `path` for reading, refusing anything but a regular file.
-fn open_regular(core: &Core, op: &'static str, path: &RemotePath) -> Result<std::fs::File> {
-    let local = core.local(path, op)?;
+fn open_regular(core: &Core, path: &RemotePath) -> Result<std::fs::File> {
+    let local = core.local(path)?;
     let meta = core
         .metadata(&local)
-        .map_err(|e| core.ctx(parse_error(e), op, path))?;
+        .map_err(|e| core.ctx(parse_error(e), path))?;
     if meta.is_dir() {
-        return Err(core.ctx(Error::new(ErrorKind::Conflict, "is a directory"), op, path));
+        return Err(core.ctx(Error::new(ErrorKind::Conflict, "is a directory"), path));
     }
     if !meta.is_file() {
         return Err(core.ctx(
@@ -31,11 +31,10 @@ fn open_regular(core: &Core, op: &'static str, path: &RemotePath) -> Result<std:
                     meta.file_type()
                 ),
             ),
-            op,
             path,
         ));
     }
-    std::fs::File::open(&local).map_err(|e| core.ctx(parse_error(e), op, path))
+    std::fs::File::open(&local).map_err(|e| core.ctx(parse_error(e), path))
 }
 
 /// Reads `path`, or the byte `range` of it. A range reaching past the end of the file is cut
@@ -49,14 +48,14 @@ pub(crate) async fn read(
     let r = range.clone();
     let (file, limit) = core
         .blocking(move |c| {
-            let mut file = open_regular(c, "read", &p)?;
+            let mut file = open_regular(c, &p)?;
             let limit = match r {
                 None => None,
                 Some(r) => {
                     let len = r.end.saturating_sub(r.start);
                     if r.start > 0 && len > 0 {
                         file.seek(SeekFrom::Start(r.start))
-                            .map_err(|e| c.ctx(parse_error(e), "read", &p))?;
+                            .map_err(|e| c.ctx(parse_error(e), &p))?;
                     }
                     Some(len)
                 }
@@ -65,14 +64,8 @@ pub(crate) async fn read(
         })
         .await?;
     let file = tokio::fs::File::from_std(file);
-    let name = core.name.clone();
     let p = path.clone();
-    let map = move |e: std::io::Error| {
-        parse_error(e)
-            .with_operation("read")
-            .with_remote(&name)
-            .with_path(&p)
-    };
+    let map = move |e: std::io::Error| parse_error(e).with_path(&p);
     Ok(match limit {
         None => tokio_util::io::ReaderStream::with_capacity(file, CHUNK)
             .map_err(map)
@@ -88,7 +81,7 @@ pub(crate) async fn read(
 pub(crate) async fn hash(core: &CoreRef, path: &RemotePath, kind: HashKind) -> Result<String> {
     let p = path.clone();
     core.blocking(move |c| {
-        let mut file = open_regular(c, "hash", &p)?;
+        let mut file = open_regular(c, &p)?;
         let mut h = MultiHasher::new(&[kind]);
         let mut buf = vec![0u8; 1024 * 1024];
         loop {
@@ -96,14 +89,13 @@ pub(crate) async fn hash(core: &CoreRef, path: &RemotePath, kind: HashKind) -> R
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(c.ctx(parse_error(e), "hash", &p)),
+                Err(e) => return Err(c.ctx(parse_error(e), &p)),
             };
             h.update(&buf[..n]);
         }
         h.finish().get(kind).map(str::to_owned).ok_or_else(|| {
             c.ctx(
                 Error::new(ErrorKind::Unsupported, format!("hash {kind} is not known")),
-                "hash",
                 &p,
             )
         })

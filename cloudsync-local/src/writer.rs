@@ -58,12 +58,11 @@ pub(crate) fn install(
                 ErrorKind::InvalidInput,
                 "cannot write to the root directory",
             ),
-            op,
             path,
         ));
     }
     core.check_no_links_cached(path, op)?;
-    let target = core.local(path, op)?;
+    let target = core.local(path)?;
     let parent: &Path = target.parent().unwrap_or(&core.root);
     let tmp = parent.join(temp_name(path.name()));
     let create = || OpenOptions::new().write(true).create_new(true).open(&tmp);
@@ -82,17 +81,17 @@ pub(crate) fn install(
                 } else {
                     e
                 };
-                core.ctx(e, op, path)
+                core.ctx(e, path)
             })?;
             if core.fsync {
                 sync_created_dirs(&core.root, parent)
-                    .map_err(|e| core.ctx(parse_error(e), op, path))?;
+                    .map_err(|e| core.ctx(parse_error(e), path))?;
             }
             create()
         }
         other => other,
     }
-    .map_err(|e| core.ctx(parse_error(e), op, path))?;
+    .map_err(|e| core.ctx(parse_error(e), path))?;
     let mut guard = TempGuard(Some(tmp.clone()));
     let written = fill(&mut file)?;
     if let Some(expected) = expected_size {
@@ -102,13 +101,12 @@ pub(crate) fn install(
                     ErrorKind::ConditionNotMatch,
                     format!("expected {expected} bytes, got {written}"),
                 ),
-                op,
                 path,
             ));
         }
     }
     if let Some(t) = modtime {
-        set_file_modtime(&file, t).map_err(|e| core.ctx(parse_error(e), op, path))?;
+        set_file_modtime(&file, t).map_err(|e| core.ctx(parse_error(e), path))?;
     }
     // The entry is known without a stat when we set the modtime ourselves.
     let entry = match modtime {
@@ -116,11 +114,10 @@ pub(crate) fn install(
         None => {
             let meta = file
                 .metadata()
-                .map_err(|e| core.ctx(parse_error(e), op, path))?;
+                .map_err(|e| core.ctx(parse_error(e), path))?;
             entry_from_meta(path.clone(), &meta).ok_or_else(|| {
                 core.ctx(
                     Error::new(ErrorKind::Unexpected, "written file is not a regular file"),
-                    op,
                     path,
                 )
             })?
@@ -130,15 +127,15 @@ pub(crate) fn install(
         // The data is on disk before the rename is issued, so no crash can leave the final
         // name pointing at missing data (see "Durability" in the crate docs).
         file.sync_all()
-            .map_err(|e| core.ctx(parse_error(e), op, path))?;
+            .map_err(|e| core.ctx(parse_error(e), path))?;
     }
     #[cfg(test)]
     tests::crash_point();
     drop(file);
-    std::fs::rename(&tmp, &target).map_err(|e| core.ctx(parse_error(e), op, path))?;
+    std::fs::rename(&tmp, &target).map_err(|e| core.ctx(parse_error(e), path))?;
     guard.0 = None;
     if core.fsync {
-        sync_dir(parent).map_err(|e| core.ctx(parse_error(e), op, path))?;
+        sync_dir(parent).map_err(|e| core.ctx(parse_error(e), path))?;
     }
     Ok(entry)
 }
@@ -159,16 +156,12 @@ pub(crate) async fn write(
                 match rx.blocking_recv() {
                     Some(Msg::Data(chunk)) => {
                         file.write_all(&chunk)
-                            .map_err(|e| c.ctx(parse_error(e), "write", &p))?;
+                            .map_err(|e| c.ctx(parse_error(e), &p))?;
                         n += chunk.len() as u64;
                     }
                     Some(Msg::Done) => return Ok(n),
                     None => {
-                        return Err(c.ctx(
-                            Error::new(ErrorKind::Cancelled, "write abandoned"),
-                            "write",
-                            &p,
-                        ));
+                        return Err(c.ctx(Error::new(ErrorKind::Cancelled, "write abandoned"), &p));
                     }
                 }
             }
@@ -194,7 +187,8 @@ pub(crate) async fn write(
     };
     let (pumped, written) = futures::join!(pump, job);
     match (pumped, written) {
-        (Err(e), _) => Err(e.with_operation("write").with_path(path)),
+        // The body's error (the source's read) keeps its own context.
+        (Err(e), _) => Err(e),
         (Ok(()), r) => r,
     }
 }
@@ -215,11 +209,7 @@ pub(crate) fn copy_from_local(
     expected_size: Option<u64>,
     modtime: Option<OffsetDateTime>,
 ) -> Result<Entry> {
-    let src_err = |e: Error| {
-        e.with_operation(op)
-            .with_remote(&core.name)
-            .with_path(src.display())
-    };
+    let src_err = |e: Error| e.with_path(src.display());
     let mut opts = OpenOptions::new();
     opts.read(true);
     #[cfg(unix)]

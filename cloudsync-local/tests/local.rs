@@ -642,3 +642,64 @@ async fn nothing_is_changed_through_a_directory_link_out_of_the_root() {
         .unwrap();
     assert_eq!(std::fs::read(out.join("b.txt")).unwrap(), b"new");
 }
+
+/// Opened by the registry (as the CLI does), a local remote's errors name the operation, the
+/// remote and the path, though the backend itself names only paths: a missing file's `stat`,
+/// a missing directory's listing, a bad entry inside a listing (its own path kept), a write
+/// whose parent is a file.
+#[tokio::test]
+async fn registry_opened_errors_name_operation_remote_and_path() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    let bad = std::ffi::OsStr::from_bytes(b"bad-\xff.txt");
+    std::fs::write(dir.path().join("d").join(bad), "x").unwrap();
+    std::fs::write(dir.path().join("file"), "f").unwrap();
+    let mut registry = Registry::new();
+    registry.register(Arc::new(LocalFactory));
+    let location = dir.path().display().to_string();
+    let r = registry
+        .open(&location, &cloudsync_core::Config::default())
+        .await
+        .unwrap();
+    let remote = r.describe();
+
+    let e = r.stat(&p("missing.txt")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        (e.operation(), e.remote(), e.path()),
+        (Some("stat"), Some(remote.as_str()), Some("missing.txt"))
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("not found: {} (stat {remote}: missing.txt)", e.message())
+    );
+
+    let e = r.list(&p("nodir")).await.err().unwrap();
+    assert_eq!(
+        (e.kind(), e.operation(), e.remote(), e.path()),
+        (
+            ErrorKind::NotFound,
+            Some("list"),
+            Some(remote.as_str()),
+            Some("nodir")
+        )
+    );
+
+    let items: Vec<_> = r.list(&p("d")).await.unwrap().collect().await;
+    let e = items.into_iter().find_map(Result::err).unwrap();
+    assert_eq!(
+        (e.operation(), e.remote()),
+        (Some("list"), Some(remote.as_str()))
+    );
+    assert!(e.path().unwrap().ends_with("d/bad-\u{fffd}.txt"), "{e}");
+
+    let w = r
+        .write(&p("file/x"), bytes_stream("x"), WriteMeta::default())
+        .await;
+    let e = w.unwrap_err();
+    assert_eq!(
+        (e.operation(), e.remote(), e.path()),
+        (Some("write"), Some(remote.as_str()), Some("file/x"))
+    );
+}

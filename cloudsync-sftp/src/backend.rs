@@ -169,11 +169,11 @@ impl Remote for SftpRemote {
 
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
         let core = &self.core;
-        let conn = core.conn("stat", path).await?;
+        let conn = core.conn(path).await?;
         let attrs = if core.follow_symlinks || path.is_root() {
-            core.stat_on(&conn, path, "stat").await?
+            core.stat_on(&conn, path).await?
         } else {
-            let attrs = core.lstat_on(&conn, path, "stat").await?;
+            let attrs = core.lstat_on(&conn, path).await?;
             if kind_of(&attrs) == Kind::Symlink {
                 // Invisible to this remote, as in listings.
                 return Err(core.ctx(
@@ -181,7 +181,6 @@ impl Remote for SftpRemote {
                         ErrorKind::NotFound,
                         "is a symbolic link (skipped; set follow_symlinks to follow it)",
                     ),
-                    "stat",
                     path,
                 ));
             }
@@ -190,7 +189,6 @@ impl Remote for SftpRemote {
         entry_of(path.clone(), &attrs).ok_or_else(|| {
             core.ctx(
                 Error::new(ErrorKind::Unsupported, "not a regular file or directory"),
-                "stat",
                 path,
             )
         })
@@ -205,7 +203,7 @@ impl Remote for SftpRemote {
     }
 
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
-        let conn = self.core.conn("mkdir", dir).await?;
+        let conn = self.core.conn(dir).await?;
         self.core.mkdir_all(&conn, dir).await
     }
 
@@ -223,26 +221,25 @@ impl Remote for SftpRemote {
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
         let core = &self.core;
-        let conn = core.conn("rename", from).await?;
+        let conn = core.conn(from).await?;
         let (src, dst) = (core.abs(from), core.abs(to));
         if let Err(e) = core.rename_over(&conn, &src, &dst).await {
             if status_of(&e) != Some(StatusCode::NoSuchFile) {
-                return Err(core.fail(&conn, e, "rename", from));
+                return Err(core.fail(&conn, e, from));
             }
             // Either the source is missing or the target's directory is.
-            core.stat_on(&conn, from, "rename").await?;
+            core.stat_on(&conn, from).await?;
             if let Some(parent) = to.parent() {
                 core.mkdir_all(&conn, &parent).await?;
             }
             core.rename_over(&conn, &src, &dst)
                 .await
-                .map_err(|e| core.fail(&conn, e, "rename", from))?;
+                .map_err(|e| core.fail(&conn, e, from))?;
         }
-        let attrs = core.stat_on(&conn, to, "rename").await?;
+        let attrs = core.stat_on(&conn, to).await?;
         entry_of(to.clone(), &attrs).ok_or_else(|| {
             core.ctx(
                 Error::new(ErrorKind::Unsupported, "not a regular file or directory"),
-                "rename",
                 to,
             )
         })
@@ -257,14 +254,13 @@ impl Remote for SftpRemote {
 
     async fn set_modtime(&self, path: &RemotePath, modtime: OffsetDateTime) -> Result<()> {
         let core = &self.core;
-        let attrs =
-            crate::core::mtime_attrs(modtime).map_err(|e| core.ctx(e, "set_modtime", path))?;
-        let conn = core.conn("set_modtime", path).await?;
+        let attrs = crate::core::mtime_attrs(modtime).map_err(|e| core.ctx(e, path))?;
+        let conn = core.conn(path).await?;
         conn.sftp
             .setstat(core.abs(path), attrs)
             .await
             .map(|_| ())
-            .map_err(|e| core.fail(&conn, e, "set_modtime", path))
+            .map_err(|e| core.fail(&conn, e, path))
     }
 
     async fn hash(&self, path: &RemotePath, kind: HashKind) -> Result<String> {
@@ -289,12 +285,12 @@ impl Remote for SftpRemote {
         }
         let core = &self.core;
         let root = RemotePath::root();
-        let conn = core.conn("usage", &root).await?;
+        let conn = core.conn(&root).await?;
         let v = conn
             .sftp
             .statvfs(core.root.clone())
             .await
-            .map_err(|e| core.fail(&conn, e, "usage", &root))?;
+            .map_err(|e| core.fail(&conn, e, &root))?;
         let unit = v.fragment_size.max(1);
         let total = v.blocks.saturating_mul(unit);
         let free = v.blocks_avail.saturating_mul(unit);
@@ -314,31 +310,26 @@ async fn copy_on_server(core: &Arc<Core>, from: &RemotePath, to: &RemotePath) ->
     let Some(parent) = to.parent() else {
         return Err(core.ctx(
             Error::new(ErrorKind::InvalidInput, "cannot copy onto the root"),
-            "copy",
             to,
         ));
     };
-    let conn = core.conn("copy", from).await?;
+    let conn = core.conn(from).await?;
     let src = conn
         .sftp
         .open(core.abs(from), OpenFlags::READ, FileAttributes::empty())
         .await
-        .map_err(|e| core.fail(&conn, e, "copy", from))?;
+        .map_err(|e| core.fail(&conn, e, from))?;
     let src = OpenHandle::new(conn.clone(), src.handle);
     let attrs = conn
         .sftp
         .fstat(src.handle())
         .await
-        .map_err(|e| core.fail(&conn, e, "copy", from))?
+        .map_err(|e| core.fail(&conn, e, from))?
         .attrs;
     if kind_of(&attrs) != Kind::File {
-        return Err(core.ctx(
-            Error::new(ErrorKind::Conflict, "not a regular file"),
-            "copy",
-            from,
-        ));
+        return Err(core.ctx(Error::new(ErrorKind::Conflict, "not a regular file"), from));
     }
-    let (temp_abs, dst) = writer::open_temp(core, &conn, &parent, to, "copy").await?;
+    let (temp_abs, dst) = writer::open_temp(core, &conn, &parent, to).await?;
     let modtime = modtime_of(&attrs);
     let result = async {
         core.copy_data(&conn, src.handle(), dst.handle()).await?;
@@ -358,7 +349,7 @@ async fn copy_on_server(core: &Arc<Core>, from: &RemotePath, to: &RemotePath) ->
     match result {
         Ok(()) => Ok(Entry::file(to.clone(), attrs.size.unwrap_or(0)).with_modtime(modtime)),
         Err(e) => {
-            let err = core.fail(&conn, e, "copy", to);
+            let err = core.fail(&conn, e, to);
             writer::discard(core, &conn, &temp_abs).await;
             Err(err)
         }

@@ -177,30 +177,19 @@ impl Core {
     }
 
     /// A connection from the pool, with the error context of `op`.
-    pub(crate) async fn conn(
-        &self,
-        op: &'static str,
-        path: &RemotePath,
-    ) -> Result<Arc<Connection>> {
-        self.pool.get().await.map_err(|e| self.ctx(e, op, path))
+    pub(crate) async fn conn(&self, path: &RemotePath) -> Result<Arc<Connection>> {
+        self.pool.get().await.map_err(|e| self.ctx(e, path))
     }
 
-    /// Adds operation, remote and path to an error.
-    pub(crate) fn ctx(&self, e: Error, op: &'static str, path: &RemotePath) -> Error {
-        e.with_operation(op)
-            .with_remote(self.describe.clone())
-            .with_path(path)
+    /// Adds `path` to an error (the operation and the remote are named by the
+    /// [`ErrorContext`](cloudsync_core::ErrorContext) layer around every opened remote).
+    pub(crate) fn ctx(&self, e: Error, path: &RemotePath) -> Error {
+        e.with_path(path)
     }
 
     /// `parse_error` plus context.
-    pub(crate) fn fail(
-        &self,
-        conn: &Connection,
-        e: SftpError,
-        op: &'static str,
-        path: &RemotePath,
-    ) -> Error {
-        self.ctx(parse_error(conn, e), op, path)
+    pub(crate) fn fail(&self, conn: &Connection, e: SftpError, path: &RemotePath) -> Error {
+        self.ctx(parse_error(conn, e), path)
     }
 
     /// STAT of a path, following symlinks.
@@ -208,13 +197,12 @@ impl Core {
         &self,
         conn: &Connection,
         path: &RemotePath,
-        op: &'static str,
     ) -> Result<FileAttributes> {
         conn.sftp
             .stat(self.abs(path))
             .await
             .map(|a| a.attrs)
-            .map_err(|e| self.fail(conn, e, op, path))
+            .map_err(|e| self.fail(conn, e, path))
     }
 
     /// LSTAT of a path: a symlink is described, not followed.
@@ -222,17 +210,25 @@ impl Core {
         &self,
         conn: &Connection,
         path: &RemotePath,
-        op: &'static str,
     ) -> Result<FileAttributes> {
         conn.sftp
             .lstat(self.abs(path))
             .await
             .map(|a| a.attrs)
-            .map_err(|e| self.fail(conn, e, op, path))
+            .map_err(|e| self.fail(conn, e, path))
     }
 
     /// Creates `dir` and its missing parents; succeeds if it exists as a directory.
+    ///
+    /// Its errors name the step `mkdir` (and the directory), more precise than the write or
+    /// copy that needed the directory.
     pub(crate) async fn mkdir_all(&self, conn: &Connection, dir: &RemotePath) -> Result<()> {
+        self.mkdir_all_steps(conn, dir)
+            .await
+            .map_err(|e| e.with_operation("mkdir"))
+    }
+
+    async fn mkdir_all_steps(&self, conn: &Connection, dir: &RemotePath) -> Result<()> {
         // Walk up until a directory exists (usually the first try), then create downwards.
         let mut missing = Vec::new();
         let mut cur = Some(dir.clone());
@@ -247,32 +243,30 @@ impl Core {
                     }
                     // FAILURE is what OpenSSH answers for an existing path: check what is there.
                     Some(StatusCode::Failure) | Some(StatusCode::PermissionDenied) => {
-                        let attrs = self.stat_on(conn, &d, "mkdir").await.map_err(|se| {
+                        let attrs = self.stat_on(conn, &d).await.map_err(|se| {
                             if se.kind() == ErrorKind::NotFound {
-                                self.fail(conn, e.clone(), "mkdir", &d)
+                                self.fail(conn, e.clone(), &d)
                             } else {
                                 se
                             }
                         })?;
                         if kind_of(&attrs) != Kind::Dir {
-                            return Err(self.ctx(
-                                Error::new(ErrorKind::Conflict, "a file is in the way"),
-                                "mkdir",
-                                &d,
-                            ));
+                            return Err(self
+                                .ctx(Error::new(ErrorKind::Conflict, "a file is in the way"), &d));
                         }
                         break;
                     }
-                    _ => return Err(self.fail(conn, e, "mkdir", &d)),
+                    _ => return Err(self.fail(conn, e, &d)),
                 },
             }
         }
         for d in missing.into_iter().rev() {
             if let Err(e) = conn.sftp.mkdir(self.abs(&d), FileAttributes::empty()).await {
                 // A concurrent writer may have created it meanwhile.
-                let exists = matches!(self.stat_on(conn, &d, "mkdir").await, Ok(a) if kind_of(&a) == Kind::Dir);
+                let exists =
+                    matches!(self.stat_on(conn, &d).await, Ok(a) if kind_of(&a) == Kind::Dir);
                 if !exists {
-                    return Err(self.fail(conn, e, "mkdir", &d));
+                    return Err(self.fail(conn, e, &d));
                 }
             }
         }
@@ -356,12 +350,9 @@ impl Core {
             HashKind::Sha1 => ("sha1sum", 40),
             _ => return Err(Error::unsupported("hash", &self.describe).with_path(path)),
         };
-        let conn = self.conn("hash", path).await?;
+        let conn = self.conn(path).await?;
         let command = format!("{program} {}", shell_quote(&self.abs(path)));
-        let out = conn
-            .exec(&command)
-            .await
-            .map_err(|e| self.ctx(e, "hash", path))?;
+        let out = conn.exec(&command).await.map_err(|e| self.ctx(e, path))?;
         parse_hash_output(&out, len).ok_or_else(|| {
             self.ctx(
                 Error::new(
@@ -371,7 +362,6 @@ impl Core {
                         String::from_utf8_lossy(&out[..out.len().min(200)])
                     ),
                 ),
-                "hash",
                 path,
             )
         })

@@ -17,30 +17,26 @@ const PURGE_CONCURRENCY: usize = 16;
 
 /// Removes one file.
 pub(crate) async fn remove_file(core: &Core, path: &RemotePath) -> Result<()> {
-    let conn = core.conn("remove_file", path).await?;
+    let conn = core.conn(path).await?;
     match conn.sftp.remove(core.abs(path)).await {
         Ok(_) => Ok(()),
         Err(e) => {
             if matches!(
                 status_of(&e),
                 Some(StatusCode::Failure | StatusCode::PermissionDenied)
-            ) && let Ok(attrs) = core.stat_on(&conn, path, "remove_file").await
+            ) && let Ok(attrs) = core.stat_on(&conn, path).await
                 && kind_of(&attrs) == Kind::Dir
             {
-                return Err(core.ctx(
-                    Error::new(ErrorKind::Conflict, "is a directory"),
-                    "remove_file",
-                    path,
-                ));
+                return Err(core.ctx(Error::new(ErrorKind::Conflict, "is a directory"), path));
             }
-            Err(core.fail(&conn, e, "remove_file", path))
+            Err(core.fail(&conn, e, path))
         }
     }
 }
 
 /// Removes one empty directory.
 pub(crate) async fn remove_dir(core: &Core, dir: &RemotePath) -> Result<()> {
-    let conn = core.conn("remove_dir", dir).await?;
+    let conn = core.conn(dir).await?;
     rmdir_on(core, &conn, dir).await
 }
 
@@ -49,16 +45,16 @@ async fn rmdir_on(core: &Core, conn: &Connection, dir: &RemotePath) -> Result<()
         Ok(_) => Ok(()),
         Err(e) => {
             if status_of(&e) == Some(StatusCode::Failure)
-                && let Ok(attrs) = core.stat_on(conn, dir, "remove_dir").await
+                && let Ok(attrs) = core.stat_on(conn, dir).await
             {
                 let why = if kind_of(&attrs) == Kind::Dir {
                     "directory not empty"
                 } else {
                     "not a directory"
                 };
-                return Err(core.ctx(Error::new(ErrorKind::Conflict, why), "remove_dir", dir));
+                return Err(core.ctx(Error::new(ErrorKind::Conflict, why), dir));
             }
-            Err(core.fail(conn, e, "remove_dir", dir))
+            Err(core.fail(conn, e, dir))
         }
     }
 }
@@ -73,7 +69,7 @@ async fn read_all(
         .sftp
         .opendir(core.abs(dir))
         .await
-        .map_err(|e| core.fail(conn, e, "purge", dir))?;
+        .map_err(|e| core.fail(conn, e, dir))?;
     let handle = OpenHandle::new(conn.clone(), opened.handle);
     let mut out = Vec::new();
     loop {
@@ -83,14 +79,12 @@ async fn read_all(
                     if f.filename == "." || f.filename == ".." {
                         continue;
                     }
-                    let path = dir
-                        .join(&f.filename)
-                        .map_err(|e| core.ctx(e, "purge", dir))?;
+                    let path = dir.join(&f.filename).map_err(|e| core.ctx(e, dir))?;
                     out.push((path, kind_of(&f.attrs)));
                 }
             }
             Err(e) if status_of(&e) == Some(StatusCode::Eof) => break,
-            Err(e) => return Err(core.fail(conn, e, "purge", dir)),
+            Err(e) => return Err(core.fail(conn, e, dir)),
         }
     }
     let _ = handle.close().await;
@@ -101,8 +95,8 @@ async fn read_all(
 /// `follow_symlinks` says: the kinds come from LSTAT (and from READDIR, whose attributes
 /// describe the link itself), and a `dir` that is itself a link is removed as a link.
 pub(crate) async fn purge(core: &Core, dir: &RemotePath) -> Result<()> {
-    let conn = core.conn("purge", dir).await?;
-    let attrs = core.lstat_on(&conn, dir, "purge").await?;
+    let conn = core.conn(dir).await?;
+    let attrs = core.lstat_on(&conn, dir).await?;
     if kind_of(&attrs) == Kind::Symlink && !dir.is_root() {
         tracing::debug!(path = %dir, "purge: removing the symlink, not what it points to");
         return conn
@@ -110,14 +104,10 @@ pub(crate) async fn purge(core: &Core, dir: &RemotePath) -> Result<()> {
             .remove(core.abs(dir))
             .await
             .map(|_| ())
-            .map_err(|e| core.fail(&conn, e, "purge", dir));
+            .map_err(|e| core.fail(&conn, e, dir));
     }
     if kind_of(&attrs) != Kind::Dir && !dir.is_root() {
-        return Err(core.ctx(
-            Error::new(ErrorKind::Conflict, "not a directory"),
-            "purge",
-            dir,
-        ));
+        return Err(core.ctx(Error::new(ErrorKind::Conflict, "not a directory"), dir));
     }
     // Depth-first with an explicit stack: directories are removed after their content.
     let mut stack = vec![(dir.clone(), false)];
@@ -143,7 +133,7 @@ pub(crate) async fn purge(core: &Core, dir: &RemotePath) -> Result<()> {
                     match conn.sftp.remove(core.abs(&p)).await {
                         Ok(_) => Ok(()),
                         Err(e) if status_of(&e) == Some(StatusCode::NoSuchFile) => Ok(()),
-                        Err(e) => Err(core.fail(&conn, e, "purge", &p)),
+                        Err(e) => Err(core.fail(&conn, e, &p)),
                     }
                 }
             })

@@ -19,12 +19,12 @@ use crate::ssh::Connection;
 
 /// Lists one directory level.
 pub(crate) async fn list(core: Arc<Core>, dir: &RemotePath) -> Result<EntryStream> {
-    let conn = core.conn("list", dir).await?;
+    let conn = core.conn(dir).await?;
     let handle = conn
         .sftp
         .opendir(core.abs(dir))
         .await
-        .map_err(|e| core.fail(&conn, e, "list", dir))?;
+        .map_err(|e| core.fail(&conn, e, dir))?;
     let state = State {
         core,
         dir: dir.clone(),
@@ -66,7 +66,7 @@ impl State {
                         let _ = h.close().await;
                         return None;
                     }
-                    return Some(Err(self.core.fail(&h.conn, e, "list", &self.dir)));
+                    return Some(Err(self.core.fail(&h.conn, e, &self.dir)));
                 }
             }
         }
@@ -88,13 +88,12 @@ impl State {
                     ErrorKind::InvalidInput,
                     format!("name {name:?} is not valid UTF-8 on the server"),
                 ),
-                "list",
                 &self.dir,
             )));
         }
         let path = match self.dir.join(name) {
             Ok(p) => p,
-            Err(e) => return Some(Err(self.core.ctx(e, "list", &self.dir))),
+            Err(e) => return Some(Err(self.core.ctx(e, &self.dir))),
         };
         match kind_of(&file.attrs) {
             Kind::File | Kind::Dir => entry_of(path, &file.attrs).map(Ok),
@@ -104,7 +103,7 @@ impl State {
                 tracing::debug!(path = %path, "skipping symlink (set follow_symlinks to follow it)");
                 None
             }
-            Kind::Symlink => match self.core.stat_on(&self.conn, &path, "list").await {
+            Kind::Symlink => match self.core.stat_on(&self.conn, &path).await {
                 Ok(target) => entry_of(path, &target).map(Ok),
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     tracing::warn!(path = %path, "skipping broken symlink");

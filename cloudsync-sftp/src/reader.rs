@@ -60,25 +60,21 @@ pub(crate) async fn read(
     path: &RemotePath,
     range: Option<Range<u64>>,
 ) -> Result<ByteStream> {
-    let conn = core.conn("read", path).await?;
+    let conn = core.conn(path).await?;
     let opened = conn
         .sftp
         .open(core.abs(path), OpenFlags::READ, FileAttributes::empty())
         .await
-        .map_err(|e| core.fail(&conn, e, "read", path))?;
+        .map_err(|e| core.fail(&conn, e, path))?;
     let handle = OpenHandle::new(conn.clone(), opened.handle);
     let attrs = conn
         .sftp
         .fstat(handle.handle())
         .await
-        .map_err(|e| core.fail(&conn, e, "read", path))?
+        .map_err(|e| core.fail(&conn, e, path))?
         .attrs;
     if kind_of(&attrs) == Kind::Dir {
-        return Err(core.ctx(
-            Error::new(ErrorKind::Conflict, "is a directory"),
-            "read",
-            path,
-        ));
+        return Err(core.ctx(Error::new(ErrorKind::Conflict, "is a directory"), path));
     }
     let size = attrs.size;
     let (start, end) = match (&range, size) {
@@ -146,7 +142,6 @@ impl ReadState {
                 ErrorKind::ConditionNotMatch,
                 "the file became shorter while it was read",
             ),
-            "read",
             &self.path,
         )
     }
@@ -171,7 +166,7 @@ impl ReadState {
                 };
             }
             Err(e) => {
-                let err = self.core.fail(&self.conn, e, "read", &self.path);
+                let err = self.core.fail(&self.conn, e, &self.path);
                 self.finish().await;
                 return Some(Err(err));
             }
@@ -194,7 +189,7 @@ impl ReadState {
                     break;
                 }
                 Err(e) => {
-                    let err = self.core.fail(&self.conn, e, "read", &self.path);
+                    let err = self.core.fail(&self.conn, e, &self.path);
                     self.finish().await;
                     return Some(Err(err));
                 }

@@ -72,7 +72,6 @@ pub(crate) async fn open_temp(
     conn: &Arc<Connection>,
     parent: &RemotePath,
     target: &RemotePath,
-    op: &'static str,
 ) -> Result<(String, OpenHandle)> {
     let temp = parent.join(&temp_name(target.name()))?;
     let temp_abs = core.abs(&temp);
@@ -90,7 +89,7 @@ pub(crate) async fn open_temp(
         }
         other => other,
     }
-    .map_err(|e| core.fail(conn, e, op, target))?;
+    .map_err(|e| core.fail(conn, e, target))?;
     Ok((temp_abs, OpenHandle::new(conn.clone(), opened.handle)))
 }
 
@@ -110,14 +109,13 @@ pub(crate) async fn write(
     let Some(parent) = path.parent() else {
         return Err(core.ctx(
             Error::new(ErrorKind::InvalidInput, "cannot write to the root"),
-            "write",
             path,
         ));
     };
     // Fail before sending anything if the modtime cannot be stored.
     let mtime = meta.modtime.map(mtime_attrs).transpose()?;
-    let conn = core.conn("write", path).await?;
-    let (temp_abs, handle) = open_temp(&core, &conn, &parent, path, "write").await?;
+    let conn = core.conn(path).await?;
+    let (temp_abs, handle) = open_temp(&core, &conn, &parent, path).await?;
 
     let uploaded = upload(&conn, handle, body, mtime.clone(), meta.size).await;
     let result = match uploaded {
@@ -127,22 +125,21 @@ pub(crate) async fn write(
                 // FAILURE when a directory is in the way: say so.
                 let dir_in_way = status_of(&e) == Some(StatusCode::Failure)
                     && matches!(
-                        core.stat_on(&conn, path, "write").await,
+                        core.stat_on(&conn, path).await,
                         Ok(a) if crate::core::kind_of(&a) == crate::core::Kind::Dir
                     );
                 if dir_in_way {
                     Err(core.ctx(
                         Error::new(ErrorKind::Conflict, "a directory is in the way"),
-                        "write",
                         path,
                     ))
                 } else {
-                    Err(core.fail(&conn, e, "write", path))
+                    Err(core.fail(&conn, e, path))
                 }
             }
         },
         Err(Failure::Source(e)) => Err(e),
-        Err(Failure::Server(e)) => Err(core.fail(&conn, e, "write", path)),
+        Err(Failure::Server(e)) => Err(core.fail(&conn, e, path)),
     };
     discard(&core, &conn, &temp_abs).await;
     result

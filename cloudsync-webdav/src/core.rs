@@ -152,59 +152,31 @@ impl DavCore {
     }
 
     /// Sends a request; transport failures become errors (temporary where a retry may help).
-    pub(crate) async fn send(
-        &self,
-        rb: RequestBuilder,
-        op: &'static str,
-        path: &RemotePath,
-    ) -> Result<Response> {
-        rb.send()
-            .await
-            .map_err(|e| self.transport_error(e, op, path))
+    pub(crate) async fn send(&self, rb: RequestBuilder, path: &RemotePath) -> Result<Response> {
+        rb.send().await.map_err(|e| self.transport_error(e, path))
     }
 
     /// Sends a request and turns a non-success status into an error.
-    pub(crate) async fn send_ok(
-        &self,
-        rb: RequestBuilder,
-        op: &'static str,
-        path: &RemotePath,
-    ) -> Result<Response> {
-        let resp = self.send(rb, op, path).await?;
+    pub(crate) async fn send_ok(&self, rb: RequestBuilder, path: &RemotePath) -> Result<Response> {
+        let resp = self.send(rb, path).await?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
-            Err(self.status_error(resp, op, path).await)
+            Err(self.status_error(resp, path).await)
         }
     }
 
     /// An error for a failed response, with the start of the server's message.
-    pub(crate) async fn status_error(
-        &self,
-        resp: Response,
-        op: &'static str,
-        path: &RemotePath,
-    ) -> Error {
+    pub(crate) async fn status_error(&self, resp: Response, path: &RemotePath) -> Error {
         let status = resp.status();
         let headers = resp.headers().clone();
         let detail = body_snippet(resp).await;
-        parse_error(status, &headers, &detail)
-            .with_operation(op)
-            .with_remote(self.describe.clone())
-            .with_path(path)
+        parse_error(status, &headers, &detail).with_path(path)
     }
 
     /// An error for a transport failure (connection, timeout, body stream).
-    pub(crate) fn transport_error(
-        &self,
-        e: reqwest::Error,
-        op: &'static str,
-        path: &RemotePath,
-    ) -> Error {
-        transport_error(e)
-            .with_operation(op)
-            .with_remote(self.describe.clone())
-            .with_path(path)
+    pub(crate) fn transport_error(&self, e: reqwest::Error, path: &RemotePath) -> Error {
+        transport_error(e).with_path(path)
     }
 
     /// Whether `dir` is known to exist.

@@ -15,22 +15,22 @@ use crate::core::{DavCore, method};
 use crate::lister::{PropfindAnswer, response_problem};
 
 impl DavCore {
-    async fn delete_url(&self, url: url::Url, op: &'static str, path: &RemotePath) -> Result<()> {
+    async fn delete_url(&self, url: url::Url, path: &RemotePath) -> Result<()> {
         let rb = self.request(reqwest::Method::DELETE, url);
-        self.send_ok(rb, op, path).await.map(|_| ())
+        self.send_ok(rb, path).await.map(|_| ())
     }
 
     /// Removes one file (never a directory).
     pub(crate) async fn remove_file_at(&self, path: &RemotePath) -> Result<()> {
         let e = self.stat_path(path).await?;
         if e.is_dir() {
-            return Err(self.err(ErrorKind::Conflict, "is a directory", "remove_file", path));
+            return Err(self.err(ErrorKind::Conflict, "is a directory", path));
         }
         // `Depth: 0` makes servers that check it refuse to delete a collection.
         let rb = self
             .request(reqwest::Method::DELETE, self.url(path, false))
             .header("Depth", "0");
-        self.send_ok(rb, "remove_file", path).await.map(|_| ())
+        self.send_ok(rb, path).await.map(|_| ())
     }
 
     /// Removes an empty directory.
@@ -40,42 +40,26 @@ impl DavCore {
     /// and even a member whose href or properties cannot be read — refuses with
     /// [`ErrorKind::Conflict`]. The directory's own answer must be there and say collection.
     pub(crate) async fn remove_dir_at(&self, dir: &RemotePath) -> Result<()> {
-        let answer = self
-            .propfind(self.url(dir, true), "1", "remove_dir", dir)
-            .await?;
+        let answer = self.propfind(self.url(dir, true), "1", dir).await?;
         let PropfindAnswer::Multistatus(mut reader, resolver) = answer else {
-            return Err(self.err(ErrorKind::Conflict, "not a directory", "remove_dir", dir));
+            return Err(self.err(ErrorKind::Conflict, "not a directory", dir));
         };
-        let ctx = |e: cloudsync_core::Error| {
-            e.with_operation("remove_dir")
-                .with_remote(self.describe.clone())
-                .with_path(dir)
-        };
+        let ctx = |e: cloudsync_core::Error| e.with_path(dir);
         let mut seen_self = false;
         while let Some(r) = reader.next().await.map_err(ctx)? {
             let me = r.hrefs == 1 && resolver.resolve(&r.href).is_ok_and(|p| &p == dir);
             if !me {
                 tracing::debug!(%dir, href = %cut(&r.href), "not removing a directory that has members");
-                return Err(self.err(
-                    ErrorKind::Conflict,
-                    "directory not empty",
-                    "remove_dir",
-                    dir,
-                ));
+                return Err(self.err(ErrorKind::Conflict, "directory not empty", dir));
             }
             if r.status == Some(404) {
-                return Err(self.err(
-                    ErrorKind::NotFound,
-                    "directory not found",
-                    "remove_dir",
-                    dir,
-                ));
+                return Err(self.err(ErrorKind::NotFound, "directory not found", dir));
             }
             if let Some(e) = response_problem(&r) {
                 return Err(ctx(e));
             }
             if !r.is_dir {
-                return Err(self.err(ErrorKind::Conflict, "not a directory", "remove_dir", dir));
+                return Err(self.err(ErrorKind::Conflict, "not a directory", dir));
             }
             seen_self = true;
         }
@@ -83,23 +67,21 @@ impl DavCore {
             return Err(self.err(
                 ErrorKind::Protocol,
                 "the PROPFIND answer does not describe the directory itself",
-                "remove_dir",
                 dir,
             ));
         }
         self.forget_dir(dir);
-        self.delete_url(self.url(dir, true), "remove_dir", dir)
-            .await
+        self.delete_url(self.url(dir, true), dir).await
     }
 
     /// Removes `dir` and everything below it with one `DELETE`.
     pub(crate) async fn purge_dir(&self, dir: &RemotePath) -> Result<()> {
         let e = self.stat_path(dir).await?;
         if !e.is_dir() {
-            return Err(self.err(ErrorKind::Conflict, "not a directory", "purge", dir));
+            return Err(self.err(ErrorKind::Conflict, "not a directory", dir));
         }
         self.forget_dir(dir);
-        self.delete_url(self.url(dir, true), "purge", dir).await
+        self.delete_url(self.url(dir, true), dir).await
     }
 
     /// Empties the Nextcloud/ownCloud trash bin and removes old versions of every file below
@@ -110,19 +92,18 @@ impl DavCore {
             self.err(
                 ErrorKind::Unsupported,
                 "the URL is not a remote.php/dav/files/USER/ URL, so the trash bin is unknown",
-                "cleanup",
                 &root,
             )
         })?;
         let user = encode_segment(&user).to_string();
         let trash = dav
             .join(&format!("trashbin/{user}/trash"))
-            .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), "cleanup", &root))?;
+            .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), &root))?;
         let rb = self.request(reqwest::Method::DELETE, trash);
-        let resp = self.send(rb, "cleanup", &root).await?;
+        let resp = self.send(rb, &root).await?;
         // An empty trash bin may answer 404 on some versions.
         if !resp.status().is_success() && resp.status() != StatusCode::NOT_FOUND {
-            return Err(self.status_error(resp, "cleanup", &root).await);
+            return Err(self.status_error(resp, &root).await);
         }
         self.delete_old_versions(&dav, &user).await
     }
@@ -133,14 +114,7 @@ impl DavCore {
         use futures::TryStreamExt;
         let versions = dav
             .join(&format!("versions/{user}/versions/"))
-            .map_err(|e| {
-                self.err(
-                    ErrorKind::Unexpected,
-                    &e.to_string(),
-                    "cleanup",
-                    &RemotePath::root(),
-                )
-            })?;
+            .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), &RemotePath::root()))?;
         let mut dirs = vec![RemotePath::root()];
         while let Some(dir) = dirs.pop() {
             let mut entries = self.list_dir(&dir).await?;
@@ -154,9 +128,7 @@ impl DavCore {
                 };
                 let folder = versions
                     .join(&format!("{}/", encode_segment(id)))
-                    .map_err(|err| {
-                        self.err(ErrorKind::Unexpected, &err.to_string(), "cleanup", &e.path)
-                    })?;
+                    .map_err(|err| self.err(ErrorKind::Unexpected, &err.to_string(), &e.path))?;
                 self.delete_versions_in(folder, &e.path).await?;
             }
         }
@@ -169,11 +141,11 @@ impl DavCore {
             .header("Depth", "1")
             .header("Content-Type", "application/xml; charset=utf-8")
             .body(crate::lister::propfind_body(true));
-        let resp = self.send(rb, "cleanup", file).await?;
+        let resp = self.send(rb, file).await?;
         match resp.status() {
             StatusCode::MULTI_STATUS => {}
             StatusCode::NOT_FOUND => return Ok(()),
-            _ => return Err(self.status_error(resp, "cleanup", file).await),
+            _ => return Err(self.status_error(resp, file).await),
         }
         // Streamed and capped like every PROPFIND answer.
         let body = crate::lister::capped(
@@ -201,7 +173,7 @@ impl DavCore {
             if name.is_empty() || name.contains('/') || r.href.contains("..") {
                 continue;
             }
-            self.delete_url(abs, "cleanup", file).await?;
+            self.delete_url(abs, file).await?;
         }
         Ok(())
     }

@@ -610,7 +610,6 @@ impl DavCore {
         &self,
         url: url::Url,
         depth: &'static str,
-        op: &'static str,
         path: &RemotePath,
     ) -> Result<PropfindAnswer> {
         let rb = self
@@ -621,7 +620,7 @@ impl DavCore {
                 HeaderValue::from_static("application/xml; charset=utf-8"),
             )
             .body(propfind_body(self.is_oc()));
-        let resp = self.send(rb, op, path).await?;
+        let resp = self.send(rb, path).await?;
         let status = resp.status();
         if status != StatusCode::MULTI_STATUS {
             if status.is_redirection() {
@@ -631,11 +630,9 @@ impl DavCore {
                 return Err(protocol(format!(
                     "PROPFIND answered {status} instead of 207 Multi-Status"
                 ))
-                .with_operation(op)
-                .with_remote(self.describe.clone())
                 .with_path(path));
             }
-            return Err(self.status_error(resp, op, path).await);
+            return Err(self.status_error(resp, path).await);
         }
         let body = capped(resp.bytes_stream().map_err(std::io::Error::other).boxed());
         Ok(PropfindAnswer::Multistatus(
@@ -646,28 +643,15 @@ impl DavCore {
 
     /// Metadata of `path` via `PROPFIND Depth: 0`.
     pub(crate) async fn stat_path(&self, path: &RemotePath) -> Result<Entry> {
-        let mut answer = self
-            .propfind(self.url(path, false), "0", "stat", path)
-            .await?;
+        let mut answer = self.propfind(self.url(path, false), "0", path).await?;
         if matches!(answer, PropfindAnswer::Redirect) {
             // Some servers redirect a collection's URL without the trailing slash.
-            answer = self
-                .propfind(self.url(path, true), "0", "stat", path)
-                .await?;
+            answer = self.propfind(self.url(path, true), "0", path).await?;
         }
         let PropfindAnswer::Multistatus(mut reader, resolver) = answer else {
-            return Err(self.err(
-                ErrorKind::Protocol,
-                "PROPFIND redirected twice",
-                "stat",
-                path,
-            ));
+            return Err(self.err(ErrorKind::Protocol, "PROPFIND redirected twice", path));
         };
-        let ctx = |e: Error| {
-            e.with_operation("stat")
-                .with_remote(self.describe.clone())
-                .with_path(path)
-        };
+        let ctx = |e: Error| e.with_path(path);
         while let Some(r) = reader.next().await.map_err(ctx)? {
             let p = resolver.resolve(&r.href).map_err(ctx)?;
             if &p != path {
@@ -684,14 +668,13 @@ impl DavCore {
         Err(self.err(
             ErrorKind::NotFound,
             "PROPFIND answer has no entry for the path",
-            "stat",
             path,
         ))
     }
 
     /// Lists `dir` one level deep via `PROPFIND Depth: 1`, streaming.
     pub(crate) async fn list_dir(&self, dir: &RemotePath) -> Result<EntryStream> {
-        let answer = match self.propfind(self.url(dir, true), "1", "list", dir).await {
+        let answer = match self.propfind(self.url(dir, true), "1", dir).await {
             Ok(PropfindAnswer::Multistatus(reader, resolver)) => Some((reader, resolver)),
             Ok(PropfindAnswer::Redirect) => None,
             Err(e) if dir.is_root() || !is_answer_about_the_path(&e) => return Err(e),
@@ -699,45 +682,34 @@ impl DavCore {
                 // `file/` gets 400, 404 or 409 depending on the server: say what it is.
                 return match self.stat_path(dir).await {
                     Ok(found) if found.is_file() => {
-                        Err(self.err(ErrorKind::Conflict, "not a directory", "list", dir))
+                        Err(self.err(ErrorKind::Conflict, "not a directory", dir))
                     }
                     _ => Err(e),
                 };
             }
         };
         let Some((reader, resolver)) = answer else {
-            return Err(self.err(ErrorKind::Conflict, "not a directory", "list", dir));
+            return Err(self.err(ErrorKind::Conflict, "not a directory", dir));
         };
         let state = ListState {
             reader,
             resolver,
             dir: dir.clone(),
-            describe: self.describe.clone(),
         };
         Ok(futures::stream::try_unfold(state, |mut st| async move {
             match st.next_entry().await {
                 Ok(Some(e)) => Ok(Some((e, st))),
                 Ok(None) => Ok(None),
-                Err(e) => Err(e
-                    .with_operation("list")
-                    .with_remote(st.describe.clone())
-                    .with_path(&st.dir)),
+                Err(e) => Err(e.with_path(&st.dir)),
             }
         })
         .boxed())
     }
 
-    pub(crate) fn err(
-        &self,
-        kind: ErrorKind,
-        msg: &str,
-        op: &'static str,
-        path: &RemotePath,
-    ) -> Error {
-        Error::new(kind, msg)
-            .with_operation(op)
-            .with_remote(self.describe.clone())
-            .with_path(path)
+    /// An error about `path` (the operation and the remote are named by the
+    /// [`ErrorContext`](cloudsync_core::ErrorContext) layer around every opened remote).
+    pub(crate) fn err(&self, kind: ErrorKind, msg: &str, path: &RemotePath) -> Error {
+        Error::new(kind, msg).with_path(path)
     }
 }
 
@@ -761,7 +733,6 @@ struct ListState {
     reader: Box<MultistatusReader<BodyReader>>,
     resolver: HrefResolver,
     dir: RemotePath,
-    describe: String,
 }
 
 impl ListState {

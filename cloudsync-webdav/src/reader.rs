@@ -31,7 +31,7 @@ impl DavCore {
         if let Some(r) = &range {
             rb = rb.header(RANGE, format!("bytes={}-{}", r.start, r.end - 1));
         }
-        let resp = self.send(rb, "read", path).await?;
+        let resp = self.send(rb, path).await?;
         let status = resp.status();
         let (skip, take) = match (&range, status) {
             (None, StatusCode::OK) => (0, None),
@@ -48,7 +48,6 @@ impl DavCore {
                         return Err(self.err(
                             ErrorKind::Protocol,
                             "206 answer does not start at the requested offset",
-                            "read",
                             path,
                         ));
                     }
@@ -63,28 +62,18 @@ impl DavCore {
                 return Err(self.err(
                     ErrorKind::InvalidInput,
                     "range starts beyond the end of the file",
-                    "read",
                     path,
                 ));
             }
             (_, s) if s.is_success() => {
-                return Err(self.err(
-                    ErrorKind::Protocol,
-                    &format!("GET answered {s}"),
-                    "read",
-                    path,
-                ));
+                return Err(self.err(ErrorKind::Protocol, &format!("GET answered {s}"), path));
             }
-            _ => return Err(self.status_error(resp, "read", path).await),
+            _ => return Err(self.status_error(resp, path).await),
         };
-        let describe = self.describe.clone();
         let p = path.clone();
-        let body = resp.bytes_stream().map_err(move |e| {
-            transport_error(e)
-                .with_operation("read")
-                .with_remote(describe.clone())
-                .with_path(&p)
-        });
+        let body = resp
+            .bytes_stream()
+            .map_err(move |e| transport_error(e).with_path(&p));
         Ok(window(body.boxed(), skip, take))
     }
 }

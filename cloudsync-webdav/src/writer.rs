@@ -150,12 +150,21 @@ impl DavCore {
     /// Creates `dir` and any missing parents (`MKCOL`, walking up on `409 Conflict`).
     /// An existing directory (`405`) is fine when `verify` is false; with `verify`, a `405`
     /// is checked to really be a directory.
+    ///
+    /// Its errors name the step `mkdir` (and the directory), more precise than the write or
+    /// copy that needed the directory.
     pub(crate) async fn mkdir_all(&self, dir: &RemotePath, verify: bool) -> Result<()> {
+        self.mkdir_all_steps(dir, verify)
+            .await
+            .map_err(|e| e.with_operation("mkdir"))
+    }
+
+    async fn mkdir_all_steps(&self, dir: &RemotePath, verify: bool) -> Result<()> {
         // Missing ancestors found so far, deepest first; the last one is tried next.
         let mut pending = vec![dir.clone()];
         while let Some(d) = pending.last().cloned() {
             let rb = self.request(method("MKCOL"), self.url(&d, true));
-            let resp = self.send(rb, "mkdir", &d).await?;
+            let resp = self.send(rb, &d).await?;
             match resp.status() {
                 s if s.is_success() => {}
                 StatusCode::METHOD_NOT_ALLOWED => {
@@ -166,7 +175,6 @@ impl DavCore {
                             return Err(self.err(
                                 ErrorKind::Conflict,
                                 "a file is in the way of the directory",
-                                "mkdir",
                                 &d,
                             ));
                         }
@@ -175,7 +183,7 @@ impl DavCore {
                 StatusCode::CONFLICT | StatusCode::NOT_FOUND if d.is_root() => {
                     // The root's own parents are missing: make them, top down, then retry.
                     if pending.len() > dir.depth() + 2 {
-                        return Err(self.status_error(resp, "mkdir", &d).await);
+                        return Err(self.status_error(resp, &d).await);
                     }
                     self.mkcol_above_root().await?;
                     pending.push(d);
@@ -191,14 +199,13 @@ impl DavCore {
                 _ => {
                     // Servers differ (403 when another request just made it, 400 for a file in
                     // the way): look at what is there now.
-                    let err = self.status_error(resp, "mkdir", &d).await;
+                    let err = self.status_error(resp, &d).await;
                     match self.stat_path(&d).await {
                         Ok(e) if e.is_dir() => {}
                         Ok(_) => {
                             return Err(self.err(
                                 ErrorKind::Conflict,
                                 "a file is in the way of the directory",
-                                "mkdir",
                                 &d,
                             ));
                         }
@@ -226,10 +233,10 @@ impl DavCore {
             }
             url.set_path(&path);
             let rb = self.request(method("MKCOL"), url.clone());
-            let resp = self.send(rb, "mkdir", &root).await?;
+            let resp = self.send(rb, &root).await?;
             let s = resp.status();
             if !(s.is_success() || s == StatusCode::METHOD_NOT_ALLOWED) {
-                return Err(self.status_error(resp, "mkdir", &root).await);
+                return Err(self.status_error(resp, &root).await);
             }
         }
         Ok(())
@@ -274,12 +281,7 @@ impl DavCore {
         meta: WriteMeta,
     ) -> Result<Entry> {
         if path.is_root() {
-            return Err(self.err(
-                ErrorKind::InvalidInput,
-                "cannot write the root",
-                "write",
-                path,
-            ));
+            return Err(self.err(ErrorKind::InvalidInput, "cannot write the root", path));
         }
         self.ensure_parent(path).await?;
         let chunked = self.vendor == Vendor::Nextcloud
@@ -311,12 +313,12 @@ impl DavCore {
                 rb = rb.header("OC-Checksum", c);
             }
         }
-        let result = self.send(rb, "write", path).await;
+        let result = self.send(rb, path).await;
         let resp = match result {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
                 let status = r.status();
-                let mut e = self.status_error(r, "write", path).await;
+                let mut e = self.status_error(r, path).await;
                 if matches!(status, StatusCode::CONFLICT | StatusCode::NOT_FOUND) {
                     // The parent vanished since we made it: a retry will recreate it.
                     if let Some(p) = path.parent() {
@@ -347,7 +349,6 @@ impl DavCore {
             return Err(self.err(
                 ErrorKind::ConditionNotMatch,
                 &format!("source gave {sent} bytes, {size} announced"),
-                "write",
                 path,
             ));
         }
@@ -357,7 +358,7 @@ impl DavCore {
                 .finish_oc_write(path, &resp, sent, hashes, meta.modtime, accepted)
                 .await;
         }
-        if let Err(e) = self.move_into_place(&target, path, "write").await {
+        if let Err(e) = self.move_into_place(&target, path).await {
             self.discard(self.url(&target, false)).await;
             return Err(e);
         }
@@ -402,13 +403,8 @@ impl DavCore {
 
     /// `MOVE` `from` onto `to`. A new name needs one request; an existing file is replaced,
     /// an existing directory is never (that would delete a whole tree).
-    pub(crate) async fn move_into_place(
-        &self,
-        from: &RemotePath,
-        to: &RemotePath,
-        op: &'static str,
-    ) -> Result<()> {
-        self.move_or_copy("MOVE", from, to, op).await
+    pub(crate) async fn move_into_place(&self, from: &RemotePath, to: &RemotePath) -> Result<()> {
+        self.move_or_copy("MOVE", from, to).await
     }
 
     /// `MOVE` or `COPY` of a file with the replace-only-files rule of [`Self::move_into_place`].
@@ -417,21 +413,20 @@ impl DavCore {
         verb: &'static str,
         from: &RemotePath,
         to: &RemotePath,
-        op: &'static str,
     ) -> Result<()> {
         let send = |over: bool| {
             let rb = self
                 .request(method(verb), self.url(from, false))
                 .header("Destination", self.url(to, false).as_str())
                 .header("Overwrite", overwrite(over));
-            self.send(rb, op, to)
+            self.send(rb, to)
         };
         let resp = send(false).await?;
         if resp.status().is_success() {
             return Ok(());
         }
         if resp.status() != StatusCode::PRECONDITION_FAILED {
-            return Err(self.status_error(resp, op, to).await);
+            return Err(self.status_error(resp, to).await);
         }
         // Something is at `to`: replace it only if it is a file.
         let existing = self.stat_path(to).await?;
@@ -439,7 +434,6 @@ impl DavCore {
             return Err(self.err(
                 ErrorKind::Conflict,
                 "a directory is in the way of the file",
-                op,
                 to,
             ));
         }
@@ -447,7 +441,7 @@ impl DavCore {
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(self.status_error(resp, op, to).await)
+            Err(self.status_error(resp, to).await)
         }
     }
 
@@ -458,13 +452,12 @@ impl DavCore {
         from: &RemotePath,
         to: &RemotePath,
     ) -> Result<Entry> {
-        let op = if verb == "COPY" { "copy" } else { "rename" };
         let src = self.stat_path(from).await?;
         if !src.is_file() {
-            return Err(self.err(ErrorKind::Conflict, "not a file", op, from));
+            return Err(self.err(ErrorKind::Conflict, "not a file", from));
         }
         self.ensure_parent(to).await?;
-        self.move_or_copy(verb, from, to, op).await?;
+        self.move_or_copy(verb, from, to).await?;
         self.stat_path(to).await
     }
 
@@ -478,7 +471,7 @@ impl DavCore {
         let (user, dav_root) = self
             .dav_root
             .clone()
-            .ok_or_else(|| self.err(ErrorKind::Unsupported, "no uploads URL", "write", path))?;
+            .ok_or_else(|| self.err(ErrorKind::Unsupported, "no uploads URL", path))?;
         let total = meta.size.unwrap_or(0);
         let upload = format!(
             "{}uploads/{}/cloudsync-{:016x}/",
@@ -487,12 +480,12 @@ impl DavCore {
             fastrand::u64(..)
         );
         let upload = url::Url::parse(&upload)
-            .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), "write", path))?;
+            .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), path))?;
         let dest = self.url(path, false);
         let rb = self
             .request(method("MKCOL"), upload.clone())
             .header("Destination", dest.as_str());
-        self.send_ok(rb, "write", path).await?;
+        self.send_ok(rb, path).await?;
         let result = self
             .upload_chunks(path, &upload, &dest, body, &meta, total)
             .await;
@@ -526,14 +519,14 @@ impl DavCore {
             let chunk_body = take_bytes(source.clone(), len, t.clone());
             let url = upload
                 .join(&format!("{index:05}"))
-                .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), "write", path))?;
+                .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), path))?;
             let rb = self
                 .request(reqwest::Method::PUT, url)
                 .header("Destination", dest.as_str())
                 .header("OC-Total-Length", total)
                 .header(CONTENT_LENGTH, len)
                 .body(reqwest::Body::wrap_stream(chunk_body));
-            self.send_ok(rb, "write", path).await?;
+            self.send_ok(rb, path).await?;
             offset = offset.saturating_add(len);
             index = index.saturating_add(1);
         }
@@ -542,7 +535,6 @@ impl DavCore {
             return Err(self.err(
                 ErrorKind::ConditionNotMatch,
                 &format!("source gave more than the {total} bytes announced"),
-                "write",
                 path,
             ));
         }
@@ -551,7 +543,6 @@ impl DavCore {
             return Err(self.err(
                 ErrorKind::ConditionNotMatch,
                 &format!("source gave {sent} bytes, {total} announced"),
-                "write",
                 path,
             ));
         }
@@ -571,7 +562,7 @@ impl DavCore {
         if let Some(c) = oc_checksum(&checksums) {
             rb = rb.header("OC-Checksum", c);
         }
-        let resp = self.send_ok(rb, "write", path).await?;
+        let resp = self.send_ok(rb, path).await?;
         let accepted = mtime_accepted(&resp);
         self.finish_oc_write(path, &resp, sent, hashes, meta.modtime, accepted)
             .await

@@ -3,8 +3,9 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use cloudsync::FilterSpec;
 use cloudsync::ops::{self, CheckOptions, CompareOptions, DeleteOptions, SyncOptions};
-use cloudsync::queue::{CompareSpec, FilterSpec, SavedReport};
+use cloudsync::queue::{CompareSpec, SavedReport};
 use cloudsync::{
     CheckReport, EntryKind, FilterSet, LayerOptions, Remote, RemotePath, RetryPolicy, Summary,
     deps::serde_json,

@@ -5,6 +5,7 @@
 mod builder;
 mod glob;
 mod rules;
+mod spec;
 mod units;
 
 #[cfg(test)]
@@ -20,6 +21,7 @@ use crate::entry::Entry;
 use crate::path::RemotePath;
 
 pub use builder::{FilterBuilder, RuleKind};
+pub use spec::FilterSpec;
 pub use units::{AgeLimit, parse_age, parse_duration, parse_size};
 
 use rules::RuleList;

@@ -78,7 +78,6 @@
 //! (default 1 h) is considered left by a crashed run and is taken over.
 
 mod archive;
-mod lock;
 mod options;
 mod report;
 mod scan;
@@ -96,10 +95,10 @@ use crate::path::RemotePath;
 use crate::remote::Remote;
 use crate::report::{ErrorRecord, Event};
 
-pub use lock::LockInfo;
-pub(crate) use lock::{RemoteLock, random_id};
+pub use crate::lock::LockInfo;
+use crate::lock::RemoteLock;
+use crate::temp::random_id;
 pub use options::{IngestOptions, Location};
-pub(crate) use report::file_stamp;
 pub use report::{IngestReport, IngestedFile, SkipReason, SkippedFile};
 
 use archive::Archived;

@@ -11,7 +11,7 @@ use crate::entry::WriteMeta;
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::RemotePath;
 use crate::remote::{Remote, bytes_stream};
-use crate::report::ErrorRecord;
+use crate::report::{ErrorRecord, file_stamp, stamp};
 
 /// One file moved into the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,25 +226,6 @@ impl IngestReport {
         }
         Ok(())
     }
-}
-
-/// `2026-11-23 14:05:00Z`.
-fn stamp(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// `2026-11-23T14-05-00Z`: a time that is a valid file name everywhere and sorts.
-pub(crate) fn file_stamp(t: OffsetDateTime) -> String {
-    stamp(t).replace(' ', "T").replace(':', "-")
 }
 
 /// `2026-11-23`: the UTC date of `t`.

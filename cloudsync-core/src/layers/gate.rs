@@ -9,11 +9,13 @@
 use std::future::Future;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::Stream;
 use futures::stream::BoxStream;
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -28,7 +30,7 @@ use crate::remote::{ByteStream, Capabilities, EntryStream, Remote};
 
 /// Something a call waits at; what it returns is held for the call's duration.
 trait Gate: Send + Sync + std::fmt::Debug + 'static {
-    type Pass: Send + 'static;
+    type Pass: Send + Unpin + 'static;
     fn enter(&self) -> impl Future<Output = Self::Pass> + Send;
 }
 
@@ -166,16 +168,32 @@ struct Gated<G> {
 }
 
 /// Keeps `pass` until `s` ends or is dropped.
-fn holding<T: Send + 'static, P: Send + 'static>(
+fn holding<T: Send + 'static, P: Send + Unpin + 'static>(
     s: BoxStream<'static, T>,
     pass: P,
 ) -> BoxStream<'static, T> {
-    futures::stream::unfold(Some((s, pass)), |state| async move {
-        let (mut s, pass) = state?;
-        let item = s.next().await?;
-        Some((item, Some((s, pass))))
+    Box::pin(Holding {
+        inner: s,
+        pass: Some(pass),
     })
-    .boxed()
+}
+
+/// A stream that holds a pass until it ends; its items pass through untouched.
+struct Holding<T, P> {
+    inner: BoxStream<'static, T>,
+    pass: Option<P>,
+}
+
+impl<T, P: Unpin> Stream for Holding<T, P> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let item = std::task::ready!(self.inner.as_mut().poll_next(cx));
+        if item.is_none() {
+            self.pass = None;
+        }
+        Poll::Ready(item)
+    }
 }
 
 #[async_trait]

@@ -12,12 +12,14 @@
 use std::future::Future;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -214,7 +216,30 @@ async fn started<T: Send + 'static>(
     match s.next().await {
         None => Ok(futures::stream::empty().boxed()),
         Some(Err(e)) if e.is_retryable() => Err(e),
-        Some(first) => Ok(futures::stream::once(async move { first }).chain(s).boxed()),
+        Some(first) => Ok(Box::pin(Prepend {
+            first: Some(first),
+            rest: s,
+        })),
+    }
+}
+
+/// `first`, then the items of `rest`, which pass through untouched.
+struct Prepend<T> {
+    first: Option<T>,
+    rest: BoxStream<'static, T>,
+}
+
+// Nothing of `Prepend` is ever pinned in place: `first` is moved out, `rest` is boxed.
+impl<T> Unpin for Prepend<T> {}
+
+impl<T> Stream for Prepend<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match self.first.take() {
+            Some(first) => Poll::Ready(Some(first)),
+            None => self.rest.as_mut().poll_next(cx),
+        }
     }
 }
 

@@ -334,3 +334,341 @@ async fn limit_bounds_calls_in_flight() {
     r.stat(&p("x")).await.unwrap();
     drop(second);
 }
+
+/// A remote whose every call fails with an error that names nothing but its kind; a listing
+/// yields one entry then such an error, a download one chunk then such an error.
+#[derive(Debug)]
+struct Bare {
+    name: &'static str,
+    caps: crate::Capabilities,
+}
+
+impl Bare {
+    fn remote(name: &'static str) -> Arc<dyn Remote> {
+        Arc::new(Bare {
+            name,
+            caps: MemFs::new("x").capabilities().clone(),
+        })
+    }
+}
+
+fn boom() -> crate::Error {
+    crate::Error::new(ErrorKind::Transient, "boom")
+}
+
+#[async_trait::async_trait]
+impl Remote for Bare {
+    fn describe(&self) -> String {
+        self.name.to_owned()
+    }
+    fn capabilities(&self) -> &crate::Capabilities {
+        &self.caps
+    }
+    async fn list(&self, dir: &RemotePath) -> crate::Result<crate::EntryStream> {
+        if dir.as_str() == "fails" {
+            return Err(boom());
+        }
+        if dir.as_str() == "precise" {
+            // A backend that names the step and the entry it could not read.
+            let e = boom()
+                .with_operation("connect")
+                .with_path("precise/bad name");
+            return Ok(futures::stream::iter([Err(e)]).boxed());
+        }
+        let first = crate::Entry::file(dir.join("f")?, 1);
+        Ok(futures::stream::iter([Ok(first), Err(boom())]).boxed())
+    }
+    async fn list_recursive(&self, dir: &RemotePath) -> crate::Result<crate::EntryStream> {
+        self.list(dir).await
+    }
+    async fn stat(&self, _: &RemotePath) -> crate::Result<crate::Entry> {
+        Err(boom())
+    }
+    async fn read(
+        &self,
+        path: &RemotePath,
+        _: Option<std::ops::Range<u64>>,
+    ) -> crate::Result<crate::ByteStream> {
+        if path.as_str() == "fails" {
+            return Err(boom());
+        }
+        Ok(futures::stream::iter([Ok(bytes::Bytes::from_static(b"ab")), Err(boom())]).boxed())
+    }
+    async fn write(
+        &self,
+        _: &RemotePath,
+        _: crate::ByteStream,
+        _: crate::WriteMeta,
+    ) -> crate::Result<crate::Entry> {
+        Err(boom())
+    }
+    async fn write_from_file(
+        &self,
+        _: &RemotePath,
+        _: &std::path::Path,
+        _: crate::WriteMeta,
+    ) -> crate::Result<crate::Entry> {
+        Err(boom())
+    }
+    async fn mkdir(&self, _: &RemotePath) -> crate::Result<()> {
+        Err(boom())
+    }
+    async fn remove_file(&self, _: &RemotePath) -> crate::Result<()> {
+        Err(boom())
+    }
+    async fn remove_dir(&self, _: &RemotePath) -> crate::Result<()> {
+        Err(boom())
+    }
+    async fn copy(&self, _: &RemotePath, _: &RemotePath) -> crate::Result<crate::Entry> {
+        Err(boom())
+    }
+    async fn rename(&self, _: &RemotePath, _: &RemotePath) -> crate::Result<crate::Entry> {
+        Err(boom())
+    }
+    async fn set_modtime(&self, _: &RemotePath, _: time::OffsetDateTime) -> crate::Result<()> {
+        Err(boom())
+    }
+    async fn hash(&self, _: &RemotePath, _: crate::HashKind) -> crate::Result<String> {
+        Err(boom())
+    }
+    async fn purge(&self, _: &RemotePath) -> crate::Result<()> {
+        Err(boom())
+    }
+    async fn cleanup(&self) -> crate::Result<()> {
+        Err(boom())
+    }
+    async fn usage(&self) -> crate::Result<crate::Usage> {
+        Err(boom())
+    }
+}
+
+/// The error of every call, or the error its stream yields, as (operation, remote, path).
+async fn context_of_every_call(r: &Arc<dyn Remote>) -> Vec<(String, Option<String>)> {
+    fn show(e: &crate::Error) -> String {
+        format!(
+            "{} {} {}",
+            e.operation().unwrap_or("-"),
+            e.remote().unwrap_or("-"),
+            e.path().unwrap_or("-")
+        )
+    }
+    let mut out = Vec::new();
+    let mut record = |what: &str, r: crate::Result<()>| {
+        out.push((what.to_owned(), r.err().map(|e| show(&e))));
+    };
+    let (a, b) = (p("a/x"), p("a/y"));
+    let mtime = time::OffsetDateTime::UNIX_EPOCH;
+    record("list fails", r.list(&p("fails")).await.map(drop));
+    let items: Vec<_> = r.list(&p("a")).await.unwrap().collect().await;
+    record(
+        "list stream",
+        items.into_iter().try_for_each(|r| r.map(drop)),
+    );
+    let items: Vec<_> = r.list_recursive(&p("a")).await.unwrap().collect().await;
+    record(
+        "list_recursive stream",
+        items.into_iter().try_for_each(|r| r.map(drop)),
+    );
+    record("stat", r.stat(&a).await.map(drop));
+    record("read fails", r.read(&p("fails"), None).await.map(drop));
+    let body = crate::collect_bytes(r.read(&a, None).await.unwrap()).await;
+    record("read stream", body.map(drop));
+    let w = r.write(&a, crate::bytes_stream("x"), Default::default());
+    record("write", w.await.map(drop));
+    let w = r.write_from_file(&a, std::path::Path::new("/nonexistent"), Default::default());
+    record("write_from_file", w.await.map(drop));
+    record("mkdir", r.mkdir(&a).await);
+    record("remove_file", r.remove_file(&a).await);
+    record("remove_dir", r.remove_dir(&a).await);
+    record("copy", r.copy(&a, &b).await.map(drop));
+    record("rename", r.rename(&a, &b).await.map(drop));
+    record("set_modtime", r.set_modtime(&a, mtime).await);
+    record("hash", r.hash(&a, crate::HashKind::Md5).await.map(drop));
+    record("purge", r.purge(&a).await);
+    record("cleanup", r.cleanup().await);
+    record("usage", r.usage().await.map(drop));
+    out
+}
+
+/// Every call names its operation, the remote (password hidden) and its path; errors a
+/// listing or a download yields mid-stream too. Without the layer none of it is there.
+#[tokio::test(start_paused = true)]
+async fn error_context_names_operation_remote_and_path_of_every_call() {
+    let bare = Bare::remote("ftp://me:hunter2@host/base");
+    for (what, err) in context_of_every_call(&bare).await {
+        assert_eq!(
+            err.as_deref(),
+            Some("- - -"),
+            "{what}: bare errors name nothing"
+        );
+    }
+    let r = ErrorContext::wrap(bare);
+    assert_eq!(
+        r.describe(),
+        "ftp://me:hunter2@host/base",
+        "describe is passed through"
+    );
+    let got = context_of_every_call(&r).await;
+    let remote = "ftp://me:***@host/base";
+    let want = [
+        ("list fails", "list", "fails"),
+        ("list stream", "list", "a"),
+        ("list_recursive stream", "list", "a"),
+        ("stat", "stat", "a/x"),
+        ("read fails", "read", "fails"),
+        ("read stream", "read", "a/x"),
+        ("write", "write", "a/x"),
+        ("write_from_file", "write", "a/x"),
+        ("mkdir", "mkdir", "a/x"),
+        ("remove_file", "remove_file", "a/x"),
+        ("remove_dir", "remove_dir", "a/x"),
+        ("copy", "copy", "a/y"),
+        ("rename", "rename", "a/y"),
+        ("set_modtime", "set_modtime", "a/x"),
+        ("hash", "hash", "a/x"),
+        ("purge", "purge", "a/x"),
+        ("cleanup", "cleanup", "-"),
+        ("usage", "usage", "-"),
+    ];
+    assert_eq!(got.len(), want.len());
+    for ((what, err), (w, op, path)) in got.iter().zip(want) {
+        assert_eq!(what, w);
+        assert_eq!(err.clone(), Some(format!("{op} {remote} {path}")), "{what}");
+    }
+    // The display the command line prints.
+    let e = r.stat(&p("a/x")).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "temporary failure: boom (stat ftp://me:***@host/base: a/x)"
+    );
+    assert!(!format!("{e:?} {}", e.chain()).contains("hunter2"));
+    // The root has no path to name.
+    let e = r.list(&RemotePath::root()).await.unwrap();
+    let e = e.collect::<Vec<_>>().await.pop().unwrap().unwrap_err();
+    assert_eq!((e.operation(), e.path()), (Some("list"), None));
+    assert_eq!(
+        e.to_string(),
+        "temporary failure: boom (list ftp://me:***@host/base)"
+    );
+}
+
+/// Over MemFs with a fault plan: each injected fault, at the call or inside a listing or a
+/// download, comes out naming its operation, the remote and its path.
+#[tokio::test(start_paused = true)]
+async fn error_context_over_chaos_keeps_what_the_backend_said() {
+    let mem: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://ctx"));
+    put_text(&mem, "d/x", "hello", None).await;
+    put_text(&mem, "d/y", "world!", None).await;
+    let fail = |op, path| rule(op, path, Fault::Fail(ErrorKind::PermissionDenied));
+    let mut rules: Vec<Rule> = Op::ALL
+        .iter()
+        .filter(|op| !matches!(op, Op::List | Op::Read))
+        .map(|&op| fail(op, "d/x"))
+        .collect();
+    // Copy and rename are hit on their target.
+    for r in rules.iter_mut() {
+        if matches!(r.op, Op::Copy | Op::Rename) {
+            r.path = Some(p("d/z"));
+        }
+    }
+    rules.extend([
+        rule(Op::List, "d", Fault::BadEntry { after: 1 }),
+        rule(
+            Op::List,
+            "d",
+            Fault::ListBreaks {
+                after: 1,
+                kind: ErrorKind::Io,
+            },
+        ),
+        rule(
+            Op::Read,
+            "d/x",
+            Fault::ReadCut {
+                after: 2,
+                kind: ErrorKind::Io,
+            },
+        ),
+        rule(Op::Read, "d/y", Fault::Fail(ErrorKind::Io)),
+    ]);
+    let chaos = Chaos::new(mem, FaultPlan { rules });
+    let r = ErrorContext::wrap(Arc::new(chaos.clone()));
+    let named = |e: crate::Error, op: &str, path: &str| {
+        assert_eq!(e.operation(), Some(op), "{e}");
+        assert_eq!(e.remote(), Some("memfs://ctx"), "{e}");
+        assert_eq!(e.path(), Some(path), "{e}");
+    };
+    let (x, z) = (p("d/x"), p("d/z"));
+    named(r.stat(&x).await.unwrap_err(), "stat", "d/x");
+    let w = r
+        .write(&x, crate::bytes_stream("a"), Default::default())
+        .await;
+    named(w.unwrap_err(), "write", "d/x");
+    named(r.mkdir(&x).await.unwrap_err(), "mkdir", "d/x");
+    named(r.remove_file(&x).await.unwrap_err(), "remove_file", "d/x");
+    named(r.remove_dir(&x).await.unwrap_err(), "remove_dir", "d/x");
+    named(r.copy(&p("d/y"), &z).await.unwrap_err(), "copy", "d/z");
+    named(r.rename(&p("d/y"), &z).await.unwrap_err(), "rename", "d/z");
+    let m = time::OffsetDateTime::UNIX_EPOCH;
+    named(
+        r.set_modtime(&x, m).await.unwrap_err(),
+        "set_modtime",
+        "d/x",
+    );
+    named(
+        r.hash(&x, crate::HashKind::Md5).await.unwrap_err(),
+        "hash",
+        "d/x",
+    );
+    // A bad entry: one error in the stream, the listing goes on.
+    let items: Vec<_> = r.list(&p("d")).await.unwrap().collect().await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    let bad = items.into_iter().find_map(Result::err).unwrap();
+    assert_eq!(bad.kind(), ErrorKind::InvalidInput);
+    named(bad, "list", "d");
+    // A listing that breaks off.
+    let items: Vec<_> = r.list(&p("d")).await.unwrap().collect().await;
+    named(
+        items.into_iter().find_map(Result::err).unwrap(),
+        "list",
+        "d",
+    );
+    // A download cut after two bytes, and one refused at once.
+    let cut = crate::collect_bytes(r.read(&x, None).await.unwrap()).await;
+    named(cut.unwrap_err(), "read", "d/x");
+    named(r.read(&p("d/y"), None).await.err().unwrap(), "read", "d/y");
+    assert_eq!(chaos.fired().len(), 13, "{:?}", chaos.fired());
+}
+
+/// What a backend said itself is kept: the step it names and the entry it could not read.
+#[tokio::test(start_paused = true)]
+async fn error_context_keeps_more_precise_context() {
+    let r = ErrorContext::wrap(Bare::remote("bare://p"));
+    let items: Vec<_> = r.list(&p("precise")).await.unwrap().collect().await;
+    let e = items.into_iter().find_map(Result::err).unwrap();
+    assert_eq!(
+        e.to_string(),
+        "temporary failure: boom (connect bare://p: precise/bad name)"
+    );
+}
+
+/// Under Retrying, an error that outlived its retries still names where it came from, and a
+/// failed look before a rename names the source it looked at.
+#[tokio::test(start_paused = true)]
+async fn error_context_under_retrying() {
+    let bare = Bare::remote("bare://b");
+    let policy = RetryPolicy {
+        max_retries: 2,
+        base: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+        ..Default::default()
+    };
+    let r = Retrying::wrap(ErrorContext::wrap(bare), policy);
+    let e = r.stat(&p("q")).await.unwrap_err();
+    assert_eq!(e.to_string(), "temporary failure: boom (stat bare://b: q)");
+    let e = r.rename(&p("from"), &p("to")).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "temporary failure: boom (rename bare://b: from)"
+    );
+}

@@ -26,8 +26,11 @@ mod resync;
 mod saved;
 mod store;
 
-pub use resync::{ResyncOptions, ResyncOutcome, ResyncSkip, resync};
-pub use saved::{CompareSpec, FilterSpec, REPORT_FORMAT, ReportCounts, SavedReport, compare};
+pub use crate::report::{
+    CompareSpec, REPORT_FORMAT, ReportCounts, ResyncOutcome, ResyncSkip, SavedReport,
+};
+pub use resync::{ResyncOptions, resync};
+pub use saved::compare;
 pub use store::{Job, JobRequest, JobState, OpenRemote, ReportQueue};
 
 #[cfg(test)]

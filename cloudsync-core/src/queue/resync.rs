@@ -5,16 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, Result};
 use crate::filter::FilterSet;
 use crate::ops::{CheckOptions, SyncOptions, check, copy_files};
-use crate::path::RemotePath;
 use crate::remote::Remote;
 use crate::report::{CheckItem, ErrorRecord, Summary};
 
-use super::saved::{SavedReport, secs};
+use crate::report::{ResyncOutcome, ResyncSkip, SavedReport, secs};
 
 /// Options of [`resync`].
 #[derive(Debug, Clone, Default)]
@@ -29,35 +27,6 @@ pub struct ResyncOptions {
     /// Transfer settings (`transfers`, `checkers`, retries, `dry_run`, `events`). Its
     /// `filter` and `compare` are not used: the report decides what is transferred.
     pub sync: SyncOptions,
-}
-
-/// One file of the report that was not transferred, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResyncSkip {
-    /// The path.
-    pub path: RemotePath,
-    /// Why.
-    pub reason: String,
-}
-
-/// What a [`resync`] did (stored in the follow-up report's [`SavedReport::resync`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ResyncOutcome {
-    /// Files the report asked for.
-    pub requested: u64,
-    /// Files transferred.
-    pub transferred: u64,
-    /// Bytes transferred.
-    pub bytes: u64,
-    /// Files that turned out identical on the destination already (nothing to do).
-    pub already_there: u64,
-    /// Files left alone after re-validation against the source.
-    pub skipped: Vec<ResyncSkip>,
-    /// Transfers that failed.
-    pub errors: Vec<ErrorRecord>,
-    /// Whether this was a dry run.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub dry_run: bool,
 }
 
 /// Transfers what `report` lists as missing on the destination (and, with

@@ -14,14 +14,16 @@ use time::OffsetDateTime;
 use crate::config::{Config, Registry};
 use crate::entry::WriteMeta;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ingest::{RemoteLock, random_id};
+use crate::lock::RemoteLock;
 use crate::ops::SyncOptions;
 use crate::path::RemotePath;
 use crate::remote::{Remote, bytes_stream, collect_bytes};
 use crate::secret::{location_has_secret, redact_location};
+use crate::temp::random_id;
 
 use super::resync::{ResyncOptions, resync};
-use super::saved::{CompareSpec, ReportCounts, SavedReport, compare};
+use super::saved::compare;
+use crate::report::{CompareSpec, ReportCounts, SavedReport};
 
 /// Opens the locations named in requests and reports (`sftp://host/dir`, `name:path`, ...).
 ///
@@ -462,7 +464,7 @@ impl ReportQueue {
 
 /// `2026-11-23T14-05-00.123Z`: sorts by time, valid as a file name everywhere.
 fn stamp_ms(t: OffsetDateTime) -> String {
-    let base = crate::ingest::file_stamp(t);
+    let base = crate::report::file_stamp(t);
     let base = base.trim_end_matches('Z');
     format!("{base}.{:03}Z", t.millisecond())
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use super::*;
+use crate::filter::FilterSpec;
 use crate::ops::{CheckOptions, check};
 use crate::report::{CheckItem, CheckReport, ErrorRecord};
 use crate::testkit::{FaultOp, Faulty, MemFs};

@@ -1,6 +1,8 @@
 //! What operations tell the application: progress [`Event`]s while they run, and a serializable
 //! [`Summary`] or [`CheckReport`] when they finish.
 
+mod saved;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,28 @@ use time::OffsetDateTime;
 use crate::error::{Error, ErrorKind};
 use crate::path::RemotePath;
 use crate::plan::{Action, Reason};
+
+pub(crate) use saved::secs;
+pub use saved::{CompareSpec, REPORT_FORMAT, ReportCounts, ResyncOutcome, ResyncSkip, SavedReport};
+
+/// `2026-11-23 14:05:00Z`.
+pub(crate) fn stamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// `2026-11-23T14-05-00Z`: a time that is a valid file name everywhere and sorts.
+pub(crate) fn file_stamp(t: OffsetDateTime) -> String {
+    stamp(t).replace(' ', "T").replace(':', "-")
+}
 
 /// A progress event. Applications receive them through an [`EventSink`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,6 +28,7 @@ use crate::entry::WriteMeta;
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::RemotePath;
 use crate::remote::{Remote, bytes_stream, collect_bytes};
+use crate::temp::random_id;
 
 /// What a lock file says about its holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,11 +77,6 @@ pub(crate) struct RemoteLock {
     refresher: JoinHandle<()>,
     /// Why the refresh task gave up (the lock was taken over, or could not be rewritten).
     lost: Arc<Mutex<Option<Error>>>,
-}
-
-/// A short random identifier (12 hex digits).
-pub(crate) fn random_id() -> String {
-    format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
 }
 
 /// This machine's name: the kernel's on Linux (a `HOSTNAME` variable may be stale or missing
