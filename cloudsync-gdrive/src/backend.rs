@@ -159,7 +159,6 @@ impl Remote for DriveRemote {
 mod tests {
     use super::*;
     use crate::config::{DEFAULT_API_URL, location};
-    use cloudsync_core::ErrorKind;
 
     #[test]
     fn location_is_the_root_id() {
@@ -190,7 +189,7 @@ mod tests {
         let emu = crate::emulator::DriveEmulator::start().await;
         let b = DriveRemote::new(emu.config().with_root_folder_id("no-such-folder")).unwrap();
         let e = b.list(&RemotePath::root()).await.err().unwrap();
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert_eq!(e.kind(), cloudsync_core::ErrorKind::NotFound, "{e}");
     }
 
     /// The former public name still names the remote.

@@ -48,7 +48,8 @@ pub use config::{
 };
 
 #[cfg(feature = "gcs")]
+#[allow(deprecated)]
 pub use gcs::{
     DEFAULT_GCS_CHUNK_SIZE, DEFAULT_GCS_UPLOAD_CUTOFF, DEFAULT_GCS_URL, GCS_CHUNK_QUANTUM,
-    GcsBackend, GcsConfig, GcsFactory,
+    GcsBackend, GcsConfig, GcsFactory, GcsRemote,
 };
