@@ -459,6 +459,13 @@ impl BackendFactory for DropboxFactory {
     }
 
     fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                "dropbox URL: no user or password in the URL; tokens come from \
+                 ?refresh_token_env=VAR or ?token_file=PATH",
+            ));
+        }
         let mut root = url.host_str().unwrap_or("").to_owned();
         root.push_str(url.path());
         let root = percent_decode_str(&root).decode_utf8_lossy();
@@ -602,6 +609,23 @@ mod tests {
         assert_eq!(root("dropbox://a/b=c;d"), "a/b=c;d");
         // The former decoder went through form decoding and cut the root at `&`.
         assert_eq!(root("dropbox://a/b&c"), "a/b&c");
+    }
+
+    /// A secret never comes in a URL: a user or password in one is refused, without the
+    /// secret in the error.
+    #[test]
+    fn url_refuses_user_and_password() {
+        for u in [
+            "dropbox://user:hunter2@Backups?app_key=k",
+            "dropbox://hunter2@Backups?app_key=k",
+            "dropbox://:hunter2@Backups",
+        ] {
+            let url = url::Url::parse(u).unwrap();
+            let e = DropboxFactory.config_from_url(&url).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{u}");
+            assert!(e.to_string().contains("password"), "{e}");
+            assert!(!format!("{e}{e:?}").contains("hunter2"), "{e}");
+        }
     }
 
     #[tokio::test]
