@@ -4,10 +4,20 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudsync_core::{DROPBOX_BLOCK, Error, ErrorKind, RemotePath, Result, Secret};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloudsync_core::{
+    BackendFactory, DROPBOX_BLOCK, Error, ErrorKind, Location, QueryKind, Remote, RemotePath,
+    Result, Secret, parse_config,
+};
+use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::auth::TokenCallback;
+use crate::backend::DropboxRemote;
+use crate::core::DropboxCore;
 
 /// The RPC endpoint host of the real service.
 pub const DEFAULT_API_URL: &str = "https://api.dropboxapi.com";
@@ -155,7 +165,7 @@ pub(crate) enum RefreshSource {
     File(PathBuf, Secret),
 }
 
-/// A validated configuration: everything [`crate::DropboxBackend`] needs.
+/// A validated configuration: everything [`crate::DropboxRemote`] needs.
 #[derive(Clone)]
 pub(crate) struct Validated {
     pub(crate) app_key: String,
@@ -289,6 +299,15 @@ impl DropboxConfig {
         self
     }
 
+    /// Validates the configuration (reading secrets from the environment or the token file)
+    /// and builds the remote: the one way to open a Dropbox remote. No request is sent until
+    /// the remote is used.
+    pub fn build(&self) -> Result<DropboxRemote> {
+        let v = self.validate()?;
+        let location = location(&v.api_url, &v.root);
+        Ok(DropboxRemote::from_core(DropboxCore::new(v)?, location))
+    }
+
     /// Checks the configuration and reads the secrets it names.
     pub(crate) fn validate(&self) -> Result<Validated> {
         let app_secret = match (&self.app_secret_env, &self.app_secret) {
@@ -401,6 +420,91 @@ impl DropboxConfig {
     }
 }
 
+/// Where the root folder is: the space `dropbox` (plus the API endpoint's host and port when
+/// it is not Dropbox's own, as for an emulator) and the root in lower case, because Dropbox
+/// paths ignore case.
+///
+/// Nothing in the config tells two accounts apart without a request: the app key is shared by
+/// every account of an app, and token files and variable names are only names (two of them
+/// may hold one account's token, and splitting those into two places would miss a real
+/// overlap). So two remotes on different accounts with overlapping roots are judged to be one
+/// place: a sync between them is refused, never run over itself.
+fn location(api_url: &str, root: &str) -> Location {
+    let mut space = "dropbox".to_owned();
+    if api_url.trim_end_matches('/') != DEFAULT_API_URL {
+        if let Ok(u) = url::Url::parse(api_url) {
+            let host = u.host_str().unwrap_or("").to_ascii_lowercase();
+            let port = u.port_or_known_default().unwrap_or(0);
+            space.push_str(&format!("@{host}:{port}"));
+        }
+    }
+    Location::new(space, &root.to_lowercase())
+}
+
+/// Opens `type = "dropbox"` remotes and `dropbox://folder/sub?app_key=…` URLs.
+///
+/// URL query keys: `app_key`, `app_secret_env`, `refresh_token_env`, `token_file`,
+/// `access_token_env`, `chunk_size`, `list_limit`, `batch_size`, `batch_timeout_ms`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropboxFactory;
+
+#[async_trait]
+impl BackendFactory for DropboxFactory {
+    fn type_name(&self) -> &'static str {
+        crate::TYPE_NAME
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["dropbox"]
+    }
+
+    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                "dropbox URL: no user or password in the URL; tokens come from \
+                 ?refresh_token_env=VAR or ?token_file=PATH",
+            ));
+        }
+        let mut root = url.host_str().unwrap_or("").to_owned();
+        root.push_str(url.path());
+        let root = percent_decode_str(&root).decode_utf8_lossy();
+        let mut cfg = serde_json::Map::new();
+        cfg.insert(
+            "root".into(),
+            Value::String(root.trim_matches('/').to_owned()),
+        );
+        let text = QueryKind::Text;
+        let number = QueryKind::Number;
+        cloudsync_core::query_to_config(
+            "dropbox",
+            url,
+            &[
+                ("app_key", text),
+                ("app_secret_env", text),
+                ("refresh_token_env", text),
+                ("token_file", text),
+                ("access_token_env", text),
+                ("chunk_size", number),
+                ("list_limit", number),
+                ("batch_size", number),
+                ("batch_timeout_ms", number),
+            ],
+            &mut cfg,
+        )?;
+        Ok(Value::Object(cfg))
+    }
+
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["app_secret", "refresh_token", "access_token"]
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: DropboxConfig = parse_config(crate::TYPE_NAME, config)?;
+        Ok(Arc::new(cfg.build()?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,5 +573,68 @@ mod tests {
         let v = cfg.validate().unwrap();
         assert!(matches!(v.refresh, RefreshSource::File(_, ref t) if t.expose() == "rt"));
         assert!(v.access_token.is_none());
+    }
+
+    #[test]
+    fn urls_become_configs() {
+        let u = url::Url::parse(
+            "dropbox://Backups/home%20a?app_key=k&refresh_token_env=RT&chunk_size=8388608",
+        )
+        .unwrap();
+        let v = DropboxFactory.config_from_url(&u).unwrap();
+        assert_eq!(v["root"], "Backups/home a");
+        assert_eq!(v["app_key"], "k");
+        assert_eq!(v["refresh_token_env"], "RT");
+        assert_eq!(v["chunk_size"], 8388608);
+        let u = url::Url::parse("dropbox://x?colour=red").unwrap();
+        assert!(DropboxFactory.config_from_url(&u).is_err());
+    }
+
+    /// The root of a URL is percent-decoded: `+` stays a plus, `%2B` is a plus, `%XX` of
+    /// UTF-8 is the character, a stray `%` stays, and invalid UTF-8 becomes U+FFFD.
+    #[test]
+    fn url_roots_are_percent_decoded() {
+        let root = |s: &str| {
+            let u = url::Url::parse(s).unwrap();
+            DropboxFactory.config_from_url(&u).unwrap()["root"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(root("dropbox://Backups/home%20a"), "Backups/home a");
+        assert_eq!(root("dropbox://a/b+c%2Bd"), "a/b+c+d");
+        assert_eq!(root("dropbox://a/caf%C3%A9/"), "a/café");
+        assert_eq!(root("dropbox://a/100%25/%zz"), "a/100%/%zz");
+        assert_eq!(root("dropbox://a/x%FFy"), "a/x\u{FFFD}y");
+        assert_eq!(root("dropbox://a/b=c;d"), "a/b=c;d");
+        // The former decoder went through form decoding and cut the root at `&`.
+        assert_eq!(root("dropbox://a/b&c"), "a/b&c");
+    }
+
+    /// A secret never comes in a URL: a user or password in one is refused, without the
+    /// secret in the error.
+    #[test]
+    fn url_refuses_user_and_password() {
+        for u in [
+            "dropbox://user:hunter2@Backups?app_key=k",
+            "dropbox://hunter2@Backups?app_key=k",
+            "dropbox://:hunter2@Backups",
+        ] {
+            let url = url::Url::parse(u).unwrap();
+            let e = DropboxFactory.config_from_url(&url).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{u}");
+            assert!(e.to_string().contains("password"), "{e}");
+            assert!(!format!("{e}{e:?}").contains("hunter2"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn factory_rejects_unknown_keys() {
+        let e = DropboxFactory
+            .open(serde_json::json!({"app_key": "k", "refresh_token": "r", "colour": "red"}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+        assert!(e.to_string().contains("colour"), "{e}");
     }
 }

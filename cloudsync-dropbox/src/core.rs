@@ -7,7 +7,9 @@ use bytes::Bytes;
 use cloudsync_core::http::{
     delay_secs, read_capped, read_prefix, retry_after, send_authorized, status_error,
 };
-use cloudsync_core::{Entry, EntryKind, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
+use cloudsync_core::{
+    Entry, EntryKind, Error, ErrorKind, HashKind, Hashes, RemotePath, Result, Usage,
+};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
@@ -198,6 +200,77 @@ impl DropboxCore {
             b
         })
         .await
+    }
+
+    /// `files/get_metadata` of `path`.
+    pub(crate) async fn metadata(&self, path: &RemotePath) -> Result<Metadata> {
+        let v = self
+            .rpc(
+                "files/get_metadata",
+                &serde_json::json!({ "path": self.dbx_path(path) }),
+            )
+            .await
+            .map_err(|e| e.with_path(path))?;
+        Metadata::from_value(v, "files/get_metadata")
+    }
+
+    /// The entry at `path`.
+    pub(crate) async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        if path.is_root() && self.root.is_empty() {
+            // The root of a Dropbox has no metadata.
+            return Ok(Entry::dir(path.clone()));
+        }
+        self.metadata(path).await?.to_entry(path.clone())
+    }
+
+    /// `files/create_folder_v2`; a folder already there is success, a file in the way is a
+    /// [`ErrorKind::Conflict`].
+    pub(crate) async fn create_folder(&self, dir: &RemotePath) -> Result<()> {
+        if dir.is_root() && self.root.is_empty() {
+            return Ok(());
+        }
+        crate::names::check(dir, "mkdir")?;
+        let arg = serde_json::json!({ "path": self.dbx_path(dir), "autorename": false });
+        match self.rpc("files/create_folder_v2", &arg).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let tags = tags_of(&e);
+                let exists_as_folder = tags.iter().any(|t| t == "conflict")
+                    && tags.last().is_some_and(|t| t == "folder");
+                if exists_as_folder {
+                    Ok(())
+                } else if tags.iter().any(|t| t == "conflict") {
+                    Err(Error::new(ErrorKind::Conflict, "a file is in the way")
+                        .with_operation("mkdir")
+                        .with_path(dir)
+                        .with_source(e))
+                } else {
+                    Err(e.with_path(dir))
+                }
+            }
+        }
+    }
+
+    /// `users/get_space_usage`.
+    pub(crate) async fn usage(&self) -> Result<Usage> {
+        let v = self.rpc("users/get_space_usage", &Value::Null).await?;
+        let used = v.get("used").and_then(Value::as_u64);
+        // Individual accounts: `allocated`; team space: the team's allocation and use.
+        let alloc = v.get("allocation");
+        let total = alloc
+            .and_then(|a| a.get("allocated"))
+            .and_then(Value::as_u64);
+        let team_used = alloc.and_then(|a| a.get("used")).and_then(Value::as_u64);
+        let free = match (total, team_used.or(used)) {
+            (Some(t), Some(u)) => Some(t.saturating_sub(u)),
+            _ => None,
+        };
+        Ok(Usage {
+            total,
+            used,
+            free,
+            trashed: None,
+        })
     }
 }
 

@@ -6,12 +6,12 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> cloudsync_core::Result<()> {
 //! use cloudsync_core::{bytes_stream, Remote, RemotePath, WriteMeta};
-//! use cloudsync_dropbox::{DropboxBackend, DropboxConfig};
+//! use cloudsync_dropbox::{DropboxRemote, DropboxConfig};
 //!
 //! // The refresh token is read from the environment variable DROPBOX_REFRESH_TOKEN.
-//! let remote = DropboxBackend::new(
-//!     DropboxConfig::new("my-app-key").with_refresh_token_env("DROPBOX_REFRESH_TOKEN"),
-//! )?;
+//! let remote: DropboxRemote = DropboxConfig::new("my-app-key")
+//!     .with_refresh_token_env("DROPBOX_REFRESH_TOKEN")
+//!     .build()?;
 //! let path = RemotePath::new("notes/hello.txt")?;
 //! remote.write(&path, bytes_stream("hello"), WriteMeta::default()).await?;
 //! assert_eq!(remote.stat(&path).await?.size, 5);
@@ -32,6 +32,7 @@ mod config;
 mod core;
 mod deleter;
 mod lister;
+mod mover;
 mod names;
 mod reader;
 mod writer;
@@ -43,7 +44,9 @@ pub use auth::{
     AUTHORIZE_URL, TokenCallback, TokenInfo, authorize_url, code_challenge_s256, exchange_code,
     pkce_pair, random_token, write_token_file,
 };
-pub use backend::{DropboxBackend, DropboxFactory};
+#[allow(deprecated)]
+pub use backend::{DropboxBackend, DropboxRemote};
+pub use config::DropboxFactory;
 pub use config::{
     DEFAULT_API_URL, DEFAULT_BATCH_TIMEOUT_MS, DEFAULT_CHUNK_SIZE, DEFAULT_CONTENT_URL,
     DEFAULT_LIST_LIMIT, DEFAULT_TIMEOUT_SECS, DEFAULT_TOKEN_URL, DropboxConfig, MAX_BATCH_SIZE,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use cloudsync_core::Remote;
-use cloudsync_dropbox::DropboxBackend;
+use cloudsync_dropbox::DropboxRemote;
 use cloudsync_dropbox::emulator::Emulator;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,7 +16,7 @@ async fn conformance_against_the_emulator() {
         .with_root("conformance")
         .with_list_limit(97)
         .with_chunk_size(4 * 1024 * 1024);
-    let remote: Arc<dyn Remote> = Arc::new(DropboxBackend::new(cfg).unwrap());
+    let remote: Arc<dyn Remote> = Arc::new(DropboxRemote::new(cfg).unwrap());
     remote
         .mkdir(&cloudsync_core::RemotePath::root())
         .await
@@ -35,7 +35,7 @@ async fn conformance_against_the_emulator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_the_dropbox_root() {
     let emu = Emulator::start().unwrap();
-    let remote: Arc<dyn Remote> = Arc::new(DropboxBackend::new(emu.config()).unwrap());
+    let remote: Arc<dyn Remote> = Arc::new(DropboxRemote::new(emu.config()).unwrap());
     cloudsync_core::testkit::conformance(remote).await;
 }
 
@@ -43,7 +43,7 @@ async fn conformance_at_the_dropbox_root() {
 async fn conformance_with_batched_commits() {
     let emu = Emulator::start().unwrap();
     let cfg = emu.config().with_root("batched").with_batching(16, 5);
-    let remote: Arc<dyn Remote> = Arc::new(DropboxBackend::new(cfg).unwrap());
+    let remote: Arc<dyn Remote> = Arc::new(DropboxRemote::new(cfg).unwrap());
     remote
         .mkdir(&cloudsync_core::RemotePath::root())
         .await

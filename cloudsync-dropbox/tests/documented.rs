@@ -16,7 +16,7 @@ use cloudsync_core::{
     bytes_stream, collect_bytes, ops,
 };
 use cloudsync_dropbox::emulator::{Emulator, EmulatorOptions, Fault};
-use cloudsync_dropbox::{DropboxBackend, DropboxConfig};
+use cloudsync_dropbox::{DropboxConfig, DropboxRemote};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -26,7 +26,7 @@ fn p(s: &str) -> RemotePath {
 }
 
 fn remote(cfg: DropboxConfig) -> Arc<dyn Remote> {
-    Arc::new(DropboxBackend::new(cfg).unwrap())
+    Arc::new(DropboxRemote::new(cfg).unwrap())
 }
 
 fn fast() -> ops::SyncOptions {

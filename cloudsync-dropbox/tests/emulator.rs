@@ -13,7 +13,7 @@ use cloudsync_core::{
     collect_bytes, ops,
 };
 use cloudsync_dropbox::emulator::{Emulator, EmulatorOptions, Fault};
-use cloudsync_dropbox::{DropboxBackend, DropboxConfig, TokenInfo};
+use cloudsync_dropbox::{DropboxConfig, DropboxRemote, TokenInfo};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -28,7 +28,7 @@ fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
 }
 
 fn remote(cfg: DropboxConfig) -> Arc<dyn Remote> {
-    Arc::new(DropboxBackend::new(cfg).unwrap())
+    Arc::new(DropboxRemote::new(cfg).unwrap())
 }
 
 /// Sync options with short backoffs, so retried failures take little time.

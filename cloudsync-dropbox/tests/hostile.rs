@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cloudsync_core::{ErrorKind, Remote, RemotePath, WriteMeta, bytes_stream};
-use cloudsync_dropbox::DropboxBackend;
+use cloudsync_dropbox::DropboxRemote;
 use cloudsync_dropbox::emulator::{Emulator, Fault};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ fn page(cursor: &str, entries: Value) -> Fault {
 
 /// Lists the root to the end; the error that stopped it, if any.
 async fn list_all(
-    r: &DropboxBackend,
+    r: &DropboxRemote,
 ) -> (Vec<cloudsync_core::Entry>, Option<cloudsync_core::Error>) {
     let mut entries = Vec::new();
     let mut s = match r.list(&RemotePath::root()).await {
@@ -50,7 +50,7 @@ async fn list_all(
 #[tokio::test]
 async fn retry_after_of_u64_max_is_capped_at_an_hour() {
     let emu = Emulator::start().unwrap();
-    let r = DropboxBackend::new(emu.config()).unwrap();
+    let r = DropboxRemote::new(emu.config()).unwrap();
     emu.put("/f", "x");
     // In the header ...
     emu.inject(
@@ -83,7 +83,7 @@ async fn retry_after_of_u64_max_is_capped_at_an_hour() {
 #[tokio::test]
 async fn a_listing_that_never_advances_is_an_error() {
     let emu = Emulator::start().unwrap();
-    let r = DropboxBackend::new(emu.config()).unwrap();
+    let r = DropboxRemote::new(emu.config()).unwrap();
     let file = json!([{ ".tag": "file", "name": "a", "path_lower": "/a", "size": 1,
                         "client_modified": "2024-01-02T03:04:05Z" }]);
     // The same cursor again and again, with `has_more` for ever.
@@ -110,7 +110,7 @@ async fn a_listing_that_never_advances_is_an_error() {
 #[tokio::test]
 async fn an_oversized_json_answer_is_refused() {
     let emu = Emulator::start().unwrap();
-    let r = DropboxBackend::new(emu.config()).unwrap();
+    let r = DropboxRemote::new(emu.config()).unwrap();
     // Valid JSON, but 65 MiB of it: more than the 64 MiB any metadata answer may have.
     let mut body = json!({ ".tag": "file", "name": "f", "path_lower": "/f", "size": 1 })
         .to_string()
@@ -135,7 +135,7 @@ async fn a_stalled_metadata_call_fails_with_a_temporary_error() {
     let emu = Emulator::start().unwrap();
     let mut cfg = emu.config();
     cfg.timeout = 1;
-    let r = DropboxBackend::new(cfg).unwrap();
+    let r = DropboxRemote::new(cfg).unwrap();
     emu.put("/f", "x");
     // Headers at once, then a byte every 100 ms for ever: never idle for the 1 s timeout.
     emu.inject("files/get_metadata", Fault::Trickle, 1);
@@ -150,7 +150,7 @@ async fn a_stalled_metadata_call_fails_with_a_temporary_error() {
 #[tokio::test]
 async fn absurd_server_text_is_cut_in_error_messages() {
     let emu = Emulator::start().unwrap();
-    let r = DropboxBackend::new(emu.config()).unwrap();
+    let r = DropboxRemote::new(emu.config()).unwrap();
     let long = "x".repeat(10_000);
     emu.inject(
         "files/get_metadata",
@@ -204,7 +204,7 @@ async fn absurd_server_text_is_cut_in_error_messages() {
 #[tokio::test]
 async fn a_modtime_out_of_range_is_refused_without_a_panic() {
     let emu = Emulator::start().unwrap();
-    let r = DropboxBackend::new(emu.config()).unwrap();
+    let r = DropboxRemote::new(emu.config()).unwrap();
     // The last representable minute, at -01:00: past the last date in UTC.
     let meta = WriteMeta {
         modtime: Some(time::macros::datetime!(9999-12-31 23:59:59 -1)),
@@ -217,7 +217,7 @@ async fn a_modtime_out_of_range_is_refused_without_a_panic() {
 #[tokio::test]
 async fn extreme_sizes_and_dates_in_listings_do_not_panic() {
     let emu = Emulator::start().unwrap();
-    let r = DropboxBackend::new(emu.config()).unwrap();
+    let r = DropboxRemote::new(emu.config()).unwrap();
     emu.inject(
         "files/list_folder",
         answer(

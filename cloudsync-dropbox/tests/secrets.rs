@@ -9,7 +9,7 @@ use cloudsync_core::queue::{CompareSpec, compare};
 use cloudsync_core::testkit::{MemFs, capture_logs};
 use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes, ops};
 use cloudsync_dropbox::emulator::{Emulator, EmulatorOptions, Fault};
-use cloudsync_dropbox::{DropboxBackend, DropboxConfig, TokenInfo};
+use cloudsync_dropbox::{DropboxConfig, DropboxRemote, TokenInfo};
 use futures::TryStreamExt;
 
 const APP_SECRET: &str = "dbx-app-secret-2718";
@@ -39,8 +39,8 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
         .with_token_callback(Arc::new(move |t: &TokenInfo| {
             seen.lock().unwrap().push(t.clone())
         }));
-    let dbx = DropboxBackend::new(cfg.clone()).unwrap();
-    let remote: Arc<dyn Remote> = Arc::new(DropboxBackend::new(cfg.clone()).unwrap());
+    let dbx = DropboxRemote::new(cfg.clone()).unwrap();
+    let remote: Arc<dyn Remote> = Arc::new(DropboxRemote::new(cfg.clone()).unwrap());
     let mut shown: Vec<String> = Vec::new();
 
     // Real work: writes (one through an upload session), reads, listings, copy, check.
@@ -100,7 +100,7 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
         .clone()
         .with_app_secret(format!("{APP_SECRET}-wrong"))
         .with_refresh_token(format!("{}-wrong", emu.refresh_token()));
-    let bad = DropboxBackend::new(wrong.clone()).unwrap();
+    let bad = DropboxRemote::new(wrong.clone()).unwrap();
     show_err(&mut shown, bad.stat(&p("a")).await.unwrap_err());
     shown.push(format!("{wrong:?}"));
     shown.push(serde_json::to_string(&wrong).unwrap());
@@ -115,7 +115,7 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
         .with_app_secret(APP_SECRET)
         .with_urls(emu.api_url(), emu.content_url(), emu.token_url());
     from_file.token_file = Some(token_file.clone());
-    let filed = DropboxBackend::new(from_file.clone()).unwrap();
+    let filed = DropboxRemote::new(from_file.clone()).unwrap();
     filed.stat(&p("a/small.txt")).await.unwrap();
     shown.push(format!("{filed:?}"));
     shown.push(format!("{from_file:?}"));

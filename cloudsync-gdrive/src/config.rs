@@ -3,8 +3,17 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use cloudsync_core::{Error, ErrorKind, Result, Secret};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloudsync_core::{
+    BackendFactory, Error, ErrorKind, Location, Remote, Result, Secret, parse_config,
+};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::backend::DriveRemote;
+use crate::core::DriveCore;
 
 /// Default size of one resumable-upload chunk, and the size above which uploads are resumable
 /// (8 MiB).
@@ -262,6 +271,14 @@ impl GdriveConfig {
         self
     }
 
+    /// Validates the configuration (reading secrets) and builds the remote: the one way to
+    /// open a Drive remote. No request is sent until the remote is used.
+    pub fn build(&self) -> Result<DriveRemote> {
+        let v = self.validate()?;
+        let location = location(v.drive_id.as_deref(), &v.root_id, &v.api_url);
+        Ok(DriveRemote::from_core(DriveCore::new(v)?, location))
+    }
+
     /// Checks the configuration and reads secrets (environment, token file, key file).
     pub(crate) fn validate(&self) -> Result<Validated> {
         if self.chunk_size == 0 || self.chunk_size % CHUNK_QUANTUM != 0 {
@@ -361,5 +378,50 @@ impl GdriveConfig {
             token_url: http_url("token_url", &self.token_url)?,
             timeout: std::time::Duration::from_secs(self.timeout),
         })
+    }
+}
+/// Where the root folder is. Drive has no paths to compare, only ids, so the space is the
+/// root's own id: `gdrive:folder:ID` for a `root_folder_id`, `gdrive:drive:ID` for the root of
+/// a shared drive, `gdrive:my-drive` for My Drive (plus the API endpoint's host and port when
+/// it is not Google's, as for an emulator). Two remotes with one root are one place, and the
+/// sub-folders of one root (`Prefix` views) nest as paths do.
+///
+/// Without a request nothing tells which drive a folder id lies in, or which account a My
+/// Drive is: a `root_folder_id` inside another remote's drive is judged apart from it, and
+/// the My Drives of two accounts are judged one place (a refused sync, never a lost file).
+pub(crate) fn location(drive_id: Option<&str>, root_id: &str, api_url: &str) -> Location {
+    let mut space = match drive_id {
+        _ if root_id == "root" => "gdrive:my-drive".to_owned(),
+        Some(d) if d == root_id => format!("gdrive:drive:{d}"),
+        _ => format!("gdrive:folder:{root_id}"),
+    };
+    if api_url.trim_end_matches('/') != DEFAULT_API_URL {
+        if let Ok(u) = url::Url::parse(api_url) {
+            let host = u.host_str().unwrap_or("").to_ascii_lowercase();
+            let port = u.port_or_known_default().unwrap_or(0);
+            space.push_str(&format!("@{host}:{port}"));
+        }
+    }
+    Location::new(space, "")
+}
+
+/// Opens `gdrive` remotes from configuration.
+///
+/// ```
+/// use cloudsync_core::BackendFactory;
+/// assert_eq!(cloudsync_gdrive::GdriveFactory.type_name(), "gdrive");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GdriveFactory;
+
+#[async_trait]
+impl BackendFactory for GdriveFactory {
+    fn type_name(&self) -> &'static str {
+        "gdrive"
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: GdriveConfig = parse_config("gdrive", config)?;
+        Ok(Arc::new(cfg.build()?))
     }
 }

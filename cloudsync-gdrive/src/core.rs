@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudsync_core::http::{read_capped, read_prefix, retry_after, send_authorized, status_error};
-use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
+use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Hashes, RemotePath, Result, Usage};
 use futures::{Stream, TryStreamExt};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
@@ -264,10 +264,18 @@ pub(crate) struct DriveCore {
     /// Serialises folder creation, so concurrent writes into a new folder do not create it
     /// twice (Drive would allow two folders of the same name).
     pub(crate) mkdir_lock: tokio::sync::Mutex<()>,
+    /// What the remote calls itself in errors and `describe` (`gdrive://…`, no secrets).
+    pub(crate) name: String,
 }
 
 impl DriveCore {
     pub(crate) fn new(cfg: Validated) -> Result<Self> {
+        let name = match (&cfg.drive_id, cfg.root_id.as_str()) {
+            (Some(d), root) if root != d => format!("gdrive://{d}/{root}"),
+            (Some(d), _) => format!("gdrive://{d}"),
+            (None, "root") => "gdrive://".to_owned(),
+            (None, root) => format!("gdrive://{root}"),
+        };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30).min(cfg.timeout))
             .read_timeout(cfg.timeout)
@@ -283,6 +291,34 @@ impl DriveCore {
             auth,
             dirs: Mutex::new(HashMap::new()),
             mkdir_lock: tokio::sync::Mutex::new(()),
+            name,
+        })
+    }
+
+    /// `e` with the operation, this remote's name and `path`.
+    pub(crate) fn ctx(&self, e: Error, op: &'static str, path: &RemotePath) -> Error {
+        e.with_operation(op).with_remote(&self.name).with_path(path)
+    }
+
+    /// `about.storageQuota`: the space of the account.
+    pub(crate) async fn usage(&self) -> Result<Usage> {
+        let url = self.api("about");
+        let res = self
+            .send("usage", |c| {
+                c.get(&url).query(&[("fields", "storageQuota")])
+            })
+            .await
+            .map_err(|e| e.with_remote(&self.name))?;
+        let about: About = json_capped(res, "usage", "about response")
+            .await
+            .map_err(|e| e.with_remote(&self.name))?;
+        let q = about.storage_quota;
+        let (total, used) = (num(&q.limit), num(&q.usage));
+        Ok(Usage {
+            total,
+            used,
+            free: total.zip(used).map(|(t, u)| t.saturating_sub(u)),
+            trashed: num(&q.usage_in_drive_trash),
         })
     }
 
@@ -518,6 +554,69 @@ impl DriveCore {
         Ok(f)
     }
 
+    /// The entry at `path` (the root is always a folder).
+    pub(crate) async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        if path.is_root() {
+            return Ok(Entry::dir(RemotePath::root()));
+        }
+        match self.lookup(path).await {
+            Ok(Some(f)) => f.entry(path.clone()),
+            Ok(None) => Err(self.ctx(
+                Error::new(ErrorKind::NotFound, "no such file or directory"),
+                "stat",
+                path,
+            )),
+            Err(e) => Err(self.ctx(e, "stat", path)),
+        }
+    }
+
+    /// The file (never a folder) at `path`, for the operation `op`.
+    pub(crate) async fn file(&self, path: &RemotePath, op: &'static str) -> Result<DriveFile> {
+        match self.lookup(path).await {
+            Ok(Some(f)) if f.is_folder() => Err(self.ctx(
+                Error::new(ErrorKind::Conflict, "is a folder, not a file"),
+                op,
+                path,
+            )),
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => Err(self.ctx(Error::new(ErrorKind::NotFound, "no such file"), op, path)),
+            Err(e) => Err(self.ctx(e, op, path)),
+        }
+    }
+
+    /// The checksum of `kind` that Drive keeps for the file at `path`.
+    pub(crate) async fn hash(&self, path: &RemotePath, kind: HashKind) -> Result<String> {
+        let f = self.file(path, "hash").await?;
+        let known = match kind {
+            HashKind::Md5 => f.md5_checksum,
+            HashKind::Sha1 => f.sha1_checksum,
+            HashKind::Sha256 => f.sha256_checksum,
+            _ => None,
+        };
+        match known {
+            Some(h) => Ok(h.to_ascii_lowercase()),
+            None => Err(self.ctx(
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!("Drive keeps no {kind} for this file"),
+                ),
+                "hash",
+                path,
+            )),
+        }
+    }
+
+    /// Creates the folder `dir` and its parents (the root is always there).
+    pub(crate) async fn create_dir(&self, dir: &RemotePath) -> Result<()> {
+        if dir.is_root() {
+            return Ok(());
+        }
+        self.mkdir_all(dir)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.ctx(e, "mkdir", dir))
+    }
+
     /// Creates folder `path` and its parents; returns its id.
     pub(crate) async fn mkdir_all(&self, path: &RemotePath) -> Result<String> {
         if let Some(id) = self.dir_id(path).await? {
@@ -718,6 +817,29 @@ pub(crate) fn name_to_drive(name: &str) -> String {
     }
     push_quotes(&mut out, quotes);
     out
+}
+
+/// The part of `about` that `usage` reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct About {
+    storage_quota: Quota,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Quota {
+    #[serde(default)]
+    limit: Option<String>,
+    #[serde(default)]
+    usage: Option<String>,
+    #[serde(default)]
+    usage_in_drive_trash: Option<String>,
+}
+
+/// A decimal count as Drive sends it (a string).
+fn num(s: &Option<String>) -> Option<u64> {
+    s.as_deref().and_then(|v| v.parse().ok())
 }
 
 #[cfg(test)]

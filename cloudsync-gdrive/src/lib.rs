@@ -5,13 +5,11 @@
 //! # async fn main() -> cloudsync_core::Result<()> {
 //! # #[cfg(feature = "gcs")] {
 //! use cloudsync_core::{bytes_stream, Remote, RemotePath, WriteMeta};
-//! use cloudsync_gdrive::{GcsConfig, GdriveBackend, GdriveConfig};
+//! use cloudsync_gdrive::{GcsConfig, GdriveConfig};
 //!
 //! // Google Drive, with a refresh token from the environment variable GDRIVE_REFRESH_TOKEN.
-//! let drive = GdriveBackend::new(GdriveConfig::oauth(
-//!     "123.apps.googleusercontent.com",
-//!     "GDRIVE_REFRESH_TOKEN",
-//! ))?;
+//! let drive = GdriveConfig::oauth("123.apps.googleusercontent.com", "GDRIVE_REFRESH_TOKEN")
+//!     .build()?;
 //! let path = RemotePath::new("notes/hello.txt")?;
 //! drive.write(&path, bytes_stream("hello"), WriteMeta::default()).await?;
 //! assert_eq!(drive.stat(&path).await?.size, 5);
@@ -37,17 +35,21 @@ pub mod emulator;
 #[cfg(feature = "gcs")]
 mod gcs;
 mod lister;
+mod mover;
 mod reader;
 mod writer;
 
-pub use backend::{GdriveBackend, GdriveFactory};
+#[allow(deprecated)]
+pub use backend::{DriveRemote, GdriveBackend};
+pub use config::GdriveFactory;
 pub use config::{
     CHUNK_QUANTUM, DEFAULT_API_URL, DEFAULT_CHUNK_SIZE, DEFAULT_TOKEN_URL, DEFAULT_UPLOAD_URL,
     GdriveConfig,
 };
 
 #[cfg(feature = "gcs")]
+#[allow(deprecated)]
 pub use gcs::{
     DEFAULT_GCS_CHUNK_SIZE, DEFAULT_GCS_UPLOAD_CUTOFF, DEFAULT_GCS_URL, GCS_CHUNK_QUANTUM,
-    GcsBackend, GcsConfig, GcsFactory,
+    GcsBackend, GcsConfig, GcsFactory, GcsRemote,
 };

@@ -11,7 +11,7 @@ use cloudsync_core::{
     BackendFactory, ErrorKind, HashKind, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes,
 };
 use cloudsync_gdrive::emulator::{DriveEmulator, Fault, ROOT_ID};
-use cloudsync_gdrive::{GdriveBackend, GdriveConfig, GdriveFactory};
+use cloudsync_gdrive::{DriveRemote, GdriveConfig, GdriveFactory};
 use futures::{StreamExt, TryStreamExt};
 
 fn p(s: &str) -> RemotePath {
@@ -34,7 +34,7 @@ fn chunked(data: Vec<u8>, size: usize) -> cloudsync_core::ByteStream {
 }
 
 fn backend(emu: &DriveEmulator, chunk: u64) -> Arc<dyn Remote> {
-    Arc::new(GdriveBackend::new(emu.config().with_chunk_size(chunk)).unwrap())
+    Arc::new(DriveRemote::new(emu.config().with_chunk_size(chunk)).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +214,7 @@ async fn trash_then_cleanup_and_permanent_deletes() {
     assert_eq!(emu.file_count(), 0);
 
     let permanent: Arc<dyn Remote> =
-        Arc::new(GdriveBackend::new(emu.config().with_use_trash(false)).unwrap());
+        Arc::new(DriveRemote::new(emu.config().with_use_trash(false)).unwrap());
     permanent
         .write(&p("gone.txt"), bytes_stream("x"), WriteMeta::default())
         .await
@@ -286,7 +286,7 @@ async fn expired_tokens_are_refreshed_once() {
     std::fs::write(&bad, r#"{"refresh_token":"revoked"}"#).unwrap();
     let mut cfg = emu.config();
     cfg.token_file = Some(bad);
-    let remote = GdriveBackend::new(cfg).unwrap();
+    let remote = DriveRemote::new(cfg).unwrap();
     assert_eq!(
         remote.stat(&p("tok.txt")).await.unwrap_err().kind(),
         ErrorKind::Auth
@@ -334,10 +334,10 @@ async fn checksums_modtimes_and_root_folder() {
 
 #[test]
 fn config_errors_name_the_key() {
-    let e = GdriveBackend::new(GdriveConfig::default()).unwrap_err();
+    let e = DriveRemote::new(GdriveConfig::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
     assert!(e.message().contains("`client_id`"), "{e}");
-    let e = GdriveBackend::new(GdriveConfig::oauth(
+    let e = DriveRemote::new(GdriveConfig::oauth(
         "id",
         "CLOUDSYNC_TEST_SURELY_UNSET_VARIABLE",
     ))
@@ -346,9 +346,9 @@ fn config_errors_name_the_key() {
     let mut cfg = GdriveConfig::default();
     cfg.client_id = Some("x".into());
     cfg.token_file = Some("/nonexistent/token.json".into());
-    let e = GdriveBackend::new(cfg.clone().with_chunk_size(1000)).unwrap_err();
+    let e = DriveRemote::new(cfg.clone().with_chunk_size(1000)).unwrap_err();
     assert!(e.message().contains("`chunk_size`"), "{e}");
-    let e = GdriveBackend::new(cfg).unwrap_err();
+    let e = DriveRemote::new(cfg).unwrap_err();
     assert!(e.message().contains("`token_file`"), "{e}");
     let e = cloudsync_core::parse_config::<GdriveConfig>(
         "gdrive",
@@ -380,7 +380,7 @@ async fn live_gdrive() {
     if std::env::var("CLOUDSYNC_TEST_GDRIVE_CLIENT_SECRET").is_ok() {
         cfg.client_secret_env = Some("CLOUDSYNC_TEST_GDRIVE_CLIENT_SECRET".into());
     }
-    let remote: Arc<dyn Remote> = Arc::new(GdriveBackend::new(cfg).unwrap());
+    let remote: Arc<dyn Remote> = Arc::new(DriveRemote::new(cfg).unwrap());
     conformance_with(
         remote,
         ConformanceOptions {
@@ -412,7 +412,7 @@ async fn service_account_jwt_grant() {
     )
     .unwrap();
     let cfg = GdriveConfig::service_account(&sa).with_endpoint(&emu.url());
-    let remote = GdriveBackend::new(cfg.clone()).unwrap();
+    let remote = DriveRemote::new(cfg.clone()).unwrap();
     remote
         .write(&p("sa.txt"), bytes_stream("by jwt"), WriteMeta::default())
         .await
@@ -429,7 +429,7 @@ async fn service_account_jwt_grant() {
             .to_string(),
     )
     .unwrap();
-    let remote = GdriveBackend::new(cfg).unwrap();
+    let remote = DriveRemote::new(cfg).unwrap();
     assert_eq!(
         remote.stat(&p("sa.txt")).await.unwrap_err().kind(),
         ErrorKind::Auth
@@ -580,7 +580,7 @@ async fn a_root_folder_inside_a_shared_drive_lists_without_drive_id() {
     let sub = emu.add_folder(&folder, "sub");
     emu.add_file(&sub, "b.txt", "text/plain", b"deeper");
     // A root folder in a shared drive, and no `drive_id`.
-    let remote = GdriveBackend::new(emu.config().with_root_folder_id(&folder)).unwrap();
+    let remote = DriveRemote::new(emu.config().with_root_folder_id(&folder)).unwrap();
     assert_eq!(names(&remote, "").await, vec!["a.txt", "sub"]);
     assert_eq!(names(&remote, "sub").await, vec!["b.txt"]);
     let got = collect_bytes(remote.read(&p("sub/b.txt"), None).await.unwrap())
@@ -595,7 +595,7 @@ async fn a_root_folder_inside_a_shared_drive_lists_without_drive_id() {
         "every files.list asks for shared-drive items"
     );
     // With `drive_id` the drive is searched as a corpus, and writes land in it.
-    let remote = GdriveBackend::new(emu.config().with_drive_id(&drive)).unwrap();
+    let remote = DriveRemote::new(emu.config().with_drive_id(&drive)).unwrap();
     assert_eq!(names(&remote, "Projects").await, vec!["a.txt", "sub"]);
     remote
         .write(
@@ -784,7 +784,7 @@ async fn a_service_account_without_storage_is_told_to_use_a_shared_drive() {
     emu.set_service_account_without_storage(true);
     let dir = tempfile::tempdir().unwrap();
     let cfg = service_account(&emu, dir.path());
-    let remote = GdriveBackend::new(cfg.clone().with_chunk_size(256 * 1024)).unwrap();
+    let remote = DriveRemote::new(cfg.clone().with_chunk_size(256 * 1024)).unwrap();
     let small = remote
         .write(&p("a.txt"), bytes_stream("tiny"), WriteMeta::default())
         .await
@@ -809,7 +809,7 @@ async fn a_service_account_without_storage_is_told_to_use_a_shared_drive() {
     assert_eq!(emu.file_count(), 0);
     // In a shared drive the same account writes.
     let drive = emu.add_shared_drive("Backups");
-    let remote = GdriveBackend::new(cfg.with_drive_id(&drive)).unwrap();
+    let remote = DriveRemote::new(cfg.with_drive_id(&drive)).unwrap();
     remote
         .write(&p("a.txt"), bytes_stream("tiny"), WriteMeta::default())
         .await
@@ -898,7 +898,7 @@ async fn cleanup_below_the_drive_root_needs_cleanup_whole_trash() {
     let emu = DriveEmulator::start().await;
     let outside = emu.add_file("root", "elsewhere.txt", "text/plain", b"keep me");
     let folder = emu.add_folder("root", "mine");
-    let remote = GdriveBackend::new(emu.config().with_root_folder_id(&folder)).unwrap();
+    let remote = DriveRemote::new(emu.config().with_root_folder_id(&folder)).unwrap();
     remote
         .write(&p("x.txt"), bytes_stream("x"), WriteMeta::default())
         .await
@@ -918,7 +918,7 @@ async fn cleanup_below_the_drive_root_needs_cleanup_whole_trash() {
     );
     let _ = outside;
     // Allowed explicitly, it empties the whole trash; at the drive root it needs nothing.
-    let remote = GdriveBackend::new(
+    let remote = DriveRemote::new(
         emu.config()
             .with_root_folder_id(&folder)
             .with_cleanup_whole_trash(true),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cloudsync_core::{ErrorKind, Remote, RemotePath, WriteMeta, bytes_stream};
-use cloudsync_gdrive::GdriveBackend;
+use cloudsync_gdrive::DriveRemote;
 use cloudsync_gdrive::emulator::{DriveEmulator, Fault};
 use futures::StreamExt;
 use serde_json::json;
@@ -33,7 +33,7 @@ fn list_requests(emu: &DriveEmulator) -> usize {
         .count()
 }
 
-async fn list_root(r: &GdriveBackend) -> cloudsync_core::Result<Vec<cloudsync_core::Entry>> {
+async fn list_root(r: &DriveRemote) -> cloudsync_core::Result<Vec<cloudsync_core::Entry>> {
     let s = r.list(&RemotePath::root()).await?;
     s.collect::<Vec<_>>().await.into_iter().collect()
 }
@@ -47,13 +47,13 @@ async fn extreme_token_lifetimes_do_not_panic() {
         "1e30",
         "99999999999999999999999",
     ] {
-        let r = GdriveBackend::new(emu.config()).unwrap();
+        let r = DriveRemote::new(emu.config()).unwrap();
         r.write(&p("f"), bytes_stream("x"), WriteMeta::default())
             .await
             .unwrap();
         // A token the API does not know, with an absurd lifetime: it is used, refused with
         // 401, and a fresh one is fetched.
-        let r = GdriveBackend::new(emu.config()).unwrap();
+        let r = DriveRemote::new(emu.config()).unwrap();
         emu.inject(
             "POST",
             "/token",
@@ -72,7 +72,7 @@ async fn extreme_token_lifetimes_do_not_panic() {
 #[tokio::test]
 async fn absurd_ranges_in_308_answers_are_errors() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config().with_chunk_size(256 * 1024)).unwrap();
+    let r = DriveRemote::new(emu.config().with_chunk_size(256 * 1024)).unwrap();
     let data = Bytes::from(vec![7u8; 600 * 1024]);
     for range in [
         "bytes=0-18446744073709551615",
@@ -93,7 +93,7 @@ async fn absurd_ranges_in_308_answers_are_errors() {
 #[tokio::test]
 async fn a_resumable_upload_that_never_advances_is_an_error() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config().with_chunk_size(256 * 1024)).unwrap();
+    let r = DriveRemote::new(emu.config().with_chunk_size(256 * 1024)).unwrap();
     // `308` without a `Range`: nothing committed, again and again.
     emu.inject("PUT", "upload_id=", answer(308, &[], ""), 100);
     let e = r
@@ -116,7 +116,7 @@ async fn a_resumable_upload_that_never_advances_is_an_error() {
 #[tokio::test]
 async fn retry_after_of_u64_max_is_capped_at_an_hour() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config()).unwrap();
+    let r = DriveRemote::new(emu.config()).unwrap();
     emu.inject(
         "GET",
         "/drive/v3/files?",
@@ -135,7 +135,7 @@ async fn retry_after_of_u64_max_is_capped_at_an_hour() {
 #[tokio::test]
 async fn a_listing_that_never_advances_is_an_error() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config()).unwrap();
+    let r = DriveRemote::new(emu.config()).unwrap();
     let page = |t: &str| {
         answer(
             200,
@@ -150,7 +150,7 @@ async fn a_listing_that_never_advances_is_an_error() {
 
     // Round in a circle of two tokens.
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config()).unwrap();
+    let r = DriveRemote::new(emu.config()).unwrap();
     emu.inject("GET", "/drive/v3/files?", page("A"), 1);
     emu.inject("GET", "/drive/v3/files?", page("B"), 1);
     emu.inject("GET", "/drive/v3/files?", page("A"), 1000);
@@ -162,7 +162,7 @@ async fn a_listing_that_never_advances_is_an_error() {
 #[tokio::test]
 async fn an_oversized_json_answer_is_refused() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config()).unwrap();
+    let r = DriveRemote::new(emu.config()).unwrap();
     let mut body = br#"{"files": []}"#.to_vec();
     body.resize(65 * 1024 * 1024, b' ');
     emu.inject("GET", "/drive/v3/files?", answer(200, &[], body), 1);
@@ -173,7 +173,7 @@ async fn an_oversized_json_answer_is_refused() {
 #[tokio::test]
 async fn a_stalled_metadata_call_fails_with_a_temporary_error() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config().with_timeout(1)).unwrap();
+    let r = DriveRemote::new(emu.config().with_timeout(1)).unwrap();
     r.write(&p("f"), bytes_stream("x"), WriteMeta::default())
         .await
         .unwrap();
@@ -190,7 +190,7 @@ async fn a_stalled_metadata_call_fails_with_a_temporary_error() {
 #[tokio::test]
 async fn absurd_server_text_is_cut_in_error_messages() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config()).unwrap();
+    let r = DriveRemote::new(emu.config()).unwrap();
     let long = "x".repeat(10_000);
     let body = json!({ "error": { "code": 500, "message": long,
                                   "errors": [{ "reason": long, "message": long }] } });
@@ -221,7 +221,7 @@ async fn absurd_server_text_is_cut_in_error_messages() {
 #[tokio::test]
 async fn a_modtime_out_of_range_is_refused_without_a_panic() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config()).unwrap();
+    let r = DriveRemote::new(emu.config()).unwrap();
     // The last representable minute, at -01:00: past the last date in UTC.
     let t = time::macros::datetime!(9999-12-31 23:59:59 -1);
     let meta = WriteMeta {
@@ -240,7 +240,7 @@ async fn a_modtime_out_of_range_is_refused_without_a_panic() {
 #[tokio::test]
 async fn extreme_sizes_and_dates_in_listings_do_not_panic() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config()).unwrap();
+    let r = DriveRemote::new(emu.config()).unwrap();
     let files = json!({ "files": [
         { "id": "m1", "name": "max", "mimeType": "application/octet-stream",
           "size": "18446744073709551615", "modifiedTime": "9999-12-31T23:59:59.999Z" },
@@ -261,7 +261,7 @@ async fn extreme_sizes_and_dates_in_listings_do_not_panic() {
 #[tokio::test]
 async fn a_size_that_cannot_be_read_is_an_error_entry_not_an_empty_file() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config()).unwrap();
+    let r = DriveRemote::new(emu.config()).unwrap();
     let files = json!({ "files": [
         { "id": "m1", "name": "ok", "mimeType": "application/octet-stream", "size": "5" },
         { "id": "m2", "name": "huge", "mimeType": "application/octet-stream",
@@ -281,7 +281,7 @@ async fn a_size_that_cannot_be_read_is_an_error_entry_not_an_empty_file() {
 #[tokio::test]
 async fn a_partial_answer_for_other_bytes_or_a_short_body_is_an_error() {
     let emu = DriveEmulator::start().await;
-    let r = GdriveBackend::new(emu.config()).unwrap();
+    let r = DriveRemote::new(emu.config()).unwrap();
     r.write(&p("f"), bytes_stream(vec![7u8; 1000]), WriteMeta::default())
         .await
         .unwrap();

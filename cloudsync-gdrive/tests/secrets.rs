@@ -9,7 +9,7 @@ use cloudsync_core::queue::{CompareSpec, compare};
 use cloudsync_core::testkit::{MemFs, capture_logs};
 use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes, ops};
 use cloudsync_gdrive::emulator::{DriveEmulator, Fault, REFRESH_TOKEN};
-use cloudsync_gdrive::{GdriveBackend, GdriveConfig};
+use cloudsync_gdrive::{DriveRemote, GdriveConfig};
 use futures::TryStreamExt;
 
 const CLIENT_SECRET: &str = "gdrive-client-secret-3141";
@@ -46,8 +46,8 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
     unsafe { std::env::set_var("CLOUDSYNC_TEST_GDRIVE_CLIENT_SECRET", CLIENT_SECRET) };
     let mut cfg = emu.config().with_chunk_size(256 * 1024);
     cfg.client_secret_env = Some("CLOUDSYNC_TEST_GDRIVE_CLIENT_SECRET".into());
-    let drive = GdriveBackend::new(cfg.clone()).unwrap();
-    let remote: Arc<dyn Remote> = Arc::new(GdriveBackend::new(cfg.clone()).unwrap());
+    let drive = DriveRemote::new(cfg.clone()).unwrap();
+    let remote: Arc<dyn Remote> = Arc::new(DriveRemote::new(cfg.clone()).unwrap());
 
     let mut shown: Vec<String> = Vec::new();
 
@@ -120,7 +120,7 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
     show_err(&mut shown, drive.stat(&p("a/small.txt")).await.unwrap_err());
     let mut wrong = cfg.clone();
     wrong.client_secret_env = Some("CLOUDSYNC_TEST_GDRIVE_UNSET_SECRET".into());
-    show_err(&mut shown, GdriveBackend::new(wrong).unwrap_err());
+    show_err(&mut shown, DriveRemote::new(wrong).unwrap_err());
 
     // A service account: its private key must not show either.
     let (pem, public) = pem_key();
@@ -133,7 +133,7 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
         serde_json::json!({ "client_email": email, "private_key": pem }).to_string(),
     )
     .unwrap();
-    let sa = GdriveBackend::new(GdriveConfig::service_account(&sa_file).with_endpoint(&emu.url()))
+    let sa = DriveRemote::new(GdriveConfig::service_account(&sa_file).with_endpoint(&emu.url()))
         .unwrap();
     sa.write(&p("sa.txt"), bytes_stream("by jwt"), WriteMeta::default())
         .await

@@ -32,11 +32,11 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use cloudsync_core::{bytes_stream, Remote, RemotePath, WriteMeta};
-//! use cloudsync_dropbox::DropboxBackend;
+//! use cloudsync_dropbox::DropboxRemote;
 //! use cloudsync_dropbox::emulator::{Emulator, Fault};
 //!
 //! let emu = Emulator::start()?;
-//! let remote = DropboxBackend::new(emu.config())?;
+//! let remote = DropboxRemote::new(emu.config())?;
 //! emu.inject("files/upload", Fault::Status(503), 1);
 //! let path = RemotePath::new("a/b.txt")?;
 //! let err = remote.write(&path, bytes_stream("hi"), WriteMeta::default()).await.unwrap_err();

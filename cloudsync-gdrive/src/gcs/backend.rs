@@ -1,4 +1,6 @@
-//! [`GcsBackend`]: the [`Remote`] over the Cloud Storage JSON API, and its factory.
+//! [`GcsRemote`]: its capabilities and the [`Remote`] over the Cloud Storage JSON API, each
+//! method a call into the role files or [`GcsCore`]. Opening is
+//! [`GcsConfig::build`](super::GcsConfig::build).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -6,16 +8,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudsync_core::{
-    BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind,
-    Location, QueryKind, Remote, RemotePath, Result, WriteMeta, parse_config,
+    ByteStream, Capabilities, Entry, EntryStream, HashKind, Location, Remote, RemotePath, Result,
+    WriteMeta,
 };
-use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::config::{GcsConfig, invalid};
-use super::core::{GcsCore, mtime_metadata};
+use super::core::GcsCore;
 use super::writer::Precondition;
-use super::{deleter, lister, reader, writer};
+use super::{deleter, lister, mover, reader, writer};
 
 /// A Cloud Storage bucket (or a prefix in it) as a [`Remote`].
 ///
@@ -31,10 +31,10 @@ use super::{deleter, lister, reader, writer};
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct GcsBackend {
+pub struct GcsRemote {
     core: Arc<GcsCore>,
-    name: String,
     caps: Capabilities,
+    location: Location,
 }
 
 /// What a GCS remote can do.
@@ -57,34 +57,19 @@ fn gcs_capabilities() -> Capabilities {
     }
 }
 
-impl GcsConfig {
-    /// Validates the configuration and builds the remote. No request is sent.
-    pub fn build(&self) -> Result<GcsBackend> {
-        let v = self.validate()?;
-        let mut name = format!("gs://{}", v.bucket);
-        if !v.prefix.is_root() {
-            name.push('/');
-            name.push_str(v.prefix.as_str());
-        }
-        Ok(GcsBackend {
-            core: Arc::new(GcsCore::new(v)?),
-            name,
+/// The former name of [`GcsRemote`].
+#[deprecated(note = "renamed to `GcsRemote`")]
+pub type GcsBackend = GcsRemote;
+
+impl GcsRemote {
+    /// The remote over `core`, at `location`, with Cloud Storage's capabilities; called by
+    /// [`GcsConfig::build`](super::GcsConfig::build).
+    pub(super) fn from_core(core: GcsCore, location: Location) -> Self {
+        GcsRemote {
+            core: Arc::new(core),
             caps: gcs_capabilities(),
-        })
-    }
-}
-
-impl GcsBackend {
-    fn ctx(&self, e: Error, op: &'static str, path: &RemotePath) -> Error {
-        e.with_operation(op).with_remote(&self.name).with_path(path)
-    }
-
-    fn not_found(&self, op: &'static str, path: &RemotePath) -> Error {
-        self.ctx(
-            Error::new(ErrorKind::NotFound, "no such file or directory"),
-            op,
-            path,
-        )
+            location,
+        }
     }
 
     /// Writes `path` only if no object is there yet (`ifGenerationMatch=0`): the service
@@ -99,36 +84,14 @@ impl GcsBackend {
         body: ByteStream,
         meta: WriteMeta,
     ) -> Result<Entry> {
-        self.put(path, body, meta, Precondition::DoesNotExist).await
-    }
-
-    async fn put(
-        &self,
-        path: &RemotePath,
-        body: ByteStream,
-        meta: WriteMeta,
-        pre: Precondition,
-    ) -> Result<Entry> {
-        if path.is_root() {
-            return Err(self.ctx(
-                Error::new(ErrorKind::InvalidInput, "cannot write to the root"),
-                "write",
-                path,
-            ));
-        }
-        let name = self.core.object_name(path);
-        let obj = writer::write(&self.core, &name, body, &meta, pre)
-            .await
-            .map_err(|e| self.ctx(e, "write", path))?;
-        obj.entry(path.clone())
-            .map_err(|e| self.ctx(e, "write", path))
+        writer::put(&self.core, path, body, meta, Precondition::DoesNotExist).await
     }
 }
 
 #[async_trait]
-impl Remote for GcsBackend {
+impl Remote for GcsRemote {
     fn describe(&self) -> String {
-        self.name.clone()
+        self.core.name.clone()
     }
 
     fn capabilities(&self) -> &Capabilities {
@@ -136,60 +99,29 @@ impl Remote for GcsBackend {
     }
 
     fn location(&self) -> Option<Location> {
-        Some(Location::new(
-            format!("gs://{}", self.core.cfg.bucket),
-            self.core.cfg.prefix.as_str(),
-        ))
+        Some(self.location.clone())
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
-        let name = self.name.clone();
-        Ok(futures::StreamExt::boxed(futures::StreamExt::map(
-            lister::list(self.core.clone(), dir, true)
-                .await
-                .map_err(|e| e.with_remote(&self.name))?,
-            move |r| r.map_err(|e| e.with_remote(&name)),
-        )))
+        lister::list_named(self.core.clone(), dir, true).await
     }
 
     async fn list_recursive(&self, dir: &RemotePath) -> Result<EntryStream> {
-        let name = self.name.clone();
-        Ok(futures::StreamExt::boxed(futures::StreamExt::map(
-            lister::list(self.core.clone(), dir, false)
-                .await
-                .map_err(|e| e.with_remote(&self.name))?,
-            move |r| r.map_err(|e| e.with_remote(&name)),
-        )))
+        lister::list_named(self.core.clone(), dir, false).await
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
-        if !path.is_root() {
-            match self.core.get_object(&self.core.object_name(path)).await {
-                Ok(o) => return o.entry(path.clone()).map_err(|e| self.ctx(e, "stat", path)),
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(self.ctx(e, "stat", path)),
-            }
-        }
-        if self
-            .core
-            .dir_exists(path)
-            .await
-            .map_err(|e| self.ctx(e, "stat", path))?
-        {
-            Ok(Entry::dir(path.clone()))
-        } else {
-            Err(self.not_found("stat", path))
-        }
+        self.core.stat(path).await
     }
 
     async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
         reader::read(&self.core, &self.core.object_name(path), range)
             .await
-            .map_err(|e| self.ctx(e, "read", path))
+            .map_err(|e| self.core.ctx(e, "read", path))
     }
 
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
-        self.put(path, body, meta, Precondition::None).await
+        writer::put(&self.core, path, body, meta, Precondition::None).await
     }
 
     async fn mkdir(&self, _dir: &RemotePath) -> Result<()> {
@@ -200,139 +132,36 @@ impl Remote for GcsBackend {
     async fn remove_file(&self, path: &RemotePath) -> Result<()> {
         deleter::remove_file(&self.core, path)
             .await
-            .map_err(|e| self.ctx(e, "remove_file", path))
+            .map_err(|e| self.core.ctx(e, "remove_file", path))
     }
 
     async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
         deleter::remove_dir(&self.core, dir)
             .await
-            .map_err(|e| self.ctx(e, "remove_dir", dir))
+            .map_err(|e| self.core.ctx(e, "remove_dir", dir))
     }
 
     async fn copy(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
-        let obj = self
-            .core
-            .rewrite(&self.core.object_name(from), &self.core.object_name(to))
-            .await
-            .map_err(|e| self.ctx(e, "copy", from))?;
-        obj.entry(to.clone()).map_err(|e| self.ctx(e, "copy", to))
+        mover::copy(&self.core, from, to).await
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
-        if from == to {
-            // A rewrite and a delete of one name would delete the file.
-            return self.stat(from).await;
-        }
-        // No move in the API: a rewrite, then the source goes.
-        let obj = self
-            .core
-            .rewrite(&self.core.object_name(from), &self.core.object_name(to))
-            .await
-            .map_err(|e| self.ctx(e, "rename", from))?;
-        self.core
-            .delete_object(&self.core.object_name(from), None)
-            .await
-            .map_err(|e| self.ctx(e, "rename", from))?;
-        obj.entry(to.clone()).map_err(|e| self.ctx(e, "rename", to))
+        mover::rename(&self.core, from, to).await
     }
 
     async fn set_modtime(&self, path: &RemotePath, modtime: OffsetDateTime) -> Result<()> {
-        let meta = mtime_metadata(modtime).map_err(|e| self.ctx(e, "set_modtime", path))?;
-        self.core
-            .patch_metadata(&self.core.object_name(path), meta)
-            .await
-            .map_err(|e| self.ctx(e, "set_modtime", path))?;
-        Ok(())
+        mover::set_modtime(&self.core, path, modtime).await
     }
 
     async fn hash(&self, path: &RemotePath, kind: HashKind) -> Result<String> {
-        if matches!(kind, HashKind::Md5 | HashKind::Crc32c) {
-            let o = self
-                .core
-                .get_object(&self.core.object_name(path))
-                .await
-                .map_err(|e| self.ctx(e, "hash", path))?;
-            if let Some(h) = o.hashes().get(kind) {
-                return Ok(h.to_owned());
-            }
-        }
-        // A composite object has no MD5: read it.
-        let mut body = self.read(path, None).await?;
-        let mut h = cloudsync_core::MultiHasher::new(&[kind]);
-        while let Some(chunk) = futures::TryStreamExt::try_next(&mut body).await? {
-            h.update(&chunk);
-        }
-        h.finish()
-            .get(kind)
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
-    }
-}
-
-/// Opens `gcs` remotes from configuration and `gs://bucket/prefix` URLs.
-///
-/// ```
-/// use cloudsync_core::BackendFactory;
-/// let url = url::Url::parse("gs://backups/photos?anonymous=true").unwrap();
-/// let cfg = cloudsync_gdrive::GcsFactory.config_from_url(&url)?;
-/// assert_eq!(cfg["bucket"], "backups");
-/// assert_eq!(cfg["prefix"], "photos");
-/// # Ok::<(), cloudsync_core::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GcsFactory;
-
-#[async_trait]
-impl BackendFactory for GcsFactory {
-    fn type_name(&self) -> &'static str {
-        "gcs"
-    }
-
-    fn url_schemes(&self) -> &'static [&'static str] {
-        &["gs", "gcs"]
-    }
-
-    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
-        let bucket = url.host_str().ok_or_else(|| {
-            invalid(
-                "bucket",
-                format!(
-                    "no bucket in {}",
-                    cloudsync_core::redact_location(url.as_str())
-                ),
-            )
-        })?;
-        let mut cfg = serde_json::Map::new();
-        cfg.insert("bucket".into(), Value::String(bucket.to_owned()));
-        let prefix = percent_encoding::percent_decode_str(url.path().trim_matches('/'))
-            .decode_utf8()
-            .map_err(|e| invalid("prefix", e))?;
-        cfg.insert("prefix".into(), Value::String(prefix.into_owned()));
-        cloudsync_core::query_to_config(
-            "gcs",
-            url,
-            &[
-                ("service_account_file", QueryKind::Text),
-                ("base_url", QueryKind::Text),
-                ("anonymous", QueryKind::Flag),
-                ("chunk_size", QueryKind::Number),
-                ("upload_cutoff", QueryKind::Number),
-                ("timeout", QueryKind::Number),
-            ],
-            &mut cfg,
-        )?;
-        Ok(Value::Object(cfg))
-    }
-
-    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
-        let cfg: GcsConfig = parse_config("gcs", config)?;
-        Ok(Arc::new(cfg.build()?))
+        reader::hash(&self.core, path, kind).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gcs::GcsConfig;
 
     #[test]
     fn describe_names_bucket_and_prefix() {
@@ -353,11 +182,27 @@ mod tests {
             .unwrap();
         assert_eq!(top.core.dir_prefix(&RemotePath::root()), "");
         assert_eq!(top.core.dir_prefix(&RemotePath::new("x").unwrap()), "x/");
+        assert_eq!(top.describe(), "gs://bkt");
     }
 
     #[test]
-    fn url_rejects_unknown_keys() {
-        let url = url::Url::parse("gs://b/p?nope=1").unwrap();
-        assert!(GcsFactory.config_from_url(&url).is_err());
+    fn location_is_bucket_and_prefix() {
+        let r = GcsConfig::new("bkt")
+            .with_prefix("a/b")
+            .with_emulator("http://127.0.0.1:1")
+            .build()
+            .unwrap();
+        assert_eq!(r.location(), Some(Location::new("gs://bkt", "a/b")));
+    }
+
+    /// The former public name still names the remote.
+    #[test]
+    #[allow(deprecated)]
+    fn the_former_name_is_an_alias() {
+        let r: super::GcsBackend = GcsConfig::new("bkt")
+            .with_emulator("http://127.0.0.1:1")
+            .build()
+            .unwrap();
+        assert_eq!(r.describe(), "gs://bkt");
     }
 }

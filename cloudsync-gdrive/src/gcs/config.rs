@@ -4,14 +4,23 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudsync_core::{Error, ErrorKind, RemotePath, Result};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloudsync_core::{
+    BackendFactory, Error, ErrorKind, Location, QueryKind, Remote, RemotePath, Result, parse_config,
+};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::auth::{
     self, GCS_SCOPE, METADATA_TOKEN_URL, TokenSource, application_default_file,
     credentials_from_file,
 };
 use crate::config::{Credentials, DEFAULT_TOKEN_URL};
+
+use super::backend::GcsRemote;
+use super::core::GcsCore;
 
 /// The Cloud Storage endpoint (the JSON API lives below it at `/storage/v1`).
 pub const DEFAULT_GCS_URL: &str = "https://storage.googleapis.com";
@@ -194,6 +203,14 @@ impl GcsConfig {
         self
     }
 
+    /// Validates the configuration and builds the remote: the one way to open a Cloud
+    /// Storage remote. No request is sent.
+    pub fn build(&self) -> Result<GcsRemote> {
+        let v = self.validate()?;
+        let location = Location::new(format!("gs://{}", v.bucket), v.prefix.as_str());
+        Ok(GcsRemote::from_core(GcsCore::new(v)?, location))
+    }
+
     /// Checks the configuration and reads the key file. No request is sent.
     pub(crate) fn validate(&self) -> Result<Validated> {
         if self.bucket.is_empty() {
@@ -296,6 +313,74 @@ impl GcsConfig {
     }
 }
 
+/// Opens `gcs` remotes from configuration and `gs://bucket/prefix` URLs.
+///
+/// ```
+/// use cloudsync_core::BackendFactory;
+/// let url = url::Url::parse("gs://backups/photos?anonymous=true").unwrap();
+/// let cfg = cloudsync_gdrive::GcsFactory.config_from_url(&url)?;
+/// assert_eq!(cfg["bucket"], "backups");
+/// assert_eq!(cfg["prefix"], "photos");
+/// # Ok::<(), cloudsync_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GcsFactory;
+
+#[async_trait]
+impl BackendFactory for GcsFactory {
+    fn type_name(&self) -> &'static str {
+        "gcs"
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["gs", "gcs"]
+    }
+
+    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        let bucket = url.host_str().ok_or_else(|| {
+            invalid(
+                "bucket",
+                format!(
+                    "no bucket in {}",
+                    cloudsync_core::redact_location(url.as_str())
+                ),
+            )
+        })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                "gcs URL: no user or password in the URL; credentials come from \
+                 ?service_account_file=PATH or Application Default Credentials",
+            ));
+        }
+        let mut cfg = serde_json::Map::new();
+        cfg.insert("bucket".into(), Value::String(bucket.to_owned()));
+        let prefix = percent_encoding::percent_decode_str(url.path().trim_matches('/'))
+            .decode_utf8()
+            .map_err(|e| invalid("prefix", e))?;
+        cfg.insert("prefix".into(), Value::String(prefix.into_owned()));
+        cloudsync_core::query_to_config(
+            "gcs",
+            url,
+            &[
+                ("service_account_file", QueryKind::Text),
+                ("base_url", QueryKind::Text),
+                ("anonymous", QueryKind::Flag),
+                ("chunk_size", QueryKind::Number),
+                ("upload_cutoff", QueryKind::Number),
+                ("timeout", QueryKind::Number),
+            ],
+            &mut cfg,
+        )?;
+        Ok(Value::Object(cfg))
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: GcsConfig = parse_config("gcs", config)?;
+        Ok(Arc::new(cfg.build()?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,5 +453,30 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
         assert!(e.message().contains("`service_account_file`"), "{e}");
         assert!(!format!("{e:?}{e}").contains("sekrit-771"));
+    }
+
+    #[test]
+    fn url_rejects_unknown_keys() {
+        let url = url::Url::parse("gs://b/p?nope=1").unwrap();
+        assert!(GcsFactory.config_from_url(&url).is_err());
+    }
+
+    /// A secret never comes in a URL: a user or password in one is refused, without the
+    /// secret in the error.
+    #[test]
+    fn url_refuses_user_and_password() {
+        for u in [
+            "gs://user:hunter2@b/p",
+            "gs://hunter2@b/p",
+            "gcs://:hunter2@b",
+        ] {
+            let url = url::Url::parse(u).unwrap();
+            let e = GcsFactory.config_from_url(&url).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{u}");
+            assert!(e.to_string().contains("password"), "{e}");
+            assert!(!format!("{e}{e:?}").contains("hunter2"), "{e}");
+        }
+        let url = url::Url::parse("gs://b/p?anonymous=true").unwrap();
+        assert_eq!(GcsFactory.config_from_url(&url).unwrap()["bucket"], "b");
     }
 }

@@ -294,6 +294,8 @@ pub(crate) struct GcsCore {
     pub(crate) http: Client,
     pub(crate) cfg: Validated,
     tokens: Option<GoogleTokens>,
+    /// What the remote calls itself in errors and `describe` (`gs://bucket/prefix`).
+    pub(crate) name: String,
 }
 
 impl GcsCore {
@@ -318,7 +320,47 @@ impl GcsCore {
                 http: http.clone(),
             }),
         };
-        Ok(GcsCore { http, cfg, tokens })
+        let mut name = format!("gs://{}", cfg.bucket);
+        if !cfg.prefix.is_root() {
+            name.push('/');
+            name.push_str(cfg.prefix.as_str());
+        }
+        Ok(GcsCore {
+            http,
+            cfg,
+            tokens,
+            name,
+        })
+    }
+
+    /// `e` with the operation, this remote's name and `path`.
+    pub(crate) fn ctx(&self, e: Error, op: &'static str, path: &RemotePath) -> Error {
+        e.with_operation(op).with_remote(&self.name).with_path(path)
+    }
+
+    /// The entry at `path`: the object of that name, else the implicit directory of that
+    /// prefix while something lies below it.
+    pub(crate) async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        if !path.is_root() {
+            match self.get_object(&self.object_name(path)).await {
+                Ok(o) => return o.entry(path.clone()).map_err(|e| self.ctx(e, "stat", path)),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(self.ctx(e, "stat", path)),
+            }
+        }
+        if self
+            .dir_exists(path)
+            .await
+            .map_err(|e| self.ctx(e, "stat", path))?
+        {
+            Ok(Entry::dir(path.clone()))
+        } else {
+            Err(self.ctx(
+                Error::new(ErrorKind::NotFound, "no such file or directory"),
+                "stat",
+                path,
+            ))
+        }
     }
 
     /// Sends the request `build` makes, authorized (core's [`send_authorized`]: one token

@@ -34,6 +34,21 @@ struct Walk {
     hasher: BuildHasherDefault<DefaultHasher>,
 }
 
+/// [`list`], with the remote's name on its error and on every error item of the stream.
+pub(crate) async fn list_named(
+    core: Arc<GcsCore>,
+    dir: &RemotePath,
+    delimited: bool,
+) -> Result<EntryStream> {
+    let name = core.name.clone();
+    let entries = list(core, dir, delimited)
+        .await
+        .map_err(|e| e.with_remote(&name))?;
+    Ok(entries
+        .map(move |r| r.map_err(|e| e.with_remote(&name)))
+        .boxed())
+}
+
 /// Lists `dir` (one level when `delimited`, else the whole tree below it) as a stream, one
 /// page in memory at a time (core's [`stream_paginated`]).
 ///

@@ -16,19 +16,22 @@
 //!   ([`crate::auth`], shared with Drive), refreshed once on 401 by core's
 //!   `send_authorized`; or none (`anonymous`).
 //!
-//! The modules follow the backend-crate layout: [`config`] (settings), [`backend`] (the
-//! `Remote` and its factory), [`core`] (wire calls, `parse_error`), [`reader`], [`writer`],
-//! [`lister`], [`deleter`].
+//! The modules follow the backend-crate layout: [`config`] (settings, `build`, the factory),
+//! [`backend`] (capabilities and the `Remote`), [`core`] (wire calls, `parse_error`),
+//! [`reader`], [`writer`], [`lister`], [`deleter`], [`mover`].
 
 mod backend;
 mod config;
 mod core;
 mod deleter;
 mod lister;
+mod mover;
 mod reader;
 mod writer;
 
-pub use backend::{GcsBackend, GcsFactory};
+#[allow(deprecated)]
+pub use backend::{GcsBackend, GcsRemote};
+pub use config::GcsFactory;
 pub use config::{
     DEFAULT_GCS_CHUNK_SIZE, DEFAULT_GCS_UPLOAD_CUTOFF, DEFAULT_GCS_URL, GCS_CHUNK_QUANTUM,
     GcsConfig,

@@ -1,15 +1,42 @@
-//! Downloads: `objects.get` with `alt=media`, whole or a byte range.
+//! Downloads: `objects.get` with `alt=media`, whole or a byte range, and hashes read from
+//! the object's metadata or computed from its bytes.
 
 use std::ops::Range;
 
 use bytes::Bytes;
 use cloudsync_core::http::transport_error;
-use cloudsync_core::{ByteStream, Error, ErrorKind, Result};
+use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, MultiHasher, RemotePath, Result};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_RANGE, RANGE};
 
 use super::core::{GcsCore, error_from};
+
+/// The checksum `kind` of the file at `path`: the MD5 or CRC32C the service keeps, else
+/// (a composite object has no MD5, other kinds are not kept) computed from its bytes.
+pub(crate) async fn hash(core: &GcsCore, path: &RemotePath, kind: HashKind) -> Result<String> {
+    let name = core.object_name(path);
+    if matches!(kind, HashKind::Md5 | HashKind::Crc32c) {
+        let o = core
+            .get_object(&name)
+            .await
+            .map_err(|e| core.ctx(e, "hash", path))?;
+        if let Some(h) = o.hashes().get(kind) {
+            return Ok(h.to_owned());
+        }
+    }
+    let mut body = read(core, &name, None)
+        .await
+        .map_err(|e| core.ctx(e, "read", path))?;
+    let mut h = MultiHasher::new(&[kind]);
+    while let Some(chunk) = body.try_next().await? {
+        h.update(&chunk);
+    }
+    h.finish()
+        .get(kind)
+        .map(str::to_owned)
+        .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+}
 
 /// Reads object `name`, or the bytes `range` of it.
 ///

@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use cloudsync_core::http::{retry_after, transport_error};
 use cloudsync_core::{
-    ByteStream, Error, ErrorKind, HashKind, Hashes, MultiHasher, Result, WriteMeta,
+    ByteStream, Entry, Error, ErrorKind, HashKind, Hashes, MultiHasher, RemotePath, Result,
+    WriteMeta,
 };
 use futures::TryStreamExt;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
@@ -41,6 +42,30 @@ pub(crate) enum Precondition {
     None,
     /// Create only: the service refuses (412) when the object exists.
     DoesNotExist,
+}
+
+/// Uploads `body` to `path` (never the root) and returns its entry; errors name the
+/// operation, the remote and the path.
+pub(crate) async fn put(
+    core: &GcsCore,
+    path: &RemotePath,
+    body: ByteStream,
+    meta: WriteMeta,
+    pre: Precondition,
+) -> Result<Entry> {
+    if path.is_root() {
+        return Err(core.ctx(
+            Error::new(ErrorKind::InvalidInput, "cannot write to the root"),
+            "write",
+            path,
+        ));
+    }
+    let name = core.object_name(path);
+    let obj = write(core, &name, body, &meta, pre)
+        .await
+        .map_err(|e| core.ctx(e, "write", path))?;
+    obj.entry(path.clone())
+        .map_err(|e| core.ctx(e, "write", path))
 }
 
 /// Uploads `body` as object `name`.
