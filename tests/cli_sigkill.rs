@@ -34,6 +34,30 @@ fn is_temp(rel: &str) -> bool {
     is_temp_name(rel.rsplit('/').next().unwrap_or(rel))
 }
 
+/// The first of our temporary files below `dir` holding at least `min` bytes, as (path
+/// relative to `root`, size). The upload is running while this looks, so entries that vanish
+/// between the directory read and the stat (a temporary file renamed to its final name) are
+/// passed over rather than taken for errors.
+fn large_temp_file(root: &Path, dir: &Path, min: u64) -> Option<(String, u64)> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Some(found) = large_temp_file(root, &path, min) {
+                return Some(found);
+            }
+            continue;
+        }
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy();
+        if is_temp(&rel) && meta.len() >= min {
+            return Some((rel.into_owned(), meta.len()));
+        }
+    }
+    None
+}
+
 fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut v = Vec::with_capacity(n + 8);
@@ -100,11 +124,8 @@ async fn killed_mid_upload_then_rerun_is_exact_and_clean() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let partial = files(&dest)
-            .into_iter()
-            .find(|(rel, body)| is_temp(rel) && body.len() >= 1 << 20);
-        if let Some((rel, body)) = partial {
-            seen = Some((rel, body.len()));
+        if let Some(found) = large_temp_file(&dest, &dest, 1 << 20) {
+            seen = Some(found);
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
