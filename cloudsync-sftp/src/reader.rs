@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{Data, FileAttributes, OpenFlags, StatusCode};
 
-use crate::core::{Core, Kind, OpenHandle, kind_of, status_of};
+use crate::core::{Kind, OpenHandle, SftpCore, kind_of, status_of};
 use crate::ssh::Connection;
 
 /// Most requests one transfer keeps outstanding (OpenSSH's `sftp -R` default).
@@ -56,7 +56,7 @@ type Reply = (u64, u32, std::result::Result<Data, SftpError>);
 
 /// Opens `path` and streams its content (or the byte `range` of it).
 pub(crate) async fn read(
-    core: Arc<Core>,
+    core: Arc<SftpCore>,
     path: &RemotePath,
     range: Option<Range<u64>>,
 ) -> Result<ByteStream> {
@@ -119,7 +119,7 @@ pub(crate) async fn read(
 }
 
 struct ReadState {
-    core: Arc<Core>,
+    core: Arc<SftpCore>,
     path: RemotePath,
     conn: Arc<Connection>,
     /// `None` once the stream ended.
