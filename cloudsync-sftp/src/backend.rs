@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudsync_core::{
-    ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind, Location, Remote,
-    RemotePath, Result, Usage, WriteMeta,
+    ByteStream, Capabilities, Entry, EntryStream, HashKind, Location, Remote, RemotePath, Result,
+    Usage, WriteMeta,
 };
 use time::OffsetDateTime;
 
@@ -141,16 +141,7 @@ impl Remote for SftpRemote {
         if self.caps.hashes.contains(&kind) {
             return self.core.shell_hash(path, kind).await;
         }
-        // Not available on the server: download and hash (the trait's default).
-        let mut body = self.read(path, None).await?;
-        let mut h = cloudsync_core::MultiHasher::new(&[kind]);
-        while let Some(chunk) = futures::TryStreamExt::try_next(&mut body).await? {
-            h.update(&chunk);
-        }
-        h.finish()
-            .get(kind)
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+        reader::hash_by_reading(self.core.clone(), path, kind).await
     }
 
     async fn usage(&self) -> Result<Usage> {
