@@ -1,13 +1,19 @@
-//! [`FtpConfig`]: the settings of an FTP or FTPS remote, and their validation.
+//! [`FtpConfig`]: the settings of an FTP or FTPS remote, their validation, and [`FtpFactory`],
+//! the registry entry that opens them.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudsync_core::{Error, ErrorKind, Result, Secret};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloudsync_core::{BackendFactory, Error, ErrorKind, Remote, Result, Secret, parse_config};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::backend::FtpRemote;
+use crate::core::FtpCore;
 
 /// How the connection is encrypted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,8 +45,9 @@ pub enum Tls {
 /// ```
 ///
 /// or as a URL: `ftp://user@host:2121/dir` (plain) and `ftps://user@host/dir` (explicit TLS; add
-/// `?tls=implicit` for implicit TLS). A password in the URL is accepted but a `password_env` is
-/// better: `ftp://user@host/dir?password_env=VAR`.
+/// `?tls=implicit` for implicit TLS). A password in a URL is refused (URLs end up in shell
+/// history, logs and reports): name its variable instead, `ftp://user@host/dir?password_env=VAR`,
+/// or set `password` in the config file.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
@@ -258,7 +265,7 @@ impl FtpConfig {
     /// cannot be reached.
     pub async fn build(&self) -> Result<FtpRemote> {
         let settings = self.validate()?;
-        FtpRemote::connect(settings).await
+        Ok(FtpRemote::from_core(FtpCore::connect(settings).await?))
     }
 
     pub(crate) fn validate(&self) -> Result<Settings> {
@@ -337,9 +344,12 @@ impl FtpConfig {
         })
     }
 
-    /// The configuration a URL describes: `ftp://[user[:password]@]host[:port][/root]`, or
-    /// `ftps://` for explicit TLS. Query keys set the other options
+    /// The configuration a URL describes: `ftp://[user@]host[:port][/root]`, or `ftps://` for
+    /// explicit TLS. Query keys set the other options
     /// (`?tls=implicit&password_env=VAR&no_check_certificate=true&connections=4&timeout=30`).
+    ///
+    /// A URL with a password (`ftp://user:password@host`) is refused with
+    /// [`ErrorKind::ConfigInvalid`]: give it with `password_env` (or the config's `password`).
     pub fn from_url(url: &url::Url) -> Result<Self> {
         let mut cfg = FtpConfig::new(url.host_str().unwrap_or_default());
         cfg.tls = match url.scheme() {
@@ -352,13 +362,16 @@ impl FtpConfig {
             percent_encoding::percent_decode_str(s)
                 .decode_utf8()
                 .map(|c| c.into_owned())
-                .map_err(|_| invalid("URL user or password is not valid UTF-8"))
+                .map_err(|_| invalid("URL user is not valid UTF-8"))
         };
+        if url.password().is_some() {
+            return Err(invalid(
+                "a password in the URL is not accepted; use the config's `password_env` \
+                 (`?password_env=VAR`) or `password` key",
+            ));
+        }
         if !url.username().is_empty() {
             cfg.user = Some(decode(url.username())?);
-        }
-        if let Some(p) = url.password() {
-            cfg.password = Some(Secret::new(decode(p)?));
         }
         let path = percent_encoding::percent_decode_str(url.path())
             .decode_utf8()
@@ -393,6 +406,42 @@ impl FtpConfig {
             }
         }
         Ok(cfg)
+    }
+}
+
+/// Registry entry: type `ftp`, URL schemes `ftp` and `ftps`.
+///
+/// ```
+/// let mut registry = cloudsync_core::Registry::new();
+/// registry.register(std::sync::Arc::new(cloudsync_ftp::FtpFactory));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FtpFactory;
+
+#[async_trait]
+impl BackendFactory for FtpFactory {
+    fn type_name(&self) -> &'static str {
+        crate::TYPE_NAME
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["ftp", "ftps"]
+    }
+
+    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        let cfg = FtpConfig::from_url(url)?;
+        serde_json::to_value(&cfg).map_err(|e| {
+            Error::new(ErrorKind::ConfigInvalid, format!("ftp config: {e}")).with_source(e)
+        })
+    }
+
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["password"]
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: FtpConfig = parse_config(crate::TYPE_NAME, config)?;
+        Ok(Arc::new(cfg.build().await?))
     }
 }
 
@@ -447,14 +496,16 @@ mod tests {
 
     #[test]
     fn from_url() {
-        let u =
-            url::Url::parse("ftps://me:p%40ss@example.com:2121/a%20b/c?connections=3&tls=implicit")
-                .unwrap();
+        let u = url::Url::parse(
+            "ftps://me@example.com:2121/a%20b/c?connections=3&tls=implicit&password_env=P",
+        )
+        .unwrap();
         let c = FtpConfig::from_url(&u).unwrap();
         assert_eq!(c.host, "example.com");
         assert_eq!(c.port, Some(2121));
         assert_eq!(c.user.as_deref(), Some("me"));
-        assert_eq!(c.password.as_ref().map(Secret::expose), Some("p@ss"));
+        assert_eq!(c.password, None);
+        assert_eq!(c.password_env.as_deref(), Some("P"));
         assert_eq!(c.root, "a b/c");
         assert_eq!(c.connections, 3);
         assert_eq!(c.tls, Tls::Implicit);
@@ -480,8 +531,43 @@ mod tests {
         assert_eq!((c.tls, c.timeout, c.connections), (Tls::Explicit, 5, 8));
     }
 
-    /// The password is read from files and URLs but never shown: not in `Debug`, not when
-    /// the config is serialised (a saved report, `--dump` output).
+    /// The factory turns a URL into a config the registry opens; a URL with a password is
+    /// refused there too.
+    #[test]
+    fn factory_config_from_url() {
+        let v = FtpFactory
+            .config_from_url(&url::Url::parse("ftp://me@h/x?password_env=P").unwrap())
+            .unwrap();
+        assert_eq!(v["user"], "me");
+        assert_eq!(v["password"], Value::Null);
+        assert_eq!(v["password_env"], "P");
+        let cfg: FtpConfig = parse_config(crate::TYPE_NAME, v).unwrap();
+        assert_eq!(cfg.root, "x");
+        let e = FtpFactory
+            .config_from_url(&url::Url::parse("ftp://me:p%40ss@h/x").unwrap())
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    }
+
+    /// A URL with a password is refused with a `ConfigInvalid` error that names the keys to
+    /// use instead and does not repeat the password.
+    #[test]
+    fn url_passwords_are_refused() {
+        for url in [
+            "ftp://u:hunter2-ftp@h/x",
+            "ftps://u:hunter2-ftp@h/x?password_env=P",
+            "ftp://:hunter2-ftp@h",
+        ] {
+            let e = FtpConfig::from_url(&url::Url::parse(url).unwrap()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{url}");
+            assert!(e.message().contains("`password_env`"), "{url}: {e}");
+            assert!(e.message().contains("`password`"), "{url}: {e}");
+            assert!(!e.to_string().contains("hunter2"), "{url}: {e}");
+        }
+    }
+
+    /// The password is read from config files but never shown: not in `Debug`, not when the
+    /// config is serialised (a saved report, `--dump` output).
     #[test]
     fn password_never_shown_or_serialised() {
         let from_file: FtpConfig = cloudsync_core::parse_config(
@@ -489,10 +575,8 @@ mod tests {
             serde_json::json!({"host": "h", "user": "u", "password": "hunter2-ftp"}),
         )
         .unwrap();
-        let from_url =
-            FtpConfig::from_url(&url::Url::parse("ftp://u:hunter2-ftp@h/x").unwrap()).unwrap();
         let built = FtpConfig::new("h").with_password("hunter2-ftp");
-        for c in [&from_file, &from_url, &built] {
+        for c in [&from_file, &built] {
             for shown in [
                 format!("{c:?}"),
                 format!("{c:#?}"),

@@ -1,12 +1,13 @@
 //! Protocol calls: connecting and logging in (plain, explicit or implicit TLS), the server's
 //! features, one control connection ([`Conn`]) with a timeout on every step, and the mapping of
-//! FTP failures to [`ErrorKind`]s ([`parse_error`]).
+//! FTP failures to [`ErrorKind`]s ([`parse_error`]), and [`FtpCore`], the state shared by the
+//! role functions (opened by [`FtpCore::connect`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloudsync_core::{Error, ErrorKind, RemotePath, Result};
+use cloudsync_core::{Error, ErrorKind, Location, RemotePath, Result};
 use suppaftp::tokio::{ImplAsyncFtpStream, TransferStream};
 use suppaftp::types::{FileType, Mode};
 use suppaftp::{FtpError, Status};
@@ -15,6 +16,7 @@ use tokio::net::TcpStream;
 
 use crate::config::{Settings, Tls};
 use crate::parse::{format_timeval, parse_timeval, plausible_time};
+use crate::pool::Pool;
 use crate::tls::{FtpTlsConnector, FtpTlsStream, TlsConfigs, tls_configs};
 
 /// The suppaftp client type used for every connection (plain ones simply never start TLS).
@@ -649,6 +651,140 @@ impl Paths {
     }
 }
 
+// ---- The shared state ----
+
+/// Shared state of a remote: the session pool, the root, what the server supports, and how the
+/// remote describes itself. Every role function (lister, reader, writer, deleter) works on it.
+pub(crate) struct FtpCore {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) paths: Paths,
+    pub(crate) features: Features,
+    pub(crate) describe: String,
+    pub(crate) location: Location,
+}
+
+impl FtpCore {
+    /// Connects once (to read `FEAT`, the login directory and, on servers without `MFMT`,
+    /// whether `MDTM` can set times), then keeps that session in the pool.
+    pub(crate) async fn connect(settings: Settings) -> Result<Self> {
+        let describe = describe(&settings);
+        let (settings_host, settings_port) = (settings.host.clone(), settings.port);
+        let root = settings.root.clone();
+        let disable_mlsd = settings.disable_mlsd;
+        let connector = Connector::new(settings).map_err(|e| e.with_remote(describe.clone()))?;
+        let pool = Pool::new(connector);
+        let mut conn = pool
+            .connector
+            .connect()
+            .await
+            .map_err(|e| e.with_remote(describe.clone()))?;
+        // The login directory decides where a relative root is: never guess it (a `PWD` lost to
+        // a reset would put the root under `/`). One fresh session is tried, then the open fails.
+        let home = match conn.pwd().await {
+            Ok(home) => home,
+            Err(_) if root.starts_with('/') => "/".to_owned(),
+            Err(first) => {
+                let mut again = pool
+                    .connector
+                    .connect()
+                    .await
+                    .map_err(|e| e.with_remote(describe.clone()))?;
+                match again.pwd().await {
+                    Ok(home) => home,
+                    Err(_) => return Err(first.with_remote(describe.clone())),
+                }
+            }
+        };
+        let paths = Paths::new(&root, &home);
+        let location = location(&settings_host, settings_port, &paths);
+        let mut features = pool.connector.features.get().cloned().unwrap_or_default();
+        if disable_mlsd {
+            features.mlsd = false;
+            features.mlst = false;
+        }
+        if !features.mfmt && features.mdtm {
+            features.mdtm_write = probe_mdtm_write(&mut conn, &paths).await;
+        }
+        tracing::debug!(remote = %describe, ?features, "FTP server features");
+        if !conn.broken {
+            pool.put_idle(conn);
+        }
+        Ok(FtpCore {
+            pool,
+            paths,
+            features,
+            describe,
+            location,
+        })
+    }
+}
+
+fn describe(s: &Settings) -> String {
+    let scheme = match s.tls {
+        Tls::None => "ftp",
+        _ => "ftps",
+    };
+    let host = if s.host.contains(':') {
+        format!("[{}]", s.host)
+    } else {
+        s.host.clone()
+    };
+    let root = if s.root.is_empty() || s.root.starts_with('/') {
+        s.root.clone()
+    } else {
+        format!("/{}", s.root)
+    };
+    format!("{scheme}://{}@{host}:{}{root}", s.user, s.port)
+}
+
+/// The canonical place of the remote's root: `ftp://host:port` plus the absolute root. `ftp`
+/// and `ftps` (explicit or implicit TLS) share the space: they are two ways into one server
+/// and its one file tree, so only the host and port tell servers apart. The user is left out
+/// too (two logins may see one directory; refusing a false overlap is safer than missing a
+/// true one).
+fn location(host: &str, port: u16, paths: &Paths) -> Location {
+    Location::network("ftp", host, Some(port), paths.root())
+}
+
+/// Whether `MDTM YYYYMMDDhhmmss path` sets a file's time (vsftpd with `mdtm_write`): writes an
+/// empty hidden file in the root, sets and reads back its time, removes it. Any failure (a
+/// read-only or missing root included) means no.
+async fn probe_mdtm_write(conn: &mut Conn, paths: &Paths) -> bool {
+    let name = format!("{TEMP_PREFIX}{:016x}.probe", fastrand::u64(..));
+    let Ok(abs) = paths.abs(&RemotePath::root()).map(|r| {
+        if r == "/" {
+            format!("/{name}")
+        } else {
+            format!("{r}/{name}")
+        }
+    }) else {
+        return false;
+    };
+    let Ok(transfer) = conn.stor(&abs).await else {
+        return false;
+    };
+    conn.broken = true;
+    let finished = tokio::time::timeout(conn.timeout, transfer.finish()).await;
+    if conn.check(finished, "write", &abs).is_err() {
+        return false;
+    }
+    conn.broken = false;
+    let want =
+        OffsetDateTime::from_unix_timestamp(946_782_245).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let set = conn
+        .custom(
+            &format!("MDTM {} {abs}", format_timeval(want)),
+            &[213, 200, 250],
+        )
+        .await
+        .is_ok();
+    let works = set && matches!(conn.mdtm(&abs).await, Ok(t) if t == want);
+    if !conn.broken {
+        let _ = conn.dele(&abs).await;
+    }
+    works
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,5 +837,39 @@ mod tests {
         assert_eq!(p.abs(&RemotePath::root()).unwrap(), "/data");
         assert!(p.abs(&RemotePath::new("a\nb").unwrap()).is_err());
         assert_eq!(Paths::ancestors_and_self("/a/b"), ["/a", "/a/b"]);
+    }
+
+    /// The location of a URL's remote, with `home` as the login directory.
+    fn loc(url: &str, home: &str) -> Location {
+        let cfg = crate::FtpConfig::from_url(&url::Url::parse(url).unwrap()).unwrap();
+        let s = cfg.validate().unwrap();
+        location(&s.host, s.port, &Paths::new(&s.root, home))
+    }
+
+    #[test]
+    fn location_is_server_port_and_absolute_root() {
+        let a = loc("ftp://nas/backup", "/home/me");
+        // Same server and port: the scheme, the user, the host's case and the spelling of
+        // the root do not matter.
+        assert_eq!(a, loc("ftps://someone@NAS:21//home/me/backup/", "/"));
+        assert_eq!(a, loc("ftp://nas:21/x/../backup", "/home/me"));
+        assert_eq!(
+            loc("ftps://nas/x?tls=implicit", "/"),
+            loc("ftp://nas:990/x", "/")
+        );
+        assert!(a.contains(&loc("ftp://nas/backup/2024", "/home/me")));
+        // Another port or host is another place.
+        assert_ne!(a, loc("ftp://nas:2121/backup", "/home/me"));
+        assert_ne!(a, loc("ftp://nas2/backup", "/home/me"));
+        // A password (from the config: URLs cannot carry one) is not part of the place.
+        let s = crate::FtpConfig::new("nas")
+            .with_user("u")
+            .with_password("hunter2")
+            .with_root("backup")
+            .validate()
+            .unwrap();
+        let with_password = location(&s.host, s.port, &Paths::new(&s.root, "/"));
+        assert_eq!(with_password, loc("ftp://u@nas/backup", "/"));
+        assert!(!with_password.to_string().contains("hunter2"));
     }
 }

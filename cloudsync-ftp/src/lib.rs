@@ -30,6 +30,7 @@ mod core;
 mod deleter;
 mod lister;
 mod listing;
+mod mover;
 mod pool;
 mod reader;
 mod tls;
@@ -37,8 +38,8 @@ mod writer;
 
 pub mod parse;
 
-pub use backend::{FtpFactory, FtpRemote};
-pub use config::{FtpConfig, Tls};
+pub use backend::FtpRemote;
+pub use config::{FtpConfig, FtpFactory, Tls};
 
 /// The backend's type name in configuration files.
 pub const TYPE_NAME: &str = "ftp";

@@ -1,14 +1,11 @@
 //! Listing and stat: `MLSD`/`MLST` when the server has them, otherwise `LIST` (corrected with
 //! `MDTM` for exact times) and `SIZE`/`MDTM`/`CWD` probes.
 
-use std::sync::Arc;
-
 use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use crate::backend::Inner;
-use crate::core::{Conn, TEMP_PREFIX};
+use crate::core::{Conn, FtpCore, TEMP_PREFIX};
 use crate::listing::Line;
 use crate::parse::{ListedKind, parse_list_line, parse_mlsd_line, parse_mlst_line};
 use crate::pool::Pooled;
@@ -17,10 +14,10 @@ use crate::pool::Pooled;
 /// segments are errors in the stream (never silently skipped: a missing source entry would make
 /// a sync delete its copy). A directory the server refuses is
 /// [`ErrorKind::NotFound`] only when its parent's listing confirms it is absent.
-pub(crate) async fn list(inner: &Arc<Inner>, dir: &RemotePath) -> Result<EntryStream> {
-    let abs = inner.paths.abs(dir)?;
-    let mut conn = inner.pool.get().await?;
-    let mlsd = inner.features.mlsd;
+pub(crate) async fn list(core: &FtpCore, dir: &RemotePath) -> Result<EntryStream> {
+    let abs = core.paths.abs(dir)?;
+    let mut conn = core.pool.get().await?;
+    let mlsd = core.features.mlsd;
     let lines = match conn.list_lines(&abs, mlsd).await {
         Ok(lines) => lines,
         Err(e) => return Err(conn.confirm_not_found(e, &abs, mlsd).await.with_path(dir)),
@@ -28,7 +25,7 @@ pub(crate) async fn list(inner: &Arc<Inner>, dir: &RemotePath) -> Result<EntrySt
     let now = OffsetDateTime::now_utc();
     let mut out: Vec<Result<Entry>> = Vec::with_capacity(lines.len());
     for line in &lines {
-        match entry(inner, &mut conn, dir, line, now).await {
+        match entry(core, &mut conn, dir, line, now).await {
             Ok(Some(e)) => out.push(Ok(e)),
             Ok(None) => {}
             Err(e) if conn.broken => return Err(e),
@@ -48,7 +45,7 @@ pub(crate) async fn list(inner: &Arc<Inner>, dir: &RemotePath) -> Result<EntrySt
 /// The entry for one listing line: `None` for lines that name nothing, temp files, special
 /// files and links confirmed dangling.
 async fn entry(
-    inner: &Inner,
+    core: &FtpCore,
     conn: &mut Pooled,
     dir: &RemotePath,
     line: &Line,
@@ -61,7 +58,7 @@ async fn entry(
         )
         .with_path(dir));
     };
-    let parsed = if inner.features.mlsd {
+    let parsed = if core.features.mlsd {
         parse_mlsd_line(line)
     } else {
         parse_list_line(line, now)
@@ -78,11 +75,11 @@ async fn entry(
     // Our temporary upload files are listed: the engine never pairs them, and removes old
     // ones.
     let path = dir.join(&listed.name).map_err(|e| e.with_path(dir))?;
-    let child = inner.paths.abs(&path)?;
+    let child = core.paths.abs(&path)?;
     Ok(Some(match listed.kind {
         ListedKind::File => {
             let mut modtime = listed.modtime;
-            if !listed.exact_modtime && inner.features.mdtm {
+            if !listed.exact_modtime && core.features.mdtm {
                 match conn.mdtm(&child).await {
                     Ok(t) => modtime = Some(t),
                     Err(e) if conn.broken => return Err(e),
@@ -92,10 +89,10 @@ async fn entry(
             Entry::file(path, listed.size).with_modtime(modtime)
         }
         ListedKind::Dir => Entry::dir(path).with_modtime(listed.modtime),
-        ListedKind::Symlink(target) => match probe(conn, inner, path.clone(), &child).await? {
+        ListedKind::Symlink(target) => match probe(conn, core, path.clone(), &child).await? {
             Ok(e) => e,
             Err(refused) => {
-                if dangling(conn, inner, &child, target.as_deref()).await? {
+                if dangling(conn, core, &child, target.as_deref()).await? {
                     tracing::debug!(path = %child, "skipping a dangling symbolic link");
                     return Ok(None);
                 }
@@ -120,7 +117,7 @@ async fn entry(
 /// Whether the link at `abs` is confirmed dangling: its target is known and confirmed absent.
 async fn dangling(
     conn: &mut Pooled,
-    inner: &Inner,
+    core: &FtpCore,
     abs: &str,
     target: Option<&str>,
 ) -> Result<bool> {
@@ -146,7 +143,7 @@ async fn dangling(
     if parts.is_empty() {
         return Ok(false);
     }
-    conn.absent(&format!("/{}", parts.join("/")), inner.features.mlsd)
+    conn.absent(&format!("/{}", parts.join("/")), core.features.mlsd)
         .await
 }
 
@@ -155,13 +152,13 @@ async fn dangling(
 /// when the connection broke.
 async fn probe(
     conn: &mut Conn,
-    inner: &Inner,
+    core: &FtpCore,
     path: RemotePath,
     abs: &str,
 ) -> Result<std::result::Result<Entry, Error>> {
     match conn.size(abs).await {
         Ok(size) => {
-            let modtime = if inner.features.mdtm {
+            let modtime = if core.features.mdtm {
                 match conn.mdtm(abs).await {
                     Ok(t) => Some(t),
                     Err(e) if conn.broken => return Err(e),
@@ -183,13 +180,13 @@ async fn probe(
 }
 
 /// Metadata of one path.
-pub(crate) async fn stat(inner: &Arc<Inner>, path: &RemotePath) -> Result<Entry> {
-    let abs = inner.paths.abs(path)?;
+pub(crate) async fn stat(core: &FtpCore, path: &RemotePath) -> Result<Entry> {
+    let abs = core.paths.abs(path)?;
     if path.name().starts_with(TEMP_PREFIX) {
         return Err(not_found());
     }
-    let mut conn = inner.pool.get().await?;
-    if inner.features.mlst {
+    let mut conn = core.pool.get().await?;
+    if core.features.mlst {
         match conn.mlst(&abs).await {
             Ok(line) => {
                 let listed = parse_mlst_line(&line)
@@ -209,7 +206,7 @@ pub(crate) async fn stat(inner: &Arc<Inner>, path: &RemotePath) -> Result<Entry>
             }
             Err(e) if conn.broken => return Err(e),
             Err(e) if e.kind() != ErrorKind::Unsupported => {
-                return Err(conn.confirm_not_found(e, &abs, inner.features.mlsd).await);
+                return Err(conn.confirm_not_found(e, &abs, core.features.mlsd).await);
             }
             Err(_) => {}
         }
@@ -217,19 +214,19 @@ pub(crate) async fn stat(inner: &Arc<Inner>, path: &RemotePath) -> Result<Entry>
     if path.is_root() {
         return match conn.cwd(&abs).await {
             Ok(()) => Ok(Entry::dir(path.clone())),
-            Err(e) => Err(conn.confirm_not_found(e, &abs, inner.features.mlsd).await),
+            Err(e) => Err(conn.confirm_not_found(e, &abs, core.features.mlsd).await),
         };
     }
-    if inner.features.size || inner.features.mdtm {
-        return match probe(&mut conn, inner, path.clone(), &abs).await? {
+    if core.features.size || core.features.mdtm {
+        return match probe(&mut conn, core, path.clone(), &abs).await? {
             Ok(e) => Ok(e),
-            Err(e) => Err(conn.confirm_not_found(e, &abs, inner.features.mlsd).await),
+            Err(e) => Err(conn.confirm_not_found(e, &abs, core.features.mlsd).await),
         };
     }
     // A server without SIZE: look the name up in its parent's listing.
     drop(conn);
     let parent = path.parent().unwrap_or_default();
-    let mut entries = list(inner, &parent).await.map_err(|e| {
+    let mut entries = list(core, &parent).await.map_err(|e| {
         if e.kind() == ErrorKind::NotFound {
             not_found()
         } else {

@@ -1,15 +1,13 @@
 //! Downloads: `RETR`, with `REST` for a range that does not start at 0.
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use bytes::BytesMut;
 use cloudsync_core::{ByteStream, Error, ErrorKind, RemotePath, Result};
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 
-use crate::backend::Inner;
-use crate::core::Transfer;
+use crate::core::{FtpCore, Transfer};
 use crate::pool::Pooled;
 
 /// Largest chunk handed out at once.
@@ -84,19 +82,19 @@ impl Download {
 /// The stream ends with an error if the connection drops or the server reports a failed
 /// transfer, so a truncated download is never mistaken for a complete one.
 pub(crate) async fn read(
-    inner: &Arc<Inner>,
+    core: &FtpCore,
     path: &RemotePath,
     range: Option<Range<u64>>,
 ) -> Result<ByteStream> {
-    let abs = inner.paths.abs(path)?;
+    let abs = core.paths.abs(path)?;
     let (start, remaining) = match &range {
         Some(r) => (r.start, Some(r.end.saturating_sub(r.start))),
         None => (0, None),
     };
-    let mut conn = inner.pool.get().await?;
+    let mut conn = core.pool.get().await?;
     let transfer = match conn.retr(&abs, start).await {
         Ok(t) => t,
-        Err(e) => return Err(conn.confirm_not_found(e, &abs, inner.features.mlsd).await),
+        Err(e) => return Err(conn.confirm_not_found(e, &abs, core.features.mlsd).await),
     };
     // Until the transfer's final reply is read, the connection is not reusable.
     conn.broken = true;

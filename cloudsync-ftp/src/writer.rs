@@ -1,15 +1,12 @@
 //! Atomic uploads (`STOR` to a hidden temporary name, `MFMT`, then `RNFR`/`RNTO`), directory
-//! creation and server-side rename.
-
-use std::sync::Arc;
+//! creation and modification times.
 
 use cloudsync_core::{ByteStream, Entry, Error, ErrorKind, RemotePath, Result, WriteMeta};
 use futures::TryStreamExt;
+use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
-use crate::backend::Inner;
-use crate::core::{Conn, Paths};
-use crate::lister;
+use crate::core::{Conn, FtpCore, Paths};
 use crate::pool::Pooled;
 
 /// Longest name we give a temporary file (most servers allow 255 bytes).
@@ -25,8 +22,8 @@ fn child(dir: &str, name: &str) -> String {
 }
 
 /// The absolute parent directory of `path`.
-fn parent_abs(inner: &Inner, path: &RemotePath) -> Result<String> {
-    inner.paths.abs(&path.parent().unwrap_or_default())
+pub(crate) fn parent_abs(core: &FtpCore, path: &RemotePath) -> Result<String> {
+    core.paths.abs(&path.parent().unwrap_or_default())
 }
 
 /// A hidden temporary name next to `name` (the name every backend uses, see
@@ -39,7 +36,7 @@ fn temp_name(name: &str) -> String {
 /// (its parents are created if missing), gets its modtime, and is renamed over `path`. A failed
 /// upload removes the temporary file.
 pub(crate) async fn write(
-    inner: &Arc<Inner>,
+    core: &FtpCore,
     path: &RemotePath,
     body: ByteStream,
     meta: WriteMeta,
@@ -50,17 +47,17 @@ pub(crate) async fn write(
             "cannot write to the root",
         ));
     }
-    let abs = inner.paths.abs(path)?;
-    let dir = parent_abs(inner, path)?;
+    let abs = core.paths.abs(path)?;
+    let dir = parent_abs(core, path)?;
     let tmp = child(&dir, &temp_name(path.name()));
-    let mut conn = inner.pool.get().await?;
-    match upload_and_commit(inner, &mut conn, &dir, &tmp, &abs, body, &meta).await {
+    let mut conn = core.pool.get().await?;
+    match upload_and_commit(core, &mut conn, &dir, &tmp, &abs, body, &meta).await {
         Ok(size) => {
             let modtime = match meta.modtime {
-                Some(t) if inner.features.mfmt || inner.features.mdtm_write => {
+                Some(t) if core.features.mfmt || core.features.mdtm_write => {
                     Some(t.replace_nanosecond(0).unwrap_or(t))
                 }
-                _ if inner.features.mdtm => conn.mdtm(&abs).await.ok(),
+                _ if core.features.mdtm => conn.mdtm(&abs).await.ok(),
                 _ => None,
             };
             Ok(Entry::file(path.clone(), size).with_modtime(modtime))
@@ -73,7 +70,7 @@ pub(crate) async fn write(
 }
 
 async fn upload_and_commit(
-    inner: &Inner,
+    core: &FtpCore,
     conn: &mut Pooled,
     dir: &str,
     tmp: &str,
@@ -92,7 +89,7 @@ async fn upload_and_commit(
     }
     // What the server stored, before it becomes visible: to the server a data connection that
     // was closed early looks like a complete upload.
-    if inner.features.size {
+    if core.features.size {
         let stored = conn.size(tmp).await?;
         if stored != size {
             return Err(Error::new(
@@ -102,8 +99,8 @@ async fn upload_and_commit(
         }
     }
     if let Some(t) = meta.modtime {
-        if inner.features.mfmt || inner.features.mdtm_write {
-            conn.set_mtime(tmp, t, &inner.features).await?;
+        if core.features.mfmt || core.features.mdtm_write {
+            conn.set_mtime(tmp, t, &core.features).await?;
         }
     }
     rename_over(conn, tmp, abs).await?;
@@ -174,7 +171,7 @@ async fn remove_temp(conn: Pooled, tmp: &str) {
 /// Servers that refuse to rename over an existing file get the old `to` moved aside to a
 /// hidden temporary name first; once `from` is in place the old file is deleted, and if `from`
 /// cannot be put in place the old file is moved back. So a failure never loses both versions.
-async fn rename_over(conn: &mut Conn, from: &str, to: &str) -> Result<()> {
+pub(crate) async fn rename_over(conn: &mut Conn, from: &str, to: &str) -> Result<()> {
     let first = match conn.rename(from, to).await {
         Ok(()) => return Ok(()),
         Err(e) if conn.broken => return Err(e),
@@ -223,7 +220,7 @@ async fn rename_over(conn: &mut Conn, from: &str, to: &str) -> Result<()> {
 }
 
 /// Creates `abs` and its missing parents (`CWD` finds what exists, `MKD` makes the rest).
-async fn mkdir_all(conn: &mut Conn, abs: &str) -> Result<()> {
+pub(crate) async fn mkdir_all(conn: &mut Conn, abs: &str) -> Result<()> {
     if abs == "/" || conn.cwd(abs).await.is_ok() {
         return Ok(());
     }
@@ -257,34 +254,23 @@ async fn mkdir_all(conn: &mut Conn, abs: &str) -> Result<()> {
 }
 
 /// Creates a directory and its parents; succeeds if it exists.
-pub(crate) async fn mkdir(inner: &Arc<Inner>, dir: &RemotePath) -> Result<()> {
-    let abs = inner.paths.abs(dir)?;
-    let mut conn = inner.pool.get().await?;
+pub(crate) async fn mkdir(core: &FtpCore, dir: &RemotePath) -> Result<()> {
+    let abs = core.paths.abs(dir)?;
+    let mut conn = core.pool.get().await?;
     mkdir_all(&mut conn, &abs).await
 }
 
-/// Moves `from` to `to` on the server, replacing `to` and creating its parents.
-pub(crate) async fn rename(
-    inner: &Arc<Inner>,
-    from: &RemotePath,
-    to: &RemotePath,
-) -> Result<Entry> {
-    let from_abs = inner.paths.abs(from)?;
-    let to_abs = inner.paths.abs(to)?;
-    let failed = {
-        let mut conn = inner.pool.get().await?;
-        match rename_over(&mut conn, &from_abs, &to_abs).await {
-            Ok(()) => false,
-            Err(e) if conn.broken => return Err(e),
-            Err(_) => true,
-        }
-    };
-    if failed {
-        // The source must exist (NotFound otherwise); then the target's parent may be missing.
-        lister::stat(inner, from).await?;
-        let mut conn = inner.pool.get().await?;
-        mkdir_all(&mut conn, &parent_abs(inner, to)?).await?;
-        rename_over(&mut conn, &from_abs, &to_abs).await?;
+/// Sets a file's modification time (`MFMT`, or `MDTM` with a time on servers that allow it);
+/// [`ErrorKind::NotFound`] only when the file is confirmed absent.
+pub(crate) async fn set_modtime(
+    core: &FtpCore,
+    path: &RemotePath,
+    modtime: OffsetDateTime,
+) -> Result<()> {
+    let abs = core.paths.abs(path)?;
+    let mut conn = core.pool.get().await?;
+    match conn.set_mtime(&abs, modtime, &core.features).await {
+        Ok(()) => Ok(()),
+        Err(e) => Err(conn.confirm_not_found(e, &abs, core.features.mlsd).await),
     }
-    lister::stat(inner, to).await
 }

@@ -1,4 +1,5 @@
-//! [`LocalRemote`] (the [`Remote`] implementation) and [`LocalFactory`] (its registry entry).
+//! [`LocalRemote`]: its capabilities and a thin [`Remote`] implementation delegating to the
+//! role functions.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -7,20 +8,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudsync_core::{
-    BackendFactory, ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind,
-    Remote, RemotePath, Result, WriteMeta, parse_config,
+    ByteStream, Capabilities, Entry, EntryStream, HashKind, Remote, RemotePath, Result, WriteMeta,
 };
-use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::config::LocalConfig;
-use crate::core::{Core, CoreRef, entry_from_meta, parse_error, set_file_modtime};
-use crate::{deleter, lister, reader, writer};
+use crate::core::{CoreRef, LocalCore};
+use crate::{deleter, lister, mover, reader, writer};
 
 /// A [`Remote`] over a directory of the local filesystem.
 ///
-/// Build it with [`LocalConfig::build`] (or open `file:///path` / a plain path through the
-/// registry). See the [crate documentation](crate) for its behaviour.
+/// Build it with [`LocalConfig::build`](crate::LocalConfig::build) (or open `file:///path` /
+/// a plain path through the registry). See the [crate documentation](crate) for its behaviour.
 #[derive(Debug, Clone)]
 pub struct LocalRemote {
     core: CoreRef,
@@ -28,16 +26,10 @@ pub struct LocalRemote {
 }
 
 impl LocalRemote {
-    /// A remote rooted at the absolute directory `root`.
-    pub(crate) fn new(root: PathBuf, config: LocalConfig) -> Self {
-        let core = Core {
-            name: root.display().to_string(),
-            root,
-            follow_symlinks: config.follow_symlinks,
-            fsync: config.fsync,
-            windows_names: cfg!(windows),
-            checked_dirs: Default::default(),
-        };
+    /// The remote over an opened core, with its capabilities (called by
+    /// [`LocalConfig::build`](crate::LocalConfig::build), the one way to open a local
+    /// remote).
+    pub(crate) fn from_core(core: LocalCore) -> Self {
         LocalRemote {
             core: Arc::new(core),
             caps: Capabilities {
@@ -88,23 +80,7 @@ impl Remote for LocalRemote {
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
-        let p = path.clone();
-        self.core
-            .blocking(move |c| {
-                let meta = c
-                    .metadata(&c.local(&p)?)
-                    .map_err(|e| c.ctx(parse_error(e), &p))?;
-                entry_from_meta(p.clone(), &meta).ok_or_else(|| {
-                    c.ctx(
-                        Error::new(
-                            ErrorKind::Unsupported,
-                            format!("not a regular file or directory ({:?})", meta.file_type()),
-                        ),
-                        &p,
-                    )
-                })
-            })
-            .await
+        lister::stat(&self.core, path).await
     }
 
     async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
@@ -121,32 +97,11 @@ impl Remote for LocalRemote {
         local: &Path,
         meta: WriteMeta,
     ) -> Result<Entry> {
-        let p = path.clone();
-        let src = local.to_owned();
-        self.core
-            .blocking(move |c| {
-                writer::copy_from_local(c, "write", &p, &src, meta.size, meta.modtime)
-            })
-            .await
+        writer::write_from_file(&self.core, path, local, meta).await
     }
 
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
-        let p = dir.clone();
-        self.core
-            .blocking(move |c| {
-                c.check_no_links(&p, true, "mkdir")?;
-                let local = c.local(&p)?;
-                std::fs::create_dir_all(&local).map_err(|e| {
-                    let e = parse_error(e);
-                    let e = if e.kind() == ErrorKind::AlreadyExists {
-                        Error::new(ErrorKind::Conflict, "a file is in the way").with_source(e)
-                    } else {
-                        e
-                    };
-                    c.ctx(e, &p)
-                })
-            })
-            .await
+        writer::mkdir(&self.core, dir).await
     }
 
     async fn remove_file(&self, path: &RemotePath) -> Result<()> {
@@ -158,52 +113,15 @@ impl Remote for LocalRemote {
     }
 
     async fn copy(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
-        let (f, t) = (from.clone(), to.clone());
-        self.core
-            .blocking(move |c| {
-                let src = c.local(&f)?;
-                let meta = c.metadata(&src).map_err(|e| c.ctx(parse_error(e), &f))?;
-                let modtime = meta.modified().ok().map(crate::core::system_to_offset);
-                writer::copy_from_local(c, "copy", &t, &src, Some(meta.len()), modtime)
-            })
-            .await
+        mover::copy(&self.core, from, to).await
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
-        let (f, t) = (from.clone(), to.clone());
-        self.core
-            .blocking(move |c| {
-                c.forget_checked_dirs();
-                c.check_no_links(&f, false, "rename")?;
-                c.check_no_links(&t, false, "rename")?;
-                let src = c.local(&f)?;
-                let dst = c.local(&t)?;
-                let meta = c.metadata(&src).map_err(|e| c.ctx(parse_error(e), &f))?;
-                if let Some(parent) = dst.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| c.ctx(parse_error(e), &t))?;
-                }
-                std::fs::rename(&src, &dst).map_err(|e| c.ctx(parse_error(e), &t))?;
-                entry_from_meta(t.clone(), &meta).ok_or_else(|| {
-                    c.ctx(
-                        Error::new(ErrorKind::Unsupported, "not a regular file or directory"),
-                        &t,
-                    )
-                })
-            })
-            .await
+        mover::rename(&self.core, from, to).await
     }
 
     async fn set_modtime(&self, path: &RemotePath, modtime: OffsetDateTime) -> Result<()> {
-        let p = path.clone();
-        self.core
-            .blocking(move |c| {
-                c.check_no_links(&p, false, "set_modtime")?;
-                let local = c.local(&p)?;
-                c.metadata(&local).map_err(|e| c.ctx(parse_error(e), &p))?;
-                let file = std::fs::File::open(&local).map_err(|e| c.ctx(parse_error(e), &p))?;
-                set_file_modtime(&file, modtime).map_err(|e| c.ctx(parse_error(e), &p))
-            })
-            .await
+        writer::set_modtime(&self.core, path, modtime).await
     }
 
     async fn hash(&self, path: &RemotePath, kind: HashKind) -> Result<String> {
@@ -220,74 +138,21 @@ impl Remote for LocalRemote {
     }
 }
 
-/// Opens `local` remotes: `type = "local"` in config files, `file:///abs/path` URLs and plain
-/// paths on the command line.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> cloudsync_core::Result<()> {
-/// use std::sync::Arc;
-/// use cloudsync_core::Registry;
-///
-/// let mut registry = Registry::new();
-/// registry.register(Arc::new(cloudsync_local::LocalFactory));
-/// let remote = registry.open_url("file:///tmp/cloudsync-doc").await?;
-/// assert_eq!(remote.describe(), "/tmp/cloudsync-doc");
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LocalFactory;
-
-#[async_trait]
-impl BackendFactory for LocalFactory {
-    fn type_name(&self) -> &'static str {
-        "local"
-    }
-
-    fn url_schemes(&self) -> &'static [&'static str] {
-        &["file"]
-    }
-
-    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
-        let path = url.to_file_path().map_err(|()| {
-            Error::new(
-                ErrorKind::ConfigInvalid,
-                format!("{url} is not a local file URL (expected file:///absolute/path)"),
-            )
-        })?;
-        let root = path.to_str().ok_or_else(|| {
-            Error::new(
-                ErrorKind::ConfigInvalid,
-                format!("{url}: path is not valid UTF-8"),
-            )
-        })?;
-        Ok(serde_json::json!({ "root": root }))
-    }
-
-    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
-        let cfg: LocalConfig = parse_config("local", config)?;
-        Ok(Arc::new(cfg.build()?))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
-    use cloudsync_core::{bytes_stream, collect_bytes};
+    use cloudsync_core::{ErrorKind, bytes_stream, collect_bytes};
     use futures::StreamExt;
 
     use super::*;
+    use crate::config::LocalConfig;
 
     /// A remote over `root` that applies Windows' name rules, as on Windows.
     fn windows_remote(root: &Path) -> LocalRemote {
-        let mut remote = LocalRemote::new(root.to_owned(), LocalConfig::new(root));
-        if let Some(core) = Arc::get_mut(&mut remote.core) {
-            core.windows_names = true;
-        }
-        assert!(remote.core.windows_names);
-        remote
+        let mut core = LocalCore::new(root.to_owned(), &LocalConfig::new(root));
+        core.windows_names = true;
+        LocalRemote::from_core(core)
     }
 
     fn assert_refused<T>(what: &str, r: Result<T>) {

@@ -1,12 +1,17 @@
-//! [`LocalConfig`]: the settings of a local remote.
+//! [`LocalConfig`]: the settings of a local remote, and [`LocalFactory`], its registry entry.
 
 use std::fmt;
 use std::path::PathBuf;
 
-use cloudsync_core::{Error, ErrorKind, Result};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloudsync_core::{BackendFactory, Error, ErrorKind, Remote, Result, parse_config};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::backend::LocalRemote;
+use crate::core::LocalCore;
 
 /// Settings of a local-disk remote.
 ///
@@ -109,7 +114,58 @@ impl LocalConfig {
             )
             .with_source(e)
         })?;
-        Ok(LocalRemote::new(root, self.clone()))
+        Ok(LocalRemote::from_core(LocalCore::new(root, self)))
+    }
+}
+
+/// Opens `local` remotes: `type = "local"` in config files, `file:///abs/path` URLs and plain
+/// paths on the command line.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cloudsync_core::Result<()> {
+/// use std::sync::Arc;
+/// use cloudsync_core::Registry;
+///
+/// let mut registry = Registry::new();
+/// registry.register(Arc::new(cloudsync_local::LocalFactory));
+/// let remote = registry.open_url("file:///tmp/cloudsync-doc").await?;
+/// assert_eq!(remote.describe(), "/tmp/cloudsync-doc");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalFactory;
+
+#[async_trait]
+impl BackendFactory for LocalFactory {
+    fn type_name(&self) -> &'static str {
+        "local"
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["file"]
+    }
+
+    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        let path = url.to_file_path().map_err(|()| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("{url} is not a local file URL (expected file:///absolute/path)"),
+            )
+        })?;
+        let root = path.to_str().ok_or_else(|| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("{url}: path is not valid UTF-8"),
+            )
+        })?;
+        Ok(serde_json::json!({ "root": root }))
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: LocalConfig = parse_config("local", config)?;
+        Ok(Arc::new(cfg.build()?))
     }
 }
 

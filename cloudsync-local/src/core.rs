@@ -10,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cloudsync_core::{Entry, Error, ErrorKind, RemotePath, Result};
 use time::OffsetDateTime;
 
+use crate::config::LocalConfig;
+
 /// Longest file name (bytes) common filesystems accept.
 const NAME_MAX: usize = 255;
 
@@ -20,7 +22,7 @@ const CHECKED_DIR_MAX: usize = 4096;
 
 /// What every filesystem call needs: the root and the options.
 #[derive(Debug)]
-pub(crate) struct Core {
+pub(crate) struct LocalCore {
     /// Absolute root directory.
     pub(crate) root: PathBuf,
     /// What `describe` returns (the root, lossily as UTF-8).
@@ -33,14 +35,26 @@ pub(crate) struct Core {
     /// (tests turn it on elsewhere to check that every operation goes through the check).
     pub(crate) windows_names: bool,
     /// Directories below the root recently found to be real directories (not symlinks), with
-    /// when: writes skip their `lstat` (see [`Core::check_no_links_cached`]).
+    /// when: writes skip their `lstat` (see [`LocalCore::check_no_links_cached`]).
     pub(crate) checked_dirs: Mutex<HashMap<PathBuf, Instant>>,
 }
 
 /// Shared handle passed to blocking tasks.
-pub(crate) type CoreRef = Arc<Core>;
+pub(crate) type CoreRef = Arc<LocalCore>;
 
-impl Core {
+impl LocalCore {
+    /// The state of a remote rooted at the absolute directory `root`.
+    pub(crate) fn new(root: PathBuf, config: &LocalConfig) -> Self {
+        LocalCore {
+            name: root.display().to_string(),
+            root,
+            follow_symlinks: config.follow_symlinks,
+            fsync: config.fsync,
+            windows_names: cfg!(windows),
+            checked_dirs: Default::default(),
+        }
+    }
+
     /// The local path of `path` below the root, for an operation `op`.
     ///
     /// A [`RemotePath`] has no `..`, empty or absolute segment and no `/`, so on Unix the
@@ -112,12 +126,12 @@ impl Core {
         Ok(())
     }
 
-    /// [`Core::check_no_links`] for a write (`check_self` false), skipping the `lstat` of
+    /// [`LocalCore::check_no_links`] for a write (`check_self` false), skipping the `lstat` of
     /// directories this remote verified in the last [`CHECKED_DIR_TTL`].
     ///
     /// A sync writes many files into each directory; without the memory every file costs one
     /// `lstat` per directory level. What is remembered is forgotten when any operation of this
-    /// remote fails ([`Core::blocking`]) and when one removes or renames something (a
+    /// remote fails ([`LocalCore::blocking`]) and when one removes or renames something (a
     /// directory may have gone), so the check is redone where something was off. It widens
     /// the window in which a directory swapped for a link by another program goes unseen from
     /// an instant to at most [`CHECKED_DIR_TTL`]; the check never was a lock.
@@ -159,7 +173,7 @@ impl Core {
         Ok(())
     }
 
-    /// Forgets every directory [`Core::check_no_links_cached`] remembered.
+    /// Forgets every directory [`LocalCore::check_no_links_cached`] remembered.
     pub(crate) fn forget_checked_dirs(&self) {
         self.checked_dirs
             .lock()

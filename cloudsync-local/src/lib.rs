@@ -27,8 +27,9 @@ mod config;
 mod core;
 mod deleter;
 mod lister;
+mod mover;
 mod reader;
 mod writer;
 
-pub use backend::{LocalFactory, LocalRemote};
-pub use config::LocalConfig;
+pub use backend::LocalRemote;
+pub use config::{LocalConfig, LocalFactory};

@@ -10,7 +10,7 @@ use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::core::{Core, CoreRef, check_local_path, entry_from_meta, parse_error};
+use crate::core::{CoreRef, LocalCore, check_local_path, entry_from_meta, parse_error};
 
 /// Entries per batch sent from the blocking thread.
 const BATCH: usize = 512;
@@ -69,7 +69,7 @@ pub(crate) async fn list(core: &CoreRef, dir: &RemotePath) -> Result<EntryStream
 
 /// Up to [`BATCH`] reported items (skipped names do not count).
 fn next_batch(
-    core: &Core,
+    core: &LocalCore,
     dir: &RemotePath,
     rd: &mut std::iter::Fuse<ReadDir>,
 ) -> Vec<Result<Entry>> {
@@ -91,7 +91,7 @@ fn next_batch(
 
 /// Sends the rest of `rd` in batches until done or the receiver is gone.
 fn produce(
-    core: &Core,
+    core: &LocalCore,
     dir: &RemotePath,
     mut rd: std::iter::Fuse<ReadDir>,
     tx: &mpsc::Sender<Vec<Result<Entry>>>,
@@ -107,7 +107,7 @@ fn produce(
 /// The entry for one directory item: `None` to skip it (unfollowed symlinks, special files,
 /// files removed while listing), `Some(Err)` when it cannot be reported. Our temporary upload
 /// files are listed like any file: the engine never pairs them, and removes old ones.
-fn one(core: &Core, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Result<Entry>> {
+fn one(core: &LocalCore, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Result<Entry>> {
     let name: OsString = de.file_name();
     let local = de.path();
     let name = match name.into_string() {
@@ -171,4 +171,24 @@ fn one(core: &Core, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Result<E
 /// Whether `p` is (still) a symlink; a broken followed link is an error, not a vanished file.
 fn is_link(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Metadata of `path`.
+pub(crate) async fn stat(core: &CoreRef, path: &RemotePath) -> Result<Entry> {
+    let p = path.clone();
+    core.blocking(move |c| {
+        let meta = c
+            .metadata(&c.local(&p)?)
+            .map_err(|e| c.ctx(parse_error(e), &p))?;
+        entry_from_meta(p.clone(), &meta).ok_or_else(|| {
+            c.ctx(
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!("not a regular file or directory ({:?})", meta.file_type()),
+                ),
+                &p,
+            )
+        })
+    })
+    .await
 }

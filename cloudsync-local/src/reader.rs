@@ -8,13 +8,13 @@ use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, MultiHasher, Remote
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
 
-use crate::core::{Core, CoreRef, parse_error};
+use crate::core::{CoreRef, LocalCore, parse_error};
 
 /// Chunk size of read streams.
 const CHUNK: usize = 256 * 1024;
 
 /// Opens `path` for reading, refusing anything but a regular file.
-fn open_regular(core: &Core, path: &RemotePath) -> Result<std::fs::File> {
+fn open_regular(core: &LocalCore, path: &RemotePath) -> Result<std::fs::File> {
     let local = core.local(path)?;
     let meta = core
         .metadata(&local)

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::core::{
-    Core, CoreRef, entry_from_meta, parse_error, set_file_modtime, sync_created_dirs, sync_dir,
-    temp_name,
+    CoreRef, LocalCore, entry_from_meta, parse_error, set_file_modtime, sync_created_dirs,
+    sync_dir, temp_name,
 };
 
 /// Chunks buffered between the body stream and the writing thread.
@@ -45,7 +45,7 @@ impl Drop for TempGuard {
 /// lets `fill` write the content (returning its size), checks the size, sets the modtime,
 /// optionally syncs, and renames into place.
 pub(crate) fn install(
-    core: &Core,
+    core: &LocalCore,
     op: &'static str,
     path: &RemotePath,
     expected_size: Option<u64>,
@@ -202,7 +202,7 @@ pub(crate) async fn write(
 /// so a FIFO swapped in since the listing cannot hang the copy; anything but a regular file
 /// is refused with `Unsupported`.
 pub(crate) fn copy_from_local(
-    core: &Core,
+    core: &LocalCore,
     op: &'static str,
     path: &RemotePath,
     src: &Path,
@@ -299,6 +299,55 @@ fn copy_contents(
         return Err(CopyError::NotAFile);
     }
     std::io::copy(from, to).map_err(CopyError::Io)
+}
+
+/// Writes `path` from the local file `local` (a copy, installed like any upload).
+pub(crate) async fn write_from_file(
+    core: &CoreRef,
+    path: &RemotePath,
+    local: &Path,
+    meta: WriteMeta,
+) -> Result<Entry> {
+    let p = path.clone();
+    let src = local.to_owned();
+    core.blocking(move |c| copy_from_local(c, "write", &p, &src, meta.size, meta.modtime))
+        .await
+}
+
+/// Creates `dir` and its missing parents.
+pub(crate) async fn mkdir(core: &CoreRef, dir: &RemotePath) -> Result<()> {
+    let p = dir.clone();
+    core.blocking(move |c| {
+        c.check_no_links(&p, true, "mkdir")?;
+        let local = c.local(&p)?;
+        std::fs::create_dir_all(&local).map_err(|e| {
+            let e = parse_error(e);
+            let e = if e.kind() == ErrorKind::AlreadyExists {
+                Error::new(ErrorKind::Conflict, "a file is in the way").with_source(e)
+            } else {
+                e
+            };
+            c.ctx(e, &p)
+        })
+    })
+    .await
+}
+
+/// Sets the modification time of the file `path`.
+pub(crate) async fn set_modtime(
+    core: &CoreRef,
+    path: &RemotePath,
+    modtime: OffsetDateTime,
+) -> Result<()> {
+    let p = path.clone();
+    core.blocking(move |c| {
+        c.check_no_links(&p, false, "set_modtime")?;
+        let local = c.local(&p)?;
+        c.metadata(&local).map_err(|e| c.ctx(parse_error(e), &p))?;
+        let file = std::fs::File::open(&local).map_err(|e| c.ctx(parse_error(e), &p))?;
+        set_file_modtime(&file, modtime).map_err(|e| c.ctx(parse_error(e), &p))
+    })
+    .await
 }
 
 #[cfg(test)]

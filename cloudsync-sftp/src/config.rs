@@ -1,12 +1,22 @@
-//! [`SftpConfig`]: the keys of an `sftp` remote, from a config file section or a URL.
+//! [`SftpConfig`]: the keys of an `sftp` remote, from a config file section or a URL, and
+//! [`SftpFactory`], the registry entry that opens them.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudsync_core::{Error, ErrorKind, QueryKind, Result, Secret};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloudsync_core::deps::serde_json::Value;
+use cloudsync_core::{
+    BackendFactory, Error, ErrorKind, QueryKind, Remote, Result, Secret, parse_config,
+};
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
+
+use crate::backend::SftpRemote;
+use crate::core::SftpCore;
 
 /// Default number of SSH connections a remote keeps.
 pub const DEFAULT_CONNECTIONS: usize = 8;
@@ -245,8 +255,17 @@ impl SftpConfig {
         self
     }
 
+    /// Validates the keys, reads the secrets from the environment, connects (one connection,
+    /// to report bad credentials or an unknown host key at once), resolves the root directory
+    /// and returns the remote.
+    pub async fn build(&self) -> Result<SftpRemote> {
+        Ok(SftpRemote::from_core(
+            SftpCore::connect(self.validate()?).await?,
+        ))
+    }
+
     /// Validates the keys and reads the secrets from the environment.
-    pub(crate) fn build(&self) -> Result<Settings> {
+    pub(crate) fn validate(&self) -> Result<Settings> {
         let host = self.host.trim();
         if host.is_empty() {
             return Err(invalid("host", "missing"));
@@ -341,14 +360,15 @@ impl SftpConfig {
         })
     }
 
-    /// The configuration object for `sftp://[user[:password]@]host[:port][/path][?key=value&...]`.
+    /// The configuration object for `sftp://[user@]host[:port][/path][?key=value&...]`.
     ///
     /// The path is absolute on the server (`sftp://h/srv/data` is `/srv/data`) except below
     /// `/~/`, which is relative to the login directory; no path (or `/`) is the login directory
     /// and `//` is the server's `/`.
     /// Query parameters set the other keys: `key_file`, `known_hosts`, `password_env`,
     /// `key_passphrase_env`, `use_agent`, `insecure_accept_any_host_key`, `shell_hashes`,
-    /// `follow_symlinks`, `connections`, `timeout`.
+    /// `follow_symlinks`, `connections`, `timeout`. A URL with a password is refused with
+    /// [`ErrorKind::ConfigInvalid`]: give it with `password_env` (or the config's `password`).
     pub(crate) fn json_from_url(url: &url::Url) -> Result<serde_json::Value> {
         use serde_json::{Map, Value};
         let bad = |why: String| Error::new(ErrorKind::ConfigInvalid, format!("sftp URL: {why}"));
@@ -372,8 +392,12 @@ impl SftpConfig {
         if !url.username().is_empty() {
             obj.insert("user".into(), Value::String(decode(url.username())?));
         }
-        if let Some(p) = url.password() {
-            obj.insert("password".into(), Value::String(decode(p)?));
+        if url.password().is_some() {
+            return Err(bad(
+                "a password in the URL is not accepted; use the config's `password_env` \
+                 (`?password_env=VAR`) or `password` key"
+                    .into(),
+            ));
         }
         let path = decode(url.path())?;
         let root = if path.is_empty() || path == "/" || path == "/~" {
@@ -407,6 +431,43 @@ impl SftpConfig {
     }
 }
 
+/// Registers the `sftp` type and the `sftp://` URL scheme.
+///
+/// ```
+/// use cloudsync_core::BackendFactory;
+/// let f = cloudsync_sftp::SftpFactory;
+/// assert_eq!(f.type_name(), "sftp");
+/// let url = url::Url::parse("sftp://backup@nas.local:2222/~/photos?use_agent=false").unwrap();
+/// let cfg = f.config_from_url(&url).unwrap();
+/// assert_eq!(cfg["root"], "photos");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SftpFactory;
+
+#[async_trait]
+impl BackendFactory for SftpFactory {
+    fn type_name(&self) -> &'static str {
+        crate::TYPE_NAME
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["sftp"]
+    }
+
+    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        SftpConfig::json_from_url(url)
+    }
+
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["password"]
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: SftpConfig = parse_config(crate::TYPE_NAME, config)?;
+        Ok(Arc::new(cfg.build().await?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,12 +478,14 @@ mod tests {
 
     #[test]
     fn url_forms() {
-        let v =
-            from_url("sftp://me:p%40ss@example.com:2222/srv/data?use_agent=false&connections=3");
+        let v = from_url(
+            "sftp://me@example.com:2222/srv/data?use_agent=false&connections=3&password_env=P",
+        );
         assert_eq!(v["host"], "example.com");
         assert_eq!(v["port"], 2222);
         assert_eq!(v["user"], "me");
-        assert_eq!(v["password"], "p@ss");
+        assert_eq!(v.get("password"), None);
+        assert_eq!(v["password_env"], "P");
         assert_eq!(v["root"], "/srv/data");
         assert_eq!(v["use_agent"], false);
         assert_eq!(v["connections"], 3);
@@ -442,25 +505,30 @@ mod tests {
 
     #[test]
     fn build_names_the_key() {
-        let e = SftpConfig::default().build().unwrap_err();
+        let e = SftpConfig::default().validate().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
         assert!(e.message().contains("`host`"), "{e}");
         let mut c = SftpConfig::new("h", "u").with_insecure_accept_any_host_key(true);
         c.password = Some("x".into());
         c.password_env = Some("Y".into());
-        assert!(c.build().unwrap_err().message().contains("`password`"));
+        assert!(c.validate().unwrap_err().message().contains("`password`"));
         let c = SftpConfig::new("h", "u")
             .with_insecure_accept_any_host_key(true)
             .with_password_env("CLOUDSYNC_SFTP_SURELY_UNSET_VAR");
-        let e = c.build().unwrap_err();
+        let e = c.validate().unwrap_err();
         assert!(
             e.message().contains("CLOUDSYNC_SFTP_SURELY_UNSET_VAR"),
             "{e}"
         );
         let c = SftpConfig::new("h", "u").with_key_file("/nonexistent/key");
-        assert!(c.build().unwrap_err().message().contains("`key_file`"));
+        assert!(c.validate().unwrap_err().message().contains("`key_file`"));
         let c = SftpConfig::new("h", "u").with_connections(0);
-        assert!(c.build().unwrap_err().message().contains("`connections`"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .message()
+                .contains("`connections`")
+        );
     }
 
     #[test]
@@ -470,16 +538,38 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
-    /// The password (from a file or a URL) and the key passphrase (from the environment)
-    /// reach the login, but neither `Debug` nor serialisation shows them.
+    /// A URL with a password is refused with a `ConfigInvalid` error that names the keys to
+    /// use instead and does not repeat the password, through the factory too.
+    #[test]
+    fn url_passwords_are_refused() {
+        for url in [
+            "sftp://u:hunter2-sftp@h/x",
+            "sftp://u:hunter2-sftp@h/x?password_env=P",
+            "sftp://:hunter2-sftp@h",
+        ] {
+            let url = url::Url::parse(url).unwrap();
+            for e in [
+                SftpConfig::json_from_url(&url).unwrap_err(),
+                SftpFactory.config_from_url(&url).unwrap_err(),
+            ] {
+                assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{url}");
+                assert!(e.message().contains("`password_env`"), "{url}: {e}");
+                assert!(e.message().contains("`password`"), "{url}: {e}");
+                assert!(!e.to_string().contains("hunter2"), "{url}: {e}");
+            }
+        }
+    }
+
+    /// The password (from a file) and the key passphrase (from the environment) reach the
+    /// login, but neither `Debug` nor serialisation shows them.
     #[test]
     fn secrets_never_shown_or_serialised() {
         let var = "CLOUDSYNC_SFTP_TEST_PASSPHRASE_SECRETS";
         // SAFETY: no other test uses this variable, and the unit tests of this crate read the
         // environment only through `std::env` (which locks it), never through C's `getenv`.
         unsafe { std::env::set_var(var, "hunter2-phrase") };
-        let mut from_url: SftpConfig =
-            serde_json::from_value(from_url("sftp://u:hunter2-sftp@h/x")).unwrap();
+        let mut from_url: SftpConfig = serde_json::from_value(from_url("sftp://u@h/x")).unwrap();
+        from_url.password = Some("hunter2-sftp".into());
         from_url.key_passphrase_env = Some(var.into());
         let from_file: SftpConfig = cloudsync_core::parse_config(
             "sftp",
@@ -500,7 +590,7 @@ mod tests {
                     .unwrap()
                     .contains(r#""password":"***""#)
             );
-            let s = c.build().unwrap();
+            let s = c.validate().unwrap();
             assert!(!format!("{s:?}").contains("hunter2"), "{s:?}");
             assert_eq!(
                 s.password.as_ref().map(Secret::expose),

@@ -4,17 +4,18 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Location, RemotePath, Result};
+use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Location, RemotePath, Result, Usage};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, Packet, StatusCode};
 use time::OffsetDateTime;
 
+use crate::config::Settings;
 use crate::pool::Pool;
-use crate::ssh::Connection;
+use crate::ssh::{Connection, ServerFeatures};
 
 /// The state one remote shares between its operations.
 #[derive(Debug)]
-pub(crate) struct Core {
+pub(crate) struct SftpCore {
     pub(crate) pool: Pool,
     /// Absolute directory on the server that is the remote's root (no trailing `/` except for
     /// `/` itself).
@@ -24,6 +25,10 @@ pub(crate) struct Core {
     pub(crate) location: Location,
     /// List what symlinks point to (`follow_symlinks`) instead of skipping them.
     pub(crate) follow_symlinks: bool,
+    /// Offer MD5 and SHA-1 through `md5sum`/`sha1sum` on the server.
+    pub(crate) shell_hashes: bool,
+    /// What the server's SFTP subsystem supports (read on the first connection).
+    pub(crate) features: ServerFeatures,
     /// Test hook: behave as if the server lacked `posix-rename@openssh.com`.
     pub(crate) posix_rename_off: std::sync::atomic::AtomicBool,
 }
@@ -164,7 +169,71 @@ fn status_reply(reply: Packet) -> std::result::Result<(), SftpError> {
     }
 }
 
-impl Core {
+impl SftpCore {
+    /// Connects (one connection, to report bad credentials or an unknown host key at once)
+    /// and resolves the root directory.
+    pub(crate) async fn connect(settings: Settings) -> Result<SftpCore> {
+        let describe_base = {
+            let port = if settings.port == 22 {
+                String::new()
+            } else {
+                format!(":{}", settings.port)
+            };
+            format!("sftp://{}@{}{port}", settings.user, settings.host)
+        };
+        let (host, port) = (settings.host.clone(), settings.port);
+        let shell_hashes = settings.shell_hashes;
+        let follow_symlinks = settings.follow_symlinks;
+        let configured_root = settings.root.clone();
+        let pool = Pool::new(settings);
+        let conn = pool.get().await.map_err(|e| {
+            e.with_operation("connect")
+                .with_remote(describe_base.clone())
+        })?;
+        let root = resolve_root(&conn, &configured_root).await.map_err(|e| {
+            e.with_operation("connect")
+                .with_remote(describe_base.clone())
+        })?;
+        let features = conn.features.clone();
+        drop(conn);
+        let describe = if root.starts_with('/') {
+            format!("{describe_base}{root}")
+        } else {
+            format!("{describe_base}/{root}")
+        };
+        Ok(SftpCore {
+            location: location(&host, port, &root),
+            pool,
+            root,
+            describe,
+            follow_symlinks,
+            shell_hashes,
+            features,
+            posix_rename_off: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Space on the server's file system (`statvfs@openssh.com`).
+    pub(crate) async fn usage(&self) -> Result<Usage> {
+        let root = RemotePath::root();
+        let conn = self.conn(&root).await?;
+        let v = conn
+            .sftp
+            .statvfs(self.root.clone())
+            .await
+            .map_err(|e| self.fail(&conn, e, &root))?;
+        let unit = v.fragment_size.max(1);
+        let total = v.blocks.saturating_mul(unit);
+        let free = v.blocks_avail.saturating_mul(unit);
+        let used = v.blocks.saturating_sub(v.blocks_free).saturating_mul(unit);
+        Ok(Usage {
+            total: Some(total),
+            used: Some(used),
+            free: Some(free),
+            trashed: None,
+        })
+    }
+
     /// The absolute server path of `path`.
     pub(crate) fn abs(&self, path: &RemotePath) -> String {
         if path.is_root() {
@@ -431,6 +500,48 @@ pub(crate) fn parse_hash_output(out: &[u8], len: usize) -> Option<String> {
     let ok = hex.bytes().all(|b| b.is_ascii_hexdigit())
         && text[len..].starts_with(|c: char| c.is_ascii_whitespace());
     ok.then(|| hex.to_ascii_lowercase())
+}
+
+/// The absolute root: `configured` if absolute, else below the login directory.
+async fn resolve_root(conn: &crate::ssh::Connection, configured: &str) -> Result<String> {
+    let configured = configured.strip_prefix("~/").unwrap_or(configured);
+    let joined = if configured.starts_with('/') {
+        configured.to_owned()
+    } else {
+        let home = conn
+            .sftp
+            .realpath(".")
+            .await
+            .map_err(|e| parse_error(conn, e).with_path("."))?;
+        let home = home
+            .files
+            .into_iter()
+            .next()
+            .map(|f| f.filename)
+            .filter(|h| h.starts_with('/'))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    "the server did not say what its login directory is",
+                )
+            })?;
+        let home = home.trim_end_matches('/');
+        if configured.is_empty() {
+            if home.is_empty() {
+                "/".to_owned()
+            } else {
+                home.to_owned()
+            }
+        } else {
+            format!("{home}/{configured}")
+        }
+    };
+    let trimmed = joined.trim_end_matches('/');
+    Ok(if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    })
 }
 
 #[cfg(test)]

@@ -9,14 +9,14 @@ use cloudsync_core::{Error, ErrorKind, RemotePath, Result};
 use futures::{StreamExt, TryStreamExt};
 use russh_sftp::protocol::StatusCode;
 
-use crate::core::{Core, Kind, OpenHandle, kind_of, status_of};
+use crate::core::{Kind, OpenHandle, SftpCore, kind_of, status_of};
 use crate::ssh::Connection;
 
 /// Removes requests a purge keeps in flight.
 const PURGE_CONCURRENCY: usize = 16;
 
 /// Removes one file.
-pub(crate) async fn remove_file(core: &Core, path: &RemotePath) -> Result<()> {
+pub(crate) async fn remove_file(core: &SftpCore, path: &RemotePath) -> Result<()> {
     let conn = core.conn(path).await?;
     match conn.sftp.remove(core.abs(path)).await {
         Ok(_) => Ok(()),
@@ -35,12 +35,12 @@ pub(crate) async fn remove_file(core: &Core, path: &RemotePath) -> Result<()> {
 }
 
 /// Removes one empty directory.
-pub(crate) async fn remove_dir(core: &Core, dir: &RemotePath) -> Result<()> {
+pub(crate) async fn remove_dir(core: &SftpCore, dir: &RemotePath) -> Result<()> {
     let conn = core.conn(dir).await?;
     rmdir_on(core, &conn, dir).await
 }
 
-async fn rmdir_on(core: &Core, conn: &Connection, dir: &RemotePath) -> Result<()> {
+async fn rmdir_on(core: &SftpCore, conn: &Connection, dir: &RemotePath) -> Result<()> {
     match conn.sftp.rmdir(core.abs(dir)).await {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -61,7 +61,7 @@ async fn rmdir_on(core: &Core, conn: &Connection, dir: &RemotePath) -> Result<()
 
 /// Every name in `dir` with its type, including hidden temporary files (raw READDIR).
 async fn read_all(
-    core: &Core,
+    core: &SftpCore,
     conn: &Arc<Connection>,
     dir: &RemotePath,
 ) -> Result<Vec<(RemotePath, Kind)>> {
@@ -94,7 +94,7 @@ async fn read_all(
 /// Removes `dir` and everything below it. Symlinks are removed, never followed, whatever
 /// `follow_symlinks` says: the kinds come from LSTAT (and from READDIR, whose attributes
 /// describe the link itself), and a `dir` that is itself a link is removed as a link.
-pub(crate) async fn purge(core: &Core, dir: &RemotePath) -> Result<()> {
+pub(crate) async fn purge(core: &SftpCore, dir: &RemotePath) -> Result<()> {
     let conn = core.conn(dir).await?;
     let attrs = core.lstat_on(&conn, dir).await?;
     if kind_of(&attrs) == Kind::Symlink && !dir.is_root() {

@@ -11,7 +11,7 @@
 //! let config = SftpConfig::new("nas.local", "backup")
 //!     .with_key_file("~/.ssh/id_ed25519")
 //!     .with_root("backups");
-//! let remote = SftpRemote::connect(config).await?;
+//! let remote: SftpRemote = config.build().await?;
 //! let path = RemotePath::new("notes/today.txt")?;
 //! remote.write(&path, bytes_stream("hello"), WriteMeta::default()).await?;
 //! assert_eq!(remote.stat(&path).await?.size, 5);
@@ -33,13 +33,14 @@ mod deleter;
 mod exec;
 mod known_hosts;
 mod lister;
+mod mover;
 mod pool;
 mod reader;
 mod ssh;
 mod writer;
 
-pub use backend::{SftpFactory, SftpRemote};
-pub use config::{DEFAULT_CONNECTIONS, DEFAULT_TIMEOUT_SECS, SftpConfig};
+pub use backend::SftpRemote;
+pub use config::{DEFAULT_CONNECTIONS, DEFAULT_TIMEOUT_SECS, SftpConfig, SftpFactory};
 
 #[doc(no_inline)]
 pub use cloudsync_core::Remote;

@@ -14,11 +14,11 @@ use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
 use futures::StreamExt;
 use russh_sftp::protocol::{File, StatusCode};
 
-use crate::core::{Core, Kind, OpenHandle, entry_of, kind_of, status_of};
+use crate::core::{Kind, OpenHandle, SftpCore, entry_of, kind_of, status_of};
 use crate::ssh::Connection;
 
 /// Lists one directory level.
-pub(crate) async fn list(core: Arc<Core>, dir: &RemotePath) -> Result<EntryStream> {
+pub(crate) async fn list(core: Arc<SftpCore>, dir: &RemotePath) -> Result<EntryStream> {
     let conn = core.conn(dir).await?;
     let handle = conn
         .sftp
@@ -40,7 +40,7 @@ pub(crate) async fn list(core: Arc<Core>, dir: &RemotePath) -> Result<EntryStrea
 }
 
 struct State {
-    core: Arc<Core>,
+    core: Arc<SftpCore>,
     dir: RemotePath,
     conn: Arc<Connection>,
     /// `None` once the server said end-of-directory (or failed).
@@ -117,4 +117,31 @@ impl State {
             }
         }
     }
+}
+
+/// Metadata of `path`; a symbolic link is absent unless `follow_symlinks` is set.
+pub(crate) async fn stat(core: &SftpCore, path: &RemotePath) -> Result<Entry> {
+    let conn = core.conn(path).await?;
+    let attrs = if core.follow_symlinks || path.is_root() {
+        core.stat_on(&conn, path).await?
+    } else {
+        let attrs = core.lstat_on(&conn, path).await?;
+        if kind_of(&attrs) == Kind::Symlink {
+            // Invisible to this remote, as in listings.
+            return Err(core.ctx(
+                Error::new(
+                    ErrorKind::NotFound,
+                    "is a symbolic link (skipped; set follow_symlinks to follow it)",
+                ),
+                path,
+            ));
+        }
+        attrs
+    };
+    entry_of(path.clone(), &attrs).ok_or_else(|| {
+        core.ctx(
+            Error::new(ErrorKind::Unsupported, "not a regular file or directory"),
+            path,
+        )
+    })
 }

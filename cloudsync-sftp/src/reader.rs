@@ -10,12 +10,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cloudsync_core::{ByteStream, Error, ErrorKind, RemotePath, Result};
-use futures::{Stream, StreamExt};
+use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, MultiHasher, RemotePath, Result};
+use futures::{Stream, StreamExt, TryStreamExt};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{Data, FileAttributes, OpenFlags, StatusCode};
 
-use crate::core::{Core, Kind, OpenHandle, kind_of, status_of};
+use crate::core::{Kind, OpenHandle, SftpCore, kind_of, status_of};
 use crate::ssh::Connection;
 
 /// Most requests one transfer keeps outstanding (OpenSSH's `sftp -R` default).
@@ -56,7 +56,7 @@ type Reply = (u64, u32, std::result::Result<Data, SftpError>);
 
 /// Opens `path` and streams its content (or the byte `range` of it).
 pub(crate) async fn read(
-    core: Arc<Core>,
+    core: Arc<SftpCore>,
     path: &RemotePath,
     range: Option<Range<u64>>,
 ) -> Result<ByteStream> {
@@ -118,8 +118,27 @@ pub(crate) async fn read(
     .boxed())
 }
 
+/// Downloads `path` and hashes it, for a hash the server cannot give: what `Remote::hash`
+/// does by default (cloudsync-core has no function of its own for it that an override could
+/// call).
+pub(crate) async fn hash_by_reading(
+    core: Arc<SftpCore>,
+    path: &RemotePath,
+    kind: HashKind,
+) -> Result<String> {
+    let mut body = read(core, path, None).await?;
+    let mut h = MultiHasher::new(&[kind]);
+    while let Some(chunk) = body.try_next().await? {
+        h.update(&chunk);
+    }
+    h.finish()
+        .get(kind)
+        .map(str::to_owned)
+        .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+}
+
 struct ReadState {
-    core: Arc<Core>,
+    core: Arc<SftpCore>,
     path: RemotePath,
     conn: Arc<Connection>,
     /// `None` once the stream ended.

@@ -13,8 +13,9 @@ use futures::future::Either;
 use futures::{StreamExt, TryStreamExt};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use time::OffsetDateTime;
 
-use crate::core::{Core, OpenHandle, modtime_of, mtime_attrs, status_of};
+use crate::core::{OpenHandle, SftpCore, modtime_of, mtime_attrs, status_of};
 use crate::reader::{depth_for, write_chunk};
 use crate::ssh::Connection;
 
@@ -68,7 +69,7 @@ fn rechunk(body: ByteStream, size: usize) -> impl futures::Stream<Item = Result<
 /// Creates and opens a hidden temporary file in `parent` for a write to `target` (creating
 /// `parent` when it is missing); returns its absolute path and handle.
 pub(crate) async fn open_temp(
-    core: &Core,
+    core: &SftpCore,
     conn: &Arc<Connection>,
     parent: &RemotePath,
     target: &RemotePath,
@@ -101,7 +102,7 @@ enum Failure {
 
 /// Writes `path` atomically; see the module docs.
 pub(crate) async fn write(
-    core: Arc<Core>,
+    core: Arc<SftpCore>,
     path: &RemotePath,
     body: ByteStream,
     meta: WriteMeta,
@@ -210,7 +211,7 @@ async fn upload(
 }
 
 /// Removes a failed upload's temporary file, on a new connection if `conn` died.
-pub(crate) async fn discard(core: &Core, conn: &Arc<Connection>, temp_abs: &str) {
+pub(crate) async fn discard(core: &SftpCore, conn: &Arc<Connection>, temp_abs: &str) {
     let limit = core.pool.settings.timeout.min(Duration::from_secs(15));
     let attempt = async {
         let c = if conn.is_usable() {
@@ -232,6 +233,27 @@ pub(crate) async fn discard(core: &Core, conn: &Arc<Connection>, temp_abs: &str)
             "could not remove the temporary file of a failed upload"
         );
     }
+}
+
+/// Creates `dir` and its missing parents.
+pub(crate) async fn mkdir(core: &SftpCore, dir: &RemotePath) -> Result<()> {
+    let conn = core.conn(dir).await?;
+    core.mkdir_all(&conn, dir).await
+}
+
+/// Sets the modification time of `path`.
+pub(crate) async fn set_modtime(
+    core: &SftpCore,
+    path: &RemotePath,
+    modtime: OffsetDateTime,
+) -> Result<()> {
+    let attrs = mtime_attrs(modtime).map_err(|e| core.ctx(e, path))?;
+    let conn = core.conn(path).await?;
+    conn.sftp
+        .setstat(core.abs(path), attrs)
+        .await
+        .map(|_| ())
+        .map_err(|e| core.fail(&conn, e, path))
 }
 
 #[cfg(test)]

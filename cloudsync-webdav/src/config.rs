@@ -1,11 +1,21 @@
-//! Configuration of the `webdav` and `nextcloud` remote types.
+//! Configuration of the `webdav` and `nextcloud` remote types, and the factories that open them
+//! from the registry ([`WebdavFactory`], [`NextcloudFactory`]).
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudsync_core::{Error, ErrorKind, Result, Secret};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloudsync_core::{
+    BackendFactory, Error, ErrorKind, QueryKind, Remote, Result, Secret, parse_config,
+};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::backend::WebdavRemote;
+use crate::core::WebdavCore;
 
 /// Default size above which Nextcloud/ownCloud uploads are chunked (10 MiB).
 pub const DEFAULT_CHUNK_SIZE: u64 = 10 * 1024 * 1024;
@@ -137,7 +147,7 @@ impl fmt::Debug for Auth {
     }
 }
 
-/// A validated configuration: everything [`crate::WebdavBackend`] needs.
+/// A validated configuration: everything [`crate::WebdavRemote`] needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Validated {
     pub(crate) url: url::Url,
@@ -203,6 +213,12 @@ impl WebdavConfig {
         self
     }
 
+    /// Validates the configuration (reading secrets from the environment) and builds the
+    /// remote. No request is sent until the remote is used.
+    pub fn build(&self) -> Result<WebdavRemote> {
+        Ok(WebdavRemote::from_core(WebdavCore::new(self.validate()?)?))
+    }
+
     /// Checks the configuration and resolves secrets from the environment.
     pub(crate) fn validate(&self) -> Result<Validated> {
         if self.url.is_empty() {
@@ -221,7 +237,8 @@ impl WebdavConfig {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid(
                 "url",
-                "put the user in `user` and the password in `password_env`, not in the URL",
+                "put the user in `user` and the password in `password_env` (or `password`), not in \
+                 the URL",
             ));
         }
         if !url.path().ends_with('/') {
@@ -424,6 +441,11 @@ impl NextcloudConfig {
         }
     }
 
+    /// Validates the preset (reading secrets from the environment) and builds the remote.
+    pub fn build(&self) -> Result<WebdavRemote> {
+        Ok(WebdavRemote::from_core(WebdavCore::new(self.validate()?)?))
+    }
+
     /// Checks the keys this preset adds, then the derived `webdav` configuration.
     pub(crate) fn validate(&self) -> Result<Validated> {
         if self.url.is_empty() {
@@ -450,9 +472,145 @@ impl NextcloudConfig {
     }
 }
 
+/// Opens `type = "webdav"` remotes and `webdav://` (HTTP) / `webdavs://` (HTTPS) URLs.
+///
+/// A URL is `webdavs://user@host:port/path?vendor=nextcloud&password_env=VAR`; the query keys
+/// are `vendor`, `password_env`, `bearer_token_env`, `chunk_size`, `timeout` and
+/// `no_check_certificate`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WebdavFactory;
+
+#[async_trait]
+impl BackendFactory for WebdavFactory {
+    fn type_name(&self) -> &'static str {
+        "webdav"
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["webdav", "webdavs"]
+    }
+
+    fn config_from_url(&self, url: &url::Url) -> Result<Value> {
+        let scheme = if url.scheme() == "webdavs" {
+            "https"
+        } else {
+            "http"
+        };
+        let host = url
+            .host_str()
+            .ok_or_else(|| Error::new(ErrorKind::ConfigInvalid, format!("no host in {url}")))?;
+        let mut http = format!("{scheme}://{host}");
+        if let Some(port) = url.port() {
+            http.push_str(&format!(":{port}"));
+        }
+        http.push_str(url.path());
+        let mut cfg = serde_json::Map::new();
+        cfg.insert("url".into(), Value::String(http));
+        if !url.username().is_empty() {
+            let user = percent_encoding::percent_decode_str(url.username())
+                .decode_utf8_lossy()
+                .into_owned();
+            cfg.insert("user".into(), Value::String(user));
+        }
+        if url.password().is_some() {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                "webdav URL: a password in the URL is not accepted; use the config's \
+                 `password_env` (`?password_env=VAR`) or `password` key",
+            ));
+        }
+        cloudsync_core::query_to_config(
+            "webdav",
+            url,
+            &[
+                ("vendor", QueryKind::Text),
+                ("password_env", QueryKind::Text),
+                ("bearer_token_env", QueryKind::Text),
+                ("chunk_size", QueryKind::Number),
+                ("timeout", QueryKind::Number),
+                ("no_check_certificate", QueryKind::Flag),
+            ],
+            &mut cfg,
+        )?;
+        Ok(Value::Object(cfg))
+    }
+
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["password"]
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: WebdavConfig = parse_config("webdav", config)?;
+        Ok(Arc::new(cfg.build()?))
+    }
+}
+
+/// Opens `type = "nextcloud"` remotes: `url` (the server), `user`, `password_env`, optional
+/// `root`; the WebDAV URLs are derived (see [`NextcloudConfig`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NextcloudFactory;
+
+#[async_trait]
+impl BackendFactory for NextcloudFactory {
+    fn type_name(&self) -> &'static str {
+        "nextcloud"
+    }
+
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["password"]
+    }
+
+    async fn open(&self, config: Value) -> Result<Arc<dyn Remote>> {
+        let cfg: NextcloudConfig = parse_config("nextcloud", config)?;
+        Ok(Arc::new(cfg.build()?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_become_configs() {
+        let u =
+            url::Url::parse("webdavs://me@dav.example:8443/a%20b/?vendor=nextcloud&password_env=P")
+                .unwrap();
+        let v = WebdavFactory.config_from_url(&u).unwrap();
+        assert_eq!(v["url"], "https://dav.example:8443/a%20b/");
+        assert_eq!(v["user"], "me");
+        assert_eq!(v["vendor"], "nextcloud");
+        assert_eq!(v["password_env"], "P");
+        let u = url::Url::parse("webdav://h/x?bogus=1").unwrap();
+        assert!(WebdavFactory.config_from_url(&u).is_err());
+    }
+
+    /// A URL with a password is refused with a `ConfigInvalid` error that names the keys to
+    /// use instead and does not repeat the password.
+    #[test]
+    fn url_passwords_are_refused() {
+        for url in [
+            "webdav://u:hunter2-dav@h/x",
+            "webdavs://u:hunter2-dav@h/x?password_env=P",
+            "webdav://:hunter2-dav@h",
+        ] {
+            let u = url::Url::parse(url).unwrap();
+            let e = WebdavFactory.config_from_url(&u).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{url}");
+            assert!(e.message().contains("`password_env`"), "{url}: {e}");
+            assert!(e.message().contains("`password`"), "{url}: {e}");
+            assert!(!e.to_string().contains("hunter2"), "{url}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn factory_rejects_unknown_keys() {
+        let e = WebdavFactory
+            .open(serde_json::json!({"url": "http://h/", "colour": "red"}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
 
     #[test]
     fn validates_and_names_the_key() {

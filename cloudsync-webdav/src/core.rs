@@ -33,7 +33,7 @@ pub(crate) fn method(name: &'static str) -> Method {
 /// Everything the reader, writer, lister and deleter share: one pooled HTTP client (connection
 /// reuse) and the remote's root.
 #[derive(Debug)]
-pub(crate) struct DavCore {
+pub(crate) struct WebdavCore {
     pub(crate) client: reqwest::Client,
     /// The root collection's URL, ending in `/`.
     pub(crate) base: url::Url,
@@ -50,7 +50,7 @@ pub(crate) struct DavCore {
     known_dirs: Mutex<HashSet<RemotePath>>,
 }
 
-impl DavCore {
+impl WebdavCore {
     pub(crate) fn new(cfg: Validated) -> Result<Self> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -102,7 +102,7 @@ impl DavCore {
             describe.push_str(&format!(":{port}"));
         }
         describe.push_str(cfg.url.path().trim_end_matches('/'));
-        Ok(DavCore {
+        Ok(WebdavCore {
             client,
             base: cfg.url,
             base_segments,
@@ -202,6 +202,12 @@ impl DavCore {
         if let Ok(mut s) = self.known_dirs.lock() {
             s.retain(|d| !d.starts_with(dir));
         }
+    }
+
+    /// An error about `path` (the operation and the remote are named by the
+    /// [`ErrorContext`](cloudsync_core::ErrorContext) layer around every opened remote).
+    pub(crate) fn err(&self, kind: ErrorKind, msg: &str, path: &RemotePath) -> Error {
+        Error::new(kind, msg).with_path(path)
     }
 
     /// Whether this remote speaks the ownCloud/Nextcloud extensions.

@@ -6,12 +6,12 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> cloudsync_core::Result<()> {
 //! use cloudsync_core::{bytes_stream, Remote, RemotePath, WriteMeta};
-//! use cloudsync_webdav::{WebdavBackend, WebdavConfig};
+//! use cloudsync_webdav::{WebdavConfig, WebdavRemote};
 //!
 //! // The password is read from the environment variable DAV_PASSWORD.
-//! let remote = WebdavBackend::new(
-//!     WebdavConfig::new("https://dav.example.com/backups/").with_user("me", "DAV_PASSWORD"),
-//! )?;
+//! let remote: WebdavRemote = WebdavConfig::new("https://dav.example.com/backups/")
+//!     .with_user("me", "DAV_PASSWORD")
+//!     .build()?;
 //! let path = RemotePath::new("notes/hello.txt")?;
 //! remote.write(&path, bytes_stream("hello"), WriteMeta::default()).await?;
 //! assert_eq!(remote.stat(&path).await?.size, 5);
@@ -31,12 +31,16 @@ mod config;
 mod core;
 mod deleter;
 mod lister;
+mod mover;
+mod multistatus;
 mod reader;
 mod writer;
 
-pub use backend::{NextcloudFactory, WebdavBackend, WebdavFactory};
+#[allow(deprecated)]
+pub use backend::{WebdavBackend, WebdavRemote};
 pub use config::{
-    DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT_SECS, MIN_CHUNK_SIZE, NextcloudConfig, Vendor, WebdavConfig,
+    DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT_SECS, MIN_CHUNK_SIZE, NextcloudConfig, NextcloudFactory,
+    Vendor, WebdavConfig, WebdavFactory,
 };
 
 /// The backend's type name in configuration files.

@@ -8,74 +8,99 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use cloudsync_core::http::transport_error;
-use cloudsync_core::{ByteStream, Error, ErrorKind, RemotePath, Result};
+use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, MultiHasher, RemotePath, Result};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 
-use crate::core::DavCore;
+use crate::core::WebdavCore;
+use crate::lister;
 
-impl DavCore {
-    /// Reads `path`, or the byte `range` of it.
-    pub(crate) async fn read_file(
-        &self,
-        path: &RemotePath,
-        range: Option<Range<u64>>,
-    ) -> Result<ByteStream> {
-        if let Some(r) = &range
-            && r.start >= r.end
-        {
-            return Ok(futures::stream::empty().boxed());
+/// One hash of `path`: the checksum Nextcloud/ownCloud store with the file when there is one,
+/// else the content downloaded and hashed.
+pub(crate) async fn hash(core: &WebdavCore, path: &RemotePath, kind: HashKind) -> Result<String> {
+    if core.is_oc() {
+        let e = lister::stat(core, path).await?;
+        if let Some(h) = e.hashes.get(kind) {
+            return Ok(h.to_owned());
         }
-        let mut rb = self.request(reqwest::Method::GET, self.url(path, false));
-        if let Some(r) = &range {
-            rb = rb.header(RANGE, format!("bytes={}-{}", r.start, r.end - 1));
-        }
-        let resp = self.send(rb, path).await?;
-        let status = resp.status();
-        let (skip, take) = match (&range, status) {
-            (None, StatusCode::OK) => (0, None),
-            (Some(r), StatusCode::PARTIAL_CONTENT) => {
-                let span = resp
-                    .headers()
-                    .get(CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(content_range);
-                match span {
-                    // The answer may stop early at the end of the file.
-                    Some((start, end)) if start == r.start => (0, Some(r.end.min(end) - start)),
-                    _ => {
-                        return Err(self.err(
-                            ErrorKind::Protocol,
-                            "206 answer does not start at the requested offset",
-                            path,
-                        ));
-                    }
+    }
+    hash_by_reading(core, path, kind).await
+}
+
+/// Downloads `path` and hashes it: what `Remote::hash` does by default (cloudsync-core has no
+/// function of its own for it that an override could call).
+async fn hash_by_reading(core: &WebdavCore, path: &RemotePath, kind: HashKind) -> Result<String> {
+    let mut body = read(core, path, None).await?;
+    let mut h = MultiHasher::new(&[kind]);
+    while let Some(chunk) = body.try_next().await? {
+        h.update(&chunk);
+    }
+    h.finish()
+        .get(kind)
+        .map(str::to_owned)
+        .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+}
+
+/// Reads `path`, or the byte `range` of it.
+pub(crate) async fn read(
+    core: &WebdavCore,
+    path: &RemotePath,
+    range: Option<Range<u64>>,
+) -> Result<ByteStream> {
+    if let Some(r) = &range
+        && r.start >= r.end
+    {
+        return Ok(futures::stream::empty().boxed());
+    }
+    let mut rb = core.request(reqwest::Method::GET, core.url(path, false));
+    if let Some(r) = &range {
+        rb = rb.header(RANGE, format!("bytes={}-{}", r.start, r.end - 1));
+    }
+    let resp = core.send(rb, path).await?;
+    let status = resp.status();
+    let (skip, take) = match (&range, status) {
+        (None, StatusCode::OK) => (0, None),
+        (Some(r), StatusCode::PARTIAL_CONTENT) => {
+            let span = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(content_range);
+            match span {
+                // The answer may stop early at the end of the file.
+                Some((start, end)) if start == r.start => (0, Some(r.end.min(end) - start)),
+                _ => {
+                    return Err(core.err(
+                        ErrorKind::Protocol,
+                        "206 answer does not start at the requested offset",
+                        path,
+                    ));
                 }
             }
-            // The server ignored Range: skip to the start ourselves.
-            (Some(r), StatusCode::OK) => {
-                let end = resp.content_length().map_or(r.end, |len| r.end.min(len));
-                (r.start, Some(end.saturating_sub(r.start)))
-            }
-            (Some(_), StatusCode::RANGE_NOT_SATISFIABLE) => {
-                return Err(self.err(
-                    ErrorKind::InvalidInput,
-                    "range starts beyond the end of the file",
-                    path,
-                ));
-            }
-            (_, s) if s.is_success() => {
-                return Err(self.err(ErrorKind::Protocol, &format!("GET answered {s}"), path));
-            }
-            _ => return Err(self.status_error(resp, path).await),
-        };
-        let p = path.clone();
-        let body = resp
-            .bytes_stream()
-            .map_err(move |e| transport_error(e).with_path(&p));
-        Ok(window(body.boxed(), skip, take))
-    }
+        }
+        // The server ignored Range: skip to the start ourselves.
+        (Some(r), StatusCode::OK) => {
+            let end = resp.content_length().map_or(r.end, |len| r.end.min(len));
+            (r.start, Some(end.saturating_sub(r.start)))
+        }
+        (Some(_), StatusCode::RANGE_NOT_SATISFIABLE) => {
+            return Err(core.err(
+                ErrorKind::InvalidInput,
+                "range starts beyond the end of the file",
+                path,
+            ));
+        }
+        (_, s) if s.is_success() => {
+            return Err(core.err(ErrorKind::Protocol, &format!("GET answered {s}"), path));
+        }
+        _ => return Err(core.status_error(resp, path).await),
+    };
+    let p = path.clone();
+    let body = resp
+        .bytes_stream()
+        .map_err(move |e| transport_error(e).with_path(&p));
+    Ok(window(body.boxed(), skip, take))
 }
 
 /// `bytes 100-199/1000` → `(100, 200)` (start, exclusive end).

@@ -1,5 +1,4 @@
-//! Uploads (`PUT`, atomic), directories (`MKCOL`), server-side `COPY`/`MOVE`, and Nextcloud's
-//! chunked upload v2.
+//! Uploads (`PUT`, atomic), directories (`MKCOL`) and Nextcloud's chunked upload v2.
 //!
 //! Atomicity: on a generic server the content goes to a hidden temp name in the target
 //! directory (`.cloudsync-tmp-<random>.<name>`, skipped by listings) and is then moved into
@@ -20,7 +19,8 @@ use reqwest::header::{CONTENT_LENGTH, HeaderValue};
 use time::OffsetDateTime;
 
 use crate::config::{Vendor, encode_segment};
-use crate::core::{DavCore, method, overwrite};
+use crate::core::{WebdavCore, method, overwrite};
+use crate::{lister, mover};
 
 /// What passed through an upload body: byte count and (for Nextcloud/ownCloud) hashes.
 struct Tally {
@@ -146,427 +146,360 @@ fn temp_path(path: &RemotePath) -> Result<RemotePath> {
     path.parent().unwrap_or_default().join(&temp)
 }
 
-impl DavCore {
-    /// Creates `dir` and any missing parents (`MKCOL`, walking up on `409 Conflict`).
-    /// An existing directory (`405`) is fine when `verify` is false; with `verify`, a `405`
-    /// is checked to really be a directory.
-    ///
-    /// Its errors name the step `mkdir` (and the directory), more precise than the write or
-    /// copy that needed the directory.
-    pub(crate) async fn mkdir_all(&self, dir: &RemotePath, verify: bool) -> Result<()> {
-        self.mkdir_all_steps(dir, verify)
-            .await
-            .map_err(|e| e.with_operation("mkdir"))
-    }
+/// Creates `dir` and any missing parents (`MKCOL`, walking up on `409 Conflict`).
+/// An existing directory (`405`) is fine when `verify` is false; with `verify`, a `405`
+/// is checked to really be a directory.
+///
+/// Its errors name the step `mkdir` (and the directory), more precise than the write or
+/// copy that needed the directory.
+pub(crate) async fn mkdir_all(core: &WebdavCore, dir: &RemotePath, verify: bool) -> Result<()> {
+    mkdir_all_steps(core, dir, verify)
+        .await
+        .map_err(|e| e.with_operation("mkdir"))
+}
 
-    async fn mkdir_all_steps(&self, dir: &RemotePath, verify: bool) -> Result<()> {
-        // Missing ancestors found so far, deepest first; the last one is tried next.
-        let mut pending = vec![dir.clone()];
-        while let Some(d) = pending.last().cloned() {
-            let rb = self.request(method("MKCOL"), self.url(&d, true));
-            let resp = self.send(rb, &d).await?;
-            match resp.status() {
-                s if s.is_success() => {}
-                StatusCode::METHOD_NOT_ALLOWED => {
-                    if verify || d != *dir {
-                        // Something exists there: make sure it is a directory.
-                        let e = self.stat_path(&d).await?;
-                        if !e.is_dir() {
-                            return Err(self.err(
-                                ErrorKind::Conflict,
-                                "a file is in the way of the directory",
-                                &d,
-                            ));
-                        }
-                    }
-                }
-                StatusCode::CONFLICT | StatusCode::NOT_FOUND if d.is_root() => {
-                    // The root's own parents are missing: make them, top down, then retry.
-                    if pending.len() > dir.depth() + 2 {
-                        return Err(self.status_error(resp, &d).await);
-                    }
-                    self.mkcol_above_root().await?;
-                    pending.push(d);
-                    continue;
-                }
-                StatusCode::CONFLICT | StatusCode::NOT_FOUND => {
-                    // The parent is missing (even if we thought it existed): make it first.
-                    let parent = d.parent().unwrap_or_default();
-                    self.forget_dir(&parent);
-                    pending.push(parent);
-                    continue;
-                }
-                _ => {
-                    // Servers differ (403 when another request just made it, 400 for a file in
-                    // the way): look at what is there now.
-                    let err = self.status_error(resp, &d).await;
-                    match self.stat_path(&d).await {
-                        Ok(e) if e.is_dir() => {}
-                        Ok(_) => {
-                            return Err(self.err(
-                                ErrorKind::Conflict,
-                                "a file is in the way of the directory",
-                                &d,
-                            ));
-                        }
-                        Err(_) => return Err(err),
+async fn mkdir_all_steps(core: &WebdavCore, dir: &RemotePath, verify: bool) -> Result<()> {
+    // Missing ancestors found so far, deepest first; the last one is tried next.
+    let mut pending = vec![dir.clone()];
+    while let Some(d) = pending.last().cloned() {
+        let rb = core.request(method("MKCOL"), core.url(&d, true));
+        let resp = core.send(rb, &d).await?;
+        match resp.status() {
+            s if s.is_success() => {}
+            StatusCode::METHOD_NOT_ALLOWED => {
+                if verify || d != *dir {
+                    // Something exists there: make sure it is a directory.
+                    let e = lister::stat(core, &d).await?;
+                    if !e.is_dir() {
+                        return Err(core.err(
+                            ErrorKind::Conflict,
+                            "a file is in the way of the directory",
+                            &d,
+                        ));
                     }
                 }
             }
-            self.remember_dir(&d);
-            pending.pop();
-        }
-        Ok(())
-    }
-
-    /// Creates the collections above the root URL that are missing (`MKCOL` top down; the
-    /// ones that exist answer 405 and are passed).
-    async fn mkcol_above_root(&self) -> Result<()> {
-        let root = RemotePath::root();
-        let mut url = self.base.clone();
-        let n = self.base_segments.len();
-        for i in 1..n {
-            let mut path = String::from("/");
-            for seg in &self.base_segments[..i] {
-                path.push_str(&crate::config::encode_segment(seg).to_string());
-                path.push('/');
-            }
-            url.set_path(&path);
-            let rb = self.request(method("MKCOL"), url.clone());
-            let resp = self.send(rb, &root).await?;
-            let s = resp.status();
-            if !(s.is_success() || s == StatusCode::METHOD_NOT_ALLOWED) {
-                return Err(self.status_error(resp, &root).await);
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes sure the parent directory of `path` exists (cached).
-    async fn ensure_parent(&self, path: &RemotePath) -> Result<()> {
-        match path.parent() {
-            Some(p) if !self.dir_known(&p) => self.mkdir_all(&p, false).await,
-            _ => Ok(()),
-        }
-    }
-
-    /// Best-effort `DELETE` of something we created and no longer want, looked at again
-    /// afterwards: a server may still be finishing the upload we broke off and create the file
-    /// after our `DELETE` (rclone's server does), which would leave it behind.
-    async fn discard(&self, url: url::Url) {
-        for attempt in 1..=8u64 {
-            let rb = self.request(reqwest::Method::DELETE, url.clone());
-            if let Err(e) = rb.send().await {
-                tracing::debug!(%url, error = %e, "could not remove temporary upload");
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25 * attempt)).await;
-            let head = self
-                .request(reqwest::Method::HEAD, url.clone())
-                .send()
-                .await;
-            match head {
-                Ok(r) if r.status().is_success() => continue,
-                _ => return,
-            }
-        }
-        tracing::debug!(%url, "a temporary upload keeps coming back; a later sync removes it");
-    }
-
-    /// Writes `path` atomically from `body`.
-    pub(crate) async fn write_file(
-        &self,
-        path: &RemotePath,
-        body: ByteStream,
-        meta: WriteMeta,
-    ) -> Result<Entry> {
-        if path.is_root() {
-            return Err(self.err(ErrorKind::InvalidInput, "cannot write the root", path));
-        }
-        self.ensure_parent(path).await?;
-        let chunked = self.vendor == Vendor::Nextcloud
-            && self.dav_root.is_some()
-            && meta.size.is_some_and(|s| s > self.chunk_size);
-        if chunked {
-            return self.chunked_upload(path, body, meta).await;
-        }
-        let oc = self.is_oc();
-        let target = if oc { path.clone() } else { temp_path(path)? };
-        let t = tally(oc);
-        let t2 = t.clone();
-        let body = match meta.size {
-            Some(size) => exact_body(body, size),
-            None => body,
-        };
-        let stream = body.inspect_ok(move |c| count(&t2, c));
-        let mut rb = self
-            .request(reqwest::Method::PUT, self.url(&target, false))
-            .body(reqwest::Body::wrap_stream(stream));
-        if let Some(size) = meta.size {
-            rb = rb.header(CONTENT_LENGTH, size);
-        }
-        if oc {
-            if let Some(m) = meta.modtime {
-                rb = rb.header("X-OC-Mtime", oc_mtime(m));
-            }
-            if let Some(c) = oc_checksum(&meta.hashes) {
-                rb = rb.header("OC-Checksum", c);
-            }
-        }
-        let result = self.send(rb, path).await;
-        let resp = match result {
-            Ok(r) if r.status().is_success() => r,
-            Ok(r) => {
-                let status = r.status();
-                let mut e = self.status_error(r, path).await;
-                if matches!(status, StatusCode::CONFLICT | StatusCode::NOT_FOUND) {
-                    // The parent vanished since we made it: a retry will recreate it.
-                    if let Some(p) = path.parent() {
-                        self.forget_dir(&p);
-                    }
-                    e = e.set_temporary(true);
+            StatusCode::CONFLICT | StatusCode::NOT_FOUND if d.is_root() => {
+                // The root's own parents are missing: make them, top down, then retry.
+                if pending.len() > dir.depth() + 2 {
+                    return Err(core.status_error(resp, &d).await);
                 }
-                if !oc {
-                    self.discard(self.url(&target, false)).await;
-                }
-                return Err(e);
+                mkcol_above_root(core).await?;
+                pending.push(d);
+                continue;
             }
-            Err(e) => {
-                if !oc {
-                    self.discard(self.url(&target, false)).await;
-                }
-                return Err(e);
-            }
-        };
-        let (sent, hashes) = finish(&t);
-        if let Some(size) = meta.size
-            && size != sent
-        {
-            // Not reached while `exact_body` holds; never leave the temp file if it is.
-            if !oc {
-                self.discard(self.url(&target, false)).await;
-            }
-            return Err(self.err(
-                ErrorKind::ConditionNotMatch,
-                &format!("source gave {sent} bytes, {size} announced"),
-                path,
-            ));
-        }
-        if oc {
-            let accepted = mtime_accepted(&resp);
-            return self
-                .finish_oc_write(path, &resp, sent, hashes, meta.modtime, accepted)
-                .await;
-        }
-        if let Err(e) = self.move_into_place(&target, path).await {
-            self.discard(self.url(&target, false)).await;
-            return Err(e);
-        }
-        self.stat_path(path).await
-    }
-
-    /// The entry of a file Nextcloud/ownCloud just stored.
-    async fn finish_oc_write(
-        &self,
-        path: &RemotePath,
-        resp: &reqwest::Response,
-        size: u64,
-        hashes: Hashes,
-        modtime: Option<OffsetDateTime>,
-        accepted: bool,
-    ) -> Result<Entry> {
-        match modtime {
-            Some(m) if accepted => {
-                let mut e = Entry::file(path.clone(), size)
-                    .with_modtime(OffsetDateTime::from_unix_timestamp(m.unix_timestamp()).ok())
-                    .with_hashes(hashes);
-                let header = |name: &str| {
-                    resp.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(|s| s.trim_matches('"').to_owned())
-                };
-                e.etag = header("oc-etag").or_else(|| header("etag"));
-                e.id = header("oc-fileid");
-                Ok(e)
+            StatusCode::CONFLICT | StatusCode::NOT_FOUND => {
+                // The parent is missing (even if we thought it existed): make it first.
+                let parent = d.parent().unwrap_or_default();
+                core.forget_dir(&parent);
+                pending.push(parent);
+                continue;
             }
             _ => {
-                if modtime.is_some() {
-                    tracing::warn!(%path, "server did not accept X-OC-Mtime; modtime is the upload time");
+                // Servers differ (403 when another request just made it, 400 for a file in
+                // the way): look at what is there now.
+                let err = core.status_error(resp, &d).await;
+                match lister::stat(core, &d).await {
+                    Ok(e) if e.is_dir() => {}
+                    Ok(_) => {
+                        return Err(core.err(
+                            ErrorKind::Conflict,
+                            "a file is in the way of the directory",
+                            &d,
+                        ));
+                    }
+                    Err(_) => return Err(err),
                 }
-                let mut e = self.stat_path(path).await?;
-                e.hashes.merge(&hashes);
-                Ok(e)
             }
         }
+        core.remember_dir(&d);
+        pending.pop();
     }
+    Ok(())
+}
 
-    /// `MOVE` `from` onto `to`. A new name needs one request; an existing file is replaced,
-    /// an existing directory is never (that would delete a whole tree).
-    pub(crate) async fn move_into_place(&self, from: &RemotePath, to: &RemotePath) -> Result<()> {
-        self.move_or_copy("MOVE", from, to).await
-    }
-
-    /// `MOVE` or `COPY` of a file with the replace-only-files rule of [`Self::move_into_place`].
-    pub(crate) async fn move_or_copy(
-        &self,
-        verb: &'static str,
-        from: &RemotePath,
-        to: &RemotePath,
-    ) -> Result<()> {
-        let send = |over: bool| {
-            let rb = self
-                .request(method(verb), self.url(from, false))
-                .header("Destination", self.url(to, false).as_str())
-                .header("Overwrite", overwrite(over));
-            self.send(rb, to)
-        };
-        let resp = send(false).await?;
-        if resp.status().is_success() {
-            return Ok(());
+/// Creates the collections above the root URL that are missing (`MKCOL` top down; the
+/// ones that exist answer 405 and are passed).
+async fn mkcol_above_root(core: &WebdavCore) -> Result<()> {
+    let root = RemotePath::root();
+    let mut url = core.base.clone();
+    let n = core.base_segments.len();
+    for i in 1..n {
+        let mut path = String::from("/");
+        for seg in &core.base_segments[..i] {
+            path.push_str(&crate::config::encode_segment(seg).to_string());
+            path.push('/');
         }
-        if resp.status() != StatusCode::PRECONDITION_FAILED {
-            return Err(self.status_error(resp, to).await);
-        }
-        // Something is at `to`: replace it only if it is a file.
-        let existing = self.stat_path(to).await?;
-        if existing.is_dir() {
-            return Err(self.err(
-                ErrorKind::Conflict,
-                "a directory is in the way of the file",
-                to,
-            ));
-        }
-        let resp = send(true).await?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.status_error(resp, to).await)
+        url.set_path(&path);
+        let rb = core.request(method("MKCOL"), url.clone());
+        let resp = core.send(rb, &root).await?;
+        let s = resp.status();
+        if !(s.is_success() || s == StatusCode::METHOD_NOT_ALLOWED) {
+            return Err(core.status_error(resp, &root).await);
         }
     }
+    Ok(())
+}
 
-    /// Server-side copy or move of a file, creating `to`'s parents; returns the new entry.
-    pub(crate) async fn transfer(
-        &self,
-        verb: &'static str,
-        from: &RemotePath,
-        to: &RemotePath,
-    ) -> Result<Entry> {
-        let src = self.stat_path(from).await?;
-        if !src.is_file() {
-            return Err(self.err(ErrorKind::Conflict, "not a file", from));
-        }
-        self.ensure_parent(to).await?;
-        self.move_or_copy(verb, from, to).await?;
-        self.stat_path(to).await
+/// Makes sure the parent directory of `path` exists (cached).
+pub(crate) async fn ensure_parent(core: &WebdavCore, path: &RemotePath) -> Result<()> {
+    match path.parent() {
+        Some(p) if !core.dir_known(&p) => mkdir_all(core, &p, false).await,
+        _ => Ok(()),
     }
+}
 
-    /// Nextcloud chunking v2: `MKCOL uploads/USER/ID`, `PUT` numbered chunks, `MOVE .file`.
-    async fn chunked_upload(
-        &self,
-        path: &RemotePath,
-        body: ByteStream,
-        meta: WriteMeta,
-    ) -> Result<Entry> {
-        let (user, dav_root) = self
-            .dav_root
-            .clone()
-            .ok_or_else(|| self.err(ErrorKind::Unsupported, "no uploads URL", path))?;
-        let total = meta.size.unwrap_or(0);
-        let upload = format!(
-            "{}uploads/{}/cloudsync-{:016x}/",
-            dav_root.as_str(),
-            encode_segment(&user),
-            fastrand::u64(..)
-        );
-        let upload = url::Url::parse(&upload)
-            .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), path))?;
-        let dest = self.url(path, false);
-        let rb = self
-            .request(method("MKCOL"), upload.clone())
-            .header("Destination", dest.as_str());
-        self.send_ok(rb, path).await?;
-        let result = self
-            .upload_chunks(path, &upload, &dest, body, &meta, total)
+/// Best-effort `DELETE` of something we created and no longer want, looked at again
+/// afterwards: a server may still be finishing the upload we broke off and create the file
+/// after our `DELETE` (rclone's server does), which would leave it behind.
+async fn discard(core: &WebdavCore, url: url::Url) {
+    for attempt in 1..=8u64 {
+        let rb = core.request(reqwest::Method::DELETE, url.clone());
+        if let Err(e) = rb.send().await {
+            tracing::debug!(%url, error = %e, "could not remove temporary upload");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25 * attempt)).await;
+        let head = core
+            .request(reqwest::Method::HEAD, url.clone())
+            .send()
             .await;
-        match result {
-            Ok(entry) => Ok(entry),
-            Err(e) => {
-                self.discard(upload).await;
-                Err(e)
-            }
+        match head {
+            Ok(r) if r.status().is_success() => continue,
+            _ => return,
         }
     }
+    tracing::debug!(%url, "a temporary upload keeps coming back; a later sync removes it");
+}
 
-    async fn upload_chunks(
-        &self,
-        path: &RemotePath,
-        upload: &url::Url,
-        dest: &url::Url,
-        body: ByteStream,
-        meta: &WriteMeta,
-        total: u64,
-    ) -> Result<Entry> {
-        let t = tally(true);
-        let source = Arc::new(tokio::sync::Mutex::new(Source {
-            stream: body,
-            pending: None,
-        }));
-        let mut offset = 0u64;
-        let mut index = 1u64;
-        while offset < total {
-            let len = self.chunk_size.min(total - offset);
-            let chunk_body = take_bytes(source.clone(), len, t.clone());
-            let url = upload
-                .join(&format!("{index:05}"))
-                .map_err(|e| self.err(ErrorKind::Unexpected, &e.to_string(), path))?;
-            let rb = self
-                .request(reqwest::Method::PUT, url)
-                .header("Destination", dest.as_str())
-                .header("OC-Total-Length", total)
-                .header(CONTENT_LENGTH, len)
-                .body(reqwest::Body::wrap_stream(chunk_body));
-            self.send_ok(rb, path).await?;
-            offset = offset.saturating_add(len);
-            index = index.saturating_add(1);
-        }
-        // The source must hold exactly the announced bytes.
-        if source.lock().await.next_nonempty().await?.is_some() {
-            return Err(self.err(
-                ErrorKind::ConditionNotMatch,
-                &format!("source gave more than the {total} bytes announced"),
-                path,
-            ));
-        }
-        let (sent, hashes) = finish(&t);
-        if sent != total {
-            return Err(self.err(
-                ErrorKind::ConditionNotMatch,
-                &format!("source gave {sent} bytes, {total} announced"),
-                path,
-            ));
-        }
-        let mut checksums = meta.hashes.clone();
-        checksums.merge(&hashes);
-        let mut rb = self
-            .request(
-                method("MOVE"),
-                upload.join(".file").unwrap_or(upload.clone()),
-            )
-            .header("Destination", dest.as_str())
-            .header("OC-Total-Length", total)
-            .header("Overwrite", overwrite(true));
+/// Writes `path` atomically from `body`.
+pub(crate) async fn write(
+    core: &WebdavCore,
+    path: &RemotePath,
+    body: ByteStream,
+    meta: WriteMeta,
+) -> Result<Entry> {
+    if path.is_root() {
+        return Err(core.err(ErrorKind::InvalidInput, "cannot write the root", path));
+    }
+    ensure_parent(core, path).await?;
+    let chunked = core.vendor == Vendor::Nextcloud
+        && core.dav_root.is_some()
+        && meta.size.is_some_and(|s| s > core.chunk_size);
+    if chunked {
+        return chunked_upload(core, path, body, meta).await;
+    }
+    let oc = core.is_oc();
+    let target = if oc { path.clone() } else { temp_path(path)? };
+    let t = tally(oc);
+    let t2 = t.clone();
+    let body = match meta.size {
+        Some(size) => exact_body(body, size),
+        None => body,
+    };
+    let stream = body.inspect_ok(move |c| count(&t2, c));
+    let mut rb = core
+        .request(reqwest::Method::PUT, core.url(&target, false))
+        .body(reqwest::Body::wrap_stream(stream));
+    if let Some(size) = meta.size {
+        rb = rb.header(CONTENT_LENGTH, size);
+    }
+    if oc {
         if let Some(m) = meta.modtime {
             rb = rb.header("X-OC-Mtime", oc_mtime(m));
         }
-        if let Some(c) = oc_checksum(&checksums) {
+        if let Some(c) = oc_checksum(&meta.hashes) {
             rb = rb.header("OC-Checksum", c);
         }
-        let resp = self.send_ok(rb, path).await?;
-        let accepted = mtime_accepted(&resp);
-        self.finish_oc_write(path, &resp, sent, hashes, meta.modtime, accepted)
-            .await
     }
+    let result = core.send(rb, path).await;
+    let resp = match result {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => {
+            let status = r.status();
+            let mut e = core.status_error(r, path).await;
+            if matches!(status, StatusCode::CONFLICT | StatusCode::NOT_FOUND) {
+                // The parent vanished since we made it: a retry will recreate it.
+                if let Some(p) = path.parent() {
+                    core.forget_dir(&p);
+                }
+                e = e.set_temporary(true);
+            }
+            if !oc {
+                discard(core, core.url(&target, false)).await;
+            }
+            return Err(e);
+        }
+        Err(e) => {
+            if !oc {
+                discard(core, core.url(&target, false)).await;
+            }
+            return Err(e);
+        }
+    };
+    let (sent, hashes) = finish(&t);
+    if let Some(size) = meta.size
+        && size != sent
+    {
+        // Not reached while `exact_body` holds; never leave the temp file if it is.
+        if !oc {
+            discard(core, core.url(&target, false)).await;
+        }
+        return Err(core.err(
+            ErrorKind::ConditionNotMatch,
+            &format!("source gave {sent} bytes, {size} announced"),
+            path,
+        ));
+    }
+    if oc {
+        let accepted = mtime_accepted(&resp);
+        return finish_oc_write(core, path, &resp, sent, hashes, meta.modtime, accepted).await;
+    }
+    if let Err(e) = mover::move_into_place(core, &target, path).await {
+        discard(core, core.url(&target, false)).await;
+        return Err(e);
+    }
+    lister::stat(core, path).await
+}
+
+/// The entry of a file Nextcloud/ownCloud just stored.
+async fn finish_oc_write(
+    core: &WebdavCore,
+    path: &RemotePath,
+    resp: &reqwest::Response,
+    size: u64,
+    hashes: Hashes,
+    modtime: Option<OffsetDateTime>,
+    accepted: bool,
+) -> Result<Entry> {
+    match modtime {
+        Some(m) if accepted => {
+            let mut e = Entry::file(path.clone(), size)
+                .with_modtime(OffsetDateTime::from_unix_timestamp(m.unix_timestamp()).ok())
+                .with_hashes(hashes);
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|s| s.trim_matches('"').to_owned())
+            };
+            e.etag = header("oc-etag").or_else(|| header("etag"));
+            e.id = header("oc-fileid");
+            Ok(e)
+        }
+        _ => {
+            if modtime.is_some() {
+                tracing::warn!(%path, "server did not accept X-OC-Mtime; modtime is the upload time");
+            }
+            let mut e = lister::stat(core, path).await?;
+            e.hashes.merge(&hashes);
+            Ok(e)
+        }
+    }
+}
+
+/// Nextcloud chunking v2: `MKCOL uploads/USER/ID`, `PUT` numbered chunks, `MOVE .file`.
+async fn chunked_upload(
+    core: &WebdavCore,
+    path: &RemotePath,
+    body: ByteStream,
+    meta: WriteMeta,
+) -> Result<Entry> {
+    let (user, dav_root) = core
+        .dav_root
+        .clone()
+        .ok_or_else(|| core.err(ErrorKind::Unsupported, "no uploads URL", path))?;
+    let total = meta.size.unwrap_or(0);
+    let upload = format!(
+        "{}uploads/{}/cloudsync-{:016x}/",
+        dav_root.as_str(),
+        encode_segment(&user),
+        fastrand::u64(..)
+    );
+    let upload = url::Url::parse(&upload)
+        .map_err(|e| core.err(ErrorKind::Unexpected, &e.to_string(), path))?;
+    let dest = core.url(path, false);
+    let rb = core
+        .request(method("MKCOL"), upload.clone())
+        .header("Destination", dest.as_str());
+    core.send_ok(rb, path).await?;
+    let result = upload_chunks(core, path, &upload, &dest, body, &meta, total).await;
+    match result {
+        Ok(entry) => Ok(entry),
+        Err(e) => {
+            discard(core, upload).await;
+            Err(e)
+        }
+    }
+}
+
+async fn upload_chunks(
+    core: &WebdavCore,
+    path: &RemotePath,
+    upload: &url::Url,
+    dest: &url::Url,
+    body: ByteStream,
+    meta: &WriteMeta,
+    total: u64,
+) -> Result<Entry> {
+    let t = tally(true);
+    let source = Arc::new(tokio::sync::Mutex::new(Source {
+        stream: body,
+        pending: None,
+    }));
+    let mut offset = 0u64;
+    let mut index = 1u64;
+    while offset < total {
+        let len = core.chunk_size.min(total - offset);
+        let chunk_body = take_bytes(source.clone(), len, t.clone());
+        let url = upload
+            .join(&format!("{index:05}"))
+            .map_err(|e| core.err(ErrorKind::Unexpected, &e.to_string(), path))?;
+        let rb = core
+            .request(reqwest::Method::PUT, url)
+            .header("Destination", dest.as_str())
+            .header("OC-Total-Length", total)
+            .header(CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(chunk_body));
+        core.send_ok(rb, path).await?;
+        offset = offset.saturating_add(len);
+        index = index.saturating_add(1);
+    }
+    // The source must hold exactly the announced bytes.
+    if source.lock().await.next_nonempty().await?.is_some() {
+        return Err(core.err(
+            ErrorKind::ConditionNotMatch,
+            &format!("source gave more than the {total} bytes announced"),
+            path,
+        ));
+    }
+    let (sent, hashes) = finish(&t);
+    if sent != total {
+        return Err(core.err(
+            ErrorKind::ConditionNotMatch,
+            &format!("source gave {sent} bytes, {total} announced"),
+            path,
+        ));
+    }
+    let mut checksums = meta.hashes.clone();
+    checksums.merge(&hashes);
+    let mut rb = core
+        .request(
+            method("MOVE"),
+            upload.join(".file").unwrap_or(upload.clone()),
+        )
+        .header("Destination", dest.as_str())
+        .header("OC-Total-Length", total)
+        .header("Overwrite", overwrite(true));
+    if let Some(m) = meta.modtime {
+        rb = rb.header("X-OC-Mtime", oc_mtime(m));
+    }
+    if let Some(c) = oc_checksum(&checksums) {
+        rb = rb.header("OC-Checksum", c);
+    }
+    let resp = core.send_ok(rb, path).await?;
+    let accepted = mtime_accepted(&resp);
+    finish_oc_write(core, path, &resp, sent, hashes, meta.modtime, accepted).await
 }
 
 /// The upload source shared by the chunk bodies (used one after another).

@@ -28,10 +28,10 @@ static TLS_SERVER: LazyLock<DavServer> = LazyLock::new(common::start_apache_tls)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_ca_file_or_no_check() {
     use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream};
-    use cloudsync_webdav::{WebdavBackend, WebdavFactory};
+    use cloudsync_webdav::{WebdavFactory, WebdavRemote};
     let url = TLS_SERVER.url.clone();
     let cert = TLS_SERVER.server.dir().join("ca.pem");
-    let plain = WebdavBackend::new(
+    let plain = WebdavRemote::new(
         cloudsync_webdav::WebdavConfig::new(url.clone())
             .with_password(common::USER, common::PASSWORD),
     )
@@ -53,7 +53,7 @@ async fn https_with_ca_file_or_no_check() {
         .write(&path, bytes_stream("over tls"), WriteMeta::default())
         .await
         .unwrap();
-    let insecure = WebdavBackend::new(
+    let insecure = WebdavRemote::new(
         cloudsync_webdav::WebdavConfig::new(url)
             .with_password(common::USER, common::PASSWORD)
             .with_no_check_certificate(true),

@@ -14,7 +14,7 @@ use cloudsync_core::testkit::{
     ChaosProxy, Matrix, ProxyOptions, Side, assert_matrix, matrix_runs, matrix_seed, run_matrix,
 };
 use cloudsync_core::{Remote, RemotePath};
-use cloudsync_webdav::{Vendor, WebdavBackend, WebdavConfig};
+use cloudsync_webdav::{Vendor, WebdavConfig, WebdavRemote};
 use common::{DavServer, PASSWORD, USER};
 
 static APACHE: LazyLock<DavServer> = LazyLock::new(common::start_apache);
@@ -53,7 +53,7 @@ async fn matrix(server: &DavServer, name: &str, opts: fn(u64) -> ProxyOptions, r
     let proxy = ChaosProxy::start(target, opts(seed)).await.unwrap();
     let sub = format!("matrix-{:08x}", fastrand::u32(..));
     // The directory is made directly (not through the proxy).
-    WebdavBackend::new(config(server.url.clone()))
+    WebdavRemote::new(config(server.url.clone()))
         .unwrap()
         .mkdir(&RemotePath::new(&sub).unwrap())
         .await
@@ -61,7 +61,7 @@ async fn matrix(server: &DavServer, name: &str, opts: fn(u64) -> ProxyOptions, r
     let url = format!("http://127.0.0.1:{}{}{sub}/", proxy.port(), addr.path());
     let remote = Side::new(server.data.join(&sub), move || {
         let cfg = config(url.clone());
-        async move { Ok(Arc::new(WebdavBackend::new(cfg)?) as Arc<dyn Remote>) }
+        async move { Ok(Arc::new(WebdavRemote::new(cfg)?) as Arc<dyn Remote>) }
     });
     let local = tempfile::tempdir().unwrap();
     let dir = local.path().to_owned();

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use cloudsync_core::{
     ErrorKind, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes, memory, ops,
 };
-use cloudsync_webdav::{WebdavBackend, WebdavConfig};
+use cloudsync_webdav::{WebdavConfig, WebdavRemote};
 use common::scripted::{
     Scripted, dir, file, multistatus, props_failed, reply, start, status_only, streamed,
 };
@@ -22,7 +22,7 @@ fn p(s: &str) -> RemotePath {
 }
 
 fn remote(s: &Scripted) -> Arc<dyn Remote> {
-    Arc::new(WebdavBackend::new(WebdavConfig::new(format!("{}/dav/", s.base))).unwrap())
+    Arc::new(WebdavRemote::new(WebdavConfig::new(format!("{}/dav/", s.base))).unwrap())
 }
 
 /// A server whose `/dav/` listing is `members` (after the root's own response).

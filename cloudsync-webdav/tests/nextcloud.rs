@@ -12,7 +12,7 @@ use cloudsync_core::{
     BackendFactory, Error, ErrorKind, HashKind, Hashes, MultiHasher, Remote, RemotePath, WriteMeta,
     bytes_stream, collect_bytes,
 };
-use cloudsync_webdav::{MIN_CHUNK_SIZE, NextcloudFactory, Vendor, WebdavBackend, WebdavConfig};
+use cloudsync_webdav::{MIN_CHUNK_SIZE, NextcloudFactory, Vendor, WebdavConfig, WebdavRemote};
 use common::nextcloud::{FakeNextcloud, start};
 use common::{PASSWORD, USER};
 use futures::{StreamExt, TryStreamExt};
@@ -29,9 +29,9 @@ async fn remote(name: &str) -> Arc<dyn Remote> {
             .with_password(USER, PASSWORD)
             .with_chunk_size(MIN_CHUNK_SIZE)
     };
-    let top = WebdavBackend::new(cfg(NC.files_url())).unwrap();
+    let top = WebdavRemote::new(cfg(NC.files_url())).unwrap();
     top.mkdir(&RemotePath::new(&sub).unwrap()).await.unwrap();
-    Arc::new(WebdavBackend::new(cfg(format!("{}{sub}/", NC.files_url()))).unwrap())
+    Arc::new(WebdavRemote::new(cfg(format!("{}{sub}/", NC.files_url()))).unwrap())
 }
 
 fn p(s: &str) -> RemotePath {

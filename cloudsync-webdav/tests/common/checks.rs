@@ -8,7 +8,7 @@ use bytes::Bytes;
 use cloudsync_core::{
     ByteStream, Error, ErrorKind, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes,
 };
-use cloudsync_webdav::{WebdavBackend, WebdavConfig};
+use cloudsync_webdav::{WebdavConfig, WebdavRemote};
 use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
@@ -76,7 +76,7 @@ pub async fn all(remote: Arc<dyn Remote>, server: &DavServer, lists_dot_names: b
 async fn write_creates_a_missing_root(remote: &Arc<dyn Remote>, server: &DavServer) {
     let describe = remote.describe();
     let sub = describe.rsplit('/').next().unwrap();
-    let fresh = WebdavBackend::new(
+    let fresh = WebdavRemote::new(
         WebdavConfig::new(format!("{}{sub}/fresh/root/", server.url)).with_password(USER, PASSWORD),
     )
     .unwrap();
@@ -306,7 +306,7 @@ async fn directories_are_never_clobbered(remote: &Arc<dyn Remote>) {
 }
 
 async fn wrong_password_is_auth(server: &DavServer) {
-    let bad = WebdavBackend::new(
+    let bad = WebdavRemote::new(
         WebdavConfig::new(server.url.clone()).with_password(USER, format!("{PASSWORD}-wrong")),
     )
     .unwrap();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use cloudsync_core::Remote;
 use cloudsync_core::testkit::server::{TestServer, free_port, require_program};
-use cloudsync_webdav::{Vendor, WebdavBackend, WebdavConfig};
+use cloudsync_webdav::{Vendor, WebdavConfig, WebdavRemote};
 
 /// Test credentials.
 pub const USER: &str = "synctest";
@@ -357,7 +357,7 @@ pub fn start_rclone() -> DavServer {
 /// A fresh, empty directory on `server` (one per test, so tests share a server) as a remote.
 pub async fn remote_in(server: &DavServer, vendor: Vendor, name: &str) -> Arc<dyn Remote> {
     let sub = format!("{name}-{:08x}", fastrand::u32(..));
-    let top = WebdavBackend::new(
+    let top = WebdavRemote::new(
         WebdavConfig::new(server.url.clone())
             .with_vendor(vendor)
             .with_password(USER, PASSWORD),
@@ -366,7 +366,7 @@ pub async fn remote_in(server: &DavServer, vendor: Vendor, name: &str) -> Arc<dy
     top.mkdir(&cloudsync_core::RemotePath::new(&sub).unwrap())
         .await
         .unwrap();
-    let remote = WebdavBackend::new(
+    let remote = WebdavRemote::new(
         WebdavConfig::new(format!("{}{sub}/", server.url))
             .with_vendor(vendor)
             .with_password(USER, PASSWORD),

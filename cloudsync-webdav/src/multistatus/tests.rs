@@ -4,7 +4,7 @@
 use super::*;
 
 fn resolver(base: &str, request: &str) -> HrefResolver {
-    let core = DavCore::new(crate::config::WebdavConfig::new(base).validate().unwrap()).unwrap();
+    let core = WebdavCore::new(crate::config::WebdavConfig::new(base).validate().unwrap()).unwrap();
     HrefResolver::new(&core, &url::Url::parse(request).unwrap())
 }
 
