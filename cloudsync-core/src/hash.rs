@@ -2,8 +2,12 @@
 
 use std::fmt;
 
+use futures::TryStreamExt as _;
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::remote::ByteStream;
 
 /// A kind of content hash a backend may know about a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -135,6 +139,27 @@ enum One {
         block: sha2::Sha256,
         in_block: usize,
     },
+}
+
+/// Reads `body` to its end and returns its `kind` hash: what [`Remote::hash`] does by default,
+/// for a backend that overrides `hash` (a server-side hash first) and falls back to reading.
+///
+/// ```
+/// use cloudsync_core::{HashKind, bytes_stream, hash_stream};
+/// let md5 = futures::executor::block_on(hash_stream(bytes_stream("hello world"), HashKind::Md5));
+/// assert_eq!(md5.unwrap(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+/// ```
+///
+/// [`Remote::hash`]: crate::Remote::hash
+pub async fn hash_stream(mut body: ByteStream, kind: HashKind) -> Result<String> {
+    let mut h = MultiHasher::new(&[kind]);
+    while let Some(chunk) = body.try_next().await? {
+        h.update(&chunk);
+    }
+    h.finish()
+        .get(kind)
+        .map(str::to_owned)
+        .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
 }
 
 /// Computes several hash kinds in one pass over a stream of bytes.

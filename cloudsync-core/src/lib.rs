@@ -61,7 +61,7 @@ pub use error::{Error, ErrorKind, Result, cut_text};
 pub use filter::{
     AgeLimit, FilterBuilder, FilterSet, FilterSpec, RuleKind, parse_age, parse_duration, parse_size,
 };
-pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher};
+pub use hash::{DROPBOX_BLOCK, HashKind, Hashes, MultiHasher, hash_stream};
 pub use layers::{ErrorContext, LayerOptions, Limited, MAX_RETRY_AFTER, Retrying, Throttled};
 pub use location::Location;
 pub use objstore::{ObjectStoreRemote, memory, memory_named};

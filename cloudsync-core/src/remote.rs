@@ -13,8 +13,8 @@ use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 use crate::entry::{Entry, Usage, WriteMeta};
-use crate::error::{Error, ErrorKind, Result};
-use crate::hash::{HashKind, MultiHasher};
+use crate::error::{Error, Result};
+use crate::hash::HashKind;
 use crate::location::Location;
 use crate::path::RemotePath;
 
@@ -170,15 +170,7 @@ pub trait Remote: Send + Sync + Debug {
     /// The default reads the file and hashes it, which works everywhere but costs a download;
     /// backends with server-side hashes override it.
     async fn hash(&self, path: &RemotePath, kind: HashKind) -> Result<String> {
-        let mut body = self.read(path, None).await?;
-        let mut h = MultiHasher::new(&[kind]);
-        while let Some(chunk) = body.try_next().await? {
-            h.update(&chunk);
-        }
-        h.finish()
-            .get(kind)
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+        crate::hash::hash_stream(self.read(path, None).await?, kind).await
     }
 
     /// Removes `dir` and everything below it (see [`Capabilities::purge`]).

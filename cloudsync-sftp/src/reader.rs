@@ -10,8 +10,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, MultiHasher, RemotePath, Result};
-use futures::{Stream, StreamExt, TryStreamExt};
+use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, RemotePath, Result};
+use futures::{Stream, StreamExt};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{Data, FileAttributes, OpenFlags, StatusCode};
 
@@ -118,23 +118,13 @@ pub(crate) async fn read(
     .boxed())
 }
 
-/// Downloads `path` and hashes it, for a hash the server cannot give: what `Remote::hash`
-/// does by default (cloudsync-core has no function of its own for it that an override could
-/// call).
+/// Downloads `path` and hashes it (the fallback when the server offers no hash command).
 pub(crate) async fn hash_by_reading(
     core: Arc<SftpCore>,
     path: &RemotePath,
     kind: HashKind,
 ) -> Result<String> {
-    let mut body = read(core, path, None).await?;
-    let mut h = MultiHasher::new(&[kind]);
-    while let Some(chunk) = body.try_next().await? {
-        h.update(&chunk);
-    }
-    h.finish()
-        .get(kind)
-        .map(str::to_owned)
-        .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+    cloudsync_core::hash_stream(read(core, path, None).await?, kind).await
 }
 
 struct ReadState {

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use cloudsync_core::http::transport_error;
-use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, MultiHasher, RemotePath, Result};
+use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, RemotePath, Result};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
@@ -28,18 +28,9 @@ pub(crate) async fn hash(core: &WebdavCore, path: &RemotePath, kind: HashKind) -
     hash_by_reading(core, path, kind).await
 }
 
-/// Downloads `path` and hashes it: what `Remote::hash` does by default (cloudsync-core has no
-/// function of its own for it that an override could call).
+/// Downloads `path` and hashes it.
 async fn hash_by_reading(core: &WebdavCore, path: &RemotePath, kind: HashKind) -> Result<String> {
-    let mut body = read(core, path, None).await?;
-    let mut h = MultiHasher::new(&[kind]);
-    while let Some(chunk) = body.try_next().await? {
-        h.update(&chunk);
-    }
-    h.finish()
-        .get(kind)
-        .map(str::to_owned)
-        .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+    cloudsync_core::hash_stream(read(core, path, None).await?, kind).await
 }
 
 /// Reads `path`, or the byte `range` of it.
