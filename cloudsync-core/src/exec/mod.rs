@@ -3,6 +3,7 @@
 
 mod cutoff;
 mod deletes;
+pub(crate) mod options;
 pub(crate) mod transfer;
 pub(crate) mod verify;
 
@@ -14,7 +15,6 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::entry::Entry;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ops::SyncOptions;
 use crate::path::RemotePath;
 use crate::plan::equal::Comparator;
 use crate::plan::march::{Item, MarchConfig, Seed, march};
@@ -23,6 +23,7 @@ use crate::remote::Remote;
 use crate::report::{ErrorRecord, Event, Summary};
 use cutoff::Cutoff;
 use deletes::DeleteQueue;
+use options::SyncOptions;
 use transfer::{ServerSide, Transferer};
 
 /// A failure, and where to start again to retry it.

@@ -8,11 +8,11 @@ use futures::StreamExt;
 
 use crate::entry::{Entry, WriteMeta};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ops::SyncOptions;
 use crate::path::RemotePath;
 use crate::remote::Remote;
 use crate::report::Event;
 
+use super::options::SyncOptions;
 use super::verify::BodyCheck;
 
 /// Emit a progress event at most every this many bytes.

@@ -141,8 +141,8 @@ pub enum Mode {
     Move,
 }
 
-/// Everything a run would do: the output of a dry run and the input of
-/// [`apply`](crate::ops::apply).
+/// Everything a run would do: the output of a dry run (`ops::plan`) and the input of
+/// `ops::apply`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// The operation.
