@@ -4,8 +4,8 @@
 mod cutoff;
 mod deletes;
 pub(crate) mod options;
-pub(crate) mod transfer;
-pub(crate) mod verify;
+mod transfer;
+mod verify;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use crate::report::{ErrorRecord, Event, Summary};
 use cutoff::Cutoff;
 use deletes::DeleteQueue;
 use options::SyncOptions;
-use transfer::{ServerSide, Transferer};
+pub(crate) use transfer::Transferer;
 
 /// A failure, and where to start again to retry it.
 #[derive(Debug)]
@@ -88,14 +88,13 @@ impl Engine {
             opts.compare.clone(),
         ));
         let cutoff = Cutoff::new(&opts);
-        let xfer = Transferer {
-            cutoff: cutoff.clone(),
-            server_side: ServerSide::detect(&src, &dst, mode == Mode::Move),
-            src: src.clone(),
-            dst: dst.clone(),
-            opts: opts.clone(),
-            window: cmp.window,
-        };
+        let xfer = Transferer::new(
+            src.clone(),
+            dst.clone(),
+            &opts,
+            mode == Mode::Move,
+            cutoff.clone(),
+        );
         let summary = Summary::new(src.describe(), dst.describe(), opts.dry_run);
         Engine {
             src,
@@ -704,7 +703,8 @@ async fn execute(
         Action::SetModtime => {
             let mut written = d.dst.clone().unwrap_or_else(|| src.clone());
             written.modtime = None;
-            xfer.fix_modtime(&src, &mut written).await?;
+            let path = written.path.clone();
+            xfer.fix_modtime(&src, &path, &mut written).await?;
             Outcome::ModtimeSet
         }
         _ => {

@@ -1,5 +1,5 @@
-//! Planning: walk two remotes in step ([`march`]), compare the files found on both sides
-//! ([`equal`]), decide what each path needs ([`decide`]), and describe the work as
+//! Planning: walk two remotes in step (`march`), compare the files found on both sides
+//! (`equal`), decide what each path needs (`decide`), and describe the work as
 //! [`Decision`]s, which the executor runs and a dry run collects into a serializable [`Plan`].
 
 pub(crate) mod decide;
