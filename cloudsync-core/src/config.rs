@@ -264,9 +264,6 @@ pub struct Registry {
     bwlimit: Option<BandwidthLimiter>,
 }
 
-/// rclone's default `--timeout`: five minutes without progress.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut types: Vec<_> = self.by_type.keys().collect();
@@ -296,7 +293,7 @@ impl Registry {
     }
 
     /// Sets the idle limit of the remotes opened from now on (`--timeout`; default
-    /// [`DEFAULT_TIMEOUT`]; `None`: wait for ever). A call that makes no progress for that long
+    /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT); `None`: wait for ever). A call that makes no progress for that long
     /// fails with a temporary error instead of holding the run.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> &mut Self {
         self.layers.opts.timeout = timeout;

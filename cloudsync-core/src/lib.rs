@@ -26,8 +26,6 @@ mod filter;
 mod hash;
 #[cfg(feature = "http")]
 pub mod http;
-#[cfg(feature = "http")]
-mod http_bearer;
 pub mod ingest;
 mod layers;
 mod location;
@@ -53,8 +51,8 @@ pub use bwlimit::{
     BandwidthLimited, BandwidthLimiter, BwLimit, BwTimetable, SystemClock, WallClock,
 };
 pub use config::{
-    BackendFactory, Config, DEFAULT_TIMEOUT, QueryKind, Registry, RemoteSpec, parse_config,
-    query_flag, query_number, query_to_config,
+    BackendFactory, Config, QueryKind, Registry, RemoteSpec, parse_config, query_flag,
+    query_number, query_to_config,
 };
 pub use entry::{Entry, EntryKind, Usage, WriteMeta};
 pub use error::{Error, ErrorKind, Result, cut_text};
@@ -74,7 +72,7 @@ pub use report::{CheckItem, CheckReport, ErrorRecord, Event, EventSink, Summary}
 pub use retry::RetryPolicy;
 pub use secret::{REDACTED, Secret, location_has_secret, redact_location};
 pub use temp::{TEMP_PREFIX, is_temp_bytes, is_temp_name, temp_age, temp_name};
-pub use timeout::Timeout;
+pub use timeout::{DEFAULT_TIMEOUT, Timeout};
 
 /// Re-exports of the crates that appear in this crate's public API.
 pub mod deps {

@@ -32,6 +32,9 @@ use crate::location::Location;
 use crate::path::RemotePath;
 use crate::remote::{ByteStream, Capabilities, EntryStream, Remote};
 
+/// rclone's default `--timeout`: five minutes without progress.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A remote whose calls fail with [`ErrorKind::Transient`] after `idle` without progress.
 ///
 /// ```

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::options::{CutoffMode, SyncOptions};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ops::{CutoffMode, SyncOptions};
 
 /// The limits of one run and what was used of them.
 #[derive(Debug)]
@@ -182,9 +182,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::exec::Engine;
+    use crate::plan::Mode;
     use crate::remote::Remote;
     use crate::testkit::MemFs;
-    use crate::{BandwidthLimiter, Event, Summary, ops};
+    use crate::{BandwidthLimiter, Event, Summary};
 
     const KIB: usize = 1024;
 
@@ -205,11 +207,11 @@ mod tests {
     async fn run(
         src: &Arc<dyn Remote>,
         dst: &Arc<dyn Remote>,
-        opts: ops::SyncOptions,
+        opts: SyncOptions,
     ) -> (Summary, usize, Vec<String>) {
         let started = Arc::new(Mutex::new(0usize));
         let seen = started.clone();
-        let opts = ops::SyncOptions {
+        let opts = SyncOptions {
             transfers: 1,
             retry_backoff: Duration::from_millis(1),
             events: Some(Arc::new(move |e: &Event| {
@@ -219,7 +221,9 @@ mod tests {
             })),
             ..opts
         };
-        let s = ops::sync(src, dst, &opts).await.unwrap();
+        let engine = Engine::new(src.clone(), dst.clone(), Mode::Sync, opts);
+        let seeds = engine.root_seeds();
+        let s = engine.run(seeds).await.unwrap();
         let started = *started.lock().unwrap();
         let tree = crate::testkit::text_tree(dst).await;
         (s, started, tree.into_keys().collect())
@@ -238,8 +242,8 @@ mod tests {
         assert_eq!(s.deleted, 0);
     }
 
-    fn max_transfer(mode: CutoffMode) -> ops::SyncOptions {
-        ops::SyncOptions {
+    fn max_transfer(mode: CutoffMode) -> SyncOptions {
+        SyncOptions {
             max_transfer: Some(250 * KIB as u64),
             cutoff_mode: mode,
             ..Default::default()
@@ -284,7 +288,7 @@ mod tests {
     #[tokio::test]
     async fn a_limit_not_reached_changes_nothing() {
         let (src, dst) = setup().await;
-        let opts = ops::SyncOptions {
+        let opts = SyncOptions {
             max_transfer: Some(10 << 20),
             max_duration: Some(Duration::from_secs(3600)),
             ..Default::default()
@@ -300,7 +304,7 @@ mod tests {
         let (src, dst) = setup().await;
         let limiter = BandwidthLimiter::new("100k".parse().unwrap(), None);
         let dst = limiter.wrap(dst);
-        let opts = ops::SyncOptions {
+        let opts = SyncOptions {
             max_duration: Some(Duration::from_millis(1500)),
             cutoff_mode: mode,
             ..Default::default()

@@ -1,10 +1,11 @@
-//! The executor: turns what the march finds into decisions, runs transfers concurrently with
-//! retries, and performs deletions last, only when the run had no errors.
+//! The executor: runs the decisions the planner makes (transfers concurrently, with retries)
+//! and performs deletions last, only when the run had no errors.
 
 mod cutoff;
 mod deletes;
-pub(crate) mod transfer;
-pub(crate) mod verify;
+pub(crate) mod options;
+mod transfer;
+mod verify;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -14,16 +15,17 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::entry::Entry;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ops::SyncOptions;
 use crate::path::RemotePath;
+use crate::plan::decide::{Decided, Rules, decide};
 use crate::plan::equal::Comparator;
-use crate::plan::march::{Item, MarchConfig, Seed, march};
+use crate::plan::march::{MarchConfig, Seed, march};
 use crate::plan::{Action, Decision, Mode, Reason};
 use crate::remote::Remote;
 use crate::report::{ErrorRecord, Event, Summary};
 use cutoff::Cutoff;
 use deletes::DeleteQueue;
-use transfer::{ServerSide, Transferer};
+use options::SyncOptions;
+pub(crate) use transfer::Transferer;
 
 /// A failure, and where to start again to retry it.
 #[derive(Debug)]
@@ -86,14 +88,13 @@ impl Engine {
             opts.compare.clone(),
         ));
         let cutoff = Cutoff::new(&opts);
-        let xfer = Transferer {
-            cutoff: cutoff.clone(),
-            server_side: ServerSide::detect(&src, &dst, mode == Mode::Move),
-            src: src.clone(),
-            dst: dst.clone(),
-            opts: opts.clone(),
-            window: cmp.window,
-        };
+        let xfer = Transferer::new(
+            src.clone(),
+            dst.clone(),
+            &opts,
+            mode == Mode::Move,
+            cutoff.clone(),
+        );
         let summary = Summary::new(src.describe(), dst.describe(), opts.dry_run);
         Engine {
             src,
@@ -254,13 +255,15 @@ impl Engine {
             self.march_config(),
         );
         let cmp = self.cmp.clone();
-        let mode = self.mode;
-        let opts = Arc::new(self.opts.clone());
+        let rules = Rules {
+            mode: self.mode,
+            delete_excluded: self.opts.delete_excluded,
+            create_empty_src_dirs: self.opts.create_empty_src_dirs,
+        };
         let decisions = items
             .map(move |item| {
                 let cmp = cmp.clone();
-                let opts = opts.clone();
-                async move { decide(&cmp, mode, &opts, item).await }
+                async move { decide(&cmp, &rules, item).await }
             })
             .buffered(self.opts.checkers.max(1));
         self.drive(decisions).await;
@@ -669,83 +672,6 @@ async fn still_deletable(src: &Arc<dyn Remote>, dst: &Arc<dyn Remote>, e: &Entry
     }
 }
 
-type Decided = std::result::Result<Option<Decision>, (RemotePath, Error, Option<Seed>)>;
-
-/// Decides what one march item needs.
-async fn decide(cmp: &Comparator, mode: Mode, opts: &SyncOptions, item: Item) -> Decided {
-    let sync = mode == Mode::Sync;
-    let d = |path, action, reason, src, dst| {
-        Ok(Some(Decision {
-            path,
-            action,
-            reason,
-            src,
-            dst,
-        }))
-    };
-    match item {
-        Item::Pair {
-            path,
-            src,
-            dst,
-            src_included,
-            dst_included,
-        } => match (src, dst) {
-            (Some(s), Some(t)) if src_included => match cmp.decide(&s, &t).await {
-                Ok((action, reason)) => d(path, action, reason, Some(s), Some(t)),
-                Err(e) => Err((path.clone(), e, Some(Seed::File(path)))),
-            },
-            (Some(s), None) if src_included => {
-                d(path, Action::Copy, Reason::Missing, Some(s), None)
-            }
-            // Here the source file is absent or excluded, as rclone sees it.
-            (_, Some(t)) if sync => {
-                if dst_included {
-                    d(path, Action::Delete, Reason::NotOnSource, None, Some(t))
-                } else if opts.delete_excluded {
-                    d(path, Action::Delete, Reason::Excluded, None, Some(t))
-                } else {
-                    Ok(None)
-                }
-            }
-            _ => Ok(None),
-        },
-        Item::Conflict { path } => d(path, Action::Error, Reason::TypeConflict, None, None),
-        Item::Duplicate { path } => d(path, Action::Error, Reason::Duplicate, None, None),
-        Item::SrcDir {
-            entry,
-            dst_exists,
-            dst_path,
-        } => {
-            // The decision's path is the destination's; the source entry keeps its own.
-            let src = Some(entry);
-            if opts.create_empty_src_dirs && !dst_exists {
-                d(dst_path, Action::Mkdir, Reason::EmptyDir, src, None)
-            } else if mode == Mode::Move {
-                // Remembered so that empty source directories can be removed afterwards.
-                d(dst_path, Action::Skip, Reason::EmptyDir, src, None)
-            } else {
-                Ok(None)
-            }
-        }
-        Item::DstOnlyDir { path, included } => {
-            if sync && (included || opts.delete_excluded) {
-                d(path, Action::Rmdir, Reason::NotOnSource, None, None)
-            } else {
-                Ok(None)
-            }
-        }
-        Item::Error { path, error, retry } => Err((path, error, retry)),
-        Item::Leftover { entry } => d(
-            entry.path.clone(),
-            Action::RemoveLeftover,
-            Reason::Leftover,
-            None,
-            Some(entry),
-        ),
-    }
-}
-
 /// Executes one transfer-like decision.
 async fn execute(
     xfer: &Transferer,
@@ -777,7 +703,8 @@ async fn execute(
         Action::SetModtime => {
             let mut written = d.dst.clone().unwrap_or_else(|| src.clone());
             written.modtime = None;
-            xfer.fix_modtime(&src, &mut written).await?;
+            let path = written.path.clone();
+            xfer.fix_modtime(&src, &path, &mut written).await?;
             Outcome::ModtimeSet
         }
         _ => {

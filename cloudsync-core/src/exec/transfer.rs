@@ -1,5 +1,8 @@
-//! One verified file transfer: stream (or hand a local file) from source to destination,
-//! check the result, set the modtime.
+//! The one verified file transfer every operation uses (sync, copy, move, `copy_files`,
+//! `copy_file`, ingest and resync): a server-side copy or move when source and destination are
+//! views of one remote that can do it, otherwise a stream (or a local file handed over) from
+//! source to destination, hashed and counted in flight; then the result is checked against the
+//! source and what was sent, and its modtime set.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,29 +11,46 @@ use futures::StreamExt;
 
 use crate::entry::{Entry, WriteMeta};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ops::SyncOptions;
 use crate::path::RemotePath;
+use crate::plan::equal::modtime_window;
 use crate::remote::Remote;
-use crate::report::Event;
+use crate::report::{Event, EventSink};
+use crate::retry::RetryPolicy;
 
+use super::cutoff::Cutoff;
+use super::options::SyncOptions;
 use super::verify::BodyCheck;
 
 /// Emit a progress event at most every this many bytes.
 const PROGRESS_STEP: u64 = 1 << 20;
 
-/// What a transfer needs besides the file.
-#[derive(Debug, Clone)]
+/// Transfers files from one remote to another; cheap to clone (one per running task).
+#[derive(Clone)]
 pub(crate) struct Transferer {
     pub(crate) src: Arc<dyn Remote>,
     pub(crate) dst: Arc<dyn Remote>,
-    pub(crate) opts: SyncOptions,
+    /// Low-level retries of one transfer.
+    retry: RetryPolicy,
+    /// Where progress events go.
+    events: Option<EventSink>,
     /// Modtimes within this window are equal (`None`: the destination keeps no modtimes).
-    pub(crate) window: Option<Duration>,
+    window: Option<Duration>,
     /// Set when source and destination are directories of one remote that can copy or move
     /// on the server.
-    pub(crate) server_side: Option<ServerSide>,
+    server_side: Option<ServerSide>,
     /// The run's limits (bytes are counted in [`Transferer::count`]).
-    pub(crate) cutoff: Option<Arc<super::cutoff::Cutoff>>,
+    cutoff: Option<Arc<Cutoff>>,
+}
+
+impl std::fmt::Debug for Transferer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transferer")
+            .field("src", &self.src)
+            .field("dst", &self.dst)
+            .field("window", &self.window)
+            .field("server_side", &self.server_side)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Source and destination are two directories of `base`.
@@ -89,31 +109,70 @@ impl ServerSide {
 }
 
 impl Transferer {
+    /// A transferer from `src` to `dst` with the retries (`low_level_retries`,
+    /// `retry_backoff`), events and modtime window (`compare.modify_window`) of `opts`.
+    /// `moving`: a server-side transfer may rename (the source goes away). `cutoff`: the
+    /// run's limits, whose bytes are counted as they flow.
+    pub(crate) fn new(
+        src: Arc<dyn Remote>,
+        dst: Arc<dyn Remote>,
+        opts: &SyncOptions,
+        moving: bool,
+        cutoff: Option<Arc<Cutoff>>,
+    ) -> Self {
+        Transferer {
+            retry: RetryPolicy {
+                max_retries: opts.low_level_retries,
+                base: opts.retry_backoff,
+                ..Default::default()
+            },
+            events: opts.events.clone(),
+            window: modtime_window(
+                src.capabilities(),
+                dst.capabilities(),
+                opts.compare.modify_window,
+            ),
+            server_side: ServerSide::detect(&src, &dst, moving),
+            src,
+            dst,
+            cutoff,
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(sink) = &self.events {
+            sink(&event);
+        }
+    }
+
     /// Copies `src` (a source entry) to `to` on the destination (its own path, or the name
     /// the destination has for it in another Unicode form), with low-level retries, and
-    /// verifies the result.
+    /// verifies the result. Events name the file `to`.
     pub(crate) async fn copy_file(&self, src: &Entry, to: &RemotePath) -> Result<Entry> {
-        let policy = crate::retry::RetryPolicy {
-            max_retries: self.opts.low_level_retries,
-            base: self.opts.retry_backoff,
-            ..Default::default()
-        };
-        let path = to;
-        policy
+        self.transfer(src, to, to).await
+    }
+
+    /// [`copy_file`](Self::copy_file) with events that name the file `shown` (a copy to
+    /// another name is reported under its source name).
+    pub(crate) async fn transfer(
+        &self,
+        src: &Entry,
+        to: &RemotePath,
+        shown: &RemotePath,
+    ) -> Result<Entry> {
+        self.retry
             .run(
                 || async {
-                    let r = self.copy_once(src, to).await;
+                    let r = self.copy_once(src, to, shown).await;
                     // A body cut by a hard cutoff may come back as the backend's own error.
                     match self.cutoff.as_ref().and_then(|c| c.aborted()) {
-                        Some(kind) if r.is_err() => {
-                            Err(super::cutoff::Cutoff::error(kind).with_path(path))
-                        }
+                        Some(kind) if r.is_err() => Err(Cutoff::error(kind).with_path(to)),
                         _ => r,
                     }
                 },
                 |e, n| {
-                    self.opts.emit(Event::Failed {
-                        path: path.clone(),
+                    self.emit(Event::Failed {
+                        path: shown.clone(),
                         error: format!("{} (low-level retry {n})", e.chain()),
                         will_retry: true,
                     })
@@ -122,17 +181,21 @@ impl Transferer {
             .await
     }
 
-    async fn copy_once(&self, src: &Entry, path: &RemotePath) -> Result<Entry> {
+    /// One attempt. Every check either version of this code ever made is here: the body is
+    /// counted and hashed in flight (a source that changed fails it, so the atomic write keeps
+    /// the destination's previous file), and the written file is discarded when its size, the
+    /// hash it reports for the bytes sent, or a hash the source listed disagrees.
+    async fn copy_once(&self, src: &Entry, path: &RemotePath, shown: &RemotePath) -> Result<Entry> {
         let meta = WriteMeta::from_entry(src);
-        self.opts.emit(Event::TransferStarted {
-            path: path.clone(),
+        self.emit(Event::TransferStarted {
+            path: shown.clone(),
             size: src.size,
         });
         if let Some(ss) = &self.server_side {
             let (written, moved) = ss.run(&src.path, path).await?;
             if moved {
                 // The source is gone: nothing to discard if the check fails, so only check.
-                return self.check_moved(src, written).await;
+                return self.check_moved(src, path, written).await;
             }
             return self.verify(src, path, written).await;
         }
@@ -140,11 +203,9 @@ impl Transferer {
         let written = match self.src.local_path(&src.path).filter(|_| !counted) {
             Some(local) => self.dst.write_from_file(path, &local, meta).await?,
             None => {
-                // Checked in flight: a source that changed fails the body, so the atomic
-                // write keeps the destination's previous file.
                 let check = BodyCheck::new(src, &self.dst.capabilities().hashes);
                 let body = self.src.read(&src.path, None).await?;
-                let body = check.wrap(self.count(body, path.clone(), src.size));
+                let body = check.wrap(self.count(body, shown.clone(), src.size));
                 let mut entry = self.dst.write(path, body, meta).await?;
                 let (_, sent) = check.finish();
                 if sent.matches(&entry.hashes) == Some(false) {
@@ -170,7 +231,7 @@ impl Transferer {
         path: RemotePath,
         size: u64,
     ) -> crate::remote::ByteStream {
-        let events = self.opts.events.clone();
+        let events = self.events.clone();
         let cutoff = self.cutoff.clone();
         let (mut last, mut done) = (0u64, 0u64);
         body.map(move |chunk| {
@@ -197,10 +258,10 @@ impl Transferer {
 
     /// Removes a destination file that failed verification (best effort).
     async fn discard(&self, path: &RemotePath) {
-        if let Err(e) = self.dst.remove_file(path).await {
-            if e.kind() != ErrorKind::NotFound {
-                tracing::warn!(%path, error = %e, "could not remove a corrupt transfer");
-            }
+        if let Err(e) = self.dst.remove_file(path).await
+            && e.kind() != ErrorKind::NotFound
+        {
+            tracing::warn!(%path, error = %e, "could not remove a corrupt transfer");
         }
     }
 
@@ -226,12 +287,12 @@ impl Transferer {
                     .set_temporary(true),
             );
         }
-        self.fix_modtime(src, &mut written).await?;
+        self.fix_modtime(src, path, &mut written).await?;
         Ok(written)
     }
 
     /// Checks a file moved on the server (it can't be discarded: it is the only copy).
-    async fn check_moved(&self, src: &Entry, mut moved: Entry) -> Result<Entry> {
+    async fn check_moved(&self, src: &Entry, path: &RemotePath, mut moved: Entry) -> Result<Entry> {
         if moved.size != src.size {
             return Err(Error::new(
                 ErrorKind::Protocol,
@@ -242,12 +303,18 @@ impl Transferer {
             )
             .with_path(&src.path));
         }
-        self.fix_modtime(src, &mut moved).await?;
+        self.fix_modtime(src, path, &mut moved).await?;
         Ok(moved)
     }
 
-    /// Gives the destination file the source's modtime if the write did not already.
-    pub(crate) async fn fix_modtime(&self, src: &Entry, written: &mut Entry) -> Result<()> {
+    /// Gives the destination file `path` (`written`) the source's modtime if the write did
+    /// not already.
+    pub(crate) async fn fix_modtime(
+        &self,
+        src: &Entry,
+        path: &RemotePath,
+        written: &mut Entry,
+    ) -> Result<()> {
         let (Some(window), Some(want)) = (self.window, src.modtime) else {
             return Ok(());
         };
@@ -255,7 +322,7 @@ impl Transferer {
             .modtime
             .is_some_and(|got| (got - want).abs() <= window);
         if !ok && self.dst.capabilities().set_modtime {
-            self.dst.set_modtime(&written.path, want).await?;
+            self.dst.set_modtime(path, want).await?;
             written.modtime = Some(want);
         }
         Ok(())

@@ -624,3 +624,31 @@ async fn a_file_changed_while_archived_is_not_removed() {
     assert_eq!(r.ingested.len(), 1);
     assert_eq!(tree(&target).await["a.csv"], "version 2, longer");
 }
+
+#[tokio::test]
+async fn a_file_corrupted_on_its_way_to_the_target_stays_in_the_drop() {
+    let (drop, inner) = (fs("memfs://drop"), fs("memfs://target"));
+    put(&drop, "a.csv", "version 1", OLD).await;
+    put(&drop, "b.txt", "fine", OLD).await;
+    let target: Arc<dyn Remote> = Arc::new(crate::testkit::corrupting::Corrupting::new(
+        inner.clone(),
+        ".csv",
+    ));
+    let r = ingest(&drop, &target, &fast()).await.unwrap();
+    assert_eq!(r.failed.len(), 1, "{:?}", r.failed);
+    assert_eq!(r.failed[0].path, p("a.csv"));
+    assert_eq!(r.failed[0].kind, ErrorKind::Protocol);
+    let t = tree(&drop).await;
+    assert_eq!(
+        t["a.csv"], "version 1",
+        "not removed: its copy was not verified"
+    );
+    assert!(!t.contains_key("b.txt"), "the good file was ingested");
+    let stored = tree(&inner).await;
+    assert!(
+        !stored.contains_key("a.csv"),
+        "no corrupt copy is left: {stored:?}"
+    );
+    assert_eq!(stored["b.txt"], "fine");
+    assert!(under(&t, "archives").keys().all(|k| !k.ends_with("a.csv")));
+}

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::DEFAULT_TIMEOUT;
 use crate::error::Result;
 use crate::layers::{Limited, Retrying, Throttled};
 use crate::remote::Remote;
 use crate::retry::RetryPolicy;
-use crate::timeout::Timeout;
+use crate::timeout::{DEFAULT_TIMEOUT, Timeout};
 
 /// The layers of every network remote a [`Registry`](crate::Registry) opens (local
 /// directories are left bare), with rclone's defaults.

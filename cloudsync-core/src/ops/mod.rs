@@ -36,14 +36,14 @@ use crate::plan::{Mode, Plan};
 use crate::remote::Remote;
 use crate::report::Summary;
 
+pub use crate::exec::options::{CutoffMode, SyncOptions};
+pub use crate::plan::equal::CompareOptions;
 pub use check::check;
 pub use delete::{cleanup, delete, purge, rmdirs};
 pub(crate) use file::copy_entry;
 pub use file::copy_file;
 pub use list::list;
-pub use options::{
-    CheckOptions, CompareOptions, CutoffMode, DeleteOptions, ListOptions, SyncOptions,
-};
+pub use options::{CheckOptions, DeleteOptions, ListOptions};
 
 /// How the roots of two remotes lie relative to each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

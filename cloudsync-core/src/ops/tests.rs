@@ -854,3 +854,92 @@ async fn copy_files_into_a_folder_below_the_source() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn copy_file_discards_what_the_destination_stored_wrong() {
+    let src = fs("memfs://src");
+    put(&src, "a.csv", "alpha", 0).await;
+    put(&src, "b.csv", "beta", 0).await;
+    let inner = fs("memfs://dst");
+    let bad = Arc::new(crate::testkit::corrupting::Corrupting::new(
+        inner.clone(),
+        ".csv",
+    ));
+    let dst: Arc<dyn Remote> = bad.clone();
+    let o = SyncOptions {
+        low_level_retries: 1,
+        ..fast()
+    };
+    let e = copy_file(&src, &dst, &p("a.csv"), &p("x/a.csv"), &o)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    assert_eq!(bad.writes(), 2, "retried once");
+    // The sync's transfers are the same, and are checked the same way.
+    let s = sync(&src, &dst, &o).await.unwrap();
+    assert_eq!(s.errors.len(), 2, "{:?}", s.errors);
+    assert!(tree(&inner).await.is_empty(), "no corrupt copy is left");
+}
+
+#[tokio::test]
+async fn copy_file_copies_on_the_server_when_it_can() {
+    let base = Arc::new(MemFs::new("memfs://shared"));
+    let faulty = Faulty::new(base.clone());
+    // A download would fail: only a server-side copy can succeed.
+    faulty.fail(
+        FaultOp::Read,
+        p("in/a"),
+        u32::MAX,
+        ErrorKind::PermissionDenied,
+    );
+    let shared: Arc<dyn Remote> = Arc::new(faulty);
+    put(&shared, "in/a", "alpha", 0).await;
+    let src = crate::Prefix::wrap(shared.clone(), p("in"));
+    let dst = crate::Prefix::wrap(shared.clone(), p("out"));
+    let e = copy_file(&src, &dst, &p("a"), &p("2026/a"), &fast())
+        .await
+        .unwrap();
+    assert_eq!((e.path.as_str(), e.size), ("2026/a", 5));
+    let plain: Arc<dyn Remote> = base;
+    let files = tree(&plain).await;
+    assert_eq!(
+        (files["in/a"].as_str(), files["out/2026/a"].as_str()),
+        ("alpha", "alpha")
+    );
+    assert_eq!(dst.stat(&p("2026/a")).await.unwrap().modtime, Some(t(0)));
+}
+
+#[tokio::test]
+async fn copy_file_reports_progress_under_the_source_name() {
+    let (src, dst) = (fs("memfs://src"), fs("memfs://dst"));
+    put(&src, "big", &"z".repeat(3 << 20), 0).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let mut o = fast();
+    o.events = Some(Arc::new(move |e: &Event| {
+        ev.lock().unwrap().push(e.clone())
+    }));
+    copy_file(&src, &dst, &p("big"), &p("archive/big"), &o)
+        .await
+        .unwrap();
+    let ev = events.lock().unwrap();
+    assert!(matches!(
+        ev.first(),
+        Some(Event::TransferStarted { path, size }) if path.as_str() == "big" && *size == 3 << 20
+    ));
+    let progress: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress { path, bytes, .. } => Some((path.as_str(), *bytes)),
+            _ => None,
+        })
+        .collect();
+    assert!(progress.len() >= 3, "{progress:?}");
+    assert!(progress.iter().all(|(p, _)| *p == "big"));
+    assert_eq!(progress.last().map(|p| p.1), Some(3 << 20));
+    assert!(matches!(
+        ev.last(),
+        Some(Event::TransferDone { path, bytes, action: Action::Copy })
+            if path.as_str() == "big" && *bytes == 3 << 20
+    ));
+}

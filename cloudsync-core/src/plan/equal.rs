@@ -8,9 +8,25 @@ use std::time::Duration;
 use crate::entry::Entry;
 use crate::error::Result;
 use crate::hash::HashKind;
-use crate::ops::CompareOptions;
 use crate::plan::{Action, Reason};
 use crate::remote::{Capabilities, Remote};
+
+/// How files present on both sides are compared (rclone's equality flags).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompareOptions {
+    /// Compare by size and hash instead of size and modtime (`--checksum`).
+    pub checksum: bool,
+    /// Compare by size only (`--size-only`).
+    pub size_only: bool,
+    /// Transfer every file, equal or not (`--ignore-times`).
+    pub ignore_times: bool,
+    /// Skip every file that exists on the destination (`--ignore-existing`).
+    pub ignore_existing: bool,
+    /// Skip files that are newer on the destination (`--update`).
+    pub update: bool,
+    /// Extra tolerance when comparing modtimes (`--modify-window`).
+    pub modify_window: Duration,
+}
 
 /// Whether a remote keeps the modtimes it is given (reads alone are not enough: a remote whose
 /// modtime is the upload time cannot be compared by modtime).

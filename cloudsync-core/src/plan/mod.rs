@@ -1,7 +1,8 @@
-//! Planning: walk two remotes in step ([`march`]), decide what each path needs
-//! ([`equal`]), and describe the work as [`Decision`]s, which a dry run collects into a
-//! serializable [`Plan`].
+//! Planning: walk two remotes in step (`march`), compare the files found on both sides
+//! (`equal`), decide what each path needs (`decide`), and describe the work as
+//! [`Decision`]s, which the executor runs and a dry run collects into a serializable [`Plan`].
 
+pub(crate) mod decide;
 pub(crate) mod equal;
 pub(crate) mod march;
 
@@ -141,8 +142,8 @@ pub enum Mode {
     Move,
 }
 
-/// Everything a run would do: the output of a dry run and the input of
-/// [`apply`](crate::ops::apply).
+/// Everything a run would do: the output of a dry run (`ops::plan`) and the input of
+/// `ops::apply`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// The operation.

@@ -15,6 +15,8 @@
 //! ```
 
 mod chaos;
+#[cfg(test)]
+pub(crate) mod corrupting;
 mod fault_matrix;
 mod faulty;
 mod fixtures;

@@ -28,7 +28,9 @@ use reqwest::{Response, StatusCode};
 
 use crate::{Error, ErrorKind, Result};
 
-pub use crate::http_bearer::{TokenSource, send_authorized};
+mod bearer;
+
+pub use bearer::{TokenSource, send_authorized};
 
 /// The longest wait a server's `Retry-After` is believed for: a server cannot park a sync for
 /// days (or, with `u64::MAX` seconds, overflow a deadline).

@@ -9,7 +9,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
-use crate::http::transport_error;
+use super::transport_error;
 use crate::{Result, Secret};
 
 /// Where access tokens come from (an OAuth 2.0 grant, a metadata server, a fixed token).
