@@ -1,10 +1,11 @@
 //! DESIGN.md §4 rule 8 for the command line: a password given in a URL
 //! (`ftp://me:PASSWORD@host/dir`) appears in no message, no log line (at `-vvv`, TRACE) and no
-//! saved report, whichever way the command fails.
+//! saved report, whichever way the command fails. (FTP and SFTP refuse such a URL at once;
+//! memory:// keeps it, hidden, in saved reports.)
 
 mod cli_support;
 
-use cli_support::{Out, cs_in, put};
+use cli_support::{Out, cs_cmd, cs_in, put};
 
 const PASSWORD: &str = "Cli-Pw-4242";
 
@@ -120,7 +121,32 @@ fn url_passwords_never_reach_messages_logs_or_reports() {
     let saved = std::fs::read_to_string(root.join("r.json")).expect("report saved");
     assert!(!saved.contains(PASSWORD), "{saved}");
     assert!(saved.contains("memory://me:***@cam"), "{saved}");
-    // The connection failure names the server, so hiding the password hid nothing else.
+    // A password in an FTP URL is refused, and the refusal says what to do instead.
     let o = cs_in(root, &["ls", &ftp]);
-    assert!(o.stderr.contains("127.0.0.1"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("a password in the URL is not accepted")
+            && o.stderr.contains("password_env"),
+        "{}",
+        o.stderr
+    );
+    // The same password from the environment reaches the login attempt, whose failure names
+    // the server (hiding the password hid nothing else) and never the password.
+    let by_env = format!("ftp://me@127.0.0.1:{port}/data?password_env=CS_TEST_FTP_PASSWORD");
+    for verbosity in [None, Some("-vvv")] {
+        let mut args: Vec<&str> = verbosity.into_iter().collect();
+        args.extend(["ls", by_env.as_str()]);
+        let o = cs_cmd(&args)
+            .current_dir(root)
+            .env("CS_TEST_FTP_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        let o = Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        };
+        assert_ne!(o.code, 0, "nothing listens on {port}: {o:?}");
+        assert_clean("password from the environment", &o);
+        assert!(o.stderr.contains("127.0.0.1"), "{}", o.stderr);
+    }
 }
