@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudsync_core::{
-    ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind, Location,
-    MultiHasher, Remote, RemotePath, Result, Usage, WriteMeta,
+    ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind, Location, Remote,
+    RemotePath, Result, Usage, WriteMeta,
 };
-use futures::TryStreamExt;
 
 use crate::config::DropboxConfig;
 use crate::core::DropboxCore;
@@ -148,15 +147,7 @@ impl Remote for DropboxRemote {
                 return Err(Error::new(ErrorKind::Conflict, "is a directory").with_path(path));
             }
         }
-        let mut body = self.read(path, None).await?;
-        let mut h = MultiHasher::new(&[kind]);
-        while let Some(chunk) = body.try_next().await? {
-            h.update(&chunk);
-        }
-        h.finish()
-            .get(kind)
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+        cloudsync_core::hash_stream(self.read(path, None).await?, kind).await
     }
 
     async fn purge(&self, dir: &RemotePath) -> Result<()> {

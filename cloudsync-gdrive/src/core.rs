@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cloudsync_core::http::{read_capped, read_prefix, retry_after, send_authorized, status_error};
+use cloudsync_core::http::{read_prefix, retry_after, send_authorized, status_error};
 use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Hashes, RemotePath, Result, Usage};
 use futures::{Stream, TryStreamExt};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -15,6 +15,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::auth::{GoogleTokens, TokenSource};
 use crate::config::{Credentials, Validated};
+pub(crate) use crate::google::cut;
+use crate::google::{self, ApiError};
 
 /// The MIME type of Drive folders.
 pub(crate) const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
@@ -26,7 +28,6 @@ pub(crate) const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 /// The bytes of an error answer that are read; the rest is left unread.
 pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
 /// The characters of server-supplied text (messages, reasons, ids) kept in an error message.
-pub(crate) const MAX_SERVER_TEXT: usize = 200;
 /// The most pages one folder listing may have. Pages may be short or even empty with a
 /// `nextPageToken` (as the Drive documentation warns), so this is generous; it stops a server
 /// that keeps handing out new tokens without end.
@@ -136,28 +137,15 @@ pub(crate) fn format_time(t: OffsetDateTime) -> Result<String> {
     ))
 }
 
-/// `s` cut to [`MAX_SERVER_TEXT`] characters, with `…` when something was cut: server text in
-/// an error message stays readable however long the server made it.
-pub(crate) fn cut(s: &str) -> String {
-    cloudsync_core::cut_text(s, MAX_SERVER_TEXT).into_owned()
-}
-
 /// Parses a JSON answer of at most [`MAX_JSON_BODY`] bytes; `what` names it in errors.
 pub(crate) async fn json_capped<T: serde::de::DeserializeOwned>(
     res: Response,
     op: &'static str,
     what: &str,
 ) -> Result<T> {
-    let body = read_capped(res, MAX_JSON_BODY)
+    google::json_capped(res, MAX_JSON_BODY, what)
         .await
-        .map_err(|e| e.with_operation(op))?;
-    serde_json::from_slice(&body).map_err(|e| {
-        Error::new(
-            ErrorKind::Protocol,
-            format!("malformed {what}: {}", cut(&e.to_string())),
-        )
-        .with_operation(op)
-    })
+        .map_err(|e| e.with_operation(op))
 }
 
 /// Quotes `s` for a `q` string literal (backslash-escapes `\` and `'`).
@@ -173,49 +161,11 @@ pub(crate) struct FileList {
     pub(crate) files: Vec<DriveFile>,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    errors: Vec<ErrorItem>,
-}
-
-#[derive(Deserialize)]
-struct ErrorItem {
-    #[serde(default)]
-    reason: String,
-}
-
 /// Classifies an error response from its status and the `reason` of the JSON error body.
 pub(crate) fn parse_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Error {
-    let (message, reason) = match serde_json::from_str::<ErrorBody>(body) {
-        Ok(b) => (
-            b.error.message,
-            b.error.errors.into_iter().next().map(|e| e.reason),
-        ),
-        Err(_) => (String::new(), None),
-    };
-    let reason = cut(&reason.unwrap_or_default());
-    let message = cut(&message);
-    let msg = format!(
-        "Drive API answered {status}{}{}",
-        if reason.is_empty() {
-            String::new()
-        } else {
-            format!(" ({reason})")
-        },
-        if message.is_empty() {
-            String::new()
-        } else {
-            format!(": {message}")
-        }
-    );
+    let api = ApiError::parse(body);
+    let msg = api.describe("Drive API", status);
+    let ApiError { message, reason } = api;
     match (status.as_u16(), reason.as_str()) {
         (403, "userRateLimitExceeded" | "rateLimitExceeded" | "sharingRateLimitExceeded") => {
             Error::rate_limited(msg, retry_after)

@@ -34,6 +34,7 @@ mod deleter;
 pub mod emulator;
 #[cfg(feature = "gcs")]
 mod gcs;
+mod google;
 mod lister;
 mod mover;
 mod reader;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use cloudsync_core::http::{
-    read_capped, read_prefix, retry_after, send_authorized, status_error, transport_error,
+    read_prefix, retry_after, send_authorized, status_error, transport_error,
 };
 use cloudsync_core::{Entry, Error, ErrorKind, HashKind, Hashes, RemotePath, Result};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -18,6 +18,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::config::{Auth, Validated};
 use crate::auth::GoogleTokens;
+use crate::google::ApiError;
+pub(crate) use crate::google::cut;
 
 /// Custom metadata key of the modtime as rclone writes it (RFC 3339 with nanoseconds).
 pub(crate) const META_MTIME: &str = "mtime";
@@ -45,11 +47,6 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// JSON API wants: "object names ... must be URL-encoded").
 pub(crate) fn enc(name: &str) -> String {
     utf8_percent_encode(name, SEGMENT).to_string()
-}
-
-/// Server text kept in an error message.
-pub(crate) fn cut(s: &str) -> String {
-    cloudsync_core::cut_text(s, 200).into_owned()
 }
 
 /// One object as the JSON API describes it (the fields of [`OBJECT_FIELDS`]). Numbers are
@@ -211,47 +208,15 @@ pub(crate) fn mtime_metadata(t: OffsetDateTime) -> Result<serde_json::Value> {
     }))
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    errors: Vec<ErrorItem>,
-}
-
-#[derive(Deserialize)]
-struct ErrorItem {
-    #[serde(default)]
-    reason: String,
-}
-
 /// Classifies an error answer by its status and the JSON error body
 /// (`{"error":{"code":…,"message":…,"errors":[{"reason":…}]}}`): 404 NotFound,
 /// 403 PermissionDenied, 412 ConditionNotMatch, 429 and 5xx temporary with `Retry-After`
 /// (see [`status_error`]), a `rateLimitExceeded` 403 rate-limited, a 400 about a mismatched
 /// MD5 or CRC32C ("Provided MD5 hash … doesn't match") a `ConditionNotMatch`.
 pub(crate) fn parse_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Error {
-    let (message, reason) = match serde_json::from_str::<ErrorBody>(body) {
-        Ok(b) => (
-            b.error.message,
-            b.error.errors.into_iter().next().map(|e| e.reason),
-        ),
-        Err(_) => (String::new(), None),
-    };
-    let reason = cut(&reason.unwrap_or_default());
-    let message = cut(&message);
-    let mut msg = format!("Cloud Storage answered {status}");
-    if !reason.is_empty() {
-        msg.push_str(&format!(" ({reason})"));
-    }
-    if !message.is_empty() {
-        msg.push_str(&format!(": {message}"));
-    }
+    let api = ApiError::parse(body);
+    let msg = api.describe("Cloud Storage", status);
+    let ApiError { message, reason } = api;
     match (status.as_u16(), reason.as_str()) {
         (403, "rateLimitExceeded" | "userRateLimitExceeded") => {
             Error::rate_limited(msg, retry_after)
@@ -279,13 +244,7 @@ pub(crate) async fn json_capped<T: serde::de::DeserializeOwned>(
     res: Response,
     what: &str,
 ) -> Result<T> {
-    let body = read_capped(res, MAX_JSON_BODY).await?;
-    serde_json::from_slice(&body).map_err(|e| {
-        Error::new(
-            ErrorKind::Protocol,
-            format!("malformed {what}: {}", cut(&e.to_string())),
-        )
-    })
+    crate::google::json_capped(res, MAX_JSON_BODY, what).await
 }
 
 /// The client shared by every operation of one remote.

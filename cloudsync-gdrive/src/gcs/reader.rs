@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use cloudsync_core::http::transport_error;
-use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, MultiHasher, RemotePath, Result};
+use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, RemotePath, Result};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_RANGE, RANGE};
@@ -25,17 +25,10 @@ pub(crate) async fn hash(core: &GcsCore, path: &RemotePath, kind: HashKind) -> R
             return Ok(h.to_owned());
         }
     }
-    let mut body = read(core, &name, None)
+    let body = read(core, &name, None)
         .await
         .map_err(|e| core.ctx(e, "read", path))?;
-    let mut h = MultiHasher::new(&[kind]);
-    while let Some(chunk) = body.try_next().await? {
-        h.update(&chunk);
-    }
-    h.finish()
-        .get(kind)
-        .map(str::to_owned)
-        .ok_or_else(|| Error::new(ErrorKind::Unexpected, "hasher produced no value"))
+    cloudsync_core::hash_stream(body, kind).await
 }
 
 /// Reads object `name`, or the bytes `range` of it.
