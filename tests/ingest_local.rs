@@ -132,15 +132,27 @@ async fn a_file_still_growing_is_left_alone() {
     let (d, t) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write(d.path(), "big.bin", "first part", OLD);
     let path = d.path().join("big.bin");
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
-        use std::io::Write;
-        let mut f = std::fs::File::options().append(true).open(&path).unwrap();
-        f.write_all(b", second part").unwrap();
-        f.set_modified(SystemTime::now() - OLD).unwrap(); // an uploader keeping old times
-    });
+    // The uploader appends every 20 ms until the run is over, keeping old times, so the file
+    // grows across the recheck window however the threads are scheduled.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::options().append(true).open(&path).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                f.write_all(b", more").unwrap();
+                f.set_modified(SystemTime::now() - OLD).unwrap();
+                let _ = started_tx.send(());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    started_rx.recv().unwrap();
     let (drop, target) = (open(d.path()).await, open(t.path()).await);
     let r = ingest(&drop, &target, &opts()).await.unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.join().unwrap();
     assert!(r.ingested.is_empty());
     assert_eq!(r.skipped[0].reason, SkipReason::StillChanging);
