@@ -18,7 +18,7 @@ use crate::ops::SyncOptions;
 use crate::path::RemotePath;
 use crate::plan::equal::Comparator;
 use crate::plan::march::{Item, MarchConfig, Seed, march};
-use crate::plan::{Action, Decision, Mode, Reason};
+use crate::plan::{Action, Decision, DirPair, Mode, Reason};
 use crate::remote::Remote;
 use crate::report::{ErrorRecord, Event, Summary};
 use cutoff::Cutoff;
@@ -59,6 +59,9 @@ pub(crate) struct Engine {
     revalidate: bool,
     /// `max_transfer` and `max_duration`, when set.
     cutoff: Option<Arc<Cutoff>>,
+    /// When set, the march visits only its starting directories and records their
+    /// sub-directories here.
+    subdirs: Option<Arc<std::sync::Mutex<Vec<DirPair>>>>,
 }
 
 type TaskResult = (Decision, Result<Outcome>);
@@ -111,6 +114,7 @@ impl Engine {
             collect: None,
             revalidate: false,
             cutoff,
+            subdirs: None,
         }
     }
 
@@ -118,6 +122,26 @@ impl Engine {
     pub(crate) fn collecting(mut self) -> Self {
         self.collect = Some(Vec::new());
         self
+    }
+
+    /// Visit only the starting directories; their sub-directories are collected instead of
+    /// walked (see [`Engine::plan_one_level`]).
+    pub(crate) fn one_level(mut self) -> Self {
+        self.subdirs = Some(Arc::default());
+        self
+    }
+
+    /// Plans `seeds` one level deep: the decisions, and the sub-directories found.
+    pub(crate) async fn plan_one_level(
+        self,
+        seeds: Vec<Seed>,
+    ) -> Result<(Vec<Decision>, Vec<DirPair>)> {
+        let this = self.one_level();
+        let found = this.subdirs.clone().unwrap_or_default();
+        let decisions = this.plan(seeds).await?;
+        let mut subdirs = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
+        subdirs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((decisions, subdirs))
     }
 
     /// Re-stat each source file before transferring it.
@@ -136,6 +160,7 @@ impl Engine {
             skip_dst: self.opts.backup_dir.clone(),
             leftover_age: self.opts.leftover_age,
             unicode_normalization: !self.opts.no_unicode_normalization,
+            subdirs: self.subdirs.clone(),
         }
     }
 
