@@ -48,6 +48,9 @@ pub use job::{
 };
 pub use worker::{Remotes, WorkerOptions, WorkerStats, run_worker};
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 #[doc(hidden)]
 pub mod testing {
     //! Hooks for tests of the lease protocol (not a stable API).

@@ -1,8 +1,6 @@
 //! End-to-end tests of distributed jobs: local trees in temp dirs, a real PostgreSQL started
 //! by the harness, workers as tasks of this process.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
@@ -15,10 +13,10 @@ use cloudsync_core::{
     ByteStream, Capabilities, Config, Entry, EntryStream, Registry, Remote, RemotePath, Result,
     WriteMeta, ops,
 };
+use cloudsync_dist::testkit::Pg;
 use cloudsync_dist::{
     Db, DistError, DistMode, JobId, JobSpec, JobState, Remotes, WorkerOptions, WorkerStats,
 };
-use common::Pg;
 
 /// A fixed modification time, so that a destination file can be made identical.
 fn t0() -> SystemTime {

@@ -1,7 +1,6 @@
-//! The test harness: a throw-away PostgreSQL 15 server on a free loopback port, run as the
-//! unprivileged `postgres` user (initdb and the server refuse root), stopped when dropped.
-
-#![allow(dead_code)]
+//! Test harness (feature `testkit`): a throw-away PostgreSQL 15 server on a free loopback
+//! port, run as the unprivileged `postgres` user (initdb and the server refuse root), stopped
+//! when dropped. A missing server is a test failure that says how to install it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +17,7 @@ pub struct Pg {
     port: u16,
 }
 
+/// A server program; panics with the install command when it is missing.
 fn bin(name: &str) -> PathBuf {
     let p = Path::new(BIN).join(name);
     assert!(
@@ -69,7 +69,8 @@ fn free_port() -> u16 {
 }
 
 impl Pg {
-    /// initdb (password authentication) and start.
+    /// initdb (password authentication) and start; panics when PostgreSQL 15 is missing or
+    /// does not start.
     pub fn start() -> Pg {
         let initdb = bin("initdb");
         let dir = tempfile::tempdir().expect("temp dir");
