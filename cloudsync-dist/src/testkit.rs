@@ -117,7 +117,8 @@ impl Pg {
     /// Starts the server (again, after [`Pg::crash`]).
     pub fn start_again(&self) {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50 \
+             -c shared_buffers=16MB",
             self.port,
             self.dir.path().display()
         );

@@ -115,6 +115,7 @@ pub async fn run_worker(db: &Db, remotes: &Remotes, opts: &WorkerOptions) -> Res
         remotes,
         opts: opts.clone(),
         client: None,
+        heartbeat: None,
         jobs: HashMap::new(),
         stats: WorkerStats::default(),
     };
@@ -127,6 +128,8 @@ struct Worker<'a> {
     remotes: &'a Remotes,
     opts: WorkerOptions,
     client: Option<Client>,
+    /// The heartbeats' own connection (a transaction on `client` must not carry them).
+    heartbeat: Option<Arc<Client>>,
     jobs: HashMap<JobId, Arc<OpenJob>>,
     stats: WorkerStats,
 }
@@ -363,7 +366,14 @@ impl Worker<'_> {
         job: Arc<OpenJob>,
         candidates: Option<Vec<Decision>>,
     ) -> Result<Option<Result<Outcome>>> {
-        let hb_client = self.db.connect_raw().await?;
+        let hb_client = match &self.heartbeat {
+            Some(c) if !c.is_closed() => c.clone(),
+            _ => {
+                let c = Arc::new(self.db.connect_raw().await?);
+                self.heartbeat = Some(c.clone());
+                c
+            }
+        };
         let (id, token) = (claim.id, claim.token);
         let (lease, every) = (self.opts.lease, self.opts.heartbeat);
         let db = self.db.clone();
@@ -379,7 +389,7 @@ impl Worker<'_> {
                     Err(e) => {
                         tracing::debug!(error = %e, "heartbeat failed");
                         if let Ok(c) = db.connect_raw().await {
-                            client = c;
+                            client = Arc::new(c);
                         }
                     }
                 }
