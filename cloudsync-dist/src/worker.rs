@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use cloudsync_core::ops::{self, SyncOptions};
 use cloudsync_core::{
-    Action, Config, Decision, DirPair, Error as CoreError, ErrorKind, ErrorRecord, Plan, Registry,
-    Remote, RemotePath, Summary,
+    Action, Config, Decision, DirPair, Plan, Registry, Remote, RemotePath, Summary,
 };
 use tokio_postgres::Client;
 
@@ -505,18 +504,15 @@ async fn walk(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
         dst: true,
         ..claim.pair.clone()
     };
-    let (plan, children) = ops::plan_dir(&job.src, &job.dst, mode, &pair, &job.opts).await?;
+    let found = ops::plan_dir(&job.src, &job.dst, mode, &pair, &job.opts).await?;
+    let (plan, children, errors) = (found.plan, found.subdirs, found.errors);
     let mut candidates = Vec::new();
-    let mut errors = Vec::new();
     let mut act = Vec::new();
     for d in plan.decisions {
         match d.action {
             Action::Delete | Action::Rmdir => candidates.push(d),
-            Action::Error => {
-                let e =
-                    CoreError::new(ErrorKind::Unexpected, d.reason.describe()).with_path(&d.path);
-                errors.push(ErrorRecord::new(d.path.clone(), &e));
-            }
+            // What failed, with its message, is in `errors`.
+            Action::Error => {}
             _ => act.push(d),
         }
     }

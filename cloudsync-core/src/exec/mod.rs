@@ -131,17 +131,18 @@ impl Engine {
         self
     }
 
-    /// Plans `seeds` one level deep: the decisions, and the sub-directories found.
+    /// Plans `seeds` one level deep: the decisions, the sub-directories found, and the
+    /// failures behind the error decisions.
     pub(crate) async fn plan_one_level(
         self,
         seeds: Vec<Seed>,
-    ) -> Result<(Vec<Decision>, Vec<DirPair>)> {
+    ) -> Result<(Vec<Decision>, Vec<DirPair>, Vec<ErrorRecord>)> {
         let this = self.one_level();
         let found = this.subdirs.clone().unwrap_or_default();
-        let decisions = this.plan(seeds).await?;
+        let (decisions, errors) = this.plan_recording(seeds).await?;
         let mut subdirs = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
         subdirs.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok((decisions, subdirs))
+        Ok((decisions, subdirs, errors))
     }
 
     /// Re-stat each source file before transferring it.
@@ -173,21 +174,31 @@ impl Engine {
     }
 
     /// Plans `seeds` and returns the decisions without executing anything.
-    pub(crate) async fn plan(mut self, seeds: Vec<Seed>) -> Result<Vec<Decision>> {
+    pub(crate) async fn plan(self, seeds: Vec<Seed>) -> Result<Vec<Decision>> {
+        Ok(self.plan_recording(seeds).await?.0)
+    }
+
+    /// [`Engine::plan`], with the failures behind its [`Action::Error`] decisions (their
+    /// messages, which a decision does not carry).
+    async fn plan_recording(
+        mut self,
+        seeds: Vec<Seed>,
+    ) -> Result<(Vec<Decision>, Vec<ErrorRecord>)> {
         self = self.collecting();
         self.pass(seeds).await;
         if let Some(f) = self.failures.iter().find(|f| f.record.path.is_root()) {
             return Err(Error::new(f.record.kind, f.record.message.clone()));
         }
         let mut decisions = self.collect.take().unwrap_or_default();
-        decisions.extend(self.failures.into_iter().map(|f| Decision {
-            path: f.record.path,
+        let records: Vec<ErrorRecord> = self.failures.into_iter().map(|f| f.record).collect();
+        decisions.extend(records.iter().map(|r| Decision {
+            path: r.path.clone(),
             action: Action::Error,
             reason: Reason::Failed,
             src: None,
             dst: None,
         }));
-        Ok(decisions)
+        Ok((decisions, records))
     }
 
     /// Runs the whole operation: passes with retries, then deletions.

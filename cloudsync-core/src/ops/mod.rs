@@ -273,6 +273,21 @@ pub async fn plan(
     })
 }
 
+/// What [`plan_dir`] found in one directory pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DirPlan {
+    /// The decisions for the entries of the directory (an [`Action::Error`] for each path
+    /// that could not be listed or compared).
+    ///
+    /// [`Action::Error`]: crate::Action::Error
+    pub plan: Plan,
+    /// The sub-directories to plan next.
+    pub subdirs: Vec<DirPair>,
+    /// What failed, with its message: one record per error decision.
+    pub errors: Vec<crate::ErrorRecord>,
+}
+
 /// Plans one directory pair, one level deep: the decisions for the entries `dir` holds (as
 /// [`plan`] would make them, filters applied to the paths from the roots of `src` and `dst`)
 /// and the sub-directories to plan next, each as a [`DirPair`] (a source directory, or with
@@ -280,8 +295,8 @@ pub async fn plan(
 ///
 /// This is the unit of work of a walk split across workers: [`apply`] the plan's transfers,
 /// keep its deletions until every directory was planned without error, and plan each
-/// sub-directory the same way. A listing that failed is an [`Action::Error`] decision;
-/// a missing source root is an `Err`, as with [`plan`].
+/// sub-directory the same way. A listing that failed is an error decision, with its message
+/// in [`DirPlan::errors`]; a missing source root is an `Err`, as with [`plan`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -292,26 +307,24 @@ pub async fn plan(
 /// src.write(&RemotePath::new("top.txt")?, bytes_stream("a"), WriteMeta::default()).await?;
 /// src.write(&RemotePath::new("sub/deep.txt")?, bytes_stream("b"), WriteMeta::default()).await?;
 /// let root = DirPair::both(RemotePath::root());
-/// let (plan, subdirs) = ops::plan_dir(&src, &dst, Mode::Sync, &root, &Default::default()).await?;
-/// assert_eq!(plan.decisions.len(), 1); // top.txt only
+/// let found = ops::plan_dir(&src, &dst, Mode::Sync, &root, &Default::default()).await?;
+/// assert_eq!(found.plan.decisions.len(), 1); // top.txt only
 /// // `sub` is on the source only: its destination side need not be listed.
 /// let sub = DirPair { dst: false, ..DirPair::both(RemotePath::new("sub")?) };
-/// assert_eq!(subdirs, vec![sub]);
+/// assert_eq!(found.subdirs, vec![sub]);
 /// # Ok(())
 /// # }
 /// ```
-///
-/// [`Action::Error`]: crate::Action::Error
 pub async fn plan_dir(
     src: &Arc<dyn Remote>,
     dst: &Arc<dyn Remote>,
     mode: Mode,
     dir: &DirPair,
     opts: &SyncOptions,
-) -> Result<(Plan, Vec<DirPair>)> {
+) -> Result<DirPlan> {
     refuse_overlap(src, dst)?;
     let engine = Engine::new(src.clone(), dst.clone(), mode, opts.clone());
-    let (decisions, subdirs) = engine.plan_one_level(vec![Seed::Pair(dir.clone())]).await?;
+    let (decisions, subdirs, errors) = engine.plan_one_level(vec![Seed::Pair(dir.clone())]).await?;
     let plan = Plan {
         mode,
         source: src.describe(),
@@ -319,7 +332,11 @@ pub async fn plan_dir(
         created: OffsetDateTime::now_utc(),
         decisions,
     };
-    Ok((plan, subdirs))
+    Ok(DirPlan {
+        plan,
+        subdirs,
+        errors,
+    })
 }
 
 /// Executes a [`Plan`] made earlier.

@@ -866,7 +866,7 @@ async fn plan_dir_plans_one_level_and_returns_subdirs() {
     put(&dst, "old.txt", "x", 0).await;
     put(&dst, "gone/c.txt", "c", 0).await;
     let root = crate::DirPair::both(RemotePath::root());
-    let (plan, subdirs) = plan_dir(&src, &dst, Mode::Sync, &root, &fast())
+    let DirPlan { plan, subdirs, .. } = plan_dir(&src, &dst, Mode::Sync, &root, &fast())
         .await
         .unwrap();
     let mut got: Vec<(String, Action)> = plan
@@ -893,7 +893,7 @@ async fn plan_dir_plans_one_level_and_returns_subdirs() {
     };
     assert_eq!(subdirs, vec![gone.clone(), keep]);
     // The destination-only directory: its file is a deletion, nothing deeper is walked.
-    let (plan, subdirs) = plan_dir(&src, &dst, Mode::Sync, &gone, &fast())
+    let DirPlan { plan, subdirs, .. } = plan_dir(&src, &dst, Mode::Sync, &gone, &fast())
         .await
         .unwrap();
     assert_eq!(plan.decisions.len(), 1);
@@ -901,14 +901,25 @@ async fn plan_dir_plans_one_level_and_returns_subdirs() {
     assert_eq!(plan.decisions[0].path, p("gone/c.txt"));
     assert!(subdirs.is_empty());
     // A copy never walks destination-only directories.
-    let (_, subdirs) = plan_dir(&src, &dst, Mode::Copy, &root, &fast())
+    let found = plan_dir(&src, &dst, Mode::Copy, &root, &fast())
         .await
         .unwrap();
-    assert_eq!(subdirs.len(), 1);
+    assert_eq!(found.subdirs.len(), 1);
+    assert!(found.errors.is_empty());
     // A source sub-directory that vanished since its parent was listed is an error.
     let missing = crate::DirPair::both(p("nowhere"));
-    let (plan, _) = plan_dir(&src, &dst, Mode::Sync, &missing, &fast())
+    let found = plan_dir(&src, &dst, Mode::Sync, &missing, &fast())
         .await
         .unwrap();
-    assert!(plan.decisions.iter().any(|d| d.action == Action::Error));
+    assert!(
+        found
+            .plan
+            .decisions
+            .iter()
+            .any(|d| d.action == Action::Error)
+    );
+    // The message says what happened, not only that something failed.
+    assert_eq!(found.errors.len(), 1);
+    assert_eq!(found.errors[0].path, p("nowhere"));
+    assert_eq!(found.errors[0].kind, ErrorKind::NotFound);
 }
