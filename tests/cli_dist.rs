@@ -160,3 +160,126 @@ fn three_worker_processes_one_killed_give_a_one_process_sync() {
     assert_ne!(code, 0);
     assert!(err.contains("no job 999999"), "{err}");
 }
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill {sig} failed");
+}
+
+/// A worker stopped (SIGSTOP) in the middle of a shard past its lease: the others take the
+/// shard over and finish the job; when the stopped worker resumes, it finds its lease lost
+/// and its work is not counted.
+#[test]
+fn a_worker_stopped_past_its_lease_cannot_complete_late() {
+    let pg = Pg::start();
+    let url = pg.url();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, d1, d2) = (
+        tmp.path().join("src"),
+        tmp.path().join("d1"),
+        tmp.path().join("d2"),
+    );
+    tree(&src, &[&d1, &d2]);
+    let with_db = |args: &[&str]| {
+        let mut c = cs_cmd(args);
+        c.env("CLOUDSYNC_DB", &url);
+        c
+    };
+    let out = with_db(&[
+        "dist",
+        "submit",
+        "--mode",
+        "sync",
+        src.to_str().expect("utf-8"),
+        d1.to_str().expect("utf-8"),
+    ])
+    .output()
+    .expect("submit");
+    assert!(out.status.success());
+    let job = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let log = tmp.path().join("stopped.log");
+    let mut stopped = with_db(&[
+        "dist",
+        "worker",
+        "-v",
+        "--lease",
+        "2s",
+        "--poll",
+        "100ms",
+        "--bwlimit",
+        "100k",
+    ])
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).expect("log"))
+    .spawn()
+    .expect("spawn worker");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !has_temp_file(&d1.join("big")) {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never started copying big/blob.bin"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&stopped, "-STOP");
+    let o = with_db(&[
+        "dist",
+        "worker",
+        "--until-idle",
+        "--lease",
+        "2s",
+        "--poll",
+        "100ms",
+    ])
+    .output()
+    .expect("worker");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = |args: &[&str]| {
+        let o = with_db(args).output().expect("report");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let before = report(&["dist", "report", &job, "--json"]);
+    let status_before = report(&["dist", "status", &job, "--json"]);
+    assert!(status_before.contains("\"done\""), "{status_before}");
+
+    signal(&stopped, "-CONT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("lease lost")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the resumed worker did not notice its lost lease: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stopped.kill().expect("SIGKILL");
+    let _ = stopped.wait();
+    // Nothing it did afterwards was counted, and the result is a one-process sync's.
+    let after = report(&["dist", "report", &job, "--json"]);
+    let strip = |s: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(s).expect("JSON");
+        v["elapsed"] = serde_json::Value::Null;
+        v
+    };
+    assert_eq!(strip(&before), strip(&after));
+    assert_eq!(status_before, report(&["dist", "status", &job, "--json"]));
+    cs(&[
+        "sync",
+        src.to_str().expect("utf-8"),
+        d2.to_str().expect("utf-8"),
+    ])
+    .expect(0);
+    let clean = |p: &Path| {
+        let mut s = snapshot(p);
+        s.retain(|k, _| !cloudsync::is_temp_name(k.rsplit('/').next().unwrap_or(k)));
+        s
+    };
+    assert_eq!(clean(&d1), clean(&d2));
+}

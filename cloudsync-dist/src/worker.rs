@@ -201,7 +201,10 @@ impl Worker<'_> {
                 if ok {
                     match self.complete(&claim, outcome).await {
                         Ok(()) => self.stats.completed += 1,
-                        Err(DistError::LeaseLost { .. }) => self.stats.lost += 1,
+                        Err(e @ DistError::LeaseLost { .. }) => {
+                            tracing::info!(error = %e, "lease lost; the completion was refused");
+                            self.stats.lost += 1;
+                        }
                         Err(e) => return Err(e),
                     }
                 } else {
