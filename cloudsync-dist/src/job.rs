@@ -450,6 +450,14 @@ pub async fn report(db: &Db, job: JobId) -> Result<Summary> {
     Ok(total)
 }
 
+/// Adds `s` to `total` (which becomes `s` when it is empty).
+pub(crate) fn add_to(total: &mut Option<Summary>, s: Summary) {
+    match total {
+        Some(t) => add(t, s),
+        None => *total = Some(s),
+    }
+}
+
 /// Adds one shard's summary to the job's.
 fn add(total: &mut Summary, s: Summary) {
     total.checked += s.checked;

@@ -182,13 +182,7 @@ impl Worker<'_> {
                 return Ok(true);
             }
         };
-        let candidates = if claim.kind == "delete" {
-            let client = self.client().await?;
-            Some(load_candidates(client, claim.job).await?)
-        } else {
-            None
-        };
-        match self.run_leased(&claim, job, candidates).await? {
+        match self.run_leased(&claim, job).await? {
             None => {
                 self.stats.lost += 1;
                 tracing::info!(
@@ -366,7 +360,6 @@ impl Worker<'_> {
         &mut self,
         claim: &Claim,
         job: Arc<OpenJob>,
-        candidates: Option<Vec<Decision>>,
     ) -> Result<Option<Result<Outcome>>> {
         let hb_client = match &self.heartbeat {
             Some(c) if !c.is_closed() => c.clone(),
@@ -397,10 +390,12 @@ impl Worker<'_> {
                 }
             }
         };
+        let db = self.db.clone();
         let work = async {
-            match candidates {
-                Some(c) => delete_phase(&job, c).await,
-                None => walk(claim, &job).await,
+            if claim.kind == "delete" {
+                delete_phase(&db, claim.job, &job).await
+            } else {
+                walk(claim, &job).await
             }
         };
         tokio::select! {
@@ -464,33 +459,66 @@ pub(crate) async fn claim(client: &Client, opts: &WorkerOptions) -> Result<Optio
     }))
 }
 
-/// The candidates of a job's delete phase.
-async fn load_candidates(client: &Client, job: JobId) -> Result<Vec<Decision>> {
-    let rows = client
-        .query(
-            "SELECT decision FROM cloudsync.delete_candidates WHERE job = $1 ORDER BY path",
-            &[&job],
-        )
-        .await?;
-    rows.into_iter()
-        .map(|r| serde_json::from_value(r.get(0)).map_err(DistError::from))
-        .collect()
-}
+/// Files deleted per `apply` of the delete phase: memory stays bounded whatever the job.
+const DELETE_PAGE: i64 = 10_000;
 
-/// The delete phase: every candidate through `apply`, which checks again, right before each
-/// deletion, that the destination file is still the one listed and the source still lacks
-/// it; then the directories, deepest first (a directory still holding anything stays).
-async fn delete_phase(job: &OpenJob, candidates: Vec<Decision>) -> Result<Outcome> {
-    let plan = Plan {
-        mode: job.mode.engine_mode(),
-        source: job.src.describe(),
-        destination: job.dst.describe(),
-        created: time::OffsetDateTime::now_utc(),
-        decisions: candidates,
+/// The delete phase: the file candidates page by page through `apply`, which checks again,
+/// right before each deletion, that the destination file is still the one listed and the
+/// source still lacks it; then, only if nothing failed, the directories, deepest first (a
+/// directory still holding anything stays). Deleting twice is harmless (a file already gone
+/// is done), so a phase taken over from a worker that lost its lease starts again.
+async fn delete_phase(db: &Db, job_id: JobId, job: &OpenJob) -> Result<Outcome> {
+    let client = db.connect_raw().await?;
+    let apply = |decisions: Vec<Decision>| async move {
+        let plan = Plan {
+            mode: job.mode.engine_mode(),
+            source: job.src.describe(),
+            destination: job.dst.describe(),
+            created: time::OffsetDateTime::now_utc(),
+            decisions,
+        };
+        ops::apply(&job.src, &job.dst, &plan, &job.opts).await
     };
-    let summary = ops::apply(&job.src, &job.dst, &plan, &job.opts).await?;
+    let mut total: Option<Summary> = None;
+    let mut after: i64 = 0;
+    loop {
+        let rows = client
+            .query(
+                "SELECT id, decision FROM cloudsync.delete_candidates
+                 WHERE job = $1 AND NOT is_dir AND id > $2 ORDER BY id LIMIT $3",
+                &[&job_id, &after, &DELETE_PAGE],
+            )
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.get(0);
+        let page = rows
+            .iter()
+            .map(|r| serde_json::from_value(r.get(1)).map_err(DistError::from))
+            .collect::<Result<Vec<Decision>>>()?;
+        let s = apply(page).await?;
+        let failed = !s.errors.is_empty();
+        crate::job::add_to(&mut total, s);
+        if failed {
+            return Ok(Outcome {
+                summary: total,
+                ..Outcome::default()
+            });
+        }
+    }
+    let dirs = client
+        .query(
+            "SELECT decision FROM cloudsync.delete_candidates WHERE job = $1 AND is_dir",
+            &[&job_id],
+        )
+        .await?
+        .iter()
+        .map(|r| serde_json::from_value(r.get(0)).map_err(DistError::from))
+        .collect::<Result<Vec<Decision>>>()?;
+    if !dirs.is_empty() {
+        crate::job::add_to(&mut total, apply(dirs).await?);
+    }
     Ok(Outcome {
-        summary: Some(summary),
+        summary: total,
         ..Outcome::default()
     })
 }
