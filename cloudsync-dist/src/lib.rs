@@ -50,9 +50,3 @@ pub use worker::{Remotes, WorkerOptions, WorkerStats, run_worker};
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
-
-#[doc(hidden)]
-pub mod testing {
-    //! Hooks for tests of the lease protocol (not a stable API).
-    pub use crate::worker::{claim_for_test, complete_for_test};
-}

@@ -116,6 +116,7 @@ pub async fn run_worker(db: &Db, remotes: &Remotes, opts: &WorkerOptions) -> Res
         client: None,
         heartbeat: None,
         jobs: HashMap::new(),
+        skipped: Vec::new(),
         stats: WorkerStats::default(),
     };
     w.run().await?;
@@ -130,6 +131,9 @@ struct Worker<'a> {
     /// The heartbeats' own connection (a transaction on `client` must not carry them).
     heartbeat: Option<Arc<Client>>,
     jobs: HashMap<JobId, Arc<OpenJob>>,
+    /// Jobs whose remotes this worker cannot open (not in its config, a backend it was built
+    /// without): left to the other workers.
+    skipped: Vec<JobId>,
     stats: WorkerStats,
 }
 
@@ -155,10 +159,10 @@ impl Worker<'_> {
 
     /// Claims and runs one shard; `Ok(false)` when there was none.
     async fn step(&mut self) -> Result<bool> {
-        let opts = self.opts.clone();
+        let (opts, skipped) = (self.opts.clone(), self.skipped.clone());
         let claim = {
             let client = self.client().await?;
-            claim(client, &opts).await?
+            claim(client, &opts, &skipped).await?
         };
         let Some(claim) = claim else {
             let client = self.client().await?;
@@ -178,7 +182,16 @@ impl Worker<'_> {
             Ok(j) => j,
             Err(e) if e.is_connection() => return Err(e),
             Err(e) => {
-                self.fail(&claim, &e.to_string(), None).await?;
+                // This worker's config is the problem, not the shard: hand it back without
+                // counting the attempt, and leave the job to workers that can open it.
+                tracing::warn!(job = claim.job, error = %e, "cannot open the job's remotes; leaving the job to other workers");
+                self.skipped.push(claim.job);
+                let c = claim.clone();
+                self.with_db(|client| {
+                    let c = c.clone();
+                    Box::pin(async move { release(client, &c).await })
+                })
+                .await?;
                 return Ok(true);
             }
         };
@@ -311,11 +324,13 @@ impl Worker<'_> {
     }
 
     async fn any_active(&mut self) -> Result<bool> {
+        let skipped = self.skipped.clone();
         let client = self.client().await?;
         Ok(client
             .query_opt(
-                "SELECT 1 FROM cloudsync.jobs WHERE state IN ('running', 'deleting') LIMIT 1",
-                &[],
+                "SELECT 1 FROM cloudsync.jobs WHERE state IN ('running', 'deleting')
+                 AND NOT (id = ANY($1)) LIMIT 1",
+                &[&skipped],
             )
             .await?
             .is_some())
@@ -421,7 +436,11 @@ async fn extend(client: &Client, id: i64, token: i64, lease: Duration) -> Result
 
 /// Claims the next shard: a pending one, or one whose lease expired; the token goes up by one,
 /// so the previous owner's completion will be refused.
-pub(crate) async fn claim(client: &Client, opts: &WorkerOptions) -> Result<Option<Claim>> {
+pub(crate) async fn claim(
+    client: &Client,
+    opts: &WorkerOptions,
+    skipped: &[JobId],
+) -> Result<Option<Claim>> {
     let row = client
         .query_opt(
             "UPDATE cloudsync.shards s
@@ -431,13 +450,14 @@ pub(crate) async fn claim(client: &Client, opts: &WorkerOptions) -> Result<Optio
              WHERE s.id = (
                  SELECT c.id FROM cloudsync.shards c JOIN cloudsync.jobs j ON j.id = c.job
                  WHERE (c.state = 'pending' OR (c.state = 'running' AND c.lease_until < now()))
+                   AND NOT (c.job = ANY($3))
                    AND ((c.kind = 'walk' AND j.state = 'running')
                         OR (c.kind = 'delete' AND j.state = 'deleting'))
                  ORDER BY c.id
                  LIMIT 1
                  FOR UPDATE OF c SKIP LOCKED)
              RETURNING s.id, s.job, s.kind, s.path, s.src_path, s.src, s.dst, s.token, s.attempts",
-            &[&opts.name, &opts.lease.as_secs_f64()],
+            &[&opts.name, &opts.lease.as_secs_f64(), &skipped],
         )
         .await?;
     let Some(r) = row else { return Ok(None) };
@@ -647,6 +667,20 @@ async fn store_report(
     Ok(())
 }
 
+/// Hands a claimed shard back untouched (guarded by the token): pending again, the attempt
+/// not counted.
+async fn release(client: &mut Client, claim: &Claim) -> Result<()> {
+    client
+        .execute(
+            "UPDATE cloudsync.shards SET state = 'pending', attempts = attempts - 1,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND token = $2 AND state = 'running'",
+            &[&claim.id, &claim.token],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Records a failed attempt (guarded by the token): the shard goes back to pending, or is dead
 /// after `max_attempts`; a dead shard keeps its last report (its errors are the job's).
 pub(crate) async fn fail(
@@ -770,6 +804,7 @@ pub(crate) async fn finish_job(client: &mut Client, job: JobId) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "testkit")]
 /// Test hook: claims the next shard as `owner` with a lease of `lease`; returns the shard id
 /// and its fencing token.
 pub async fn claim_for_test(db: &Db, owner: &str, lease: Duration) -> Result<Option<(i64, i64)>> {
@@ -779,9 +814,10 @@ pub async fn claim_for_test(db: &Db, owner: &str, lease: Duration) -> Result<Opt
         lease,
         ..WorkerOptions::default()
     };
-    Ok(claim(&client, &opts).await?.map(|c| (c.id, c.token)))
+    Ok(claim(&client, &opts, &[]).await?.map(|c| (c.id, c.token)))
 }
 
+#[cfg(feature = "testkit")]
 /// Test hook: commits the completion of walk shard `shard` (no children, no candidates)
 /// with `token`; refused with [`DistError::LeaseLost`] when the token is stale.
 pub async fn complete_for_test(db: &Db, shard: i64, token: i64) -> Result<()> {

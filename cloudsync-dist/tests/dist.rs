@@ -371,7 +371,7 @@ async fn a_stale_token_completion_is_refused() {
     )
     .await
     .expect("submit");
-    use cloudsync_dist::testing::{claim_for_test, complete_for_test};
+    use cloudsync_dist::testkit::{claim_for_test, complete_for_test};
     let (shard, t1) = claim_for_test(&db, "first", Duration::from_millis(500))
         .await
         .expect("claim")
@@ -579,4 +579,28 @@ async fn connection_and_schema_errors_are_clear() {
         .await
         .expect_err("a secret was stored");
     assert!(!e.to_string().contains("hunter2"), "{e}");
+}
+
+/// A worker that cannot open a job's remotes (the remote is not in its config) hands the
+/// shard back without counting an attempt and leaves the job to workers that can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_without_the_remote_leaves_the_job_to_others() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    let job = cloudsync_dist::submit(&db, &submit_spec(DistMode::Copy, "slow:", &dst))
+        .await
+        .expect("submit");
+    // Without `slow` in its config: returns, having done nothing to the job.
+    let stats = run_workers(&db, Arc::new(remotes(None)), 1).await;
+    assert_eq!(stats[0].completed + stats[0].failed, 0, "{stats:?}");
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Running);
+    assert_eq!(st.shards.pending, 1);
+    // A worker that has it runs the job; three such handovers would have killed the shard.
+    run_workers(&db, Arc::new(remotes(Some((&src, 0)))), 1).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    assert!(dst.join("z/file0.txt").exists());
 }
