@@ -65,7 +65,7 @@ pub use location::Location;
 pub use objstore::{ObjectStoreRemote, memory, memory_named};
 pub use paginate::stream_paginated;
 pub use path::RemotePath;
-pub use plan::{Action, Decision, Mode, Plan, Reason};
+pub use plan::{Action, Decision, DirPair, Mode, Plan, Reason};
 pub use prefix::Prefix;
 pub use remote::{ByteStream, Capabilities, EntryStream, Remote, bytes_stream, collect_bytes};
 pub use report::{CheckItem, CheckReport, ErrorRecord, Event, EventSink, Summary};

@@ -122,6 +122,10 @@ pub enum Command {
     /// Show saved compare reports (`check --save-report`) and re-run & sync them
     #[command(subcommand)]
     Report(ReportCmd),
+    /// Run one copy or sync with many worker processes (on one machine or many), using a
+    /// PostgreSQL database as the work queue
+    #[command(subcommand)]
+    Dist(crate::dist::DistCmd),
 }
 
 /// `SOURCE DEST` and the flags of copy, sync and move.
@@ -565,7 +569,7 @@ fn tps(s: &str) -> Result<f64, String> {
     }
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
+pub fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s)
         .map(Option::unwrap_or_default)
         .map_err(|e| e.message().to_owned())

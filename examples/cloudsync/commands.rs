@@ -58,6 +58,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Ingest(c) => crate::ingest::ingest(&opener, g, c).await,
         Command::Report(ReportCmd::Show(c)) => crate::reports::show(g, c).await,
         Command::Report(ReportCmd::Resync(c)) => crate::reports::resync(&opener, g, c).await,
+        Command::Dist(c) => crate::dist::run(opener, g, c).await,
     }
 }
 

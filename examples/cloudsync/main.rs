@@ -8,6 +8,7 @@
 //! cargo run --release --example cloudsync -- ingest sftp://erp@host/outbox ./inbox --settle 2m
 //! cargo run --release --example cloudsync -- check ./cam nas:pics --save-report cam.json
 //! cargo run --release --example cloudsync -- report resync cam.json
+//! CLOUDSYNC_DB=postgres://... cargo run --release --example cloudsync -- dist submit --mode sync /data /backup
 //! ```
 //!
 //! A thin layer: every decision is made by `cloudsync::ops`, `cloudsync::ingest` and
@@ -16,6 +17,7 @@
 
 mod cli;
 mod commands;
+mod dist;
 mod exit;
 mod ingest;
 mod limits;

@@ -19,7 +19,7 @@ use crate::path::RemotePath;
 use crate::plan::decide::{Decided, Rules, decide};
 use crate::plan::equal::Comparator;
 use crate::plan::march::{MarchConfig, Seed, march};
-use crate::plan::{Action, Decision, Mode, Reason};
+use crate::plan::{Action, Decision, DirPair, Mode, Reason};
 use crate::remote::Remote;
 use crate::report::{ErrorRecord, Event, Summary};
 use cutoff::Cutoff;
@@ -61,6 +61,9 @@ pub(crate) struct Engine {
     revalidate: bool,
     /// `max_transfer` and `max_duration`, when set.
     cutoff: Option<Arc<Cutoff>>,
+    /// When set, the march visits only its starting directories and records their
+    /// sub-directories here.
+    subdirs: Option<Arc<std::sync::Mutex<Vec<DirPair>>>>,
 }
 
 type TaskResult = (Decision, Result<Outcome>);
@@ -112,6 +115,7 @@ impl Engine {
             collect: None,
             revalidate: false,
             cutoff,
+            subdirs: None,
         }
     }
 
@@ -119,6 +123,27 @@ impl Engine {
     pub(crate) fn collecting(mut self) -> Self {
         self.collect = Some(Vec::new());
         self
+    }
+
+    /// Visit only the starting directories; their sub-directories are collected instead of
+    /// walked (see [`Engine::plan_one_level`]).
+    pub(crate) fn one_level(mut self) -> Self {
+        self.subdirs = Some(Arc::default());
+        self
+    }
+
+    /// Plans `seeds` one level deep: the decisions, the sub-directories found, and the
+    /// failures behind the error decisions.
+    pub(crate) async fn plan_one_level(
+        self,
+        seeds: Vec<Seed>,
+    ) -> Result<(Vec<Decision>, Vec<DirPair>, Vec<ErrorRecord>)> {
+        let this = self.one_level();
+        let found = this.subdirs.clone().unwrap_or_default();
+        let (decisions, errors) = this.plan_recording(seeds).await?;
+        let mut subdirs = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
+        subdirs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((decisions, subdirs, errors))
     }
 
     /// Re-stat each source file before transferring it.
@@ -137,6 +162,7 @@ impl Engine {
             skip_dst: self.opts.backup_dir.clone(),
             leftover_age: self.opts.leftover_age,
             unicode_normalization: !self.opts.no_unicode_normalization,
+            subdirs: self.subdirs.clone(),
         }
     }
 
@@ -149,21 +175,31 @@ impl Engine {
     }
 
     /// Plans `seeds` and returns the decisions without executing anything.
-    pub(crate) async fn plan(mut self, seeds: Vec<Seed>) -> Result<Vec<Decision>> {
+    pub(crate) async fn plan(self, seeds: Vec<Seed>) -> Result<Vec<Decision>> {
+        Ok(self.plan_recording(seeds).await?.0)
+    }
+
+    /// [`Engine::plan`], with the failures behind its [`Action::Error`] decisions (their
+    /// messages, which a decision does not carry).
+    async fn plan_recording(
+        mut self,
+        seeds: Vec<Seed>,
+    ) -> Result<(Vec<Decision>, Vec<ErrorRecord>)> {
         self = self.collecting();
         self.pass(seeds).await;
         if let Some(f) = self.failures.iter().find(|f| f.record.path.is_root()) {
             return Err(Error::new(f.record.kind, f.record.message.clone()));
         }
         let mut decisions = self.collect.take().unwrap_or_default();
-        decisions.extend(self.failures.into_iter().map(|f| Decision {
-            path: f.record.path,
+        let records: Vec<ErrorRecord> = self.failures.into_iter().map(|f| f.record).collect();
+        decisions.extend(records.iter().map(|r| Decision {
+            path: r.path.clone(),
             action: Action::Error,
             reason: Reason::Failed,
             src: None,
             dst: None,
         }));
-        Ok(decisions)
+        Ok((decisions, records))
     }
 
     /// Runs the whole operation: passes with retries, then deletions.

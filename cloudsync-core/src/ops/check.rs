@@ -80,6 +80,7 @@ pub async fn check(
         skip_dst: None,
         leftover_age: None,
         unicode_normalization: !opts.no_unicode_normalization,
+        subdirs: None,
     };
     let seeds = match opts.filter.files_from() {
         Some(f) => f.iter().cloned().map(Seed::File).collect(),

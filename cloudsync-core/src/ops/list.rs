@@ -62,6 +62,7 @@ pub fn list(remote: &Arc<dyn Remote>, dir: &RemotePath, opts: &ListOptions) -> E
         leftover_age: None,
         // One remote: every name is listed as it is.
         unicode_normalization: false,
+        subdirs: None,
     };
     march(remote.clone(), None, vec![Seed::Dir(dir.clone())], cfg)
         .filter_map(|item| async move {

@@ -32,7 +32,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::exec::Engine;
 use crate::path::RemotePath;
 use crate::plan::march::Seed;
-use crate::plan::{Mode, Plan};
+use crate::plan::{DirPair, Mode, Plan};
 use crate::remote::Remote;
 use crate::report::Summary;
 
@@ -270,6 +270,72 @@ pub async fn plan(
         destination: dst.describe(),
         created: OffsetDateTime::now_utc(),
         decisions,
+    })
+}
+
+/// What [`plan_dir`] found in one directory pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DirPlan {
+    /// The decisions for the entries of the directory (an [`Action::Error`] for each path
+    /// that could not be listed or compared).
+    ///
+    /// [`Action::Error`]: crate::Action::Error
+    pub plan: Plan,
+    /// The sub-directories to plan next.
+    pub subdirs: Vec<DirPair>,
+    /// What failed, with its message: one record per error decision.
+    pub errors: Vec<crate::ErrorRecord>,
+}
+
+/// Plans one directory pair, one level deep: the decisions for the entries `dir` holds (as
+/// [`plan`] would make them, filters applied to the paths from the roots of `src` and `dst`)
+/// and the sub-directories to plan next, each as a [`DirPair`] (a source directory, or with
+/// [`Mode::Sync`] a destination-only one). Nothing is touched.
+///
+/// This is the unit of work of a walk split across workers: [`apply`] the plan's transfers,
+/// keep its deletions until every directory was planned without error, and plan each
+/// sub-directory the same way. A listing that failed is an error decision, with its message
+/// in [`DirPlan::errors`]; a missing source root is an `Err`, as with [`plan`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cloudsync_core::Result<()> {
+/// use cloudsync_core::{bytes_stream, memory, ops, DirPair, Mode, Remote, RemotePath, WriteMeta};
+///
+/// let (src, dst) = (memory(), memory());
+/// src.write(&RemotePath::new("top.txt")?, bytes_stream("a"), WriteMeta::default()).await?;
+/// src.write(&RemotePath::new("sub/deep.txt")?, bytes_stream("b"), WriteMeta::default()).await?;
+/// let root = DirPair::both(RemotePath::root());
+/// let found = ops::plan_dir(&src, &dst, Mode::Sync, &root, &Default::default()).await?;
+/// assert_eq!(found.plan.decisions.len(), 1); // top.txt only
+/// // `sub` is on the source only: its destination side need not be listed.
+/// let sub = DirPair { dst: false, ..DirPair::both(RemotePath::new("sub")?) };
+/// assert_eq!(found.subdirs, vec![sub]);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn plan_dir(
+    src: &Arc<dyn Remote>,
+    dst: &Arc<dyn Remote>,
+    mode: Mode,
+    dir: &DirPair,
+    opts: &SyncOptions,
+) -> Result<DirPlan> {
+    refuse_overlap(src, dst)?;
+    let engine = Engine::new(src.clone(), dst.clone(), mode, opts.clone());
+    let (decisions, subdirs, errors) = engine.plan_one_level(vec![Seed::Pair(dir.clone())]).await?;
+    let plan = Plan {
+        mode,
+        source: src.describe(),
+        destination: dst.describe(),
+        created: OffsetDateTime::now_utc(),
+        decisions,
+    };
+    Ok(DirPlan {
+        plan,
+        subdirs,
+        errors,
     })
 }
 

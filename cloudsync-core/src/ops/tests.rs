@@ -943,3 +943,72 @@ async fn copy_file_reports_progress_under_the_source_name() {
             if path.as_str() == "big" && *bytes == 3 << 20
     ));
 }
+
+/// `plan_dir` plans one level and hands back the sub-directories: source ones, and for a sync
+/// the destination-only ones (walked on the destination only), whose files become deletions
+/// when that pair is planned.
+#[tokio::test]
+async fn plan_dir_plans_one_level_and_returns_subdirs() {
+    let (src, dst) = (fs("src"), fs("dst"));
+    put(&src, "a.txt", "a", 0).await;
+    put(&src, "keep/b.txt", "b", 0).await;
+    put(&dst, "old.txt", "x", 0).await;
+    put(&dst, "gone/c.txt", "c", 0).await;
+    let root = crate::DirPair::both(RemotePath::root());
+    let DirPlan { plan, subdirs, .. } = plan_dir(&src, &dst, Mode::Sync, &root, &fast())
+        .await
+        .unwrap();
+    let mut got: Vec<(String, Action)> = plan
+        .decisions
+        .iter()
+        .map(|d| (d.path.to_string(), d.action))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![
+            ("a.txt".to_string(), Action::Copy),
+            ("gone".to_string(), Action::Rmdir),
+            ("old.txt".to_string(), Action::Delete),
+        ]
+    );
+    let gone = crate::DirPair {
+        src: false,
+        ..crate::DirPair::both(p("gone"))
+    };
+    let keep = crate::DirPair {
+        dst: false,
+        ..crate::DirPair::both(p("keep"))
+    };
+    assert_eq!(subdirs, vec![gone.clone(), keep]);
+    // The destination-only directory: its file is a deletion, nothing deeper is walked.
+    let DirPlan { plan, subdirs, .. } = plan_dir(&src, &dst, Mode::Sync, &gone, &fast())
+        .await
+        .unwrap();
+    assert_eq!(plan.decisions.len(), 1);
+    assert_eq!(plan.decisions[0].action, Action::Delete);
+    assert_eq!(plan.decisions[0].path, p("gone/c.txt"));
+    assert!(subdirs.is_empty());
+    // A copy never walks destination-only directories.
+    let found = plan_dir(&src, &dst, Mode::Copy, &root, &fast())
+        .await
+        .unwrap();
+    assert_eq!(found.subdirs.len(), 1);
+    assert!(found.errors.is_empty());
+    // A source sub-directory that vanished since its parent was listed is an error.
+    let missing = crate::DirPair::both(p("nowhere"));
+    let found = plan_dir(&src, &dst, Mode::Sync, &missing, &fast())
+        .await
+        .unwrap();
+    assert!(
+        found
+            .plan
+            .decisions
+            .iter()
+            .any(|d| d.action == Action::Error)
+    );
+    // The message says what happened, not only that something failed.
+    assert_eq!(found.errors.len(), 1);
+    assert_eq!(found.errors[0].path, p("nowhere"));
+    assert_eq!(found.errors[0].kind, ErrorKind::NotFound);
+}

@@ -16,6 +16,7 @@ use crate::entry::Entry;
 use crate::error::{Error, ErrorKind, Result};
 use crate::filter::FilterSet;
 use crate::path::RemotePath;
+use crate::plan::DirPair;
 use crate::remote::Remote;
 
 /// Where the march starts.
@@ -35,6 +36,8 @@ pub(crate) enum Seed {
     },
     /// A single file (`files_from`, retries, re-runs from a report).
     File(RemotePath),
+    /// One directory pair planned on its own (`ops::plan_dir`).
+    Pair(DirPair),
 }
 
 impl Seed {
@@ -42,6 +45,7 @@ impl Seed {
     pub(crate) fn path(&self) -> &RemotePath {
         match self {
             Seed::Dir(p) | Seed::File(p) | Seed::Retry { path: p, .. } => p,
+            Seed::Pair(d) => &d.path,
         }
     }
 }
@@ -112,6 +116,9 @@ pub(crate) struct MarchConfig {
     /// `--no-unicode-normalization` (a name in NFD on one side and NFC on the other is one
     /// file, written under the destination's existing name).
     pub(crate) unicode_normalization: bool,
+    /// Visit only the starting directories: the sub-directories they hold are not walked but
+    /// recorded here (one directory pair per unit of work, as `ops::plan_dir` plans).
+    pub(crate) subdirs: Option<Arc<std::sync::Mutex<Vec<DirPair>>>>,
 }
 
 /// Starts the march and returns the stream of what it finds.
@@ -206,6 +213,15 @@ async fn run(
                 dst: dst && walk.dst.is_some(),
                 seed: false,
             }),
+            Seed::Pair(p) => stack.push(DirJob {
+                seed: p.path.is_root(),
+                src_path: p.src_path,
+                dst_path: p.path,
+                src: p.src,
+                // The root is a starting point; a sub-directory was listed by its parent's
+                // unit and is "not found" only if it vanished since (an error all the same).
+                dst: p.dst && walk.dst.is_some(),
+            }),
             Seed::File(path) => {
                 if let Some(item) = walk.file_seed(path).await {
                     if tx.send(item).await.is_err() {
@@ -225,7 +241,18 @@ async fn run(
             running.push(async move { w.visit(job, tx).await });
         }
         match running.next().await {
-            Some(Some(children)) => stack.extend(children),
+            Some(Some(children)) => match &walk.cfg.subdirs {
+                Some(out) => {
+                    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+                    out.extend(children.into_iter().map(|c| DirPair {
+                        path: c.dst_path,
+                        src_path: c.src_path,
+                        src: c.src,
+                        dst: c.dst,
+                    }));
+                }
+                None => stack.extend(children),
+            },
             Some(None) => return, // the receiver went away
             None => break,
         }
@@ -737,6 +764,7 @@ mod tests {
             skip_dst: None,
             leftover_age: None,
             unicode_normalization: true,
+            subdirs: None,
         }
     }
 

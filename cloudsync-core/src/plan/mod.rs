@@ -130,6 +130,33 @@ impl Decision {
     }
 }
 
+/// One directory pair of a walk: the unit [`ops::plan_dir`](crate::ops::plan_dir) plans, and
+/// what it hands back for each sub-directory it found.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DirPair {
+    /// The directory's path on the destination.
+    pub path: RemotePath,
+    /// Its path on the source (the same unless the two names are only equal after Unicode
+    /// normalisation).
+    pub src_path: RemotePath,
+    /// List the source side (false: a destination-only directory of a sync).
+    pub src: bool,
+    /// List the destination side.
+    pub dst: bool,
+}
+
+impl DirPair {
+    /// The pair at `path` on both sides, both listed.
+    pub fn both(path: RemotePath) -> Self {
+        DirPair {
+            src_path: path.clone(),
+            path,
+            src: true,
+            dst: true,
+        }
+    }
+}
+
 /// Which operation a plan was made for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

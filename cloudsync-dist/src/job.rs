@@ -1,0 +1,504 @@
+//! Jobs: what is submitted ([`JobSpec`]), how it is followed ([`status`], [`report`]) and
+//! stopped ([`cancel`]).
+
+use std::time::Duration;
+
+use cloudsync_core::ops::{CompareOptions, SyncOptions};
+use cloudsync_core::{ErrorRecord, FilterSpec, Mode, RemotePath, Summary, location_has_secret};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::db::Db;
+use crate::error::{DistError, Result};
+
+/// A job's id (the row id in `cloudsync.jobs`).
+pub type JobId = i64;
+
+/// Which operation a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistMode {
+    /// Copy new and changed files; never delete.
+    Copy,
+    /// Make the destination identical: deletions run in one phase after every shard is done
+    /// without error.
+    Sync,
+}
+
+impl DistMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            DistMode::Copy => "copy",
+            DistMode::Sync => "sync",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "copy" => Ok(DistMode::Copy),
+            "sync" => Ok(DistMode::Sync),
+            other => Err(DistError::InvalidInput(format!(
+                "unknown job mode {other:?}"
+            ))),
+        }
+    }
+
+    /// The engine's mode.
+    pub fn engine_mode(self) -> Mode {
+        match self {
+            DistMode::Copy => Mode::Copy,
+            DistMode::Sync => Mode::Sync,
+        }
+    }
+}
+
+/// The options of a job, in a form stored in the database (a subset of
+/// [`SyncOptions`]; secrets never belong here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JobOptions {
+    /// Filter flags, applied to paths from the roots of source and destination.
+    pub filter: FilterSpec,
+    /// `--checksum`.
+    pub checksum: bool,
+    /// `--size-only`.
+    pub size_only: bool,
+    /// `--ignore-times`.
+    pub ignore_times: bool,
+    /// `--ignore-existing`.
+    pub ignore_existing: bool,
+    /// `--update`.
+    pub update: bool,
+    /// `--modify-window` in milliseconds.
+    pub modify_window_ms: u64,
+    /// Transfers at once in each worker (`--transfers`).
+    pub transfers: usize,
+    /// Listings and comparisons at once in each worker (`--checkers`).
+    pub checkers: usize,
+    /// `--low-level-retries`.
+    pub low_level_retries: u32,
+    /// The most files the whole job may delete (`--max-delete`): more candidates than this,
+    /// and nothing is deleted (the job fails).
+    pub max_delete: Option<u64>,
+    /// `--create-empty-src-dirs`.
+    pub create_empty_src_dirs: bool,
+    /// `--delete-excluded` (sync).
+    pub delete_excluded: bool,
+    /// `--no-unicode-normalization`.
+    pub no_unicode_normalization: bool,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        let d = SyncOptions::default();
+        JobOptions {
+            filter: FilterSpec::default(),
+            checksum: false,
+            size_only: false,
+            ignore_times: false,
+            ignore_existing: false,
+            update: false,
+            modify_window_ms: 0,
+            transfers: d.transfers,
+            checkers: d.checkers,
+            low_level_retries: d.low_level_retries,
+            max_delete: None,
+            create_empty_src_dirs: false,
+            delete_excluded: false,
+            no_unicode_normalization: false,
+        }
+    }
+}
+
+impl JobOptions {
+    /// The engine options these stand for (the filter is built now, on this worker).
+    pub fn to_sync_options(&self) -> Result<SyncOptions> {
+        Ok(SyncOptions {
+            filter: self.filter.build()?,
+            compare: CompareOptions {
+                checksum: self.checksum,
+                size_only: self.size_only,
+                ignore_times: self.ignore_times,
+                ignore_existing: self.ignore_existing,
+                update: self.update,
+                modify_window: Duration::from_millis(self.modify_window_ms),
+            },
+            transfers: self.transfers.max(1),
+            checkers: self.checkers.max(1),
+            low_level_retries: self.low_level_retries,
+            max_delete: self.max_delete,
+            create_empty_src_dirs: self.create_empty_src_dirs,
+            delete_excluded: self.delete_excluded,
+            no_unicode_normalization: self.no_unicode_normalization,
+            ..SyncOptions::default()
+        })
+    }
+
+    fn check(&self) -> Result<()> {
+        let f = &self.filter;
+        if !(f.files_from.is_empty()
+            && f.include_from.is_empty()
+            && f.exclude_from.is_empty()
+            && f.filter_from.is_empty())
+        {
+            return Err(DistError::InvalidInput(
+                "filter files (--files-from, --include-from, --exclude-from, --filter-from) \
+                 are not supported by distributed jobs yet: pass the rules themselves"
+                    .into(),
+            ));
+        }
+        // Built once here so that a bad rule fails the submission, not every worker.
+        self.filter.build()?;
+        Ok(())
+    }
+}
+
+/// What to run: a mode, two locations and options.
+///
+/// The locations are remote names (`backup:photos`, resolved from each worker's own config)
+/// or URLs without credentials: the database never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Copy or sync.
+    pub mode: DistMode,
+    /// The source location.
+    pub source: String,
+    /// The destination location.
+    pub destination: String,
+    /// The options.
+    #[serde(default)]
+    pub options: JobOptions,
+}
+
+impl JobSpec {
+    /// A job with default options.
+    pub fn new(mode: DistMode, source: impl Into<String>, destination: impl Into<String>) -> Self {
+        JobSpec {
+            mode,
+            source: source.into(),
+            destination: destination.into(),
+            options: JobOptions::default(),
+        }
+    }
+}
+
+/// Creates a job and its first shard (the root directory pair); returns its id.
+///
+/// Refuses a location that carries a secret (a password in a URL, a token in a query): each
+/// worker resolves credentials from its own config.
+pub async fn submit(db: &Db, spec: &JobSpec) -> Result<JobId> {
+    for loc in [&spec.source, &spec.destination] {
+        if location_has_secret(loc) {
+            return Err(DistError::InvalidInput(format!(
+                "{} carries a secret; name a configured remote instead (each worker reads \
+                 credentials from its own config, the database never holds them)",
+                cloudsync_core::redact_location(loc)
+            )));
+        }
+    }
+    spec.options.check()?;
+    let options = serde_json::to_value(&spec.options)?;
+    let max_delete = spec
+        .options
+        .max_delete
+        .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+    let mut client = db.connect().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_one(
+            "INSERT INTO cloudsync.jobs (mode, source, destination, options, max_delete)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[
+                &spec.mode.as_str(),
+                &spec.source,
+                &spec.destination,
+                &options,
+                &max_delete,
+            ],
+        )
+        .await?;
+    let id: i64 = row.get(0);
+    tx.execute(
+        "INSERT INTO cloudsync.shards (job, path, src_path, src, dst) VALUES ($1, '', '', true, true)",
+        &[&id],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(job = id, "job submitted");
+    Ok(id)
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Shards are being walked and transferred.
+    Running,
+    /// Every shard finished without error; deletions are running.
+    Deleting,
+    /// Finished without error.
+    Done,
+    /// Finished with errors (nothing was deleted if the error came before the delete phase).
+    Failed,
+    /// Stopped by [`cancel`].
+    Cancelled,
+}
+
+impl JobState {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "running" => JobState::Running,
+            "deleting" => JobState::Deleting,
+            "done" => JobState::Done,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            other => {
+                return Err(DistError::InvalidInput(format!(
+                    "unknown job state {other:?}"
+                )));
+            }
+        })
+    }
+
+    /// Whether the job will not change any more.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Done | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// Shards of a job by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardCounts {
+    /// Waiting for a worker.
+    pub pending: u64,
+    /// Leased by a worker.
+    pub running: u64,
+    /// Finished.
+    pub done: u64,
+    /// Failed too often (an error of the job).
+    pub dead: u64,
+    /// Stopped by a cancel.
+    pub cancelled: u64,
+}
+
+/// A job's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job.
+    pub id: JobId,
+    /// Copy or sync.
+    pub mode: DistMode,
+    /// Source location.
+    pub source: String,
+    /// Destination location.
+    pub destination: String,
+    /// Where it is.
+    pub state: JobState,
+    /// Its shards.
+    pub shards: ShardCounts,
+    /// Destination files and directories waiting for the delete phase.
+    pub delete_candidates: u64,
+    /// Why it failed (job-level errors; per-file ones are in the report).
+    pub error: Option<String>,
+    /// When it was submitted.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    /// When it finished.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished: Option<OffsetDateTime>,
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// A job's progress.
+pub async fn status(db: &Db, job: JobId) -> Result<JobStatus> {
+    let client = db.connect().await?;
+    status_with(&client, job).await
+}
+
+pub(crate) async fn status_with(client: &tokio_postgres::Client, job: JobId) -> Result<JobStatus> {
+    let row = client
+        .query_opt(
+            "SELECT mode, source, destination, state, error, created, finished,
+                    (SELECT count(*) FROM cloudsync.delete_candidates c WHERE c.job = j.id)
+             FROM cloudsync.jobs j WHERE id = $1",
+            &[&job],
+        )
+        .await?
+        .ok_or(DistError::NoSuchJob(job))?;
+    let mut shards = ShardCounts::default();
+    for r in client
+        .query(
+            "SELECT state, count(*) FROM cloudsync.shards WHERE job = $1 GROUP BY state",
+            &[&job],
+        )
+        .await?
+    {
+        let n = count(r.get(1));
+        match r.get::<_, &str>(0) {
+            "pending" => shards.pending = n,
+            "running" => shards.running = n,
+            "done" => shards.done = n,
+            "dead" => shards.dead = n,
+            _ => shards.cancelled = n,
+        }
+    }
+    Ok(JobStatus {
+        id: job,
+        mode: DistMode::parse(row.get(0))?,
+        source: row.get(1),
+        destination: row.get(2),
+        state: JobState::parse(row.get(3))?,
+        error: row.get(4),
+        created: from_system(row.get(5)),
+        finished: row
+            .get::<_, Option<std::time::SystemTime>>(6)
+            .map(from_system),
+        delete_candidates: count(row.get(7)),
+        shards,
+    })
+}
+
+fn from_system(t: std::time::SystemTime) -> OffsetDateTime {
+    OffsetDateTime::from(t)
+}
+
+/// The merged report of a job: the [`Summary`] of every shard added up, in the same shape as
+/// a one-process run's, with the job's own errors (dead shards, the delete limit) among its
+/// errors. `deletes_skipped_due_to_errors` is set when a sync found deletions but errors kept
+/// the delete phase closed.
+pub async fn report(db: &Db, job: JobId) -> Result<Summary> {
+    let client = db.connect().await?;
+    let st = status_with(&client, job).await?;
+    let mut total = Summary {
+        source: st.source.clone(),
+        destination: st.destination.clone(),
+        started: st.created,
+        elapsed: Duration::ZERO,
+        dry_run: false,
+        checked: 0,
+        transferred: 0,
+        bytes: 0,
+        modtimes_set: 0,
+        skipped: 0,
+        deleted: 0,
+        dirs_deleted: 0,
+        dirs_created: 0,
+        backed_up: 0,
+        retries: 0,
+        leftovers_removed: 0,
+        deletes_skipped_due_to_errors: false,
+        errors: Vec::new(),
+    };
+    let end = st.finished.unwrap_or_else(OffsetDateTime::now_utc);
+    total.elapsed = Duration::try_from(end - st.created).unwrap_or_default();
+    let rows = client
+        .query(
+            "SELECT r.summary FROM cloudsync.shard_reports r JOIN cloudsync.shards s ON s.id = r.shard
+             WHERE r.job = $1 ORDER BY s.kind DESC, s.path",
+            &[&job],
+        )
+        .await?;
+    for r in rows {
+        let s: Summary = serde_json::from_value(r.get(0))?;
+        add(&mut total, s);
+    }
+    // A dead shard's last error, when its report does not say it already.
+    for r in client
+        .query(
+            "SELECT s.path, s.error FROM cloudsync.shards s WHERE s.job = $1 AND s.state = 'dead'
+             AND NOT EXISTS (SELECT 1 FROM cloudsync.shard_reports r
+                             WHERE r.shard = s.id AND r.errors > 0)
+             ORDER BY s.path",
+            &[&job],
+        )
+        .await?
+    {
+        let path = RemotePath::new(r.get::<_, &str>(0)).unwrap_or_default();
+        let message: Option<String> = r.get(1);
+        total.errors.push(ErrorRecord {
+            path,
+            kind: cloudsync_core::ErrorKind::Unexpected,
+            message: message.unwrap_or_else(|| "shard failed".into()),
+            temporary: true,
+        });
+    }
+    if let Some(e) = &st.error {
+        total.errors.push(ErrorRecord {
+            path: RemotePath::root(),
+            kind: cloudsync_core::ErrorKind::Conflict,
+            message: e.clone(),
+            temporary: false,
+        });
+    }
+    if st.mode == DistMode::Sync && st.delete_candidates > 0 && st.state == JobState::Failed {
+        let deleting_ran = client
+            .query_opt(
+                "SELECT 1 FROM cloudsync.shards WHERE job = $1 AND kind = 'delete'",
+                &[&job],
+            )
+            .await?
+            .is_some();
+        total.deletes_skipped_due_to_errors = !deleting_ran;
+    }
+    Ok(total)
+}
+
+/// Adds `s` to `total` (which becomes `s` when it is empty).
+pub(crate) fn add_to(total: &mut Option<Summary>, s: Summary) {
+    match total {
+        Some(t) => add(t, s),
+        None => *total = Some(s),
+    }
+}
+
+/// Adds one shard's summary to the job's.
+fn add(total: &mut Summary, s: Summary) {
+    total.checked += s.checked;
+    total.transferred += s.transferred;
+    total.bytes = total.bytes.saturating_add(s.bytes);
+    total.modtimes_set += s.modtimes_set;
+    total.skipped += s.skipped;
+    total.deleted += s.deleted;
+    total.dirs_deleted += s.dirs_deleted;
+    total.dirs_created += s.dirs_created;
+    total.backed_up += s.backed_up;
+    total.retries = total.retries.saturating_add(s.retries);
+    total.leftovers_removed += s.leftovers_removed;
+    total.deletes_skipped_due_to_errors |= s.deletes_skipped_due_to_errors;
+    total.errors.extend(s.errors);
+}
+
+/// Stops a job: its pending and running shards are cancelled (a worker holding one loses
+/// its lease at its next heartbeat and stops). Returns whether the job was still running.
+pub async fn cancel(db: &Db, job: JobId) -> Result<bool> {
+    let mut client = db.connect().await?;
+    let tx = client.transaction().await?;
+    let n = tx
+        .execute(
+            "UPDATE cloudsync.jobs SET state = 'cancelled', finished = now(),
+                    error = coalesce(error, 'cancelled')
+             WHERE id = $1 AND state IN ('running', 'deleting')",
+            &[&job],
+        )
+        .await?;
+    if n == 0 {
+        tx.rollback().await?;
+        status_with(&client, job).await?; // NoSuchJob when there is none
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE cloudsync.shards SET state = 'cancelled', lease_owner = NULL, lease_until = NULL
+         WHERE job = $1 AND state IN ('pending', 'running')",
+        &[&job],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,606 @@
+//! End-to-end tests of distributed jobs: local trees in temp dirs, a real PostgreSQL started
+//! by the harness, workers as tasks of this process.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use cloudsync_core::{
+    ByteStream, Capabilities, Config, Entry, EntryStream, Registry, Remote, RemotePath, Result,
+    WriteMeta, ops,
+};
+use cloudsync_dist::testkit::Pg;
+use cloudsync_dist::{
+    Db, DistError, DistMode, JobId, JobSpec, JobState, Remotes, WorkerOptions, WorkerStats,
+};
+
+/// A fixed modification time, so that a destination file can be made identical.
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+fn put(root: &Path, rel: &str, body: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&p, body).expect("write");
+    let f = std::fs::File::options().write(true).open(&p).expect("open");
+    f.set_modified(t0()).expect("set mtime");
+}
+
+/// Every file (with its content) and directory (`None`) under `root`, our temporary files
+/// left out.
+fn snapshot(root: &Path) -> BTreeMap<String, Option<String>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<String>>) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let e = e.expect("entry");
+            let name = e.file_name().to_string_lossy().into_owned();
+            if cloudsync_core::is_temp_name(&name) {
+                continue;
+            }
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .expect("inside")
+                .to_string_lossy()
+                .into_owned();
+            if e.file_type().expect("type").is_dir() {
+                out.insert(rel, None);
+                walk(root, &e.path(), out);
+            } else {
+                out.insert(
+                    rel,
+                    Some(std::fs::read_to_string(e.path()).unwrap_or_default()),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// A source of several directories (one, `z`, holding the file the slow remote delays) and
+/// a destination with identical, different and destination-only files and folders.
+fn fixture(src: &Path, dsts: &[&Path]) {
+    for d in ["a", "a/b", "a/b/c", "d", "e/f", "e/g", "z"] {
+        for i in 0..4 {
+            put(src, &format!("{d}/file{i}.txt"), &format!("{d} {i}"));
+        }
+    }
+    for i in 0..5 {
+        put(src, &format!("top{i}.txt"), &format!("top {i}"));
+    }
+    put(src, "same.txt", "same");
+    put(src, "a/changed.txt", "new content");
+    for dst in dsts {
+        put(dst, "same.txt", "same");
+        put(dst, "a/changed.txt", "old");
+        put(dst, "extra.txt", "only on the destination");
+        put(dst, "a/b/gone.txt", "only on the destination");
+        put(dst, "old/x.txt", "destination-only folder");
+        put(dst, "old/deeper/y.txt", "destination-only folder");
+    }
+}
+
+static SLOW_ENTERED: AtomicBool = AtomicBool::new(false);
+static SLOW_USED: AtomicBool = AtomicBool::new(false);
+
+/// A local remote whose first read of a file under `slow_dir` waits `delay_ms`: a worker is
+/// then reliably in the middle of that shard.
+#[derive(Debug)]
+struct Slow {
+    inner: Arc<dyn Remote>,
+    slow_dir: RemotePath,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Remote for Slow {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        self.inner.list(dir).await
+    }
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        self.inner.stat(path).await
+    }
+    async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
+        if path.starts_with(&self.slow_dir) && !SLOW_USED.swap(true, Ordering::SeqCst) {
+            SLOW_ENTERED.store(true, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+        }
+        self.inner.read(path, range).await
+    }
+    async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
+        self.inner.write(path, body, meta).await
+    }
+    async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
+        self.inner.mkdir(dir).await
+    }
+    async fn remove_file(&self, path: &RemotePath) -> Result<()> {
+        self.inner.remove_file(path).await
+    }
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
+        self.inner.remove_dir(dir).await
+    }
+}
+
+struct SlowFactory;
+
+#[async_trait]
+impl cloudsync_core::BackendFactory for SlowFactory {
+    fn type_name(&self) -> &'static str {
+        "slowlocal"
+    }
+    async fn open(&self, config: serde_json::Value) -> Result<Arc<dyn Remote>> {
+        let root = config["root"].as_str().unwrap_or_default().to_string();
+        let slow_dir = RemotePath::new(config["slow_dir"].as_str().unwrap_or("z"))?;
+        let delay = Duration::from_millis(config["delay_ms"].as_u64().unwrap_or(30_000));
+        let inner = cloudsync_local::LocalFactory
+            .open(serde_json::json!({ "root": root }))
+            .await?;
+        Ok(Arc::new(Slow {
+            inner,
+            slow_dir,
+            delay,
+        }))
+    }
+}
+
+/// Backends for the workers: local, plus the remote `slow:` (the source behind [`Slow`]).
+fn remotes(slow_src: Option<(&Path, u64)>) -> Remotes {
+    let mut registry = Registry::new();
+    registry.register(Arc::new(cloudsync_local::LocalFactory));
+    registry.register(Arc::new(SlowFactory));
+    let mut config = Config::default();
+    if let Some((root, delay_ms)) = slow_src {
+        config.insert(
+            "slow",
+            serde_json::json!({
+                "type": "slowlocal",
+                "root": root.display().to_string(),
+                "slow_dir": "z",
+                "delay_ms": delay_ms,
+            }),
+        );
+    }
+    Remotes { registry, config }
+}
+
+fn worker(name: &str) -> WorkerOptions {
+    let mut o = WorkerOptions::default().until_idle(true);
+    o.name = name.into();
+    o.lease = Duration::from_secs(2);
+    o.heartbeat = Duration::from_millis(300);
+    o.poll = Duration::from_millis(50);
+    o.reconnect_for = Duration::from_secs(30);
+    o
+}
+
+fn spawn_worker(
+    db: &Db,
+    remotes: Arc<Remotes>,
+    opts: WorkerOptions,
+) -> tokio::task::JoinHandle<Result<WorkerStats, DistError>> {
+    let db = db.clone();
+    tokio::spawn(async move { cloudsync_dist::run_worker(&db, &remotes, &opts).await })
+}
+
+async fn run_workers(db: &Db, remotes: Arc<Remotes>, n: usize) -> Vec<WorkerStats> {
+    let handles: Vec<_> = (0..n)
+        .map(|i| spawn_worker(db, remotes.clone(), worker(&format!("w{i}"))))
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("worker task").expect("worker"));
+    }
+    out
+}
+
+async fn local(p: &Path) -> Arc<dyn Remote> {
+    use cloudsync_core::BackendFactory;
+    cloudsync_local::LocalFactory
+        .open(serde_json::json!({ "root": p.display().to_string() }))
+        .await
+        .expect("open local")
+}
+
+/// The same sync in one process, for comparison.
+async fn one_process_sync(src: &Path, dst: &Path) -> cloudsync_core::Summary {
+    let summary = ops::sync(&local(src).await, &local(dst).await, &Default::default())
+        .await
+        .expect("one-process sync");
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    summary
+}
+
+fn submit_spec(mode: DistMode, src: &str, dst: &Path) -> JobSpec {
+    JobSpec::new(mode, src, dst.display().to_string())
+}
+
+async fn state(db: &Db, job: JobId) -> JobState {
+    cloudsync_dist::status(db, job).await.expect("status").state
+}
+
+/// Three workers on one tree give what a one-process sync gives, and the merged report
+/// counts every file as the one-process run does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_workers_equal_a_one_process_sync() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dist_dst, one_dst) = (
+        tmp.path().join("src"),
+        tmp.path().join("d1"),
+        tmp.path().join("d2"),
+    );
+    fixture(&src, &[&dist_dst, &one_dst]);
+
+    let spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dist_dst);
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    let stats = run_workers(&db, Arc::new(remotes(None)), 3).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Done, "{st:?}");
+    let single = one_process_sync(&src, &one_dst).await;
+
+    assert_eq!(snapshot(&dist_dst), snapshot(&one_dst));
+    assert_eq!(snapshot(&dist_dst), snapshot(&src));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.transferred, single.transferred);
+    assert_eq!(report.bytes, single.bytes);
+    assert_eq!(report.checked, single.checked);
+    assert_eq!(report.skipped, single.skipped);
+    assert_eq!(report.deleted, single.deleted);
+    assert_eq!(report.dirs_deleted, single.dirs_deleted);
+    assert_eq!(
+        report.deleted, 4,
+        "extra.txt, gone.txt, old/x.txt, old/deeper/y.txt"
+    );
+    // 35 source files: 33 transferred, same.txt skipped, changed.txt replaced.
+    assert_eq!(report.transferred + report.skipped, 35);
+    // Every shard's bookkeeping was committed once: one completion per directory pair
+    // (root, 8 source folders, 2 destination-only ones) plus the delete phase.
+    let completed: u64 = stats.iter().map(|s| s.completed).sum();
+    assert_eq!(completed, st.shards.done);
+    assert_eq!(st.shards.done, 1 + 8 + 2 + 1, "{st:?}");
+    // The JSON is the one-process Summary's.
+    let json = serde_json::to_value(&report).expect("json");
+    let back: cloudsync_core::Summary = serde_json::from_value(json).expect("same shape");
+    assert_eq!(back, report);
+}
+
+/// One shard with an error (a source name that is not UTF-8 cannot be copied): the job fails
+/// and nothing at all is deleted, though the other shards transferred their files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_error_in_one_shard_means_zero_deletes() {
+    use std::os::unix::ffi::OsStrExt;
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    let bad = src
+        .join("e/f")
+        .join(std::ffi::OsStr::from_bytes(b"bad-\xff-name.txt"));
+    std::fs::write(&bad, "x").expect("bad name");
+    let before = snapshot(&dst);
+
+    let job = cloudsync_dist::submit(
+        &db,
+        &submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst),
+    )
+    .await
+    .expect("submit");
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Failed, "{st:?}");
+    assert_eq!(st.shards.dead, 1, "{st:?}");
+    let after = snapshot(&dst);
+    for (path, body) in &before {
+        if path.starts_with("old") || path == "extra.txt" || path == "a/b/gone.txt" {
+            assert_eq!(after.get(path), Some(body), "{path} was deleted");
+        }
+    }
+    assert!(
+        after.contains_key("d/file0.txt"),
+        "the healthy shards transferred"
+    );
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert_eq!(report.deleted, 0);
+    assert_eq!(report.dirs_deleted, 0);
+    assert!(!report.errors.is_empty());
+    assert!(report.deletes_skipped_due_to_errors);
+    assert!(
+        report
+            .errors
+            .iter()
+            // The error says what went wrong there, not only that something did.
+            .any(|e| e.path.as_str().starts_with("e/f")
+                && e.message != cloudsync_core::Reason::Failed.describe()),
+        "{:?}",
+        report.errors
+    );
+}
+
+/// `max_delete` counts the whole job: more candidates than allowed, and nothing is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_delete_applies_to_the_whole_job() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    let mut spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    // 4 files to delete, in 3 different shards: each shard alone is under the limit.
+    spec.options.max_delete = Some(3);
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Failed);
+    assert!(
+        st.error.as_deref().unwrap_or("").contains("max delete"),
+        "{st:?}"
+    );
+    assert!(dst.join("extra.txt").exists());
+    assert!(dst.join("old/deeper/y.txt").exists());
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert_eq!(report.deleted, 0);
+    assert!(!report.errors.is_empty());
+}
+
+/// Fencing: a worker whose lease expired and was taken over cannot complete the shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_token_completion_is_refused() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    let job = cloudsync_dist::submit(
+        &db,
+        &submit_spec(DistMode::Copy, src.to_str().expect("utf-8"), &dst),
+    )
+    .await
+    .expect("submit");
+    use cloudsync_dist::testkit::{claim_for_test, complete_for_test};
+    let (shard, t1) = claim_for_test(&db, "first", Duration::from_millis(500))
+        .await
+        .expect("claim")
+        .expect("a shard");
+    // Held: nobody else gets it while the lease runs.
+    assert_eq!(
+        claim_for_test(&db, "second", Duration::from_secs(60))
+            .await
+            .expect("claim"),
+        None
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (again, t2) = claim_for_test(&db, "second", Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .expect("the expired shard");
+    assert_eq!(again, shard);
+    assert!(t2 > t1);
+    match complete_for_test(&db, shard, t1).await {
+        Err(DistError::LeaseLost { shard: s, token }) => assert_eq!((s, token), (shard, t1)),
+        other => panic!("a stale completion was not refused: {other:?}"),
+    }
+    complete_for_test(&db, shard, t2)
+        .await
+        .expect("the owner completes");
+    // Exactly once: the same completion again is refused too.
+    assert!(matches!(
+        complete_for_test(&db, shard, t2).await,
+        Err(DistError::LeaseLost { .. })
+    ));
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.shards.done, 1);
+}
+
+/// A worker killed in the middle of a shard: nothing is deleted while its shard is
+/// unfinished; after its lease runs out another worker takes the shard and the job ends
+/// exactly as a one-process sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_workers_shard_is_reclaimed_after_its_lease() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dist_dst, one_dst) = (
+        tmp.path().join("src"),
+        tmp.path().join("d1"),
+        tmp.path().join("d2"),
+    );
+    fixture(&src, &[&dist_dst, &one_dst]);
+    let job = cloudsync_dist::submit(&db, &submit_spec(DistMode::Sync, "slow:", &dist_dst))
+        .await
+        .expect("submit");
+    let remotes = Arc::new(remotes(Some((&src, 60_000))));
+    let mut doomed = worker("doomed");
+    doomed.until_idle = false;
+    let victim = spawn_worker(&db, remotes.clone(), doomed);
+    // Let it reach the slow file of `z`, and the other shards finish meanwhile.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !SLOW_ENTERED.load(Ordering::SeqCst) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow shard never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let helper = tokio::spawn({
+        let (db, remotes) = (db.clone(), remotes.clone());
+        async move { run_workers(&db, remotes, 1).await }
+    });
+    // Every other shard finishes; the killed worker's stays.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let st = loop {
+        let st = cloudsync_dist::status(&db, job).await.expect("status");
+        if st.shards.pending == 0 && st.shards.running == 1 && st.shards.done >= 10 {
+            break st;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{st:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(st.state, JobState::Running);
+    assert!(st.delete_candidates > 0, "{st:?}");
+    // Destination-only files wait for the delete phase.
+    assert!(dist_dst.join("extra.txt").exists());
+    assert!(dist_dst.join("old/deeper/y.txt").exists());
+    victim.abort();
+    let _ = victim.await;
+    tokio::time::timeout(Duration::from_secs(30), helper)
+        .await
+        .expect("the job finished after the lease expired")
+        .expect("helper task");
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert_eq!(st.state, JobState::Done, "{st:?} {:?}", report.errors);
+    let single = one_process_sync(&src, &one_dst).await;
+    assert_eq!(snapshot(&dist_dst), snapshot(&one_dst));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    // The files of `z` the killed worker copied before it died count as found identical by
+    // the worker that redid the shard: every file is accounted for once.
+    assert_eq!(
+        report.transferred + report.skipped,
+        single.transferred + single.skipped
+    );
+    assert!(report.transferred >= single.transferred - 3);
+    assert_eq!(report.deleted, single.deleted);
+    assert_eq!(report.dirs_deleted, single.dirs_deleted);
+}
+
+/// The database stopped with `pg_ctl stop -m immediate` in the middle of a job and started
+/// again: the worker reconnects, its completion commits once, and the job ends exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_crash_mid_job_then_restart_completes_exactly() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dist_dst, one_dst) = (
+        tmp.path().join("src"),
+        tmp.path().join("d1"),
+        tmp.path().join("d2"),
+    );
+    fixture(&src, &[&dist_dst, &one_dst]);
+    let job = cloudsync_dist::submit(&db, &submit_spec(DistMode::Sync, "slow:", &dist_dst))
+        .await
+        .expect("submit");
+    let remotes = Arc::new(remotes(Some((&src, 3_000))));
+    let mut opts = worker("survivor");
+    opts.lease = Duration::from_secs(20);
+    let w = spawn_worker(&db, remotes, opts);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !SLOW_ENTERED.load(Ordering::SeqCst) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow shard never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pg.crash();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pg.start_again();
+    let stats = tokio::time::timeout(Duration::from_secs(40), w)
+        .await
+        .expect("the worker finished")
+        .expect("task")
+        .expect("worker");
+    assert_eq!(state(&db, job).await, JobState::Done);
+    let single = one_process_sync(&src, &one_dst).await;
+    assert_eq!(snapshot(&dist_dst), snapshot(&one_dst));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.transferred, single.transferred);
+    assert_eq!(report.deleted, single.deleted);
+    assert_eq!(stats.lost, 0);
+}
+
+/// Clear errors: wrong password, nothing listening, a schema from a newer version, a
+/// location carrying a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_and_schema_errors_are_clear() {
+    let pg = Pg::start();
+    let wrong = Db::new(&pg.url_with_password("not-the-password")).expect("db");
+    let e = wrong.connect().await.expect_err("wrong password accepted");
+    assert!(matches!(e, DistError::Auth { .. }), "{e:?}");
+    assert!(!e.to_string().contains("not-the-password"), "{e}");
+    assert!(e.to_string().contains("wrong user name or password"), "{e}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let nowhere =
+        Db::new(&format!("postgres://postgres:pw@127.0.0.1:{port}/postgres")).expect("db");
+    let e = nowhere.connect().await.expect_err("connected to nothing");
+    assert!(matches!(e, DistError::Unreachable { .. }), "{e:?}");
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+
+    let db = Db::new(&pg.url()).expect("db");
+    let client = db.connect().await.expect("connect and migrate");
+    let v: i32 = client
+        .query_one("SELECT version FROM cloudsync.schema_version", &[])
+        .await
+        .expect("version")
+        .get(0);
+    assert_eq!(v, cloudsync_dist::SCHEMA_VERSION);
+    // Connecting again leaves a current schema as it is.
+    db.connect().await.expect("second connect");
+    client
+        .execute(
+            "UPDATE cloudsync.schema_version SET version = version + 1",
+            &[],
+        )
+        .await
+        .expect("bump");
+    let e = db.connect().await.expect_err("a newer schema accepted");
+    assert!(matches!(e, DistError::SchemaTooNew { .. }), "{e:?}");
+    assert!(e.to_string().contains("newer"), "{e}");
+    client
+        .execute(
+            "UPDATE cloudsync.schema_version SET version = version - 1",
+            &[],
+        )
+        .await
+        .expect("restore");
+
+    let spec = JobSpec::new(DistMode::Copy, "sftp://user:hunter2@host/dir", "/tmp/x");
+    let e = cloudsync_dist::submit(&db, &spec)
+        .await
+        .expect_err("a secret was stored");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+}
+
+/// A worker that cannot open a job's remotes (the remote is not in its config) hands the
+/// shard back without counting an attempt and leaves the job to workers that can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_without_the_remote_leaves_the_job_to_others() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    let job = cloudsync_dist::submit(&db, &submit_spec(DistMode::Copy, "slow:", &dst))
+        .await
+        .expect("submit");
+    // Without `slow` in its config: returns, having done nothing to the job.
+    let stats = run_workers(&db, Arc::new(remotes(None)), 1).await;
+    assert_eq!(stats[0].completed + stats[0].failed, 0, "{stats:?}");
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Running);
+    assert_eq!(st.shards.pending, 1);
+    // A worker that has it runs the job; three such handovers would have killed the shard.
+    run_workers(&db, Arc::new(remotes(Some((&src, 0)))), 1).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    assert!(dst.join("z/file0.txt").exists());
+}
