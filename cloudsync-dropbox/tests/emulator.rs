@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cloudsync_core::testkit::MemFs;
+use cloudsync_core::testkit::{MemFs, random_bytes};
 use cloudsync_core::{
     DROPBOX_BLOCK, ErrorKind, HashKind, MultiHasher, Remote, RemotePath, WriteMeta, bytes_stream,
     collect_bytes, ops,
@@ -20,11 +20,6 @@ use sha2::Digest;
 
 fn p(s: &str) -> RemotePath {
     RemotePath::new(s).unwrap()
-}
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..n).map(|_| rng.u8(..)).collect()
 }
 
 fn remote(cfg: DropboxConfig) -> Arc<dyn Remote> {

@@ -1,50 +1,23 @@
-//! ProFTPD: the conformance suite over plain FTP (MLSD), explicit FTPS, and the LIST + PASV
-//! path; plus login and certificate failures and a server killed mid-transfer.
+//! ProFTPD specifics: login and certificate failures, implicit FTPS, the registry, a server
+//! killed mid-transfer, and a sync whose session processes are killed mid-upload. (The
+//! conformance suite runs in `conformance.rs`.)
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use cloudsync_core::testkit;
-use cloudsync_core::{ErrorKind, Remote, RemotePath, WriteMeta, bytes_stream};
+use cloudsync_core::ops::{self, SyncOptions};
+use cloudsync_core::testkit::{Faulty, disk_temp_files, disk_tree, put_disk_file, random_bytes};
+use cloudsync_core::{ErrorKind, Event, EventSink, Remote, RemotePath, WriteMeta, bytes_stream};
+use cloudsync_local::LocalConfig;
 use common::{Ftpd, Kind};
 use futures::{StreamExt, TryStreamExt};
 
 static SERVER: LazyLock<Ftpd> = LazyLock::new(|| Ftpd::start(Kind::Proftpd));
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proftpd_passes_conformance() {
-    let remote: Arc<dyn Remote> = Arc::new(SERVER.config("plain").build().await.unwrap());
-    let caps = remote.capabilities();
-    assert!(
-        caps.write_modtime && caps.set_modtime,
-        "MFMT expected: {caps:?}"
-    );
-    testkit::conformance(remote).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proftpd_explicit_ftps_passes_conformance() {
-    let remote: Arc<dyn Remote> = Arc::new(SERVER.tls_config("tls").build().await.unwrap());
-    assert!(remote.describe().starts_with("ftps://"));
-    testkit::conformance(remote).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proftpd_list_and_pasv_passes_conformance() {
-    let remote: Arc<dyn Remote> = Arc::new(
-        SERVER
-            .config("list")
-            .with_disable_mlsd(true)
-            .with_disable_epsv(true)
-            .with_connections(3)
-            .build()
-            .await
-            .unwrap(),
-    );
-    testkit::conformance(remote).await;
-}
 
 #[tokio::test]
 async fn wrong_password_is_auth() {
@@ -243,4 +216,150 @@ async fn registry_opens_ftp_urls_and_config_sections() {
         registry.masked(&serde_json::json!({"type": "ftp", "password": "x"}))["password"],
         "***"
     );
+}
+
+/// SIGKILLs every session process of a ProFTPD (the children of its master process), leaving
+/// the listener up. Returns how many were killed.
+fn kill_sessions(server: &Ftpd) -> usize {
+    let pid_file = server.server.dir().join("proftpd.pid");
+    let master: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut victims = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if rest.split_whitespace().nth(1) == Some(&master.to_string()) {
+            victims.push(pid);
+        }
+    }
+    for pid in &victims {
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    }
+    victims.len()
+}
+
+/// A source tree of `n` 1 MiB files plus an 8 MiB `big.bin`.
+fn large_tree(root: &Path, n: usize) {
+    for i in 0..n {
+        put_disk_file(
+            root,
+            &format!("set/part {i:02}.bin"),
+            &random_bytes(1024 * 1024 + i, i as u64),
+            1_600_000_000 + i as u64,
+        );
+    }
+    put_disk_file(
+        root,
+        "big.bin",
+        &random_bytes(8 * 1024 * 1024 + 5, 99),
+        1_650_000_000,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_killed_mid_sync_then_retried_sync_is_exact() {
+    // A server of its own: this test kills its sessions.
+    let victim = Ftpd::start(Kind::Proftpd);
+    let src_dir = tempfile::tempdir().unwrap();
+    large_tree(src_dir.path(), 12);
+    let expected = disk_tree(src_dir.path());
+    // Wrapped so the engine streams the files (a bare local source hands over paths) and
+    // reports progress while the upload runs.
+    let local: Arc<dyn Remote> = Arc::new(LocalConfig::new(src_dir.path()).build().unwrap());
+    let source: Arc<dyn Remote> = Arc::new(Faulty::new(local));
+    let remote: Arc<dyn Remote> = Arc::new(victim.config("killed").build().await.unwrap());
+    let disk = victim.data.join("killed");
+    let stale = RemotePath::new("stale.txt").unwrap();
+    remote
+        .write(
+            &stale,
+            bytes_stream("not on the source"),
+            WriteMeta::default(),
+        )
+        .await
+        .unwrap();
+
+    // Kill the server's sessions once half of big.bin has been read for upload.
+    let fired = Arc::new(AtomicBool::new(false));
+    let killed = Arc::new(AtomicUsize::new(0));
+    let victim = Arc::new(victim);
+    let sink: EventSink = {
+        let (fired, killed, victim) = (fired.clone(), killed.clone(), victim.clone());
+        Arc::new(move |e: &Event| {
+            if let Event::Progress { path, bytes, size } = e {
+                if path.as_str() == "big.bin"
+                    && *bytes >= size / 2
+                    && !fired.swap(true, Ordering::SeqCst)
+                {
+                    killed.store(kill_sessions(&victim), Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    let opts = SyncOptions {
+        retry_backoff: Duration::from_millis(50),
+        ..Default::default()
+    };
+    // No retries: the failure must be reported, not retried away.
+    let no_retry = SyncOptions {
+        retries: 1,
+        low_level_retries: 0,
+        events: Some(sink),
+        ..opts.clone()
+    };
+    let first = ops::sync(&source, &remote, &no_retry).await.unwrap();
+    assert!(fired.load(Ordering::SeqCst), "big.bin never got half way");
+    assert!(
+        killed.load(Ordering::SeqCst) > 0,
+        "no proftpd session process was found"
+    );
+    assert!(
+        !first.is_ok(),
+        "a sync whose sessions were killed succeeded"
+    );
+    assert!(
+        first.errors.iter().any(|e| e.path.as_str() == "big.bin"),
+        "{:?}",
+        first.errors
+    );
+    for e in &first.errors {
+        assert!(e.temporary, "not retryable: {e:?}");
+    }
+    // Failures block deletions; the interrupted file is not visible under its name.
+    assert!(first.deletes_skipped_due_to_errors);
+    assert!(disk.join("stale.txt").is_file());
+    assert!(
+        !disk.join("big.bin").exists(),
+        "a partial big.bin is visible"
+    );
+    let e = remote
+        .stat(&RemotePath::new("big.bin").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
+
+    // The retried sync (same remote: its pool reconnects) makes the destination exact.
+    let second = ops::sync(&source, &remote, &opts).await.unwrap();
+    assert!(second.is_ok(), "{:?}", second.errors);
+    assert!(second.transferred >= 1, "{second:?}");
+    assert_eq!(second.deleted, 1, "{second:?}");
+    assert!(
+        disk_temp_files(&disk).is_empty(),
+        "{:?}",
+        disk_temp_files(&disk)
+    );
+    assert_eq!(disk_tree(&disk), expected);
+    let third = ops::sync(&source, &remote, &opts).await.unwrap();
+    assert!(third.is_ok(), "{:?}", third.errors);
+    assert_eq!(third.transferred, 0, "{third:?}");
 }

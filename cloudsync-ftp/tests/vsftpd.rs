@@ -1,28 +1,17 @@
-//! vsftpd: no MLSD, MLST or MFMT, so this runs the `LIST` parser with `MDTM` times and the
-//! `MDTM time path` form of setting times, over explicit FTPS with `require_ssl_reuse=YES`.
+//! vsftpd specifics: no MLSD, MLST or MFMT, so this runs the `LIST` parser with `MDTM` times
+//! and the `MDTM time path` form of setting times. (The conformance suite runs in
+//! `conformance.rs`.)
 
 mod common;
 
 use std::sync::{Arc, LazyLock};
 
 use cloudsync_core::ops::{self, SyncOptions};
-use cloudsync_core::testkit;
 use cloudsync_core::{ErrorKind, Remote, RemotePath};
 use common::{Ftpd, Kind};
 use futures::StreamExt;
 
 static SERVER: LazyLock<Ftpd> = LazyLock::new(|| Ftpd::start(Kind::Vsftpd));
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vsftpd_explicit_ftps_passes_conformance() {
-    let remote: Arc<dyn Remote> = Arc::new(SERVER.tls_config("tls").build().await.unwrap());
-    let caps = remote.capabilities();
-    assert!(
-        caps.write_modtime && caps.set_modtime,
-        "MDTM-write expected to be detected: {caps:?}"
-    );
-    testkit::conformance(remote).await;
-}
 
 fn chmod(p: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
-//! The Google Drive backend against the in-process Drive API v3 emulator: the conformance suite
-//! and the Drive specifics (resumable uploads resumed after a dropped connection, duplicate
+//! The Google Drive backend against the in-process Drive API v3 emulator: the Drive specifics (resumable uploads resumed after a dropped connection, duplicate
 //! names, Google Docs, trash and cleanup, rate limits, token refresh); and the conformance
-//! suite live when `CLOUDSYNC_TEST_GDRIVE_*` is set.
+//! suite live when `CLOUDSYNC_TEST_GDRIVE_*` is set. (The conformance suite against the
+//! emulator runs in `conformance.rs`.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,24 +35,6 @@ fn chunked(data: Vec<u8>, size: usize) -> cloudsync_core::ByteStream {
 
 fn backend(emu: &DriveEmulator, chunk: u64) -> Arc<dyn Remote> {
     Arc::new(DriveRemote::new(emu.config().with_chunk_size(chunk)).unwrap())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_emulator() {
-    let emu = DriveEmulator::start().await;
-    // 256 KiB chunks: the 5 MiB file of the suite goes through a resumable session.
-    let remote = backend(&emu, 256 * 1024);
-    conformance_with(remote, ConformanceOptions::default()).await;
-    assert!(
-        emu.requests()
-            .iter()
-            .any(|r| r.contains("uploadType=resumable")),
-        "the large file should have used a resumable upload"
-    );
-    assert!(
-        emu.requests().iter().any(|r| r.contains("pageToken=")),
-        "the many-entries listing should have used a second page"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

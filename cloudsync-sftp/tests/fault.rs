@@ -12,18 +12,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cloudsync_core::{
-    ErrorKind, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes, testkit::server,
+    ErrorKind, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes, testkit::random_bytes,
+    testkit::server,
 };
 use cloudsync_sftp::{SftpConfig, SftpRemote};
 use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 static SSHD: LazyLock<common::Sshd> = LazyLock::new(|| common::Sshd::start(false));
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..n).map(|_| rng.u8(..)).collect()
-}
 
 fn disk_names(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

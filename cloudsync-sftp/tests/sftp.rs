@@ -1,5 +1,7 @@
 //! SFTP-specific behaviour against a real OpenSSH sshd: host keys, authentication, names the
-//! server returns, error kinds, round trips, URLs, shell hashes.
+//! server returns, error kinds, round trips, URLs, shell hashes; syncs between two roots on
+//! one server, and ingestion from an SFTP drop folder. (The conformance suite runs in
+//! `conformance.rs`.)
 
 mod common;
 
@@ -7,9 +9,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
+use cloudsync_core::ingest::{IngestOptions, ingest};
+use cloudsync_core::ops::{self, SyncOptions};
+use cloudsync_core::testkit::{disk_tree, random_bytes};
 use cloudsync_core::{
     ErrorKind, HashKind, MultiHasher, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes,
 };
+use cloudsync_local::LocalConfig;
 use cloudsync_sftp::{SftpConfig, SftpFactory, SftpRemote};
 use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
@@ -26,9 +32,17 @@ async fn connect(config: SftpConfig) -> SftpRemote {
     SftpRemote::connect(config).await.unwrap()
 }
 
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..n).map(|_| rng.u8(..)).collect()
+/// The directory `name` of the server as a remote.
+async fn sftp_at(name: &str) -> Arc<dyn Remote> {
+    Arc::new(connect(SSHD.config(name)).await)
+}
+
+/// Sync options with quick retries.
+fn sync_opts() -> SyncOptions {
+    SyncOptions {
+        retry_backoff: Duration::from_millis(50),
+        ..Default::default()
+    }
 }
 
 async fn names(remote: &SftpRemote, dir: &str) -> Vec<String> {
@@ -508,4 +522,140 @@ async fn registry_layers_name_operation_remote_and_path() {
         "list",
         "nodir",
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_roots_on_one_server_are_refused_however_spelled() {
+    // `nest/x/../b` is `nest/b`, so its subdirectory `nest/b/sub` lies inside the source: a
+    // comparison of descriptions misses that, the server locations do not.
+    let src = sftp_at("nest/x/../b").await;
+    let dst = sftp_at("nest/b/sub").await;
+    let p = RemotePath::new("f.txt").unwrap();
+    src.write(&p, bytes_stream("data"), WriteMeta::default())
+        .await
+        .unwrap();
+    for (a, b) in [(&src, &dst), (&dst, &src)] {
+        let e = ops::sync(a, b, &sync_opts()).await.unwrap_err();
+        assert_eq!(e.kind(), cloudsync_core::ErrorKind::InvalidInput, "{e}");
+    }
+    let written = futures::StreamExt::count(dst.list(&RemotePath::root()).await.unwrap()).await;
+    assert_eq!(written, 0, "the refused sync wrote into its own source");
+    assert_eq!(src.location(), sftp_at("nest/b/").await.location());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_from_an_sftp_drop_folder() {
+    let drop = sftp_at("drop").await;
+    let drop_disk = SSHD.data.join("drop");
+    let target_dir = tempfile::tempdir().unwrap();
+    let target: Arc<dyn Remote> = Arc::new(LocalConfig::new(target_dir.path()).build().unwrap());
+
+    let old = OffsetDateTime::now_utc() - time::Duration::hours(2);
+    let settled = |n: i64| WriteMeta {
+        modtime: Some(old + time::Duration::seconds(n)),
+        ..Default::default()
+    };
+    let fresh = WriteMeta {
+        modtime: Some(OffsetDateTime::now_utc()),
+        ..Default::default()
+    };
+    let big = random_bytes(1024 * 1024 + 3, 11);
+    let writes: Vec<(&str, Vec<u8>, WriteMeta)> = vec![
+        ("orders/42.csv", b"a,b\n1,2\n".to_vec(), settled(0)),
+        ("orders/deep/big.bin", big.clone(), settled(1)),
+        ("ümlaut report.txt", "ü".as_bytes().to_vec(), settled(2)),
+        ("empty.dat", Vec::new(), settled(3)),
+        (".hidden", b"hidden".to_vec(), settled(4)),
+        ("_x", b"underscore".to_vec(), settled(5)),
+        ("orders/_upload.tmp", b"partial".to_vec(), settled(6)),
+        ("still-writing.csv", b"fresh".to_vec(), fresh),
+    ];
+    for (p, body, meta) in &writes {
+        drop.write(
+            &RemotePath::new(p).unwrap(),
+            bytes_stream(body.clone()),
+            meta.clone(),
+        )
+        .await
+        .unwrap();
+    }
+
+    let opts = IngestOptions {
+        settle: Duration::from_secs(60),
+        recheck_delay: Some(Duration::from_millis(300)),
+        lock_confirm_delay: Duration::from_millis(50),
+        retry_backoff: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let report = ingest(&drop, &target, &opts).await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.failed);
+    let mut ingested: Vec<String> = report.ingested.iter().map(|f| f.path.to_string()).collect();
+    ingested.sort();
+    assert_eq!(
+        ingested,
+        [
+            "empty.dat",
+            "orders/42.csv",
+            "orders/deep/big.bin",
+            "ümlaut report.txt"
+        ]
+    );
+    assert_eq!(report.bytes, (8 + big.len() + "ü".len()) as u64);
+
+    // Moved: on the target byte for byte with the drop file's modtime, gone from the drop.
+    let got = disk_tree(target_dir.path());
+    for (p, body, meta) in writes.iter().take(4) {
+        let (content, secs) = &got[*p];
+        assert_eq!(content, body, "{p}");
+        assert_eq!(*secs as i64, meta.modtime.unwrap().unix_timestamp(), "{p}");
+        assert!(!drop_disk.join(p).exists(), "{p} still in the drop folder");
+    }
+    // Left alone: hidden, `_` names (at any depth) and the unsettled file.
+    for p in [".hidden", "_x", "orders/_upload.tmp", "still-writing.csv"] {
+        assert!(drop_disk.join(p).is_file(), "{p} was taken");
+        assert!(
+            !target_dir.path().join(p).exists(),
+            "{p} reached the target"
+        );
+    }
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|s| s.path.as_str() == "still-writing.csv"),
+        "{:?}",
+        report.skipped
+    );
+
+    // The archive copy of each ingested file and the report are on the drop remote.
+    let disk = disk_tree(&drop_disk);
+    for f in &report.ingested {
+        let archived = f.archive_path.as_ref().expect("an archive path");
+        assert!(archived.as_str().starts_with("archives/"), "{archived}");
+        let (content, _) = &disk[archived.as_str()];
+        let (original, _) = &got[f.path.as_str()];
+        assert_eq!(content, original, "{archived}");
+    }
+    assert_eq!(report.report_files.len(), 2, "{:?}", report.report_files);
+    for r in &report.report_files {
+        assert!(r.as_str().starts_with("reports/"), "{r}");
+        assert!(disk.contains_key(r.as_str()), "{r} missing on the drop");
+    }
+    let json = report
+        .report_files
+        .iter()
+        .find(|r| r.as_str().ends_with(".json"))
+        .unwrap();
+    let saved = cloudsync_core::ingest::IngestReport::from_json(
+        std::str::from_utf8(&disk[json.as_str()].0).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved.id, report.id);
+    assert_eq!(saved.ingested.len(), 4);
+
+    // A second run finds nothing new to take.
+    let again = ingest(&drop, &target, &opts).await.unwrap();
+    assert!(again.ingested.is_empty(), "{:?}", again.ingested);
+    // The lock was released.
+    assert!(!target_dir.path().join(".cloudsync-ingest.lock").exists());
 }

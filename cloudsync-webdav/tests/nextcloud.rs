@@ -1,7 +1,7 @@
 //! The Nextcloud extensions (X-OC-Mtime, OC-Checksum/oc:checksums, chunked upload v2, trash
 //! bin and versions) against a stand-in that implements the documented behaviour of those
-//! endpoints on top of nginx's WebDAV storage (see `common/nextcloud.rs`), plus the conformance
-//! suite through it.
+//! endpoints on top of nginx's WebDAV storage (see `common/nextcloud.rs`). (The conformance
+//! suite runs through it in `conformance.rs`.)
 
 mod common;
 
@@ -12,7 +12,7 @@ use cloudsync_core::{
     BackendFactory, Error, ErrorKind, HashKind, Hashes, MultiHasher, Remote, RemotePath, WriteMeta,
     bytes_stream, collect_bytes,
 };
-use cloudsync_webdav::{MIN_CHUNK_SIZE, NextcloudFactory, Vendor, WebdavConfig, WebdavRemote};
+use cloudsync_webdav::{MIN_CHUNK_SIZE, NextcloudFactory};
 use common::nextcloud::{FakeNextcloud, start};
 use common::{PASSWORD, USER};
 use futures::{StreamExt, TryStreamExt};
@@ -22,16 +22,7 @@ static NC: LazyLock<FakeNextcloud> = LazyLock::new(start);
 
 /// A fresh directory below the user's files, as a Nextcloud remote chunking above 5 MiB.
 async fn remote(name: &str) -> Arc<dyn Remote> {
-    let sub = format!("{name}-{:08x}", fastrand::u32(..));
-    let cfg = |url: String| {
-        WebdavConfig::new(url)
-            .with_vendor(Vendor::Nextcloud)
-            .with_password(USER, PASSWORD)
-            .with_chunk_size(MIN_CHUNK_SIZE)
-    };
-    let top = WebdavRemote::new(cfg(NC.files_url())).unwrap();
-    top.mkdir(&RemotePath::new(&sub).unwrap()).await.unwrap();
-    Arc::new(WebdavRemote::new(cfg(format!("{}{sub}/", NC.files_url()))).unwrap())
+    NC.remote(name).await
 }
 
 fn p(s: &str) -> RemotePath {
@@ -54,12 +45,6 @@ fn sha1(data: &[u8]) -> String {
     let mut h = MultiHasher::new(&[HashKind::Sha1]);
     h.update(data);
     h.finish().get(HashKind::Sha1).unwrap().to_owned()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_fake_nextcloud() {
-    let r = remote("conformance").await;
-    cloudsync_core::testkit::conformance(r).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,60 +1,20 @@
-//! The conformance suite and WebDAV specifics against nginx (dav + dav_ext), as a generic
-//! server and, with its `X-OC-MTime` shim, as a modtime-keeping Nextcloud-like target.
+//! WebDAV specifics against nginx (dav + dav_ext), as a generic server and, with its
+//! `X-OC-MTime` shim, as a modtime-keeping Nextcloud-like target. (The conformance suite runs
+//! in `conformance.rs`.)
 //!
-//! nginx's dav_ext module leaves names starting with `.` out of `PROPFIND` answers, so the two
-//! checks that list dot-names (`names`, `hostile_names`) cannot pass against it; they run
-//! against Apache and rclone, and `nginx_hides_dot_names` pins the limitation down.
+//! nginx's dav_ext module leaves names starting with `.` out of `PROPFIND` answers;
+//! `nginx_hides_dot_names` pins the limitation down.
 
 mod common;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
-use cloudsync_core::testkit::{CHECKS, ConformanceOptions, run_check};
-use cloudsync_core::{Prefix, Remote, RemotePath, WriteMeta, bytes_stream};
+use cloudsync_core::{RemotePath, WriteMeta, bytes_stream};
 use cloudsync_webdav::Vendor;
 use common::{DavServer, remote_in, start_nginx};
 use futures::TryStreamExt;
 
 static SERVER: LazyLock<DavServer> = LazyLock::new(|| start_nginx("/dav/", true));
-
-/// Checks that need dot-names listed.
-const DOT_NAME_CHECKS: &[&str] = &["names", "hostile_names"];
-
-async fn conformance_without_dot_names(remote: Arc<dyn Remote>) {
-    let opts = ConformanceOptions::default();
-    let mut failures = Vec::new();
-    for name in CHECKS {
-        if DOT_NAME_CHECKS.contains(name) {
-            eprintln!("{name}: not run against nginx (dav_ext hides dot-names)");
-            continue;
-        }
-        let sub = Prefix::wrap(
-            remote.clone(),
-            RemotePath::new(&format!("ck-{name}-{:08x}", fastrand::u32(..))).unwrap(),
-        );
-        match run_check(name, &sub, &opts).await {
-            Ok(()) => eprintln!("{name}: ok"),
-            Err(e) => failures.push(format!("{name}: {e}")),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "failed checks:\n{}",
-        failures.join("\n")
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_nginx_generic() {
-    let remote = remote_in(&SERVER, Vendor::Generic, "conformance").await;
-    conformance_without_dot_names(remote).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_nginx_oc_mtime() {
-    let remote = remote_in(&SERVER, Vendor::Owncloud, "conformance-oc").await;
-    conformance_without_dot_names(remote).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_hides_dot_names() {

@@ -1,4 +1,5 @@
-//! The conformance suite and WebDAV specifics against `rclone serve webdav`.
+//! WebDAV specifics against `rclone serve webdav`. (The conformance suite runs in
+//! `conformance.rs`.)
 
 mod common;
 
@@ -8,12 +9,6 @@ use cloudsync_webdav::Vendor;
 use common::{DavServer, remote_in, start_rclone};
 
 static SERVER: LazyLock<DavServer> = LazyLock::new(start_rclone);
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_rclone() {
-    let remote = remote_in(&SERVER, Vendor::Generic, "conformance").await;
-    cloudsync_core::testkit::conformance(remote).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webdav_specifics_rclone() {

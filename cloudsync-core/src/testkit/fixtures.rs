@@ -119,3 +119,26 @@ pub fn put_disk_file(root: &std::path::Path, rel: &str, content: &[u8], secs: u6
         .and_then(|f| f.set_times(std::fs::FileTimes::new().set_modified(t)))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
+
+/// `n` pseudo-random bytes, the same for the same `seed`.
+///
+/// ```
+/// use cloudsync_core::testkit::random_bytes;
+/// assert_eq!(random_bytes(100, 7), random_bytes(100, 7));
+/// assert_ne!(random_bytes(100, 7), random_bytes(100, 8));
+/// ```
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..n).map(|_| rng.u8(..)).collect()
+}
+
+/// The relative paths of our temporary upload files (see [`is_temp_name`]) anywhere below
+/// the local directory `root`: what a backend's server left on its disk.
+///
+/// [`is_temp_name`]: crate::is_temp_name
+pub fn disk_temp_files(root: &std::path::Path) -> Vec<String> {
+    disk_tree(root)
+        .into_keys()
+        .filter(|p| p.rsplit('/').next().is_some_and(crate::is_temp_name))
+        .collect()
+}

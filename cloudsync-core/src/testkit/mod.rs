@@ -31,7 +31,7 @@ pub use fault_matrix::{
     Matrix, MatrixReport, RemoteFactory, Side, assert_matrix, matrix_runs, matrix_seed, run_matrix,
 };
 pub use faulty::{FaultOp, Faulty};
-pub use fixtures::{disk_tree, put_disk_file, put_text, text_tree};
+pub use fixtures::{disk_temp_files, disk_tree, put_disk_file, put_text, random_bytes, text_tree};
 pub use logs::{CapturedLogs, capture_logs};
 pub use memfs::MemFs;
 pub use proxy::{ChaosProxy, ProxyOptions, ProxyStats};

@@ -24,6 +24,10 @@
 //! - `copy` and `rename` create the target's parents and replace an existing target;
 //! - modtimes agree when they are less than one `modtime_precision` apart;
 //! - the remote serves `stat`, `read` and `list` while a write is in progress.
+//!
+//! The last checks drive the sync engine (`ops::copy`, `ops::sync`, `ops::check`) between the
+//! remote and an in-memory peer: a round trip, the check report, and a transfer cut mid-stream
+//! followed by a retried sync, and the cleanup of leftover temporary files.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -37,6 +41,7 @@ use crate::remote::Remote;
 
 mod content;
 mod dirs;
+mod engine;
 mod listing;
 mod optional;
 mod support;
@@ -48,6 +53,9 @@ pub use content::{
 pub use dirs::{
     check_mkdir, check_not_found, check_purge, check_remove, check_remove_dir_not_empty,
     check_write_creates_parents,
+};
+pub use engine::{
+    check_check_report, check_interrupted_transfer, check_leftovers, check_sync_round_trip,
 };
 pub use listing::{
     AWKWARD_NAMES, check_hostile_names, check_list_empty, check_list_many, check_list_many_with,
@@ -114,6 +122,10 @@ pub const CHECKS: &[&str] = &[
     "copy",
     "rename",
     "optional_ops",
+    "sync_round_trip",
+    "check_report",
+    "interrupted_transfer",
+    "leftovers",
 ];
 
 /// Runs the check called `name` (one of [`CHECKS`]) against `remote`.
@@ -148,6 +160,10 @@ pub async fn run_check(
         "copy" => check_copy(remote).await,
         "rename" => check_rename(remote).await,
         "optional_ops" => check_optional_ops(remote).await,
+        "sync_round_trip" => check_sync_round_trip(remote).await,
+        "check_report" => check_check_report(remote).await,
+        "interrupted_transfer" => check_interrupted_transfer(remote).await,
+        "leftovers" => check_leftovers(remote).await,
         other => Err(format!("unknown conformance check {other:?}")),
     }
 }

@@ -62,6 +62,23 @@ pub struct FakeNextcloud {
 }
 
 impl FakeNextcloud {
+    /// A fresh directory `name-<random>` below the user's files, as a Nextcloud remote
+    /// chunking above 5 MiB.
+    pub async fn remote(&self, name: &str) -> Arc<dyn cloudsync_core::Remote> {
+        use cloudsync_core::{Remote, RemotePath};
+        use cloudsync_webdav::{MIN_CHUNK_SIZE, Vendor, WebdavConfig, WebdavRemote};
+        let sub = format!("{name}-{:08x}", fastrand::u32(..));
+        let cfg = |url: String| {
+            WebdavConfig::new(url)
+                .with_vendor(Vendor::Nextcloud)
+                .with_password(USER, PASSWORD)
+                .with_chunk_size(MIN_CHUNK_SIZE)
+        };
+        let top = WebdavRemote::new(cfg(self.files_url())).unwrap();
+        top.mkdir(&RemotePath::new(&sub).unwrap()).await.unwrap();
+        Arc::new(WebdavRemote::new(cfg(format!("{}{sub}/", self.files_url()))).unwrap())
+    }
+
     /// The `files/USER/` URL.
     pub fn files_url(&self) -> String {
         format!("{}{FILES}", self.base)
