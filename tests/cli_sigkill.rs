@@ -58,16 +58,6 @@ fn large_temp_file(root: &Path, dir: &Path, min: u64) -> Option<(String, u64)> {
     None
 }
 
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        v.extend_from_slice(&rng.u64(..).to_le_bytes());
-    }
-    v.truncate(n);
-    v
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_upload_then_rerun_is_exact_and_clean() {
     let src = tempfile::tempdir().unwrap();
@@ -75,7 +65,7 @@ async fn killed_mid_upload_then_rerun_is_exact_and_clean() {
         .iter()
         .enumerate()
     {
-        let body = random_bytes(6 * 1024 * 1024 + i * 4099, i as u64 + 1);
+        let body = cloudsync_core::testkit::random_bytes(6 * 1024 * 1024 + i * 4099, i as u64 + 1);
         cloudsync_core::testkit::put_disk_file(src.path(), rel, &body, 1_700_000_000);
     }
     cloudsync_core::testkit::put_disk_file(src.path(), "small.txt", b"small", 1_700_000_000);
