@@ -189,7 +189,9 @@ impl TokenSource {
             }
             return Err(Error::new(kind, msg).with_operation("token"));
         }
-        let t: TokenResponse = crate::core::json_capped(res, "token", "token response").await?;
+        let t: TokenResponse = crate::core::json_capped(res, "token response")
+            .await
+            .map_err(|e| e.with_operation("token"))?;
         Ok(cached(t))
     }
 
@@ -229,7 +231,9 @@ impl TokenSource {
             )
             .with_operation("token"));
         }
-        let t: TokenResponse = crate::core::json_capped(res, "token", "token response").await?;
+        let t: TokenResponse = crate::core::json_capped(res, "token response")
+            .await
+            .map_err(|e| e.with_operation("token"))?;
         Ok(cached(t))
     }
 

@@ -87,7 +87,7 @@ impl Remote for DriveRemote {
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
         lister::list(self.core.clone(), dir)
             .await
-            .map_err(|e| self.core.ctx(e, "list", dir))
+            .map_err(|e| self.core.ctx(e, dir))
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
@@ -97,13 +97,13 @@ impl Remote for DriveRemote {
     async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
         reader::read(&self.core, path, range)
             .await
-            .map_err(|e| self.core.ctx(e, "read", path))
+            .map_err(|e| self.core.ctx(e, path))
     }
 
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         writer::write(&self.core, path, body, meta)
             .await
-            .map_err(|e| self.core.ctx(e, "write", path))
+            .map_err(|e| self.core.ctx(e, path))
     }
 
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
@@ -113,13 +113,13 @@ impl Remote for DriveRemote {
     async fn remove_file(&self, path: &RemotePath) -> Result<()> {
         deleter::remove_file(&self.core, path)
             .await
-            .map_err(|e| self.core.ctx(e, "remove_file", path))
+            .map_err(|e| self.core.ctx(e, path))
     }
 
     async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
         deleter::remove_dir(&self.core, dir)
             .await
-            .map_err(|e| self.core.ctx(e, "remove_dir", dir))
+            .map_err(|e| self.core.ctx(e, dir))
     }
 
     async fn copy(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
@@ -141,13 +141,11 @@ impl Remote for DriveRemote {
     async fn purge(&self, dir: &RemotePath) -> Result<()> {
         deleter::purge(&self.core, dir)
             .await
-            .map_err(|e| self.core.ctx(e, "purge", dir))
+            .map_err(|e| self.core.ctx(e, dir))
     }
 
     async fn cleanup(&self) -> Result<()> {
-        deleter::cleanup(&self.core)
-            .await
-            .map_err(|e| e.with_remote(&self.core.name))
+        deleter::cleanup(&self.core).await
     }
 
     async fn usage(&self) -> Result<Usage> {

@@ -140,12 +140,9 @@ pub(crate) fn format_time(t: OffsetDateTime) -> Result<String> {
 /// Parses a JSON answer of at most [`MAX_JSON_BODY`] bytes; `what` names it in errors.
 pub(crate) async fn json_capped<T: serde::de::DeserializeOwned>(
     res: Response,
-    op: &'static str,
     what: &str,
 ) -> Result<T> {
-    google::json_capped(res, MAX_JSON_BODY, what)
-        .await
-        .map_err(|e| e.with_operation(op))
+    google::json_capped(res, MAX_JSON_BODY, what).await
 }
 
 /// Quotes `s` for a `q` string literal (backslash-escapes `\` and `'`).
@@ -196,11 +193,11 @@ fn no_storage_error() -> Error {
 }
 
 /// Turns a non-success response into an error.
-pub(crate) async fn error_from(res: Response, op: &'static str) -> Error {
+pub(crate) async fn error_from(res: Response) -> Error {
     let status = res.status();
     let ra = retry_after(res.headers());
     let body = read_prefix(res, MAX_ERROR_BODY).await;
-    parse_error(status, ra, &String::from_utf8_lossy(&body)).with_operation(op)
+    parse_error(status, ra, &String::from_utf8_lossy(&body))
 }
 
 /// The Drive client shared by every operation of one remote.
@@ -214,7 +211,8 @@ pub(crate) struct DriveCore {
     /// Serialises folder creation, so concurrent writes into a new folder do not create it
     /// twice (Drive would allow two folders of the same name).
     pub(crate) mkdir_lock: tokio::sync::Mutex<()>,
-    /// What the remote calls itself in errors and `describe` (`gdrive://…`, no secrets).
+    /// What the remote calls itself in `describe` (`gdrive://…`, no secrets); the
+    /// [`ErrorContext`](cloudsync_core::ErrorContext) layer names it in errors.
     pub(crate) name: String,
 }
 
@@ -245,9 +243,10 @@ impl DriveCore {
         })
     }
 
-    /// `e` with the operation, this remote's name and `path`.
-    pub(crate) fn ctx(&self, e: Error, op: &'static str, path: &RemotePath) -> Error {
-        e.with_operation(op).with_remote(&self.name).with_path(path)
+    /// `e` naming `path`; the operation and this remote's name come from the
+    /// [`ErrorContext`](cloudsync_core::ErrorContext) layer.
+    pub(crate) fn ctx(&self, e: Error, path: &RemotePath) -> Error {
+        e.with_path(path)
     }
 
     /// `about.storageQuota`: the space of the account.
@@ -257,11 +256,8 @@ impl DriveCore {
             .send("usage", |c| {
                 c.get(&url).query(&[("fields", "storageQuota")])
             })
-            .await
-            .map_err(|e| e.with_remote(&self.name))?;
-        let about: About = json_capped(res, "usage", "about response")
-            .await
-            .map_err(|e| e.with_remote(&self.name))?;
+            .await?;
+        let about: About = json_capped(res, "about response").await?;
         let q = about.storage_quota;
         let (total, used) = (num(&q.limit), num(&q.usage));
         Ok(Usage {
@@ -273,7 +269,9 @@ impl DriveCore {
     }
 
     /// Sends the request `build` makes, with a bearer token; on 401 fetches a new token and
-    /// sends it once more. Non-success answers are returned as errors.
+    /// sends it once more. Non-success answers are returned as errors. `op` (the remote's
+    /// operation) chooses the timeout; errors name it through the
+    /// [`ErrorContext`](cloudsync_core::ErrorContext) layer.
     pub(crate) async fn send(
         &self,
         op: &'static str,
@@ -283,12 +281,12 @@ impl DriveCore {
         if res.status().is_success() {
             return Ok(res);
         }
-        let e = error_from(res, op).await;
+        let e = error_from(res).await;
         // A service account writing outside a shared drive may also be told only that the
         // storage quota is exceeded: it has none.
         let service_account = matches!(self.cfg.credentials, Credentials::ServiceAccount { .. });
         if e.kind() == ErrorKind::QuotaExceeded && service_account && self.cfg.drive_id.is_none() {
-            return Err(no_storage_error().with_operation(op));
+            return Err(no_storage_error());
         }
         Err(e)
     }
@@ -307,9 +305,7 @@ impl DriveCore {
             "read" | "write" => build(c),
             _ => build(c).timeout(self.cfg.timeout),
         };
-        send_authorized(&self.http, &self.auth, build)
-            .await
-            .map_err(|e| e.with_operation(op))
+        send_authorized(&self.http, &self.auth, build).await
     }
 
     pub(crate) fn api(&self, tail: &str) -> String {
@@ -346,7 +342,7 @@ impl DriveCore {
         }
         let url = self.api("files");
         let res = self.send("list", |c| c.get(&url).query(&query)).await?;
-        json_capped(res, "list", "files.list response").await
+        json_capped(res, "files.list response").await
     }
 
     /// The files matching `q`, page after page, one page in memory at a time.
@@ -377,15 +373,13 @@ impl DriveCore {
                         ErrorKind::Protocol,
                         "files.list handed out a nextPageToken it gave before; the listing \
                          would never end",
-                    )
-                    .with_operation("list"));
+                    ));
                 }
                 if seen.len() > MAX_PAGES {
                     return Err(Error::new(
                         ErrorKind::Protocol,
                         format!("the folder listing has more than {MAX_PAGES} pages"),
-                    )
-                    .with_operation("list"));
+                    ));
                 }
             }
             Ok((page.files, page.next_page_token))
@@ -513,30 +507,28 @@ impl DriveCore {
             Ok(Some(f)) => f.entry(path.clone()),
             Ok(None) => Err(self.ctx(
                 Error::new(ErrorKind::NotFound, "no such file or directory"),
-                "stat",
                 path,
             )),
-            Err(e) => Err(self.ctx(e, "stat", path)),
+            Err(e) => Err(self.ctx(e, path)),
         }
     }
 
-    /// The file (never a folder) at `path`, for the operation `op`.
-    pub(crate) async fn file(&self, path: &RemotePath, op: &'static str) -> Result<DriveFile> {
+    /// The file (never a folder) at `path`.
+    pub(crate) async fn file(&self, path: &RemotePath) -> Result<DriveFile> {
         match self.lookup(path).await {
             Ok(Some(f)) if f.is_folder() => Err(self.ctx(
                 Error::new(ErrorKind::Conflict, "is a folder, not a file"),
-                op,
                 path,
             )),
             Ok(Some(f)) => Ok(f),
-            Ok(None) => Err(self.ctx(Error::new(ErrorKind::NotFound, "no such file"), op, path)),
-            Err(e) => Err(self.ctx(e, op, path)),
+            Ok(None) => Err(self.ctx(Error::new(ErrorKind::NotFound, "no such file"), path)),
+            Err(e) => Err(self.ctx(e, path)),
         }
     }
 
     /// The checksum of `kind` that Drive keeps for the file at `path`.
     pub(crate) async fn hash(&self, path: &RemotePath, kind: HashKind) -> Result<String> {
-        let f = self.file(path, "hash").await?;
+        let f = self.file(path).await?;
         let known = match kind {
             HashKind::Md5 => f.md5_checksum,
             HashKind::Sha1 => f.sha1_checksum,
@@ -550,7 +542,6 @@ impl DriveCore {
                     ErrorKind::Unsupported,
                     format!("Drive keeps no {kind} for this file"),
                 ),
-                "hash",
                 path,
             )),
         }
@@ -564,11 +555,19 @@ impl DriveCore {
         self.mkdir_all(dir)
             .await
             .map(|_| ())
-            .map_err(|e| self.ctx(e, "mkdir", dir))
+            .map_err(|e| self.ctx(e, dir))
     }
 
-    /// Creates folder `path` and its parents; returns its id.
+    /// Creates folder `path` and its parents; returns its id. Its errors name the `mkdir`
+    /// step (unless they name a step of their own, as a token refresh does), also when it
+    /// makes the parent of a write, copy or rename.
     pub(crate) async fn mkdir_all(&self, path: &RemotePath) -> Result<String> {
+        self.mkdir_all_steps(path)
+            .await
+            .map_err(|e| e.or_operation("mkdir"))
+    }
+
+    async fn mkdir_all_steps(&self, path: &RemotePath) -> Result<String> {
         if let Some(id) = self.dir_id(path).await? {
             return Ok(id);
         }
@@ -605,7 +604,7 @@ impl DriveCore {
         let res = self
             .send("mkdir", |c| c.post(&url).query(&query).json(&body))
             .await?;
-        file_json(res, "mkdir").await
+        file_json(res).await
     }
 
     /// `files.update` of metadata (`body`), with optional parent changes.
@@ -626,7 +625,7 @@ impl DriveCore {
         let res = self
             .send(op, |c| c.patch(&url).query(&query).json(&body))
             .await?;
-        file_json(res, op).await
+        file_json(res).await
     }
 
     /// `files.copy`.
@@ -637,7 +636,7 @@ impl DriveCore {
         let res = self
             .send("copy", |c| c.post(&url).query(&query).json(&body))
             .await?;
-        file_json(res, "copy").await
+        file_json(res).await
     }
 }
 
@@ -647,8 +646,8 @@ pub(crate) fn enc(id: &str) -> String {
 }
 
 /// Parses a file resource from a response.
-pub(crate) async fn file_json(res: Response, op: &'static str) -> Result<DriveFile> {
-    json_capped(res, op, "file resource").await
+pub(crate) async fn file_json(res: Response) -> Result<DriveFile> {
+    json_capped(res, "file resource").await
 }
 
 /// The error for `n` files of one name in one folder.

@@ -84,8 +84,7 @@ pub(crate) async fn cleanup(core: &DriveCore) -> Result<()> {
             ErrorKind::ConfigInvalid,
             "cleanup would empty the trash of the whole drive, not only of this remote's \
              folder (Drive's trash has no folders); set `cleanup_whole_trash = true` to allow it",
-        )
-        .with_operation("cleanup"));
+        ));
     }
     let mut query: Vec<(&str, String)> = Vec::new();
     if let Some(d) = &core.cfg.drive_id {

@@ -60,21 +60,20 @@ impl Names {
         let name = name_from_drive(&f.name);
         let path = match dir.join(&name) {
             Ok(p) => p,
-            Err(e) => return Some(Err(e.with_operation("list").with_path(dir))),
+            Err(e) => return Some(Err(e.with_path(dir))),
         };
         if self.seen.contains(&name) {
             if !self.reported.insert(name) {
                 return None;
             }
             tracing::warn!(path = %path, "duplicate names in a Drive folder");
-            return Some(Err(duplicate_error(&path, 2).with_operation("list")));
+            return Some(Err(duplicate_error(&path, 2)));
         }
         if self.seen.len() >= MAX_CHILDREN {
             return Some(Err(Error::new(
                 ErrorKind::Protocol,
                 format!("the folder listing has more than {MAX_CHILDREN} entries"),
-            )
-            .with_operation("list")));
+            )));
         }
         self.seen.insert(name);
         if f.is_folder() {

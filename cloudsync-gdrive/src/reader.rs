@@ -69,10 +69,7 @@ pub(crate) async fn read(
         .headers()
         .get(CONTENT_RANGE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let body = res
-        .bytes_stream()
-        .map_err(|e| transport_error(e).with_operation("read"))
-        .boxed();
+    let body = res.bytes_stream().map_err(transport_error).boxed();
     let Some((start, len)) = span else {
         return Ok(body);
     };
@@ -120,8 +117,7 @@ fn exact_span(body: ByteStream, skip: u64, len: u64) -> ByteStream {
                         let e = Error::new(
                             ErrorKind::Transient,
                             format!("the download ended {left} bytes before the end of the range"),
-                        )
-                        .with_operation("read");
+                        );
                         return Some((Err(e), (body, 0, 0)));
                     }
                     Some(Err(e)) => return Some((Err(e), (body, 0, 0))),

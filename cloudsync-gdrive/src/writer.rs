@@ -171,7 +171,7 @@ async fn multipart(
                 .body(body.clone())
         })
         .await?;
-    file_json(res, "write").await
+    file_json(res).await
 }
 
 /// An open resumable session.
@@ -251,18 +251,16 @@ impl Session<'_> {
                                     crate::core::cut(&String::from_utf8_lossy(v.as_bytes()))
                                 ),
                             )
-                            .with_operation("write")
                         })?,
                 };
                 Ok(ChunkOutcome::Committed(committed))
             }
-            s if s.is_success() => Ok(ChunkOutcome::Done(file_json(res, "write").await?)),
+            s if s.is_success() => Ok(ChunkOutcome::Done(file_json(res).await?)),
             StatusCode::NOT_FOUND | StatusCode::GONE => Err(Error::new(
                 ErrorKind::Transient,
                 "the resumable upload session expired",
-            )
-            .with_operation("write")),
-            _ => Err(error_from(res, "write").await),
+            )),
+            _ => Err(error_from(res).await),
         }
     }
 
@@ -336,8 +334,7 @@ impl Session<'_> {
                                     "the server committed nothing new {stalls} times in a row \
                                      (at byte {c})"
                                 ),
-                            )
-                            .with_operation("write"));
+                            ));
                         }
                     }
                     self.committed = c;

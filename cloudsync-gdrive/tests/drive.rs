@@ -910,3 +910,78 @@ async fn cleanup_below_the_drive_root_needs_cleanup_whole_trash() {
     assert!(emu.trashed().is_empty());
     top.cleanup().await.unwrap();
 }
+
+/// Through the layers the registry puts around every remote it opens, errors name the
+/// operation, the remote (as described) and the path, though the backend itself names at most
+/// the path: a missing file's `stat` and `read`, a missing folder's listing. A step inside a
+/// call keeps its own name: the parent folder a write could not create is `mkdir`, a token
+/// that could not be refreshed is `token`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_layers_name_operation_remote_and_path() {
+    use cloudsync_core::{Registry, redact_location};
+    let emu = DriveEmulator::start().await;
+    let remote = Registry::new().layered(backend(&emu, 256 * 1024));
+    let described = redact_location(&remote.describe());
+    let named = |e: cloudsync_core::Error, kind: ErrorKind, op: &str, path: &str| {
+        assert_eq!(e.kind(), kind, "{e}");
+        assert_eq!(
+            (e.operation(), e.remote(), e.path()),
+            (Some(op), Some(described.as_str()), Some(path)),
+            "{e}"
+        );
+    };
+    let missing = ErrorKind::NotFound;
+    named(
+        remote.stat(&p("missing.txt")).await.unwrap_err(),
+        missing,
+        "stat",
+        "missing.txt",
+    );
+    named(
+        remote.read(&p("missing.txt"), None).await.err().unwrap(),
+        missing,
+        "read",
+        "missing.txt",
+    );
+    named(
+        remote.list(&p("nodir")).await.err().unwrap(),
+        missing,
+        "list",
+        "nodir",
+    );
+    // The parent folder of a write cannot be created (the first POST of the write).
+    emu.inject(
+        "POST",
+        "files",
+        Fault::Status {
+            status: 403,
+            reason: "insufficientPermissions".into(),
+            retry_after: None,
+        },
+        1,
+    );
+    let e = remote
+        .write(&p("newdir/f.txt"), bytes_stream("x"), WriteMeta::default())
+        .await
+        .unwrap_err();
+    named(e, ErrorKind::PermissionDenied, "mkdir", "newdir/f.txt");
+    assert!(remote.stat(&p("newdir")).await.is_err(), "nothing was made");
+    // The token cannot be refreshed.
+    remote
+        .write(&p("there.txt"), bytes_stream("x"), WriteMeta::default())
+        .await
+        .unwrap();
+    emu.inject(
+        "POST",
+        "token",
+        Fault::Status {
+            status: 400,
+            reason: "invalid_grant".into(),
+            retry_after: None,
+        },
+        1,
+    );
+    emu.expire_tokens();
+    let e = remote.stat(&p("there.txt")).await.unwrap_err();
+    named(e, ErrorKind::Auth, "token", "there.txt");
+}

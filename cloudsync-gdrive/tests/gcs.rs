@@ -966,12 +966,14 @@ async fn no_secret_reaches_a_log_an_error_or_a_debug_string() {
     }));
     let base = scripted::start(shared.clone()).await;
     let (cfg, _dir, key) = service_account_config(&base);
-    let r = cfg
-        .clone()
-        .with_chunk_size(256 * 1024)
-        .with_upload_cutoff(256 * 1024)
-        .build()
-        .unwrap();
+    // Errors are shown as the registry's layers give them: naming the remote.
+    let r = cloudsync_core::ErrorContext::wrap(Arc::new(
+        cfg.clone()
+            .with_chunk_size(256 * 1024)
+            .with_upload_cutoff(256 * 1024)
+            .build()
+            .unwrap(),
+    ));
     let mut shown = vec![format!("{r:?}"), format!("{cfg:?}")];
     // A listing (token fetch, a 401, a refresh) and a resumed upload.
     let n = futures::StreamExt::count(r.list(&RemotePath::root()).await.unwrap()).await;
@@ -995,6 +997,7 @@ async fn no_secret_reaches_a_log_an_error_or_a_debug_string() {
         )
         .await
         .unwrap_err();
+    assert_eq!(e.remote(), Some(r.describe().as_str()), "{e}");
     shown.push(format!("{e}"));
     shown.push(format!("{e:?}"));
     shown.push(e.chain());
@@ -1101,5 +1104,55 @@ async fn a_broken_listing_is_an_error_never_an_empty_directory() {
     assert_eq!(
         items[0].as_ref().unwrap_err().kind(),
         cloudsync_core::ErrorKind::Protocol
+    );
+}
+
+/// Through the layers the registry puts around every remote it opens, errors name the
+/// operation, the remote (as described) and the path, though the backend itself names at most
+/// the path: a missing object's `stat`, `read` and `copy` (naming the source), a missing
+/// directory's listings (one level and the whole tree).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_layers_name_operation_remote_and_path() {
+    use cloudsync_core::{ErrorKind, Registry, redact_location};
+    let b = bucket("ctx").await;
+    let remote = Registry::new().layered(Arc::new(remote(&b, "ctx").build().unwrap()));
+    let described = redact_location(&remote.describe());
+    assert_eq!(described, format!("gs://{b}/ctx"));
+    let named = |e: cloudsync_core::Error, op: &str, path: &str| {
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert_eq!(
+            (e.operation(), e.remote(), e.path()),
+            (Some(op), Some(described.as_str()), Some(path)),
+            "{e}"
+        );
+    };
+    named(
+        remote.stat(&p("missing.txt")).await.unwrap_err(),
+        "stat",
+        "missing.txt",
+    );
+    named(
+        remote.read(&p("missing.txt"), None).await.err().unwrap(),
+        "read",
+        "missing.txt",
+    );
+    // The backend names the source a copy could not find, not the target.
+    named(
+        remote
+            .copy(&p("missing.txt"), &p("other.txt"))
+            .await
+            .unwrap_err(),
+        "copy",
+        "missing.txt",
+    );
+    named(
+        remote.list(&p("nodir")).await.err().unwrap(),
+        "list",
+        "nodir",
+    );
+    named(
+        remote.list_recursive(&p("nodir")).await.err().unwrap(),
+        "list",
+        "nodir",
     );
 }

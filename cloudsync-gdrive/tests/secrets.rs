@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use cloudsync_core::queue::{CompareSpec, compare};
 use cloudsync_core::testkit::{MemFs, capture_logs};
-use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes, ops};
+use cloudsync_core::{
+    ErrorContext, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes, ops,
+};
 use cloudsync_gdrive::emulator::{DriveEmulator, Fault, REFRESH_TOKEN};
 use cloudsync_gdrive::{DriveRemote, GdriveConfig};
 use futures::TryStreamExt;
@@ -46,7 +48,8 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
     unsafe { std::env::set_var("CLOUDSYNC_TEST_GDRIVE_CLIENT_SECRET", CLIENT_SECRET) };
     let mut cfg = emu.config().with_chunk_size(256 * 1024);
     cfg.client_secret_env = Some("CLOUDSYNC_TEST_GDRIVE_CLIENT_SECRET".into());
-    let drive = DriveRemote::new(cfg.clone()).unwrap();
+    // Errors are shown as the registry's layers give them: naming the remote.
+    let drive = ErrorContext::wrap(Arc::new(DriveRemote::new(cfg.clone()).unwrap()));
     let remote: Arc<dyn Remote> = Arc::new(DriveRemote::new(cfg.clone()).unwrap());
 
     let mut shown: Vec<String> = Vec::new();
@@ -92,7 +95,13 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
     // The token expires and is refreshed on the 401; failures of every kind.
     emu.expire_tokens();
     drive.stat(&p("a/small.txt")).await.unwrap();
-    show_err(&mut shown, drive.stat(&p("missing")).await.unwrap_err());
+    let missing = drive.stat(&p("missing")).await.unwrap_err();
+    assert_eq!(
+        missing.remote(),
+        Some(drive.describe().as_str()),
+        "{missing}"
+    );
+    show_err(&mut shown, missing);
     emu.inject(
         "*",
         "files",
@@ -133,8 +142,10 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
         serde_json::json!({ "client_email": email, "private_key": pem }).to_string(),
     )
     .unwrap();
-    let sa = DriveRemote::new(GdriveConfig::service_account(&sa_file).with_endpoint(&emu.url()))
-        .unwrap();
+    let sa = ErrorContext::wrap(Arc::new(
+        DriveRemote::new(GdriveConfig::service_account(&sa_file).with_endpoint(&emu.url()))
+            .unwrap(),
+    ));
     sa.write(&p("sa.txt"), bytes_stream("by jwt"), WriteMeta::default())
         .await
         .unwrap();

@@ -103,11 +103,11 @@ impl Remote for GcsRemote {
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
-        lister::list_named(self.core.clone(), dir, true).await
+        lister::list(self.core.clone(), dir, true).await
     }
 
     async fn list_recursive(&self, dir: &RemotePath) -> Result<EntryStream> {
-        lister::list_named(self.core.clone(), dir, false).await
+        lister::list(self.core.clone(), dir, false).await
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
@@ -117,7 +117,7 @@ impl Remote for GcsRemote {
     async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
         reader::read(&self.core, &self.core.object_name(path), range)
             .await
-            .map_err(|e| self.core.ctx(e, "read", path))
+            .map_err(|e| self.core.ctx(e, path))
     }
 
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
@@ -132,13 +132,13 @@ impl Remote for GcsRemote {
     async fn remove_file(&self, path: &RemotePath) -> Result<()> {
         deleter::remove_file(&self.core, path)
             .await
-            .map_err(|e| self.core.ctx(e, "remove_file", path))
+            .map_err(|e| self.core.ctx(e, path))
     }
 
     async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
         deleter::remove_dir(&self.core, dir)
             .await
-            .map_err(|e| self.core.ctx(e, "remove_dir", dir))
+            .map_err(|e| self.core.ctx(e, dir))
     }
 
     async fn copy(&self, from: &RemotePath, to: &RemotePath) -> Result<Entry> {

@@ -253,7 +253,8 @@ pub(crate) struct GcsCore {
     pub(crate) http: Client,
     pub(crate) cfg: Validated,
     tokens: Option<GoogleTokens>,
-    /// What the remote calls itself in errors and `describe` (`gs://bucket/prefix`).
+    /// What the remote calls itself in `describe` (`gs://bucket/prefix`); the
+    /// [`ErrorContext`](cloudsync_core::ErrorContext) layer names it in errors.
     pub(crate) name: String,
 }
 
@@ -292,9 +293,10 @@ impl GcsCore {
         })
     }
 
-    /// `e` with the operation, this remote's name and `path`.
-    pub(crate) fn ctx(&self, e: Error, op: &'static str, path: &RemotePath) -> Error {
-        e.with_operation(op).with_remote(&self.name).with_path(path)
+    /// `e` naming `path`; the operation and this remote's name come from the
+    /// [`ErrorContext`](cloudsync_core::ErrorContext) layer.
+    pub(crate) fn ctx(&self, e: Error, path: &RemotePath) -> Error {
+        e.with_path(path)
     }
 
     /// The entry at `path`: the object of that name, else the implicit directory of that
@@ -302,21 +304,16 @@ impl GcsCore {
     pub(crate) async fn stat(&self, path: &RemotePath) -> Result<Entry> {
         if !path.is_root() {
             match self.get_object(&self.object_name(path)).await {
-                Ok(o) => return o.entry(path.clone()).map_err(|e| self.ctx(e, "stat", path)),
+                Ok(o) => return o.entry(path.clone()).map_err(|e| self.ctx(e, path)),
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(self.ctx(e, "stat", path)),
+                Err(e) => return Err(self.ctx(e, path)),
             }
         }
-        if self
-            .dir_exists(path)
-            .await
-            .map_err(|e| self.ctx(e, "stat", path))?
-        {
+        if self.dir_exists(path).await.map_err(|e| self.ctx(e, path))? {
             Ok(Entry::dir(path.clone()))
         } else {
             Err(self.ctx(
                 Error::new(ErrorKind::NotFound, "no such file or directory"),
-                "stat",
                 path,
             ))
         }

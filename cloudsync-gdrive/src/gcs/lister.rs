@@ -34,21 +34,6 @@ struct Walk {
     hasher: BuildHasherDefault<DefaultHasher>,
 }
 
-/// [`list`], with the remote's name on its error and on every error item of the stream.
-pub(crate) async fn list_named(
-    core: Arc<GcsCore>,
-    dir: &RemotePath,
-    delimited: bool,
-) -> Result<EntryStream> {
-    let name = core.name.clone();
-    let entries = list(core, dir, delimited)
-        .await
-        .map_err(|e| e.with_remote(&name))?;
-    Ok(entries
-        .map(move |r| r.map_err(|e| e.with_remote(&name)))
-        .boxed())
-}
-
 /// Lists `dir` (one level when `delimited`, else the whole tree below it) as a stream, one
 /// page in memory at a time (core's [`stream_paginated`]).
 ///
@@ -66,13 +51,11 @@ pub(crate) async fn list(
     let first = core
         .list_page(&prefix, delimited, PAGE_SIZE, None)
         .await
-        .map_err(|e| e.with_operation("list").with_path(dir))?;
+        .map_err(|e| e.with_path(dir))?;
     let empty = first.items.is_empty() && first.prefixes.is_empty();
     let no_more = first.next_page_token.as_deref().is_none_or(str::is_empty);
     if empty && no_more && !prefix.is_empty() {
-        return Err(Error::new(ErrorKind::NotFound, "directory not found")
-            .with_operation("list")
-            .with_path(dir));
+        return Err(Error::new(ErrorKind::NotFound, "directory not found").with_path(dir));
     }
     let walk = Arc::new(Walk {
         core,
@@ -93,19 +76,14 @@ pub(crate) async fn list(
         }
         r
     })
-    .map(|r| {
-        r.and_then(|item| item)
-            .map_err(|e| e.with_operation("list"))
-    });
+    .map(|r| r.and_then(|item| item));
     // A prefix that gave nothing in any page does not exist.
     let tail = futures::stream::once(async move {
         let missing = !end.seen_any.load(Ordering::SeqCst)
             && !end.failed.load(Ordering::SeqCst)
             && !end.prefix.is_empty();
         missing.then(|| {
-            Err(Error::new(ErrorKind::NotFound, "directory not found")
-                .with_operation("list")
-                .with_path(&end.dir))
+            Err(Error::new(ErrorKind::NotFound, "directory not found").with_path(&end.dir))
         })
     })
     .filter_map(futures::future::ready);
@@ -218,7 +196,6 @@ fn bad_name(name: &str, e: Error) -> Error {
             e.message()
         ),
     )
-    .with_operation("list")
 }
 
 fn outside(name: &str) -> Error {
@@ -229,5 +206,4 @@ fn outside(name: &str) -> Error {
             cut(name)
         ),
     )
-    .with_operation("list")
 }

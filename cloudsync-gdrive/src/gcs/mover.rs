@@ -12,8 +12,8 @@ pub(crate) async fn copy(core: &GcsCore, from: &RemotePath, to: &RemotePath) -> 
     let obj = core
         .rewrite(&core.object_name(from), &core.object_name(to))
         .await
-        .map_err(|e| core.ctx(e, "copy", from))?;
-    obj.entry(to.clone()).map_err(|e| core.ctx(e, "copy", to))
+        .map_err(|e| core.ctx(e, from))?;
+    obj.entry(to.clone()).map_err(|e| core.ctx(e, to))
 }
 
 /// Renames the object `from` to `to`, replacing an object already at `to`.
@@ -26,11 +26,11 @@ pub(crate) async fn rename(core: &GcsCore, from: &RemotePath, to: &RemotePath) -
     let obj = core
         .rewrite(&core.object_name(from), &core.object_name(to))
         .await
-        .map_err(|e| core.ctx(e, "rename", from))?;
+        .map_err(|e| core.ctx(e, from))?;
     core.delete_object(&core.object_name(from), None)
         .await
-        .map_err(|e| core.ctx(e, "rename", from))?;
-    obj.entry(to.clone()).map_err(|e| core.ctx(e, "rename", to))
+        .map_err(|e| core.ctx(e, from))?;
+    obj.entry(to.clone()).map_err(|e| core.ctx(e, to))
 }
 
 /// Sets the modification time of the object at `path` (its `mtime` metadata).
@@ -39,9 +39,9 @@ pub(crate) async fn set_modtime(
     path: &RemotePath,
     modtime: OffsetDateTime,
 ) -> Result<()> {
-    let meta = mtime_metadata(modtime).map_err(|e| core.ctx(e, "set_modtime", path))?;
+    let meta = mtime_metadata(modtime).map_err(|e| core.ctx(e, path))?;
     core.patch_metadata(&core.object_name(path), meta)
         .await
-        .map_err(|e| core.ctx(e, "set_modtime", path))?;
+        .map_err(|e| core.ctx(e, path))?;
     Ok(())
 }

@@ -20,14 +20,14 @@ pub(crate) async fn hash(core: &GcsCore, path: &RemotePath, kind: HashKind) -> R
         let o = core
             .get_object(&name)
             .await
-            .map_err(|e| core.ctx(e, "hash", path))?;
+            .map_err(|e| core.ctx(e, path))?;
         if let Some(h) = o.hashes().get(kind) {
             return Ok(h.to_owned());
         }
     }
     let body = read(core, &name, None)
         .await
-        .map_err(|e| core.ctx(e, "read", path))?;
+        .map_err(|e| core.ctx(e, path))?;
     cloudsync_core::hash_stream(body, kind).await
 }
 

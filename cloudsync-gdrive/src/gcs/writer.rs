@@ -56,16 +56,14 @@ pub(crate) async fn put(
     if path.is_root() {
         return Err(core.ctx(
             Error::new(ErrorKind::InvalidInput, "cannot write to the root"),
-            "write",
             path,
         ));
     }
     let name = core.object_name(path);
     let obj = write(core, &name, body, &meta, pre)
         .await
-        .map_err(|e| core.ctx(e, "write", path))?;
-    obj.entry(path.clone())
-        .map_err(|e| core.ctx(e, "write", path))
+        .map_err(|e| core.ctx(e, path))?;
+    obj.entry(path.clone()).map_err(|e| core.ctx(e, path))
 }
 
 /// Uploads `body` as object `name`.
