@@ -109,11 +109,9 @@ impl Remote for DropboxRemote {
 
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         if path.is_root() {
-            return Err(
-                Error::new(ErrorKind::Conflict, "cannot write the root").with_operation("write")
-            );
+            return Err(Error::new(ErrorKind::Conflict, "cannot write the root"));
         }
-        names::check(path, "write")?;
+        names::check(path)?;
         writer::write(&self.core, path, body, meta).await
     }
 
@@ -163,9 +161,7 @@ impl Remote for DropboxRemote {
             ErrorKind::Unsupported,
             "Dropbox has no API to empty the trash of personal accounts: deleted files stay \
              restorable until the service purges them (30 days on Basic and Plus plans)",
-        )
-        .with_operation("cleanup")
-        .with_remote(self.describe()))
+        ))
     }
 }
 

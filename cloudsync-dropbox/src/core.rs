@@ -123,7 +123,9 @@ impl DropboxCore {
 
     /// Sends a request built by `build` with a valid token (core's
     /// [`send_authorized`]: on a `401` the token is refreshed once and the request sent again).
-    /// Errors come back classified.
+    /// Errors come back classified, naming `endpoint` as their operation (a failed token
+    /// refresh names `oauth2/token`, its own step); the remote and the remote's operation come
+    /// from the [`ErrorContext`](cloudsync_core::ErrorContext) layer.
     async fn send(
         &self,
         endpoint: &'static str,
@@ -131,13 +133,11 @@ impl DropboxCore {
     ) -> Result<Response> {
         let resp = send_authorized(&self.client, &self.tokens, |_| build())
             .await
-            .map_err(|e| e.with_operation(endpoint))?;
+            .map_err(|e| e.or_operation(endpoint))?;
         if resp.status().is_success() || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
             return Ok(resp);
         }
-        Err(parse_error(endpoint, resp)
-            .await
-            .with_remote(self.describe.clone()))
+        Err(parse_error(endpoint, resp).await)
     }
 
     /// Calls an RPC endpoint (`files/list_folder`) with a JSON body; returns the JSON answer.
@@ -229,7 +229,7 @@ impl DropboxCore {
         if dir.is_root() && self.root.is_empty() {
             return Ok(());
         }
-        crate::names::check(dir, "mkdir")?;
+        crate::names::check(dir)?;
         let arg = serde_json::json!({ "path": self.dbx_path(dir), "autorename": false });
         match self.rpc("files/create_folder_v2", &arg).await {
             Ok(_) => Ok(()),
@@ -241,7 +241,6 @@ impl DropboxCore {
                     Ok(())
                 } else if tags.iter().any(|t| t == "conflict") {
                     Err(Error::new(ErrorKind::Conflict, "a file is in the way")
-                        .with_operation("mkdir")
                         .with_path(dir)
                         .with_source(e))
                 } else {

@@ -41,9 +41,7 @@ pub(crate) async fn remove_file(core: &DropboxCore, path: &RemotePath) -> Result
     }
     let m = metadata(core, path).await?;
     if m.is_folder() {
-        return Err(Error::new(ErrorKind::Conflict, "is a directory")
-            .with_operation("remove_file")
-            .with_path(path));
+        return Err(Error::new(ErrorKind::Conflict, "is a directory").with_path(path));
     }
     delete(core, path, m.rev).await
 }
@@ -51,21 +49,15 @@ pub(crate) async fn remove_file(core: &DropboxCore, path: &RemotePath) -> Result
 /// Removes one empty folder ([`ErrorKind::Conflict`] when it is not empty or is a file).
 pub(crate) async fn remove_dir(core: &Arc<DropboxCore>, dir: &RemotePath) -> Result<()> {
     if dir.is_root() {
-        return Err(
-            Error::new(ErrorKind::Conflict, "cannot remove the root").with_operation("remove_dir")
-        );
+        return Err(Error::new(ErrorKind::Conflict, "cannot remove the root"));
     }
     let m = metadata(core, dir).await?;
     if !m.is_folder() {
-        return Err(Error::new(ErrorKind::Conflict, "not a directory")
-            .with_operation("remove_dir")
-            .with_path(dir));
+        return Err(Error::new(ErrorKind::Conflict, "not a directory").with_path(dir));
     }
     let mut listing = lister::list(core.clone(), dir, false).await?;
     if listing.try_next().await?.is_some() {
-        return Err(Error::new(ErrorKind::Conflict, "directory not empty")
-            .with_operation("remove_dir")
-            .with_path(dir));
+        return Err(Error::new(ErrorKind::Conflict, "directory not empty").with_path(dir));
     }
     delete(core, dir, None).await
 }

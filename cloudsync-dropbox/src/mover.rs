@@ -118,12 +118,7 @@ async fn relocate(
     from: &RemotePath,
     to: &RemotePath,
 ) -> Result<Entry> {
-    let op = if endpoint == "files/copy_v2" {
-        "copy"
-    } else {
-        "rename"
-    };
-    names::check(to, op)?;
+    names::check(to)?;
     let (src, dst) = (core.dbx_path(from), core.dbx_path(to));
     let same = src.to_lowercase() == dst.to_lowercase();
     if same && endpoint == "files/copy_v2" {
@@ -131,7 +126,6 @@ async fn relocate(
             ErrorKind::InvalidInput,
             "source and target are the same file (names differ only by case)",
         )
-        .with_operation("copy")
         .with_path(to));
     }
     if same {

@@ -20,7 +20,7 @@ const IGNORED: &[&str] = &[
 /// Checks every segment of `path` against what Dropbox refuses: a backslash (the help
 /// center's "always disallowed" characters are `/` and `\`), DEL, a trailing space, and the
 /// ignored names. The error is [`ErrorKind::InvalidInput`] naming the rule.
-pub(crate) fn check(path: &RemotePath, op: &'static str) -> Result<()> {
+pub(crate) fn check(path: &RemotePath) -> Result<()> {
     if path.is_root() {
         return Ok(());
     }
@@ -40,9 +40,7 @@ pub(crate) fn check(path: &RemotePath, op: &'static str) -> Result<()> {
             None
         };
         if let Some(why) = why {
-            return Err(Error::new(ErrorKind::InvalidInput, why)
-                .with_operation(op)
-                .with_path(path));
+            return Err(Error::new(ErrorKind::InvalidInput, why).with_path(path));
         }
     }
     Ok(())
@@ -66,11 +64,11 @@ mod tests {
             "trailing /x",
             "del\u{7f}",
         ] {
-            let e = check(&RemotePath::new(bad).unwrap(), "write").unwrap_err();
+            let e = check(&RemotePath::new(bad).unwrap()).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}");
         }
         for good in ["desktop.ini.bak", "Icon", "a b/c", ".dropboxx", "x.dropbox"] {
-            check(&RemotePath::new(good).unwrap(), "write").unwrap();
+            check(&RemotePath::new(good).unwrap()).unwrap();
         }
     }
 }

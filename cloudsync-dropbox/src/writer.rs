@@ -64,7 +64,6 @@ pub(crate) async fn write(
                 ErrorKind::ConditionNotMatch,
                 format!("expected {want} bytes, the source gave {total}"),
             )
-            .with_operation("write")
             .with_path(path));
         }
     }
@@ -122,7 +121,6 @@ pub(crate) async fn write(
                 ErrorKind::ConditionNotMatch,
                 format!("stored content hash {theirs} differs from the uploaded {local_hash}"),
             )
-            .with_operation("write")
             .with_path(path)
             .set_temporary(true));
         }
@@ -151,7 +149,6 @@ pub(crate) async fn write(
                 entry.size
             ),
         )
-        .with_operation("write")
         .with_path(path)
         .set_temporary(true));
     }

@@ -844,3 +844,58 @@ async fn usage_and_quota() {
     put(&r, "a", vec![3u8; 900]).await;
     assert_eq!(r.usage().await.unwrap().used, Some(900));
 }
+
+/// Through the layers the registry puts around every remote it opens, errors name the
+/// operation, the remote (as described) and the path, though the backend itself names at most
+/// the path and the API endpoint of the step that failed: an endpoint says more than the
+/// remote's operation and is kept (a missing file's `stat` is `files/get_metadata`), the
+/// operation is the remote's where no endpoint failed (a refused name, a folder's removal
+/// that finds a file); a token that cannot be refreshed is `oauth2/token`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_layers_name_operation_remote_and_path() {
+    use cloudsync_core::{Registry, redact_location};
+    let emu = Emulator::start().unwrap();
+    let r = Registry::new().layered(remote(emu.config()));
+    let described = redact_location(&r.describe());
+    let named = |e: cloudsync_core::Error, kind: ErrorKind, op: &str, path: &str| {
+        assert_eq!(e.kind(), kind, "{e}");
+        assert_eq!(
+            (e.operation(), e.remote(), e.path()),
+            (Some(op), Some(described.as_str()), Some(path)),
+            "{e}"
+        );
+    };
+    named(
+        r.stat(&p("missing.txt")).await.unwrap_err(),
+        ErrorKind::NotFound,
+        "files/get_metadata",
+        "missing.txt",
+    );
+    named(
+        r.write(&p("d/desktop.ini"), bytes_stream("x"), WriteMeta::default())
+            .await
+            .unwrap_err(),
+        ErrorKind::InvalidInput,
+        "write",
+        "d/desktop.ini",
+    );
+    put(&r, "file.txt", "x").await;
+    named(
+        r.remove_dir(&p("file.txt")).await.unwrap_err(),
+        ErrorKind::Conflict,
+        "remove_dir",
+        "file.txt",
+    );
+    // A token that cannot be refreshed names the token step.
+    let wrong = emu
+        .config()
+        .with_refresh_token(format!("{}-wrong", emu.refresh_token()));
+    let bad = Registry::new().layered(remote(wrong));
+    assert_eq!(bad.describe(), r.describe());
+    named(
+        bad.stat(&p("file.txt")).await.unwrap_err(),
+        ErrorKind::Auth,
+        "oauth2/token",
+        "file.txt",
+    );
+}

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use cloudsync_core::queue::{CompareSpec, compare};
 use cloudsync_core::testkit::{MemFs, capture_logs};
-use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes, ops};
+use cloudsync_core::{
+    ErrorContext, Remote, RemotePath, WriteMeta, bytes_stream, collect_bytes, ops,
+};
 use cloudsync_dropbox::emulator::{Emulator, EmulatorOptions, Fault};
 use cloudsync_dropbox::{DropboxConfig, DropboxRemote, TokenInfo};
 use futures::TryStreamExt;
@@ -39,7 +41,8 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
         .with_token_callback(Arc::new(move |t: &TokenInfo| {
             seen.lock().unwrap().push(t.clone())
         }));
-    let dbx = DropboxRemote::new(cfg.clone()).unwrap();
+    // Errors are shown as the registry's layers give them: naming the remote.
+    let dbx = ErrorContext::wrap(Arc::new(DropboxRemote::new(cfg.clone()).unwrap()));
     let remote: Arc<dyn Remote> = Arc::new(DropboxRemote::new(cfg.clone()).unwrap());
     let mut shown: Vec<String> = Vec::new();
 
@@ -88,7 +91,9 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
     dbx.stat(&p("a/small.txt")).await.unwrap();
     emu.inject("files/get_metadata", Fault::ExpireToken, 1);
     dbx.stat(&p("a/small.txt")).await.unwrap();
-    show_err(&mut shown, dbx.stat(&p("missing")).await.unwrap_err());
+    let missing = dbx.stat(&p("missing")).await.unwrap_err();
+    assert_eq!(missing.remote(), Some(dbx.describe().as_str()), "{missing}");
+    show_err(&mut shown, missing);
     emu.inject("files/get_metadata", Fault::Status(503), 1);
     show_err(&mut shown, dbx.stat(&p("a/small.txt")).await.unwrap_err());
     emu.inject("files/get_metadata", Fault::Drop, 1);
@@ -100,7 +105,7 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
         .clone()
         .with_app_secret(format!("{APP_SECRET}-wrong"))
         .with_refresh_token(format!("{}-wrong", emu.refresh_token()));
-    let bad = DropboxRemote::new(wrong.clone()).unwrap();
+    let bad = ErrorContext::wrap(Arc::new(DropboxRemote::new(wrong.clone()).unwrap()));
     show_err(&mut shown, bad.stat(&p("a")).await.unwrap_err());
     shown.push(format!("{wrong:?}"));
     shown.push(serde_json::to_string(&wrong).unwrap());
@@ -115,7 +120,7 @@ async fn no_credential_reaches_a_debug_string_an_error_a_log_or_a_report() {
         .with_app_secret(APP_SECRET)
         .with_urls(emu.api_url(), emu.content_url(), emu.token_url());
     from_file.token_file = Some(token_file.clone());
-    let filed = DropboxRemote::new(from_file.clone()).unwrap();
+    let filed = ErrorContext::wrap(Arc::new(DropboxRemote::new(from_file.clone()).unwrap()));
     filed.stat(&p("a/small.txt")).await.unwrap();
     shown.push(format!("{filed:?}"));
     shown.push(format!("{from_file:?}"));
