@@ -772,12 +772,17 @@ fn named_remotes_from_config() {
         &cfg,
         format!(
             "[remotes.home]\ntype = \"local\"\nroot = {:?}\n\n[remotes.scratch]\ntype = \
-             \"memory\"\n",
+             \"memory\"\n\n[remotes.h]\ntype = \"local\"\nroot = {:?}\n",
+            s(&data),
             s(&data)
         ),
     )
     .unwrap();
     let o = cs(&["--config", s(&cfg), "ls", "home:sub"]);
+    o.expect(0);
+    assert_eq!(o.lines(), ["c.txt", "deep/"]);
+    // A one-letter name is a remote, as in rclone on Linux.
+    let o = cs(&["--config", s(&cfg), "ls", "h:sub"]);
     o.expect(0);
     assert_eq!(o.lines(), ["c.txt", "deep/"]);
     // CLOUDSYNC_CONFIG names the file too; flags may come after the command.

@@ -76,8 +76,9 @@ pub enum RemoteSpec {
 
 impl RemoteSpec {
     /// Parses a command-line location the way rclone does: `scheme://…` is a URL, `name:path`
-    /// (a name of two or more letters, digits, `_` or `-`) is a configured remote, anything
-    /// else is a local path (`./a:b` forces a local path).
+    /// (a name of letters, digits, `_` or `-`; on Windows two or more, as one letter is a
+    /// drive) is a configured remote, anything else is a local path (`./a:b` forces a local
+    /// path).
     ///
     /// ```
     /// use cloudsync_core::RemoteSpec;
@@ -91,11 +92,7 @@ impl RemoteSpec {
             return Ok(RemoteSpec::Url(s.to_owned()));
         }
         if let Some((name, rest)) = s.split_once(':') {
-            let valid_name = name.len() >= 2
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if valid_name {
+            if is_remote_name(name) {
                 let path = RemotePath::new(rest.trim_start_matches('/'))?;
                 return Ok(RemoteSpec::Named {
                     name: name.to_owned(),
@@ -108,6 +105,17 @@ impl RemoteSpec {
         }
         Ok(RemoteSpec::Local(s.to_owned()))
     }
+}
+
+/// Whether `name` can name a configured remote in a location (`name:path`): letters, digits,
+/// `_` and `-`, and on Windows at least two of them (`C:` is a drive there; rclone reads a
+/// one-letter name as a remote on other systems, and so do we).
+fn is_remote_name(name: &str) -> bool {
+    let min = if cfg!(windows) { 2 } else { 1 };
+    name.len() >= min
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The configuration file: named remotes, each a table with a `type` and the backend's keys.
@@ -185,6 +193,20 @@ impl Config {
         })?;
         let mut remotes = BTreeMap::new();
         for (name, table) in file.remotes {
+            if !is_remote_name(&name) {
+                let rule = if cfg!(windows) {
+                    "two or more letters, digits, `_` or `-` (one letter is a drive)"
+                } else {
+                    "letters, digits, `_` or `-`"
+                };
+                return Err(Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!(
+                        "remote {name:?}: a remote name is made of {rule}, or `{name}:path` \
+                         could not reach it"
+                    ),
+                ));
+            }
             if !table.contains_key("type") {
                 return Err(Error::new(
                     ErrorKind::ConfigInvalid,
@@ -616,9 +638,22 @@ mod tests {
                 path: RemotePath::new("a/b").unwrap()
             }
         );
+        // One letter names a remote where it is not a drive, as in rclone.
+        let one_letter = RemoteSpec::parse("r:photos").unwrap();
+        if cfg!(windows) {
+            assert_eq!(one_letter, RemoteSpec::Local("r:photos".into()));
+        } else {
+            assert_eq!(
+                one_letter,
+                RemoteSpec::Named {
+                    name: "r".into(),
+                    path: RemotePath::new("photos").unwrap()
+                }
+            );
+        }
         assert_eq!(
-            RemoteSpec::parse("C:\\x").unwrap(),
-            RemoteSpec::Local("C:\\x".into())
+            RemoteSpec::parse("my nas:x").unwrap(),
+            RemoteSpec::Local("my nas:x".into())
         );
         assert_eq!(
             RemoteSpec::parse("./a:b").unwrap(),
@@ -633,6 +668,15 @@ mod tests {
         assert_eq!(e.message(), "remote \"x\": missing key `type`");
         let e = Config::from_toml_str("[remote.x]\n").unwrap_err();
         assert!(e.message().contains("unknown field `remote`"), "{e}");
+        // A section no location could reach is refused at load, never silently unreachable.
+        for bad in ["\"my nas\"", "\"a.b\"", "\"\""] {
+            let e =
+                Config::from_toml_str(&format!("[remotes.{bad}]\ntype = \"local\"\n")).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+            assert!(e.message().contains("a remote name is made of"), "{e}");
+        }
+        let one = Config::from_toml_str("[remotes.r]\ntype = \"local\"\n");
+        assert_eq!(one.is_ok(), !cfg!(windows), "{one:?}");
         let e = Config::default().remote("nope").unwrap_err();
         assert_eq!(e.message(), "remote \"nope\" is not in the config file");
     }
