@@ -376,26 +376,8 @@ fn from_system(t: std::time::SystemTime) -> OffsetDateTime {
 pub async fn report(db: &Db, job: JobId) -> Result<Summary> {
     let client = db.connect().await?;
     let st = status_with(&client, job).await?;
-    let mut total = Summary {
-        source: st.source.clone(),
-        destination: st.destination.clone(),
-        started: st.created,
-        elapsed: Duration::ZERO,
-        dry_run: false,
-        checked: 0,
-        transferred: 0,
-        bytes: 0,
-        modtimes_set: 0,
-        skipped: 0,
-        deleted: 0,
-        dirs_deleted: 0,
-        dirs_created: 0,
-        backed_up: 0,
-        retries: 0,
-        leftovers_removed: 0,
-        deletes_skipped_due_to_errors: false,
-        errors: Vec::new(),
-    };
+    let mut total = Summary::new(st.source.clone(), st.destination.clone(), false);
+    total.started = st.created;
     let end = st.finished.unwrap_or_else(OffsetDateTime::now_utc);
     total.elapsed = Duration::try_from(end - st.created).unwrap_or_default();
     let rows = client
@@ -407,7 +389,7 @@ pub async fn report(db: &Db, job: JobId) -> Result<Summary> {
         .await?;
     for r in rows {
         let s: Summary = serde_json::from_value(r.get(0))?;
-        add(&mut total, s);
+        total.absorb(s);
     }
     // A dead shard's last error, when its report does not say it already.
     for r in client
@@ -453,26 +435,9 @@ pub async fn report(db: &Db, job: JobId) -> Result<Summary> {
 /// Adds `s` to `total` (which becomes `s` when it is empty).
 pub(crate) fn add_to(total: &mut Option<Summary>, s: Summary) {
     match total {
-        Some(t) => add(t, s),
+        Some(t) => t.absorb(s),
         None => *total = Some(s),
     }
-}
-
-/// Adds one shard's summary to the job's.
-fn add(total: &mut Summary, s: Summary) {
-    total.checked += s.checked;
-    total.transferred += s.transferred;
-    total.bytes = total.bytes.saturating_add(s.bytes);
-    total.modtimes_set += s.modtimes_set;
-    total.skipped += s.skipped;
-    total.deleted += s.deleted;
-    total.dirs_deleted += s.dirs_deleted;
-    total.dirs_created += s.dirs_created;
-    total.backed_up += s.backed_up;
-    total.retries = total.retries.saturating_add(s.retries);
-    total.leftovers_removed += s.leftovers_removed;
-    total.deletes_skipped_due_to_errors |= s.deletes_skipped_due_to_errors;
-    total.errors.extend(s.errors);
 }
 
 /// Stops a job: its pending and running shards are cancelled (a worker holding one loses

@@ -197,7 +197,19 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub(crate) fn new(source: String, destination: String, dry_run: bool) -> Self {
+    /// An empty summary of a run from `source` to `destination` starting now: what a run
+    /// fills in, or what [`Summary::absorb`] adds parts of a run into.
+    ///
+    /// ```
+    /// use cloudsync_core::Summary;
+    /// let mut total = Summary::new("a".into(), "b".into(), false);
+    /// let mut part = Summary::new("a".into(), "b".into(), false);
+    /// part.transferred = 2;
+    /// total.absorb(part.clone());
+    /// total.absorb(part);
+    /// assert_eq!(total.transferred, 4);
+    /// ```
+    pub fn new(source: String, destination: String, dry_run: bool) -> Self {
         Summary {
             source,
             destination,
@@ -218,6 +230,27 @@ impl Summary {
             deletes_skipped_due_to_errors: false,
             errors: Vec::new(),
         }
+    }
+
+    /// Adds the counts and errors of `part` (a piece of the same run, such as one shard of a
+    /// distributed job) into this summary; counts saturate, a part that skipped its deletions
+    /// marks the whole. Times and descriptions stay this summary's.
+    pub fn absorb(&mut self, part: Summary) {
+        self.checked = self.checked.saturating_add(part.checked);
+        self.transferred = self.transferred.saturating_add(part.transferred);
+        self.bytes = self.bytes.saturating_add(part.bytes);
+        self.modtimes_set = self.modtimes_set.saturating_add(part.modtimes_set);
+        self.skipped = self.skipped.saturating_add(part.skipped);
+        self.deleted = self.deleted.saturating_add(part.deleted);
+        self.dirs_deleted = self.dirs_deleted.saturating_add(part.dirs_deleted);
+        self.dirs_created = self.dirs_created.saturating_add(part.dirs_created);
+        self.backed_up = self.backed_up.saturating_add(part.backed_up);
+        self.retries = self.retries.saturating_add(part.retries);
+        self.leftovers_removed = self
+            .leftovers_removed
+            .saturating_add(part.leftovers_removed);
+        self.deletes_skipped_due_to_errors |= part.deletes_skipped_due_to_errors;
+        self.errors.extend(part.errors);
     }
 
     /// Whether the operation finished without errors.
