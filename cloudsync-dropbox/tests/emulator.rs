@@ -858,12 +858,7 @@ async fn registry_layers_name_operation_remote_and_path() {
     let r = Registry::new().layered(remote(emu.config()));
     let described = redact_location(&r.describe());
     let named = |e: cloudsync_core::Error, kind: ErrorKind, op: &str, path: &str| {
-        assert_eq!(e.kind(), kind, "{e}");
-        assert_eq!(
-            (e.operation(), e.remote(), e.path()),
-            (Some(op), Some(described.as_str()), Some(path)),
-            "{e}"
-        );
+        cloudsync_core::testkit::assert_error_names(&e, kind, op, &described, path)
     };
     named(
         r.stat(&p("missing.txt")).await.unwrap_err(),

@@ -918,37 +918,11 @@ async fn cleanup_below_the_drive_root_needs_cleanup_whole_trash() {
 /// that could not be refreshed is `token`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_layers_name_operation_remote_and_path() {
-    use cloudsync_core::{Registry, redact_location};
+    use cloudsync_core::Registry;
+    use cloudsync_core::testkit::{assert_error_names, assert_missing_paths_named};
     let emu = DriveEmulator::start().await;
     let remote = Registry::new().layered(backend(&emu, 256 * 1024));
-    let described = redact_location(&remote.describe());
-    let named = |e: cloudsync_core::Error, kind: ErrorKind, op: &str, path: &str| {
-        assert_eq!(e.kind(), kind, "{e}");
-        assert_eq!(
-            (e.operation(), e.remote(), e.path()),
-            (Some(op), Some(described.as_str()), Some(path)),
-            "{e}"
-        );
-    };
-    let missing = ErrorKind::NotFound;
-    named(
-        remote.stat(&p("missing.txt")).await.unwrap_err(),
-        missing,
-        "stat",
-        "missing.txt",
-    );
-    named(
-        remote.read(&p("missing.txt"), None).await.err().unwrap(),
-        missing,
-        "read",
-        "missing.txt",
-    );
-    named(
-        remote.list(&p("nodir")).await.err().unwrap(),
-        missing,
-        "list",
-        "nodir",
-    );
+    let described = assert_missing_paths_named(&remote).await;
     // The parent folder of a write cannot be created (the first POST of the write).
     emu.inject(
         "POST",
@@ -964,7 +938,13 @@ async fn registry_layers_name_operation_remote_and_path() {
         .write(&p("newdir/f.txt"), bytes_stream("x"), WriteMeta::default())
         .await
         .unwrap_err();
-    named(e, ErrorKind::PermissionDenied, "mkdir", "newdir/f.txt");
+    assert_error_names(
+        &e,
+        ErrorKind::PermissionDenied,
+        "mkdir",
+        &described,
+        "newdir/f.txt",
+    );
     assert!(remote.stat(&p("newdir")).await.is_err(), "nothing was made");
     // The token cannot be refreshed.
     remote
@@ -983,5 +963,5 @@ async fn registry_layers_name_operation_remote_and_path() {
     );
     emu.expire_tokens();
     let e = remote.stat(&p("there.txt")).await.unwrap_err();
-    named(e, ErrorKind::Auth, "token", "there.txt");
+    assert_error_names(&e, ErrorKind::Auth, "token", &described, "there.txt");
 }

@@ -1113,46 +1113,19 @@ async fn a_broken_listing_is_an_error_never_an_empty_directory() {
 /// directory's listings (one level and the whole tree).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_layers_name_operation_remote_and_path() {
-    use cloudsync_core::{ErrorKind, Registry, redact_location};
+    use cloudsync_core::testkit::{assert_error_names, assert_missing_paths_named};
+    use cloudsync_core::{ErrorKind, Registry};
     let b = bucket("ctx").await;
     let remote = Registry::new().layered(Arc::new(remote(&b, "ctx").build().unwrap()));
-    let described = redact_location(&remote.describe());
+    let described = assert_missing_paths_named(&remote).await;
     assert_eq!(described, format!("gs://{b}/ctx"));
-    let named = |e: cloudsync_core::Error, op: &str, path: &str| {
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-        assert_eq!(
-            (e.operation(), e.remote(), e.path()),
-            (Some(op), Some(described.as_str()), Some(path)),
-            "{e}"
-        );
-    };
-    named(
-        remote.stat(&p("missing.txt")).await.unwrap_err(),
-        "stat",
-        "missing.txt",
-    );
-    named(
-        remote.read(&p("missing.txt"), None).await.err().unwrap(),
-        "read",
-        "missing.txt",
-    );
+    let missing = ErrorKind::NotFound;
     // The backend names the source a copy could not find, not the target.
-    named(
-        remote
-            .copy(&p("missing.txt"), &p("other.txt"))
-            .await
-            .unwrap_err(),
-        "copy",
-        "missing.txt",
-    );
-    named(
-        remote.list(&p("nodir")).await.err().unwrap(),
-        "list",
-        "nodir",
-    );
-    named(
-        remote.list_recursive(&p("nodir")).await.err().unwrap(),
-        "list",
-        "nodir",
-    );
+    let e = remote
+        .copy(&p("missing.txt"), &p("other.txt"))
+        .await
+        .unwrap_err();
+    assert_error_names(&e, missing, "copy", &described, "missing.txt");
+    let e = remote.list_recursive(&p("nodir")).await.err().unwrap();
+    assert_error_names(&e, missing, "list", &described, "nodir");
 }

@@ -184,31 +184,7 @@ async fn bad_replacement_keeps_the_old_file_apache() {
 /// listing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_layers_name_operation_remote_and_path() {
-    use cloudsync_core::{Registry, redact_location};
+    use cloudsync_core::Registry;
     let remote = Registry::new().layered(remote_in(&SERVER, Vendor::Generic, "ctx").await);
-    let described = redact_location(&remote.describe());
-    let p = |s: &str| cloudsync_core::RemotePath::new(s).unwrap();
-    let named = |e: cloudsync_core::Error, op: &str, path: &str| {
-        assert_eq!(e.kind(), cloudsync_core::ErrorKind::NotFound, "{e}");
-        assert_eq!(
-            (e.operation(), e.remote(), e.path()),
-            (Some(op), Some(described.as_str()), Some(path)),
-            "{e}"
-        );
-    };
-    named(
-        remote.stat(&p("missing.txt")).await.unwrap_err(),
-        "stat",
-        "missing.txt",
-    );
-    named(
-        remote.read(&p("missing.txt"), None).await.err().unwrap(),
-        "read",
-        "missing.txt",
-    );
-    named(
-        remote.list(&p("nodir")).await.err().unwrap(),
-        "list",
-        "nodir",
-    );
+    cloudsync_core::testkit::assert_missing_paths_named(&remote).await;
 }
