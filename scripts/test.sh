@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: installs and checks what the tests need, then format,
-# lints, unit/integration/conformance tests against real servers, and doc tests.
+# lints, unit/integration/conformance tests against real servers, doc tests, and the API docs
+# built with warnings as errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +17,5 @@ else
   cargo test --workspace --all-features --no-fail-fast --lib --bins --tests --examples
 fi
 cargo test --workspace --all-features --doc
+# The API documentation builds without a warning (broken or redundant links included).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features

@@ -75,7 +75,7 @@ pub struct Capabilities {
 ///
 /// The required methods are the contract every backend fulfils and the
 /// [`testkit`](crate::testkit) checks. Optional methods default to an
-/// [`ErrorKind::Unsupported`] error; a backend that implements one sets the matching
+/// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) error; a backend that implements one sets the matching
 /// [`Capabilities`] flag.
 ///
 /// ```
@@ -109,10 +109,10 @@ pub trait Remote: Send + Sync + Debug {
 
     /// Lists one directory level. Entry paths are full paths from the root.
     ///
-    /// A missing directory is [`ErrorKind::NotFound`] — and only a directory known to be absent:
+    /// A missing directory is [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) — and only a directory known to be absent:
     /// a folder the server refuses is an error of another kind. Order is unspecified.
     ///
-    /// The engine reads the stream strictly: an `Err` item of kind [`ErrorKind::InvalidInput`] is
+    /// The engine reads the stream strictly: an `Err` item of kind [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) is
     /// one entry that cannot be represented (a name with `..`, NUL, an encoded `/`), reported,
     /// and the rest of the listing stands; any other `Err` item means the listing is incomplete,
     /// and nothing in the directory is decided (no deletion, no replacement). An entry the
@@ -120,7 +120,7 @@ pub trait Remote: Send + Sync + Debug {
     /// upload files ([`is_temp_name`](crate::is_temp_name)) are listed like any file.
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream>;
 
-    /// Metadata of one file or directory; [`ErrorKind::NotFound`] when absent.
+    /// Metadata of one file or directory; [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) when absent.
     async fn stat(&self, path: &RemotePath) -> Result<Entry>;
 
     /// Reads a file, or the byte `range` of it.
@@ -137,7 +137,7 @@ pub trait Remote: Send + Sync + Debug {
     /// Removes one file.
     async fn remove_file(&self, path: &RemotePath) -> Result<()>;
 
-    /// Removes one empty directory ([`ErrorKind::Conflict`] when it is not empty).
+    /// Removes one empty directory ([`ErrorKind::Conflict`](crate::ErrorKind::Conflict) when it is not empty).
     async fn remove_dir(&self, dir: &RemotePath) -> Result<()>;
 
     /// Lists the whole tree below `dir` in one pass (see [`Capabilities::list_recursive`]).
@@ -232,7 +232,7 @@ pub trait Remote: Send + Sync + Debug {
         self.write(path, stream, meta).await
     }
 
-    /// An [`ErrorKind::Unsupported`] error naming `operation` and this remote.
+    /// An [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) error naming `operation` and this remote.
     fn unsupported(&self, operation: &'static str) -> Error {
         Error::unsupported(operation, &self.describe()).with_remote(self.describe())
     }

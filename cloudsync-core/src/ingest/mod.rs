@@ -33,7 +33,7 @@
 //!
 //! 1. Takes the lock file [`IngestOptions::lock_path`] on the **target** (see below); while
 //!    another live run holds it, [`ingest`] returns an error of kind
-//!    [`ErrorKind::Conflict`](crate::ErrorKind::Conflict) ("another ingest is running") and
+//!    [`ErrorKind::Conflict`] ("another ingest is running") and
 //!    touches nothing.
 //! 2. Walks the drop folder. Never looked into: `archives/` and `reports/` at the top, and
 //!    the configured archive and report directories that lie inside the drop folder (on the

@@ -153,8 +153,8 @@ pub struct Job {
 /// <dir>/.queue.lock                held while a job is processed
 /// ```
 ///
-/// Any number of processes may [`enqueue`](Self::enqueue) and read; [`process_next`]
-/// (Self::process_next) takes the lock (see [`ingest`](crate::ingest) for how it works), so
+/// Any number of processes may [`enqueue`](Self::enqueue) and read;
+/// [`process_next`](Self::process_next) takes the lock (see [`ingest`](crate::ingest) for how it works), so
 /// jobs run one after another even with several processors. A job found `running` while the
 /// lock is free was interrupted and runs again.
 ///

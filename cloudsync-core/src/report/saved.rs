@@ -54,8 +54,8 @@ pub struct ReportCounts {
 }
 
 /// A compare's result as it is stored: the [`CheckReport`] plus where it came from, its
-/// options and times, so that it can be shown and acted on ([`resync`](crate::queue::resync)(crate::queue::resync)) later,
-/// by another process.
+/// options and times, so that it can be shown and acted on ([`resync`](crate::queue::resync)) later, by
+/// another process.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
