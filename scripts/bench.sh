@@ -6,6 +6,10 @@
 #   scripts/bench.sh                              # 10k small, 200k tiny, one 1 GiB file
 #   scripts/bench.sh --scenarios tiny --reps 7 --tiny-files 50000
 #   scripts/bench.sh --help                       # every option
+#   scripts/bench.sh --net                        # SFTP, FTP, FTPS, WebDAV, WebDAVS: 2,000 small
+#                                                 # files and one 512 MiB file, up and down,
+#                                                 # against rclone and sftp / lftp / curl
+#   scripts/bench.sh --net --backends sftp --scenarios small --reps 5
 #
 # Source trees are generated once into target/bench-work/src and reused; see DESIGN.md §8 for
 # why runs alternate between tools and old trees are moved aside instead of deleted.
@@ -14,8 +18,16 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+net=false
+if [ "${1:-}" = "--net" ]; then net=true; shift; fi
 missing=()
-for pkg in rclone rsync time; do
+pkgs=(rclone rsync time)
+if $net; then
+  # The servers come from the test dependencies; the reference clients from here.
+  bash scripts/install-test-deps.sh >/dev/null
+  pkgs+=(lftp curl openssh-client)
+fi
+for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -24,5 +36,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-cargo build --release -p cloudsync --example cloudsync
-cargo bench -p cloudsync --bench harness -- "$@"
+if $net; then
+  cargo build --release -p cloudsync --all-features --example cloudsync
+  cargo bench -p cloudsync --all-features --bench net -- "$@"
+else
+  cargo build --release -p cloudsync --example cloudsync
+  cargo bench -p cloudsync --bench harness -- "$@"
+fi

@@ -22,6 +22,12 @@ pub fn run(mut cmd: Command, scratch: &Path) -> std::io::Result<Sample> {
         let mut wrapped = Command::new(time_bin);
         wrapped.arg("-f").arg("%M").arg("-o").arg(&report);
         wrapped.arg(cmd.get_program()).args(cmd.get_args());
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(v) => wrapped.env(key, v),
+                None => wrapped.env_remove(key),
+            };
+        }
         wrapped
     } else {
         std::mem::replace(&mut cmd, Command::new("true"))

@@ -1,0 +1,371 @@
+//! Network rows of the side-by-side benchmark: our CLI (release build) against rclone and each
+//! protocol's reference client (OpenSSH `sftp`, `lftp`, `curl`) uploading to and downloading
+//! from real servers on 127.0.0.1 — OpenSSH, ProFTPD (plain and explicit FTPS) and Apache
+//! mod_dav (HTTP and HTTPS) — started by this program the way the tests start them.
+//!
+//! Run through `scripts/bench.sh --net` (builds the release CLI with every backend first), e.g.
+//! `scripts/bench.sh --net --backends sftp,webdav --scenarios small --reps 5`. `cargo test`
+//! never runs it.
+//!
+//! Every run writes to a fresh directory; the harness checks that it holds exactly the source's
+//! files and bytes (a tool that failed at once would otherwise look fast) and moves it aside
+//! (DESIGN.md §8). Tools and directions alternate in a rotating order.
+
+#[path = "../harness/measure.rs"]
+mod measure;
+#[path = "../harness/tree.rs"]
+mod tree;
+
+#[path = "../../cloudsync-sftp/tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod sshd;
+
+#[path = "../../cloudsync-ftp/tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod ftpd;
+
+#[path = "../../cloudsync-webdav/tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod dav;
+
+mod endpoints;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::endpoints::{Direction, Endpoint};
+use crate::measure::Sample;
+use crate::tree::TreeSpec;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "net",
+    about = "cloudsync vs rclone and reference clients over SFTP, FTP(S) and WebDAV(S)"
+)]
+struct Args {
+    /// Servers: sftp (OpenSSH), ftp (ProFTPD), ftps (Pure-FTPd, explicit TLS), webdav (Apache
+    /// mod_dav), webdavs (the same over HTTPS)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "sftp,ftp,ftps,webdav,webdavs"
+    )]
+    backends: Vec<String>,
+    /// Scenarios: small (many small files), big (one large file)
+    #[arg(long, value_delimiter = ',', default_value = "small,big")]
+    scenarios: Vec<String>,
+    /// Directions: up (local -> server), down (server -> local)
+    #[arg(long, value_delimiter = ',', default_value = "up,down")]
+    directions: Vec<String>,
+    /// Repetitions per tool
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Files in the `small` tree
+    #[arg(long, default_value_t = 2_000)]
+    small_files: usize,
+    /// Average size of a `small` file in bytes
+    #[arg(long, default_value_t = 16 * 1024)]
+    small_size: u64,
+    /// Size of the `big` file in MiB
+    #[arg(long, default_value_t = 512)]
+    big_mib: u64,
+    /// --transfers for cloudsync and rclone
+    #[arg(long, default_value_t = 4)]
+    transfers: usize,
+    /// GiB of memory to touch and free before timing
+    #[arg(long, default_value_t = 2)]
+    warm_gib: u64,
+    /// Working directory (source trees are kept there between runs)
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// Path of our CLI [default: target/release/examples/cloudsync next to this program]
+    #[arg(long)]
+    cloudsync: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// The samples of one (backend, scenario, direction, tool) cell.
+struct Row {
+    key: String,
+    tool: &'static str,
+    bytes: u64,
+    samples: Vec<Sample>,
+}
+
+impl Row {
+    fn median(&self) -> Duration {
+        let mut w: Vec<Duration> = self.samples.iter().map(|s| s.wall).collect();
+        w.sort();
+        w[w.len() / 2]
+    }
+    fn peak_mib(&self) -> String {
+        self.samples
+            .iter()
+            .filter_map(|s| s.peak_kib)
+            .max()
+            .map(|k| format!("{:.0} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "–".into())
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("net: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let work = args
+        .work
+        .clone()
+        .unwrap_or_else(|| target_dir().join("bench-work"));
+    std::fs::create_dir_all(work.join("dst")).map_err(|e| format!("{}: {e}", work.display()))?;
+    let ours = args
+        .cloudsync
+        .clone()
+        .unwrap_or_else(|| target_dir().join("release/examples/cloudsync"));
+    if !ours.exists() {
+        return Err(format!(
+            "{} is missing: build it with `cargo build --release --all-features --example cloudsync` \
+             (scripts/bench.sh --net does)",
+            ours.display()
+        ));
+    }
+    for program in ["rclone", "sftp", "lftp", "curl"] {
+        if !available(program) {
+            return Err(format!(
+                "{program} is not installed (scripts/bench.sh --net installs rclone, lftp, curl and openssh-client)"
+            ));
+        }
+    }
+    let specs: Vec<TreeSpec> = args
+        .scenarios
+        .iter()
+        .map(|s| match s.as_str() {
+            "small" => Ok(TreeSpec {
+                name: "small",
+                files: args.small_files,
+                size: args.small_size,
+                per_dir: 100,
+            }),
+            "big" => Ok(TreeSpec {
+                name: "big",
+                files: 1,
+                size: args.big_mib << 20,
+                per_dir: 1,
+            }),
+            other => Err(format!("unknown scenario {other:?} (small, big)")),
+        })
+        .collect::<Result<_, _>>()?;
+    let directions: Vec<Direction> = args
+        .directions
+        .iter()
+        .map(|d| match d.as_str() {
+            "up" => Ok(Direction::Up),
+            "down" => Ok(Direction::Down),
+            other => Err(format!("unknown direction {other:?} (up, down)")),
+        })
+        .collect::<Result<_, _>>()?;
+    measure::warm_memory(args.warm_gib);
+
+    let mut rows: Vec<Row> = Vec::new();
+    for backend in &args.backends {
+        let endpoint = Endpoint::start(backend, &ours, &work, args.transfers)?;
+        for spec in &specs {
+            let local_src = spec
+                .ensure(&work)
+                .map_err(|e| format!("generating {}: {e}", spec.name))?;
+            // The source of the downloads: the same tree on the server.
+            let remote_src = endpoint.seed(&local_src, spec.name)?;
+            for &dir in &directions {
+                let key = format!(
+                    "{backend} | {} ({} files, {}) | {}",
+                    spec.name,
+                    spec.files,
+                    human(spec.total_bytes()),
+                    dir.label()
+                );
+                let tools = endpoint.tools(spec, dir);
+                for rep in 0..args.reps {
+                    for k in 0..tools.len() {
+                        let tool = &tools[(k + rep) % tools.len()];
+                        let (src, dst, check) = match dir {
+                            Direction::Up => {
+                                let rel = endpoint.fresh_dir(tool.name)?;
+                                let check = endpoint.data.join(&rel);
+                                (local_src.to_string_lossy().into_owned(), rel, check)
+                            }
+                            Direction::Down => {
+                                let dst = work.join("dst").join(format!(
+                                    "{}-{}",
+                                    slug(tool.name),
+                                    tree::unique()
+                                ));
+                                let s = dst.to_string_lossy().into_owned();
+                                (remote_src.clone(), s, dst)
+                            }
+                        };
+                        let cmd = (tool.command)(&src, &dst);
+                        let sample = measure::run(cmd, &work)
+                            .map_err(|e| format!("{key}: {}: {e}", tool.name))?;
+                        eprintln!(
+                            "{key} rep {}/{} {:<10} {:>8.3}s",
+                            rep + 1,
+                            args.reps,
+                            tool.name,
+                            sample.wall.as_secs_f64()
+                        );
+                        verify(&check, spec).map_err(|e| format!("{key}: {}: {e}", tool.name))?;
+                        move_aside(&check).map_err(|e| format!("moving aside: {e}"))?;
+                        match rows
+                            .iter_mut()
+                            .find(|r| r.key == key && r.tool == tool.name)
+                        {
+                            Some(r) => r.samples.push(sample),
+                            None => rows.push(Row {
+                                key: key.clone(),
+                                tool: tool.name,
+                                bytes: spec.total_bytes(),
+                                samples: vec![sample],
+                            }),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    print_table(args, &rows);
+    Ok(())
+}
+
+/// Checks a directory holds exactly the spec's number of files and bytes.
+fn verify(dir: &Path, spec: &TreeSpec) -> Result<(), String> {
+    fn walk(p: &Path, files: &mut usize, bytes: &mut u64) -> std::io::Result<()> {
+        for e in std::fs::read_dir(p)? {
+            let e = e?;
+            let m = e.metadata()?;
+            if m.is_dir() {
+                walk(&e.path(), files, bytes)?;
+            } else {
+                *files += 1;
+                *bytes += m.len();
+            }
+        }
+        Ok(())
+    }
+    let (mut files, mut bytes) = (0, 0);
+    walk(dir, &mut files, &mut bytes).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if (files, bytes) != (spec.files, spec.total_bytes()) {
+        return Err(format!(
+            "{} has {files} files / {bytes} bytes, expected {} / {}",
+            dir.display(),
+            spec.files,
+            spec.total_bytes()
+        ));
+    }
+    Ok(())
+}
+
+/// Moves a finished destination into a `trash` folder beside it (same filesystem).
+fn move_aside(dir: &Path) -> std::io::Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    let trash = parent.join(".bench-trash");
+    std::fs::create_dir_all(&trash)?;
+    std::fs::rename(dir, trash.join(tree::unique()))
+}
+
+fn print_table(args: &Args, rows: &[Row]) {
+    println!();
+    println!(
+        "network rows, {} repetitions (median), --transfers {}, {} CPUs, servers on 127.0.0.1",
+        args.reps,
+        args.transfers,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!(
+        "| backend | scenario | direction | tool | median | vs rclone | vs reference | throughput | peak RSS |"
+    );
+    println!("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    for r in rows {
+        let ratio_to = |pred: &dyn Fn(&Row) -> bool| {
+            rows.iter()
+                .find(|o| o.key == r.key && pred(o))
+                .map(|o| {
+                    format!(
+                        "{:.2}×",
+                        r.median().as_secs_f64() / o.median().as_secs_f64()
+                    )
+                })
+                .unwrap_or_else(|| "–".into())
+        };
+        let secs = r.median().as_secs_f64().max(1e-9);
+        println!(
+            "| {} | {} | {:.3} s | {} | {} | {}/s | {} |",
+            r.key,
+            r.tool,
+            secs,
+            ratio_to(&|o| o.tool == "rclone"),
+            ratio_to(&|o| o.tool != "rclone" && o.tool != "cloudsync"),
+            human((r.bytes as f64 / secs) as u64),
+            r.peak_mib()
+        );
+    }
+    println!();
+    println!(
+        "vs rclone / vs reference: median time divided by that tool's median in the same run \
+         (below 1 = faster); reference = OpenSSH sftp, lftp (FTP, FTPS), curl (WebDAV, one file)."
+    );
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    } else if b >= (1u64 << 20) as f64 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", b / 1024.0)
+    }
+}
+
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// Whether `program` can be found on `PATH`.
+fn available(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// Runs a setup command, failing with its stderr.
+fn setup(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The cargo target directory this program was built in (`target/release/deps/net-*`).
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.parent()?.parent()?.parent()?.to_owned()))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
