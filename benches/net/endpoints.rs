@@ -54,6 +54,8 @@ pub struct Endpoint {
     /// The local directory the server serves (paths given to the tools are relative to it).
     pub data: PathBuf,
     ours: PathBuf,
+    /// Another build of our CLI to compare with (`--baseline`).
+    pub baseline: Option<PathBuf>,
     /// Our config file: one remote `bench` rooted at `data`.
     config: PathBuf,
     /// rclone's on-the-fly remote, up to and including the `:` before the path.
@@ -89,6 +91,7 @@ impl Endpoint {
             kind: Kind::Sftp,
             data: PathBuf::new(),
             ours: ours.to_owned(),
+            baseline: None,
             config: config.clone(),
             rclone_remote: String::new(),
             rclone_flags: Vec::new(),
@@ -254,7 +257,10 @@ impl Endpoint {
     /// Ours, rclone and the reference client for `dir`; the reference client only where it can
     /// do the job (`curl` moves one file).
     pub fn tools(&self, spec: &TreeSpec, dir: Direction) -> Vec<Tool> {
-        let mut tools = vec![self.ours(dir), self.rclone(dir)];
+        let mut tools = vec![self.ours("cloudsync", &self.ours, dir), self.rclone(dir)];
+        if let Some(b) = &self.baseline {
+            tools.push(self.ours("baseline", b, dir));
+        }
         match self.kind {
             Kind::Sftp => tools.push(self.sftp(dir)),
             Kind::Ftp { tls } => tools.push(self.lftp(dir, tls)),
@@ -264,15 +270,16 @@ impl Endpoint {
         tools
     }
 
-    fn ours(&self, dir: Direction) -> Tool {
+    /// Our CLI at `program`, in the table as `name`.
+    fn ours(&self, name: &'static str, program: &Path, dir: Direction) -> Tool {
         let (ours, config, t, password) = (
-            self.ours.clone(),
+            program.to_owned(),
             self.config.clone(),
             self.transfers.to_string(),
             self.password,
         );
         Tool {
-            name: "cloudsync",
+            name,
             command: Box::new(move |src, dst| {
                 let (src, dst) = match dir {
                     Direction::Up => (src.to_owned(), format!("bench:{dst}")),

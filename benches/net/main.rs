@@ -84,6 +84,10 @@ struct Args {
     /// Path of our CLI [default: target/release/examples/cloudsync next to this program]
     #[arg(long)]
     cloudsync: Option<PathBuf>,
+    /// Another build of our CLI to time beside it (a row named `baseline`), e.g. before and
+    /// after a change
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Passed by `cargo bench`; ignored
     #[arg(long, hide = true)]
     bench: bool,
@@ -177,7 +181,8 @@ fn run(args: &Args) -> Result<(), String> {
 
     let mut rows: Vec<Row> = Vec::new();
     for backend in &args.backends {
-        let endpoint = Endpoint::start(backend, &ours, &work, args.transfers)?;
+        let mut endpoint = Endpoint::start(backend, &ours, &work, args.transfers)?;
+        endpoint.baseline = args.baseline.clone();
         for spec in &specs {
             let local_src = spec
                 .ensure(&work)
@@ -315,7 +320,7 @@ fn print_table(args: &Args, rows: &[Row]) {
             r.tool,
             secs,
             ratio_to(&|o| o.tool == "rclone"),
-            ratio_to(&|o| o.tool != "rclone" && o.tool != "cloudsync"),
+            ratio_to(&|o| !matches!(o.tool, "rclone" | "cloudsync" | "baseline")),
             human((r.bytes as f64 / secs) as u64),
             r.peak_mib()
         );

@@ -457,6 +457,11 @@ impl OpenHandle {
         self.handle.as_deref().unwrap_or("")
     }
 
+    /// Takes the handle out: the caller closes it (nothing is sent when this is dropped).
+    pub(crate) fn take(&mut self) -> Option<String> {
+        self.handle.take()
+    }
+
     /// Closes the handle and waits for the server's status (for writes, the last chance
     /// for the server to report an error).
     ///

@@ -156,6 +156,9 @@ async fn upload(
     expected_size: Option<u64>,
 ) -> std::result::Result<(u64, Option<time::OffsetDateTime>), Failure> {
     let chunk = write_chunk(conn) as usize;
+    if expected_size.is_some_and(|n| n <= chunk as u64) {
+        return upload_small(conn, handle, body, mtime, expected_size).await;
+    }
     let depth = depth_for(chunk as u32);
     let h = handle.handle().to_owned();
     let mut offset = 0u64;
@@ -207,6 +210,67 @@ async fn upload(
         }
     };
     handle.close().await.map_err(Failure::Server)?;
+    Ok((written, modtime))
+}
+
+/// [`upload`] of a body announced to fit in one WRITE: the body is read first, then WRITE,
+/// FSETSTAT (or FSTAT) and CLOSE go out back to back and their answers are awaited together —
+/// one round trip instead of three. OpenSSH's sftp-server handles requests one at a time in the
+/// order received. Nothing is lost on a server that reordered them: a CLOSE before the WRITE
+/// fails the WRITE (the temporary file is discarded), a modtime set before the data is caught
+/// by the transfer's modtime check; and the rename that makes the file visible is sent only
+/// after all three succeeded.
+async fn upload_small(
+    conn: &Arc<Connection>,
+    mut handle: OpenHandle,
+    body: ByteStream,
+    mtime: Option<FileAttributes>,
+    expected_size: Option<u64>,
+) -> std::result::Result<(u64, Option<time::OffsetDateTime>), Failure> {
+    // Bounded: at most one chunk more than announced is kept before the size check fails.
+    let limit = expected_size.unwrap_or(0);
+    let mut data = BytesMut::new();
+    let mut body = body;
+    while let Some(part) = body.next().await {
+        data.extend_from_slice(&part.map_err(Failure::Source)?);
+        if data.len() as u64 > limit {
+            break;
+        }
+    }
+    let written = data.len() as u64;
+    if written != limit {
+        return Err(Failure::Source(Error::new(
+            ErrorKind::ConditionNotMatch,
+            format!("the source had {written} bytes or more, {limit} were announced"),
+        )));
+    }
+    let Some(h) = handle.take() else {
+        return Err(Failure::Server(SftpError::UnexpectedBehavior(
+            "handle already closed".into(),
+        )));
+    };
+    let sftp = &conn.sftp;
+    // `join!` polls in order, and each request is queued when first polled.
+    let write = async {
+        if written == 0 {
+            return Ok(());
+        }
+        sftp.write(h.clone(), 0, data.to_vec()).await.map(|_| ())
+    };
+    let attrs = async {
+        match mtime {
+            Some(a) => {
+                let t = modtime_of(&a);
+                sftp.fsetstat(h.clone(), a).await.map(|_| t)
+            }
+            None => sftp.fstat(h.clone()).await.map(|a| modtime_of(&a.attrs)),
+        }
+    };
+    let close = sftp.close(h.clone());
+    let (w, a, c) = futures::join!(write, attrs, close);
+    w.map_err(Failure::Server)?;
+    let modtime = a.map_err(Failure::Server)?;
+    c.map_err(Failure::Server)?;
     Ok((written, modtime))
 }
 
