@@ -215,6 +215,9 @@ impl Endpoint {
                 ));
             }
         };
+        // Downloads also into a local remote without flushes: what rclone and cp do.
+        let toml =
+            format!("{toml}\n[remotes.nofsync]\ntype = \"local\"\nroot = \"/\"\nfsync = false\n");
         std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
         Ok(ep)
     }
@@ -261,6 +264,9 @@ impl Endpoint {
         if let Some(b) = &self.baseline {
             tools.push(self.ours("baseline", b, dir));
         }
+        if dir == Direction::Down {
+            tools.push(self.ours("cloudsync fsync=false", &self.ours, dir));
+        }
         match self.kind {
             Kind::Sftp => tools.push(self.sftp(dir)),
             Kind::Ftp { tls } => tools.push(self.lftp(dir, tls)),
@@ -283,6 +289,10 @@ impl Endpoint {
             command: Box::new(move |src, dst| {
                 let (src, dst) = match dir {
                     Direction::Up => (src.to_owned(), format!("bench:{dst}")),
+                    Direction::Down if name.ends_with("fsync=false") => (
+                        format!("bench:{src}"),
+                        format!("nofsync:{}", dst.trim_start_matches('/')),
+                    ),
                     Direction::Down => (format!("bench:{src}"), dst.to_owned()),
                 };
                 let mut cmd = Command::new(&ours);

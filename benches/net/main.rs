@@ -320,7 +320,9 @@ fn print_table(args: &Args, rows: &[Row]) {
             r.tool,
             secs,
             ratio_to(&|o| o.tool == "rclone"),
-            ratio_to(&|o| !matches!(o.tool, "rclone" | "cloudsync" | "baseline")),
+            ratio_to(&|o| o.tool != "rclone"
+                && !o.tool.starts_with("cloudsync")
+                && o.tool != "baseline"),
             human((r.bytes as f64 / secs) as u64),
             r.peak_mib()
         );
