@@ -99,13 +99,15 @@ struct Row {
     tool: &'static str,
     bytes: u64,
     samples: Vec<Sample>,
+    /// Runs that failed or left a wrong result (not timed).
+    failed: usize,
 }
 
 impl Row {
-    fn median(&self) -> Duration {
+    fn median(&self) -> Option<Duration> {
         let mut w: Vec<Duration> = self.samples.iter().map(|s| s.wall).collect();
         w.sort();
-        w[w.len() / 2]
+        w.get(w.len() / 2).copied()
     }
     fn peak_mib(&self) -> String {
         self.samples
@@ -218,28 +220,50 @@ fn run(args: &Args) -> Result<(), String> {
                             }
                         };
                         let cmd = (tool.command)(&src, &dst);
-                        let sample = measure::run(cmd, &work)
-                            .map_err(|e| format!("{key}: {}: {e}", tool.name))?;
-                        eprintln!(
-                            "{key} rep {}/{} {:<10} {:>8.3}s",
-                            rep + 1,
-                            args.reps,
-                            tool.name,
-                            sample.wall.as_secs_f64()
-                        );
-                        verify(&check, spec).map_err(|e| format!("{key}: {}: {e}", tool.name))?;
-                        move_aside(&check).map_err(|e| format!("moving aside: {e}"))?;
-                        match rows
+                        // A failed or wrong run is reported and counted, not timed: one
+                        // tool's bad moment must not lose the whole table.
+                        let outcome = measure::run(cmd, &work)
+                            .map_err(|e| e.to_string())
+                            .and_then(|s| verify(&check, spec).map(|()| s));
+                        if check.exists() {
+                            move_aside(&check).map_err(|e| format!("moving aside: {e}"))?;
+                        }
+                        let row = match rows
                             .iter_mut()
-                            .find(|r| r.key == key && r.tool == tool.name)
+                            .position(|r| r.key == key && r.tool == tool.name)
                         {
-                            Some(r) => r.samples.push(sample),
-                            None => rows.push(Row {
-                                key: key.clone(),
-                                tool: tool.name,
-                                bytes: spec.total_bytes(),
-                                samples: vec![sample],
-                            }),
+                            Some(i) => &mut rows[i],
+                            None => {
+                                rows.push(Row {
+                                    key: key.clone(),
+                                    tool: tool.name,
+                                    bytes: spec.total_bytes(),
+                                    samples: Vec::new(),
+                                    failed: 0,
+                                });
+                                rows.last_mut().ok_or("no row")?
+                            }
+                        };
+                        match outcome {
+                            Ok(sample) => {
+                                eprintln!(
+                                    "{key} rep {}/{} {:<10} {:>8.3}s",
+                                    rep + 1,
+                                    args.reps,
+                                    tool.name,
+                                    sample.wall.as_secs_f64()
+                                );
+                                row.samples.push(sample);
+                            }
+                            Err(e) => {
+                                eprintln!(
+                                    "{key} rep {}/{} {} FAILED: {e}",
+                                    rep + 1,
+                                    args.reps,
+                                    tool.name
+                                );
+                                row.failed += 1;
+                            }
                         }
                     }
                 }
@@ -302,20 +326,29 @@ fn print_table(args: &Args, rows: &[Row]) {
     );
     println!("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
     for r in rows {
+        let failed = if r.failed > 0 {
+            format!(
+                " ({} of {} runs failed)",
+                r.failed,
+                r.failed + r.samples.len()
+            )
+        } else {
+            String::new()
+        };
+        let Some(median) = r.median() else {
+            println!("| {} | {}{failed} | – | – | – | – | – |", r.key, r.tool);
+            continue;
+        };
         let ratio_to = |pred: &dyn Fn(&Row) -> bool| {
             rows.iter()
                 .find(|o| o.key == r.key && pred(o))
-                .map(|o| {
-                    format!(
-                        "{:.2}×",
-                        r.median().as_secs_f64() / o.median().as_secs_f64()
-                    )
-                })
+                .and_then(Row::median)
+                .map(|o| format!("{:.2}×", median.as_secs_f64() / o.as_secs_f64()))
                 .unwrap_or_else(|| "–".into())
         };
-        let secs = r.median().as_secs_f64().max(1e-9);
+        let secs = median.as_secs_f64().max(1e-9);
         println!(
-            "| {} | {} | {:.3} s | {} | {} | {}/s | {} |",
+            "| {} | {}{failed} | {:.3} s | {} | {} | {}/s | {} |",
             r.key,
             r.tool,
             secs,
