@@ -81,11 +81,18 @@ impl Transferer {
         let max = self.dst.capabilities().max_name_len.unwrap_or(NAME_MAX);
         let key = part_key(src, path);
         let part = parent.join(&part_name(&key, path.name(), max))?;
+        // Not knowing what is kept only costs a restart from byte 0 (the partial file is
+        // ours), so any failure to look counts as nothing kept; a server that lost its
+        // connection fails the write that follows anyway.
         let kept = match self.dst.stat(&part).await {
             Ok(e) if e.is_file() => e.size,
             Ok(_) => 0,
-            Err(e) if e.kind() == ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
+            Err(e) => {
+                if e.kind() != ErrorKind::NotFound {
+                    tracing::debug!(%part, error = %e, "cannot stat the partial file");
+                }
+                0
+            }
         };
         let start = self.trusted_prefix(src, &part, kept).await?;
         if start.offset > 0 {

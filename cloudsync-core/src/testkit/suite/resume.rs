@@ -135,6 +135,13 @@ fn cut_source(src: &Arc<dyn Remote>, after: u64) -> std::result::Result<Arc<dyn 
     )))
 }
 
+/// Creates the check's directory, so that it can be listed whatever the cut run did.
+async fn make_root(r: &Arc<dyn Remote>) -> Check {
+    r.mkdir(&RemotePath::root())
+        .await
+        .map_err(|e| format!("mkdir: {}", show(&e)))
+}
+
 /// Our temporary and partial files at the root of `r`, name to size.
 async fn parts(r: &Arc<dyn Remote>) -> std::result::Result<BTreeMap<String, u64>, String> {
     Ok(ls_raw(r, &RemotePath::root())
@@ -187,6 +194,7 @@ pub async fn check_resume(remote: &Arc<dyn Remote>) -> Check {
     let data = content(SIZE, 71);
     let size = SIZE as u64;
     let (src, _mem, read) = source(&data, 1_600_000_000).await?;
+    make_root(remote).await?;
 
     // Across runs.
     let after = fastrand::u64(size / 4..size * 3 / 4);
@@ -270,11 +278,14 @@ pub async fn check_resume_mismatch(remote: &Arc<dyn Remote>) -> Check {
     let data = content(SIZE, 72);
     let size = SIZE as u64;
     let (src, mem, _) = source(&data, 1_600_000_000).await?;
+    make_root(remote).await?;
 
     // A corrupted byte in the kept prefix.
     let after = fastrand::u64(size / 4..size * 3 / 4);
-    copy("cut copy", &cut_source(&src, after)?, remote, &opts(0)).await?;
-    let kept_parts = parts(remote).await?;
+    let cut = copy("cut copy", &cut_source(&src, after)?, remote, &opts(0)).await?;
+    let kept_parts = parts(remote)
+        .await
+        .map_err(|e| format!("{e} (after a cut copy that reported {:?})", cut.errors))?;
     let Some((name, kept)) = kept_parts.into_iter().next() else {
         return Err("no partial file after a cut".to_owned());
     };
