@@ -6,6 +6,8 @@
 #   scripts/bench.sh                              # 10k small, 200k tiny, one 1 GiB file
 #   scripts/bench.sh --scenarios tiny --reps 7 --tiny-files 50000
 #   scripts/bench.sh --help                       # every option
+#   scripts/bench.sh --resume                     # 1 GiB to OpenSSH cut at 50 %: resumed run vs
+#                                                 # full re-send vs rclone (BENCH_RESUME_MIB=...)
 #
 # Source trees are generated once into target/bench-work/src and reused; see DESIGN.md §8 for
 # why runs alternate between tools and old trees are moved aside instead of deleted.
@@ -22,6 +24,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--resume" ]; then
+  cargo build --release -p cloudsync --all-features --example cloudsync
+  exec cargo test --release -p cloudsync --all-features --test bench_resume -- --ignored --nocapture
 fi
 
 cargo build --release -p cloudsync --example cloudsync
