@@ -10,6 +10,8 @@
 #                                                 # files and one 512 MiB file, up and down,
 #                                                 # against rclone and sftp / lftp / curl
 #   scripts/bench.sh --net --backends sftp --scenarios small --reps 5
+#   scripts/bench.sh --resume                     # 1 GiB to OpenSSH cut at 50 %: resumed run vs
+#                                                 # full re-send vs rclone (BENCH_RESUME_MIB=...)
 #
 # Source trees are generated once into target/bench-work/src and reused; see DESIGN.md §8 for
 # why runs alternate between tools and old trees are moved aside instead of deleted.
@@ -34,6 +36,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--resume" ]; then
+  cargo build --release -p cloudsync --all-features --example cloudsync
+  exec cargo test --release -p cloudsync --all-features --test bench_resume -- --ignored --nocapture
 fi
 
 if $net; then

@@ -163,3 +163,123 @@ async fn killed_mid_upload_then_rerun_is_exact_and_clean() {
         "the destination differs from the source after the rerun"
     );
 }
+
+/// The partial file of a resumable transfer below `dir` (our `.cloudsync-part-` name) and its
+/// size.
+fn partial_file(dir: &Path) -> Option<(String, u64)> {
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let len = e.metadata().ok()?.len();
+        name.starts_with(cloudsync_core::PART_PREFIX)
+            .then_some((name, len))
+    })
+}
+
+/// Issue 19: the `cloudsync` command uploading a large file to OpenSSH is killed with SIGKILL
+/// mid-upload; the bytes the server received stay in a partial file (nothing under the final
+/// name), and the rerun sends only the rest: its JSON summary reports the kept bytes as
+/// resumed, and the result is exact with no file of ours left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_upload_of_a_large_file_then_rerun_resumes() {
+    let src = tempfile::tempdir().unwrap();
+    let size = 12 * 1024 * 1024 + 77;
+    let body = cloudsync_core::testkit::random_bytes(size, 19);
+    cloudsync_core::testkit::put_disk_file(src.path(), "video.mkv", &body, 1_700_000_000);
+    let expected = files(src.path());
+
+    // 2 MB/s: the 12 MiB take about 6 s.
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], SSHD.port));
+    let proxy = ChaosProxy::start(target, ProxyOptions::new(2).bandwidth(Some(2_000_000)))
+        .await
+        .unwrap();
+    let known_hosts = SSHD.state.join(format!("known_hosts-{}", proxy.port()));
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            proxy.port(),
+            sshd::key_line(&SSHD.host_key_pub)
+        ),
+    )
+    .unwrap();
+    let dest = SSHD.data.join("killed-resume");
+    std::fs::create_dir_all(&dest).unwrap();
+    let url = format!(
+        "sftp://root@127.0.0.1:{}{}?key_file={}&known_hosts={}&use_agent=false",
+        proxy.port(),
+        dest.display(),
+        SSHD.client_key.display(),
+        known_hosts.display()
+    );
+    let src_arg = src.path().display().to_string();
+    let args = ["copy", &src_arg, &url, "--resume-above", "1M", "--json"];
+
+    // Kill it at a random point between 2 and 8 MiB.
+    let at = fastrand::u64(2 << 20..8 << 20);
+    let mut child = cs_cmd(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut seen = None;
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "cloudsync finished ({status}) before it could be killed mid-upload:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if let Some((name, len)) = partial_file(&dest).filter(|(_, len)| *len >= at) {
+            seen = Some((name, len));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let (name, len) = seen.expect("the partial file did not grow within 60 s");
+    // The server writes what it still received, then its session ends.
+    std::thread::sleep(Duration::from_millis(1000));
+    let kept = partial_file(&dest).map_or(0, |(_, n)| n);
+    println!("killed while {name} held {len} bytes; it keeps {kept}");
+    assert!(
+        !dest.join("video.mkv").exists(),
+        "a partial file under the final name"
+    );
+    assert!(kept >= len && kept < size as u64, "kept {kept} of {size}");
+
+    proxy.set_bandwidth(None);
+    let o = cs_cmd(&args).output().unwrap();
+    let out = Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    out.expect(0);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let (bytes, resumed) = (
+        summary["bytes"].as_u64().unwrap(),
+        summary["bytes_resumed"].as_u64().unwrap(),
+    );
+    assert_eq!(bytes, size as u64, "{}", out.stdout);
+    assert_eq!(
+        resumed, kept,
+        "the rerun resumed {resumed} bytes of the {kept} kept"
+    );
+    let sent = bytes - resumed;
+    assert!(
+        sent <= size as u64 - kept + (1 << 20),
+        "the rerun sent {sent} bytes; {} were missing",
+        size as u64 - kept
+    );
+    let after = files(&dest);
+    let temps: Vec<&String> = after.keys().filter(|k| is_temp(k)).collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+    assert!(
+        after == expected,
+        "the destination differs from the source after the rerun"
+    );
+}

@@ -483,6 +483,10 @@ impl Remote for BandwidthLimited {
         let body = self.limiter.limit(body, Direction::Up);
         self.inner.write(path, body, meta).await
     }
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        let body = self.limiter.limit(body, Direction::Up);
+        self.inner.write_at(path, offset, body).await
+    }
     async fn write_from_file(
         &self,
         path: &RemotePath,

@@ -129,6 +129,7 @@ impl Hashes {
 /// Size of a block in Dropbox's content hash.
 pub const DROPBOX_BLOCK: usize = 4 * 1024 * 1024;
 
+#[derive(Clone)]
 enum One {
     Md5(md5::Md5),
     Sha1(sha1::Sha1),
@@ -172,6 +173,7 @@ pub async fn hash_stream(mut body: ByteStream, kind: HashKind) -> Result<String>
 /// let hashes = h.finish();
 /// assert_eq!(hashes.get(HashKind::Md5), Some("5eb63bbbe01eeed093cb22bb8f5acdc3"));
 /// ```
+#[derive(Clone)]
 pub struct MultiHasher {
     parts: Vec<One>,
 }

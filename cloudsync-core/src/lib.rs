@@ -71,7 +71,10 @@ pub use remote::{ByteStream, Capabilities, EntryStream, Remote, bytes_stream, co
 pub use report::{CheckItem, CheckReport, ErrorRecord, Event, EventSink, Summary};
 pub use retry::RetryPolicy;
 pub use secret::{REDACTED, Secret, location_has_secret, redact_location};
-pub use temp::{TEMP_PREFIX, is_temp_bytes, is_temp_name, temp_age, temp_name};
+pub use temp::{
+    PART_PREFIX, TEMP_PREFIX, is_temp_bytes, is_temp_name, part_key, part_name, part_of, temp_age,
+    temp_name,
+};
 pub use timeout::{DEFAULT_TIMEOUT, Timeout};
 
 /// Re-exports of the crates that appear in this crate's public API.

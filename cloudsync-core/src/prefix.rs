@@ -87,6 +87,9 @@ impl Remote for Prefix {
             self.inner.write(&self.full(path), body, meta).await?,
         )
     }
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        self.inner.write_at(&self.full(path), offset, body).await
+    }
     async fn write_from_file(
         &self,
         path: &RemotePath,

@@ -66,6 +66,10 @@ pub struct Capabilities {
     pub max_file_size: Option<u64>,
     /// Longest name (one segment, in bytes) the remote accepts, if limited.
     pub max_name_len: Option<usize>,
+    /// Transfers to this remote can be resumed: [`Remote::write_at`] works, and
+    /// [`Remote::rename`] makes a finished partial file visible under its final name
+    /// atomically.
+    pub resume: bool,
 }
 
 /// A storage location: local disk, a server, a cloud account.
@@ -139,6 +143,22 @@ pub trait Remote: Send + Sync + Debug {
 
     /// Removes one empty directory ([`ErrorKind::Conflict`](crate::ErrorKind::Conflict) when it is not empty).
     async fn remove_dir(&self, dir: &RemotePath) -> Result<()>;
+
+    /// Writes `body` into the partial file `path` of a resumable transfer from byte `offset`
+    /// on (see [`Capabilities::resume`]) and returns the file's size afterwards.
+    ///
+    /// At `offset` 0 the file is created (with its parents) or emptied; otherwise `offset` is
+    /// at most the file's current size, the file is cut to `offset` and the body appended.
+    /// A larger `offset` (or a missing file) is
+    /// [`ErrorKind::ConditionNotMatch`](crate::ErrorKind::ConditionNotMatch). The write is not
+    /// atomic, on purpose: when the body or the connection fails, the bytes that reached the
+    /// file stay there, contiguous from the start, for the next attempt. The engine only uses
+    /// it on our partial names ([`part_name`](crate::part_name)) and makes the finished file
+    /// visible with [`Remote::rename`].
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        let _ = (path, offset, body);
+        Err(self.unsupported("write_at"))
+    }
 
     /// Lists the whole tree below `dir` in one pass (see [`Capabilities::list_recursive`]).
     async fn list_recursive(&self, dir: &RemotePath) -> Result<EntryStream> {

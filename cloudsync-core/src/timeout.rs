@@ -55,6 +55,40 @@ impl Timeout {
         Arc::new(Timeout { inner, idle })
     }
 
+    /// Runs an upload of `body` (`start` hands it to the backend), failing it when the backend
+    /// takes no chunk of the body and does not finish within the idle time: the clock
+    /// restarts whenever the backend takes another chunk.
+    async fn upload<T, F>(
+        &self,
+        op: &'static str,
+        path: &RemotePath,
+        body: ByteStream,
+        start: impl FnOnce(ByteStream) -> F,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>> + Send,
+    {
+        let last = Arc::new(Mutex::new(Instant::now()));
+        let touched = last.clone();
+        let body = body
+            .inspect(move |_| *touched.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now())
+            .boxed();
+        let write = start(body);
+        tokio::pin!(write);
+        loop {
+            let deadline = *last.lock().unwrap_or_else(|p| p.into_inner()) + self.idle;
+            tokio::select! {
+                r = &mut write => return r,
+                () = tokio::time::sleep_until(deadline) => {
+                    let now_deadline = *last.lock().unwrap_or_else(|p| p.into_inner()) + self.idle;
+                    if now_deadline <= Instant::now() {
+                        return Err(self.expired(op, path));
+                    }
+                }
+            }
+        }
+    }
+
     fn expired(&self, op: &'static str, path: &RemotePath) -> Error {
         Error::new(
             ErrorKind::Transient,
@@ -183,26 +217,16 @@ impl Remote for Timeout {
         Ok(self.idle_stream(s, "read", path))
     }
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
-        // The clock restarts whenever the backend takes another chunk of the body.
-        let last = Arc::new(Mutex::new(Instant::now()));
-        let touched = last.clone();
-        let body = body
-            .inspect(move |_| *touched.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now())
-            .boxed();
-        let write = self.inner.write(path, body, meta);
-        tokio::pin!(write);
-        loop {
-            let deadline = *last.lock().unwrap_or_else(|p| p.into_inner()) + self.idle;
-            tokio::select! {
-                r = &mut write => return r,
-                () = tokio::time::sleep_until(deadline) => {
-                    let now_deadline = *last.lock().unwrap_or_else(|p| p.into_inner()) + self.idle;
-                    if now_deadline <= Instant::now() {
-                        return Err(self.expired("write", path));
-                    }
-                }
-            }
-        }
+        self.upload("write", path, body, |body| {
+            self.inner.write(path, body, meta)
+        })
+        .await
+    }
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        self.upload("write_at", path, body, |body| {
+            self.inner.write_at(path, offset, body)
+        })
+        .await
     }
     async fn write_from_file(
         &self,

@@ -36,6 +36,8 @@ impl FtpRemote {
             set_modtime: set_time,
             rename: true,
             dirs: true,
+            // APPE continues a partial file; SIZE tells where it stopped.
+            resume: features.size,
             ..Default::default()
         };
         FtpRemote {
@@ -80,6 +82,12 @@ impl Remote for FtpRemote {
 
     async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
         reader::read(&self.core, path, range)
+            .await
+            .map_err(|e| e.with_path(path))
+    }
+
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        writer::write_at(&self.core, path, offset, body)
             .await
             .map_err(|e| e.with_path(path))
     }

@@ -167,6 +167,7 @@ impl Connector {
             last_used: Instant::now(),
             epsv: false,
             data_tls: data_tls.map(|tls| (tls, s.host.clone())),
+            moved: false,
         };
         let features = match self.features.get() {
             Some(f) => f.clone(),
@@ -388,6 +389,9 @@ pub(crate) struct Conn {
     pub(crate) epsv: bool,
     /// TLS for data connections (this connection's session cache) and the server name.
     pub(crate) data_tls: Option<(FtpTlsConnector, String)>,
+    /// The working directory was changed from `/` (by a `CWD` probe or `mkdir_all`), so it
+    /// may be a directory another connection has removed since.
+    pub(crate) moved: bool,
 }
 
 impl std::fmt::Debug for Conn {
@@ -481,7 +485,9 @@ impl Conn {
     /// `CWD path`.
     pub(crate) async fn cwd(&mut self, path: &str) -> Result<()> {
         let r = tokio::time::timeout(self.timeout, self.ftp.cwd(path)).await;
-        self.check(r, "cwd", path)
+        self.check(r, "cwd", path)?;
+        self.moved = path != "/";
+        Ok(())
     }
 
     /// `MKD path`.
@@ -579,6 +585,13 @@ impl Conn {
     pub(crate) async fn stor(&mut self, path: &str) -> Result<Transfer> {
         let r = tokio::time::timeout(self.timeout, self.ftp.put_with_stream(path)).await;
         self.check(r, "write", path)
+    }
+
+    /// `APPE path`: a data stream appended to the file (RFC 959; every server we test with
+    /// has it).
+    pub(crate) async fn appe(&mut self, path: &str) -> Result<Transfer> {
+        let r = tokio::time::timeout(self.timeout, self.ftp.append_with_stream(path)).await;
+        self.check(r, "write_at", path)
     }
 }
 

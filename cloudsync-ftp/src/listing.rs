@@ -40,6 +40,12 @@ impl Conn {
     /// [`MAX_LISTING_LINES`] lines of at most [`MAX_LINE`] bytes, [`MAX_LISTING_BYTES`] in all.
     pub(crate) async fn list_lines(&mut self, path: &str, mlsd: bool) -> Result<Vec<Line>> {
         if mlsd {
+            // Pure-FTPd changes into `path` for MLSD and back to the working directory after;
+            // when that directory was removed since (by another connection), the listing
+            // fails with 421. Start from `/`, which always exists.
+            if self.moved {
+                self.cwd("/").await?;
+            }
             self.listing(&format!("MLSD {path}"), path).await
         } else {
             // CWD first: it fails cleanly for a missing directory, and `LIST -a` (which shows

@@ -143,6 +143,95 @@ async fn upload(conn: &mut Conn, dir: &str, tmp: &str, mut body: ByteStream) -> 
     Ok(size)
 }
 
+/// Writes `body` into the partial file `path` from byte `offset` on (see
+/// [`Remote::write_at`](cloudsync_core::Remote::write_at)): `STOR` at 0 (creating the parents
+/// when missing), else `APPE` after `SIZE` confirmed that the file holds exactly `offset`
+/// bytes (FTP cannot cut a file short, so another size is `ConditionNotMatch` and the engine
+/// starts again from 0). When the body fails the data connection is closed normally, so the
+/// server keeps what it received; the size returned is the one the server reports.
+pub(crate) async fn write_at(
+    core: &FtpCore,
+    path: &RemotePath,
+    offset: u64,
+    body: ByteStream,
+) -> Result<u64> {
+    if path.is_root() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "cannot write to the root",
+        ));
+    }
+    let abs = core.paths.abs(path)?;
+    let dir = parent_abs(core, path)?;
+    let mut conn = core.pool.get().await?;
+    let transfer = if offset == 0 {
+        match conn.stor(&abs).await {
+            Ok(t) => t,
+            Err(e) if conn.broken => return Err(e),
+            Err(first) => {
+                if mkdir_all(&mut conn, &dir).await.is_err() {
+                    return Err(first);
+                }
+                conn.stor(&abs).await?
+            }
+        }
+    } else {
+        let have = match conn.size(&abs).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        if have != offset {
+            return Err(Error::new(
+                ErrorKind::ConditionNotMatch,
+                format!("cannot continue the partial file at byte {offset}: it has {have} bytes"),
+            )
+            .set_temporary(true));
+        }
+        conn.appe(&abs).await?
+    };
+    let failed = send(&mut conn, transfer, &abs, body).await?;
+    let stored = conn.size(&abs).await?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(stored),
+    }
+}
+
+/// Sends `body` on the data connection `transfer` and closes it normally. A failure of the
+/// body is returned as `Ok(Some(error))` once the bytes before it are stored; a failure of the
+/// connection is an `Err`.
+async fn send(
+    conn: &mut Conn,
+    mut transfer: crate::core::Transfer,
+    abs: &str,
+    mut body: ByteStream,
+) -> Result<Option<Error>> {
+    conn.broken = true;
+    let timeout = conn.timeout;
+    let failed = loop {
+        let chunk = match body.try_next().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        match tokio::time::timeout(timeout, transfer.write_all(&chunk)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::from(e).set_temporary(true)),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Transient,
+                    format!("sending data stalled for {} s", timeout.as_secs()),
+                ));
+            }
+        }
+    };
+    let r = tokio::time::timeout(timeout, transfer.finish()).await;
+    conn.check(r, "write_at", abs)?;
+    conn.broken = false;
+    Ok(failed)
+}
+
 /// Best-effort removal of a failed upload's temporary file, on this connection or (if it broke)
 /// a fresh one.
 async fn remove_temp(conn: Pooled, tmp: &str) {

@@ -103,3 +103,69 @@ async fn registry_layers_name_operation_remote_and_path() {
     let remote = Registry::new().layered(Arc::new(SERVER.config("ctx").build().await.unwrap()));
     cloudsync_core::testkit::assert_missing_paths_named(&remote).await;
 }
+
+/// A download from FTP into a local directory, cut mid-stream, leaves a partial file there;
+/// the next run resumes it with a ranged read (`REST`): the result is exact and the kept
+/// bytes are not downloaded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_download_resumes_into_the_local_partial_file() {
+    use cloudsync_core::testkit::{Chaos, Fault, FaultPlan, Op, Rule};
+    let src: Arc<dyn Remote> = Arc::new(SERVER.config("resume-down").build().await.unwrap());
+    let size = 3 * 1024 * 1024 + 5;
+    let data = cloudsync_core::testkit::random_bytes(size, 23);
+    src.write(
+        &RemotePath::new("big.bin").unwrap(),
+        cloudsync_core::bytes_stream(data.clone()),
+        cloudsync_core::WriteMeta::default(),
+    )
+    .await
+    .unwrap();
+    let after = fastrand::u64(size as u64 / 4..size as u64 * 3 / 4);
+    let cut: Arc<dyn Remote> = Arc::new(Chaos::new(
+        src.clone(),
+        FaultPlan {
+            rules: vec![Rule {
+                op: Op::Read,
+                path: Some(RemotePath::new("big.bin").unwrap()),
+                skip: 0,
+                times: 1,
+                fault: Fault::ReadCut {
+                    after,
+                    kind: ErrorKind::Transient,
+                },
+            }],
+        },
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let dst: Arc<dyn Remote> = Arc::new(
+        cloudsync_local::LocalConfig::new(tmp.path())
+            .build()
+            .unwrap(),
+    );
+    let opts = SyncOptions {
+        resume_above: Some(1024 * 1024),
+        retries: 1,
+        low_level_retries: 0,
+        ..Default::default()
+    };
+    let first = ops::copy(&cut, &dst, &opts).await.unwrap();
+    assert_eq!(first.errors.len(), 1, "{first:?}");
+    assert!(!tmp.path().join("big.bin").exists());
+    let kept: u64 = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(cloudsync_core::PART_PREFIX)
+        })
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(kept > 0 && kept <= after, "kept {kept} of a cut at {after}");
+
+    let second = ops::copy(&src, &dst, &opts).await.unwrap();
+    assert!(second.is_ok(), "{second:?}");
+    assert_eq!(second.bytes_resumed, kept);
+    assert_eq!(std::fs::read(tmp.path().join("big.bin")).unwrap(), data);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+}

@@ -50,6 +50,7 @@ impl LocalRemote {
                 dirs: true,
                 case_insensitive: false,
                 max_name_len: Some(255),
+                resume: true,
                 ..Default::default()
             },
         }
@@ -98,6 +99,10 @@ impl Remote for LocalRemote {
         meta: WriteMeta,
     ) -> Result<Entry> {
         writer::write_from_file(&self.core, path, local, meta).await
+    }
+
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        writer::write_at(&self.core, path, offset, body).await
     }
 
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {

@@ -193,6 +193,126 @@ pub(crate) async fn write(
     }
 }
 
+/// Writes `body` into the partial file `path` from byte `offset` on (see
+/// [`Remote::write_at`](cloudsync_core::Remote::write_at)): created (with its parents) or
+/// emptied at offset 0, else cut to `offset` and appended to. Every chunk that arrived is
+/// written even when the body fails, so a later attempt can continue after it; the data is
+/// synced at the end (unless `fsync` is off), before the engine renames the file into place.
+pub(crate) async fn write_at(
+    core: &CoreRef,
+    path: &RemotePath,
+    offset: u64,
+    mut body: ByteStream,
+) -> Result<u64> {
+    let (tx, mut rx) = mpsc::channel::<Msg>(AHEAD);
+    let p = path.clone();
+    let job = core.blocking(move |c| {
+        let mut file = open_at(c, &p, offset)?;
+        let mut n = offset;
+        loop {
+            match rx.blocking_recv() {
+                Some(Msg::Data(chunk)) => {
+                    file.write_all(&chunk)
+                        .map_err(|e| c.ctx(parse_error(e), &p))?;
+                    n += chunk.len() as u64;
+                }
+                Some(Msg::Done) => {
+                    if c.fsync {
+                        file.sync_all().map_err(|e| c.ctx(parse_error(e), &p))?;
+                    }
+                    return Ok(n);
+                }
+                None => {
+                    return Err(c.ctx(Error::new(ErrorKind::Cancelled, "write abandoned"), &p));
+                }
+            }
+        }
+    });
+    let pump = async move {
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(chunk) => {
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    if tx.send(Msg::Data(chunk)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                // Dropping the sender lets the writer finish the chunks already sent.
+                Err(e) => return Err(e),
+            }
+        }
+        let _ = tx.send(Msg::Done).await;
+        Ok(())
+    };
+    let (pumped, written) = futures::join!(pump, job);
+    match (pumped, written) {
+        (Err(e), _) => Err(e),
+        (Ok(()), r) => r,
+    }
+}
+
+/// Opens the partial file `path` for [`write_at`], positioned at `offset`.
+fn open_at(c: &LocalCore, path: &RemotePath, offset: u64) -> Result<File> {
+    use std::io::{Seek, SeekFrom};
+    if path.is_root() {
+        return Err(c.ctx(
+            Error::new(
+                ErrorKind::InvalidInput,
+                "cannot write to the root directory",
+            ),
+            path,
+        ));
+    }
+    c.check_no_links_cached(path, "write_at")?;
+    let target = c.local(path)?;
+    let mismatch = |what: &str| {
+        c.ctx(
+            Error::new(
+                ErrorKind::ConditionNotMatch,
+                format!("cannot continue the partial file at byte {offset}: {what}"),
+            )
+            .set_temporary(true),
+            path,
+        )
+    };
+    if offset == 0 {
+        let create = || {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&target)
+        };
+        return match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let parent: &Path = target.parent().unwrap_or(&c.root);
+                std::fs::create_dir_all(parent).map_err(|e| c.ctx(parse_error(e), path))?;
+                create()
+            }
+            other => other,
+        }
+        .map_err(|e| c.ctx(parse_error(e), path));
+    }
+    let mut file = match OpenOptions::new().write(true).open(&target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(mismatch("it is gone")),
+        other => other.map_err(|e| c.ctx(parse_error(e), path))?,
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| c.ctx(parse_error(e), path))?
+        .len();
+    if len < offset {
+        return Err(mismatch(&format!("it has only {len} bytes")));
+    }
+    file.set_len(offset)
+        .map_err(|e| c.ctx(parse_error(e), path))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| c.ctx(parse_error(e), path))?;
+    Ok(file)
+}
+
 /// Writes `path` from the local file `src` with the kernel's copy path (`copy_file_range` on
 /// Linux), keeping `modtime` when given.
 ///

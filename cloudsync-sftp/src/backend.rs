@@ -53,6 +53,7 @@ impl SftpRemote {
             usage: core.features.statvfs,
             dirs: true,
             max_name_len: Some(255),
+            resume: true,
             ..Default::default()
         };
         SftpRemote {
@@ -104,6 +105,10 @@ impl Remote for SftpRemote {
 
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         writer::write(self.core.clone(), path, body, meta).await
+    }
+
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        writer::write_at(self.core.clone(), path, offset, body).await
     }
 
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {

@@ -274,6 +274,177 @@ async fn upload_small(
     Ok((written, modtime))
 }
 
+/// Writes `body` into the partial file `path` from byte `offset` on (see
+/// [`Remote::write_at`](cloudsync_core::Remote::write_at)): opened without truncation, cut to
+/// `offset`, and written with many WRITE requests in flight like an upload. The bytes kept
+/// when it fails are contiguous from the start: a source error lets the requests in flight
+/// finish; a server error cuts the file back to the last byte before the first unanswered
+/// request while the session lives, and a dead session answered requests in order (the
+/// server handles them one after another), so what it wrote is a prefix too.
+pub(crate) async fn write_at(
+    core: Arc<SftpCore>,
+    path: &RemotePath,
+    offset: u64,
+    body: ByteStream,
+) -> Result<u64> {
+    let Some(parent) = path.parent() else {
+        return Err(core.ctx(
+            Error::new(ErrorKind::InvalidInput, "cannot write to the root"),
+            path,
+        ));
+    };
+    let conn = core.conn(path).await?;
+    let abs = core.abs(path);
+    let mismatch = |what: String| {
+        core.ctx(
+            Error::new(
+                ErrorKind::ConditionNotMatch,
+                format!("cannot continue the partial file at byte {offset}: {what}"),
+            )
+            .set_temporary(true),
+            path,
+        )
+    };
+    let handle = if offset == 0 {
+        let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE;
+        let opened = match conn
+            .sftp
+            .open(abs.clone(), flags, FileAttributes::empty())
+            .await
+        {
+            Err(e) if status_of(&e) == Some(StatusCode::NoSuchFile) => {
+                core.mkdir_all(&conn, &parent).await?;
+                conn.sftp
+                    .open(abs.clone(), flags, FileAttributes::empty())
+                    .await
+            }
+            other => other,
+        }
+        .map_err(|e| core.fail(&conn, e, path))?;
+        OpenHandle::new(conn.clone(), opened.handle)
+    } else {
+        let opened = match conn
+            .sftp
+            .open(abs.clone(), OpenFlags::WRITE, FileAttributes::empty())
+            .await
+        {
+            Err(e) if status_of(&e) == Some(StatusCode::NoSuchFile) => {
+                return Err(mismatch("it is gone".to_owned()));
+            }
+            other => other.map_err(|e| core.fail(&conn, e, path))?,
+        };
+        let handle = OpenHandle::new(conn.clone(), opened.handle);
+        let attrs = conn
+            .sftp
+            .fstat(handle.handle())
+            .await
+            .map_err(|e| core.fail(&conn, e, path))?;
+        let len = attrs.attrs.size.unwrap_or(0);
+        if len < offset {
+            return Err(mismatch(format!("it has only {len} bytes")));
+        }
+        if len > offset {
+            truncate(&conn, &handle, offset)
+                .await
+                .map_err(|e| core.fail(&conn, e, path))?;
+        }
+        handle
+    };
+    match append(&conn, &handle, offset, body).await {
+        Ok(end) => {
+            handle
+                .close()
+                .await
+                .map_err(|e| core.fail(&conn, e, path))?;
+            Ok(end)
+        }
+        Err((Failure::Source(e), _)) => {
+            let _ = handle.close().await;
+            Err(e)
+        }
+        Err((Failure::Server(e), kept)) => {
+            if conn.is_usable() && truncate(&conn, &handle, kept).await.is_err() {
+                tracing::debug!(path = %path, "could not cut a failed partial file back");
+            }
+            let _ = handle.close().await;
+            Err(core.fail(&conn, e, path))
+        }
+    }
+}
+
+/// Sets the size of the open file `handle` to `size`.
+async fn truncate(
+    conn: &Connection,
+    handle: &OpenHandle,
+    size: u64,
+) -> std::result::Result<(), SftpError> {
+    let attrs = FileAttributes {
+        size: Some(size),
+        ..FileAttributes::empty()
+    };
+    conn.sftp.fsetstat(handle.handle(), attrs).await.map(|_| ())
+}
+
+/// Writes `body` at `offset` on, with requests in flight; returns the end offset, or the
+/// failure and the end of the bytes written contiguously from `offset`. Requests in flight
+/// when the body fails are awaited, so none is lost silently.
+async fn append(
+    conn: &Arc<Connection>,
+    handle: &OpenHandle,
+    offset: u64,
+    body: ByteStream,
+) -> std::result::Result<u64, (Failure, u64)> {
+    use futures::stream::FuturesUnordered;
+    use std::collections::BTreeMap;
+    let chunk = write_chunk(conn) as usize;
+    let depth = depth_for(chunk as u32);
+    let h = handle.handle().to_owned();
+    let mut body = Box::pin(rechunk(body, chunk));
+    let mut inflight = FuturesUnordered::new();
+    let (mut next, mut contiguous) = (offset, offset);
+    let mut done_ranges: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut failure: Option<Failure> = None;
+    let mut ended = false;
+    loop {
+        let fill = inflight.len() < depth && failure.is_none() && !ended;
+        tokio::select! {
+            item = body.next(), if fill => match item {
+                Some(Ok(data)) => {
+                    let off = next;
+                    let len = data.len() as u64;
+                    next += len;
+                    let conn = conn.clone();
+                    let h = h.clone();
+                    inflight.push(async move {
+                        let r = conn.sftp.write(h, off, data.to_vec()).await.map(|_| ());
+                        (off, len, r)
+                    });
+                }
+                Some(Err(e)) => failure = Some(Failure::Source(e)),
+                None => ended = true,
+            },
+            Some((off, len, r)) = inflight.next(), if !inflight.is_empty() => match r {
+                Ok(()) => {
+                    done_ranges.insert(off, off + len);
+                    while let Some(end) = done_ranges.remove(&contiguous) {
+                        contiguous = end;
+                    }
+                }
+                Err(e) => {
+                    if !matches!(failure, Some(Failure::Server(_))) {
+                        failure = Some(Failure::Server(e));
+                    }
+                }
+            },
+            else => break,
+        }
+    }
+    match failure {
+        Some(f) => Err((f, contiguous)),
+        None => Ok(next),
+    }
+}
+
 /// Removes a failed upload's temporary file, on a new connection if `conn` died.
 pub(crate) async fn discard(core: &SftpCore, conn: &Arc<Connection>, temp_abs: &str) {
     let limit = core.pool.settings.timeout.min(Duration::from_secs(15));

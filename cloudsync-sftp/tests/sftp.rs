@@ -635,3 +635,47 @@ async fn ingest_from_an_sftp_drop_folder() {
     // The lock was released.
     assert!(!target_dir.path().join(".cloudsync-ingest.lock").exists());
 }
+
+/// With shell hashes, the kept prefix of an upload from a local file is hashed at both ends
+/// before it is trusted: a partial file with a byte changed far before the resume point
+/// (where a window comparison would not look) is not resumed, and the file is sent whole in
+/// one attempt; an intact one is resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_hashes_verify_the_whole_kept_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let size = 3 * 1024 * 1024 + 3;
+    let data = random_bytes(size, 21);
+    std::fs::write(tmp.path().join("big.bin"), &data).unwrap();
+    let src: Arc<dyn Remote> = Arc::new(LocalConfig::new(tmp.path()).build().unwrap());
+    let dst: Arc<dyn Remote> =
+        Arc::new(connect(SSHD.config("resume-hash").with_shell_hashes(true)).await);
+    let dir = SSHD.data.join("resume-hash");
+    std::fs::create_dir_all(&dir).unwrap();
+    let entry = src.stat(&p("big.bin")).await.unwrap();
+    let part = dir.join(cloudsync_core::part_name(
+        &cloudsync_core::part_key(&entry, &p("big.bin")),
+        "big.bin",
+        255,
+    ));
+    let opts = SyncOptions {
+        resume_above: Some(1024 * 1024),
+        retries: 1,
+        low_level_retries: 0,
+        ..sync_opts()
+    };
+    let kept = 2 * 1024 * 1024;
+    for corrupt in [true, false] {
+        let _ = std::fs::remove_file(dir.join("big.bin"));
+        let mut prefix = data[..kept].to_vec();
+        if corrupt {
+            prefix[1000] ^= 0xff;
+        }
+        std::fs::write(&part, &prefix).unwrap();
+        let s = ops::copy(&src, &dst, &opts).await.unwrap();
+        assert!(s.is_ok(), "corrupt {corrupt}: {s:?}");
+        let want = if corrupt { 0 } else { kept as u64 };
+        assert_eq!(s.bytes_resumed, want, "corrupt {corrupt}");
+        assert_eq!(std::fs::read(dir.join("big.bin")).unwrap(), data);
+        assert!(!part.exists());
+    }
+}

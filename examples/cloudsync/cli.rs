@@ -160,6 +160,11 @@ pub struct Transfer {
     /// Stop deleting after N deletions (with an error)
     #[arg(long, value_name = "N")]
     pub max_delete: Option<u64>,
+    /// Transfer files of at least this size through a partial file next to the target, so a
+    /// transfer cut off (a dropped link, a killed process) continues where it stopped, in a
+    /// retry or the next run; 0 or off = never
+    #[arg(long, value_parser = size, value_name = "SIZE", default_value = "16M")]
+    pub resume_above: Size,
     /// Remove our temporary upload files older than this (left by an interrupted run) from the
     /// DEST folders the run lists; 0 = never
     #[arg(long, value_parser = duration, value_name = "DURATION", default_value = "24h")]

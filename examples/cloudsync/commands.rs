@@ -166,6 +166,7 @@ async fn transfer(
         low_level_retries: t.low_level_retries,
         max_delete: t.max_delete,
         leftover_age: Some(t.leftover_age).filter(|d| !d.is_zero()),
+        resume_above: t.resume_above.0.filter(|n| *n > 0),
         backup_dir,
         delete_excluded: t.delete_excluded,
         create_empty_src_dirs: t.create_empty_src_dirs,

@@ -120,6 +120,21 @@ impl Output {
             Event::TransferStarted { path, .. } => {
                 st.current.insert(path.clone(), 0);
             }
+            Event::Resumed { path, offset } => {
+                // The kept bytes count as done: the bar starts the file at its offset.
+                let seen = st.current.entry(path.clone()).or_insert(0);
+                let delta = offset.saturating_sub(*seen);
+                *seen = (*seen).max(*offset);
+                if let Some(bar) = &self.bar {
+                    bar.inc(delta);
+                }
+                if self.verbose >= 1 {
+                    self.line(&format!(
+                        "INFO: {path}: resuming after {} already transferred",
+                        HumanBytes(*offset)
+                    ));
+                }
+            }
             Event::Progress { path, bytes, .. } => {
                 let seen = st.current.entry(path.clone()).or_insert(0);
                 let delta = bytes.saturating_sub(*seen);
@@ -208,6 +223,9 @@ impl Output {
             s.checked,
             s.deleted,
         );
+        if s.bytes_resumed > 0 {
+            line.push_str(&format!(" | resumed {}", HumanBytes(s.bytes_resumed)));
+        }
         if s.backed_up > 0 {
             line.push_str(&format!(" | backed up {}", s.backed_up));
         }

@@ -4,6 +4,7 @@
 mod cutoff;
 mod deletes;
 pub(crate) mod options;
+mod resume;
 mod transfer;
 mod verify;
 
@@ -490,6 +491,7 @@ impl Engine {
             Ok(Outcome::Transferred(bytes)) => {
                 self.summary.transferred += 1;
                 self.summary.bytes = self.summary.bytes.saturating_add(bytes);
+                self.summary.bytes_resumed = self.xfer.bytes_resumed();
                 if d.action == Action::Update && self.opts.backup_dir.is_some() {
                     self.summary.backed_up += 1;
                 }

@@ -56,6 +56,12 @@ pub struct SyncOptions {
     pub create_empty_src_dirs: bool,
     /// After a move, remove source directories left empty (`--delete-empty-src-dirs`).
     pub delete_empty_src_dirs: bool,
+    /// Files of at least this many bytes are transferred through a partial file next to the
+    /// target, so that a transfer cut off (a dropped connection, a killed process) continues
+    /// where it stopped, in a low-level retry or in the next run, on destinations that can
+    /// resume ([`Capabilities::resume`](crate::Capabilities::resume)); `None` or 0: never.
+    /// Default 16 MiB. Local-to-local copies keep the kernel's copy and do not resume.
+    pub resume_above: Option<u64>,
     /// Remove our temporary upload files older than this from the destination folders the run
     /// lists (files a run that was killed left behind); `None`: never. Default 24 hours.
     pub leftover_age: Option<Duration>,
@@ -76,6 +82,9 @@ pub struct SyncOptions {
     /// and neither form is ever deleted because the other exists.
     pub no_unicode_normalization: bool,
 }
+
+/// The default of [`SyncOptions::resume_above`]: 16 MiB.
+pub const DEFAULT_RESUME_ABOVE: u64 = 16 * 1024 * 1024;
 
 /// How a run limit (`max_transfer`, `max_duration`) stops a run (rclone's `--cutoff-mode`).
 /// Whichever it is, a stopped run records an error and so deletes nothing.
@@ -131,6 +140,7 @@ impl Default for SyncOptions {
             delete_excluded: false,
             create_empty_src_dirs: false,
             delete_empty_src_dirs: false,
+            resume_above: Some(DEFAULT_RESUME_ABOVE),
             leftover_age: Some(Duration::from_secs(24 * 3600)),
             apply_plan_with_errors: false,
             events: None,
@@ -158,6 +168,7 @@ impl fmt::Debug for SyncOptions {
             .field("delete_excluded", &self.delete_excluded)
             .field("create_empty_src_dirs", &self.create_empty_src_dirs)
             .field("delete_empty_src_dirs", &self.delete_empty_src_dirs)
+            .field("resume_above", &self.resume_above)
             .field("leftover_age", &self.leftover_age)
             .field("apply_plan_with_errors", &self.apply_plan_with_errors)
             .field("events", &self.events.as_ref().map(|_| "EventSink"))

@@ -5,6 +5,7 @@
 //! source and what was sent, and its modtime set.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -19,6 +20,7 @@ use crate::retry::RetryPolicy;
 
 use super::cutoff::Cutoff;
 use super::options::SyncOptions;
+use super::resume::PartsSeen;
 use super::verify::BodyCheck;
 
 /// Emit a progress event at most every this many bytes.
@@ -40,6 +42,13 @@ pub(crate) struct Transferer {
     server_side: Option<ServerSide>,
     /// The run's limits (bytes are counted in [`Transferer::count`]).
     cutoff: Option<Arc<Cutoff>>,
+    /// Files of at least this many bytes go through a resumable partial file
+    /// ([`SyncOptions::resume_above`]).
+    pub(super) resume_above: Option<u64>,
+    /// Bytes of finished transfers that were not sent again thanks to a resume.
+    pub(super) resumed: Arc<AtomicU64>,
+    /// Partial files seen per destination directory (see [`super::resume`]).
+    pub(super) parts_seen: PartsSeen,
 }
 
 impl std::fmt::Debug for Transferer {
@@ -136,10 +145,19 @@ impl Transferer {
             src,
             dst,
             cutoff,
+            resume_above: opts.resume_above,
+            resumed: Arc::default(),
+            parts_seen: PartsSeen::default(),
         }
     }
 
-    fn emit(&self, event: Event) {
+    /// Bytes of finished transfers so far that were already at the destination from an
+    /// interrupted attempt and not sent again.
+    pub(crate) fn bytes_resumed(&self) -> u64 {
+        self.resumed.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn emit(&self, event: Event) {
         if let Some(sink) = &self.events {
             sink(&event);
         }
@@ -200,12 +218,18 @@ impl Transferer {
             return self.verify(src, path, written).await;
         }
         let counted = self.cutoff.as_ref().is_some_and(|c| c.counts_bytes());
-        let written = match self.src.local_path(&src.path).filter(|_| !counted) {
+        let local_src = self.src.local_path(&src.path).filter(|_| !counted);
+        if self.resumes(src, local_src.is_some())
+            && let Some(done) = self.copy_resumable(src, path, shown).await?
+        {
+            return Ok(done);
+        }
+        let written = match local_src {
             Some(local) => self.dst.write_from_file(path, &local, meta).await?,
             None => {
                 let check = BodyCheck::new(src, &self.dst.capabilities().hashes);
                 let body = self.src.read(&src.path, None).await?;
-                let body = check.wrap(self.count(body, shown.clone(), src.size));
+                let body = check.wrap(self.count(body, shown.clone(), src.size, 0));
                 let mut entry = self.dst.write(path, body, meta).await?;
                 let (_, sent) = check.finish();
                 if sent.matches(&entry.hashes) == Some(false) {
@@ -224,16 +248,18 @@ impl Transferer {
         self.verify(src, path, written).await
     }
 
-    /// Wraps a body to count bytes and report progress.
-    fn count(
+    /// Wraps a body to count bytes and report progress; `start`: bytes of the file already
+    /// at the destination (a resumed transfer), where progress starts.
+    pub(super) fn count(
         &self,
         body: crate::remote::ByteStream,
         path: RemotePath,
         size: u64,
+        start: u64,
     ) -> crate::remote::ByteStream {
         let events = self.events.clone();
         let cutoff = self.cutoff.clone();
-        let (mut last, mut done) = (0u64, 0u64);
+        let (mut last, mut done) = (start, start);
         body.map(move |chunk| {
             if let Ok(c) = &chunk {
                 if let Some(Err(e)) = cutoff.as_ref().map(|cut| cut.sent(c.len() as u64)) {
@@ -257,7 +283,7 @@ impl Transferer {
     }
 
     /// Removes a destination file that failed verification (best effort).
-    async fn discard(&self, path: &RemotePath) {
+    pub(super) async fn discard(&self, path: &RemotePath) {
         if let Err(e) = self.dst.remove_file(path).await
             && e.kind() != ErrorKind::NotFound
         {
@@ -266,7 +292,12 @@ impl Transferer {
     }
 
     /// Checks size and hashes of what was written, then sets its modtime where needed.
-    async fn verify(&self, src: &Entry, path: &RemotePath, mut written: Entry) -> Result<Entry> {
+    pub(super) async fn verify(
+        &self,
+        src: &Entry,
+        path: &RemotePath,
+        mut written: Entry,
+    ) -> Result<Entry> {
         if written.size != src.size {
             self.discard(path).await;
             return Err(Error::new(

@@ -62,6 +62,35 @@ impl BodyCheck {
         }
     }
 
+    /// A check of the rest of a body from byte `offset` on, whose first `offset` bytes are
+    /// already at the destination (a resumed transfer). `prefix`: a hasher already fed those
+    /// bytes, so the hash still covers the whole file; without it only the size is checked.
+    pub(crate) fn resumed(src: &Entry, offset: u64, prefix: Option<MultiHasher>) -> Self {
+        let whole = prefix.is_some();
+        BodyCheck {
+            state: Arc::new(Mutex::new(State {
+                expected_size: src.size,
+                expected: if whole {
+                    src.hashes.clone()
+                } else {
+                    Hashes::default()
+                },
+                count: offset,
+                hasher: prefix,
+                computed: Hashes::default(),
+            })),
+        }
+    }
+
+    /// The hash kind [`BodyCheck::new`] picks for `src` and a destination reporting
+    /// `dst_kinds`, when it is one the destination reports.
+    pub(crate) fn shared_kind(src: &Entry, dst_kinds: &[HashKind]) -> Option<HashKind> {
+        HashKind::ALL
+            .into_iter()
+            .find(|k| src.hashes.get(*k).is_some() && dst_kinds.contains(k))
+            .or(dst_kinds.first().copied())
+    }
+
     /// Wraps `body`.
     pub(crate) fn wrap(&self, body: ByteStream) -> ByteStream {
         Checked {

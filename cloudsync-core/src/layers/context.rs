@@ -122,6 +122,13 @@ impl Remote for ErrorContext {
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         self.on(self.inner.write(path, body, meta).await, "write", path)
     }
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        self.on(
+            self.inner.write_at(path, offset, body).await,
+            "write_at",
+            path,
+        )
+    }
     async fn write_from_file(
         &self,
         path: &RemotePath,

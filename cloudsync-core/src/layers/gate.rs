@@ -227,6 +227,10 @@ impl<G: Gate> Remote for Gated<G> {
         let _pass = self.gate.enter().await;
         self.inner.write(path, body, meta).await
     }
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        let _pass = self.gate.enter().await;
+        self.inner.write_at(path, offset, body).await
+    }
     async fn write_from_file(
         &self,
         path: &RemotePath,

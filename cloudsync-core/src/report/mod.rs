@@ -59,6 +59,14 @@ pub enum Event {
         /// Its size.
         size: u64,
     },
+    /// A transfer continues an interrupted one: `offset` bytes were already at the
+    /// destination, verified, and are not sent again.
+    Resumed {
+        /// The path.
+        path: RemotePath,
+        /// Bytes kept.
+        offset: u64,
+    },
     /// Bytes moved so far for one file.
     Progress {
         /// The path.
@@ -171,8 +179,12 @@ pub struct Summary {
     pub checked: u64,
     /// Files transferred (new or replaced).
     pub transferred: u64,
-    /// Bytes transferred.
+    /// Bytes transferred (the sizes of the files transferred).
     pub bytes: u64,
+    /// Of [`bytes`](Self::bytes), those that were already at the destination from an
+    /// interrupted transfer and were not sent again (`bytes - bytes_resumed` were sent).
+    #[serde(default)]
+    pub bytes_resumed: u64,
     /// Files whose modtime was updated without a transfer.
     pub modtimes_set: u64,
     /// Files left unchanged.
@@ -219,6 +231,7 @@ impl Summary {
             checked: 0,
             transferred: 0,
             bytes: 0,
+            bytes_resumed: 0,
             modtimes_set: 0,
             skipped: 0,
             deleted: 0,
@@ -239,6 +252,7 @@ impl Summary {
         self.checked = self.checked.saturating_add(part.checked);
         self.transferred = self.transferred.saturating_add(part.transferred);
         self.bytes = self.bytes.saturating_add(part.bytes);
+        self.bytes_resumed = self.bytes_resumed.saturating_add(part.bytes_resumed);
         self.modtimes_set = self.modtimes_set.saturating_add(part.modtimes_set);
         self.skipped = self.skipped.saturating_add(part.skipped);
         self.deleted = self.deleted.saturating_add(part.deleted);

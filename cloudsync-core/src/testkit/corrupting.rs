@@ -80,6 +80,9 @@ impl Remote for Corrupting {
             .boxed();
         self.inner.write(path, body, meta).await
     }
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        self.inner.write_at(path, offset, body).await
+    }
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
         self.inner.mkdir(dir).await
     }

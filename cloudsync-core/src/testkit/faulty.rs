@@ -124,6 +124,12 @@ impl Remote for Faulty {
         }
         self.inner.read(path, range).await
     }
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        if let Some(e) = self.check(FaultOp::Write, path) {
+            return Err(e);
+        }
+        self.inner.write_at(path, offset, body).await
+    }
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         let Some(err) = self.check(FaultOp::Write, path) else {
             return self.inner.write(path, body, meta).await;

@@ -27,7 +27,8 @@
 //!
 //! The last checks drive the sync engine (`ops::copy`, `ops::sync`, `ops::check`) between the
 //! remote and an in-memory peer: a round trip, the check report, and a transfer cut mid-stream
-//! followed by a retried sync, and the cleanup of leftover temporary files.
+//! followed by a retried sync, and the cleanup of leftover temporary files; on remotes that
+//! can resume, transfers cut mid-stream that continue where they stopped.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ mod dirs;
 mod engine;
 mod listing;
 mod optional;
+mod resume;
 mod support;
 
 pub use content::{
@@ -62,6 +64,7 @@ pub use listing::{
     check_list_missing, check_list_one, check_list_recursive, check_names,
 };
 pub use optional::{check_copy, check_modtime, check_optional_ops, check_rename};
+pub use resume::{check_resume, check_resume_mismatch};
 
 /// Knobs for [`conformance_with`], for servers that are slow or limited.
 ///
@@ -126,6 +129,8 @@ pub const CHECKS: &[&str] = &[
     "check_report",
     "interrupted_transfer",
     "leftovers",
+    "resume",
+    "resume_mismatch",
 ];
 
 /// Runs the check called `name` (one of [`CHECKS`]) against `remote`.
@@ -164,6 +169,8 @@ pub async fn run_check(
         "check_report" => check_check_report(remote).await,
         "interrupted_transfer" => check_interrupted_transfer(remote).await,
         "leftovers" => check_leftovers(remote).await,
+        "resume" => check_resume(remote).await,
+        "resume_mismatch" => check_resume_mismatch(remote).await,
         other => Err(format!("unknown conformance check {other:?}")),
     }
 }
