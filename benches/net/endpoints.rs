@@ -234,6 +234,17 @@ impl Endpoint {
         Ok(rel)
     }
 
+    /// Removes the copies [`Endpoint::seed`] made.
+    pub fn remove_seeds(&self) {
+        if let Ok(rd) = std::fs::read_dir(&self.data) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("seed-") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+
     /// A fresh empty directory on the server the server's user can write, relative to `data`.
     pub fn fresh_dir(&self, tool: &str) -> Result<String, String> {
         let rel = format!("up-{}-{}", slug(tool), tree::unique());

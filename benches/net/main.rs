@@ -226,7 +226,8 @@ fn run(args: &Args) -> Result<(), String> {
                             .map_err(|e| e.to_string())
                             .and_then(|s| verify(&check, spec).map(|()| s));
                         if check.exists() {
-                            move_aside(&check).map_err(|e| format!("moving aside: {e}"))?;
+                            retire(&check, spec)
+                                .map_err(|e| format!("clearing {}: {e}", check.display()))?;
                         }
                         let row = match rows
                             .iter_mut()
@@ -269,6 +270,11 @@ fn run(args: &Args) -> Result<(), String> {
                 }
             }
         }
+        // The server's copies (trash and seeds) and the downloads go before the next server.
+        for dir in [endpoint.data.clone(), work.join("dst")] {
+            let _ = std::fs::remove_dir_all(dir.join(".bench-trash"));
+        }
+        endpoint.remove_seeds();
     }
     print_table(args, &rows);
     Ok(())
@@ -302,8 +308,13 @@ fn verify(dir: &Path, spec: &TreeSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// Moves a finished destination into a `trash` folder beside it (same filesystem).
-fn move_aside(dir: &Path) -> std::io::Result<()> {
+/// Clears a finished destination: a tree of many files is moved into a `.bench-trash` folder
+/// beside it (deleting many files right before creating many is slow on ext4, DESIGN.md §8);
+/// a few (large) files are deleted at once, so repetitions of a large file do not fill the disk.
+fn retire(dir: &Path, spec: &TreeSpec) -> std::io::Result<()> {
+    if spec.files < 100 {
+        return std::fs::remove_dir_all(dir);
+    }
     let Some(parent) = dir.parent() else {
         return Ok(());
     };
