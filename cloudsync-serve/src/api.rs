@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::spec::JobSpec;
-use crate::{BODY_LIMIT, Inner, reports, run};
+use crate::{BODY_LIMIT, Inner, reports, run, schedule};
 
 /// The OpenAPI 3.1 description of the API.
 pub(crate) const OPENAPI: &str = include_str!("../openapi.json");
@@ -38,6 +38,14 @@ pub(crate) fn routes() -> Vec<Route> {
         r("/api/v1/reports", get(reports::list).post(reports::create)),
         r("/api/v1/reports/{id}", get(reports::read)),
         r("/api/v1/reports/{id}/resync", post(reports::resync)),
+        r(
+            "/api/v1/schedules",
+            get(schedule::list).post(schedule::create),
+        ),
+        r(
+            "/api/v1/schedules/{name}",
+            get(schedule::read).delete(schedule::delete),
+        ),
     ]
 }
 
@@ -103,7 +111,7 @@ async fn create_job(
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = JobSpec::from_json(&body.0)?;
     let pair = run::open_pair(&inner, &spec).await?;
-    let entry = run::spawn(&inner, spec, pair, None);
+    let (entry, _) = run::spawn(&inner, spec, pair, None);
     let info = entry.info();
     Ok((
         StatusCode::ACCEPTED,
@@ -186,7 +194,10 @@ mod tests {
         tokio::spawn(async move { service.serve_on(listener, std::future::pending()).await });
         let client = reqwest::Client::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
-            let url = format!("{base}{}", path.replace("{id}", "nosuch"));
+            let url = format!(
+                "{base}{}",
+                path.replace("{id}", "nosuch").replace("{name}", "nosuch")
+            );
             for method in ["get", "post", "put", "delete", "patch"] {
                 let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 let r = client.request(m, &url).send().await.unwrap();

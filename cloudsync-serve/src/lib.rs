@@ -34,6 +34,7 @@ mod error;
 mod jobs;
 mod reports;
 mod run;
+mod schedule;
 mod spec;
 
 use std::net::SocketAddr;
@@ -48,6 +49,7 @@ use tokio::sync::Notify;
 pub use auth::{Auth, check_bind};
 pub use error::ServeError;
 pub use jobs::{JobInfo, JobState, Progress};
+pub use schedule::{HISTORY, Origin, RunRecord, Schedule};
 pub use spec::{JobOptions, JobSpec, Op};
 
 /// The largest request body accepted (larger ones get 413).
@@ -65,6 +67,9 @@ pub struct ServiceConfig {
     pub queue_location: String,
     /// Who may call it.
     pub auth: Auth,
+    /// Schedules of the config file ([`Schedule::from_config`]); those made through the API
+    /// are kept in the state folder.
+    pub schedules: Vec<Schedule>,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -88,6 +93,7 @@ impl ServiceConfig {
             state_dir,
             queue_location,
             auth: Auth::None,
+            schedules: Vec::new(),
         }
     }
 }
@@ -112,6 +118,7 @@ pub(crate) struct Inner {
     pub(crate) queue: ReportQueue,
     pub(crate) queue_wake: Arc<Notify>,
     pub(crate) auth: Arc<Auth>,
+    pub(crate) schedules: schedule::Schedules,
 }
 
 /// The running service: jobs, the report queue's worker, and the router that serves them.
@@ -135,6 +142,7 @@ impl Service {
                 context: format!("cannot create {}", config.state_dir.display()),
                 source,
             })?;
+        let schedules = schedule::Schedules::load(&config.state_dir, config.schedules).await?;
         let queue_remote = config.opener.open(&config.queue_location).await?;
         let queue = ReportQueue::new(queue_remote, RemotePath::root(), config.opener.clone())
             .with_lock_timing(Duration::from_secs(3600), Duration::from_millis(20));
@@ -144,8 +152,10 @@ impl Service {
             queue,
             queue_wake: Arc::new(Notify::new()),
             auth: Arc::new(config.auth),
+            schedules,
         });
         tokio::spawn(reports::worker(Arc::downgrade(&inner)));
+        tokio::spawn(schedule::runner(Arc::downgrade(&inner)));
         Ok(Service { inner })
     }
 

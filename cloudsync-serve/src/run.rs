@@ -35,17 +35,17 @@ pub(crate) fn spawn(
     spec: JobSpec,
     pair: Pair,
     schedule: Option<String>,
-) -> Arc<JobEntry> {
+) -> (Arc<JobEntry>, tokio::task::JoinHandle<()>) {
     let mut info = JobInfo::new(crate::jobs::new_id(), spec.op.name(), &spec.src, &spec.dst);
     info.schedule = schedule;
     let entry = inner.jobs.add(info);
     let job = entry.clone();
-    crate::spawn_task(move || async move {
+    let done = crate::spawn_task(move || async move {
         job.start();
         let result = execute(&job, &spec, pair).await;
         job.finish(|i| record(i, result));
     });
-    entry
+    (entry, done)
 }
 
 /// What a job produced.

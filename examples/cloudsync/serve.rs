@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use cloudsync::deps::async_trait::async_trait;
 use cloudsync::queue::OpenRemote;
-use cloudsync::serve::{Auth, Service, ServiceConfig, check_bind};
+use cloudsync::serve::{Auth, Schedule, Service, ServiceConfig, check_bind};
 use cloudsync::{Remote, Result, Secret};
 
 use crate::exit::{self, Failure};
@@ -91,8 +91,12 @@ pub async fn run(opener: Opener, c: ServeCmd) -> Result<u8, Failure> {
     let auth = auth(&c)?;
     check_bind(c.addr, &auth).map_err(|e| Failure::usage(e.to_string()))?;
     let state_dir = c.state_dir.clone().unwrap_or_else(default_state_dir);
+    let schedules = Schedule::from_config(&opener.config).map_err(|e| {
+        Failure::usage(format!("{}: {}", opener.config_path.display(), e.message()))
+    })?;
     let mut config = ServiceConfig::new(Arc::new(CliOpener(opener)), &state_dir);
     config.auth = auth;
+    config.schedules = schedules;
     let service = Service::start(config)
         .await
         .map_err(|e| Failure::usage(e.to_string()))?;
