@@ -30,6 +30,9 @@ pub(crate) struct Route {
 pub(crate) fn routes() -> Vec<Route> {
     let r = |path, handler| Route { path, handler };
     vec![
+        r("/", get(crate::page::index)),
+        r("/page.css", get(crate::page::css)),
+        r("/page.js", get(crate::page::js)),
         r("/openapi.json", get(openapi)),
         r("/api/v1/jobs", get(list_jobs).post(create_job)),
         r("/api/v1/jobs/{id}", get(read_job)),

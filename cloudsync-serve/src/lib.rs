@@ -32,6 +32,7 @@ mod api;
 mod auth;
 mod error;
 mod jobs;
+mod page;
 mod reports;
 mod run;
 mod schedule;
