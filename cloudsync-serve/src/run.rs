@@ -84,9 +84,8 @@ pub(crate) fn record(i: &mut JobInfo, result: Result<Outcome>) {
     }
 }
 
-/// Runs `fut` until it ends or the job is cancelled (for operations that take no cancel
-/// token: check only reads, and an ingest removes a source file only after its copy is
-/// verified, so stopping either between two steps loses nothing).
+/// Runs `fut` until it ends or the job is cancelled (for a check, which takes no cancel token:
+/// it only reads, so stopping it anywhere loses nothing).
 async fn cancellable<T>(cancel: &CancelToken, fut: impl Future<Output = Result<T>>) -> Result<T> {
     tokio::select! {
         r = fut => r,
@@ -124,7 +123,11 @@ async fn execute(job: &Arc<JobEntry>, spec: &JobSpec, (src, dst): Pair) -> Resul
         Op::Ingest => {
             let mut opts = spec.ingest_options().map_err(invalid)?;
             opts.events = Some(job.sink());
-            let report = cancellable(&job.cancel, ingest::ingest(&src, &dst, &opts)).await?;
+            opts.cancel = Some(job.cancel.clone());
+            let report = ingest::ingest(&src, &dst, &opts).await?;
+            if report.failed.iter().any(|e| e.kind == ErrorKind::Cancelled) {
+                job.cancel.cancel();
+            }
             let errors = report.failed.iter().map(ToString::to_string).collect();
             let json = serde_json::to_value(&report).map_err(|e| {
                 Error::new(ErrorKind::Unexpected, "cannot encode the ingest report").with_source(e)

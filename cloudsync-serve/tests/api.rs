@@ -550,3 +550,39 @@ async fn secrets_never_show_in_answers_events_or_errors() {
     assert!(!seen.contains(PASSWORD), "{seen}");
     assert!(!seen.contains("never-shown"), "{seen}");
 }
+
+/// A check job gives the report's counts; an ingest job moves settled files with its report.
+#[tokio::test]
+async fn check_and_ingest_jobs() {
+    let run = start(local(), Auth::None).await;
+    let (src, dst) = two_folders();
+    let (_, body) = run
+        .post(
+            "/api/v1/jobs",
+            json!({"op": "check", "src": loc(&src), "dst": loc(&dst)}),
+        )
+        .await;
+    let job = run.wait_job(body["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(
+        job["counts"],
+        json!({"matched": 1, "differ": 1, "missing_on_dst": 3, "missing_on_src": 1, "errors": 0})
+    );
+    let target = tempfile::tempdir().unwrap();
+    let (_, body) = run
+        .post(
+            "/api/v1/jobs",
+            json!({"op": "ingest", "src": loc(&src), "dst": loc(&target),
+                   "options": {"settle": "0s", "no_archive": true, "no_report": true}}),
+        )
+        .await;
+    let job = run.wait_job(body["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(
+        job["ingest"]["ingested"].as_array().unwrap().len(),
+        5,
+        "{job}"
+    );
+    assert_eq!(tree(target.path()).len(), 5);
+    assert!(tree(src.path()).is_empty());
+}
