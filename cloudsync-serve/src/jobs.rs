@@ -185,9 +185,6 @@ impl JobEntry {
         if !i.state.is_final() {
             i.state = JobState::Done;
         }
-        if self.cancel.is_cancelled() && i.state == JobState::Done {
-            i.state = JobState::Cancelled;
-        }
         i.finished = Some(OffsetDateTime::now_utc());
         // Sent under the lock: a subscriber sees either the end in its snapshot or here.
         let _ = self.tx.send(Note::End);

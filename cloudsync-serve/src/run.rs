@@ -52,7 +52,7 @@ pub(crate) fn spawn(
 pub(crate) enum Outcome {
     Summary(Summary),
     Check(cloudsync_core::queue::ReportCounts, Vec<String>),
-    Ingest(serde_json::Value, Vec<String>),
+    Ingest(serde_json::Value, Vec<String>, bool),
 }
 
 /// Fills in a finished job.
@@ -69,9 +69,12 @@ pub(crate) fn record(i: &mut JobInfo, result: Result<Outcome>) {
             i.counts = Some(counts);
             i.errors = errors;
         }
-        Ok(Outcome::Ingest(report, errors)) => {
+        Ok(Outcome::Ingest(report, errors, cancelled)) => {
             i.ingest = Some(report);
             i.errors = errors;
+            if cancelled {
+                i.state = JobState::Cancelled;
+            }
         }
         Err(e) if e.kind() == ErrorKind::Cancelled => {
             i.state = JobState::Cancelled;
@@ -125,14 +128,12 @@ async fn execute(job: &Arc<JobEntry>, spec: &JobSpec, (src, dst): Pair) -> Resul
             opts.events = Some(job.sink());
             opts.cancel = Some(job.cancel.clone());
             let report = ingest::ingest(&src, &dst, &opts).await?;
-            if report.failed.iter().any(|e| e.kind == ErrorKind::Cancelled) {
-                job.cancel.cancel();
-            }
+            let cancelled = report.failed.iter().any(|e| e.kind == ErrorKind::Cancelled);
             let errors = report.failed.iter().map(ToString::to_string).collect();
             let json = serde_json::to_value(&report).map_err(|e| {
                 Error::new(ErrorKind::Unexpected, "cannot encode the ingest report").with_source(e)
             })?;
-            Ok(Outcome::Ingest(json, errors))
+            Ok(Outcome::Ingest(json, errors, cancelled))
         }
     }
 }

@@ -69,6 +69,18 @@ impl Schedule {
             ));
         }
         self.job.validate()?;
+        for (field, location) in [("src", &self.job.src), ("dst", &self.job.dst)] {
+            if cloudsync_core::location_has_secret(location) {
+                return Err(ApiError::field(
+                    field,
+                    format!(
+                        "{:?}: a scheduled location must not carry a password or token (the \
+                         schedule is stored); use `?password_env=VAR` or a named remote",
+                        cloudsync_core::redact_location(location)
+                    ),
+                ));
+            }
+        }
         match (&self.every, &self.cron) {
             (Some(every), None) => match parse_duration(every) {
                 Ok(Some(d)) if d >= Duration::from_secs(1) => Ok(When::Every(d)),

@@ -546,6 +546,22 @@ async fn secrets_never_show_in_answers_events_or_errors() {
         )
         .await;
     seen.push_str(&reports.to_string());
+    // A schedule is stored: one with a password in a location is refused.
+    let (status, schedule) = run
+        .post(
+            "/api/v1/schedules",
+            json!({"name": "cam", "op": "sync", "every": "1h", "dst": loc(&dst),
+                   "src": format!("ftp://cam:{PASSWORD}@127.0.0.1:1/pics")}),
+        )
+        .await;
+    assert_eq!(
+        (status, &schedule["field"]),
+        (400, &json!("src")),
+        "{schedule}"
+    );
+    seen.push_str(&schedule.to_string());
+    let state = std::fs::read_to_string(run.state.path().join("schedules.json")).unwrap();
+    assert!(!state.contains(PASSWORD), "{state}");
     assert!(!seen.is_empty());
     assert!(!seen.contains(PASSWORD), "{seen}");
     assert!(!seen.contains("never-shown"), "{seen}");
