@@ -41,7 +41,6 @@ mod spec;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use cloudsync_core::RemotePath;
 use cloudsync_core::queue::{OpenRemote, ReportQueue};
@@ -145,8 +144,7 @@ impl Service {
             })?;
         let schedules = schedule::Schedules::load(&config.state_dir, config.schedules).await?;
         let queue_remote = config.opener.open(&config.queue_location).await?;
-        let queue = ReportQueue::new(queue_remote, RemotePath::root(), config.opener.clone())
-            .with_lock_timing(Duration::from_secs(3600), Duration::from_millis(20));
+        let queue = ReportQueue::new(queue_remote, RemotePath::root(), config.opener.clone());
         let inner = Arc::new(Inner {
             opener: config.opener,
             jobs: jobs::Jobs::default(),
