@@ -25,17 +25,43 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// chromedriver on a free port; killed when dropped.
+/// chromedriver on a free port. When dropped (also when the test fails part-way), it ends
+/// its browser sessions first — killing chromedriver alone would leave Chromium running —
+/// and then itself.
 struct Driver {
     child: Child,
+    port: u16,
     base: String,
     http: reqwest::Client,
+    sessions: std::sync::Mutex<Vec<String>>,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let sessions =
+            std::mem::take(&mut *self.sessions.lock().unwrap_or_else(|p| p.into_inner()));
+        for id in sessions {
+            delete_session_blocking(self.port, &id);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `DELETE /session/{id}` without an async runtime (from `Drop`).
+fn delete_session_blocking(port: u16, id: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!(
+        "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
     }
 }
 
@@ -66,8 +92,10 @@ impl Driver {
             .expect("chromedriver starts");
         let driver = Driver {
             child,
+            port,
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
+            sessions: std::sync::Mutex::new(Vec::new()),
         };
         for _ in 0..100 {
             if let Ok(r) = driver
@@ -111,10 +139,9 @@ impl Driver {
         let v = self
             .call(reqwest::Method::POST, "/session", Some(caps))
             .await;
-        Session {
-            driver: self,
-            id: v["sessionId"].as_str().expect("a session id").to_owned(),
-        }
+        let id = v["sessionId"].as_str().expect("a session id").to_owned();
+        self.sessions.lock().unwrap().push(id.clone());
+        Session { driver: self, id }
     }
 }
 
@@ -203,6 +230,11 @@ impl Session<'_> {
     async fn close(self) {
         let path = format!("/session/{}", self.id);
         self.driver.call(reqwest::Method::DELETE, &path, None).await;
+        self.driver
+            .sessions
+            .lock()
+            .unwrap()
+            .retain(|s| *s != self.id);
     }
 }
 
