@@ -18,6 +18,11 @@ use std::sync::Arc;
 
 pub use cloudsync_core::*;
 
+/// The HTTP service (`cloudsync serve`): a JSON API for jobs and the compare-report queue,
+/// Server-Sent Events, schedules and a web page (cargo feature `serve`).
+#[cfg(feature = "serve")]
+pub use cloudsync_serve as serve;
+
 /// A [`Registry`] with every backend this build enables.
 pub fn registry() -> Registry {
     #[allow(unused_mut)]

@@ -1014,3 +1014,33 @@ fn one_place_under_two_spellings_is_refused_and_nothing_is_touched() {
     cs(&["copy", a.as_str(), s(&data.join("b"))]).expect(0);
     assert_eq!(files(&data.join("b")), files(&data.join("a")));
 }
+
+/// `serve` on an address other than loopback without `--user`/`--token-file` stops at once
+/// with a clear error; the flags that give authentication go together.
+#[cfg(feature = "serve")]
+#[test]
+fn serve_refuses_a_public_address_without_authentication() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap();
+    let o = cs(&["serve", "--addr", "0.0.0.0:0", "--state-dir", dir]);
+    o.expect(1);
+    assert!(o.stderr.contains("without authentication"), "{}", o.stderr);
+    cs(&["serve", "--user", "me", "--state-dir", dir]).expect(1);
+    let o = cs(&[
+        "serve",
+        "--user",
+        "me",
+        "--password-env",
+        "CLOUDSYNC_TEST_UNSET_VAR",
+        "--addr",
+        "0.0.0.0:0",
+        "--state-dir",
+        dir,
+    ]);
+    o.expect(1);
+    assert!(
+        o.stderr.contains("CLOUDSYNC_TEST_UNSET_VAR"),
+        "{}",
+        o.stderr
+    );
+}

@@ -135,6 +135,7 @@ fn is_remote_name(name: &str) -> bool {
 #[derive(Clone, Default, PartialEq)]
 pub struct Config {
     remotes: BTreeMap<String, Value>,
+    schedules: BTreeMap<String, Value>,
 }
 
 /// Shows each section with the values of secret-looking keys as `***` (the config file may
@@ -146,7 +147,12 @@ impl std::fmt::Debug for Config {
             .iter()
             .map(|(name, section)| (name, mask_section(section, &[])))
             .collect();
-        f.debug_struct("Config").field("remotes", &masked).finish()
+        // A schedule names locations, which may carry a password: only the names are shown.
+        let schedules: Vec<&String> = self.schedules.keys().collect();
+        f.debug_struct("Config")
+            .field("remotes", &masked)
+            .field("schedules", &schedules)
+            .finish()
     }
 }
 
@@ -183,6 +189,9 @@ fn mask_section(section: &Value, extra: &[&str]) -> Value {
 struct ConfigFile {
     #[serde(default)]
     remotes: BTreeMap<String, toml::Table>,
+    /// Jobs `cloudsync serve` runs on a schedule; read by the service, which checks them.
+    #[serde(default)]
+    schedules: BTreeMap<String, toml::Table>,
 }
 
 impl Config {
@@ -218,7 +227,14 @@ impl Config {
             })?;
             remotes.insert(name, value);
         }
-        Ok(Config { remotes })
+        let mut schedules = BTreeMap::new();
+        for (name, table) in file.schedules {
+            let value = serde_json::to_value(&table).map_err(|e| {
+                Error::new(ErrorKind::ConfigInvalid, format!("schedule {name:?}: {e}"))
+            })?;
+            schedules.insert(name, value);
+        }
+        Ok(Config { remotes, schedules })
     }
 
     /// Reads and parses a TOML file.
@@ -251,6 +267,26 @@ impl Config {
                 format!("remote {name:?} is not in the config file"),
             )
         })
+    }
+
+    /// The `[schedules.NAME]` sections (jobs `cloudsync serve` runs on a schedule), as
+    /// written; the service checks their keys.
+    ///
+    /// ```
+    /// use cloudsync_core::Config;
+    /// let cfg = Config::from_toml_str(r#"
+    ///     [schedules.pull]
+    ///     op = "copy"
+    ///     src = "nas:courses"
+    ///     dst = "/srv/courses"
+    ///     every = "15m"
+    /// "#)?;
+    /// let (name, s) = cfg.schedules().next().unwrap();
+    /// assert_eq!((name, s["every"].as_str()), ("pull", Some("15m")));
+    /// # Ok::<(), cloudsync_core::Error>(())
+    /// ```
+    pub fn schedules(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.schedules.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// Names of the configured remotes.

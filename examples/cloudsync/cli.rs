@@ -126,6 +126,10 @@ pub enum Command {
     /// PostgreSQL database as the work queue
     #[command(subcommand)]
     Dist(crate::dist::DistCmd),
+    /// Serve the HTTP API (jobs, live events, the compare-report queue, schedules) and its
+    /// web page; loopback only unless authentication is given
+    #[cfg(feature = "serve")]
+    Serve(crate::serve::ServeCmd),
 }
 
 /// `SOURCE DEST` and the flags of copy, sync and move.

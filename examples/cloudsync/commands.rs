@@ -59,6 +59,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Report(ReportCmd::Show(c)) => crate::reports::show(g, c).await,
         Command::Report(ReportCmd::Resync(c)) => crate::reports::resync(&opener, g, c).await,
         Command::Dist(c) => crate::dist::run(opener, g, c).await,
+        #[cfg(feature = "serve")]
+        Command::Serve(c) => crate::serve::run(opener, c).await,
     }
 }
 

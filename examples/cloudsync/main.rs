@@ -9,6 +9,7 @@
 //! cargo run --release --example cloudsync -- check ./cam nas:pics --save-report cam.json
 //! cargo run --release --example cloudsync -- report resync cam.json
 //! CLOUDSYNC_DB=postgres://... cargo run --release --example cloudsync -- dist submit --mode sync /data /backup
+//! cargo run --release --features serve --example cloudsync -- serve --addr 127.0.0.1:5572
 //! ```
 //!
 //! A thin layer: every decision is made by `cloudsync::ops`, `cloudsync::ingest` and
@@ -27,6 +28,8 @@ mod mime;
 mod progress;
 mod redact;
 mod reports;
+#[cfg(feature = "serve")]
+mod serve;
 
 use std::process::ExitCode;
 

@@ -3,6 +3,9 @@
 //! ([`ErrorKind::MaxTransferReached`], [`ErrorKind::MaxDurationReached`]), so the run deletes
 //! nothing (the delete phase runs only after an error-free run).
 //!
+//! A [`CancelToken`] stops a run the same way, always at once (as a hard cutoff), recorded
+//! as [`ErrorKind::Cancelled`].
+//!
 //! Bytes are counted as transfer bodies flow (a local source is then streamed rather than
 //! copied by the kernel, so that it can be counted); server-side copies and moves send no
 //! bytes and are not counted.
@@ -13,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::options::{CutoffMode, SyncOptions};
+use super::options::{CancelToken, CutoffMode, SyncOptions};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The limits of one run and what was used of them.
@@ -30,12 +33,14 @@ pub(crate) struct Cutoff {
     stop: watch::Sender<Option<ErrorKind>>,
     /// The stop was recorded as the run's error.
     recorded: AtomicBool,
+    /// Cancels the run from outside.
+    cancel: Option<CancelToken>,
 }
 
 impl Cutoff {
     /// The limits of `opts`; `None` when it sets none.
     pub(crate) fn new(opts: &SyncOptions) -> Option<Arc<Self>> {
-        if opts.max_transfer.is_none() && opts.max_duration.is_none() {
+        if opts.max_transfer.is_none() && opts.max_duration.is_none() && opts.cancel.is_none() {
             return None;
         }
         Some(Arc::new(Cutoff {
@@ -48,12 +53,14 @@ impl Cutoff {
             started: AtomicU64::new(0),
             stop: watch::Sender::new(None),
             recorded: AtomicBool::new(false),
+            cancel: opts.cancel.clone(),
         }))
     }
 
     /// The error a stop is recorded as.
     pub(crate) fn error(kind: ErrorKind) -> Error {
         let message = match kind {
+            ErrorKind::Cancelled => "cancelled: stopped, nothing deleted",
             ErrorKind::MaxTransferReached => {
                 "max transfer limit reached as set by --max-transfer: stopped, nothing deleted"
             }
@@ -67,14 +74,30 @@ impl Cutoff {
         self.max_transfer.is_some()
     }
 
-    /// Which limit stopped the run, if one did.
+    /// Which limit stopped the run, if one did (a cancelled token counts from the moment
+    /// it is cancelled).
     pub(crate) fn stopped(&self) -> Option<ErrorKind> {
+        if self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            self.trigger(ErrorKind::Cancelled);
+        }
         *self.stop.borrow()
     }
 
     /// Which limit stopped the run, if one did and running transfers must stop too.
     pub(crate) fn aborted(&self) -> Option<ErrorKind> {
-        self.stopped().filter(|_| self.mode == CutoffMode::Hard)
+        self.stopped()
+            .filter(|k| self.mode == CutoffMode::Hard || *k == ErrorKind::Cancelled)
+    }
+
+    /// Resolves when the run is cancelled from outside (never without a token).
+    pub(crate) async fn cancelled(&self) {
+        match &self.cancel {
+            Some(c) => {
+                c.cancelled().await;
+                self.trigger(ErrorKind::Cancelled);
+            }
+            None => std::future::pending().await,
+        }
     }
 
     /// The stop, the first time it is asked for (to record it once).
@@ -150,11 +173,12 @@ impl Cutoff {
         }
     }
 
-    /// Resolves when running transfers must be abandoned (hard mode): a limit was reached, or
-    /// the deadline passed. Never resolves otherwise.
+    /// Resolves when running transfers must be abandoned: the run was cancelled, or (hard
+    /// mode) a limit was reached or the deadline passed. Never resolves otherwise.
     pub(crate) async fn hard_stop(&self) -> ErrorKind {
         if self.mode != CutoffMode::Hard {
-            return std::future::pending().await;
+            self.cancelled().await;
+            return ErrorKind::Cancelled;
         }
         let mut rx = self.stop.subscribe();
         let deadline = async {
@@ -164,6 +188,7 @@ impl Cutoff {
             }
         };
         tokio::select! {
+            () = self.cancelled() => ErrorKind::Cancelled,
             r = rx.wait_for(Option::is_some) => {
                 let kind = r.ok().and_then(|k| *k);
                 kind.unwrap_or(ErrorKind::MaxTransferReached)
@@ -328,5 +353,50 @@ mod tests {
         limited(ErrorKind::MaxDurationReached, &s);
         assert_eq!((s.transferred, started), (2, 2));
         assert_eq!(tree, names(&["extra", "f0", "f1"]));
+    }
+
+    /// A cancel at 1.5 s (files take 1 s each): f1, running, is abandoned; nothing more
+    /// starts; the run records `Cancelled` and deletes nothing.
+    #[tokio::test(start_paused = true)]
+    async fn cancel_abandons_running_transfers_and_deletes_nothing() {
+        let (src, dst) = setup().await;
+        let limiter = BandwidthLimiter::new("100k".parse().unwrap(), None);
+        let dst = limiter.wrap(dst);
+        let token = CancelToken::new();
+        let later = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            later.cancel();
+        });
+        let opts = SyncOptions {
+            cancel: Some(token),
+            cutoff_mode: CutoffMode::Soft,
+            ..Default::default()
+        };
+        let (s, started, tree) = run(&src, &dst, opts).await;
+        limited(ErrorKind::Cancelled, &s);
+        assert_eq!((s.transferred, started), (1, 2));
+        assert_eq!(tree, names(&["extra", "f0"]));
+    }
+
+    /// Cancelled before it starts: nothing is transferred or deleted.
+    #[tokio::test]
+    async fn cancelled_before_start_changes_nothing() {
+        let (src, dst) = setup().await;
+        let token = CancelToken::new();
+        token.cancel();
+        let opts = SyncOptions {
+            cancel: Some(token),
+            ..Default::default()
+        };
+        let (s, started, tree) = run(&src, &dst, opts).await;
+        // The march stops before it finds anything to delete.
+        assert!(
+            s.errors.iter().any(|e| e.kind == ErrorKind::Cancelled),
+            "{:?}",
+            s.errors
+        );
+        assert_eq!((s.transferred, s.deleted, started), (0, 0, 0));
+        assert_eq!(tree, names(&["extra"]));
     }
 }

@@ -311,10 +311,19 @@ impl Engine {
         let mut decisions = std::pin::pin!(decisions);
         let mut running = FuturesUnordered::new();
         let limit = self.opts.transfers.max(1);
+        // A cancel wakes the loop even while nothing else happens (a long listing).
+        let cutoff = self.cutoff.clone();
+        let mut cancelled = std::pin::pin!(async move {
+            match cutoff {
+                Some(c) => c.cancelled().await,
+                None => std::future::pending().await,
+            }
+        });
         // A run limit stops the march: nothing more is started (and nothing deleted).
         while !self.cut_off() {
             tokio::select! {
                 biased;
+                () = &mut cancelled => {}
                 Some(done) = running.next(), if !running.is_empty() => self.finished(done),
                 next = decisions.next(), if running.len() < limit => match next {
                     None => break,
@@ -334,6 +343,21 @@ impl Engine {
         if let Some(kind) = self.cutoff.as_ref().and_then(|c| c.take_record()) {
             self.fail(RemotePath::root(), &Cutoff::error(kind), None);
         }
+    }
+
+    /// Records a cancel that arrived after the last pass as the run's error; whether the run
+    /// was cancelled.
+    fn record_cancel(&mut self) -> bool {
+        let Some(c) = self.cutoff.clone() else {
+            return false;
+        };
+        if c.stopped() != Some(ErrorKind::Cancelled) {
+            return false;
+        }
+        if let Some(kind) = c.take_record() {
+            self.fail(RemotePath::root(), &Cutoff::error(kind), None);
+        }
+        true
     }
 
     /// Whether a run limit stopped the run.
@@ -548,6 +572,7 @@ impl Engine {
             return;
         }
         let queue = std::mem::replace(&mut self.deletes, DeleteQueue::new());
+        self.record_cancel();
         if !self.failures.is_empty() {
             self.summary.deletes_skipped_due_to_errors = true;
             let msg = format!(
@@ -574,6 +599,10 @@ impl Engine {
                     accepted += 1;
                     batch.push(e);
                     if batch.len() >= DELETE_BATCH {
+                        // Cancelled meanwhile: what was deleted stays deleted, nothing more is.
+                        if self.record_cancel() {
+                            return;
+                        }
                         self.delete_batch(std::mem::take(&mut batch)).await;
                     }
                 }
@@ -585,6 +614,9 @@ impl Engine {
                 }
             }
         }
+        if self.record_cancel() {
+            return;
+        }
         self.delete_batch(batch).await;
         if over > 0 {
             let e = Error::new(
@@ -593,6 +625,7 @@ impl Engine {
             );
             self.fail(RemotePath::root(), &e, None);
         }
+        self.record_cancel();
         if !self.failures.is_empty() {
             return;
         }

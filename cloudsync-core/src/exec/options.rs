@@ -81,6 +81,47 @@ pub struct SyncOptions {
     /// name in NFC on the destination are one file, updated under the destination's name,
     /// and neither form is ever deleted because the other exists.
     pub no_unicode_normalization: bool,
+    /// Stops the run from outside when cancelled (a service's "cancel job", an
+    /// application's Ctrl-C): no transfer starts after it, running transfers are abandoned
+    /// (their atomic writes show nothing), and the run records an error of kind
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled), so it deletes nothing it had
+    /// not deleted already.
+    pub cancel: Option<CancelToken>,
+}
+
+/// A handle that cancels the operations it was given to ([`SyncOptions::cancel`]); clones
+/// share the state.
+///
+/// ```
+/// use cloudsync_core::ops::CancelToken;
+/// let token = CancelToken::new();
+/// let theirs = token.clone();
+/// token.cancel();
+/// assert!(theirs.is_cancelled());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(tokio_util::sync::CancellationToken);
+
+impl CancelToken {
+    /// A token not cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels every operation holding this token (or a clone of it).
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    /// Resolves once the token is cancelled.
+    pub async fn cancelled(&self) {
+        self.0.cancelled().await;
+    }
 }
 
 /// The default of [`SyncOptions::resume_above`]: 16 MiB.
@@ -148,6 +189,7 @@ impl Default for SyncOptions {
             cutoff_mode: CutoffMode::Hard,
             max_duration: None,
             no_unicode_normalization: false,
+            cancel: None,
         }
     }
 }
@@ -176,6 +218,10 @@ impl fmt::Debug for SyncOptions {
             .field("cutoff_mode", &self.cutoff_mode)
             .field("max_duration", &self.max_duration)
             .field("no_unicode_normalization", &self.no_unicode_normalization)
+            .field(
+                "cancel",
+                &self.cancel.as_ref().map(CancelToken::is_cancelled),
+            )
             .finish()
     }
 }

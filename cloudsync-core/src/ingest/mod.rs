@@ -214,16 +214,49 @@ async fn run(
 ) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     let excluded = excluded_dirs(drop, opts);
-    let mut found = match scan::scan(drop, opts, &excluded, now).await {
-        Ok(s) => s,
-        Err(e) => {
+    let cancel = opts.cancel.clone();
+    let cancelled = || {
+        let c = cancel.clone();
+        async move {
+            match c {
+                Some(c) => c.cancelled().await,
+                None => std::future::pending().await,
+            }
+        }
+    };
+    let stop = |report: &mut IngestReport| {
+        let e = Error::new(ErrorKind::Cancelled, "cancelled: no further file was taken");
+        report.failed.push(ErrorRecord::new(RemotePath::root(), &e));
+    };
+    let scanned = tokio::select! {
+        s = scan::scan(drop, opts, &excluded, now) => Some(s),
+        () = cancelled() => None,
+    };
+    let mut found = match scanned {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
             let _ = lock.release().await;
             return Err(e);
         }
+        None => {
+            stop(report);
+            let _ = lock.release().await;
+            return Ok(());
+        }
     };
     if let (Some(delay), false) = (opts.recheck_delay, found.candidates.is_empty()) {
-        tokio::time::sleep(delay).await;
-        scan::recheck(drop, &mut found).await;
+        let rechecked = tokio::select! {
+            () = async {
+                tokio::time::sleep(delay).await;
+                scan::recheck(drop, &mut found).await;
+            } => true,
+            () = cancelled() => false,
+        };
+        if !rechecked {
+            stop(report);
+            let _ = lock.release().await;
+            return Ok(());
+        }
     }
     report.skipped.append(&mut found.skipped);
     report.failed.append(&mut found.failed);
@@ -235,7 +268,18 @@ async fn run(
             async move { take(drop, target, opts, date, topts, e).await }
         })
         .buffer_unordered(opts.transfers.max(1));
-    while let Some(o) = outcomes.next().await {
+    loop {
+        let next = tokio::select! {
+            o = outcomes.next() => o,
+            () = cancelled() => {
+                // The files in progress are abandoned: each stays in the drop folder.
+                std::mem::drop(outcomes);
+                stop(report);
+                let _ = lock.release().await;
+                return Ok(());
+            }
+        };
+        let Some(o) = next else { break };
         match o {
             Outcome::Ingested(f) => {
                 report.bytes = report.bytes.saturating_add(f.size);

@@ -131,6 +131,12 @@ pub struct IngestOptions {
     pub retry_backoff: Duration,
     /// Where progress events go.
     pub events: Option<EventSink>,
+    /// Stops the run from outside: no file starts after it, files being copied are
+    /// abandoned (their copies are atomic, and a drop file is removed only after its copy
+    /// was verified, so each stays in the drop folder for the next run), the lock is
+    /// released, and the report records an error of kind
+    /// [`Cancelled`](crate::ErrorKind::Cancelled).
+    pub cancel: Option<crate::ops::CancelToken>,
 }
 
 impl Default for IngestOptions {
@@ -149,6 +155,7 @@ impl Default for IngestOptions {
             low_level_retries: 10,
             retry_backoff: Duration::from_millis(200),
             events: None,
+            cancel: None,
         }
     }
 }
@@ -171,6 +178,7 @@ impl IngestOptions {
             low_level_retries: self.low_level_retries,
             retry_backoff: self.retry_backoff,
             events: self.events.clone(),
+            cancel: self.cancel.clone(),
             ..Default::default()
         }
     }

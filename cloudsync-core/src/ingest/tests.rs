@@ -652,3 +652,50 @@ async fn a_file_corrupted_on_its_way_to_the_target_stays_in_the_drop() {
     assert_eq!(stored["b.txt"], "fine");
     assert!(under(&t, "archives").keys().all(|k| !k.ends_with("a.csv")));
 }
+
+/// A cancel stops the run: files being copied stay in the drop folder (their copies are
+/// abandoned, nothing partial shows on the target), the report records `Cancelled`, and the
+/// lock is released, so the next run takes what is left at once.
+#[tokio::test]
+async fn a_cancelled_ingest_keeps_what_it_did_not_finish_and_releases_the_lock() {
+    let drop = fs("memfs://drop");
+    let target = fs("memfs://target");
+    for i in 0..3 {
+        put(&drop, &format!("f{i}.bin"), &"x".repeat(100 * 1024), OLD).await;
+    }
+    let limiter = crate::BandwidthLimiter::new("100k".parse().unwrap(), None);
+    let slow = limiter.wrap(target.clone());
+    let token = crate::ops::CancelToken::new();
+    let later = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        later.cancel();
+    });
+    let opts = IngestOptions {
+        transfers: 1,
+        archive: None,
+        reports: None,
+        cancel: Some(token),
+        ..fast()
+    };
+    let r = ingest(&drop, &slow, &opts).await.unwrap();
+    assert!(
+        r.failed.iter().any(|e| e.kind == ErrorKind::Cancelled),
+        "{:?}",
+        r.failed
+    );
+    assert_eq!(r.ingested.len(), 1, "{:?}", r.ingested);
+    let left = tree(&drop).await;
+    let arrived = tree(&target).await;
+    assert_eq!(left.len(), 2, "{:?}", left.keys());
+    assert_eq!(arrived.len(), 1, "nothing partial: {:?}", arrived.keys());
+    let again = IngestOptions {
+        archive: None,
+        reports: None,
+        ..fast()
+    };
+    let r = ingest(&drop, &target, &again).await.unwrap();
+    assert!(r.is_ok(), "{:?}", r.failed);
+    assert_eq!(r.ingested.len(), 2);
+    assert!(tree(&drop).await.is_empty());
+}

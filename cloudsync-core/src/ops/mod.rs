@@ -36,7 +36,7 @@ use crate::plan::{DirPair, Mode, Plan};
 use crate::remote::Remote;
 use crate::report::Summary;
 
-pub use crate::exec::options::{CutoffMode, DEFAULT_RESUME_ABOVE, SyncOptions};
+pub use crate::exec::options::{CancelToken, CutoffMode, DEFAULT_RESUME_ABOVE, SyncOptions};
 pub use crate::plan::equal::CompareOptions;
 pub use check::check;
 pub use delete::{cleanup, delete, purge, rmdirs};

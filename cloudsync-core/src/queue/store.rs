@@ -452,6 +452,31 @@ impl ReportQueue {
         }
     }
 
+    /// Stores a report made outside the queue (a resync run by an application with its own
+    /// events and cancel, say) as a finished job of `request`, so that it is listed and read
+    /// like the queue's own.
+    pub async fn record(&self, request: JobRequest, report: &SavedReport) -> Result<Job> {
+        let now = OffsetDateTime::now_utc();
+        let mut job = Job {
+            id: report.id.clone(),
+            request,
+            state: JobState::Done,
+            created: report.created,
+            started: Some(report.created),
+            finished: Some(now),
+            error: None,
+            report: None,
+            counts: Some(report.counts()),
+        };
+        let path =
+            self.sub("reports")?
+                .join(&format!("{}-{}.json", stamp_ms(job.created), job.id))?;
+        report.save(self.remote.as_ref(), &path).await?;
+        job.report = Some(path);
+        self.save_job(&job).await?;
+        Ok(job)
+    }
+
     /// Processes jobs until none is queued; returns them in order.
     pub async fn process_all(&self) -> Result<Vec<Job>> {
         let mut done = Vec::new();

@@ -501,3 +501,25 @@ async fn saved_reports_and_queued_jobs_never_hold_a_password() {
     assert!(!e.chain().contains(secret), "{e}");
     assert!(queue.jobs().await.unwrap().is_empty());
 }
+
+/// A resync run outside the queue is stored as a finished job with its report.
+#[tokio::test]
+async fn a_report_made_outside_is_recorded_as_a_done_job() {
+    let (src, dst) = partial().await;
+    let remotes: HashMap<String, Arc<dyn Remote>> = HashMap::new();
+    let queue = ReportQueue::new(fs("memfs://q"), p("queue"), Arc::new(remotes));
+    let report = compare(&src, &dst, &CompareSpec::default()).await.unwrap();
+    let follow = resync(&report, &src, &dst, &fast_resync()).await.unwrap();
+    let request = JobRequest::Resync {
+        report: report.id.clone(),
+        include_differ: false,
+        transfer_changed: false,
+    };
+    let job = queue.record(request, &follow).await.unwrap();
+    assert_eq!(
+        (job.state, job.id.as_str()),
+        (JobState::Done, follow.id.as_str())
+    );
+    assert_eq!(queue.jobs().await.unwrap(), vec![job.clone()]);
+    assert_eq!(queue.report(&job.id).await.unwrap(), follow);
+}
