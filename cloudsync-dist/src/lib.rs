@@ -15,7 +15,8 @@
 //!
 //! Everything lives in the database (schema `cloudsync`, created and migrated by
 //! [`Db::connect`]): after a worker, a coordinator or the database restarts, any worker
-//! continues. No secret is stored: jobs name remotes, and each worker opens them from its own
+//! continues, and [`resume`] puts a job whose run was cut (given-up shards, a failed delete
+//! phase, a transition nobody made) back on its way. No secret is stored: jobs name remotes, and each worker opens them from its own
 //! config.
 //!
 //! ```no_run
@@ -38,6 +39,7 @@
 mod db;
 mod error;
 mod job;
+mod resume;
 mod worker;
 
 pub use db::{Db, SCHEMA_VERSION};
@@ -46,6 +48,7 @@ pub use job::{
     DistMode, JobId, JobOptions, JobSpec, JobState, JobStatus, ShardCounts, cancel, report, status,
     submit,
 };
+pub use resume::{Resumed, resume};
 pub use worker::{Remotes, WorkerOptions, WorkerStats, run_worker};
 
 #[cfg(feature = "testkit")]

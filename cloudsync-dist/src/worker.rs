@@ -34,6 +34,8 @@ pub struct WorkerOptions {
     pub name: String,
     /// How long to keep reconnecting to a database that went away before giving up.
     pub reconnect_for: Duration,
+    /// Work on this job only (`dist resume`); with `until_idle`, return when it is finished.
+    pub only_job: Option<JobId>,
 }
 
 impl Default for WorkerOptions {
@@ -47,6 +49,7 @@ impl Default for WorkerOptions {
             max_attempts: 3,
             name: format!("{host}:{}", std::process::id()),
             reconnect_for: Duration::from_secs(120),
+            only_job: None,
         }
     }
 }
@@ -55,6 +58,12 @@ impl WorkerOptions {
     /// With `until_idle` set.
     pub fn until_idle(mut self, yes: bool) -> Self {
         self.until_idle = yes;
+        self
+    }
+
+    /// Working on `job` only.
+    pub fn only_job(mut self, job: JobId) -> Self {
+        self.only_job = Some(job);
         self
     }
 }
@@ -324,13 +333,13 @@ impl Worker<'_> {
     }
 
     async fn any_active(&mut self) -> Result<bool> {
-        let skipped = self.skipped.clone();
+        let (skipped, only) = (self.skipped.clone(), self.opts.only_job);
         let client = self.client().await?;
         Ok(client
             .query_opt(
                 "SELECT 1 FROM cloudsync.jobs WHERE state IN ('running', 'deleting')
-                 AND NOT (id = ANY($1)) LIMIT 1",
-                &[&skipped],
+                 AND NOT (id = ANY($1)) AND ($2::bigint IS NULL OR id = $2) LIMIT 1",
+                &[&skipped, &only],
             )
             .await?
             .is_some())
@@ -451,13 +460,19 @@ pub(crate) async fn claim(
                  SELECT c.id FROM cloudsync.shards c JOIN cloudsync.jobs j ON j.id = c.job
                  WHERE (c.state = 'pending' OR (c.state = 'running' AND c.lease_until < now()))
                    AND NOT (c.job = ANY($3))
+                   AND ($4::bigint IS NULL OR c.job = $4)
                    AND ((c.kind = 'walk' AND j.state = 'running')
                         OR (c.kind = 'delete' AND j.state = 'deleting'))
                  ORDER BY c.id
                  LIMIT 1
                  FOR UPDATE OF c SKIP LOCKED)
              RETURNING s.id, s.job, s.kind, s.path, s.src_path, s.src, s.dst, s.token, s.attempts",
-            &[&opts.name, &opts.lease.as_secs_f64(), &skipped],
+            &[
+                &opts.name,
+                &opts.lease.as_secs_f64(),
+                &skipped,
+                &opts.only_job,
+            ],
         )
         .await?;
     let Some(r) = row else { return Ok(None) };

@@ -604,3 +604,270 @@ async fn a_worker_without_the_remote_leaves_the_job_to_others() {
     assert_eq!(state(&db, job).await, JobState::Done);
     assert!(dst.join("z/file0.txt").exists());
 }
+
+/// A local remote that fails while the file `switch` exists: reads of files under
+/// `fail_dir` (an error in that shard), and every removal (the delete phase).
+#[derive(Debug)]
+struct Switched {
+    inner: Arc<dyn Remote>,
+    switch: std::path::PathBuf,
+    fail_dir: Option<RemotePath>,
+}
+
+impl Switched {
+    fn on(&self) -> bool {
+        self.switch.exists()
+    }
+    fn refuse(&self, what: &str) -> cloudsync_core::Error {
+        cloudsync_core::Error::new(
+            cloudsync_core::ErrorKind::PermissionDenied,
+            format!("injected: {what} refused"),
+        )
+    }
+}
+
+#[async_trait]
+impl Remote for Switched {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        self.inner.list(dir).await
+    }
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        self.inner.stat(path).await
+    }
+    async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
+        if self.on() && self.fail_dir.as_ref().is_some_and(|d| path.starts_with(d)) {
+            return Err(self.refuse("read"));
+        }
+        self.inner.read(path, range).await
+    }
+    async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
+        self.inner.write(path, body, meta).await
+    }
+    async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
+        self.inner.mkdir(dir).await
+    }
+    async fn remove_file(&self, path: &RemotePath) -> Result<()> {
+        if self.on() && self.fail_dir.is_none() {
+            return Err(self.refuse("remove"));
+        }
+        self.inner.remove_file(path).await
+    }
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
+        if self.on() && self.fail_dir.is_none() {
+            return Err(self.refuse("rmdir"));
+        }
+        self.inner.remove_dir(dir).await
+    }
+}
+
+struct SwitchedFactory;
+
+#[async_trait]
+impl cloudsync_core::BackendFactory for SwitchedFactory {
+    fn type_name(&self) -> &'static str {
+        "switched"
+    }
+    async fn open(&self, config: serde_json::Value) -> Result<Arc<dyn Remote>> {
+        let root = config["root"].as_str().unwrap_or_default().to_string();
+        let switch = config["switch"].as_str().unwrap_or_default().into();
+        let fail_dir = match config["fail_dir"].as_str() {
+            Some(d) => Some(RemotePath::new(d)?),
+            None => None,
+        };
+        let inner = cloudsync_local::LocalFactory
+            .open(serde_json::json!({ "root": root }))
+            .await?;
+        Ok(Arc::new(Switched {
+            inner,
+            switch,
+            fail_dir,
+        }))
+    }
+}
+
+/// Local backends plus `sw:`, a [`Switched`] remote at `root` failing while `switch` exists
+/// (reads under `fail_dir`, or removals when there is none).
+fn switched_remotes(root: &Path, switch: &Path, fail_dir: Option<&str>) -> Arc<Remotes> {
+    let mut r = remotes(None);
+    r.registry.register(Arc::new(SwitchedFactory));
+    let mut section = serde_json::json!({
+        "type": "switched",
+        "root": root.display().to_string(),
+        "switch": switch.display().to_string(),
+    });
+    if let Some(d) = fail_dir {
+        section["fail_dir"] = d.into();
+    }
+    r.config.insert("sw", section);
+    Arc::new(r)
+}
+
+async fn run_workers_with(db: &Db, remotes: Arc<Remotes>, n: usize, max_attempts: i32) {
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let mut o = worker(&format!("w{i}"));
+            o.max_attempts = max_attempts;
+            spawn_worker(db, remotes.clone(), o)
+        })
+        .collect();
+    for h in handles {
+        h.await.expect("worker task").expect("worker");
+    }
+}
+
+/// A delete phase that died (its shard given up, the job failed) is reopened by `resume`:
+/// nothing had been deleted, and after it everything is, exactly as a one-process sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resume_reopens_a_delete_phase_that_was_cut() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+    );
+    fixture(&src, &[&dst, &one]);
+    let switch = tmp.path().join("removals-fail");
+    std::fs::write(&switch, "").expect("switch");
+    let remotes = switched_remotes(&dst, &switch, None);
+    let job = cloudsync_dist::submit(
+        &db,
+        &JobSpec::new(DistMode::Sync, src.to_str().expect("utf-8"), "sw:"),
+    )
+    .await
+    .expect("submit");
+    run_workers_with(&db, remotes.clone(), 2, 1).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Failed, "{st:?}");
+    assert!(dst.join("extra.txt").exists() && dst.join("old/deeper/y.txt").exists());
+
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!(r.reopened, Some(JobState::Deleting), "{r:?}");
+    assert_eq!((r.revived, r.state), (1, JobState::Deleting), "{r:?}");
+    std::fs::remove_file(&switch).expect("switch off");
+    run_workers_with(&db, remotes, 2, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    let single = one_process_sync(&src, &one).await;
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.deleted, single.deleted);
+    assert_eq!(report.dirs_deleted, single.dirs_deleted);
+    let e = cloudsync_dist::resume(&db, job)
+        .await
+        .expect_err("a done job resumed");
+    assert!(e.to_string().contains("done"), "{e}");
+}
+
+/// A coordinator that died holding a lease, then a copy phase that failed in one shard:
+/// `resume` requeues the expired lease (the dead owner's completion is refused), and after the
+/// failure queues the failed shard again behind a closed delete gate; once it succeeds the
+/// job ends as a one-process sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resume_requeues_expired_leases_and_reruns_a_failed_copy_phase() {
+    use cloudsync_dist::testkit::{claim_for_test, complete_for_test};
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+    );
+    fixture(&src, &[&dst, &one]);
+    let switch = tmp.path().join("reads-of-z-fail");
+    std::fs::write(&switch, "").expect("switch");
+    let remotes = switched_remotes(&src, &switch, Some("z"));
+    let job = cloudsync_dist::submit(&db, &submit_spec(DistMode::Sync, "sw:", &dst))
+        .await
+        .expect("submit");
+    let (shard, dead_token) = claim_for_test(&db, "crashed", Duration::from_millis(200))
+        .await
+        .expect("claim")
+        .expect("the root shard");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!((r.requeued, r.revived, r.reopened), (1, 0, None), "{r:?}");
+    assert_eq!(r.state, JobState::Running);
+    assert!(matches!(
+        complete_for_test(&db, shard, dead_token).await,
+        Err(DistError::LeaseLost { .. })
+    ));
+
+    run_workers_with(&db, remotes.clone(), 2, 1).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!((st.state, st.shards.dead), (JobState::Failed, 1), "{st:?}");
+    assert!(dst.join("extra.txt").exists(), "deleted despite an error");
+
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!(r.reopened, Some(JobState::Running), "{r:?}");
+    assert_eq!((r.revived, r.state), (1, JobState::Running), "{r:?}");
+    // Still failing: the gate stays closed again.
+    run_workers_with(&db, remotes.clone(), 1, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Failed);
+    assert!(dst.join("extra.txt").exists(), "deleted despite an error");
+
+    cloudsync_dist::resume(&db, job).await.expect("resume");
+    std::fs::remove_file(&switch).expect("switch off");
+    run_workers_with(&db, remotes, 2, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    one_process_sync(&src, &one).await;
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.deleted, 4);
+}
+
+/// `resume` makes the gated transition a dead coordinator never made, and refuses what
+/// cannot be resumed: a missing job, a cancelled one, one failed by its max-delete limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resume_finishes_a_cut_transition_and_refuses_what_it_cannot_resume() {
+    use cloudsync_dist::testkit::{claim_for_test, complete_for_test};
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    let spec = submit_spec(DistMode::Copy, src.to_str().expect("utf-8"), &dst);
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    let (shard, token) = claim_for_test(&db, "w", Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .expect("shard");
+    // Completed (no children), but the process died before the job's transition.
+    complete_for_test(&db, shard, token)
+        .await
+        .expect("complete");
+    assert_eq!(state(&db, job).await, JobState::Running);
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!(r.state, JobState::Done, "{r:?}");
+
+    assert!(matches!(
+        cloudsync_dist::resume(&db, 999_999).await,
+        Err(DistError::NoSuchJob(999_999))
+    ));
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    cloudsync_dist::cancel(&db, job).await.expect("cancel");
+    let e = cloudsync_dist::resume(&db, job)
+        .await
+        .expect_err("cancelled");
+    assert!(e.to_string().contains("cancelled"), "{e}");
+
+    let mut spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    spec.options.max_delete = Some(1);
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    assert_eq!(state(&db, job).await, JobState::Failed);
+    let e = cloudsync_dist::resume(&db, job)
+        .await
+        .expect_err("max-delete");
+    assert!(e.to_string().contains("max-delete"), "{e}");
+    assert!(dst.join("extra.txt").exists());
+}

@@ -26,6 +26,25 @@ pub enum DistCmd {
     Report(JobCmd),
     /// Cancel a job: its shards stop at their next heartbeat
     Cancel(JobCmd),
+    /// Continue a job after a crash: requeue expired leases, queue given-up shards again,
+    /// reopen a failed phase (deletions still wait until every shard is done without error),
+    /// then work on the job until it ends (unless --detach)
+    Resume(ResumeCmd),
+}
+
+/// `dist resume JOB`.
+#[derive(Debug, Args)]
+pub struct ResumeCmd {
+    /// The job id (printed by `dist submit`)
+    pub job: i64,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Only put the job back on its way; leave the work to the running workers
+    #[arg(long)]
+    pub detach: bool,
+    /// How long a shard claimed by this process stays its own without a heartbeat
+    #[arg(long, value_parser = duration, default_value = "60s", value_name = "DURATION")]
+    pub lease: Duration,
 }
 
 /// The database, on every `dist` command.
@@ -210,6 +229,39 @@ pub async fn run(opener: Opener, g: &GlobalArgs, c: DistCmd) -> Result<u8, Failu
                 }
                 // Still running: not a failure, not a result yet.
                 JobState::Running | JobState::Deleting => exit::RETRY,
+            })
+        }
+        DistCmd::Resume(r) => {
+            let db = db(&r.db)?;
+            let done = cloudsync_dist::resume(&db, r.job).await?;
+            eprintln!(
+                "job {}: {} expired lease(s) requeued, {} given-up shard(s) queued again{}; {}",
+                r.job,
+                done.requeued,
+                done.revived,
+                done.reopened
+                    .map(|p| format!(", {} phase reopened", state_name(p)))
+                    .unwrap_or_default(),
+                state_name(done.state)
+            );
+            let mut state = done.state;
+            if !r.detach && !state.is_finished() {
+                let mut opts = cloudsync_dist::WorkerOptions::default()
+                    .until_idle(true)
+                    .only_job(r.job);
+                opts.lease = r.lease.max(Duration::from_secs(1));
+                opts.heartbeat = opts.lease / 4;
+                let remotes = Remotes {
+                    registry: opener.registry,
+                    config: opener.config,
+                };
+                cloudsync_dist::run_worker(&db, &remotes, &opts).await?;
+                state = cloudsync_dist::status(&db, r.job).await?.state;
+            }
+            print_stdout(&format!("job {} {}\n", r.job, state_name(state)))?;
+            Ok(match state {
+                JobState::Done | JobState::Running | JobState::Deleting => exit::OK,
+                JobState::Failed | JobState::Cancelled => exit::NO_RETRY,
             })
         }
         DistCmd::Cancel(j) => {
