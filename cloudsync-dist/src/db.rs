@@ -9,7 +9,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::error::{DistError, Result};
 
 /// The newest schema version this crate writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Where the queue lives: a PostgreSQL URL (`postgres://user:password@host:port/db`, or the
 /// key=value form). TLS follows the URL's `sslmode` (`prefer` by default: TLS when the server
@@ -132,7 +132,8 @@ fn tls_config() -> Result<rustls::ClientConfig> {
 }
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE cloudsync.jobs (
     id          bigserial PRIMARY KEY,
     mode        text NOT NULL CHECK (mode IN ('copy', 'sync')),
@@ -180,7 +181,18 @@ CREATE TABLE cloudsync.shard_reports (
     errors      integer NOT NULL
 );
 CREATE INDEX shard_reports_by_job ON cloudsync.shard_reports (job);
-"#];
+"#,
+    r#"
+ALTER TABLE cloudsync.jobs DROP CONSTRAINT jobs_mode_check;
+ALTER TABLE cloudsync.jobs ADD CONSTRAINT jobs_mode_check
+    CHECK (mode IN ('copy', 'sync', 'move'));
+ALTER TABLE cloudsync.shards DROP CONSTRAINT shards_kind_check;
+ALTER TABLE cloudsync.shards ADD CONSTRAINT shards_kind_check
+    CHECK (kind IN ('walk', 'delete', 'batch'));
+-- A batch shard's planned decisions (a JSON array), re-validated when it runs.
+ALTER TABLE cloudsync.shards ADD COLUMN decisions jsonb;
+"#,
+];
 
 /// Creates or migrates the schema, under an advisory lock so that workers starting together
 /// migrate once.

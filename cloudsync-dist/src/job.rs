@@ -23,20 +23,26 @@ pub enum DistMode {
     /// Make the destination identical: deletions run in one phase after every shard is done
     /// without error.
     Sync,
+    /// Copy, then remove each source file once its copy on the destination is verified (a
+    /// file already there and identical is removed from the source too); the destination
+    /// loses nothing.
+    Move,
 }
 
 impl DistMode {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DistMode::Copy => "copy",
             DistMode::Sync => "sync",
+            DistMode::Move => "move",
         }
     }
 
-    fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         match s {
             "copy" => Ok(DistMode::Copy),
             "sync" => Ok(DistMode::Sync),
+            "move" => Ok(DistMode::Move),
             other => Err(DistError::InvalidInput(format!(
                 "unknown job mode {other:?}"
             ))),
@@ -48,6 +54,7 @@ impl DistMode {
         match self {
             DistMode::Copy => Mode::Copy,
             DistMode::Sync => Mode::Sync,
+            DistMode::Move => Mode::Move,
         }
     }
 }
@@ -87,7 +94,14 @@ pub struct JobOptions {
     pub delete_excluded: bool,
     /// `--no-unicode-normalization`.
     pub no_unicode_normalization: bool,
+    /// A directory with more files to act on than this (a huge flat directory) hands them
+    /// to batch shards of this many planned transfers each, which any worker runs, each
+    /// re-validated before it executes (as `apply` does); at least 1.
+    pub batch_size: usize,
 }
+
+/// Default [`JobOptions::batch_size`].
+pub const DEFAULT_BATCH_SIZE: usize = 5_000;
 
 impl Default for JobOptions {
     fn default() -> Self {
@@ -107,6 +121,7 @@ impl Default for JobOptions {
             create_empty_src_dirs: false,
             delete_excluded: false,
             no_unicode_normalization: false,
+            batch_size: DEFAULT_BATCH_SIZE,
         }
     }
 }

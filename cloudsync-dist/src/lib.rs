@@ -2,7 +2,10 @@
 //! with PostgreSQL as the durable work queue.
 //!
 //! A job is one row; its work is many shards, each one directory pair planned one level deep
-//! by the engine ([`cloudsync_core::ops::plan_dir`]). Workers claim shards with
+//! by the engine ([`cloudsync_core::ops::plan_dir`]); a directory with more files to act on
+//! than [`JobOptions::batch_size`] hands its planned transfers to batch shards, which any
+//! worker runs through `apply` (both sides checked again before each action). A move removes
+//! each source file only once its copy is verified. Workers claim shards with
 //! `FOR UPDATE SKIP LOCKED` under a lease carrying a fencing token, keep the lease alive with
 //! heartbeats guarded by the token, and commit each completion together with its child shards,
 //! delete candidates and report in one transaction guarded by the token: the work may run
@@ -45,8 +48,8 @@ mod worker;
 pub use db::{Db, SCHEMA_VERSION};
 pub use error::{DistError, Result};
 pub use job::{
-    DistMode, JobId, JobOptions, JobSpec, JobState, JobStatus, ShardCounts, cancel, report, status,
-    submit,
+    DEFAULT_BATCH_SIZE, DistMode, JobId, JobOptions, JobSpec, JobState, JobStatus, ShardCounts,
+    cancel, report, status, submit,
 };
 pub use resume::{Resumed, resume};
 pub use worker::{Remotes, WorkerOptions, WorkerStats, run_worker};

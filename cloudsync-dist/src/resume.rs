@@ -70,7 +70,7 @@ pub async fn resume(db: &Db, job: JobId) -> Result<Resumed> {
     let copy_errors = tx
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM cloudsync.shards
-                            WHERE job = $1 AND kind = 'walk' AND state = 'dead')",
+                            WHERE job = $1 AND kind IN ('walk', 'batch') AND state = 'dead')",
             &[&job],
         )
         .await?
@@ -136,14 +136,14 @@ pub async fn resume(db: &Db, job: JobId) -> Result<Resumed> {
     })
 }
 
-/// Dead walk shards queued again, attempts reset; their error reports stay until their new
+/// Dead walk and batch shards queued again, attempts reset; their error reports stay until their new
 /// run replaces them (so the gate still sees them as errors until then).
 async fn revive_walks(tx: &tokio_postgres::Transaction<'_>, job: JobId) -> Result<u64> {
     Ok(tx
         .execute(
             "UPDATE cloudsync.shards SET state = 'pending', attempts = 0, error = NULL,
                     lease_owner = NULL, lease_until = NULL, token = token + 1
-             WHERE job = $1 AND kind = 'walk' AND state = 'dead'",
+             WHERE job = $1 AND kind IN ('walk', 'batch') AND state = 'dead'",
             &[&job],
         )
         .await?)

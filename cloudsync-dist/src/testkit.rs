@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use crate::worker::{claim_for_test, complete_for_test};
+pub use crate::worker::{claim_for_test, complete_for_test, run_one_shard_for_test};
 
 /// Where Debian's postgresql-15 puts the server programs.
 const BIN: &str = "/usr/lib/postgresql/15/bin";

@@ -98,12 +98,16 @@ pub(crate) struct Claim {
     pub(crate) pair: DirPair,
     pub(crate) token: i64,
     pub(crate) attempts: i32,
+    /// A batch shard's planned decisions.
+    pub(crate) decisions: Option<serde_json::Value>,
 }
 
 /// What running a shard produced, to be committed with its completion.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
     pub(crate) children: Vec<DirPair>,
+    /// Batches of planned transfers (JSON arrays of decisions) for batch shards.
+    pub(crate) batches: Vec<serde_json::Value>,
     pub(crate) candidates: Vec<Decision>,
     pub(crate) summary: Option<Summary>,
 }
@@ -114,6 +118,7 @@ struct OpenJob {
     src: Arc<dyn Remote>,
     dst: Arc<dyn Remote>,
     opts: SyncOptions,
+    batch_size: usize,
 }
 
 /// Runs shards of any job until stopped, or with `until_idle` until no job is running.
@@ -358,13 +363,11 @@ impl Worker<'_> {
                 )
                 .await?
         };
-        let mode = match row.get::<_, &str>(0) {
-            "sync" => DistMode::Sync,
-            _ => DistMode::Copy,
-        };
+        let mode = DistMode::parse(row.get(0))?;
         let (source, destination): (String, String) = (row.get(1), row.get(2));
         let options: JobOptions = serde_json::from_value(row.get(3))?;
         let opts = options.to_sync_options()?;
+        let batch_size = options.batch_size.max(1);
         let r = &self.remotes;
         let src = r.registry.open(&source, &r.config).await?;
         let dst = r.registry.open(&destination, &r.config).await?;
@@ -373,6 +376,7 @@ impl Worker<'_> {
             src,
             dst,
             opts,
+            batch_size,
         });
         self.jobs.insert(id, job.clone());
         Ok(job)
@@ -416,10 +420,10 @@ impl Worker<'_> {
         };
         let db = self.db.clone();
         let work = async {
-            if claim.kind == "delete" {
-                delete_phase(&db, claim.job, &job).await
-            } else {
-                walk(claim, &job).await
+            match claim.kind.as_str() {
+                "delete" => delete_phase(&db, claim.job, &job).await,
+                "batch" => batch(claim, &job).await,
+                _ => walk(claim, &job).await,
             }
         };
         tokio::select! {
@@ -461,12 +465,13 @@ pub(crate) async fn claim(
                  WHERE (c.state = 'pending' OR (c.state = 'running' AND c.lease_until < now()))
                    AND NOT (c.job = ANY($3))
                    AND ($4::bigint IS NULL OR c.job = $4)
-                   AND ((c.kind = 'walk' AND j.state = 'running')
+                   AND ((c.kind IN ('walk', 'batch') AND j.state = 'running')
                         OR (c.kind = 'delete' AND j.state = 'deleting'))
                  ORDER BY c.id
                  LIMIT 1
                  FOR UPDATE OF c SKIP LOCKED)
-             RETURNING s.id, s.job, s.kind, s.path, s.src_path, s.src, s.dst, s.token, s.attempts",
+             RETURNING s.id, s.job, s.kind, s.path, s.src_path, s.src, s.dst, s.token, s.attempts,
+                       s.decisions",
             &[
                 &opts.name,
                 &opts.lease.as_secs_f64(),
@@ -491,6 +496,7 @@ pub(crate) async fn claim(
         },
         token: r.get(7),
         attempts: r.get(8),
+        decisions: r.get(9),
     }))
 }
 
@@ -582,6 +588,14 @@ async fn walk(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
             _ => act.push(d),
         }
     }
+    // A huge flat directory: its planned transfers go to batch shards that any worker runs.
+    let mut batches = Vec::new();
+    if act.len() > job.batch_size {
+        for chunk in act.chunks(job.batch_size) {
+            batches.push(serde_json::to_value(chunk)?);
+        }
+        act = Vec::new();
+    }
     let transfers = Plan {
         decisions: act,
         ..plan
@@ -590,8 +604,31 @@ async fn walk(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
     summary.errors.extend(errors);
     Ok(Outcome {
         children,
+        batches,
         candidates,
         summary: Some(summary),
+    })
+}
+
+/// A batch of planned transfers from a huge directory: `apply` checks both sides again
+/// before each action (a source that changed, a destination that changed or appeared since
+/// the plan is skipped and reported, never overwritten).
+async fn batch(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
+    let decisions: Vec<Decision> = match &claim.decisions {
+        Some(v) => serde_json::from_value(v.clone())?,
+        None => Vec::new(),
+    };
+    let plan = Plan {
+        mode: job.mode.engine_mode(),
+        source: job.src.describe(),
+        destination: job.dst.describe(),
+        created: time::OffsetDateTime::now_utc(),
+        decisions,
+    };
+    let summary = ops::apply(&job.src, &job.dst, &plan, &job.opts).await?;
+    Ok(Outcome {
+        summary: Some(summary),
+        ..Outcome::default()
     })
 }
 
@@ -627,6 +664,19 @@ pub(crate) async fn complete(client: &mut Client, claim: &Claim, outcome: &Outco
             "INSERT INTO cloudsync.shards (job, path, src_path, src, dst)
              SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bool[], $5::bool[])",
             &[&claim.job, &paths, &src_paths, &srcs, &dsts],
+        )
+        .await?;
+    }
+    if !outcome.batches.is_empty() {
+        tx.execute(
+            "INSERT INTO cloudsync.shards (job, kind, path, src_path, src, dst, decisions)
+             SELECT $1, 'batch', $2, $3, true, true, d FROM unnest($4::jsonb[]) AS d",
+            &[
+                &claim.job,
+                &claim.pair.path.as_str(),
+                &claim.pair.src_path.as_str(),
+                &outcome.batches,
+            ],
         )
         .await?;
     }
@@ -848,6 +898,24 @@ pub async fn complete_for_test(db: &Db, shard: i64, token: i64) -> Result<()> {
         pair: DirPair::both(RemotePath::root()),
         token,
         attempts: 1,
+        decisions: None,
     };
     complete(&mut client, &claim, &Outcome::default()).await
+}
+
+#[cfg(feature = "testkit")]
+/// Test hook: claims and runs one shard of any job, committing it as a worker does (and
+/// making the job's transition when it was the last); returns whether there was one.
+pub async fn run_one_shard_for_test(db: &Db, remotes: &Remotes) -> Result<bool> {
+    let mut w = Worker {
+        db: db.clone(),
+        remotes,
+        opts: WorkerOptions::default(),
+        client: None,
+        heartbeat: None,
+        jobs: HashMap::new(),
+        skipped: Vec::new(),
+        stats: WorkerStats::default(),
+    };
+    w.step().await
 }

@@ -605,8 +605,8 @@ async fn a_worker_without_the_remote_leaves_the_job_to_others() {
     assert!(dst.join("z/file0.txt").exists());
 }
 
-/// A local remote that fails while the file `switch` exists: reads of files under
-/// `fail_dir` (an error in that shard), and every removal (the delete phase).
+/// A local remote that fails while the file `switch` exists: reads and writes of files under
+/// `fail_dir` (an error in that shard), or, without one, every removal (the delete phase).
 #[derive(Debug)]
 struct Switched {
     inner: Arc<dyn Remote>,
@@ -647,6 +647,9 @@ impl Remote for Switched {
         self.inner.read(path, range).await
     }
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
+        if self.on() && self.fail_dir.as_ref().is_some_and(|d| path.starts_with(d)) {
+            return Err(self.refuse("write"));
+        }
         self.inner.write(path, body, meta).await
     }
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
@@ -870,4 +873,163 @@ async fn resume_finishes_a_cut_transition_and_refuses_what_it_cannot_resume() {
         .expect_err("max-delete");
     assert!(e.to_string().contains("max-delete"), "{e}");
     assert!(dst.join("extra.txt").exists());
+}
+
+/// Files (not directories) under `root`.
+fn files(root: &Path) -> BTreeMap<String, Option<String>> {
+    let mut s = snapshot(root);
+    s.retain(|_, v| v.is_some());
+    s
+}
+
+async fn batch_shards(db: &Db, job: JobId, path: &str) -> i64 {
+    let client = db.connect().await.expect("connect");
+    client
+        .query_one(
+            "SELECT count(*) FROM cloudsync.shards WHERE job = $1 AND kind = 'batch' AND path = $2",
+            &[&job, &path],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
+/// A huge flat directory (here: more than `batch_size` = 3 files to act on) becomes batch
+/// shards of 3 planned transfers each, run by any worker; the job ends as a one-process sync
+/// and the merged report counts every file once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_huge_flat_directory_is_split_into_batches() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+    );
+    fixture(&src, &[&dst, &one]);
+    for i in 0..20 {
+        put(&src, &format!("flat/f{i:02}.txt"), &format!("flat {i}"));
+    }
+    let mut spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    spec.options.batch_size = 3;
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers(&db, Arc::new(remotes(None)), 3).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Done, "{st:?}");
+    assert_eq!(
+        batch_shards(&db, job, "flat").await,
+        7,
+        "20 transfers in 3s"
+    );
+    let single = one_process_sync(&src, &one).await;
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.transferred, single.transferred);
+    assert_eq!(report.bytes, single.bytes);
+    assert_eq!(report.skipped, single.skipped);
+    assert_eq!(report.deleted, single.deleted);
+}
+
+/// A batch checks both sides again before it acts: a destination file that appeared after
+/// the directory was planned is left as it is and reported (and the job deletes nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_revalidates_its_plan_before_it_runs() {
+    use cloudsync_dist::testkit::run_one_shard_for_test;
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    for i in 0..6 {
+        put(&src, &format!("flat/f{i}.txt"), &format!("source {i}"));
+    }
+    put(&dst, "extra.txt", "only on the destination");
+    let mut spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    spec.options.batch_size = 2;
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    let remotes = Arc::new(remotes(None));
+    // The root, then `flat`: planned into three batches, none run yet.
+    assert!(run_one_shard_for_test(&db, &remotes).await.expect("root"));
+    assert!(run_one_shard_for_test(&db, &remotes).await.expect("flat"));
+    assert_eq!(batch_shards(&db, job, "flat").await, 3);
+    assert!(!dst.join("flat/f0.txt").exists(), "batches ran early");
+    put(&dst, "flat/f5.txt", "written by someone else meanwhile");
+    run_workers_with(&db, remotes, 2, 1).await;
+    assert_eq!(
+        std::fs::read_to_string(dst.join("flat/f5.txt")).expect("f5"),
+        "written by someone else meanwhile"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dst.join("flat/f0.txt")).expect("f0"),
+        "source 0"
+    );
+    assert_eq!(state(&db, job).await, JobState::Failed);
+    assert!(dst.join("extra.txt").exists(), "deleted despite an error");
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.path.as_str() == "flat/f5.txt"),
+        "{:?}",
+        report.errors
+    );
+}
+
+/// Move: each source file goes only once its copy on the destination is verified. Where the
+/// destination refuses the writes (`z`), its sources stay; the rest moved. After `resume`
+/// with the fault gone, everything is moved, as a one-process move does, and the
+/// destination-only files are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn move_removes_sources_only_after_verified_copies() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, src1, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("src1"),
+        tmp.path().join("one"),
+    );
+    fixture(&src, &[&dst, &one]);
+    fixture(&src1, &[]);
+    let originals = files(&src);
+    let switch = tmp.path().join("writes-to-z-fail");
+    std::fs::write(&switch, "").expect("switch");
+    let remotes = switched_remotes(&dst, &switch, Some("z"));
+    let mut spec = JobSpec::new(DistMode::Move, src.to_str().expect("utf-8"), "sw:");
+    spec.options.batch_size = 3;
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers_with(&db, remotes.clone(), 2, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Failed);
+    let left = files(&src);
+    assert!(
+        !left.is_empty() && left.keys().all(|k| k.starts_with("z/")),
+        "{left:?}"
+    );
+    for (path, body) in &originals {
+        if !path.starts_with("z/") {
+            assert_eq!(files(&dst).get(path), Some(body), "{path} moved");
+        }
+    }
+
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!(r.reopened, Some(JobState::Running), "{r:?}");
+    std::fs::remove_file(&switch).expect("switch off");
+    run_workers_with(&db, remotes, 2, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    let single = ops::move_files(&local(&src1).await, &local(&one).await, &Default::default())
+        .await
+        .expect("one-process move");
+    assert!(single.errors.is_empty(), "{:?}", single.errors);
+    assert!(files(&src).is_empty(), "{:?}", files(&src));
+    assert_eq!(files(&src1), files(&src));
+    assert_eq!(files(&dst), files(&one));
+    assert!(dst.join("extra.txt").exists() && dst.join("old/deeper/y.txt").exists());
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    // (`deleted` counts the source copies of files already identical on the destination.)
+    assert_eq!(report.deleted, single.deleted);
+    assert_eq!(report.transferred, single.transferred);
 }

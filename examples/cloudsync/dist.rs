@@ -15,7 +15,7 @@ use crate::location::{Opener, storable_location};
 /// `cloudsync dist ...`.
 #[derive(Debug, Subcommand)]
 pub enum DistCmd {
-    /// Create a job (copy or sync SOURCE to DEST) for the workers; prints its id last
+    /// Create a job (copy, sync or move SOURCE to DEST) for the workers; prints its id last
     Submit(Box<SubmitCmd>),
     /// Run shards of any job in the database until stopped (or, with --until-idle, until
     /// no job is left running)
@@ -63,6 +63,8 @@ pub enum ModeArg {
     Copy,
     /// Make DEST identical to SOURCE; deletions wait until every shard is done without error
     Sync,
+    /// Copy, removing each source file once its copy on DEST is verified
+    Move,
 }
 
 /// `dist submit`.
@@ -73,9 +75,13 @@ pub struct SubmitCmd {
     pub source: String,
     /// Where files go
     pub dest: String,
-    /// copy or sync
+    /// copy, sync or move
     #[arg(long, value_enum)]
     pub mode: ModeArg,
+    /// A directory with more files to act on than N hands them to batch shards of N
+    /// planned transfers each, so that many workers share a huge flat directory
+    #[arg(long, default_value_t = cloudsync_dist::DEFAULT_BATCH_SIZE, value_name = "N")]
+    pub batch_size: usize,
     #[command(flatten)]
     pub db: DbArg,
     #[command(flatten)]
@@ -307,9 +313,11 @@ async fn submit(_g: &GlobalArgs, mut s: SubmitCmd) -> Result<u8, Failure> {
     options.delete_excluded = s.delete_excluded;
     options.create_empty_src_dirs = s.create_empty_src_dirs;
     options.no_unicode_normalization = s.no_unicode_normalization;
+    options.batch_size = s.batch_size.max(1);
     let mode = match s.mode {
         ModeArg::Copy => DistMode::Copy,
         ModeArg::Sync => DistMode::Sync,
+        ModeArg::Move => DistMode::Move,
     };
     // Workers run elsewhere: a relative local path is stored absolute.
     let mut spec = JobSpec::new(
