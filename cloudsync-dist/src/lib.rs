@@ -48,8 +48,8 @@ mod worker;
 pub use db::{Db, SCHEMA_VERSION};
 pub use error::{DistError, Result};
 pub use job::{
-    DEFAULT_BATCH_SIZE, DistMode, JobId, JobOptions, JobSpec, JobState, JobStatus, ShardCounts,
-    cancel, report, status, submit,
+    DEFAULT_BATCH_SIZE, DistMode, FilterFile, FilterFileFlag, JobId, JobOptions, JobSpec, JobState,
+    JobStatus, ShardCounts, cancel, report, status, submit,
 };
 pub use resume::{Resumed, resume};
 pub use worker::{Remotes, WorkerOptions, WorkerStats, run_worker};

@@ -1033,3 +1033,68 @@ async fn move_removes_sources_only_after_verified_copies() {
     assert_eq!(report.deleted, single.deleted);
     assert_eq!(report.transferred, single.transferred);
 }
+
+/// Filter files named at submission travel with the job: the workers apply their rules
+/// although the files are gone when they run, and the result is a one-process sync with the
+/// same filter (`--filter-from`), or exactly the listed files (`--files-from`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn filter_files_are_stored_with_the_job() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one, listed) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+        tmp.path().join("listed"),
+    );
+    fixture(&src, &[&dst, &one]);
+    let rules = tmp.path().join("rules.txt");
+    std::fs::write(&rules, "# keep a/b out\n- a/b/**\n- top1.txt\n+ **\n").expect("rules");
+    let list = tmp.path().join("list.txt");
+    std::fs::write(&list, "# two files\ntop0.txt\n  z/file1.txt\n").expect("list");
+
+    let mut spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    spec.options.filter.filter_from = vec![rules.clone()];
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    let mut copy = submit_spec(DistMode::Copy, src.to_str().expect("utf-8"), &listed);
+    copy.options.filter.files_from = vec![list.clone()];
+    let copy_job = cloudsync_dist::submit(&db, &copy).await.expect("submit");
+
+    let filter = cloudsync_core::FilterSpec {
+        filter_from: vec![rules.clone()],
+        ..Default::default()
+    }
+    .build()
+    .expect("filter");
+    std::fs::remove_file(&rules).expect("rm rules");
+    std::fs::remove_file(&list).expect("rm list");
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    assert_eq!(state(&db, copy_job).await, JobState::Done);
+
+    let opts = ops::SyncOptions {
+        filter,
+        ..Default::default()
+    };
+    let single = ops::sync(&local(&src).await, &local(&one).await, &opts)
+        .await
+        .expect("one-process sync");
+    assert!(single.errors.is_empty(), "{:?}", single.errors);
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    assert!(!dst.join("a/b/file0.txt").exists() && dst.join("a/file0.txt").exists());
+    assert!(
+        dst.join("a/b/gone.txt").exists(),
+        "excluded, so not deleted"
+    );
+    let copied: Vec<String> = files(&listed).into_keys().collect();
+    assert_eq!(copied, ["top0.txt", "z/file1.txt"]);
+
+    // A filter file that cannot be read fails the submission, naming it.
+    let mut bad = submit_spec(DistMode::Copy, src.to_str().expect("utf-8"), &listed);
+    bad.options.filter.include_from = vec![tmp.path().join("no-such-rules")];
+    let e = cloudsync_dist::submit(&db, &bad)
+        .await
+        .expect_err("missing file");
+    assert!(e.to_string().contains("no-such-rules"), "{e}");
+}
