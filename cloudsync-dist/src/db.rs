@@ -34,7 +34,11 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     /// Reads a database URL; nothing is contacted yet.
+    ///
+    /// Besides what tokio-postgres reads, `sslrootcert=FILE` (as in libpq) names a PEM file
+    /// of CA certificates to trust besides the system's (a private CA, a test server).
     pub fn new(url: &str) -> Result<Self> {
+        let (url, root_cert) = take_param(url, "sslrootcert");
         let config: tokio_postgres::Config = url
             .parse()
             // The parser's message may quote the URL (and its password): keep it out.
@@ -42,7 +46,7 @@ impl Db {
         let target = describe(&config);
         Ok(Db {
             config,
-            tls: MakeRustlsConnect::new(tls_config()?),
+            tls: MakeRustlsConnect::new(tls_config(root_cert.as_deref())?),
             target,
         })
     }
@@ -116,11 +120,70 @@ fn describe(c: &tokio_postgres::Config) -> String {
     format!("{user}@{host}:{port}/{db}")
 }
 
-/// rustls with the aws-lc-rs provider (as every crate of the workspace) and the system roots.
-fn tls_config() -> Result<rustls::ClientConfig> {
+/// `url` without the parameter `key` (in a URL's query or the key=value form), and its value
+/// (percent-decoded in a URL).
+fn take_param(url: &str, key: &str) -> (String, Option<String>) {
+    let prefix = format!("{key}=");
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let Some((base, query)) = url.split_once('?') else {
+            return (url.to_owned(), None);
+        };
+        let mut value = None;
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|p| match p.strip_prefix(&prefix) {
+                Some(v) => {
+                    let decoded = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+                    value = Some(decoded.into_owned());
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        let rest = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        (rest, value)
+    } else {
+        let mut value = None;
+        let kept: Vec<&str> = url
+            .split_whitespace()
+            .filter(|p| match p.strip_prefix(&prefix) {
+                Some(v) => {
+                    value = Some(v.trim_matches('\'').to_owned());
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        (kept.join(" "), value)
+    }
+}
+
+/// rustls with the aws-lc-rs provider (as every crate of the workspace), the system roots and
+/// the CA certificates of `root_cert` (a PEM file).
+fn tls_config(root_cert: Option<&str>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
-    let (added, _) = roots.add_parsable_certificates(native.certs);
+    let (mut added, _) = roots.add_parsable_certificates(native.certs);
+    if let Some(path) = root_cert {
+        let bad = |why: String| DistError::InvalidUrl(format!("sslrootcert {path}: {why}"));
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(e.to_string()))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no certificate in it".into()));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| bad(e.to_string()))?;
+            added += 1;
+        }
+    }
     if added == 0 {
         tracing::debug!("no system root certificates: TLS database servers cannot be verified");
     }
@@ -233,4 +296,31 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_param;
+
+    #[test]
+    fn sslrootcert_is_taken_out_of_both_url_forms() {
+        let (rest, v) = take_param(
+            "postgres://u:p@h:5/db?sslmode=require&sslrootcert=%2Ftmp%2Fca%20x.pem",
+            "sslrootcert",
+        );
+        assert_eq!(rest, "postgres://u:p@h:5/db?sslmode=require");
+        assert_eq!(v.as_deref(), Some("/tmp/ca x.pem"));
+        let (rest, v) = take_param("postgresql://h/db?sslrootcert=/ca.pem", "sslrootcert");
+        assert_eq!(
+            (rest.as_str(), v.as_deref()),
+            ("postgresql://h/db", Some("/ca.pem"))
+        );
+        let (rest, v) = take_param("host=h sslrootcert='/ca.pem' user=u", "sslrootcert");
+        assert_eq!(
+            (rest.as_str(), v.as_deref()),
+            ("host=h user=u", Some("/ca.pem"))
+        );
+        let (rest, v) = take_param("postgres://h/db", "sslrootcert");
+        assert_eq!((rest.as_str(), v), ("postgres://h/db", None));
+    }
 }

@@ -1098,3 +1098,52 @@ async fn filter_files_are_stored_with_the_job() {
         .expect_err("missing file");
     assert!(e.to_string().contains("no-such-rules"), "{e}");
 }
+
+/// TLS to PostgreSQL: with `sslmode=require` and the test CA (`sslrootcert`) the session is
+/// encrypted (the server says so) and a job runs through it; without the CA the server's
+/// certificate is refused, with an error that names the database but not the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tls_database_with_sslmode_require() {
+    let pg = Pg::start_tls();
+    let ca = pg.ca_file();
+    let url = format!("{}?sslmode=require&sslrootcert={}", pg.url(), ca.display());
+    let db = Db::new(&url).expect("db");
+    let client = db.connect().await.expect("TLS connect");
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(ssl, "the session is not encrypted");
+    assert!(!format!("{db:?}").contains(cloudsync_dist::testkit::PASSWORD));
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    let job = cloudsync_dist::submit(
+        &db,
+        &submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst),
+    )
+    .await
+    .expect("submit");
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    assert_eq!(snapshot(&dst), snapshot(&src));
+
+    let untrusted = Db::new(&format!("{}?sslmode=require", pg.url())).expect("db");
+    let e = untrusted
+        .connect()
+        .await
+        .expect_err("an unknown CA accepted");
+    assert!(matches!(e, DistError::Unreachable { .. }), "{e:?}");
+    assert!(
+        !e.to_string().contains(cloudsync_dist::testkit::PASSWORD),
+        "{e}"
+    );
+    assert!(e.to_string().contains("127.0.0.1"), "{e}");
+    let e = Db::new(&format!("{}?sslrootcert=/no/such/ca.pem", pg.url())).expect_err("no CA file");
+    assert!(e.to_string().contains("/no/such/ca.pem"), "{e}");
+}

@@ -51,7 +51,8 @@ pub struct ResumeCmd {
 #[derive(Debug, Args)]
 pub struct DbArg {
     /// PostgreSQL URL of the queue (postgres://user:password@host:port/db; sslmode as in
-    /// libpq). Prefer the environment variable: a password in it stays off the command line
+    /// libpq, sslrootcert=FILE to trust a private CA). Prefer the environment variable: a
+    /// password in it stays off the command line
     #[arg(long, env = "CLOUDSYNC_DB", value_name = "URL", hide_env_values = true)]
     pub db: String,
 }
