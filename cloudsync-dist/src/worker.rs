@@ -633,13 +633,14 @@ async fn batch(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
 }
 
 /// Commits a shard's completion, its children, delete candidates and report in one
-/// transaction, only if the token is still the shard's.
+/// transaction, only if the token is still the shard's. A done batch drops its decisions (the
+/// database keeps no plan it will not run again).
 pub(crate) async fn complete(client: &mut Client, claim: &Claim, outcome: &Outcome) -> Result<()> {
     let tx = client.transaction().await?;
     let n = tx
         .execute(
             "UPDATE cloudsync.shards SET state = 'done', lease_owner = NULL, lease_until = NULL,
-                    error = NULL
+                    error = NULL, decisions = NULL
              WHERE id = $1 AND token = $2 AND state = 'running'",
             &[&claim.id, &claim.token],
         )

@@ -922,6 +922,18 @@ async fn a_huge_flat_directory_is_split_into_batches() {
         7,
         "20 transfers in 3s"
     );
+    let kept: i64 = db
+        .connect()
+        .await
+        .expect("connect")
+        .query_one(
+            "SELECT count(*) FROM cloudsync.shards WHERE job = $1 AND decisions IS NOT NULL",
+            &[&job],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(kept, 0, "done batches keep their plans");
     let single = one_process_sync(&src, &one).await;
     assert_eq!(snapshot(&dst), snapshot(&one));
     let report = cloudsync_dist::report(&db, job).await.expect("report");
