@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-CS=${CARGO_TARGET_DIR:-target}/release/examples/cloudsync
+CS=${CLOUDSYNC_BIN:-${CARGO_TARGET_DIR:-target}/release/examples/cloudsync}
 [ -x "$CS" ] || { echo "build the CLI first: cargo build --release --example cloudsync" >&2; exit 1; }
 PGBIN=/usr/lib/postgresql/15/bin
 [ -x "$PGBIN/initdb" ] || { echo "PostgreSQL 15 is needed: apt-get install postgresql-15" >&2; exit 1; }
@@ -36,6 +36,7 @@ PGBIN=/usr/lib/postgresql/15/bin
 
 BASE=${BASE:-$(mktemp -d /dev/shm/bench-dist.XXXXXX)}
 mkdir -p "$BASE"
+chmod 755 "$BASE"  # the postgres user must reach its data directory
 echo "# working in $BASE"
 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -95,6 +96,8 @@ printf '| one-process sync | %.1f | %d | - | - | - | - | %s |\n' \
 for n in $WORKERS; do
   DST=$BASE/dst-$n
   psql_q "DROP SCHEMA IF EXISTS cloudsync CASCADE" >/dev/null 2>&1 || true
+  # Schema created again before the counters are read (its catalog rows are not the job's).
+  "$CS" dist status 0 >/dev/null 2>&1 || true
   read -r x0 ins0 upd0 <<<"$(psql_q "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated
                                       FROM pg_stat_database WHERE datname = 'postgres'" | tr '|' ' ')"
   start=$(date +%s.%N)
