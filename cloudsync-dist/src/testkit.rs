@@ -282,6 +282,13 @@ fn make_certificates(dir: &Path) {
     .expect("chmod server.key");
 }
 
+/// Creates the schema as version `version` of this crate wrote it (an older database, to test
+/// the upgrade that [`Db::connect`](crate::Db::connect) makes).
+pub async fn create_schema_version(db: &crate::Db, version: i32) -> crate::Result<()> {
+    let mut client = db.connect_raw().await?;
+    crate::db::migrate_to(&mut client, version).await
+}
+
 impl Drop for Pg {
     fn drop(&mut self) {
         let _ = Command::new(if is_root() { "runuser" } else { "sh" })

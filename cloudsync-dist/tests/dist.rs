@@ -1159,3 +1159,77 @@ async fn a_tls_database_with_sslmode_require() {
     let e = Db::new(&format!("{}?sslrootcert=/no/such/ca.pem", pg.url())).expect_err("no CA file");
     assert!(e.to_string().contains("/no/such/ca.pem"), "{e}");
 }
+
+/// A database of schema version 1 (before move jobs and batches) is upgraded by the first
+/// connection: its job and shards stay, and the job then runs to its end next to a move job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_version_1_database_is_upgraded_in_place() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    cloudsync_dist::testkit::create_schema_version(&db, 1)
+        .await
+        .expect("v1 schema");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, moved) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("moved"),
+    );
+    fixture(&src, &[&dst]);
+    // A job as version 1 stored it (no batch_size, no filter_files in its options).
+    {
+        let client = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+            .await
+            .map(|(c, conn)| {
+                tokio::spawn(conn);
+                c
+            })
+            .expect("raw connect");
+        let v: i32 = client
+            .query_one("SELECT version FROM cloudsync.schema_version", &[])
+            .await
+            .expect("version")
+            .get(0);
+        assert_eq!(v, 1);
+        let id: i64 = client
+            .query_one(
+                "INSERT INTO cloudsync.jobs (mode, source, destination, options)
+                 VALUES ('sync', $1, $2, '{\"transfers\": 2}') RETURNING id",
+                &[&src.display().to_string(), &dst.display().to_string()],
+            )
+            .await
+            .expect("v1 job")
+            .get(0);
+        client
+            .execute(
+                "INSERT INTO cloudsync.shards (job, path, src_path, src, dst)
+                 VALUES ($1, '', '', true, true)",
+                &[&id],
+            )
+            .await
+            .expect("v1 shard");
+    }
+    let old_job = 1;
+    let st = cloudsync_dist::status(&db, old_job)
+        .await
+        .expect("upgraded");
+    assert_eq!(st.state, JobState::Running);
+    let src_copy = tmp.path().join("src-copy");
+    fixture(&src_copy, &[]);
+    let move_job = cloudsync_dist::submit(
+        &db,
+        &JobSpec::new(
+            DistMode::Move,
+            src_copy.to_str().expect("utf-8"),
+            moved.display().to_string(),
+        ),
+    )
+    .await
+    .expect("a move job on the upgraded schema");
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    assert_eq!(state(&db, old_job).await, JobState::Done);
+    assert_eq!(state(&db, move_job).await, JobState::Done);
+    assert_eq!(snapshot(&dst), snapshot(&src));
+    assert!(files(&src_copy).is_empty());
+    assert_eq!(files(&moved), files(&src));
+}
