@@ -5,7 +5,9 @@
 # (/usr/bin/time -v), and the database's load (rows written, transactions and their rate from
 # pg_stat_database). Every result is checked with `cloudsync check`.
 #
-#   scripts/bench-dist.sh [--files N] [--per-dir N] [--workers "1 2 4"] [--dir DIR]
+#   scripts/bench-dist.sh [--files N] [--per-dir N] [--workers "1 2 4"] [--shards N] [--dir DIR]
+#
+# --shards N: directories each worker runs at once (`dist worker --shards`, default 1).
 #
 # Defaults: 200000 files of 100-400 bytes, 200 per directory, in a temporary directory under
 # /dev/shm (tmpfs: the disk's own effects stay out; see DESIGN.md section 8). Needs the
@@ -16,14 +18,16 @@ cd "$(dirname "$0")/.."
 FILES=200000
 PER_DIR=200
 WORKERS="1 2 4"
+SHARDS=1
 BASE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --files) FILES=$2; shift 2 ;;
     --per-dir) PER_DIR=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
+    --shards) SHARDS=$2; shift 2 ;;
     --dir) BASE=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -104,7 +108,7 @@ for n in $WORKERS; do
   job=$("$CS" dist submit --mode sync "$SRC" "$DST" | tail -1)
   pids=()
   for i in $(seq 1 "$n"); do
-    /usr/bin/time -v -o "$BASE/time-$n-$i" "$CS" dist worker --until-idle --poll 200ms -q &
+    /usr/bin/time -v -o "$BASE/time-$n-$i" "$CS" dist worker --until-idle --poll 200ms --shards "$SHARDS" -q &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
@@ -119,8 +123,8 @@ for n in $WORKERS; do
   for i in $(seq 1 "$n"); do rsss="$rsss $(( $(rss "$BASE/time-$n-$i") / 1024 ))"; done
   wall=$(echo "$end - $start" | bc)
   tx=$((x1 - x0))
-  printf '| dist, %d worker(s) (%s) | %.1f | %s | %s | %d inserted, %d updated | %d | %.0f | %s |\n' \
-    "$n" "$state" "$wall" "${rsss# }" "$shards" "$((ins1 - ins0))" "$((upd1 - upd0))" "$tx" \
+  printf '| dist, %d worker(s) x %d shards (%s) | %.1f | %s | %s | %d inserted, %d updated | %d | %.0f | %s |\n' \
+    "$n" "$SHARDS" "$state" "$wall" "${rsss# }" "$shards" "$((ins1 - ins0))" "$((upd1 - upd0))" "$tx" \
     "$(echo "$tx / $wall" | bc -l)" "$(check "$DST")"
 done
 echo

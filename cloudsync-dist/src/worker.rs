@@ -36,6 +36,9 @@ pub struct WorkerOptions {
     pub reconnect_for: Duration,
     /// Work on this job only (`dist resume`); with `until_idle`, return when it is finished.
     pub only_job: Option<JobId>,
+    /// Shards this worker runs at once (each with its own lease and two database
+    /// connections); 1 by default.
+    pub shards: usize,
 }
 
 impl Default for WorkerOptions {
@@ -50,6 +53,7 @@ impl Default for WorkerOptions {
             name: format!("{host}:{}", std::process::id()),
             reconnect_for: Duration::from_secs(120),
             only_job: None,
+            shards: 1,
         }
     }
 }
@@ -123,18 +127,35 @@ struct OpenJob {
 
 /// Runs shards of any job until stopped, or with `until_idle` until no job is running.
 pub async fn run_worker(db: &Db, remotes: &Remotes, opts: &WorkerOptions) -> Result<WorkerStats> {
-    let mut w = Worker {
-        db: db.clone(),
-        remotes,
-        opts: opts.clone(),
-        client: None,
-        heartbeat: None,
-        jobs: HashMap::new(),
-        skipped: Vec::new(),
-        stats: WorkerStats::default(),
-    };
-    w.run().await?;
-    Ok(w.stats)
+    // `shards` loops, each claiming and running one shard at a time with its own connections,
+    // so that listing and planning one directory overlaps the transfers of others.
+    let loops = (0..opts.shards.max(1)).map(|i| {
+        let mut opts = opts.clone();
+        if i > 0 {
+            opts.name = format!("{}/{i}", opts.name);
+        }
+        async move {
+            let mut w = Worker {
+                db: db.clone(),
+                remotes,
+                opts,
+                client: None,
+                heartbeat: None,
+                jobs: HashMap::new(),
+                skipped: Vec::new(),
+                stats: WorkerStats::default(),
+            };
+            w.run().await?;
+            Ok::<_, DistError>(w.stats)
+        }
+    });
+    let mut total = WorkerStats::default();
+    for stats in futures::future::try_join_all(loops).await? {
+        total.completed += stats.completed;
+        total.failed += stats.failed;
+        total.lost += stats.lost;
+    }
+    Ok(total)
 }
 
 struct Worker<'a> {

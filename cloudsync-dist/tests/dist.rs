@@ -1233,3 +1233,53 @@ async fn a_version_1_database_is_upgraded_in_place() {
     assert!(files(&src_copy).is_empty());
     assert_eq!(files(&moved), files(&src));
 }
+
+/// One worker with `shards = 3` runs several directories at once: while one of its loops
+/// waits on the slow file of `z`, the others finish every other directory; the job then ends
+/// as a one-process sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_worker_runs_several_shards_at_once() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+    );
+    fixture(&src, &[&dst, &one]);
+    let job = cloudsync_dist::submit(&db, &submit_spec(DistMode::Sync, "slow:", &dst))
+        .await
+        .expect("submit");
+    let mut opts = worker("multi");
+    opts.shards = 3;
+    opts.lease = Duration::from_secs(30);
+    let w = spawn_worker(&db, Arc::new(remotes(Some((&src, 15_000)))), opts);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !SLOW_ENTERED.load(Ordering::SeqCst) {
+        assert!(tokio::time::Instant::now() < deadline, "z never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    loop {
+        let st = cloudsync_dist::status(&db, job).await.expect("status");
+        // Root and 10 other directories done, `z` still running in this same worker.
+        if st.shards.done >= 10 {
+            assert_eq!(st.shards.running, 1, "{st:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other directories waited for z: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = w.await.expect("task").expect("worker");
+    assert_eq!(state(&db, job).await, JobState::Done);
+    let single = one_process_sync(&src, &one).await;
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert_eq!(report.transferred, single.transferred);
+    assert_eq!(report.deleted, single.deleted);
+    assert_eq!(stats.completed, 1 + 8 + 2 + 1);
+}

@@ -129,6 +129,9 @@ pub struct WorkerCmd {
     /// Wait between looks for work when there is none
     #[arg(long, value_parser = duration, default_value = "1s", value_name = "DURATION")]
     pub poll: Duration,
+    /// Shards (directories) this worker runs at once, each under its own lease
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub shards: usize,
 }
 
 /// `dist status|report|cancel JOB`.
@@ -168,6 +171,7 @@ pub async fn run(opener: Opener, g: &GlobalArgs, c: DistCmd) -> Result<u8, Failu
             opts.heartbeat = opts.lease / 4;
             opts.max_attempts = w.max_attempts.max(1);
             opts.poll = w.poll;
+            opts.shards = w.shards.max(1);
             let remotes = Remotes {
                 registry: opener.registry,
                 config: opener.config,
