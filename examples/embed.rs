@@ -1,8 +1,6 @@
-//! The shortest useful embedding: sync the photos of one folder into another, printing
-//! progress events as they come.
-//!
+//! Sync the photos of one folder into another (paths or URLs), printing progress as it goes:
 //! `cargo run --example embed -- ./camera ./backup`
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use cloudsync::{Event, FilterSet, ops};
 
@@ -10,19 +8,15 @@ use cloudsync::{Event, FilterSet, ops};
 async fn main() -> cloudsync::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [src, dst] = args.as_slice() else {
-        eprintln!("usage: embed SOURCE DEST   (local paths, sftp://..., memory://...)");
-        std::process::exit(1);
+        eprintln!("usage: embed SRC DST");
+        std::process::exit(2);
     };
     let (src, dst) = (cloudsync::open(src).await?, cloudsync::open(dst).await?);
-
     let opts = ops::SyncOptions {
-        filter: FilterSet::builder()
-            .include("*.{jpg,png}")
-            .max_age(Duration::from_secs(30 * 86400))
-            .build()?,
+        filter: FilterSet::builder().include("*.{jpg,png}").build()?,
         events: Some(Arc::new(|e: &Event| match e {
-            Event::TransferDone { path, bytes, .. } => println!("copied {path} ({bytes} bytes)"),
-            Event::Deleted { path, .. } => println!("deleted {path}"),
+            Event::Progress { path, bytes, size } => println!("{path}: {bytes}/{size} bytes"),
+            Event::TransferDone { path, .. } => println!("copied {path}"),
             Event::Failed { path, error, .. } => eprintln!("failed {path}: {error}"),
             _ => {}
         })),
@@ -30,9 +24,8 @@ async fn main() -> cloudsync::Result<()> {
     };
     let summary = ops::sync(&src, &dst, &opts).await?;
     println!(
-        "{} files copied, {} deleted, {} errors",
+        "{} copied, {} errors",
         summary.transferred,
-        summary.deleted,
         summary.errors.len()
     );
     Ok(())

@@ -283,3 +283,142 @@ fn a_worker_stopped_past_its_lease_cannot_complete_late() {
     };
     assert_eq!(clean(&d1), clean(&d2));
 }
+
+/// `dist resume JOB` after the only process working on a job died holding a lease: it
+/// requeues the shard and works the job to its end, as a one-process sync.
+#[test]
+fn dist_resume_continues_a_job_whose_worker_died() {
+    let pg = Pg::start();
+    let url = pg.url();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, d1, d2) = (
+        tmp.path().join("src"),
+        tmp.path().join("d1"),
+        tmp.path().join("d2"),
+    );
+    tree(&src, &[&d1, &d2]);
+    let run = |args: &[&str]| {
+        let o = cs_cmd(args)
+            .env("CLOUDSYNC_DB", &url)
+            .output()
+            .expect("run cloudsync");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "dist",
+        "submit",
+        "--mode",
+        "sync",
+        src.to_str().expect("utf-8"),
+        d1.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let job = out.lines().last().expect("the job id").trim().to_string();
+    // The process that claimed the root shard is gone; its lease runs out.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let db = cloudsync_dist::Db::new(&url).expect("db");
+    rt.block_on(cloudsync_dist::testkit::claim_for_test(
+        &db,
+        "crashed",
+        Duration::from_millis(200),
+    ))
+    .expect("claim")
+    .expect("the root shard");
+    std::thread::sleep(Duration::from_millis(400));
+
+    let (code, out, err) = run(&["dist", "resume", &job, "--lease", "5s"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("1 expired lease(s) requeued"), "{err}");
+    assert_eq!(out.trim(), format!("job {job} done"), "{err}");
+    cs(&[
+        "sync",
+        src.to_str().expect("utf-8"),
+        d2.to_str().expect("utf-8"),
+    ])
+    .expect(0);
+    assert_eq!(snapshot(&d1), snapshot(&d2));
+    let (code, _, err) = run(&["dist", "resume", &job]);
+    assert_ne!(code, 0);
+    assert!(err.contains("nothing to resume"), "{err}");
+}
+
+/// `dist submit --mode move --batch-size 2 --filter-from FILE`: the rules travel with the job
+/// (the file is gone before any worker runs), directories of 3 files go in batches, and every
+/// included source file is moved while the excluded ones stay.
+#[test]
+fn dist_move_in_batches_with_a_filter_file() {
+    let pg = Pg::start();
+    let url = pg.url();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    tree(&src, &[]);
+    let before = snapshot(&src);
+    let rules = tmp.path().join("rules.txt");
+    std::fs::write(&rules, "- c/**\n+ **\n").expect("rules");
+    let run = |args: &[&str]| {
+        let o = cs_cmd(args)
+            .env("CLOUDSYNC_DB", &url)
+            .output()
+            .expect("run cloudsync");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "dist",
+        "submit",
+        "--mode",
+        "move",
+        "--batch-size",
+        "2",
+        "--filter-from",
+        rules.to_str().expect("utf-8"),
+        src.to_str().expect("utf-8"),
+        dst.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let job = out.lines().last().expect("the job id").trim().to_string();
+    std::fs::remove_file(&rules).expect("rm rules");
+    let (code, out, err) = run(&["dist", "worker", "--until-idle", "--poll", "100ms"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = run(&["dist", "status", &job, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let st: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+    assert_eq!(st["state"], "done", "{out}");
+    let after_src = snapshot(&src);
+    let after_dst = snapshot(&dst);
+    for (path, node) in &before {
+        let cli_support::Node::File { content, .. } = node else {
+            continue;
+        };
+        let content_of =
+            |tree: &std::collections::BTreeMap<String, cli_support::Node>| match tree.get(path) {
+                Some(cli_support::Node::File { content, .. }) => Some(content.clone()),
+                _ => None,
+            };
+        if path.starts_with("c/") {
+            assert_eq!(
+                content_of(&after_src).as_ref(),
+                Some(content),
+                "{path} stays"
+            );
+            assert_eq!(content_of(&after_dst), None, "{path} was moved");
+        } else {
+            assert_eq!(
+                content_of(&after_src),
+                None,
+                "{path} is still on the source"
+            );
+            assert_eq!(content_of(&after_dst).as_ref(), Some(content), "{path}");
+        }
+    }
+}

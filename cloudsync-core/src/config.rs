@@ -22,6 +22,9 @@ use crate::prefix::Prefix;
 use crate::remote::Remote;
 use crate::secret::{REDACTED, redact_location};
 
+#[cfg(feature = "rclone")]
+pub mod rclone;
+
 /// Builds remotes of one backend type from configuration.
 ///
 /// A backend's configuration is a JSON object (a TOML table from the config file, or what

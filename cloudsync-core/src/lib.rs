@@ -50,6 +50,9 @@ pub mod testkit;
 pub use bwlimit::{
     BandwidthLimited, BandwidthLimiter, BwLimit, BwTimetable, SystemClock, WallClock,
 };
+/// Importing rclone config files (feature `rclone`).
+#[cfg(feature = "rclone")]
+pub use config::rclone;
 pub use config::{
     BackendFactory, Config, QueryKind, Registry, RemoteSpec, parse_config, query_flag,
     query_number, query_to_config,

@@ -9,7 +9,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::error::{DistError, Result};
 
 /// The newest schema version this crate writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Where the queue lives: a PostgreSQL URL (`postgres://user:password@host:port/db`, or the
 /// key=value form). TLS follows the URL's `sslmode` (`prefer` by default: TLS when the server
@@ -34,7 +34,11 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     /// Reads a database URL; nothing is contacted yet.
+    ///
+    /// Besides what tokio-postgres reads, `sslrootcert=FILE` (as in libpq) names a PEM file
+    /// of CA certificates to trust besides the system's (a private CA, a test server).
     pub fn new(url: &str) -> Result<Self> {
+        let (url, root_cert) = take_param(url, "sslrootcert");
         let config: tokio_postgres::Config = url
             .parse()
             // The parser's message may quote the URL (and its password): keep it out.
@@ -42,7 +46,7 @@ impl Db {
         let target = describe(&config);
         Ok(Db {
             config,
-            tls: MakeRustlsConnect::new(tls_config()?),
+            tls: MakeRustlsConnect::new(tls_config(root_cert.as_deref())?),
             target,
         })
     }
@@ -116,11 +120,70 @@ fn describe(c: &tokio_postgres::Config) -> String {
     format!("{user}@{host}:{port}/{db}")
 }
 
-/// rustls with the aws-lc-rs provider (as every crate of the workspace) and the system roots.
-fn tls_config() -> Result<rustls::ClientConfig> {
+/// `url` without the parameter `key` (in a URL's query or the key=value form), and its value
+/// (percent-decoded in a URL).
+fn take_param(url: &str, key: &str) -> (String, Option<String>) {
+    let prefix = format!("{key}=");
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let Some((base, query)) = url.split_once('?') else {
+            return (url.to_owned(), None);
+        };
+        let mut value = None;
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|p| match p.strip_prefix(&prefix) {
+                Some(v) => {
+                    let decoded = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+                    value = Some(decoded.into_owned());
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        let rest = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        (rest, value)
+    } else {
+        let mut value = None;
+        let kept: Vec<&str> = url
+            .split_whitespace()
+            .filter(|p| match p.strip_prefix(&prefix) {
+                Some(v) => {
+                    value = Some(v.trim_matches('\'').to_owned());
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        (kept.join(" "), value)
+    }
+}
+
+/// rustls with the aws-lc-rs provider (as every crate of the workspace), the system roots and
+/// the CA certificates of `root_cert` (a PEM file).
+fn tls_config(root_cert: Option<&str>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
-    let (added, _) = roots.add_parsable_certificates(native.certs);
+    let (mut added, _) = roots.add_parsable_certificates(native.certs);
+    if let Some(path) = root_cert {
+        let bad = |why: String| DistError::InvalidUrl(format!("sslrootcert {path}: {why}"));
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(e.to_string()))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no certificate in it".into()));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| bad(e.to_string()))?;
+            added += 1;
+        }
+    }
     if added == 0 {
         tracing::debug!("no system root certificates: TLS database servers cannot be verified");
     }
@@ -132,7 +195,8 @@ fn tls_config() -> Result<rustls::ClientConfig> {
 }
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE cloudsync.jobs (
     id          bigserial PRIMARY KEY,
     mode        text NOT NULL CHECK (mode IN ('copy', 'sync')),
@@ -180,11 +244,27 @@ CREATE TABLE cloudsync.shard_reports (
     errors      integer NOT NULL
 );
 CREATE INDEX shard_reports_by_job ON cloudsync.shard_reports (job);
-"#];
+"#,
+    r#"
+ALTER TABLE cloudsync.jobs DROP CONSTRAINT jobs_mode_check;
+ALTER TABLE cloudsync.jobs ADD CONSTRAINT jobs_mode_check
+    CHECK (mode IN ('copy', 'sync', 'move'));
+ALTER TABLE cloudsync.shards DROP CONSTRAINT shards_kind_check;
+ALTER TABLE cloudsync.shards ADD CONSTRAINT shards_kind_check
+    CHECK (kind IN ('walk', 'delete', 'batch'));
+-- A batch shard's planned decisions (a JSON array), re-validated when it runs.
+ALTER TABLE cloudsync.shards ADD COLUMN decisions jsonb;
+"#,
+];
 
 /// Creates or migrates the schema, under an advisory lock so that workers starting together
 /// migrate once.
 pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
+    migrate_to(client, SCHEMA_VERSION).await
+}
+
+/// [`migrate`] up to `target` (older versions only for tests of the upgrade path).
+pub(crate) async fn migrate_to(client: &mut Client, target: i32) -> Result<()> {
     let tx = client.transaction().await?;
     // An arbitrary fixed key: "cloudsync" in ASCII, truncated to 63 bits.
     tx.execute("SELECT pg_advisory_xact_lock(7164793146757155689)", &[])
@@ -205,10 +285,16 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    if found == SCHEMA_VERSION {
+    if found >= target {
         return Ok(());
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+    let steps = usize::try_from(target).unwrap_or(0);
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(steps)
+        .skip(found.max(0) as usize)
+    {
         tracing::info!(from = i, to = i + 1, "migrating the cloudsync-dist schema");
         tx.batch_execute(sql).await?;
     }
@@ -216,9 +302,36 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
         .await?;
     tx.execute(
         "INSERT INTO cloudsync.schema_version (version) VALUES ($1)",
-        &[&SCHEMA_VERSION],
+        &[&target],
     )
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_param;
+
+    #[test]
+    fn sslrootcert_is_taken_out_of_both_url_forms() {
+        let (rest, v) = take_param(
+            "postgres://u:p@h:5/db?sslmode=require&sslrootcert=%2Ftmp%2Fca%20x.pem",
+            "sslrootcert",
+        );
+        assert_eq!(rest, "postgres://u:p@h:5/db?sslmode=require");
+        assert_eq!(v.as_deref(), Some("/tmp/ca x.pem"));
+        let (rest, v) = take_param("postgresql://h/db?sslrootcert=/ca.pem", "sslrootcert");
+        assert_eq!(
+            (rest.as_str(), v.as_deref()),
+            ("postgresql://h/db", Some("/ca.pem"))
+        );
+        let (rest, v) = take_param("host=h sslrootcert='/ca.pem' user=u", "sslrootcert");
+        assert_eq!(
+            (rest.as_str(), v.as_deref()),
+            ("host=h user=u", Some("/ca.pem"))
+        );
+        let (rest, v) = take_param("postgres://h/db", "sslrootcert");
+        assert_eq!((rest.as_str(), v), ("postgres://h/db", None));
+    }
 }

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use cloudsync_core::ops::{CompareOptions, SyncOptions};
-use cloudsync_core::{ErrorRecord, FilterSpec, Mode, RemotePath, Summary, location_has_secret};
+use cloudsync_core::{
+    ErrorRecord, FilterSet, FilterSpec, Mode, RemotePath, RuleKind, Summary, location_has_secret,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -23,20 +25,26 @@ pub enum DistMode {
     /// Make the destination identical: deletions run in one phase after every shard is done
     /// without error.
     Sync,
+    /// Copy, then remove each source file once its copy on the destination is verified (a
+    /// file already there and identical is removed from the source too); the destination
+    /// loses nothing.
+    Move,
 }
 
 impl DistMode {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DistMode::Copy => "copy",
             DistMode::Sync => "sync",
+            DistMode::Move => "move",
         }
     }
 
-    fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         match s {
             "copy" => Ok(DistMode::Copy),
             "sync" => Ok(DistMode::Sync),
+            "move" => Ok(DistMode::Move),
             other => Err(DistError::InvalidInput(format!(
                 "unknown job mode {other:?}"
             ))),
@@ -48,6 +56,7 @@ impl DistMode {
         match self {
             DistMode::Copy => Mode::Copy,
             DistMode::Sync => Mode::Sync,
+            DistMode::Move => Mode::Move,
         }
     }
 }
@@ -60,6 +69,10 @@ impl DistMode {
 pub struct JobOptions {
     /// Filter flags, applied to paths from the roots of source and destination.
     pub filter: FilterSpec,
+    /// The filter files named at submission (`--include-from`, `--exclude-from`,
+    /// `--filter-from`, `--files-from`), read on the submitting machine and stored with the
+    /// job (see [`JobOptions::inline_filter_files`]): workers need not have them.
+    pub filter_files: Vec<FilterFile>,
     /// `--checksum`.
     pub checksum: bool,
     /// `--size-only`.
@@ -87,13 +100,46 @@ pub struct JobOptions {
     pub delete_excluded: bool,
     /// `--no-unicode-normalization`.
     pub no_unicode_normalization: bool,
+    /// A directory with more files to act on than this (a huge flat directory) hands them
+    /// to batch shards of this many planned transfers each, which any worker runs, each
+    /// re-validated before it executes (as `apply` does); at least 1.
+    pub batch_size: usize,
 }
+
+/// Which flag a [`FilterFile`] was given with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterFileFlag {
+    /// `--include-from`.
+    IncludeFrom,
+    /// `--exclude-from`.
+    ExcludeFrom,
+    /// `--filter-from`.
+    FilterFrom,
+    /// `--files-from`.
+    FilesFrom,
+}
+
+/// The text of a filter file, stored with a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterFile {
+    /// The flag it was given with.
+    pub flag: FilterFileFlag,
+    /// The file's name on the submitting machine (for messages).
+    pub name: String,
+    /// Its content.
+    pub text: String,
+}
+
+/// Default [`JobOptions::batch_size`].
+pub const DEFAULT_BATCH_SIZE: usize = 5_000;
 
 impl Default for JobOptions {
     fn default() -> Self {
         let d = SyncOptions::default();
         JobOptions {
             filter: FilterSpec::default(),
+            filter_files: Vec::new(),
             checksum: false,
             size_only: false,
             ignore_times: false,
@@ -107,15 +153,69 @@ impl Default for JobOptions {
             create_empty_src_dirs: false,
             delete_excluded: false,
             no_unicode_normalization: false,
+            batch_size: DEFAULT_BATCH_SIZE,
         }
     }
 }
 
 impl JobOptions {
+    /// Reads the files of the filter's `*_from` lists into [`JobOptions::filter_files`] (in
+    /// the order rclone applies them) and empties the lists: the job then carries its rules,
+    /// not paths that exist only on this machine. [`submit`] calls it.
+    pub fn inline_filter_files(&mut self) -> Result<()> {
+        let f = &mut self.filter;
+        let lists = [
+            (
+                FilterFileFlag::IncludeFrom,
+                std::mem::take(&mut f.include_from),
+            ),
+            (
+                FilterFileFlag::ExcludeFrom,
+                std::mem::take(&mut f.exclude_from),
+            ),
+            (
+                FilterFileFlag::FilterFrom,
+                std::mem::take(&mut f.filter_from),
+            ),
+            (FilterFileFlag::FilesFrom, std::mem::take(&mut f.files_from)),
+        ];
+        for (flag, paths) in lists {
+            for path in paths {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    DistError::InvalidInput(format!(
+                        "cannot read filter file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                self.filter_files.push(FilterFile {
+                    flag,
+                    name: path.display().to_string(),
+                    text,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The filter: the flags and the stored filter files' rules.
+    fn filter_set(&self) -> Result<FilterSet> {
+        let mut b = FilterSet::builder();
+        self.filter.apply(&mut b)?;
+        for f in &self.filter_files {
+            match f.flag {
+                FilterFileFlag::IncludeFrom => b.add_rules_from_str(RuleKind::Include, &f.text),
+                FilterFileFlag::ExcludeFrom => b.add_rules_from_str(RuleKind::Exclude, &f.text),
+                FilterFileFlag::FilterFrom => b.add_rules_from_str(RuleKind::Filter, &f.text),
+                FilterFileFlag::FilesFrom => b.files_from_str(&f.text),
+            };
+        }
+        Ok(b.build()?)
+    }
+
     /// The engine options these stand for (the filter is built now, on this worker).
     pub fn to_sync_options(&self) -> Result<SyncOptions> {
         Ok(SyncOptions {
-            filter: self.filter.build()?,
+            filter: self.filter_set()?,
             compare: CompareOptions {
                 checksum: self.checksum,
                 size_only: self.size_only,
@@ -143,13 +243,13 @@ impl JobOptions {
             && f.filter_from.is_empty())
         {
             return Err(DistError::InvalidInput(
-                "filter files (--files-from, --include-from, --exclude-from, --filter-from) \
-                 are not supported by distributed jobs yet: pass the rules themselves"
+                "filter files must be read into the job first \
+                 (JobOptions::inline_filter_files): workers may not have them"
                     .into(),
             ));
         }
         // Built once here so that a bad rule fails the submission, not every worker.
-        self.filter.build()?;
+        self.filter_set()?;
         Ok(())
     }
 }
@@ -197,8 +297,10 @@ pub async fn submit(db: &Db, spec: &JobSpec) -> Result<JobId> {
             )));
         }
     }
-    spec.options.check()?;
-    let options = serde_json::to_value(&spec.options)?;
+    let mut job_options = spec.options.clone();
+    job_options.inline_filter_files()?;
+    job_options.check()?;
+    let options = serde_json::to_value(&job_options)?;
     let max_delete = spec
         .options
         .max_delete

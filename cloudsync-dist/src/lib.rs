@@ -2,7 +2,10 @@
 //! with PostgreSQL as the durable work queue.
 //!
 //! A job is one row; its work is many shards, each one directory pair planned one level deep
-//! by the engine ([`cloudsync_core::ops::plan_dir`]). Workers claim shards with
+//! by the engine ([`cloudsync_core::ops::plan_dir`]); a directory with more files to act on
+//! than [`JobOptions::batch_size`] hands its planned transfers to batch shards, which any
+//! worker runs through `apply` (both sides checked again before each action). A move removes
+//! each source file only once its copy is verified. Workers claim shards with
 //! `FOR UPDATE SKIP LOCKED` under a lease carrying a fencing token, keep the lease alive with
 //! heartbeats guarded by the token, and commit each completion together with its child shards,
 //! delete candidates and report in one transaction guarded by the token: the work may run
@@ -15,7 +18,8 @@
 //!
 //! Everything lives in the database (schema `cloudsync`, created and migrated by
 //! [`Db::connect`]): after a worker, a coordinator or the database restarts, any worker
-//! continues. No secret is stored: jobs name remotes, and each worker opens them from its own
+//! continues, and [`resume`] puts a job whose run was cut (given-up shards, a failed delete
+//! phase, a transition nobody made) back on its way. No secret is stored: jobs name remotes, and each worker opens them from its own
 //! config.
 //!
 //! ```no_run
@@ -38,14 +42,16 @@
 mod db;
 mod error;
 mod job;
+mod resume;
 mod worker;
 
 pub use db::{Db, SCHEMA_VERSION};
 pub use error::{DistError, Result};
 pub use job::{
-    DistMode, JobId, JobOptions, JobSpec, JobState, JobStatus, ShardCounts, cancel, report, status,
-    submit,
+    DEFAULT_BATCH_SIZE, DistMode, FilterFile, FilterFileFlag, JobId, JobOptions, JobSpec, JobState,
+    JobStatus, ShardCounts, cancel, report, status, submit,
 };
+pub use resume::{Resumed, resume};
 pub use worker::{Remotes, WorkerOptions, WorkerStats, run_worker};
 
 #[cfg(feature = "testkit")]

@@ -34,6 +34,11 @@ pub struct WorkerOptions {
     pub name: String,
     /// How long to keep reconnecting to a database that went away before giving up.
     pub reconnect_for: Duration,
+    /// Work on this job only (`dist resume`); with `until_idle`, return when it is finished.
+    pub only_job: Option<JobId>,
+    /// Shards this worker runs at once (each with its own lease and two database
+    /// connections); 1 by default.
+    pub shards: usize,
 }
 
 impl Default for WorkerOptions {
@@ -47,6 +52,8 @@ impl Default for WorkerOptions {
             max_attempts: 3,
             name: format!("{host}:{}", std::process::id()),
             reconnect_for: Duration::from_secs(120),
+            only_job: None,
+            shards: 1,
         }
     }
 }
@@ -55,6 +62,12 @@ impl WorkerOptions {
     /// With `until_idle` set.
     pub fn until_idle(mut self, yes: bool) -> Self {
         self.until_idle = yes;
+        self
+    }
+
+    /// Working on `job` only.
+    pub fn only_job(mut self, job: JobId) -> Self {
+        self.only_job = Some(job);
         self
     }
 }
@@ -89,12 +102,16 @@ pub(crate) struct Claim {
     pub(crate) pair: DirPair,
     pub(crate) token: i64,
     pub(crate) attempts: i32,
+    /// A batch shard's planned decisions.
+    pub(crate) decisions: Option<serde_json::Value>,
 }
 
 /// What running a shard produced, to be committed with its completion.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
     pub(crate) children: Vec<DirPair>,
+    /// Batches of planned transfers (JSON arrays of decisions) for batch shards.
+    pub(crate) batches: Vec<serde_json::Value>,
     pub(crate) candidates: Vec<Decision>,
     pub(crate) summary: Option<Summary>,
 }
@@ -105,22 +122,40 @@ struct OpenJob {
     src: Arc<dyn Remote>,
     dst: Arc<dyn Remote>,
     opts: SyncOptions,
+    batch_size: usize,
 }
 
 /// Runs shards of any job until stopped, or with `until_idle` until no job is running.
 pub async fn run_worker(db: &Db, remotes: &Remotes, opts: &WorkerOptions) -> Result<WorkerStats> {
-    let mut w = Worker {
-        db: db.clone(),
-        remotes,
-        opts: opts.clone(),
-        client: None,
-        heartbeat: None,
-        jobs: HashMap::new(),
-        skipped: Vec::new(),
-        stats: WorkerStats::default(),
-    };
-    w.run().await?;
-    Ok(w.stats)
+    // `shards` loops, each claiming and running one shard at a time with its own connections,
+    // so that listing and planning one directory overlaps the transfers of others.
+    let loops = (0..opts.shards.max(1)).map(|i| {
+        let mut opts = opts.clone();
+        if i > 0 {
+            opts.name = format!("{}/{i}", opts.name);
+        }
+        async move {
+            let mut w = Worker {
+                db: db.clone(),
+                remotes,
+                opts,
+                client: None,
+                heartbeat: None,
+                jobs: HashMap::new(),
+                skipped: Vec::new(),
+                stats: WorkerStats::default(),
+            };
+            w.run().await?;
+            Ok::<_, DistError>(w.stats)
+        }
+    });
+    let mut total = WorkerStats::default();
+    for stats in futures::future::try_join_all(loops).await? {
+        total.completed += stats.completed;
+        total.failed += stats.failed;
+        total.lost += stats.lost;
+    }
+    Ok(total)
 }
 
 struct Worker<'a> {
@@ -324,13 +359,13 @@ impl Worker<'_> {
     }
 
     async fn any_active(&mut self) -> Result<bool> {
-        let skipped = self.skipped.clone();
+        let (skipped, only) = (self.skipped.clone(), self.opts.only_job);
         let client = self.client().await?;
         Ok(client
             .query_opt(
                 "SELECT 1 FROM cloudsync.jobs WHERE state IN ('running', 'deleting')
-                 AND NOT (id = ANY($1)) LIMIT 1",
-                &[&skipped],
+                 AND NOT (id = ANY($1)) AND ($2::bigint IS NULL OR id = $2) LIMIT 1",
+                &[&skipped, &only],
             )
             .await?
             .is_some())
@@ -349,13 +384,11 @@ impl Worker<'_> {
                 )
                 .await?
         };
-        let mode = match row.get::<_, &str>(0) {
-            "sync" => DistMode::Sync,
-            _ => DistMode::Copy,
-        };
+        let mode = DistMode::parse(row.get(0))?;
         let (source, destination): (String, String) = (row.get(1), row.get(2));
         let options: JobOptions = serde_json::from_value(row.get(3))?;
         let opts = options.to_sync_options()?;
+        let batch_size = options.batch_size.max(1);
         let r = &self.remotes;
         let src = r.registry.open(&source, &r.config).await?;
         let dst = r.registry.open(&destination, &r.config).await?;
@@ -364,6 +397,7 @@ impl Worker<'_> {
             src,
             dst,
             opts,
+            batch_size,
         });
         self.jobs.insert(id, job.clone());
         Ok(job)
@@ -407,10 +441,10 @@ impl Worker<'_> {
         };
         let db = self.db.clone();
         let work = async {
-            if claim.kind == "delete" {
-                delete_phase(&db, claim.job, &job).await
-            } else {
-                walk(claim, &job).await
+            match claim.kind.as_str() {
+                "delete" => delete_phase(&db, claim.job, &job).await,
+                "batch" => batch(claim, &job).await,
+                _ => walk(claim, &job).await,
             }
         };
         tokio::select! {
@@ -451,13 +485,20 @@ pub(crate) async fn claim(
                  SELECT c.id FROM cloudsync.shards c JOIN cloudsync.jobs j ON j.id = c.job
                  WHERE (c.state = 'pending' OR (c.state = 'running' AND c.lease_until < now()))
                    AND NOT (c.job = ANY($3))
-                   AND ((c.kind = 'walk' AND j.state = 'running')
+                   AND ($4::bigint IS NULL OR c.job = $4)
+                   AND ((c.kind IN ('walk', 'batch') AND j.state = 'running')
                         OR (c.kind = 'delete' AND j.state = 'deleting'))
                  ORDER BY c.id
                  LIMIT 1
                  FOR UPDATE OF c SKIP LOCKED)
-             RETURNING s.id, s.job, s.kind, s.path, s.src_path, s.src, s.dst, s.token, s.attempts",
-            &[&opts.name, &opts.lease.as_secs_f64(), &skipped],
+             RETURNING s.id, s.job, s.kind, s.path, s.src_path, s.src, s.dst, s.token, s.attempts,
+                       s.decisions",
+            &[
+                &opts.name,
+                &opts.lease.as_secs_f64(),
+                &skipped,
+                &opts.only_job,
+            ],
         )
         .await?;
     let Some(r) = row else { return Ok(None) };
@@ -476,6 +517,7 @@ pub(crate) async fn claim(
         },
         token: r.get(7),
         attempts: r.get(8),
+        decisions: r.get(9),
     }))
 }
 
@@ -567,6 +609,14 @@ async fn walk(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
             _ => act.push(d),
         }
     }
+    // A huge flat directory: its planned transfers go to batch shards that any worker runs.
+    let mut batches = Vec::new();
+    if act.len() > job.batch_size {
+        for chunk in act.chunks(job.batch_size) {
+            batches.push(serde_json::to_value(chunk)?);
+        }
+        act = Vec::new();
+    }
     let transfers = Plan {
         decisions: act,
         ..plan
@@ -575,19 +625,43 @@ async fn walk(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
     summary.errors.extend(errors);
     Ok(Outcome {
         children,
+        batches,
         candidates,
         summary: Some(summary),
     })
 }
 
+/// A batch of planned transfers from a huge directory: `apply` checks both sides again
+/// before each action (a source that changed, a destination that changed or appeared since
+/// the plan is skipped and reported, never overwritten).
+async fn batch(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
+    let decisions: Vec<Decision> = match &claim.decisions {
+        Some(v) => serde_json::from_value(v.clone())?,
+        None => Vec::new(),
+    };
+    let plan = Plan {
+        mode: job.mode.engine_mode(),
+        source: job.src.describe(),
+        destination: job.dst.describe(),
+        created: time::OffsetDateTime::now_utc(),
+        decisions,
+    };
+    let summary = ops::apply(&job.src, &job.dst, &plan, &job.opts).await?;
+    Ok(Outcome {
+        summary: Some(summary),
+        ..Outcome::default()
+    })
+}
+
 /// Commits a shard's completion, its children, delete candidates and report in one
-/// transaction, only if the token is still the shard's.
+/// transaction, only if the token is still the shard's. A done batch drops its decisions (the
+/// database keeps no plan it will not run again).
 pub(crate) async fn complete(client: &mut Client, claim: &Claim, outcome: &Outcome) -> Result<()> {
     let tx = client.transaction().await?;
     let n = tx
         .execute(
             "UPDATE cloudsync.shards SET state = 'done', lease_owner = NULL, lease_until = NULL,
-                    error = NULL
+                    error = NULL, decisions = NULL
              WHERE id = $1 AND token = $2 AND state = 'running'",
             &[&claim.id, &claim.token],
         )
@@ -612,6 +686,19 @@ pub(crate) async fn complete(client: &mut Client, claim: &Claim, outcome: &Outco
             "INSERT INTO cloudsync.shards (job, path, src_path, src, dst)
              SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bool[], $5::bool[])",
             &[&claim.job, &paths, &src_paths, &srcs, &dsts],
+        )
+        .await?;
+    }
+    if !outcome.batches.is_empty() {
+        tx.execute(
+            "INSERT INTO cloudsync.shards (job, kind, path, src_path, src, dst, decisions)
+             SELECT $1, 'batch', $2, $3, true, true, d FROM unnest($4::jsonb[]) AS d",
+            &[
+                &claim.job,
+                &claim.pair.path.as_str(),
+                &claim.pair.src_path.as_str(),
+                &outcome.batches,
+            ],
         )
         .await?;
     }
@@ -833,6 +920,24 @@ pub async fn complete_for_test(db: &Db, shard: i64, token: i64) -> Result<()> {
         pair: DirPair::both(RemotePath::root()),
         token,
         attempts: 1,
+        decisions: None,
     };
     complete(&mut client, &claim, &Outcome::default()).await
+}
+
+#[cfg(feature = "testkit")]
+/// Test hook: claims and runs one shard of any job, committing it as a worker does (and
+/// making the job's transition when it was the last); returns whether there was one.
+pub async fn run_one_shard_for_test(db: &Db, remotes: &Remotes) -> Result<bool> {
+    let mut w = Worker {
+        db: db.clone(),
+        remotes,
+        opts: WorkerOptions::default(),
+        client: None,
+        heartbeat: None,
+        jobs: HashMap::new(),
+        skipped: Vec::new(),
+        stats: WorkerStats::default(),
+    };
+    w.step().await
 }

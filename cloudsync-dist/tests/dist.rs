@@ -604,3 +604,682 @@ async fn a_worker_without_the_remote_leaves_the_job_to_others() {
     assert_eq!(state(&db, job).await, JobState::Done);
     assert!(dst.join("z/file0.txt").exists());
 }
+
+/// A local remote that fails while the file `switch` exists: reads and writes of files under
+/// `fail_dir` (an error in that shard), or, without one, every removal (the delete phase).
+#[derive(Debug)]
+struct Switched {
+    inner: Arc<dyn Remote>,
+    switch: std::path::PathBuf,
+    fail_dir: Option<RemotePath>,
+}
+
+impl Switched {
+    fn on(&self) -> bool {
+        self.switch.exists()
+    }
+    fn refuse(&self, what: &str) -> cloudsync_core::Error {
+        cloudsync_core::Error::new(
+            cloudsync_core::ErrorKind::PermissionDenied,
+            format!("injected: {what} refused"),
+        )
+    }
+}
+
+#[async_trait]
+impl Remote for Switched {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        self.inner.list(dir).await
+    }
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        self.inner.stat(path).await
+    }
+    async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
+        if self.on() && self.fail_dir.as_ref().is_some_and(|d| path.starts_with(d)) {
+            return Err(self.refuse("read"));
+        }
+        self.inner.read(path, range).await
+    }
+    async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
+        if self.on() && self.fail_dir.as_ref().is_some_and(|d| path.starts_with(d)) {
+            return Err(self.refuse("write"));
+        }
+        self.inner.write(path, body, meta).await
+    }
+    async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
+        self.inner.mkdir(dir).await
+    }
+    async fn remove_file(&self, path: &RemotePath) -> Result<()> {
+        if self.on() && self.fail_dir.is_none() {
+            return Err(self.refuse("remove"));
+        }
+        self.inner.remove_file(path).await
+    }
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
+        if self.on() && self.fail_dir.is_none() {
+            return Err(self.refuse("rmdir"));
+        }
+        self.inner.remove_dir(dir).await
+    }
+}
+
+struct SwitchedFactory;
+
+#[async_trait]
+impl cloudsync_core::BackendFactory for SwitchedFactory {
+    fn type_name(&self) -> &'static str {
+        "switched"
+    }
+    async fn open(&self, config: serde_json::Value) -> Result<Arc<dyn Remote>> {
+        let root = config["root"].as_str().unwrap_or_default().to_string();
+        let switch = config["switch"].as_str().unwrap_or_default().into();
+        let fail_dir = match config["fail_dir"].as_str() {
+            Some(d) => Some(RemotePath::new(d)?),
+            None => None,
+        };
+        let inner = cloudsync_local::LocalFactory
+            .open(serde_json::json!({ "root": root }))
+            .await?;
+        Ok(Arc::new(Switched {
+            inner,
+            switch,
+            fail_dir,
+        }))
+    }
+}
+
+/// Local backends plus `sw:`, a [`Switched`] remote at `root` failing while `switch` exists
+/// (reads under `fail_dir`, or removals when there is none).
+fn switched_remotes(root: &Path, switch: &Path, fail_dir: Option<&str>) -> Arc<Remotes> {
+    let mut r = remotes(None);
+    r.registry.register(Arc::new(SwitchedFactory));
+    let mut section = serde_json::json!({
+        "type": "switched",
+        "root": root.display().to_string(),
+        "switch": switch.display().to_string(),
+    });
+    if let Some(d) = fail_dir {
+        section["fail_dir"] = d.into();
+    }
+    r.config.insert("sw", section);
+    Arc::new(r)
+}
+
+async fn run_workers_with(db: &Db, remotes: Arc<Remotes>, n: usize, max_attempts: i32) {
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let mut o = worker(&format!("w{i}"));
+            o.max_attempts = max_attempts;
+            spawn_worker(db, remotes.clone(), o)
+        })
+        .collect();
+    for h in handles {
+        h.await.expect("worker task").expect("worker");
+    }
+}
+
+/// A delete phase that died (its shard given up, the job failed) is reopened by `resume`:
+/// nothing had been deleted, and after it everything is, exactly as a one-process sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resume_reopens_a_delete_phase_that_was_cut() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+    );
+    fixture(&src, &[&dst, &one]);
+    let switch = tmp.path().join("removals-fail");
+    std::fs::write(&switch, "").expect("switch");
+    let remotes = switched_remotes(&dst, &switch, None);
+    let job = cloudsync_dist::submit(
+        &db,
+        &JobSpec::new(DistMode::Sync, src.to_str().expect("utf-8"), "sw:"),
+    )
+    .await
+    .expect("submit");
+    run_workers_with(&db, remotes.clone(), 2, 1).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Failed, "{st:?}");
+    assert!(dst.join("extra.txt").exists() && dst.join("old/deeper/y.txt").exists());
+
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!(r.reopened, Some(JobState::Deleting), "{r:?}");
+    assert_eq!((r.revived, r.state), (1, JobState::Deleting), "{r:?}");
+    std::fs::remove_file(&switch).expect("switch off");
+    run_workers_with(&db, remotes, 2, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    let single = one_process_sync(&src, &one).await;
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.deleted, single.deleted);
+    assert_eq!(report.dirs_deleted, single.dirs_deleted);
+    let e = cloudsync_dist::resume(&db, job)
+        .await
+        .expect_err("a done job resumed");
+    assert!(e.to_string().contains("done"), "{e}");
+}
+
+/// A coordinator that died holding a lease, then a copy phase that failed in one shard:
+/// `resume` requeues the expired lease (the dead owner's completion is refused), and after the
+/// failure queues the failed shard again behind a closed delete gate; once it succeeds the
+/// job ends as a one-process sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resume_requeues_expired_leases_and_reruns_a_failed_copy_phase() {
+    use cloudsync_dist::testkit::{claim_for_test, complete_for_test};
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+    );
+    fixture(&src, &[&dst, &one]);
+    let switch = tmp.path().join("reads-of-z-fail");
+    std::fs::write(&switch, "").expect("switch");
+    let remotes = switched_remotes(&src, &switch, Some("z"));
+    let job = cloudsync_dist::submit(&db, &submit_spec(DistMode::Sync, "sw:", &dst))
+        .await
+        .expect("submit");
+    let (shard, dead_token) = claim_for_test(&db, "crashed", Duration::from_millis(200))
+        .await
+        .expect("claim")
+        .expect("the root shard");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!((r.requeued, r.revived, r.reopened), (1, 0, None), "{r:?}");
+    assert_eq!(r.state, JobState::Running);
+    assert!(matches!(
+        complete_for_test(&db, shard, dead_token).await,
+        Err(DistError::LeaseLost { .. })
+    ));
+
+    run_workers_with(&db, remotes.clone(), 2, 1).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!((st.state, st.shards.dead), (JobState::Failed, 1), "{st:?}");
+    assert!(dst.join("extra.txt").exists(), "deleted despite an error");
+
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!(r.reopened, Some(JobState::Running), "{r:?}");
+    assert_eq!((r.revived, r.state), (1, JobState::Running), "{r:?}");
+    // Still failing: the gate stays closed again.
+    run_workers_with(&db, remotes.clone(), 1, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Failed);
+    assert!(dst.join("extra.txt").exists(), "deleted despite an error");
+
+    cloudsync_dist::resume(&db, job).await.expect("resume");
+    std::fs::remove_file(&switch).expect("switch off");
+    run_workers_with(&db, remotes, 2, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    one_process_sync(&src, &one).await;
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.deleted, 4);
+}
+
+/// `resume` makes the gated transition a dead coordinator never made, and refuses what
+/// cannot be resumed: a missing job, a cancelled one, one failed by its max-delete limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resume_finishes_a_cut_transition_and_refuses_what_it_cannot_resume() {
+    use cloudsync_dist::testkit::{claim_for_test, complete_for_test};
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    let spec = submit_spec(DistMode::Copy, src.to_str().expect("utf-8"), &dst);
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    let (shard, token) = claim_for_test(&db, "w", Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .expect("shard");
+    // Completed (no children), but the process died before the job's transition.
+    complete_for_test(&db, shard, token)
+        .await
+        .expect("complete");
+    assert_eq!(state(&db, job).await, JobState::Running);
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!(r.state, JobState::Done, "{r:?}");
+
+    assert!(matches!(
+        cloudsync_dist::resume(&db, 999_999).await,
+        Err(DistError::NoSuchJob(999_999))
+    ));
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    cloudsync_dist::cancel(&db, job).await.expect("cancel");
+    let e = cloudsync_dist::resume(&db, job)
+        .await
+        .expect_err("cancelled");
+    assert!(e.to_string().contains("cancelled"), "{e}");
+
+    let mut spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    spec.options.max_delete = Some(1);
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    assert_eq!(state(&db, job).await, JobState::Failed);
+    let e = cloudsync_dist::resume(&db, job)
+        .await
+        .expect_err("max-delete");
+    assert!(e.to_string().contains("max-delete"), "{e}");
+    assert!(dst.join("extra.txt").exists());
+}
+
+/// Files (not directories) under `root`.
+fn files(root: &Path) -> BTreeMap<String, Option<String>> {
+    let mut s = snapshot(root);
+    s.retain(|_, v| v.is_some());
+    s
+}
+
+async fn batch_shards(db: &Db, job: JobId, path: &str) -> i64 {
+    let client = db.connect().await.expect("connect");
+    client
+        .query_one(
+            "SELECT count(*) FROM cloudsync.shards WHERE job = $1 AND kind = 'batch' AND path = $2",
+            &[&job, &path],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
+/// A huge flat directory (here: more than `batch_size` = 3 files to act on) becomes batch
+/// shards of 3 planned transfers each, run by any worker; the job ends as a one-process sync
+/// and the merged report counts every file once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_huge_flat_directory_is_split_into_batches() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+    );
+    fixture(&src, &[&dst, &one]);
+    for i in 0..20 {
+        put(&src, &format!("flat/f{i:02}.txt"), &format!("flat {i}"));
+    }
+    let mut spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    spec.options.batch_size = 3;
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers(&db, Arc::new(remotes(None)), 3).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Done, "{st:?}");
+    assert_eq!(
+        batch_shards(&db, job, "flat").await,
+        7,
+        "20 transfers in 3s"
+    );
+    let kept: i64 = db
+        .connect()
+        .await
+        .expect("connect")
+        .query_one(
+            "SELECT count(*) FROM cloudsync.shards WHERE job = $1 AND decisions IS NOT NULL",
+            &[&job],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(kept, 0, "done batches keep their plans");
+    let single = one_process_sync(&src, &one).await;
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.transferred, single.transferred);
+    assert_eq!(report.bytes, single.bytes);
+    assert_eq!(report.skipped, single.skipped);
+    assert_eq!(report.deleted, single.deleted);
+}
+
+/// A batch checks both sides again before it acts: a destination file that appeared after
+/// the directory was planned is left as it is and reported (and the job deletes nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_revalidates_its_plan_before_it_runs() {
+    use cloudsync_dist::testkit::run_one_shard_for_test;
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    for i in 0..6 {
+        put(&src, &format!("flat/f{i}.txt"), &format!("source {i}"));
+    }
+    put(&dst, "extra.txt", "only on the destination");
+    let mut spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    spec.options.batch_size = 2;
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    let remotes = Arc::new(remotes(None));
+    // The root, then `flat`: planned into three batches, none run yet.
+    assert!(run_one_shard_for_test(&db, &remotes).await.expect("root"));
+    assert!(run_one_shard_for_test(&db, &remotes).await.expect("flat"));
+    assert_eq!(batch_shards(&db, job, "flat").await, 3);
+    assert!(!dst.join("flat/f0.txt").exists(), "batches ran early");
+    put(&dst, "flat/f5.txt", "written by someone else meanwhile");
+    run_workers_with(&db, remotes, 2, 1).await;
+    assert_eq!(
+        std::fs::read_to_string(dst.join("flat/f5.txt")).expect("f5"),
+        "written by someone else meanwhile"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dst.join("flat/f0.txt")).expect("f0"),
+        "source 0"
+    );
+    assert_eq!(state(&db, job).await, JobState::Failed);
+    assert!(dst.join("extra.txt").exists(), "deleted despite an error");
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.path.as_str() == "flat/f5.txt"),
+        "{:?}",
+        report.errors
+    );
+}
+
+/// Move: each source file goes only once its copy on the destination is verified. Where the
+/// destination refuses the writes (`z`), its sources stay; the rest moved. After `resume`
+/// with the fault gone, everything is moved, as a one-process move does, and the
+/// destination-only files are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn move_removes_sources_only_after_verified_copies() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, src1, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("src1"),
+        tmp.path().join("one"),
+    );
+    fixture(&src, &[&dst, &one]);
+    fixture(&src1, &[]);
+    let originals = files(&src);
+    let switch = tmp.path().join("writes-to-z-fail");
+    std::fs::write(&switch, "").expect("switch");
+    let remotes = switched_remotes(&dst, &switch, Some("z"));
+    let mut spec = JobSpec::new(DistMode::Move, src.to_str().expect("utf-8"), "sw:");
+    spec.options.batch_size = 3;
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers_with(&db, remotes.clone(), 2, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Failed);
+    let left = files(&src);
+    assert!(
+        !left.is_empty() && left.keys().all(|k| k.starts_with("z/")),
+        "{left:?}"
+    );
+    for (path, body) in &originals {
+        if !path.starts_with("z/") {
+            assert_eq!(files(&dst).get(path), Some(body), "{path} moved");
+        }
+    }
+
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!(r.reopened, Some(JobState::Running), "{r:?}");
+    std::fs::remove_file(&switch).expect("switch off");
+    run_workers_with(&db, remotes, 2, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    let single = ops::move_files(&local(&src1).await, &local(&one).await, &Default::default())
+        .await
+        .expect("one-process move");
+    assert!(single.errors.is_empty(), "{:?}", single.errors);
+    assert!(files(&src).is_empty(), "{:?}", files(&src));
+    assert_eq!(files(&src1), files(&src));
+    assert_eq!(files(&dst), files(&one));
+    assert!(dst.join("extra.txt").exists() && dst.join("old/deeper/y.txt").exists());
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    // (`deleted` counts the source copies of files already identical on the destination.)
+    assert_eq!(report.deleted, single.deleted);
+    assert_eq!(report.transferred, single.transferred);
+}
+
+/// Filter files named at submission travel with the job: the workers apply their rules
+/// although the files are gone when they run, and the result is a one-process sync with the
+/// same filter (`--filter-from`), or exactly the listed files (`--files-from`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn filter_files_are_stored_with_the_job() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one, listed) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+        tmp.path().join("listed"),
+    );
+    fixture(&src, &[&dst, &one]);
+    let rules = tmp.path().join("rules.txt");
+    std::fs::write(&rules, "# keep a/b out\n- a/b/**\n- top1.txt\n+ **\n").expect("rules");
+    let list = tmp.path().join("list.txt");
+    std::fs::write(&list, "# two files\ntop0.txt\n  z/file1.txt\n").expect("list");
+
+    let mut spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    spec.options.filter.filter_from = vec![rules.clone()];
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    let mut copy = submit_spec(DistMode::Copy, src.to_str().expect("utf-8"), &listed);
+    copy.options.filter.files_from = vec![list.clone()];
+    let copy_job = cloudsync_dist::submit(&db, &copy).await.expect("submit");
+
+    let filter = cloudsync_core::FilterSpec {
+        filter_from: vec![rules.clone()],
+        ..Default::default()
+    }
+    .build()
+    .expect("filter");
+    std::fs::remove_file(&rules).expect("rm rules");
+    std::fs::remove_file(&list).expect("rm list");
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    assert_eq!(state(&db, copy_job).await, JobState::Done);
+
+    let opts = ops::SyncOptions {
+        filter,
+        ..Default::default()
+    };
+    let single = ops::sync(&local(&src).await, &local(&one).await, &opts)
+        .await
+        .expect("one-process sync");
+    assert!(single.errors.is_empty(), "{:?}", single.errors);
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    assert!(!dst.join("a/b/file0.txt").exists() && dst.join("a/file0.txt").exists());
+    assert!(
+        dst.join("a/b/gone.txt").exists(),
+        "excluded, so not deleted"
+    );
+    let copied: Vec<String> = files(&listed).into_keys().collect();
+    assert_eq!(copied, ["top0.txt", "z/file1.txt"]);
+
+    // A filter file that cannot be read fails the submission, naming it.
+    let mut bad = submit_spec(DistMode::Copy, src.to_str().expect("utf-8"), &listed);
+    bad.options.filter.include_from = vec![tmp.path().join("no-such-rules")];
+    let e = cloudsync_dist::submit(&db, &bad)
+        .await
+        .expect_err("missing file");
+    assert!(e.to_string().contains("no-such-rules"), "{e}");
+}
+
+/// TLS to PostgreSQL: with `sslmode=require` and the test CA (`sslrootcert`) the session is
+/// encrypted (the server says so) and a job runs through it; without the CA the server's
+/// certificate is refused, with an error that names the database but not the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tls_database_with_sslmode_require() {
+    let pg = Pg::start_tls();
+    let ca = pg.ca_file();
+    let url = format!("{}?sslmode=require&sslrootcert={}", pg.url(), ca.display());
+    let db = Db::new(&url).expect("db");
+    let client = db.connect().await.expect("TLS connect");
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(ssl, "the session is not encrypted");
+    assert!(!format!("{db:?}").contains(cloudsync_dist::testkit::PASSWORD));
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    let job = cloudsync_dist::submit(
+        &db,
+        &submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst),
+    )
+    .await
+    .expect("submit");
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    assert_eq!(snapshot(&dst), snapshot(&src));
+
+    let untrusted = Db::new(&format!("{}?sslmode=require", pg.url())).expect("db");
+    let e = untrusted
+        .connect()
+        .await
+        .expect_err("an unknown CA accepted");
+    assert!(matches!(e, DistError::Unreachable { .. }), "{e:?}");
+    assert!(
+        !e.to_string().contains(cloudsync_dist::testkit::PASSWORD),
+        "{e}"
+    );
+    assert!(e.to_string().contains("127.0.0.1"), "{e}");
+    let e = Db::new(&format!("{}?sslrootcert=/no/such/ca.pem", pg.url())).expect_err("no CA file");
+    assert!(e.to_string().contains("/no/such/ca.pem"), "{e}");
+}
+
+/// A database of schema version 1 (before move jobs and batches) is upgraded by the first
+/// connection: its job and shards stay, and the job then runs to its end next to a move job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_version_1_database_is_upgraded_in_place() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    cloudsync_dist::testkit::create_schema_version(&db, 1)
+        .await
+        .expect("v1 schema");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, moved) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("moved"),
+    );
+    fixture(&src, &[&dst]);
+    // A job as version 1 stored it (no batch_size, no filter_files in its options).
+    {
+        let client = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+            .await
+            .map(|(c, conn)| {
+                tokio::spawn(conn);
+                c
+            })
+            .expect("raw connect");
+        let v: i32 = client
+            .query_one("SELECT version FROM cloudsync.schema_version", &[])
+            .await
+            .expect("version")
+            .get(0);
+        assert_eq!(v, 1);
+        let id: i64 = client
+            .query_one(
+                "INSERT INTO cloudsync.jobs (mode, source, destination, options)
+                 VALUES ('sync', $1, $2, '{\"transfers\": 2}') RETURNING id",
+                &[&src.display().to_string(), &dst.display().to_string()],
+            )
+            .await
+            .expect("v1 job")
+            .get(0);
+        client
+            .execute(
+                "INSERT INTO cloudsync.shards (job, path, src_path, src, dst)
+                 VALUES ($1, '', '', true, true)",
+                &[&id],
+            )
+            .await
+            .expect("v1 shard");
+    }
+    let old_job = 1;
+    let st = cloudsync_dist::status(&db, old_job)
+        .await
+        .expect("upgraded");
+    assert_eq!(st.state, JobState::Running);
+    let src_copy = tmp.path().join("src-copy");
+    fixture(&src_copy, &[]);
+    let move_job = cloudsync_dist::submit(
+        &db,
+        &JobSpec::new(
+            DistMode::Move,
+            src_copy.to_str().expect("utf-8"),
+            moved.display().to_string(),
+        ),
+    )
+    .await
+    .expect("a move job on the upgraded schema");
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    assert_eq!(state(&db, old_job).await, JobState::Done);
+    assert_eq!(state(&db, move_job).await, JobState::Done);
+    assert_eq!(snapshot(&dst), snapshot(&src));
+    assert!(files(&src_copy).is_empty());
+    assert_eq!(files(&moved), files(&src));
+}
+
+/// One worker with `shards = 3` runs several directories at once: while one of its loops
+/// waits on the slow file of `z`, the others finish every other directory; the job then ends
+/// as a one-process sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_worker_runs_several_shards_at_once() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+    );
+    fixture(&src, &[&dst, &one]);
+    let job = cloudsync_dist::submit(&db, &submit_spec(DistMode::Sync, "slow:", &dst))
+        .await
+        .expect("submit");
+    let mut opts = worker("multi");
+    opts.shards = 3;
+    opts.lease = Duration::from_secs(30);
+    let w = spawn_worker(&db, Arc::new(remotes(Some((&src, 15_000)))), opts);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !SLOW_ENTERED.load(Ordering::SeqCst) {
+        assert!(tokio::time::Instant::now() < deadline, "z never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    loop {
+        let st = cloudsync_dist::status(&db, job).await.expect("status");
+        // Root and 10 other directories done, `z` still running in this same worker.
+        if st.shards.done >= 10 {
+            assert_eq!(st.shards.running, 1, "{st:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other directories waited for z: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = w.await.expect("task").expect("worker");
+    assert_eq!(state(&db, job).await, JobState::Done);
+    let single = one_process_sync(&src, &one).await;
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert_eq!(report.transferred, single.transferred);
+    assert_eq!(report.deleted, single.deleted);
+    assert_eq!(stats.completed, 1 + 8 + 2 + 1);
+}

@@ -533,6 +533,22 @@ pub enum ConfigCmd {
     },
     /// Print the path of the config file in use
     File,
+    /// Convert an rclone config file into this program's TOML: remotes of type local, sftp,
+    /// ftp, webdav, dropbox, drive and google cloud storage (options with no equivalent are
+    /// listed); secrets become environment-variable references, never printed
+    ImportRclone {
+        /// The rclone config [default: as rclone finds it: $RCLONE_CONFIG, else the first of
+        /// $XDG_CONFIG_HOME/rclone/rclone.conf, ~/.config/rclone/rclone.conf, ~/.rclone.conf]
+        file: Option<PathBuf>,
+        /// Write the TOML to FILE instead of stdout
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Write the secrets (revealed passwords, OAuth tokens) to FILE as VARIABLE='value'
+        /// lines, readable by the owner only; load them with `set -a; . FILE; set +a`.
+        /// Without it, set the variables named on stderr yourself
+        #[arg(long, value_name = "FILE")]
+        secrets_file: Option<PathBuf>,
+    },
 }
 
 /// A `--min-age`/`--max-age` as written (kept for saved reports), checked when parsed.

@@ -24,6 +24,15 @@ use crate::progress::Output;
 /// Runs the parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     let g = &cli.global;
+    // Reads no config of ours: a broken one must not stop the import meant to replace it.
+    if let Command::Config(ConfigCmd::ImportRclone {
+        file,
+        output,
+        secrets_file,
+    }) = &cli.command
+    {
+        return import_rclone(file.as_deref(), output.as_deref(), secrets_file.as_deref());
+    }
     let (path, explicit) = config_path(g.config.as_deref());
     let mut registry = cloudsync::registry();
     registry.set_bwlimit(crate::limits::bandwidth(g));
@@ -504,7 +513,92 @@ fn config(
             print_stdout(&text)?;
             Ok(exit::OK)
         }
+        ConfigCmd::ImportRclone { .. } => unreachable!("handled before the config is read"),
     }
+}
+
+/// `config import-rclone [FILE] [--output FILE] [--secrets-file FILE]`: the TOML on stdout
+/// (or in `--output`), what was left out and which variables to set on stderr. No secret is
+/// printed: they go to `--secrets-file` (mode 0600) or stay with the user.
+fn import_rclone(
+    file: Option<&std::path::Path>,
+    output: Option<&std::path::Path>,
+    secrets_file: Option<&std::path::Path>,
+) -> Result<u8, Failure> {
+    use cloudsync::rclone::{RcloneImport, default_config_path};
+    let source = match file {
+        Some(f) => f.to_owned(),
+        None => default_config_path()?,
+    };
+    if let (Some(o), Some(s)) = (output, secrets_file) {
+        if o == s {
+            return Err(Failure::usage(
+                "--output and --secrets-file must be different files",
+            ));
+        }
+    }
+    let import = RcloneImport::load(&source)?;
+    let mut text = format!(
+        "# cloudsync remotes imported from the rclone config {}.\n\
+         # Secrets are not in this file: each `*_env` key names the environment variable that\n\
+         # holds one{}.\n\n",
+        source.display(),
+        match secrets_file {
+            Some(s) => format!(
+                " (written to {}: load it with `set -a; . {}; set +a`)",
+                s.display(),
+                s.display()
+            ),
+            None => String::new(),
+        }
+    );
+    text.push_str(&import.to_toml());
+    if let Some(s) = secrets_file {
+        import.write_secrets_file(s)?;
+    }
+    match output {
+        Some(o) => std::fs::write(o, &text)
+            .map_err(|e| Failure::usage(format!("cannot write {}: {e}", o.display())))?,
+        None => print_stdout(&text)?,
+    }
+    for m in import.messages() {
+        eprintln!("NOTICE: {m}");
+    }
+    let count = import.secrets().count();
+    match secrets_file {
+        Some(s) if count > 0 => eprintln!(
+            "NOTICE: {count} secret(s) written to {} (owner-only); load them with \
+             `set -a; . {}; set +a` before running cloudsync",
+            s.display(),
+            s.display()
+        ),
+        _ => {
+            for secret in import.secrets() {
+                let remote = import
+                    .remotes
+                    .iter()
+                    .find(|r| r.secrets.contains(secret))
+                    .map_or("", |r| r.rclone_name.as_str());
+                eprintln!(
+                    "NOTICE: set {} to the {} of rclone remote [{remote}] (or run again with \
+                     --secrets-file FILE)",
+                    secret.variable,
+                    match secret.rclone_key.as_str() {
+                        "token" => "OAuth refresh token (in `token`)",
+                        "pass" => "password",
+                        "key_file_pass" => "key file passphrase",
+                        other => other,
+                    }
+                );
+            }
+        }
+    }
+    eprintln!(
+        "NOTICE: {} remote(s) imported, {} skipped",
+        import.remotes.len(),
+        import.skipped.len()
+    );
+    Ok(exit::OK)
 }
 
 pub fn print_stdout(text: &str) -> Result<(), Failure> {

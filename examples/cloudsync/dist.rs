@@ -15,7 +15,7 @@ use crate::location::{Opener, storable_location};
 /// `cloudsync dist ...`.
 #[derive(Debug, Subcommand)]
 pub enum DistCmd {
-    /// Create a job (copy or sync SOURCE to DEST) for the workers; prints its id last
+    /// Create a job (copy, sync or move SOURCE to DEST) for the workers; prints its id last
     Submit(Box<SubmitCmd>),
     /// Run shards of any job in the database until stopped (or, with --until-idle, until
     /// no job is left running)
@@ -26,13 +26,33 @@ pub enum DistCmd {
     Report(JobCmd),
     /// Cancel a job: its shards stop at their next heartbeat
     Cancel(JobCmd),
+    /// Continue a job after a crash: requeue expired leases, queue given-up shards again,
+    /// reopen a failed phase (deletions still wait until every shard is done without error),
+    /// then work on the job until it ends (unless --detach)
+    Resume(ResumeCmd),
+}
+
+/// `dist resume JOB`.
+#[derive(Debug, Args)]
+pub struct ResumeCmd {
+    /// The job id (printed by `dist submit`)
+    pub job: i64,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Only put the job back on its way; leave the work to the running workers
+    #[arg(long)]
+    pub detach: bool,
+    /// How long a shard claimed by this process stays its own without a heartbeat
+    #[arg(long, value_parser = duration, default_value = "60s", value_name = "DURATION")]
+    pub lease: Duration,
 }
 
 /// The database, on every `dist` command.
 #[derive(Debug, Args)]
 pub struct DbArg {
     /// PostgreSQL URL of the queue (postgres://user:password@host:port/db; sslmode as in
-    /// libpq). Prefer the environment variable: a password in it stays off the command line
+    /// libpq, sslrootcert=FILE to trust a private CA). Prefer the environment variable: a
+    /// password in it stays off the command line
     #[arg(long, env = "CLOUDSYNC_DB", value_name = "URL", hide_env_values = true)]
     pub db: String,
 }
@@ -44,6 +64,8 @@ pub enum ModeArg {
     Copy,
     /// Make DEST identical to SOURCE; deletions wait until every shard is done without error
     Sync,
+    /// Copy, removing each source file once its copy on DEST is verified
+    Move,
 }
 
 /// `dist submit`.
@@ -54,9 +76,13 @@ pub struct SubmitCmd {
     pub source: String,
     /// Where files go
     pub dest: String,
-    /// copy or sync
+    /// copy, sync or move
     #[arg(long, value_enum)]
     pub mode: ModeArg,
+    /// A directory with more files to act on than N hands them to batch shards of N
+    /// planned transfers each, so that many workers share a huge flat directory
+    #[arg(long, default_value_t = cloudsync_dist::DEFAULT_BATCH_SIZE, value_name = "N")]
+    pub batch_size: usize,
     #[command(flatten)]
     pub db: DbArg,
     #[command(flatten)]
@@ -103,6 +129,9 @@ pub struct WorkerCmd {
     /// Wait between looks for work when there is none
     #[arg(long, value_parser = duration, default_value = "1s", value_name = "DURATION")]
     pub poll: Duration,
+    /// Shards (directories) this worker runs at once, each under its own lease
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub shards: usize,
 }
 
 /// `dist status|report|cancel JOB`.
@@ -142,6 +171,7 @@ pub async fn run(opener: Opener, g: &GlobalArgs, c: DistCmd) -> Result<u8, Failu
             opts.heartbeat = opts.lease / 4;
             opts.max_attempts = w.max_attempts.max(1);
             opts.poll = w.poll;
+            opts.shards = w.shards.max(1);
             let remotes = Remotes {
                 registry: opener.registry,
                 config: opener.config,
@@ -212,6 +242,39 @@ pub async fn run(opener: Opener, g: &GlobalArgs, c: DistCmd) -> Result<u8, Failu
                 JobState::Running | JobState::Deleting => exit::RETRY,
             })
         }
+        DistCmd::Resume(r) => {
+            let db = db(&r.db)?;
+            let done = cloudsync_dist::resume(&db, r.job).await?;
+            eprintln!(
+                "job {}: {} expired lease(s) requeued, {} given-up shard(s) queued again{}; {}",
+                r.job,
+                done.requeued,
+                done.revived,
+                done.reopened
+                    .map(|p| format!(", {} phase reopened", state_name(p)))
+                    .unwrap_or_default(),
+                state_name(done.state)
+            );
+            let mut state = done.state;
+            if !r.detach && !state.is_finished() {
+                let mut opts = cloudsync_dist::WorkerOptions::default()
+                    .until_idle(true)
+                    .only_job(r.job);
+                opts.lease = r.lease.max(Duration::from_secs(1));
+                opts.heartbeat = opts.lease / 4;
+                let remotes = Remotes {
+                    registry: opener.registry,
+                    config: opener.config,
+                };
+                cloudsync_dist::run_worker(&db, &remotes, &opts).await?;
+                state = cloudsync_dist::status(&db, r.job).await?.state;
+            }
+            print_stdout(&format!("job {} {}\n", r.job, state_name(state)))?;
+            Ok(match state {
+                JobState::Done | JobState::Running | JobState::Deleting => exit::OK,
+                JobState::Failed | JobState::Cancelled => exit::NO_RETRY,
+            })
+        }
         DistCmd::Cancel(j) => {
             let was_running = cloudsync_dist::cancel(&db(&j.db)?, j.job).await?;
             if !was_running {
@@ -255,9 +318,11 @@ async fn submit(_g: &GlobalArgs, mut s: SubmitCmd) -> Result<u8, Failure> {
     options.delete_excluded = s.delete_excluded;
     options.create_empty_src_dirs = s.create_empty_src_dirs;
     options.no_unicode_normalization = s.no_unicode_normalization;
+    options.batch_size = s.batch_size.max(1);
     let mode = match s.mode {
         ModeArg::Copy => DistMode::Copy,
         ModeArg::Sync => DistMode::Sync,
+        ModeArg::Move => DistMode::Move,
     };
     // Workers run elsewhere: a relative local path is stored absolute.
     let mut spec = JobSpec::new(

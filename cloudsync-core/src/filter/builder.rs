@@ -70,6 +70,7 @@ enum Source {
 enum FilesFromSource {
     File(PathBuf),
     List(Vec<String>),
+    Text(String),
 }
 
 /// Collects filter rules and limits; [`build`](FilterBuilder::build) checks and compiles them.
@@ -170,6 +171,13 @@ impl FilterBuilder {
     /// combined with rules, age or size limits.
     pub fn files_from(&mut self, file: &Path) -> &mut Self {
         self.files_from.push(FilesFromSource::File(file.to_owned()));
+        self
+    }
+
+    /// Like [`files_from`](Self::files_from) with the file's text given directly (the same
+    /// comment and whitespace processing).
+    pub fn files_from_str(&mut self, text: &str) -> &mut Self {
+        self.files_from.push(FilesFromSource::Text(text.to_owned()));
         self
     }
 
@@ -347,6 +355,11 @@ impl FilterBuilder {
                     let text = read_text(path, &label)?;
                     for (n, line) in rule_lines(&text) {
                         files.push(files_from_entry(line, || format!("{label} line {n}"))?);
+                    }
+                }
+                FilesFromSource::Text(text) => {
+                    for (n, line) in rule_lines(text) {
+                        files.push(files_from_entry(line, || format!("--files-from line {n}"))?);
                     }
                 }
                 FilesFromSource::List(list) => {
