@@ -13,6 +13,7 @@
 mod measure;
 mod tools;
 mod tree;
+mod util;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +23,7 @@ use clap::Parser;
 use crate::measure::Sample;
 use crate::tools::{Phase, Tool};
 use crate::tree::TreeSpec;
+use crate::util::{human, slug, target_dir};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,7 +156,7 @@ fn run(args: &Args) -> Result<(), String> {
         .collect();
     for t in &tools {
         let program = t.name.split_whitespace().next().unwrap_or(t.name);
-        if program != "cloudsync" && !tools::available(program) {
+        if program != "cloudsync" && !util::available(program) {
             return Err(format!(
                 "{program} is not installed: `apt-get install {program}` (scripts/bench.sh installs it)"
             ));
@@ -201,7 +203,8 @@ fn run(args: &Args) -> Result<(), String> {
                             .unwrap_or_default()
                     );
                     if phase == Phase::First && rep == 0 {
-                        verify(&dst, spec).map_err(|e| format!("{}: {e}", tool.name))?;
+                        spec.check(&dst)
+                            .map_err(|e| format!("{}: {e}", tool.name))?;
                     }
                     match rows
                         .iter_mut()
@@ -264,33 +267,6 @@ fn scenarios(args: &Args) -> Result<Vec<TreeSpec>, String> {
         .collect()
 }
 
-/// Checks a destination holds as many files and bytes as the spec.
-fn verify(dst: &Path, spec: &TreeSpec) -> Result<(), String> {
-    fn walk(p: &Path, files: &mut usize, bytes: &mut u64) -> std::io::Result<()> {
-        for e in std::fs::read_dir(p)? {
-            let e = e?;
-            let m = e.metadata()?;
-            if m.is_dir() {
-                walk(&e.path(), files, bytes)?;
-            } else {
-                *files += 1;
-                *bytes += m.len();
-            }
-        }
-        Ok(())
-    }
-    let (mut files, mut bytes) = (0, 0);
-    walk(dst, &mut files, &mut bytes).map_err(|e| e.to_string())?;
-    if (files, bytes) != (spec.files, spec.total_bytes()) {
-        return Err(format!(
-            "destination has {files} files / {bytes} bytes, expected {} / {}",
-            spec.files,
-            spec.total_bytes()
-        ));
-    }
-    Ok(())
-}
-
 fn move_aside(work: &Path, dst: &Path) -> std::io::Result<()> {
     if !dst.exists() {
         return Ok(());
@@ -347,29 +323,4 @@ fn print_table(args: &Args, reps: usize, rows: &[Row]) {
     println!(
         "vs rclone: median time divided by rclone's median in the same run (below 1 = faster)."
     );
-}
-
-fn human(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= (1u64 << 30) as f64 {
-        format!("{:.1} GiB", b / (1u64 << 30) as f64)
-    } else if b >= (1u64 << 20) as f64 {
-        format!("{:.1} MiB", b / (1u64 << 20) as f64)
-    } else {
-        format!("{:.1} KiB", b / 1024.0)
-    }
-}
-
-fn slug(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
-/// The cargo target directory this program was built in (`target/release/deps/harness-*`).
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| Some(p.parent()?.parent()?.parent()?.to_owned()))
-        .unwrap_or_else(|| PathBuf::from("target"))
 }

@@ -123,12 +123,3 @@ pub fn local_tools(ours: PathBuf, transfers: usize, checkers: usize, work: &Path
         },
     ]
 }
-
-/// Whether `program` can be found on `PATH` (or is a path that exists).
-pub fn available(program: &str) -> bool {
-    if program.contains('/') {
-        return Path::new(program).exists();
-    }
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-}

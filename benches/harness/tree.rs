@@ -38,6 +38,35 @@ impl TreeSpec {
         half + splitmix(i as u64) % (self.size + 1)
     }
 
+    /// Checks that `dir` holds exactly this tree's number of files and bytes (a tool that
+    /// failed at once would otherwise look fast).
+    pub fn check(&self, dir: &Path) -> Result<(), String> {
+        fn walk(p: &Path, files: &mut usize, bytes: &mut u64) -> std::io::Result<()> {
+            for e in std::fs::read_dir(p)? {
+                let e = e?;
+                let m = e.metadata()?;
+                if m.is_dir() {
+                    walk(&e.path(), files, bytes)?;
+                } else {
+                    *files += 1;
+                    *bytes += m.len();
+                }
+            }
+            Ok(())
+        }
+        let (mut files, mut bytes) = (0, 0);
+        walk(dir, &mut files, &mut bytes).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if (files, bytes) != (self.files, self.total_bytes()) {
+            return Err(format!(
+                "{} has {files} files / {bytes} bytes, expected {} / {}",
+                dir.display(),
+                self.files,
+                self.total_bytes()
+            ));
+        }
+        Ok(())
+    }
+
     /// Creates the tree unless a complete one is already there (marked by `.complete`).
     pub fn ensure(&self, work: &Path) -> std::io::Result<PathBuf> {
         let dir = self.dir(work);

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::tree::TreeSpec;
-use crate::{dav, ftpd, setup, slug, sshd, tree};
+use crate::util::slug;
+use crate::{dav, ftpd, setup, sshd, tree};
 
 /// The environment variable our CLI reads the FTP/WebDAV password from.
 const PASSWORD_ENV: &str = "CLOUDSYNC_BENCH_PASSWORD";

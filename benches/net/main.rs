@@ -15,6 +15,8 @@
 mod measure;
 #[path = "../harness/tree.rs"]
 mod tree;
+#[path = "../harness/util.rs"]
+mod util;
 
 #[path = "../../cloudsync-sftp/tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -39,6 +41,7 @@ use clap::Parser;
 use crate::endpoints::{Direction, Endpoint};
 use crate::measure::Sample;
 use crate::tree::TreeSpec;
+use crate::util::{available, human, slug, target_dir};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -224,7 +227,7 @@ fn run(args: &Args) -> Result<(), String> {
                         // tool's bad moment must not lose the whole table.
                         let outcome = measure::run(cmd, &work)
                             .map_err(|e| e.to_string())
-                            .and_then(|s| verify(&check, spec).map(|()| s));
+                            .and_then(|s| spec.check(&check).map(|()| s));
                         if check.exists() {
                             retire(&check, spec)
                                 .map_err(|e| format!("clearing {}: {e}", check.display()))?;
@@ -277,34 +280,6 @@ fn run(args: &Args) -> Result<(), String> {
         endpoint.remove_seeds();
     }
     print_table(args, &rows);
-    Ok(())
-}
-
-/// Checks a directory holds exactly the spec's number of files and bytes.
-fn verify(dir: &Path, spec: &TreeSpec) -> Result<(), String> {
-    fn walk(p: &Path, files: &mut usize, bytes: &mut u64) -> std::io::Result<()> {
-        for e in std::fs::read_dir(p)? {
-            let e = e?;
-            let m = e.metadata()?;
-            if m.is_dir() {
-                walk(&e.path(), files, bytes)?;
-            } else {
-                *files += 1;
-                *bytes += m.len();
-            }
-        }
-        Ok(())
-    }
-    let (mut files, mut bytes) = (0, 0);
-    walk(dir, &mut files, &mut bytes).map_err(|e| format!("{}: {e}", dir.display()))?;
-    if (files, bytes) != (spec.files, spec.total_bytes()) {
-        return Err(format!(
-            "{} has {files} files / {bytes} bytes, expected {} / {}",
-            dir.display(),
-            spec.files,
-            spec.total_bytes()
-        ));
-    }
     Ok(())
 }
 
@@ -378,29 +353,6 @@ fn print_table(args: &Args, rows: &[Row]) {
     );
 }
 
-fn human(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= (1u64 << 30) as f64 {
-        format!("{:.1} GiB", b / (1u64 << 30) as f64)
-    } else if b >= (1u64 << 20) as f64 {
-        format!("{:.1} MiB", b / (1u64 << 20) as f64)
-    } else {
-        format!("{:.1} KiB", b / 1024.0)
-    }
-}
-
-fn slug(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
-/// Whether `program` can be found on `PATH`.
-fn available(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-}
-
 /// Runs a setup command, failing with its stderr.
 fn setup(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
@@ -411,12 +363,4 @@ fn setup(cmd: &mut Command) -> Result<String, String> {
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-/// The cargo target directory this program was built in (`target/release/deps/net-*`).
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| Some(p.parent()?.parent()?.parent()?.to_owned()))
-        .unwrap_or_else(|| PathBuf::from("target"))
 }

@@ -144,53 +144,17 @@ pub(crate) fn install(
 pub(crate) async fn write(
     core: &CoreRef,
     path: &RemotePath,
-    mut body: ByteStream,
+    body: ByteStream,
     meta: WriteMeta,
 ) -> Result<Entry> {
     let (tx, mut rx) = mpsc::channel::<Msg>(AHEAD);
     let p = path.clone();
     let job = core.blocking(move |c| {
         install(c, "write", &p, meta.size, meta.modtime, |file| {
-            let mut n = 0u64;
-            loop {
-                match rx.blocking_recv() {
-                    Some(Msg::Data(chunk)) => {
-                        file.write_all(&chunk)
-                            .map_err(|e| c.ctx(parse_error(e), &p))?;
-                        n += chunk.len() as u64;
-                    }
-                    Some(Msg::Done) => return Ok(n),
-                    None => {
-                        return Err(c.ctx(Error::new(ErrorKind::Cancelled, "write abandoned"), &p));
-                    }
-                }
-            }
+            receive(c, &p, file, &mut rx)
         })
     });
-    let pump = async move {
-        while let Some(item) = body.next().await {
-            match item {
-                Ok(chunk) => {
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    if tx.send(Msg::Data(chunk)).await.is_err() {
-                        // The writer stopped; its error is what we report.
-                        return Ok(());
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let _ = tx.send(Msg::Done).await;
-        Ok(())
-    };
-    let (pumped, written) = futures::join!(pump, job);
-    match (pumped, written) {
-        // The body's error (the source's read) keeps its own context.
-        (Err(e), _) => Err(e),
-        (Ok(()), r) => r,
-    }
+    joined(pump(body, tx), job).await
 }
 
 /// Writes `body` into the partial file `path` from byte `offset` on (see
@@ -202,52 +166,69 @@ pub(crate) async fn write_at(
     core: &CoreRef,
     path: &RemotePath,
     offset: u64,
-    mut body: ByteStream,
+    body: ByteStream,
 ) -> Result<u64> {
     let (tx, mut rx) = mpsc::channel::<Msg>(AHEAD);
     let p = path.clone();
     let job = core.blocking(move |c| {
         let mut file = open_at(c, &p, offset)?;
-        let mut n = offset;
-        loop {
-            match rx.blocking_recv() {
-                Some(Msg::Data(chunk)) => {
-                    file.write_all(&chunk)
-                        .map_err(|e| c.ctx(parse_error(e), &p))?;
-                    n += chunk.len() as u64;
-                }
-                Some(Msg::Done) => {
-                    if c.fsync {
-                        file.sync_all().map_err(|e| c.ctx(parse_error(e), &p))?;
-                    }
-                    return Ok(n);
-                }
-                None => {
-                    return Err(c.ctx(Error::new(ErrorKind::Cancelled, "write abandoned"), &p));
-                }
-            }
+        let n = receive(c, &p, &mut file, &mut rx)?;
+        if c.fsync {
+            file.sync_all().map_err(|e| c.ctx(parse_error(e), &p))?;
         }
+        Ok(offset + n)
     });
-    let pump = async move {
-        while let Some(item) = body.next().await {
-            match item {
-                Ok(chunk) => {
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    if tx.send(Msg::Data(chunk)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                // Dropping the sender lets the writer finish the chunks already sent.
-                Err(e) => return Err(e),
+    joined(pump(body, tx), job).await
+}
+
+/// The blocking side: writes the chunks [`pump`] sends into `file` until `Done`; returns the
+/// bytes written. A closed channel without `Done` (the body failed or the write was dropped)
+/// is an error, after every chunk that arrived was written.
+fn receive(
+    c: &LocalCore,
+    path: &RemotePath,
+    file: &mut File,
+    rx: &mut mpsc::Receiver<Msg>,
+) -> Result<u64> {
+    let mut n = 0u64;
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Data(chunk)) => {
+                file.write_all(&chunk)
+                    .map_err(|e| c.ctx(parse_error(e), path))?;
+                n += chunk.len() as u64;
+            }
+            Some(Msg::Done) => return Ok(n),
+            None => {
+                return Err(c.ctx(Error::new(ErrorKind::Cancelled, "write abandoned"), path));
             }
         }
-        let _ = tx.send(Msg::Done).await;
-        Ok(())
-    };
-    let (pumped, written) = futures::join!(pump, job);
-    match (pumped, written) {
+    }
+}
+
+/// The async side: sends the body's chunks to [`receive`], then `Done`. On the body's error
+/// the sender is dropped, which ends the writer after the chunks already sent.
+async fn pump(mut body: ByteStream, tx: mpsc::Sender<Msg>) -> Result<()> {
+    while let Some(item) = body.next().await {
+        let chunk = item?;
+        if chunk.is_empty() {
+            continue;
+        }
+        if tx.send(Msg::Data(chunk)).await.is_err() {
+            // The writer stopped; its error is what we report.
+            return Ok(());
+        }
+    }
+    let _ = tx.send(Msg::Done).await;
+    Ok(())
+}
+
+/// Runs both sides; the body's error (the source's read, with its own context) comes first.
+async fn joined<T>(
+    pumped: impl Future<Output = Result<()>>,
+    job: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match futures::join!(pumped, job) {
         (Err(e), _) => Err(e),
         (Ok(()), r) => r,
     }
