@@ -175,3 +175,59 @@ async fn replacing_without_posix_rename_keeps_the_old_file_on_failure() {
     assert_eq!(left, ["dir", "target.txt"]);
     assert!(!left.iter().any(|n| is_temp_name(n)));
 }
+
+/// A tmpfs of `size` mounted on `dir` for one test, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "cannot mount a tmpfs on {} (this test needs root, as sshd does)",
+            dir.display()
+        );
+        SmallDisk(dir.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A server that fails the WRITE of a small upload (its disk is full) while OPEN and CLOSE
+/// succeed: the upload is an error, and neither the final name nor a temporary file is
+/// left with the part that fit. (Small files send WRITE, FSETSTAT and CLOSE together; the
+/// WRITE's answer must still decide.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_refused_for_lack_of_space_leaves_nothing_visible() {
+    let root = SSHD.data.join("full-disk");
+    let _disk = SmallDisk::mount(&root, "64k");
+    // Leave 8 KiB free.
+    std::fs::write(root.join("filler"), vec![7u8; 56 * 1024]).unwrap();
+    let r = SftpRemote::connect(SSHD.config("full-disk")).await.unwrap();
+    let body = vec![1u8; 24 * 1024];
+    let meta = WriteMeta {
+        size: Some(body.len() as u64),
+        ..WriteMeta::default()
+    };
+    let e = r
+        .write(&p("small.bin"), bytes_stream(body), meta)
+        .await
+        .unwrap_err();
+    assert_ne!(e.kind(), ErrorKind::NotFound, "{e}");
+    let mut left: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["filler"], "after: {e}");
+    assert!(left.iter().all(|n| !is_temp_name(n)));
+}
