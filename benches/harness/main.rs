@@ -23,7 +23,7 @@ use clap::Parser;
 use crate::measure::Sample;
 use crate::tools::{Phase, Tool};
 use crate::tree::TreeSpec;
-use crate::util::{human, slug, target_dir};
+use crate::util::{human, slug};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -135,21 +135,11 @@ fn main() {
 fn run(args: &Args) -> Result<(), String> {
     let reps = args.reps.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
     let scenarios = scenarios(args)?;
-    let work = args
-        .work
-        .clone()
-        .unwrap_or_else(|| target_dir().join("bench-work"));
-    std::fs::create_dir_all(work.join("dst")).map_err(|e| format!("{}: {e}", work.display()))?;
-    let ours = args
-        .cloudsync
-        .clone()
-        .unwrap_or_else(|| target_dir().join("release/examples/cloudsync"));
-    if !ours.exists() {
-        return Err(format!(
-            "{} is missing: build it with `cargo build --release --example cloudsync` (scripts/bench.sh does)",
-            ours.display()
-        ));
-    }
+    let work = util::work_dir(args.work.as_deref())?;
+    let ours = util::our_cli(
+        args.cloudsync.as_deref(),
+        "`cargo build --release --example cloudsync` (scripts/bench.sh does)",
+    )?;
     let tools: Vec<Tool> = tools::local_tools(ours, args.transfers, args.checkers, &work)
         .into_iter()
         .filter(|t| args.tools.iter().any(|n| t.name.starts_with(n.as_str())))

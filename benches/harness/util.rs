@@ -38,3 +38,26 @@ pub fn available(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
+
+/// The working directory (`--work`, else `<target>/bench-work`), with its `dst` folder made.
+pub fn work_dir(given: Option<&Path>) -> Result<PathBuf, String> {
+    let work = given.map_or_else(|| target_dir().join("bench-work"), Path::to_path_buf);
+    std::fs::create_dir_all(work.join("dst")).map_err(|e| format!("{}: {e}", work.display()))?;
+    Ok(work)
+}
+
+/// Our CLI (`--cloudsync`, else the release build next to this program); `build` says how to
+/// make it when it is missing.
+pub fn our_cli(given: Option<&Path>, build: &str) -> Result<PathBuf, String> {
+    let ours = given.map_or_else(
+        || target_dir().join("release/examples/cloudsync"),
+        Path::to_path_buf,
+    );
+    if !ours.exists() {
+        return Err(format!(
+            "{} is missing: build it with {build}",
+            ours.display()
+        ));
+    }
+    Ok(ours)
+}

@@ -41,7 +41,7 @@ use clap::Parser;
 use crate::endpoints::{Direction, Endpoint};
 use crate::measure::Sample;
 use crate::tree::TreeSpec;
-use crate::util::{available, human, slug, target_dir};
+use crate::util::{available, human, slug};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -131,22 +131,11 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let work = args
-        .work
-        .clone()
-        .unwrap_or_else(|| target_dir().join("bench-work"));
-    std::fs::create_dir_all(work.join("dst")).map_err(|e| format!("{}: {e}", work.display()))?;
-    let ours = args
-        .cloudsync
-        .clone()
-        .unwrap_or_else(|| target_dir().join("release/examples/cloudsync"));
-    if !ours.exists() {
-        return Err(format!(
-            "{} is missing: build it with `cargo build --release --all-features --example cloudsync` \
-             (scripts/bench.sh --net does)",
-            ours.display()
-        ));
-    }
+    let work = util::work_dir(args.work.as_deref())?;
+    let ours = util::our_cli(
+        args.cloudsync.as_deref(),
+        "`cargo build --release --all-features --example cloudsync` (scripts/bench.sh --net does)",
+    )?;
     for program in ["rclone", "sftp", "lftp", "curl"] {
         if !available(program) {
             return Err(format!(

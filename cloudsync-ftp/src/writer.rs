@@ -26,6 +26,17 @@ pub(crate) fn parent_abs(core: &FtpCore, path: &RemotePath) -> Result<String> {
     core.paths.abs(&path.parent().unwrap_or_default())
 }
 
+/// The absolute path of a file to write and of its directory (the root is no file).
+fn write_target(core: &FtpCore, path: &RemotePath) -> Result<(String, String)> {
+    if path.is_root() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "cannot write to the root",
+        ));
+    }
+    Ok((core.paths.abs(path)?, parent_abs(core, path)?))
+}
+
 /// A hidden temporary name next to `name` (the name every backend uses, see
 /// [`cloudsync_core::temp_name`]).
 fn temp_name(name: &str) -> String {
@@ -41,14 +52,7 @@ pub(crate) async fn write(
     body: ByteStream,
     meta: WriteMeta,
 ) -> Result<Entry> {
-    if path.is_root() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "cannot write to the root",
-        ));
-    }
-    let abs = core.paths.abs(path)?;
-    let dir = parent_abs(core, path)?;
+    let (abs, dir) = write_target(core, path)?;
     let tmp = child(&dir, &temp_name(path.name()));
     let mut conn = core.pool.get().await?;
     match upload_and_commit(core, &mut conn, &dir, &tmp, &abs, body, &meta).await {
@@ -155,14 +159,7 @@ pub(crate) async fn write_at(
     offset: u64,
     body: ByteStream,
 ) -> Result<u64> {
-    if path.is_root() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "cannot write to the root",
-        ));
-    }
-    let abs = core.paths.abs(path)?;
-    let dir = parent_abs(core, path)?;
+    let (abs, dir) = write_target(core, path)?;
     let mut conn = core.pool.get().await?;
     let transfer = if offset == 0 {
         match conn.stor(&abs).await {

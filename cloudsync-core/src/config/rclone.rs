@@ -789,14 +789,26 @@ impl RcloneImport {
             for n in &r.notes {
                 let _ = writeln!(out, "# note: {n}");
             }
-            let mut remotes = toml::Table::new();
-            // A section is JSON from strings, booleans and integers: it converts.
-            if let Ok(t) = toml::Value::try_from(&r.section) {
+            // A section is JSON from strings, booleans and integers: it converts. Should one
+            // ever not, the output says so where the section would be, rather than leave it out.
+            let written = toml::Value::try_from(&r.section).and_then(|t| {
+                let mut remotes = toml::Table::new();
                 remotes.insert(r.name.clone(), t);
+                let mut top = toml::Table::new();
+                top.insert("remotes".into(), toml::Value::Table(remotes));
+                toml::to_string(&top)
+            });
+            match written {
+                Ok(text) => out.push_str(&text),
+                Err(e) => {
+                    let _ = writeln!(
+                        out,
+                        "# error: remote {} could not be written as TOML: {}",
+                        comment_safe(&r.name),
+                        comment_safe(&e.to_string())
+                    );
+                }
             }
-            let mut top = toml::Table::new();
-            top.insert("remotes".into(), toml::Value::Table(remotes));
-            out.push_str(&toml::to_string(&top).unwrap_or_default());
             out.push('\n');
         }
         for s in &self.skipped {
