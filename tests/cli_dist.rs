@@ -349,9 +349,10 @@ fn dist_resume_continues_a_job_whose_worker_died() {
     assert!(err.contains("nothing to resume"), "{err}");
 }
 
-/// `dist submit --mode move --batch-size 2 --filter-from FILE`: the rules travel with the job
-/// (the file is gone before any worker runs), directories of 3 files go in batches, and every
-/// included source file is moved while the excluded ones stay.
+/// `dist submit --mode move --batch-size 2 --filter-from FILE --delete-empty-src-dirs`: the
+/// rules travel with the job (the file is gone before any worker runs), directories of 3
+/// files go in batches, every included source file is moved while the excluded ones stay,
+/// and the source directories left empty are removed (those holding excluded files stay).
 #[test]
 fn dist_move_in_batches_with_a_filter_file() {
     let pg = Pg::start();
@@ -382,6 +383,7 @@ fn dist_move_in_batches_with_a_filter_file() {
         "2",
         "--filter-from",
         rules.to_str().expect("utf-8"),
+        "--delete-empty-src-dirs",
         src.to_str().expect("utf-8"),
         dst.to_str().expect("utf-8"),
     ]);
@@ -421,4 +423,11 @@ fn dist_move_in_batches_with_a_filter_file() {
             assert_eq!(content_of(&after_dst).as_ref(), Some(content), "{path}");
         }
     }
+    let src_dirs: Vec<&str> = after_src
+        .iter()
+        .filter(|(_, n)| matches!(n, cli_support::Node::Dir))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    assert_eq!(src_dirs, ["c", "c/d", "c/d/e"], "empty source dirs removed");
+    assert!(src.is_dir(), "the source root stays");
 }

@@ -9,7 +9,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::error::{DistError, Result};
 
 /// The newest schema version this crate writes and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Where the queue lives: a PostgreSQL URL (`postgres://user:password@host:port/db`, or the
 /// key=value form). TLS follows the URL's `sslmode` (`prefer` by default: TLS when the server
@@ -254,6 +254,16 @@ ALTER TABLE cloudsync.shards ADD CONSTRAINT shards_kind_check
     CHECK (kind IN ('walk', 'delete', 'batch'));
 -- A batch shard's planned decisions (a JSON array), re-validated when it runs.
 ALTER TABLE cloudsync.shards ADD COLUMN decisions jsonb;
+"#,
+    r#"
+-- The delete phase in parallel: 'delete' shards each hold a range of candidate ids
+-- (`decisions` = {"from": id, "to": id}; NULL: the whole phase, as version 2 ran it), and one
+-- 'rmdir' shard removes directories once every file deletion is done.
+ALTER TABLE cloudsync.shards DROP CONSTRAINT shards_kind_check;
+ALTER TABLE cloudsync.shards ADD CONSTRAINT shards_kind_check
+    CHECK (kind IN ('walk', 'delete', 'batch', 'rmdir'));
+-- The worker whose completion was committed (for status and for finding stragglers).
+ALTER TABLE cloudsync.shards ADD COLUMN finished_by text;
 "#,
 ];
 

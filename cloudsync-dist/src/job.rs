@@ -96,6 +96,10 @@ pub struct JobOptions {
     pub max_delete: Option<u64>,
     /// `--create-empty-src-dirs`.
     pub create_empty_src_dirs: bool,
+    /// `--delete-empty-src-dirs` (move only): the source's empty directories are removed in
+    /// the job's commit phase, once every shard is done without error (deepest first; the
+    /// source root stays).
+    pub delete_empty_src_dirs: bool,
     /// `--delete-excluded` (sync).
     pub delete_excluded: bool,
     /// `--no-unicode-normalization`.
@@ -151,6 +155,7 @@ impl Default for JobOptions {
             low_level_retries: d.low_level_retries,
             max_delete: None,
             create_empty_src_dirs: false,
+            delete_empty_src_dirs: false,
             delete_excluded: false,
             no_unicode_normalization: false,
             batch_size: DEFAULT_BATCH_SIZE,
@@ -296,6 +301,11 @@ pub async fn submit(db: &Db, spec: &JobSpec) -> Result<JobId> {
                 cloudsync_core::redact_location(loc)
             )));
         }
+    }
+    if spec.options.delete_empty_src_dirs && spec.mode != DistMode::Move {
+        return Err(DistError::InvalidInput(
+            "--delete-empty-src-dirs applies to move jobs only".into(),
+        ));
     }
     let mut job_options = spec.options.clone();
     job_options.inline_filter_files()?;
@@ -524,7 +534,7 @@ pub async fn report(db: &Db, job: JobId) -> Result<Summary> {
     if st.mode == DistMode::Sync && st.delete_candidates > 0 && st.state == JobState::Failed {
         let deleting_ran = client
             .query_opt(
-                "SELECT 1 FROM cloudsync.shards WHERE job = $1 AND kind = 'delete'",
+                "SELECT 1 FROM cloudsync.shards WHERE job = $1 AND kind IN ('delete', 'rmdir')",
                 &[&job],
             )
             .await?

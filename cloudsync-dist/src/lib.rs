@@ -12,9 +12,12 @@
 //! twice (a worker that lost its lease), the bookkeeping counts once.
 //!
 //! Deletions stay safe: no worker deletes during the copy phase. When no shard is left and
-//! none failed, one conditional transition opens the delete phase, where every candidate is
-//! re-checked before it is deleted; `max_delete` applies to the whole job; a job with any
-//! error deletes nothing.
+//! none failed, one conditional transition opens the delete phase: its candidates go to delete
+//! shards of `batch_size` each, which any worker runs, each candidate re-checked before it is
+//! deleted; once all of them succeeded, one last shard removes directories (those a sync
+//! found only on the destination, and for a move with `delete_empty_src_dirs` the source's
+//! emptied ones). `max_delete` applies to the whole job; a job with any error deletes
+//! nothing. A batch whose source file changed since it was planned transfers its new content.
 //!
 //! Everything lives in the database (schema `cloudsync`, created and migrated by
 //! [`Db::connect`]): after a worker, a coordinator or the database restarts, any worker

@@ -75,13 +75,15 @@ pub async fn resume(db: &Db, job: JobId) -> Result<Resumed> {
         )
         .await?
         .get::<_, bool>(0);
-    let delete_shard = tx
-        .query_opt(
-            "SELECT id, state FROM cloudsync.shards WHERE job = $1 AND kind = 'delete'",
+    // The delete phase's shards (file deletions, then directories), if it was opened.
+    let delete_shards: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM cloudsync.shards
+             WHERE job = $1 AND kind IN ('delete', 'rmdir')",
             &[&job],
         )
         .await?
-        .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
+        .get(0);
     let mut reopened = None;
     let mut revived = 0;
     match before {
@@ -90,35 +92,22 @@ pub async fn resume(db: &Db, job: JobId) -> Result<Resumed> {
             reopen(&tx, job, "running").await?;
             reopened = Some(JobState::Running);
         }
-        JobState::Failed => match &delete_shard {
-            Some((id, _)) => {
-                revived = revive(&tx, *id).await?;
-                reopen(&tx, job, "deleting").await?;
-                reopened = Some(JobState::Deleting);
-            }
-            None => {
-                return Err(DistError::InvalidInput(format!(
-                    "job {job} failed by its max-delete limit (nothing was deleted); resuming \
-                     would find the same deletions: submit it again with a higher limit"
-                )));
-            }
-        },
+        JobState::Failed if delete_shards > 0 => {
+            revived = revive_deletes(&tx, job).await?;
+            reopen(&tx, job, "deleting").await?;
+            reopened = Some(JobState::Deleting);
+        }
+        JobState::Failed => {
+            return Err(DistError::InvalidInput(format!(
+                "job {job} failed by its max-delete limit (nothing was deleted); resuming \
+                 would find the same deletions: submit it again with a higher limit"
+            )));
+        }
         JobState::Running => revived = revive_walks(&tx, job).await?,
+        JobState::Deleting if delete_shards > 0 => revived = revive_deletes(&tx, job).await?,
         JobState::Deleting => {
-            if let Some((id, state)) = &delete_shard {
-                if state == "dead" || state == "cancelled" {
-                    revived = revive(&tx, *id).await?;
-                }
-            } else {
-                // The gate opened but its shard is missing: the phase is queued again.
-                tx.execute(
-                    "INSERT INTO cloudsync.shards (job, kind, path, src_path, src, dst)
-                     VALUES ($1, 'delete', '', '', false, true)",
-                    &[&job],
-                )
-                .await?;
-                revived = 1;
-            }
+            // The gate opened but its shards are missing: the phase is queued again.
+            revived = crate::worker::open_delete_phase(&tx, job).await?;
         }
         JobState::Done | JobState::Cancelled => {}
     }
@@ -149,13 +138,15 @@ async fn revive_walks(tx: &tokio_postgres::Transaction<'_>, job: JobId) -> Resul
         .await?)
 }
 
-async fn revive(tx: &tokio_postgres::Transaction<'_>, shard: i64) -> Result<u64> {
+/// The delete phase's given-up (or cancelled) shards queued again, attempts reset: each
+/// checks its candidates again before deleting them, and one already deleted is done.
+async fn revive_deletes(tx: &tokio_postgres::Transaction<'_>, job: JobId) -> Result<u64> {
     Ok(tx
         .execute(
             "UPDATE cloudsync.shards SET state = 'pending', attempts = 0, error = NULL,
                     lease_owner = NULL, lease_until = NULL, token = token + 1
-             WHERE id = $1",
-            &[&shard],
+             WHERE job = $1 AND kind IN ('delete', 'rmdir') AND state IN ('dead', 'cancelled')",
+            &[&job],
         )
         .await?)
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use cloudsync_core::ops::{self, SyncOptions};
 use cloudsync_core::{
-    Action, Config, Decision, DirPair, Plan, Registry, Remote, RemotePath, Summary,
+    Action, Config, Decision, DirPair, ErrorKind, Plan, Reason, Registry, Remote, RemotePath,
+    Summary,
 };
 use tokio_postgres::Client;
 
@@ -123,6 +124,7 @@ struct OpenJob {
     dst: Arc<dyn Remote>,
     opts: SyncOptions,
     batch_size: usize,
+    delete_empty_src_dirs: bool,
 }
 
 /// Runs shards of any job until stopped, or with `until_idle` until no job is running.
@@ -389,6 +391,7 @@ impl Worker<'_> {
         let options: JobOptions = serde_json::from_value(row.get(3))?;
         let opts = options.to_sync_options()?;
         let batch_size = options.batch_size.max(1);
+        let delete_empty_src_dirs = mode == DistMode::Move && options.delete_empty_src_dirs;
         let r = &self.remotes;
         let src = r.registry.open(&source, &r.config).await?;
         let dst = r.registry.open(&destination, &r.config).await?;
@@ -398,6 +401,7 @@ impl Worker<'_> {
             dst,
             opts,
             batch_size,
+            delete_empty_src_dirs,
         });
         self.jobs.insert(id, job.clone());
         Ok(job)
@@ -441,9 +445,11 @@ impl Worker<'_> {
         };
         let db = self.db.clone();
         let work = async {
-            match claim.kind.as_str() {
-                "delete" => delete_phase(&db, claim.job, &job).await,
-                "batch" => batch(claim, &job).await,
+            match (claim.kind.as_str(), &claim.decisions) {
+                ("delete", None) => delete_phase(&db, claim.job, &job).await,
+                ("delete", Some(range)) => delete_range(&db, claim.job, &job, range).await,
+                ("rmdir", _) => remove_dirs(&db, claim.job, &job).await,
+                ("batch", _) => batch(claim, &job).await,
                 _ => walk(claim, &job).await,
             }
         };
@@ -487,7 +493,7 @@ pub(crate) async fn claim(
                    AND NOT (c.job = ANY($3))
                    AND ($4::bigint IS NULL OR c.job = $4)
                    AND ((c.kind IN ('walk', 'batch') AND j.state = 'running')
-                        OR (c.kind = 'delete' AND j.state = 'deleting'))
+                        OR (c.kind IN ('delete', 'rmdir') AND j.state = 'deleting'))
                  ORDER BY c.id
                  LIMIT 1
                  FOR UPDATE OF c SKIP LOCKED)
@@ -524,7 +530,9 @@ pub(crate) async fn claim(
 /// Files deleted per `apply` of the delete phase: memory stays bounded whatever the job.
 const DELETE_PAGE: i64 = 10_000;
 
-/// The delete phase: the file candidates page by page through `apply`, which checks again,
+/// The whole delete phase in one shard, as the schema's version 2 queued it (a job upgraded in
+/// the middle of its delete phase finishes so; newer jobs run [`delete_range`] shards in
+/// parallel, then [`remove_dirs`]): the file candidates page by page through `apply`, which checks again,
 /// right before each deletion, that the destination file is still the one listed and the
 /// source still lacks it; then, only if nothing failed, the directories, deepest first (a
 /// directory still holding anything stays). Deleting twice is harmless (a file already gone
@@ -585,6 +593,111 @@ async fn delete_phase(db: &Db, job_id: JobId, job: &OpenJob) -> Result<Outcome> 
     })
 }
 
+/// A range of candidate ids (a `delete` shard of the parallel delete phase).
+#[derive(Debug, serde::Deserialize)]
+struct IdRange {
+    from: i64,
+    to: i64,
+}
+
+/// One delete shard: its candidate files through `apply`, which checks again, right before
+/// each deletion, that the destination file is still the one listed and the source still
+/// lacks it (a file already gone is done, so a rerun is harmless).
+async fn delete_range(
+    db: &Db,
+    job_id: JobId,
+    job: &OpenJob,
+    range: &serde_json::Value,
+) -> Result<Outcome> {
+    let r: IdRange = serde_json::from_value(range.clone())?;
+    let client = db.connect_raw().await?;
+    let decisions = client
+        .query(
+            "SELECT decision FROM cloudsync.delete_candidates
+             WHERE job = $1 AND NOT is_dir AND id BETWEEN $2 AND $3 ORDER BY id",
+            &[&job_id, &r.from, &r.to],
+        )
+        .await?
+        .iter()
+        .map(|r| serde_json::from_value(r.get(0)).map_err(DistError::from))
+        .collect::<Result<Vec<Decision>>>()?;
+    let s = ops::apply(&job.src, &job.dst, &plan_of(job, decisions), &job.opts).await?;
+    Ok(Outcome {
+        summary: Some(s),
+        ..Outcome::default()
+    })
+}
+
+/// The last step of the delete phase, after every file deletion succeeded: the destination
+/// directories a sync removes (through `apply`: only those still empty go), then, for a
+/// move with `delete_empty_src_dirs`, the source directories the walks found, deepest first
+/// (one still holding anything stays; the source root stays).
+async fn remove_dirs(db: &Db, job_id: JobId, job: &OpenJob) -> Result<Outcome> {
+    let client = db.connect_raw().await?;
+    let dirs = client
+        .query(
+            "SELECT decision FROM cloudsync.delete_candidates WHERE job = $1 AND is_dir",
+            &[&job_id],
+        )
+        .await?
+        .iter()
+        .map(|r| serde_json::from_value(r.get(0)).map_err(DistError::from))
+        .collect::<Result<Vec<Decision>>>()?;
+    let mut total: Option<Summary> = None;
+    if !dirs.is_empty() {
+        let s = ops::apply(&job.src, &job.dst, &plan_of(job, dirs), &job.opts).await?;
+        let failed = !s.errors.is_empty();
+        crate::job::add_to(&mut total, s);
+        if failed {
+            return Ok(Outcome {
+                summary: total,
+                ..Outcome::default()
+            });
+        }
+    }
+    if job.delete_empty_src_dirs {
+        let s = remove_empty_src_dirs(&client, job_id, job).await?;
+        crate::job::add_to(&mut total, s);
+    }
+    Ok(Outcome {
+        summary: total,
+        ..Outcome::default()
+    })
+}
+
+/// Removes the source directories the job's walks found, children before parents (in byte
+/// order a directory comes before everything below it), page by page. A directory that is
+/// not empty (a file the filters kept, one that could not move) or already gone is left
+/// alone, as the one-process move does.
+async fn remove_empty_src_dirs(client: &Client, job_id: JobId, job: &OpenJob) -> Result<Summary> {
+    let mut summary = Summary::new(job.src.describe(), job.dst.describe(), false);
+    let mut before: Option<String> = None;
+    loop {
+        let rows = client
+            .query(
+                "SELECT DISTINCT src_path COLLATE \"C\" AS p FROM cloudsync.shards
+                 WHERE job = $1 AND kind = 'walk' AND src AND src_path <> ''
+                   AND ($2::text IS NULL OR src_path COLLATE \"C\" < $2)
+                 ORDER BY p DESC LIMIT $3",
+                &[&job_id, &before, &DELETE_PAGE],
+            )
+            .await?;
+        let Some(last) = rows.last() else { break };
+        before = Some(last.get(0));
+        for r in &rows {
+            let dir = RemotePath::new(r.get::<_, &str>(0)).map_err(DistError::Engine)?;
+            match job.src.remove_dir(&dir).await {
+                Ok(()) => summary.dirs_deleted += 1,
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Conflict) => {}
+                Err(e) => summary
+                    .errors
+                    .push(cloudsync_core::ErrorRecord::new(dir, &e)),
+            }
+        }
+    }
+    Ok(summary)
+}
+
 /// One directory pair: plan it one level deep with the engine, transfer what the plan says
 /// (re-validated by `apply`), keep its deletions as candidates, and hand back its
 /// sub-directories as child shards.
@@ -634,22 +747,122 @@ async fn walk(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
 /// A batch of planned transfers from a huge directory: `apply` checks both sides again
 /// before each action (a source that changed, a destination that changed or appeared since
 /// the plan is skipped and reported, never overwritten).
+///
+/// A source file that changed since the plan (and whose destination is still as planned) is
+/// planned again from what is there now and transferred with its new content; anything else
+/// that changed stays reported.
 async fn batch(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
     let decisions: Vec<Decision> = match &claim.decisions {
         Some(v) => serde_json::from_value(v.clone())?,
         None => Vec::new(),
     };
-    let plan = Plan {
+    let plan = plan_of(job, decisions);
+    let mut summary = ops::apply(&job.src, &job.dst, &plan, &job.opts).await?;
+    let again = replan_changed_sources(job, &plan.decisions, &mut summary).await;
+    if !again.is_empty() {
+        tracing::info!(
+            shard = claim.id,
+            files = again.len(),
+            "source files changed since planning: planned again"
+        );
+        let s = ops::apply(&job.src, &job.dst, &plan_of(job, again), &job.opts).await?;
+        summary.absorb(s);
+    }
+    Ok(Outcome {
+        summary: Some(summary),
+        ..Outcome::default()
+    })
+}
+
+/// A plan of `decisions` for this job's remotes (its checks run again in `apply`).
+fn plan_of(job: &OpenJob, decisions: Vec<Decision>) -> Plan {
+    Plan {
         mode: job.mode.engine_mode(),
         source: job.src.describe(),
         destination: job.dst.describe(),
         created: time::OffsetDateTime::now_utc(),
         decisions,
+    }
+}
+
+/// The decisions `apply` refused as changed since planning whose source file changed while
+/// the destination is still as planned: new decisions from the source as it is now (a
+/// transfer of its current content). Their refusals leave `summary` (the new run counts them
+/// instead); the rest stay reported. A file that cannot be looked at again stays reported.
+async fn replan_changed_sources(
+    job: &OpenJob,
+    planned: &[Decision],
+    summary: &mut Summary,
+) -> Vec<Decision> {
+    if !summary
+        .errors
+        .iter()
+        .any(|e| e.kind == ErrorKind::ConditionNotMatch)
+    {
+        return Vec::new();
+    }
+    let by_path: HashMap<&RemotePath, &Decision> = planned.iter().map(|d| (&d.path, d)).collect();
+    let mut again = Vec::new();
+    let mut kept = Vec::new();
+    for e in std::mem::take(&mut summary.errors) {
+        let replanned = match by_path.get(&e.path) {
+            Some(d) if e.kind == ErrorKind::ConditionNotMatch => replan(job, d).await,
+            _ => None,
+        };
+        match replanned {
+            Some(d) => {
+                // `apply` counted the refusal as skipped, and the pair as checked; the new
+                // run counts both again.
+                summary.skipped = summary.skipped.saturating_sub(1);
+                if d.dst.is_some() {
+                    summary.checked = summary.checked.saturating_sub(1);
+                }
+                again.push(d);
+            }
+            None => kept.push(e),
+        }
+    }
+    summary.errors = kept;
+    again
+}
+
+/// `d` planned again when its source file changed and its destination did not.
+async fn replan(job: &OpenJob, d: &Decision) -> Option<Decision> {
+    let then = d.src.as_ref()?;
+    if !matches!(d.action, Action::Copy | Action::Update | Action::SetModtime) {
+        return None;
+    }
+    let now = job.src.stat(&then.path).await.ok()?;
+    if !now.is_file() || (now.size == then.size && now.modtime == then.modtime) {
+        return None;
+    }
+    let dst_now = match job.dst.stat(&d.path).await {
+        Ok(e) => Some(e),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(_) => return None,
     };
-    let summary = ops::apply(&job.src, &job.dst, &plan, &job.opts).await?;
-    Ok(Outcome {
-        summary: Some(summary),
-        ..Outcome::default()
+    let dst_as_planned = match (&dst_now, &d.dst) {
+        (None, None) => true,
+        (Some(n), Some(t)) => n.size == t.size && n.modtime == t.modtime,
+        _ => false,
+    };
+    if !dst_as_planned {
+        return None;
+    }
+    Some(Decision {
+        path: d.path.clone(),
+        action: if d.dst.is_some() {
+            Action::Update
+        } else {
+            Action::Copy
+        },
+        reason: if d.dst.is_some() {
+            Reason::SourceChanged
+        } else {
+            Reason::Missing
+        },
+        src: Some(now),
+        dst: d.dst.clone(),
     })
 }
 
@@ -660,8 +873,8 @@ pub(crate) async fn complete(client: &mut Client, claim: &Claim, outcome: &Outco
     let tx = client.transaction().await?;
     let n = tx
         .execute(
-            "UPDATE cloudsync.shards SET state = 'done', lease_owner = NULL, lease_until = NULL,
-                    error = NULL, decisions = NULL
+            "UPDATE cloudsync.shards SET state = 'done', finished_by = lease_owner,
+                    lease_owner = NULL, lease_until = NULL, error = NULL, decisions = NULL
              WHERE id = $1 AND token = $2 AND state = 'running'",
             &[&claim.id, &claim.token],
         )
@@ -724,7 +937,8 @@ pub(crate) async fn complete(client: &mut Client, claim: &Claim, outcome: &Outco
     if let Some(s) = &outcome.summary {
         store_report(&tx, claim, s).await?;
     }
-    if claim.kind == "delete" {
+    if claim.kind == "delete" && claim.decisions.is_none() {
+        // The whole delete phase in one shard (a job the schema's version 2 opened).
         let errors = outcome.summary.as_ref().map_or(0, |s| s.errors.len());
         tx.execute(
             "UPDATE cloudsync.jobs SET state = CASE WHEN $2 THEN 'failed' ELSE 'done' END,
@@ -800,7 +1014,7 @@ pub(crate) async fn fail(
         if let Some(s) = summary {
             store_report(&tx, claim, s).await?;
         }
-        if claim.kind == "delete" {
+        if matches!(claim.kind.as_str(), "delete" | "rmdir") {
             tx.execute(
                 "UPDATE cloudsync.jobs SET state = 'failed', finished = now(),
                         error = coalesce(error, 'the delete phase failed')
@@ -814,13 +1028,13 @@ pub(crate) async fn fail(
     Ok(())
 }
 
-/// Moves every running job whose shards are all finished on (see [`finish_job`]).
+/// Moves every job whose shards are all finished on (see [`finish_job`]).
 async fn finish_ready_jobs(client: &mut Client) -> Result<()> {
     let ids: Vec<i64> = client
         .query(
-            "SELECT id FROM cloudsync.jobs j WHERE state = 'running' AND NOT EXISTS
-                 (SELECT 1 FROM cloudsync.shards s WHERE s.job = j.id
-                  AND s.state IN ('pending', 'running'))",
+            "SELECT id FROM cloudsync.jobs j WHERE state IN ('running', 'deleting')
+               AND NOT EXISTS (SELECT 1 FROM cloudsync.shards s WHERE s.job = j.id
+                               AND s.state IN ('pending', 'running'))",
             &[],
         )
         .await?
@@ -835,9 +1049,23 @@ async fn finish_ready_jobs(client: &mut Client) -> Result<()> {
 
 /// The one conditional transition out of the copy phase, when no shard of the job is pending
 /// or running: to `failed` if any shard is dead or reported an error, or the deletions
-/// exceed `max_delete` (then nothing is deleted); to `deleting` (with the delete shard) if a
-/// sync has candidates; to `done` otherwise.
+/// exceed `max_delete` (then nothing is deleted); to `deleting` if a sync has candidates (its
+/// delete shards are queued) or a move removes empty source directories; to `done`
+/// otherwise. Then the delete phase's own steps (see [`finish_deletes`]).
 pub(crate) async fn finish_job(client: &mut Client, job: JobId) -> Result<()> {
+    // Checked first on its own (an index lookup): the transition's facts count over every
+    // candidate and report of the job, which must not happen after each shard.
+    let unfinished = client
+        .query_opt(
+            "SELECT 1 FROM cloudsync.shards WHERE job = $1 AND state IN ('pending', 'running')
+             LIMIT 1",
+            &[&job],
+        )
+        .await?
+        .is_some();
+    if unfinished {
+        return Ok(());
+    }
     let tx = client.transaction().await?;
     let row = tx
         .query_opt(
@@ -850,24 +1078,27 @@ pub(crate) async fn finish_job(client: &mut Client, job: JobId) -> Result<()> {
                          WHERE c.job = $1 AND NOT c.is_dir) AS files,
                         EXISTS (SELECT 1 FROM cloudsync.delete_candidates c
                                 WHERE c.job = $1) AS any
-             )
-             UPDATE cloudsync.jobs j SET
-                 state = CASE
+             ),
+             next AS (
+                 SELECT f.errors, f.files, CASE
                      WHEN f.errors THEN 'failed'
                      WHEN j.max_delete IS NOT NULL AND f.files > j.max_delete THEN 'failed'
                      WHEN j.mode = 'sync' AND f.any THEN 'deleting'
-                     ELSE 'done' END,
+                     WHEN j.mode = 'move' AND coalesce(
+                         (j.options ->> 'delete_empty_src_dirs')::boolean, false) THEN 'deleting'
+                     ELSE 'done' END AS state
+                 FROM facts f, cloudsync.jobs j WHERE j.id = $1
+             )
+             UPDATE cloudsync.jobs j SET
+                 state = n.state,
                  error = CASE
-                     WHEN f.errors THEN 'errors in the copy phase: nothing was deleted'
-                     WHEN j.max_delete IS NOT NULL AND f.files > j.max_delete THEN
+                     WHEN n.errors THEN 'errors in the copy phase: nothing was deleted'
+                     WHEN n.state = 'failed' THEN
                          format('max delete limit (%s) exceeded: %s files to delete; nothing was deleted',
-                                j.max_delete, f.files)
+                                j.max_delete, n.files)
                      ELSE NULL END,
-                 finished = CASE
-                     WHEN NOT f.errors AND (j.max_delete IS NULL OR f.files <= j.max_delete)
-                          AND j.mode = 'sync' AND f.any THEN NULL
-                     ELSE now() END
-             FROM facts f
+                 finished = CASE WHEN n.state = 'deleting' THEN NULL ELSE now() END
+             FROM next n
              WHERE j.id = $1 AND j.state = 'running'
                AND NOT EXISTS (SELECT 1 FROM cloudsync.shards s WHERE s.job = $1
                                AND s.state IN ('pending', 'running'))
@@ -879,13 +1110,101 @@ pub(crate) async fn finish_job(client: &mut Client, job: JobId) -> Result<()> {
         let state: &str = r.get(0);
         tracing::info!(job, state, "copy phase finished");
         if state == "deleting" {
-            tx.execute(
-                "INSERT INTO cloudsync.shards (job, kind, path, src_path, src, dst)
-                 VALUES ($1, 'delete', '', '', false, true)",
+            open_delete_phase(&tx, job).await?;
+        }
+    }
+    tx.commit().await?;
+    finish_deletes(client, job).await
+}
+
+/// Queues the delete phase's file deletions: one `delete` shard per `batch_size` candidates
+/// (a range of candidate ids), which any worker runs; returns how many.
+pub(crate) async fn open_delete_phase(
+    tx: &tokio_postgres::Transaction<'_>,
+    job: JobId,
+) -> Result<u64> {
+    let default = i64::try_from(crate::job::DEFAULT_BATCH_SIZE).unwrap_or(i64::MAX);
+    let n = tx
+        .execute(
+            "INSERT INTO cloudsync.shards (job, kind, path, src_path, src, dst, decisions)
+             SELECT $1, 'delete', '', '', false, true,
+                    jsonb_build_object('from', min(p.id), 'to', max(p.id))
+             FROM (SELECT c.id, (row_number() OVER (ORDER BY c.id) - 1)
+                                / (SELECT greatest(coalesce((j.options ->> 'batch_size')::bigint, $2), 1)
+                                   FROM cloudsync.jobs j WHERE j.id = $1) AS page
+                   FROM cloudsync.delete_candidates c WHERE c.job = $1 AND NOT c.is_dir) p
+             GROUP BY p.page ORDER BY p.page",
+            &[&job, &default],
+        )
+        .await?;
+    tracing::info!(job, shards = n, "delete phase opened");
+    Ok(n)
+}
+
+/// The delete phase's steps, once none of its shards is pending or running (under the job's
+/// row lock, so that two workers finishing the last shards at once make each step once):
+/// after the file deletions, one `rmdir` shard for the directories (the destination's that the
+/// sync removes, the source's empty ones a move removes); after it, `done`. A delete shard
+/// given up fails the job.
+async fn finish_deletes(client: &mut Client, job: JobId) -> Result<()> {
+    let tx = client.transaction().await?;
+    let Some(row) = tx
+        .query_opt(
+            "SELECT coalesce((options ->> 'delete_empty_src_dirs')::boolean, false) AND mode = 'move'
+             FROM cloudsync.jobs WHERE id = $1 AND state = 'deleting' FOR UPDATE",
+            &[&job],
+        )
+        .await?
+    else {
+        return Ok(());
+    };
+    let src_dirs: bool = row.get(0);
+    let facts = tx
+        .query_one(
+            "SELECT count(*) FILTER (WHERE state IN ('pending', 'running')),
+                    count(*) FILTER (WHERE state IN ('dead', 'cancelled')),
+                    count(*) FILTER (WHERE kind = 'rmdir')
+             FROM cloudsync.shards WHERE job = $1 AND kind IN ('delete', 'rmdir')",
+            &[&job],
+        )
+        .await?;
+    let (busy, dead, rmdir): (i64, i64, i64) = (facts.get(0), facts.get(1), facts.get(2));
+    if busy > 0 {
+        return Ok(());
+    }
+    // Looked up only now: once per job, not after each delete shard.
+    let dst_dirs = rmdir == 0
+        && dead == 0
+        && tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM cloudsync.delete_candidates
+                                WHERE job = $1 AND is_dir)",
                 &[&job],
             )
-            .await?;
-        }
+            .await?
+            .get::<_, bool>(0);
+    if dead > 0 {
+        tx.execute(
+            "UPDATE cloudsync.jobs SET state = 'failed', finished = now(),
+                    error = coalesce(error, 'the delete phase failed')
+             WHERE id = $1",
+            &[&job],
+        )
+        .await?;
+    } else if rmdir == 0 && (dst_dirs || src_dirs) {
+        tx.execute(
+            "INSERT INTO cloudsync.shards (job, kind, path, src_path, src, dst)
+             VALUES ($1, 'rmdir', '', '', false, true)",
+            &[&job],
+        )
+        .await?;
+    } else {
+        tx.execute(
+            "UPDATE cloudsync.jobs SET state = 'done', finished = now() WHERE id = $1",
+            &[&job],
+        )
+        .await?;
+        tracing::info!(job, "delete phase finished");
     }
     tx.commit().await?;
     Ok(())

@@ -268,10 +268,11 @@ async fn three_workers_equal_a_one_process_sync() {
     // 35 source files: 33 transferred, same.txt skipped, changed.txt replaced.
     assert_eq!(report.transferred + report.skipped, 35);
     // Every shard's bookkeeping was committed once: one completion per directory pair
-    // (root, 8 source folders, 2 destination-only ones) plus the delete phase.
+    // (root, 8 source folders, 2 destination-only ones) plus the delete phase (one shard
+    // of file deletions, then one for the directories).
     let completed: u64 = stats.iter().map(|s| s.completed).sum();
     assert_eq!(completed, st.shards.done);
-    assert_eq!(st.shards.done, 1 + 8 + 2 + 1, "{st:?}");
+    assert_eq!(st.shards.done, 1 + 8 + 2 + 1 + 1, "{st:?}");
     // The JSON is the one-process Summary's.
     let json = serde_json::to_value(&report).expect("json");
     let back: cloudsync_core::Summary = serde_json::from_value(json).expect("same shape");
@@ -1281,5 +1282,338 @@ async fn one_worker_runs_several_shards_at_once() {
     let report = cloudsync_dist::report(&db, job).await.expect("report");
     assert_eq!(report.transferred, single.transferred);
     assert_eq!(report.deleted, single.deleted);
-    assert_eq!(stats.completed, 1 + 8 + 2 + 1);
+    // Directory pairs, then the file deletions and the directory removals.
+    assert_eq!(stats.completed, 1 + 8 + 2 + 1 + 1);
+}
+
+/// A local remote where every read and every file removal first waits `delay`: shards take
+/// long enough that idle workers claim the next ones meanwhile.
+#[derive(Debug)]
+struct Paced {
+    inner: Arc<dyn Remote>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Remote for Paced {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        self.inner.list(dir).await
+    }
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        self.inner.stat(path).await
+    }
+    async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.read(path, range).await
+    }
+    async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
+        self.inner.write(path, body, meta).await
+    }
+    async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
+        self.inner.mkdir(dir).await
+    }
+    async fn remove_file(&self, path: &RemotePath) -> Result<()> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.remove_file(path).await
+    }
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
+        self.inner.remove_dir(dir).await
+    }
+}
+
+struct PacedFactory;
+
+#[async_trait]
+impl cloudsync_core::BackendFactory for PacedFactory {
+    fn type_name(&self) -> &'static str {
+        "paced"
+    }
+    async fn open(&self, config: serde_json::Value) -> Result<Arc<dyn Remote>> {
+        let root = config["root"].as_str().unwrap_or_default().to_string();
+        let delay = Duration::from_millis(config["delay_ms"].as_u64().unwrap_or(100));
+        let inner = cloudsync_local::LocalFactory
+            .open(serde_json::json!({ "root": root }))
+            .await?;
+        Ok(Arc::new(Paced { inner, delay }))
+    }
+}
+
+/// Local backends plus `pace:`, a [`Paced`] remote at `root`.
+fn paced_remotes(root: &Path, delay_ms: u64) -> Arc<Remotes> {
+    let mut r = remotes(None);
+    r.registry.register(Arc::new(PacedFactory));
+    r.config.insert(
+        "pace",
+        serde_json::json!({
+            "type": "paced",
+            "root": root.display().to_string(),
+            "delay_ms": delay_ms,
+        }),
+    );
+    Arc::new(r)
+}
+
+/// How many shards of `kind` the job has, and the workers that committed them.
+async fn shards_by(db: &Db, job: JobId, kind: &str) -> (i64, std::collections::BTreeSet<String>) {
+    let client = db.connect().await.expect("connect");
+    let rows = client
+        .query(
+            "SELECT finished_by FROM cloudsync.shards WHERE job = $1 AND kind = $2",
+            &[&job, &kind],
+        )
+        .await
+        .expect("shards");
+    let by = rows
+        .iter()
+        .filter_map(|r| r.get::<_, Option<String>>(0))
+        .collect();
+    (i64::try_from(rows.len()).expect("count"), by)
+}
+
+async fn check_clean(src: &Path, dst: &Path) {
+    let report = ops::check(&local(src).await, &local(dst).await, &Default::default())
+        .await
+        .expect("check");
+    assert!(report.is_identical(), "{report:?}");
+}
+
+/// One flat directory of 40 files with `batch_size` 8: five batch shards, and with three
+/// workers (each read slow enough that a batch takes a while) more than one worker runs
+/// batches of that one directory. The result is a one-process sync's, `check` finds nothing,
+/// and the merged report accounts for every file once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_workers_share_the_batches_of_one_flat_directory() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+    );
+    for i in 0..40 {
+        put(&src, &format!("flat/f{i:02}.txt"), &format!("flat {i}"));
+    }
+    put(&src, "top.txt", "top");
+    for d in [&dst, &one] {
+        put(d, "flat/f07.txt", "flat 7"); // identical: skipped
+        put(d, "flat/f08.txt", "older content"); // replaced
+        put(d, "flat/only-here.txt", "deleted");
+    }
+    let mut spec = JobSpec::new(DistMode::Sync, "pace:", dst.display().to_string());
+    spec.options.batch_size = 8;
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    let stats = run_workers(&db, paced_remotes(&src, 150), 3).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Done, "{st:?}");
+    let (batches, by) = shards_by(&db, job, "batch").await;
+    assert_eq!(batches, 5, "39 transfers in batches of 8");
+    assert!(by.len() > 1, "one worker ran every batch: {by:?} {stats:?}");
+
+    let single = one_process_sync(&src, &one).await;
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    check_clean(&src, &dst).await;
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.transferred + report.skipped, 41, "{report:?}");
+    assert_eq!(report.transferred, single.transferred);
+    assert_eq!(report.skipped, single.skipped);
+    assert_eq!(report.checked, single.checked);
+    assert_eq!(report.bytes, single.bytes);
+    assert_eq!(report.deleted, single.deleted);
+}
+
+/// Source files that change between the planning of their batch and its run: the batch does
+/// not apply the stale plan (which would copy with the old size and time, or trust an old
+/// comparison) but plans them again and transfers their new content; the job ends clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_batch_transfers_the_changed_sources_new_content() {
+    use cloudsync_dist::testkit::run_one_shard_for_test;
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    for i in 0..6 {
+        put(&src, &format!("flat/f{i}.txt"), &format!("source {i}"));
+    }
+    // Identical on the destination: planned as nothing to do (not in a batch) ...
+    put(&dst, "flat/f2.txt", "source 2");
+    // ... and one whose content differs: planned as a replacement.
+    put(&dst, "flat/f4.txt", "dest 4, other size");
+    let mut spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    spec.options.batch_size = 2;
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    let remotes = Arc::new(remotes(None));
+    assert!(run_one_shard_for_test(&db, &remotes).await.expect("root"));
+    assert!(run_one_shard_for_test(&db, &remotes).await.expect("flat"));
+    assert_eq!(batch_shards(&db, job, "flat").await, 3, "5 transfers in 2s");
+    // After planning: a new size, and the same size with a new time.
+    let later = |p: &Path, body: &str, secs: u64| {
+        std::fs::write(p, body).expect("write");
+        let f = std::fs::File::options().write(true).open(p).expect("open");
+        f.set_modified(t0() + Duration::from_secs(secs))
+            .expect("mtime");
+    };
+    later(
+        &src.join("flat/f1.txt"),
+        "changed after planning, longer",
+        100,
+    );
+    later(&src.join("flat/f4.txt"), "source X", 200);
+    run_workers_with(&db, remotes, 2, 1).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Done, "{st:?}");
+    assert_eq!(
+        std::fs::read_to_string(dst.join("flat/f1.txt")).expect("f1"),
+        "changed after planning, longer"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dst.join("flat/f4.txt")).expect("f4"),
+        "source X"
+    );
+    check_clean(&src, &dst).await;
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    // Each file counted once: 5 transferred (two of them planned again), f2 skipped.
+    assert_eq!((report.transferred, report.skipped), (5, 1), "{report:?}");
+    assert_eq!(report.checked, 2, "f2 and f4 were on both sides");
+}
+
+/// A move with `delete_empty_src_dirs`: while any shard has an error (writes under `zz`
+/// refused) no source directory is removed, not even those already emptied; once the job
+/// completes without error, every empty source directory goes (deepest first), the one
+/// holding a file the filter excluded stays, the root stays: as a one-process move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn move_removes_empty_source_dirs_only_after_every_shard() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, src1, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("src1"),
+        tmp.path().join("one"),
+    );
+    for root in [&src, &src1] {
+        for f in [
+            "a/x.txt",
+            "a/b/y.txt",
+            "a/b/c/z.txt",
+            "k/m.txt",
+            "zz/w.txt",
+            "t.txt",
+        ] {
+            put(root, f, f);
+        }
+        put(root, "k/keep.log", "excluded");
+        std::fs::create_dir_all(root.join("empty")).expect("empty dir");
+    }
+    let switch = tmp.path().join("writes-to-zz-fail");
+    std::fs::write(&switch, "").expect("switch");
+    let remotes = switched_remotes(&dst, &switch, Some("zz"));
+    let mut spec = JobSpec::new(DistMode::Move, src.to_str().expect("utf-8"), "sw:");
+    spec.options.delete_empty_src_dirs = true;
+    spec.options.filter.exclude = vec!["*.log".into()];
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers_with(&db, remotes.clone(), 2, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Failed);
+    assert!(!src.join("a/b/c/z.txt").exists(), "moved");
+    for d in ["a", "a/b", "a/b/c", "empty", "zz"] {
+        assert!(src.join(d).is_dir(), "{d} removed though the job failed");
+    }
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert_eq!(report.dirs_deleted, 0);
+
+    let r = cloudsync_dist::resume(&db, job).await.expect("resume");
+    assert_eq!(r.reopened, Some(JobState::Running), "{r:?}");
+    std::fs::remove_file(&switch).expect("switch off");
+    run_workers_with(&db, remotes, 2, 1).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    let left: Vec<String> = snapshot(&src).into_keys().collect();
+    assert_eq!(left, ["k", "k/keep.log"]);
+    assert!(src.is_dir(), "the source root stays");
+    let (rmdirs, _) = shards_by(&db, job, "rmdir").await;
+    assert_eq!(rmdirs, 1);
+
+    let mut opts = spec.options.to_sync_options().expect("options");
+    opts.delete_empty_src_dirs = true;
+    let single = ops::move_files(&local(&src1).await, &local(&one).await, &opts)
+        .await
+        .expect("one-process move");
+    assert!(single.errors.is_empty(), "{:?}", single.errors);
+    assert_eq!(snapshot(&src), snapshot(&src1));
+    assert_eq!(files(&dst), files(&one));
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.dirs_deleted, single.dirs_deleted);
+    assert_eq!(report.dirs_deleted, 5, "a, a/b, a/b/c, empty, zz");
+
+    let mut copy = JobSpec::new(DistMode::Copy, src.to_str().expect("utf-8"), "sw:");
+    copy.options.delete_empty_src_dirs = true;
+    assert!(matches!(
+        cloudsync_dist::submit(&db, &copy).await,
+        Err(DistError::InvalidInput(_))
+    ));
+}
+
+/// The delete phase in parallel: 12 destination-only files with `batch_size` 3 are four
+/// delete shards, run by more than one worker (each removal slow), then one shard removes
+/// their directory. `max_delete` counts the whole job, not a shard: at 11 nothing at all is
+/// deleted (each shard alone is under it), at 12 everything is, as a one-process sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_delete_phase_runs_in_parallel_under_one_max_delete() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst, one) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("one"),
+    );
+    put(&src, "keep/k.txt", "kept");
+    for d in [&dst, &one] {
+        put(d, "keep/k.txt", "kept");
+        for i in 0..12 {
+            put(d, &format!("gone/g{i:02}.txt"), "only on the destination");
+        }
+    }
+    let before = snapshot(&dst);
+    let remotes = paced_remotes(&dst, 150);
+    let mut spec = JobSpec::new(DistMode::Sync, src.to_str().expect("utf-8"), "pace:");
+    spec.options.batch_size = 3;
+    spec.options.max_delete = Some(11);
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers(&db, remotes.clone(), 3).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Failed, "{st:?}");
+    assert!(
+        st.error.as_deref().unwrap_or("").contains("max delete"),
+        "{st:?}"
+    );
+    assert_eq!(snapshot(&dst), before, "something was deleted");
+    assert_eq!(shards_by(&db, job, "delete").await.0, 0);
+
+    spec.options.max_delete = Some(12);
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers(&db, remotes, 3).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Done, "{st:?}");
+    let (deletes, by) = shards_by(&db, job, "delete").await;
+    assert_eq!(deletes, 4, "12 deletions in 3s");
+    assert!(by.len() > 1, "one worker ran every delete shard: {by:?}");
+    assert_eq!(shards_by(&db, job, "rmdir").await.0, 1);
+    let single = one_process_sync(&src, &one).await;
+    assert_eq!(snapshot(&dst), snapshot(&one));
+    assert!(!dst.join("gone").exists());
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.deleted, 12);
+    assert_eq!(report.deleted, single.deleted);
+    assert_eq!(report.dirs_deleted, single.dirs_deleted);
 }

@@ -107,6 +107,10 @@ pub struct SubmitCmd {
     /// Create empty source directories on DEST
     #[arg(long)]
     pub create_empty_src_dirs: bool,
+    /// Move only: remove the source's empty directories once every shard is done without
+    /// error
+    #[arg(long)]
+    pub delete_empty_src_dirs: bool,
     /// Match names byte for byte (no Unicode normalisation)
     #[arg(long)]
     pub no_unicode_normalization: bool,
@@ -317,6 +321,7 @@ async fn submit(_g: &GlobalArgs, mut s: SubmitCmd) -> Result<u8, Failure> {
     options.max_delete = s.max_delete;
     options.delete_excluded = s.delete_excluded;
     options.create_empty_src_dirs = s.create_empty_src_dirs;
+    options.delete_empty_src_dirs = s.delete_empty_src_dirs;
     options.no_unicode_normalization = s.no_unicode_normalization;
     options.batch_size = s.batch_size.max(1);
     let mode = match s.mode {
