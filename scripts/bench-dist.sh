@@ -6,8 +6,12 @@
 # pg_stat_database). Every result is checked with `cloudsync check`.
 #
 #   scripts/bench-dist.sh [--files N] [--per-dir N] [--workers "1 2 4"] [--shards N] [--dir DIR]
+#                         [--keep]
 #
 # --shards N: directories each worker runs at once (`dist worker --shards`, default 1).
+# --dir DIR: work there (for 1M files, a disk directory such as /tmp/bench-dist: every copy
+#   of the tree takes ~4 GiB and 1M inodes); each destination is deleted once checked, unless
+#   --keep; the source and the database stay in DIR (delete it when done).
 #
 # Defaults: 200000 files of 100-400 bytes, 200 per directory, in a temporary directory under
 # /dev/shm (tmpfs: the disk's own effects stay out; see DESIGN.md section 8). Needs the
@@ -20,6 +24,7 @@ PER_DIR=200
 WORKERS="1 2 4"
 SHARDS=1
 BASE=""
+KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --files) FILES=$2; shift 2 ;;
@@ -27,7 +32,8 @@ while [ $# -gt 0 ]; do
     --workers) WORKERS=$2; shift 2 ;;
     --shards) SHARDS=$2; shift 2 ;;
     --dir) BASE=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -85,6 +91,10 @@ check() {
   "$CS" check "$SRC" "$1" -q >/dev/null 2>&1 && echo clean || echo "DIFFERENCES"
 }
 
+# A destination once checked (disk and inodes for the next run).
+done_with() { [ "$KEEP" = 1 ] || rm -rf "$1"; }
+
+NOTES=()
 echo
 echo "| run | wall s | peak RSS MiB (each process) | shards | DB rows written | transactions | tx/s | check |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -96,6 +106,7 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 printf '| one-process sync | %.1f | %d | - | - | - | - | %s |\n' \
   "$(echo "$end - $start" | bc)" "$(( $(rss "$BASE/time-one") / 1024 ))" "$(check "$DST")"
+done_with "$DST"
 
 for n in $WORKERS; do
   DST=$BASE/dst-$n
@@ -119,6 +130,11 @@ for n in $WORKERS; do
                                       FROM pg_stat_database WHERE datname = 'postgres'" | tr '|' ' ')"
   state=$("$CS" dist status "$job" | awk '/^state:/ {print $2}')
   shards=$(psql_q "SELECT count(*) FROM cloudsync.shards WHERE job = $job")
+  # Which workers ran which kinds of shard (a flat directory's batches should spread).
+  NOTES+=("$n worker(s): $(psql_q "SELECT string_agg(kind || ' ' || n || ' by ' || w || ' worker(s)', ', ')
+                                   FROM (SELECT kind, count(*) AS n, count(DISTINCT finished_by) AS w
+                                         FROM cloudsync.shards WHERE job = $job GROUP BY kind
+                                         ORDER BY kind) k")")
   rsss=""
   for i in $(seq 1 "$n"); do rsss="$rsss $(( $(rss "$BASE/time-$n-$i") / 1024 ))"; done
   wall=$(echo "$end - $start" | bc)
@@ -126,6 +142,8 @@ for n in $WORKERS; do
   printf '| dist, %d worker(s) x %d shards (%s) | %.1f | %s | %s | %d inserted, %d updated | %d | %.0f | %s |\n' \
     "$n" "$SHARDS" "$state" "$wall" "${rsss# }" "$shards" "$((ins1 - ins0))" "$((upd1 - upd0))" "$tx" \
     "$(echo "$tx / $wall" | bc -l)" "$(check "$DST")"
+  done_with "$DST"
 done
 echo
+for note in "${NOTES[@]}"; do echo "# shards, $note"; done
 echo "# database size: $(psql_q "SELECT pg_size_pretty(pg_database_size('postgres'))")"

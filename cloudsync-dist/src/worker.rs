@@ -723,12 +723,17 @@ async fn walk(claim: &Claim, job: &OpenJob) -> Result<Outcome> {
         }
     }
     // A huge flat directory: its planned transfers go to batch shards that any worker runs.
+    // Only what acts goes there: a file already identical is only counted (here) in a copy
+    // or sync, so an unchanged huge directory writes no plan to the database; in a move it
+    // still removes its source, so it is work.
+    let acts = |d: &Decision| d.action != Action::Skip || job.mode == DistMode::Move;
     let mut batches = Vec::new();
-    if act.len() > job.batch_size {
-        for chunk in act.chunks(job.batch_size) {
+    if act.iter().filter(|d| acts(d)).count() > job.batch_size {
+        let (work, counted): (Vec<Decision>, Vec<Decision>) = act.into_iter().partition(acts);
+        for chunk in work.chunks(job.batch_size) {
             batches.push(serde_json::to_value(chunk)?);
         }
-        act = Vec::new();
+        act = counted;
     }
     let transfers = Plan {
         decisions: act,

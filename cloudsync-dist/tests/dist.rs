@@ -1427,6 +1427,16 @@ async fn three_workers_share_the_batches_of_one_flat_directory() {
     assert_eq!(report.checked, single.checked);
     assert_eq!(report.bytes, single.bytes);
     assert_eq!(report.deleted, single.deleted);
+
+    // Again, with nothing left to do: the identical files are counted by the walk, no plan
+    // goes to the database.
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    run_workers(&db, paced_remotes(&src, 0), 3).await;
+    assert_eq!(state(&db, job).await, JobState::Done);
+    assert_eq!(shards_by(&db, job, "batch").await.0, 0);
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!((report.transferred, report.skipped), (0, 41), "{report:?}");
 }
 
 /// Source files that change between the planning of their batch and its run: the batch does
