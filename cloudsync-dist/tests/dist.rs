@@ -1627,3 +1627,97 @@ async fn the_delete_phase_runs_in_parallel_under_one_max_delete() {
     assert_eq!(report.deleted, single.deleted);
     assert_eq!(report.dirs_deleted, single.dirs_deleted);
 }
+
+/// A job that version 2 put in its delete phase (one delete shard for the whole phase, no
+/// range) finishes after the upgrade to version 3 as version 2 ran it: every candidate file,
+/// then the directories, in that one shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_version_2_delete_phase_finishes_after_the_upgrade() {
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    cloudsync_dist::testkit::create_schema_version(&db, 2)
+        .await
+        .expect("v2 schema");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    // What the copy phase would have left: every transfer done, the deletions planned.
+    ops::copy(&local(&src).await, &local(&dst).await, &Default::default())
+        .await
+        .expect("copy");
+    let plan = ops::plan(
+        &local(&src).await,
+        &local(&dst).await,
+        cloudsync_core::Mode::Sync,
+        &Default::default(),
+    )
+    .await
+    .expect("plan");
+    let candidates: Vec<_> = plan
+        .decisions
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.action,
+                cloudsync_core::Action::Delete | cloudsync_core::Action::Rmdir
+            )
+        })
+        .collect();
+    assert_eq!(candidates.len(), 4 + 2, "4 files, old and old/deeper");
+    let job = {
+        let client = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+            .await
+            .map(|(c, conn)| {
+                tokio::spawn(conn);
+                c
+            })
+            .expect("raw connect");
+        let job: i64 = client
+            .query_one(
+                "INSERT INTO cloudsync.jobs (mode, source, destination, options, state)
+                 VALUES ('sync', $1, $2, '{}', 'deleting') RETURNING id",
+                &[&src.display().to_string(), &dst.display().to_string()],
+            )
+            .await
+            .expect("v2 job")
+            .get(0);
+        let shard: i64 = client
+            .query_one(
+                "INSERT INTO cloudsync.shards (job, kind, path, src_path, src, dst)
+                 VALUES ($1, 'delete', '', '', false, true) RETURNING id",
+                &[&job],
+            )
+            .await
+            .expect("v2 delete shard")
+            .get(0);
+        for d in candidates {
+            client
+                .execute(
+                    "INSERT INTO cloudsync.delete_candidates (job, shard, path, is_dir, decision)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &job,
+                        &shard,
+                        &d.path.as_str(),
+                        &(d.action == cloudsync_core::Action::Rmdir),
+                        &serde_json::to_value(d).expect("json"),
+                    ],
+                )
+                .await
+                .expect("candidate");
+        }
+        job
+    };
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    let st = cloudsync_dist::status(&db, job).await.expect("status");
+    assert_eq!(st.state, JobState::Done, "{st:?}");
+    assert_eq!(snapshot(&dst), snapshot(&src));
+    assert_eq!(
+        shards_by(&db, job, "rmdir").await.0,
+        0,
+        "the old shard did it all"
+    );
+    let report = cloudsync_dist::report(&db, job).await.expect("report");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!((report.deleted, report.dirs_deleted), (4, 2));
+}
