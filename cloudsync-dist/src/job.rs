@@ -557,6 +557,17 @@ pub(crate) fn add_to(total: &mut Option<Summary>, s: Summary) {
 pub async fn cancel(db: &Db, job: JobId) -> Result<bool> {
     let mut client = db.connect().await?;
     let tx = client.transaction().await?;
+    // Shard rows first, then the job row: the order in which a worker's completion or failure
+    // takes them, so the two never wait on each other (a deadlock PostgreSQL would break by
+    // aborting one of them).
+    tx.execute(
+        "UPDATE cloudsync.shards SET state = 'cancelled', lease_owner = NULL, lease_until = NULL
+         WHERE job = $1 AND state IN ('pending', 'running')
+           AND EXISTS (SELECT 1 FROM cloudsync.jobs
+                       WHERE id = $1 AND state IN ('running', 'deleting'))",
+        &[&job],
+    )
+    .await?;
     let n = tx
         .execute(
             "UPDATE cloudsync.jobs SET state = 'cancelled', finished = now(),
@@ -570,6 +581,7 @@ pub async fn cancel(db: &Db, job: JobId) -> Result<bool> {
         status_with(&client, job).await?; // NoSuchJob when there is none
         return Ok(false);
     }
+    // Shards the delete phase queued while this waited for the job row.
     tx.execute(
         "UPDATE cloudsync.shards SET state = 'cancelled', lease_owner = NULL, lease_until = NULL
          WHERE job = $1 AND state IN ('pending', 'running')",

@@ -876,6 +876,43 @@ async fn resume_finishes_a_cut_transition_and_refuses_what_it_cannot_resume() {
     assert!(dst.join("extra.txt").exists());
 }
 
+/// `cancel` stops a running job: the shard a worker holds loses its lease (its completion is
+/// refused), the pending ones are never claimed, and the destination stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_job_commits_and_claims_nothing_more() {
+    use cloudsync_dist::testkit::{claim_for_test, complete_for_test};
+    let pg = Pg::start();
+    let db = Db::new(&pg.url()).expect("db");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    fixture(&src, &[&dst]);
+    let before = snapshot(&dst);
+    let spec = submit_spec(DistMode::Sync, src.to_str().expect("utf-8"), &dst);
+    let job = cloudsync_dist::submit(&db, &spec).await.expect("submit");
+    let (shard, token) = claim_for_test(&db, "w", Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .expect("shard");
+    assert!(cloudsync_dist::cancel(&db, job).await.expect("cancel"));
+    assert_eq!(state(&db, job).await, JobState::Cancelled);
+    assert!(
+        complete_for_test(&db, shard, token).await.is_err(),
+        "a cancelled job's shard must not complete"
+    );
+    run_workers(&db, Arc::new(remotes(None)), 2).await;
+    assert_eq!(state(&db, job).await, JobState::Cancelled);
+    assert_eq!(
+        snapshot(&dst),
+        before,
+        "a cancelled job changed the destination"
+    );
+    assert!(
+        !cloudsync_dist::cancel(&db, job)
+            .await
+            .expect("cancel again")
+    );
+}
+
 /// Files (not directories) under `root`.
 fn files(root: &Path) -> BTreeMap<String, Option<String>> {
     let mut s = snapshot(root);
