@@ -62,8 +62,11 @@ async fn cut_upload(
     .await?;
     ensure!(
         first.errors.len() == 1 && first.errors[0].temporary,
-        "{what} (cut at byte {after}) reports {:?}, want one temporary error",
-        first.errors
+        "{what} (cut at byte {after}) reports {:?}, want one temporary error ({} files, {} bytes \
+         transferred)",
+        first.errors,
+        first.transferred,
+        first.bytes
     );
     match remote.stat(&p("big.bin")?).await {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
