@@ -212,8 +212,8 @@ impl Transferer {
             .or_else(|| {
                 HashKind::ALL
                     .iter()
-                    .find(|k| theirs(**k).is_some() || dst_kinds.contains(k))
-                    .and_then(|k| src.hashes.get(*k).map(|v| (*k, v.to_owned())))
+                    .filter(|k| theirs(**k).is_some() || dst_kinds.contains(k))
+                    .find_map(|k| src.hashes.get(*k).map(|v| (*k, v.to_owned())))
             });
         if want.is_none() {
             let src_kinds = self.src.capabilities().hashes.clone();
@@ -354,6 +354,50 @@ mod tests {
             .expect("copy");
         assert!(third.is_ok(), "{:?}", third.errors);
         assert_eq!(dst.files().get("big.bin"), Some(&data()));
+    }
+
+    /// A resumed upload announces itself with `Event::Resumed` at the offset the session
+    /// held, and progress starts there.
+    #[tokio::test]
+    async fn a_resumed_upload_emits_resumed_and_progress_from_the_offset() {
+        use std::sync::Mutex;
+
+        use crate::report::Event;
+        let (src, dst) = setup().await;
+        let store = SessionStore::memory();
+        let dst_r: Arc<dyn Remote> = dst.clone();
+        ops::copy(&cut(&src, 1_500_000), &dst_r, &opts(&store, 0))
+            .await
+            .expect("copy");
+        let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let sink = seen.clone();
+        let o = SyncOptions {
+            events: Some(Arc::new(move |e: &Event| {
+                sink.lock().expect("lock").push(e.clone());
+            })),
+            ..opts(&store, 0)
+        };
+        let src_r: Arc<dyn Remote> = src.clone();
+        let s = ops::copy(&src_r, &dst_r, &o).await.expect("copy");
+        assert!(s.is_ok(), "{:?}", s.errors);
+        let held = (1_500_000 / crate::testkit::MEM_SESSION_CHUNK
+            * crate::testkit::MEM_SESSION_CHUNK) as u64;
+        assert_eq!(s.bytes_resumed, held);
+        let events = seen.lock().expect("lock").clone();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Resumed { offset, .. } if *offset == held)),
+            "{events:?}"
+        );
+        let first_progress = events.iter().find_map(|e| match e {
+            Event::Progress { bytes, .. } => Some(*bytes),
+            _ => None,
+        });
+        assert!(
+            first_progress.is_some_and(|b| b > held),
+            "{first_progress:?}"
+        );
     }
 
     /// Files below `resume_above` are written the plain way (no session, no record), and a
