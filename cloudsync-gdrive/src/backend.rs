@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     ByteStream, Capabilities, Entry, EntryStream, HashKind, Location, Remote, RemotePath, Result,
-    Usage, WriteMeta,
+    SessionToken, Usage, WriteMeta,
 };
 use time::OffsetDateTime;
 
@@ -64,6 +64,8 @@ impl DriveRemote {
                 cleanup: true,
                 usage: true,
                 dirs: true,
+                // Resumable upload sessions, continued across runs from their recorded URI.
+                resume_sessions: true,
                 ..Default::default()
             },
         }
@@ -104,6 +106,40 @@ impl Remote for DriveRemote {
         writer::write(&self.core, path, body, meta)
             .await
             .map_err(|e| self.core.ctx(e, path))
+    }
+
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<SessionToken> {
+        writer::session_start(&self.core, path, size, meta)
+            .await
+            .map_err(|e| self.core.ctx(e, path))
+    }
+
+    async fn session_offset(&self, token: &SessionToken) -> Result<u64> {
+        writer::session_offset(&self.core, token)
+            .await
+            .map_err(|e| e.with_remote(self.core.name.clone()))
+    }
+
+    async fn session_write(
+        &self,
+        token: &SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        _meta: WriteMeta,
+    ) -> Result<Entry> {
+        writer::session_write(&self.core, token, path, offset, body)
+            .await
+            .map_err(|e| self.core.ctx(e, path))
+    }
+
+    async fn session_cancel(&self, token: &SessionToken) -> Result<()> {
+        writer::session_cancel(&self.core, token).await
     }
 
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {

@@ -5,7 +5,9 @@
 //! file is updated in place (same id), a new one is created in its folder.
 
 use bytes::{Bytes, BytesMut};
-use cloudsync_core::{ByteStream, Entry, Error, ErrorKind, RemotePath, Result, WriteMeta};
+use cloudsync_core::{
+    ByteStream, Entry, Error, ErrorKind, RemotePath, Result, SessionToken, WriteMeta,
+};
 use futures::TryStreamExt;
 use md5::Digest as _;
 use reqwest::StatusCode;
@@ -180,6 +182,10 @@ struct Session<'a> {
     url: String,
     /// Bytes the server has committed.
     committed: u64,
+    /// What a session the server no longer knows becomes: a transient error inside one
+    /// write (the write as a whole may be tried again), `NotFound` for a recorded session
+    /// (the engine then opens a new one).
+    gone: ErrorKind,
 }
 
 enum ChunkOutcome {
@@ -257,7 +263,7 @@ impl Session<'_> {
             }
             s if s.is_success() => Ok(ChunkOutcome::Done(file_json(res).await?)),
             StatusCode::NOT_FOUND | StatusCode::GONE => Err(Error::new(
-                ErrorKind::Transient,
+                self.gone,
                 "the resumable upload session expired",
             )),
             _ => Err(error_from(res).await),
@@ -354,15 +360,9 @@ impl Session<'_> {
     }
 }
 
-async fn resumable(
-    core: &DriveCore,
-    target: &Target<'_>,
-    meta: &WriteMeta,
-    mut buf: BytesMut,
-    mut body: ByteStream,
-    md5: &mut md5::Md5,
-) -> Result<DriveFile> {
-    let chunk = core.cfg.chunk_size as usize;
+/// Opens a resumable session (`uploadType=resumable` with the metadata) and returns its URI
+/// (`Location`).
+async fn open_session(core: &DriveCore, target: &Target<'_>, meta: &WriteMeta) -> Result<String> {
     let (method, url) = upload_url(core, target);
     let mut query = core.common();
     query.push(("uploadType", "resumable".into()));
@@ -386,10 +386,24 @@ async fn resumable(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| Error::new(ErrorKind::Protocol, "no Location for the upload session"))?
         .to_owned();
+    Ok(location)
+}
+
+async fn resumable(
+    core: &DriveCore,
+    target: &Target<'_>,
+    meta: &WriteMeta,
+    mut buf: BytesMut,
+    mut body: ByteStream,
+    md5: &mut md5::Md5,
+) -> Result<DriveFile> {
+    let chunk = core.cfg.chunk_size as usize;
+    let location = open_session(core, target, meta).await?;
     let mut session = Session {
         core,
         url: location,
         committed: 0,
+        gone: ErrorKind::Transient,
     };
     let result: Result<DriveFile> = async {
         loop {
@@ -422,4 +436,177 @@ async fn resumable(
         session.cancel().await;
     }
     result
+}
+
+/// The tag that starts every session token of ours: `drive1 <size> <session URI>`.
+const TOKEN_TAG: &str = "drive1";
+
+/// Opens a resumable session for `size` bytes to be stored at `path` (a new file in its
+/// folder, or new content for the file there) and returns its token (see
+/// [`cloudsync_core::Remote::session_start`]): the session URI and the size, no credential.
+pub(crate) async fn session_start(
+    core: &DriveCore,
+    path: &RemotePath,
+    size: u64,
+    meta: &WriteMeta,
+) -> Result<SessionToken> {
+    let Some(parent) = path.parent() else {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "cannot write to the root",
+        ));
+    };
+    let pid = core.mkdir_all(&parent).await?;
+    let existing = core.child(&pid, path.name(), path).await?;
+    let target = match &existing {
+        Some(f) if f.is_folder() => {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "a folder is in the way of a file",
+            ));
+        }
+        Some(f) => Target::Update { id: &f.id },
+        None => Target::Create {
+            parent: &pid,
+            name: path.name(),
+        },
+    };
+    let meta = WriteMeta {
+        size: Some(size),
+        ..meta.clone()
+    };
+    let uri = open_session(core, &target, &meta).await?;
+    // Requests to the session carry our access token: it must be Drive's upload host.
+    same_origin(core, &uri).map_err(|_| {
+        Error::new(
+            ErrorKind::Protocol,
+            "the upload session URI points at another host than the upload endpoint",
+        )
+    })?;
+    Ok(SessionToken::new(format!("{TOKEN_TAG} {size} {uri}")))
+}
+
+fn same_origin(core: &DriveCore, uri: &str) -> Result<()> {
+    let ours = url::Url::parse(&core.upload("files"))
+        .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
+    if url::Url::parse(uri).is_ok_and(|u| u.origin() == ours.origin()) {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorKind::InvalidInput, "another host"))
+    }
+}
+
+/// The session a token names (a recorded one: `NotFound` when it is gone) and the file's size.
+/// The URI must be on the upload endpoint's host: requests to it carry our access token, and a
+/// token comes from a state file.
+fn open_token<'a>(core: &'a DriveCore, token: &SessionToken) -> Result<(Session<'a>, u64)> {
+    let bad = || {
+        Error::new(
+            ErrorKind::InvalidInput,
+            "not an upload session token of this Drive remote",
+        )
+    };
+    let mut parts = token.expose().splitn(3, ' ');
+    let (Some(TOKEN_TAG), Some(size), Some(uri)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let size: u64 = size.parse().map_err(|_| bad())?;
+    same_origin(core, uri).map_err(|_| bad())?;
+    Ok((
+        Session {
+            core,
+            url: uri.to_owned(),
+            committed: 0,
+            gone: ErrorKind::NotFound,
+        },
+        size,
+    ))
+}
+
+/// The bytes the session holds, from the status query (`Content-Range: bytes */SIZE`, a `308`
+/// with `Range`); a session that has every byte finishes on it (then: `SIZE`). `NotFound`
+/// when the session expired.
+pub(crate) async fn session_offset(core: &DriveCore, token: &SessionToken) -> Result<u64> {
+    let (session, size) = open_token(core, token)?;
+    match session.query(Some(size)).await? {
+        ChunkOutcome::Committed(n) if n <= size => Ok(n),
+        ChunkOutcome::Committed(n) => Err(Error::new(
+            ErrorKind::Protocol,
+            format!("the upload session holds {n} bytes of a {size}-byte file"),
+        )),
+        ChunkOutcome::Done(_) => Ok(size),
+    }
+}
+
+/// Sends the file's bytes from `offset` (`body`) into the session and finishes it (see
+/// [`cloudsync_core::Remote::session_write`]). The session is not cancelled when this fails:
+/// what the server committed stays for the next attempt.
+pub(crate) async fn session_write(
+    core: &DriveCore,
+    token: &SessionToken,
+    path: &RemotePath,
+    offset: u64,
+    mut body: ByteStream,
+) -> Result<Entry> {
+    let (mut session, size) = open_token(core, token)?;
+    if offset > size {
+        return Err(Error::new(
+            ErrorKind::ConditionNotMatch,
+            format!("offset {offset} is past the end of the {size}-byte file"),
+        ));
+    }
+    session.committed = offset;
+    let chunk = core.cfg.chunk_size as usize;
+    // The MD5 covers the whole file only when it is sent from byte 0.
+    let mut md5 = (offset == 0).then(md5::Md5::new);
+    let mut buf = BytesMut::new();
+    loop {
+        if let Some(f) = session.drain(&mut buf, chunk, None).await? {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "the server finished the upload early (file {})",
+                    crate::core::cut(&f.id)
+                ),
+            ));
+        }
+        match body.try_next().await? {
+            Some(b) => {
+                if let Some(h) = md5.as_mut() {
+                    h.update(&b);
+                }
+                buf.extend_from_slice(&b);
+                if session.committed + buf.len() as u64 > size {
+                    return Err(Error::new(
+                        ErrorKind::ConditionNotMatch,
+                        format!("the body is longer than the {size} bytes announced"),
+                    ));
+                }
+            }
+            None => break,
+        }
+    }
+    let total = session.committed + buf.len() as u64;
+    if total != size {
+        return Err(Error::new(
+            ErrorKind::ConditionNotMatch,
+            format!("the source sent {total} bytes but announced {size}"),
+        ));
+    }
+    let file = session
+        .drain(&mut buf, chunk, Some(total))
+        .await?
+        .ok_or_else(|| Error::new(ErrorKind::Protocol, "upload did not complete"))?;
+    if let Some(h) = md5 {
+        verify(&file, h)?;
+    }
+    file.entry(path.clone())
+}
+
+/// Cancels the session (DELETE on its URI). An unknown or expired one is fine.
+pub(crate) async fn session_cancel(core: &DriveCore, token: &SessionToken) -> Result<()> {
+    let (session, _) = open_token(core, token)?;
+    session.cancel().await;
+    Ok(())
 }

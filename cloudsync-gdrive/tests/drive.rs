@@ -965,3 +965,127 @@ async fn registry_layers_name_operation_remote_and_path() {
     let e = remote.stat(&p("there.txt")).await.unwrap_err();
     assert_error_names(&e, ErrorKind::Auth, "token", &described, "there.txt");
 }
+
+/// The session checks of the testkit on the emulator (256 KiB chunks): an upload cut part-way
+/// continues from its session in a retry and in a later run with the same record file, a
+/// changed source is uploaded whole, a cancelled session is replaced; no session stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_resume_through_sessions() {
+    let emu = DriveEmulator::start().await;
+    let remote = backend(&emu, 256 * 1024);
+    let sub = |d: &str| cloudsync_core::Prefix::wrap(remote.clone(), p(d));
+    cloudsync_core::testkit::check_session_resume(&sub("resume"))
+        .await
+        .unwrap();
+    cloudsync_core::testkit::check_session_stale(&sub("stale"))
+        .await
+        .unwrap();
+    assert_eq!(emu.open_sessions(), 0, "sessions left open");
+    // The resumed uploads asked their sessions where they stood.
+    assert!(
+        emu.requests()
+            .iter()
+            .any(|r| r.starts_with("PUT") && r.contains("upload_id=")),
+        "no session request seen"
+    );
+}
+
+/// A session that expired between two runs (the emulator ends it; the status query is then
+/// answered 404) is replaced by a new one: the second run uploads the file whole, exactly,
+/// and leaves no record and no open session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_is_replaced_by_a_new_one() {
+    use cloudsync_core::ops::{self, SyncOptions};
+    use cloudsync_core::testkit::{Chaos, Fault as CFault, FaultPlan, MemFs, Op, Rule};
+    let emu = DriveEmulator::start().await;
+    let remote = backend(&emu, 256 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("uploads.json");
+    let content = bytes::Bytes::from(data(2 * 1024 * 1024 + 11, 9));
+    let mem = Arc::new(MemFs::new("memfs://expired-src"));
+    let t = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    mem.put_file(&p("big.bin"), content.clone(), t).unwrap();
+    let src: Arc<dyn Remote> = mem.clone();
+    let opts = |store: cloudsync_core::SessionStore| SyncOptions {
+        resume_above: Some(1024 * 1024),
+        retries: 1,
+        low_level_retries: 0,
+        sessions: store,
+        ..Default::default()
+    };
+    let cut: Arc<dyn Remote> = Arc::new(Chaos::new(
+        src.clone(),
+        FaultPlan {
+            rules: vec![Rule {
+                op: Op::Read,
+                path: Some(p("big.bin")),
+                skip: 0,
+                times: 1,
+                fault: CFault::ReadCut {
+                    after: 1_200_000,
+                    kind: ErrorKind::Transient,
+                },
+            }],
+        },
+    ));
+    let first = ops::copy(
+        &cut,
+        &remote,
+        &opts(cloudsync_core::SessionStore::open(&file)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
+    assert_eq!(emu.open_sessions(), 1);
+    let store = cloudsync_core::SessionStore::open(&file);
+    let rec = store.get(&remote.describe(), &p("big.bin")).unwrap();
+    assert_eq!(
+        remote.session_offset(&rec.token).await.unwrap(),
+        1024 * 1024
+    );
+    emu.expire_sessions();
+    let e = remote.session_offset(&rec.token).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let second = ops::copy(&src, &remote, &opts(store.clone()))
+        .await
+        .unwrap();
+    assert!(second.is_ok(), "{:?}", second.errors);
+    assert_eq!(second.bytes_resumed, 0);
+    let got = collect_bytes(remote.read(&p("big.bin"), None).await.unwrap())
+        .await
+        .unwrap();
+    assert!(
+        got == content,
+        "the upload after an expired session is not the source"
+    );
+    assert!(cloudsync_core::SessionStore::open(&file).is_empty());
+    assert_eq!(emu.open_sessions(), 0);
+}
+
+/// A token from a record file is only used against the upload endpoint's own host (requests
+/// to a session carry the access token): one naming another host is refused before anything
+/// is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_token_for_another_host_is_refused() {
+    let emu = DriveEmulator::start().await;
+    let remote = backend(&emu, 256 * 1024);
+    let before = emu.requests().len();
+    let t = cloudsync_core::SessionToken::new(
+        "drive1 10 http://198.51.100.7:9/upload/drive/v3/files?upload_id=x",
+    );
+    let e = remote.session_offset(&t).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let e = remote
+        .session_write(
+            &t,
+            &p("a.bin"),
+            0,
+            bytes_stream("0123456789"),
+            WriteMeta::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(!e.to_string().contains("198.51.100.7"), "{e}");
+    assert_eq!(emu.requests().len(), before, "a request was sent");
+}

@@ -1129,3 +1129,148 @@ async fn registry_layers_name_operation_remote_and_path() {
     let e = remote.list_recursive(&p("nodir")).await.err().unwrap();
     assert_error_names(&e, missing, "list", &described, "nodir");
 }
+
+/// What fake-gcs-server does with the requests of a resumable session that the Cloud Storage
+/// guide describes otherwise (the reason for `common/session_shim.rs`). Each assertion is a
+/// deviation; if one starts failing, fake-gcs-server was fixed and the front can shrink.
+///
+/// - The status query ("Check the status of a resumable upload": `PUT` with
+///   `Content-Range: bytes */SIZE` and no body, answered `308` with `Range`) finishes the
+///   upload with the bytes held: 200 and a truncated object.
+/// - `DELETE` on the session URI ("Cancel an upload") answers 499 but the session still takes
+///   chunks.
+/// - A chunk is appended whole whatever its start offset.
+/// - It does not check a `md5Hash` given when the session opens against the content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_gcs_server_session_deviations() {
+    let b = bucket("session-deviations").await;
+    let base = base_url();
+    let http = reqwest::Client::new();
+    let open = |name: &'static str, resource: serde_json::Value| {
+        let (http, base, b) = (http.clone(), base.clone(), b.clone());
+        async move {
+            let res = http
+                .post(format!("{base}/upload/storage/v1/b/{b}/o"))
+                .query(&[("uploadType", "resumable"), ("name", name)])
+                .json(&resource)
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_success(), "open: {}", res.status());
+            res.headers()["location"].to_str().unwrap().to_owned()
+        }
+    };
+    let chunk = vec![7u8; 256 * 1024];
+    let put = |uri: String, range: String, body: Vec<u8>| {
+        let http = http.clone();
+        async move {
+            http.put(uri)
+                .header("Content-Range", range)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let size_of = |name: &'static str| {
+        let (http, base, b) = (http.clone(), base.clone(), b.clone());
+        async move {
+            let res = http
+                .get(format!("{base}/storage/v1/b/{b}/o/{name}"))
+                .send()
+                .await
+                .unwrap();
+            if !res.status().is_success() {
+                return None;
+            }
+            let v: serde_json::Value = res.json().await.unwrap();
+            v["size"].as_str().map(str::to_owned)
+        }
+    };
+
+    // A status query finishes the upload.
+    let uri = open("status.bin", serde_json::json!({ "name": "status.bin" })).await;
+    let r = put(uri.clone(), "bytes 0-262143/*".into(), chunk.clone()).await;
+    assert_eq!(r.status().as_u16(), 308);
+    let r = put(uri.clone(), "bytes */1048576".into(), Vec::new()).await;
+    assert_eq!(r.status().as_u16(), 200, "status query");
+    assert_eq!(size_of("status.bin").await.as_deref(), Some("262144"));
+
+    // DELETE answers 499 and leaves the session open.
+    let uri = open("cancel.bin", serde_json::json!({ "name": "cancel.bin" })).await;
+    let r = http.delete(&uri).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 499);
+    let r = put(uri.clone(), "bytes 0-262143/262144".into(), chunk.clone()).await;
+    assert_eq!(r.status().as_u16(), 200, "a cancelled session took a chunk");
+
+    // The start offset is not looked at: the same chunk twice is stored twice.
+    let uri = open("twice.bin", serde_json::json!({ "name": "twice.bin" })).await;
+    put(uri.clone(), "bytes 0-262143/*".into(), chunk.clone()).await;
+    let r = put(uri.clone(), "bytes 0-262143/524288".into(), chunk.clone()).await;
+    assert_eq!(r.status().as_u16(), 308);
+    assert_eq!(size_of("twice.bin").await, None);
+    let r = put(
+        uri.clone(),
+        "bytes 262144-524287/524288".into(),
+        chunk.clone(),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(size_of("twice.bin").await.as_deref(), Some("786432"));
+
+    // A wrong md5Hash in the resource is not checked.
+    let uri = open(
+        "md5.bin",
+        serde_json::json!({ "name": "md5.bin", "md5Hash": "AAAAAAAAAAAAAAAAAAAAAA==" }),
+    )
+    .await;
+    let r = put(uri, "bytes 0-262143/262144".into(), chunk.clone()).await;
+    assert_eq!(r.status().as_u16(), 200, "a wrong md5Hash was refused");
+}
+
+/// The session checks of the testkit on Cloud Storage (through the status-query front): an
+/// upload cut part-way continues from the session in a retry and in a later run with the same
+/// record file, a changed source is uploaded whole, a cancelled session is replaced; no
+/// session stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_resume_through_sessions() {
+    let b = bucket("sessions").await;
+    let (cfg, shim) = common::remote_with_sessions(&b, "resume").await;
+    let remote: Arc<dyn Remote> = Arc::new(cfg.build().unwrap());
+    // Each check in a directory of its own, as the conformance suite runs them.
+    let sub = |d: &str| cloudsync_core::Prefix::wrap(remote.clone(), p(d));
+    cloudsync_core::testkit::check_session_resume(&sub("resume"))
+        .await
+        .unwrap();
+    cloudsync_core::testkit::check_session_stale(&sub("stale"))
+        .await
+        .unwrap();
+    assert!(shim.status_queries() >= 2, "{}", shim.status_queries());
+    assert_eq!(shim.open_sessions(), 0, "sessions left open");
+}
+
+/// A token from a record file is only used against the upload endpoint's own host: one that
+/// names another host (a tampered file) is refused before any byte goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_token_for_another_host_is_refused() {
+    let b = bucket("session-tokens").await;
+    let remote = remote(&b, "t").build().unwrap();
+    let t = cloudsync_core::SessionToken::new("gcs1 10 http://198.51.100.7:9/upload?upload_id=x");
+    let e = remote.session_offset(&t).await.unwrap_err();
+    assert_eq!(e.kind(), cloudsync_core::ErrorKind::InvalidInput, "{e}");
+    assert!(!e.to_string().contains("198.51.100.7"), "{e}");
+    let e = remote
+        .session_write(
+            &t,
+            &p("a.bin"),
+            0,
+            bytes_stream("0123456789"),
+            WriteMeta::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), cloudsync_core::ErrorKind::InvalidInput, "{e}");
+    assert!(
+        matches!(remote.stat(&p("a.bin")).await, Err(e) if e.kind() == cloudsync_core::ErrorKind::NotFound)
+    );
+}

@@ -672,3 +672,44 @@ async fn error_context_under_retrying() {
         "temporary failure: boom (rename bare://b: from)"
     );
 }
+
+/// Every layer forwards the upload-session calls: the session checks pass on a session
+/// backend inside the whole stack (timeout, in-flight limit, throttle, retries), the error
+/// context, a bandwidth limit and a prefix view, as a remote opened from a config has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layers_forward_upload_sessions() {
+    use crate::layers::stack::Stack;
+    let fs = Arc::new(MemFs::new("memfs://layered-sessions").with_sessions());
+    let stack = Stack::new(crate::LayerOptions {
+        timeout: Some(Duration::from_secs(30)),
+        max_in_flight: Some(4),
+        tps_limit: Some(1000.0),
+        tps_burst: 100,
+        retry: crate::RetryPolicy {
+            max_retries: 2,
+            base: Duration::from_millis(1),
+            ..Default::default()
+        },
+    })
+    .expect("stack");
+    let inner: Arc<dyn Remote> = fs.clone();
+    let wrapped = stack.apply(inner);
+    let wrapped = crate::ErrorContext::wrap(wrapped);
+    let limiter = crate::BandwidthLimiter::new(
+        crate::BwTimetable::constant(crate::BwLimit {
+            up: Some(1 << 30),
+            down: None,
+        }),
+        None,
+    );
+    let wrapped = limiter.wrap(wrapped);
+    // Each check in a directory of its own, as the conformance suite runs them.
+    crate::testkit::check_session_resume(&crate::Prefix::wrap(wrapped.clone(), p("sub/a")))
+        .await
+        .expect("session_resume");
+    crate::testkit::check_session_stale(&crate::Prefix::wrap(wrapped, p("sub/b")))
+        .await
+        .expect("session_stale");
+    assert_eq!(fs.open_sessions(), 0);
+    assert!(fs.files().keys().all(|k| k.starts_with("sub/")));
+}

@@ -21,8 +21,9 @@
 //! and `files.emptyTrash` per drive; Google Docs (added with a Google MIME type) that cannot be
 //! downloaded; names holding `/`; and, when switched on, a service account without storage
 //! ([`DriveEmulator::set_service_account_without_storage`]), downloads that ignore `Range`
-//! ([`DriveEmulator::set_ignore_range`]) and resumable sessions that never advance
-//! ([`DriveEmulator::set_stall_uploads`]).
+//! ([`DriveEmulator::set_ignore_range`]), resumable sessions that never advance
+//! ([`DriveEmulator::set_stall_uploads`]) and sessions that expire
+//! ([`DriveEmulator::expire_sessions`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -377,6 +378,19 @@ impl DriveEmulator {
     /// Number of open resumable-upload sessions.
     pub fn open_sessions(&self) -> usize {
         self.lock().sessions.len()
+    }
+
+    /// Ends every open resumable-upload session, as the service does when a session expires:
+    /// from then on each request to its URI (a chunk, a status query) is answered `404`.
+    ///
+    /// Drive's "Upload file data" guide
+    /// (<https://developers.google.com/drive/api/guides/manage-uploads>, resumable uploads)
+    /// treats a `404 Not Found` from a session URI as an expired session whose upload must be
+    /// started again from the beginning with a new session (a paraphrase: the guide's own
+    /// sentence could not be retrieved here), which is what a client recording sessions
+    /// across runs meets after a long pause. Cancelled sessions (`DELETE`) answer the same.
+    pub fn expire_sessions(&self) {
+        self.lock().sessions.clear();
     }
 
     /// Adds a shared drive called `name`; returns its id, which is also the id of its root

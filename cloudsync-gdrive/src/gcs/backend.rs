@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     ByteStream, Capabilities, Entry, EntryStream, HashKind, Location, Remote, RemotePath, Result,
-    WriteMeta,
+    SessionToken, WriteMeta,
 };
 use time::OffsetDateTime;
 
@@ -53,6 +53,8 @@ fn gcs_capabilities() -> Capabilities {
         max_name_len: Some(1024),
         // A single object is at most 5 TiB.
         max_file_size: Some(5 * 1024 * 1024 * 1024 * 1024),
+        // Resumable upload sessions, continued across runs from their recorded URI.
+        resume_sessions: true,
         ..Default::default()
     }
 }
@@ -122,6 +124,36 @@ impl Remote for GcsRemote {
 
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         writer::put(&self.core, path, body, meta, Precondition::None).await
+    }
+
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<SessionToken> {
+        writer::session_start(&self.core, path, size, meta).await
+    }
+
+    async fn session_offset(&self, token: &SessionToken) -> Result<u64> {
+        writer::session_offset(&self.core, token)
+            .await
+            .map_err(|e| e.with_remote(self.core.name.clone()))
+    }
+
+    async fn session_write(
+        &self,
+        token: &SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        _meta: WriteMeta,
+    ) -> Result<Entry> {
+        writer::session_write(&self.core, token, path, offset, body).await
+    }
+
+    async fn session_cancel(&self, token: &SessionToken) -> Result<()> {
+        writer::session_cancel(&self.core, token).await
     }
 
     async fn mkdir(&self, _dir: &RemotePath) -> Result<()> {

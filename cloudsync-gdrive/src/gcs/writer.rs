@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use cloudsync_core::http::{retry_after, transport_error};
 use cloudsync_core::{
     ByteStream, Entry, Error, ErrorKind, HashKind, Hashes, MultiHasher, RemotePath, Result,
-    WriteMeta,
+    SessionToken, WriteMeta,
 };
 use futures::TryStreamExt;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
@@ -74,17 +74,7 @@ pub(crate) async fn write(
     meta: &WriteMeta,
     pre: Precondition,
 ) -> Result<Object> {
-    let mut resource = serde_json::json!({
-        "name": name,
-        "contentType": "application/octet-stream",
-    });
-    if let Some(t) = meta.modtime {
-        resource["metadata"] = mtime_metadata(t)?;
-    }
-    // A known MD5 lets the service refuse content that does not match it, before the commit.
-    if let Some(b64) = meta.hashes.get(HashKind::Md5).and_then(hex_to_b64) {
-        resource["md5Hash"] = serde_json::Value::String(b64);
-    }
+    let resource = object_resource(name, meta)?;
     let mut sent = Sent::new(meta.size, meta.hashes.clone());
     let mut buf = BytesMut::new();
     let cutoff = core.cfg.upload_cutoff;
@@ -153,6 +143,22 @@ pub(crate) async fn write(
     }
 }
 
+/// The object resource of an upload: name, type, the modtime in `metadata`, and a known MD5
+/// (which lets the service refuse content that does not match it, before the commit).
+fn object_resource(name: &str, meta: &WriteMeta) -> Result<serde_json::Value> {
+    let mut resource = serde_json::json!({
+        "name": name,
+        "contentType": "application/octet-stream",
+    });
+    if let Some(t) = meta.modtime {
+        resource["metadata"] = mtime_metadata(t)?;
+    }
+    if let Some(b64) = meta.hashes.get(HashKind::Md5).and_then(hex_to_b64) {
+        resource["md5Hash"] = serde_json::Value::String(b64);
+    }
+    Ok(resource)
+}
+
 /// Counts and hashes what is sent, against the size announced.
 struct Sent {
     want: Option<u64>,
@@ -170,6 +176,18 @@ impl Sent {
             announced,
             count: 0,
             hasher: Some(MultiHasher::new(&[HashKind::Md5, HashKind::Crc32c])),
+            hashes: Hashes::default(),
+        }
+    }
+
+    /// What is sent of an upload whose first `offset` bytes the service already holds: the
+    /// count starts there, and nothing is hashed (a hash of the rest alone proves nothing).
+    fn resumed(want: u64, offset: u64) -> Self {
+        Sent {
+            want: Some(want),
+            announced: Hashes::default(),
+            count: offset,
+            hasher: None,
             hashes: Hashes::default(),
         }
     }
@@ -337,6 +355,10 @@ enum Outcome {
 struct Session<'a> {
     core: &'a GcsCore,
     uri: String,
+    /// What an answer that the session is gone becomes: a transient error inside one write
+    /// (the write as a whole may be tried again), `NotFound` for a recorded session (the
+    /// engine then opens a new one).
+    gone: ErrorKind,
 }
 
 /// The committed offset a 308 answer reports: `Range: bytes=0-N` means N+1 bytes; no `Range`
@@ -400,7 +422,11 @@ impl<'a> Session<'a> {
                 "the upload session URI points at another host than the upload endpoint",
             ));
         }
-        Ok(Session { core, uri })
+        Ok(Session {
+            core,
+            uri,
+            gone: ErrorKind::Transient,
+        })
     }
 
     /// One request to the session: `data` from `offset` (`Content-Range: bytes a-b/total`),
@@ -527,8 +553,8 @@ impl<'a> Session<'a> {
             StatusCode::PERMANENT_REDIRECT => Ok(Answer::Incomplete(committed(&res)?)),
             // "The upload session has expired … start a new one" (404 / 410): the write as a
             // whole may be tried again.
-            StatusCode::NOT_FOUND | StatusCode::GONE => Err(Error::new(
-                ErrorKind::Transient,
+            s if session_gone(s) => Err(Error::new(
+                self.gone,
                 format!("the upload session is gone ({})", res.status()),
             )),
             s => {
@@ -560,4 +586,163 @@ impl<'a> Session<'a> {
 enum Answer {
     Done(Object),
     Incomplete(u64),
+}
+
+/// The answers of a session that no longer takes bytes: 404 and 410 ("The upload session
+/// has expired … start a new one"), and 499, which a cancelled session answers.
+fn session_gone(s: StatusCode) -> bool {
+    matches!(s.as_u16(), 404 | 410 | 499)
+}
+
+/// The tag that starts every token of ours: `gcs1 <size> <session URI>`.
+const TOKEN_TAG: &str = "gcs1";
+
+/// Opens a resumable upload session for an object of `size` bytes at `path` and returns its
+/// token (see [`cloudsync_core::Remote::session_start`]): the session URI and the size. The
+/// URI authorizes uploads into the session by itself but holds no credential.
+pub(crate) async fn session_start(
+    core: &GcsCore,
+    path: &RemotePath,
+    size: u64,
+    meta: &WriteMeta,
+) -> Result<SessionToken> {
+    if path.is_root() {
+        return Err(core.ctx(
+            Error::new(ErrorKind::InvalidInput, "cannot write to the root"),
+            path,
+        ));
+    }
+    let name = core.object_name(path);
+    let resource = object_resource(&name, meta).map_err(|e| core.ctx(e, path))?;
+    let session = Session::start(core, &name, &resource, Precondition::None)
+        .await
+        .map_err(|e| core.ctx(e, path))?;
+    Ok(SessionToken::new(format!(
+        "{TOKEN_TAG} {size} {}",
+        session.uri
+    )))
+}
+
+/// The session a token names, and the object's size; the URI must point at the upload
+/// endpoint's origin (a token comes from a state file, which must not send our bytes
+/// elsewhere).
+fn open_token<'a>(core: &'a GcsCore, token: &SessionToken) -> Result<(Session<'a>, u64)> {
+    let bad = || {
+        Error::new(
+            ErrorKind::InvalidInput,
+            "not an upload session token of this Cloud Storage remote",
+        )
+    };
+    let mut parts = token.expose().splitn(3, ' ');
+    let (Some(TOKEN_TAG), Some(size), Some(uri)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let size: u64 = size.parse().map_err(|_| bad())?;
+    let ours = url::Url::parse(&core.upload_url())
+        .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
+    if !url::Url::parse(uri).is_ok_and(|u| u.origin() == ours.origin()) {
+        return Err(bad());
+    }
+    Ok((
+        Session {
+            core,
+            uri: uri.to_owned(),
+            gone: ErrorKind::NotFound,
+        },
+        size,
+    ))
+}
+
+/// The bytes the session holds: the status query (`PUT` with `Content-Range: bytes */SIZE`
+/// and no body), answered `308` with `Range: bytes=0-N` ("Check the status of a resumable
+/// upload" in Cloud Storage's guide); `NotFound` when the session is gone. A session that
+/// has every byte finishes on this query and answers with the object: it then holds `SIZE`.
+pub(crate) async fn session_offset(core: &GcsCore, token: &SessionToken) -> Result<u64> {
+    let (session, size) = open_token(core, token)?;
+    let res = session.send(size, Bytes::new(), Some(size)).await?;
+    match session.answer(res).await? {
+        Answer::Incomplete(n) if n <= size => Ok(n),
+        Answer::Incomplete(n) => Err(Error::new(
+            ErrorKind::Protocol,
+            format!("the upload session holds {n} bytes of a {size}-byte object"),
+        )),
+        Answer::Done(_) => Ok(size),
+    }
+}
+
+/// Sends the object's bytes from `offset` on (`body`) into the session and finishes it (see
+/// [`cloudsync_core::Remote::session_write`]). Chunks the service acknowledged stay in the
+/// session when the body or the connection fails: the session is not cancelled.
+pub(crate) async fn session_write(
+    core: &GcsCore,
+    token: &SessionToken,
+    path: &RemotePath,
+    offset: u64,
+    mut body: ByteStream,
+) -> Result<Entry> {
+    let name = core.object_name(path);
+    let result: Result<Object> = async {
+        let (session, size) = open_token(core, token)?;
+        if offset > size {
+            return Err(Error::new(
+                ErrorKind::ConditionNotMatch,
+                format!("offset {offset} is past the end of the {size}-byte object"),
+            ));
+        }
+        let mut sent = if offset == 0 {
+            Sent::new(Some(size), Hashes::default())
+        } else {
+            Sent::resumed(size, offset)
+        };
+        let chunk_size = core.cfg.chunk_size as usize;
+        let mut buf = BytesMut::new();
+        let mut at = offset;
+        loop {
+            // A chunk goes out only when more bytes follow it, so the last request carries
+            // the total and finishes the upload.
+            while buf.len() > chunk_size {
+                let chunk = buf.split_to(chunk_size).freeze();
+                let len = chunk.len() as u64;
+                match session.put(at, chunk, None).await? {
+                    Outcome::Committed => at += len,
+                    Outcome::Done(_) => {
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            "the upload session finished before the last chunk",
+                        ));
+                    }
+                }
+            }
+            match body.try_next().await? {
+                Some(chunk) => {
+                    sent.add(&chunk)?;
+                    buf.extend_from_slice(&chunk);
+                }
+                None => break,
+            }
+        }
+        sent.end()?;
+        let obj = match session.put(at, buf.split().freeze(), Some(size)).await? {
+            Outcome::Done(obj) => obj,
+            Outcome::Committed => {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    "the upload session took the last chunk but made no object",
+                ));
+            }
+        };
+        sent.verify(core, &name, obj).await
+    }
+    .await;
+    let obj = result.map_err(|e| core.ctx(e, path))?;
+    obj.entry(path.clone()).map_err(|e| core.ctx(e, path))
+}
+
+/// Cancels the session (`DELETE` on its URI; the service answers 499). An unknown or expired
+/// session is fine.
+pub(crate) async fn session_cancel(core: &GcsCore, token: &SessionToken) -> Result<()> {
+    let (session, _) = open_token(core, token)?;
+    session.cancel().await;
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! through its JSON API, and remotes on them.
 #![allow(dead_code)]
 
+pub mod session_shim;
+
 use std::process::Command;
 use std::sync::LazyLock;
 
@@ -62,4 +64,20 @@ pub fn remote(bucket: &str, prefix: &str) -> GcsConfig {
     GcsConfig::new(bucket)
         .with_prefix(prefix)
         .with_emulator(base_url())
+}
+
+/// The directory `prefix` of `bucket`, reached through a [`session_shim::SessionShim`] (which
+/// adds the session status query and cancellation fake-gcs-server lacks), with 256 KiB chunks
+/// so that an upload cut part-way has chunks committed.
+pub async fn remote_with_sessions(
+    bucket: &str,
+    prefix: &str,
+) -> (GcsConfig, session_shim::SessionShim) {
+    let shim = session_shim::SessionShim::start(base_url()).await;
+    let cfg = GcsConfig::new(bucket)
+        .with_prefix(prefix)
+        .with_emulator(shim.url())
+        .with_chunk_size(256 * 1024)
+        .with_upload_cutoff(256 * 1024);
+    (cfg, shim)
 }
