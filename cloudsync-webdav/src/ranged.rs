@@ -109,12 +109,17 @@ async fn probe_steps(core: &WebdavCore, path: &RemotePath) -> Result<bool> {
         tracing::debug!(%status, error = %e, "the server refuses ranged PUT");
         return Ok(false);
     }
-    let resp = core
-        .send_ok(
-            core.request(reqwest::Method::GET, core.url(path, false)),
-            path,
-        )
-        .await?;
+    let get = core.request(reqwest::Method::GET, core.url(path, false));
+    let resp = match core.send_ok(get, path).await {
+        Ok(r) => r,
+        Err(e) if e.is_retryable() || e.kind() == ErrorKind::Auth => return Err(e),
+        // The file the server just acknowledged cannot be read back: not a server to trust
+        // with partial files.
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the ranged PUT probe back");
+            return Ok(false);
+        }
+    };
     let want = [PROBE_HEAD, PROBE_TAIL].concat();
     let got = read_capped(core, resp, path, want.len() + 1).await?;
     if got[..] != want[..] {
