@@ -39,6 +39,7 @@ mod prefix;
 pub mod queue;
 mod remote;
 mod report;
+pub mod resume_state;
 mod retry;
 mod secret;
 mod temp;
@@ -72,6 +73,7 @@ pub use plan::{Action, Decision, DirPair, Mode, Plan, Reason};
 pub use prefix::Prefix;
 pub use remote::{ByteStream, Capabilities, EntryStream, Remote, bytes_stream, collect_bytes};
 pub use report::{CheckItem, CheckReport, ErrorRecord, Event, EventSink, Summary};
+pub use resume_state::{SessionStore, SessionToken};
 pub use retry::RetryPolicy;
 pub use secret::{REDACTED, Secret, location_has_secret, redact_location};
 pub use temp::{

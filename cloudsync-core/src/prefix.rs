@@ -90,6 +90,35 @@ impl Remote for Prefix {
     async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
         self.inner.write_at(&self.full(path), offset, body).await
     }
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<crate::resume_state::SessionToken> {
+        self.inner.session_start(&self.full(path), size, meta).await
+    }
+    async fn session_offset(&self, token: &crate::resume_state::SessionToken) -> Result<u64> {
+        self.inner.session_offset(token).await
+    }
+    async fn session_write(
+        &self,
+        token: &crate::resume_state::SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        Prefix::strip(
+            &self.prefix,
+            self.inner
+                .session_write(token, &self.full(path), offset, body, meta)
+                .await?,
+        )
+    }
+    async fn session_cancel(&self, token: &crate::resume_state::SessionToken) -> Result<()> {
+        self.inner.session_cancel(token).await
+    }
     async fn write_from_file(
         &self,
         path: &RemotePath,

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::hash::HashKind;
 use crate::location::Location;
 use crate::path::RemotePath;
+use crate::resume_state::SessionToken;
 
 /// File content as a stream of byte chunks.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
@@ -70,6 +71,13 @@ pub struct Capabilities {
     /// [`Remote::rename`] makes a finished partial file visible under its final name
     /// atomically.
     pub resume: bool,
+    /// Uploads to this remote can be resumed through a server-side upload session (Drive and
+    /// Cloud Storage resumable sessions, Dropbox upload sessions): [`Remote::session_start`],
+    /// [`Remote::session_offset`], [`Remote::session_write`] and [`Remote::session_cancel`]
+    /// work. The engine keeps each unfinished session's token in a
+    /// [`SessionStore`](crate::resume_state::SessionStore) so that a retry, or a later run,
+    /// continues the upload from the bytes the server holds.
+    pub resume_sessions: bool,
 }
 
 /// A storage location: local disk, a server, a cloud account.
@@ -158,6 +166,66 @@ pub trait Remote: Send + Sync + Debug {
     async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
         let _ = (path, offset, body);
         Err(self.unsupported("write_at"))
+    }
+
+    /// Opens an upload session for a file of `size` bytes to be stored at `path` (see
+    /// [`Capabilities::resume_sessions`]) and returns its token.
+    ///
+    /// The token is opaque to the engine and is kept in a state file between runs, so it must
+    /// let this backend find the session again in another process (a session URI, an upload
+    /// id) and must never hold a credential such as an access token. Nothing is visible at
+    /// `path` until [`Remote::session_write`] finishes the session. `meta` holds the source's
+    /// known facts (modtime, hashes) where the backend sets them when the session opens.
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<SessionToken> {
+        let _ = (path, size, meta);
+        Err(self.unsupported("session_start"))
+    }
+
+    /// How many bytes of the upload session `token` the server holds, contiguous from byte 0:
+    /// the offset [`Remote::session_write`] continues from.
+    ///
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) when the session is unknown, has
+    /// expired, was cancelled or has already finished (the engine then opens a new one); any
+    /// other error means the state could not be learnt (retryable ones are retried later).
+    async fn session_offset(&self, token: &SessionToken) -> Result<u64> {
+        let _ = token;
+        Err(self.unsupported("session_offset"))
+    }
+
+    /// Sends `body` — the file's bytes from `offset` to its end, `meta.size` bytes in all —
+    /// into the session `token` opened for `path`, and finishes it; returns the new file's
+    /// entry.
+    ///
+    /// `offset` is 0 for a new session, else what [`Remote::session_offset`] just reported
+    /// (another one is [`ErrorKind::ConditionNotMatch`](crate::ErrorKind::ConditionNotMatch)).
+    /// The file becomes visible at `path` whole or not at all, replacing any file there.
+    /// When the body or the connection fails, the chunks the server acknowledged stay in the
+    /// session for the next attempt (the session is not cancelled); the error is then
+    /// returned as is. `meta.hashes` may hold hashes of the whole content; a backend whose
+    /// API can check them before the file becomes visible passes them on. A session the
+    /// server no longer knows is [`ErrorKind::NotFound`](crate::ErrorKind::NotFound).
+    async fn session_write(
+        &self,
+        token: &SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        let _ = (token, path, offset, body, meta);
+        Err(self.unsupported("session_write"))
+    }
+
+    /// Abandons the upload session `token` so the server frees what it holds. Best effort:
+    /// an unknown or expired session is `Ok`; unfinished sessions also expire on their own.
+    async fn session_cancel(&self, token: &SessionToken) -> Result<()> {
+        let _ = token;
+        Err(self.unsupported("session_cancel"))
     }
 
     /// Lists the whole tree below `dir` in one pass (see [`Capabilities::list_recursive`]).

@@ -228,6 +228,42 @@ impl Remote for Timeout {
         })
         .await
     }
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<crate::resume_state::SessionToken> {
+        self.call(
+            "session_start",
+            path,
+            self.inner.session_start(path, size, meta),
+        )
+        .await
+    }
+    async fn session_offset(&self, token: &crate::resume_state::SessionToken) -> Result<u64> {
+        let root = RemotePath::root();
+        self.call("session_offset", &root, self.inner.session_offset(token))
+            .await
+    }
+    async fn session_write(
+        &self,
+        token: &crate::resume_state::SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        self.upload("session_write", path, body, |body| {
+            self.inner.session_write(token, path, offset, body, meta)
+        })
+        .await
+    }
+    async fn session_cancel(&self, token: &crate::resume_state::SessionToken) -> Result<()> {
+        let root = RemotePath::root();
+        self.call("session_cancel", &root, self.inner.session_cancel(token))
+            .await
+    }
     async fn write_from_file(
         &self,
         path: &RemotePath,

@@ -33,6 +33,15 @@ async fn memfs_test_remote_passes_conformance() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memfs_with_upload_sessions_passes_conformance() {
+    // A stand-in for a cloud backend: uploads resume through sessions, not partial files.
+    let fs = testkit::MemFs::new("memfs://conformance-sessions").with_sessions();
+    let remote: std::sync::Arc<dyn cloudsync_core::Remote> = std::sync::Arc::new(fs.clone());
+    testkit::conformance(remote).await;
+    assert_eq!(fs.open_sessions(), 0, "sessions left open");
+}
+
 #[cfg(feature = "http")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_of_the_adapter_against_moto_s3() {

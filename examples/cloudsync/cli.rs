@@ -169,6 +169,12 @@ pub struct Transfer {
     /// retry or the next run; 0 or off = never
     #[arg(long, value_parser = size, value_name = "SIZE", default_value = "16M")]
     pub resume_above: Size,
+    /// Where the upload sessions of unfinished uploads to cloud remotes (Drive, Cloud Storage,
+    /// Dropbox) are recorded, so the next run continues them; `off` keeps them in memory only
+    /// (a retry in the run still continues). Default: $XDG_CACHE_HOME/cloudsync/uploads.json
+    /// (else ~/.cache/cloudsync/uploads.json)
+    #[arg(long, env = "CLOUDSYNC_UPLOAD_STATE", value_name = "FILE")]
+    pub upload_state: Option<std::path::PathBuf>,
     /// Remove our temporary upload files older than this (left by an interrupted run) from the
     /// DEST folders the run lists; 0 = never
     #[arg(long, value_parser = duration, value_name = "DURATION", default_value = "24h")]

@@ -178,6 +178,7 @@ async fn transfer(
         max_delete: t.max_delete,
         leftover_age: Some(t.leftover_age).filter(|d| !d.is_zero()),
         resume_above: t.resume_above.0.filter(|n| *n > 0),
+        sessions: upload_state(t.upload_state.as_deref()),
         backup_dir,
         delete_excluded: t.delete_excluded,
         create_empty_src_dirs: t.create_empty_src_dirs,
@@ -618,5 +619,19 @@ fn broken_pipe_ok(e: std::io::Error) -> Result<u8, Failure> {
         Ok(exit::OK)
     } else {
         Err(e.into())
+    }
+}
+
+/// The record of unfinished upload sessions (`--upload-state`): the file given, in memory only
+/// for `off`, else the file under the user's cache directory.
+fn upload_state(given: Option<&std::path::Path>) -> cloudsync::SessionStore {
+    match given {
+        Some(p) if p.as_os_str() == "off" || p.as_os_str() == "none" => {
+            cloudsync::SessionStore::memory()
+        }
+        Some(p) => cloudsync::SessionStore::open(p),
+        None => cloudsync::SessionStore::default_file()
+            .map(cloudsync::SessionStore::open)
+            .unwrap_or_default(),
     }
 }

@@ -5,6 +5,7 @@ mod cutoff;
 mod deletes;
 pub(crate) mod options;
 mod resume;
+mod session;
 mod transfer;
 mod verify;
 

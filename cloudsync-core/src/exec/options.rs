@@ -8,6 +8,7 @@ use crate::filter::FilterSet;
 use crate::path::RemotePath;
 use crate::plan::equal::CompareOptions;
 use crate::report::{Event, EventSink};
+use crate::resume_state::SessionStore;
 
 /// Options of the operations that transfer between two remotes: `ops::copy`, `ops::sync`,
 /// `ops::move_files`, `ops::plan` / `ops::apply`, `ops::copy_files` and `ops::copy_file`.
@@ -62,6 +63,12 @@ pub struct SyncOptions {
     /// resume ([`Capabilities::resume`](crate::Capabilities::resume)); `None` or 0: never.
     /// Default 16 MiB. Local-to-local copies keep the kernel's copy and do not resume.
     pub resume_above: Option<u64>,
+    /// Where the upload sessions of unfinished transfers to destinations with
+    /// [`Capabilities::resume_sessions`](crate::Capabilities::resume_sessions) (cloud
+    /// backends) are recorded, for files of at least `resume_above` bytes. Default: in
+    /// memory, so a retry within the run continues an upload; a
+    /// [`SessionStore::open`](crate::SessionStore::open) file lets a later run continue it.
+    pub sessions: SessionStore,
     /// Remove our temporary upload files older than this from the destination folders the run
     /// lists (files a run that was killed left behind); `None`: never. Default 24 hours.
     pub leftover_age: Option<Duration>,
@@ -182,6 +189,7 @@ impl Default for SyncOptions {
             create_empty_src_dirs: false,
             delete_empty_src_dirs: false,
             resume_above: Some(DEFAULT_RESUME_ABOVE),
+            sessions: SessionStore::memory(),
             leftover_age: Some(Duration::from_secs(24 * 3600)),
             apply_plan_with_errors: false,
             events: None,
@@ -211,6 +219,7 @@ impl fmt::Debug for SyncOptions {
             .field("create_empty_src_dirs", &self.create_empty_src_dirs)
             .field("delete_empty_src_dirs", &self.delete_empty_src_dirs)
             .field("resume_above", &self.resume_above)
+            .field("sessions", &self.sessions)
             .field("leftover_age", &self.leftover_age)
             .field("apply_plan_with_errors", &self.apply_plan_with_errors)
             .field("events", &self.events.as_ref().map(|_| "EventSink"))

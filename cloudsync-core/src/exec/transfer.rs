@@ -49,6 +49,8 @@ pub(crate) struct Transferer {
     pub(super) resumed: Arc<AtomicU64>,
     /// Partial files seen per destination directory (see [`super::resume`]).
     pub(super) parts_seen: PartsSeen,
+    /// Unfinished upload sessions ([`SyncOptions::sessions`]).
+    pub(super) sessions: crate::resume_state::SessionStore,
 }
 
 impl std::fmt::Debug for Transferer {
@@ -148,6 +150,7 @@ impl Transferer {
             resume_above: opts.resume_above,
             resumed: Arc::default(),
             parts_seen: PartsSeen::default(),
+            sessions: opts.sessions.clone(),
         }
     }
 
@@ -216,6 +219,11 @@ impl Transferer {
                 return self.check_moved(src, path, written).await;
             }
             return self.verify(src, path, written).await;
+        }
+        if self.uses_sessions(src)
+            && let Some(done) = self.copy_session(src, path, shown).await?
+        {
+            return Ok(done);
         }
         let counted = self.cutoff.as_ref().is_some_and(|c| c.counts_bytes());
         let local_src = self.src.local_path(&src.path).filter(|_| !counted);

@@ -129,6 +129,46 @@ impl Remote for ErrorContext {
             path,
         )
     }
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<crate::resume_state::SessionToken> {
+        self.on(
+            self.inner.session_start(path, size, meta).await,
+            "session_start",
+            path,
+        )
+    }
+    async fn session_offset(&self, token: &crate::resume_state::SessionToken) -> Result<u64> {
+        self.inner.session_offset(token).await.map_err(|e| {
+            if e.remote().is_none() {
+                e.with_remote(self.inner.describe())
+            } else {
+                e
+            }
+        })
+    }
+    async fn session_write(
+        &self,
+        token: &crate::resume_state::SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        self.on(
+            self.inner
+                .session_write(token, path, offset, body, meta)
+                .await,
+            "session_write",
+            path,
+        )
+    }
+    async fn session_cancel(&self, token: &crate::resume_state::SessionToken) -> Result<()> {
+        self.inner.session_cancel(token).await
+    }
     async fn write_from_file(
         &self,
         path: &RemotePath,

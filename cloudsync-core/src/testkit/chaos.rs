@@ -576,6 +576,54 @@ impl Remote for Chaos {
             _ => self.inner.write_at(path, offset, body).await,
         }
     }
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<crate::resume_state::SessionToken> {
+        self.inner.session_start(path, size, meta).await
+    }
+    async fn session_offset(&self, token: &crate::resume_state::SessionToken) -> Result<u64> {
+        self.inner.session_offset(token).await
+    }
+    async fn session_write(
+        &self,
+        token: &crate::resume_state::SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        // Rules on `Op::Write` hit session uploads too.
+        match self.hit(Op::Write, path).await? {
+            Some(Fault::WriteCut { after, kind }) => {
+                let cut = cut_bytes(body, after, Chaos::error(kind, Op::Write, path));
+                self.inner
+                    .session_write(token, path, offset, cut, meta)
+                    .await
+            }
+            Some(Fault::Hang) => futures::future::pending().await,
+            Some(Fault::LostResponse(kind)) => {
+                self.inner
+                    .session_write(token, path, offset, body, meta)
+                    .await?;
+                Err(Chaos::error(kind, Op::Write, path))
+            }
+            Some(Fault::Fail(kind)) => Err(Chaos::error(kind, Op::Write, path)),
+            Some(Fault::RateLimited { retry_after }) => {
+                Err(Chaos::slow_down(retry_after, Op::Write, path))
+            }
+            _ => {
+                self.inner
+                    .session_write(token, path, offset, body, meta)
+                    .await
+            }
+        }
+    }
+    async fn session_cancel(&self, token: &crate::resume_state::SessionToken) -> Result<()> {
+        self.inner.session_cancel(token).await
+    }
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
         plain!(self, Op::Mkdir, dir, self.inner.mkdir(dir))
     }

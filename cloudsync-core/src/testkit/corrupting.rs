@@ -83,6 +83,32 @@ impl Remote for Corrupting {
     async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
         self.inner.write_at(path, offset, body).await
     }
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<crate::resume_state::SessionToken> {
+        self.inner.session_start(path, size, meta).await
+    }
+    async fn session_offset(&self, token: &crate::resume_state::SessionToken) -> Result<u64> {
+        self.inner.session_offset(token).await
+    }
+    async fn session_write(
+        &self,
+        token: &crate::resume_state::SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        self.inner
+            .session_write(token, path, offset, body, meta)
+            .await
+    }
+    async fn session_cancel(&self, token: &crate::resume_state::SessionToken) -> Result<()> {
+        self.inner.session_cancel(token).await
+    }
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
         self.inner.mkdir(dir).await
     }

@@ -130,6 +130,35 @@ impl Remote for Faulty {
         }
         self.inner.write_at(path, offset, body).await
     }
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<crate::resume_state::SessionToken> {
+        self.inner.session_start(path, size, meta).await
+    }
+    async fn session_offset(&self, token: &crate::resume_state::SessionToken) -> Result<u64> {
+        self.inner.session_offset(token).await
+    }
+    async fn session_write(
+        &self,
+        token: &crate::resume_state::SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        if let Some(e) = self.check(FaultOp::Write, path) {
+            return Err(e);
+        }
+        self.inner
+            .session_write(token, path, offset, body, meta)
+            .await
+    }
+    async fn session_cancel(&self, token: &crate::resume_state::SessionToken) -> Result<()> {
+        self.inner.session_cancel(token).await
+    }
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         let Some(err) = self.check(FaultOp::Write, path) else {
             return self.inner.write(path, body, meta).await;

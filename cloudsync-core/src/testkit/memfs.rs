@@ -42,6 +42,7 @@ enum Node {
 #[derive(Debug, Clone)]
 pub struct MemFs {
     nodes: Arc<Mutex<BTreeMap<RemotePath, Node>>>,
+    sessions: Arc<Mutex<BTreeMap<String, MemSession>>>,
     caps: Capabilities,
     name: String,
 }
@@ -54,6 +55,7 @@ impl MemFs {
         nodes.insert(RemotePath::root(), Node::Dir);
         MemFs {
             nodes: Arc::new(Mutex::new(nodes)),
+            sessions: Arc::default(),
             caps: Capabilities {
                 hashes: vec![HashKind::Md5],
                 modtime_precision: Some(Duration::from_millis(1)),
@@ -74,6 +76,42 @@ impl MemFs {
     pub fn with_capabilities(mut self, caps: Capabilities) -> Self {
         self.caps = caps;
         self
+    }
+
+    /// Declares upload sessions ([`Capabilities::resume_sessions`]) instead of partial files:
+    /// a stand-in for a cloud backend. A session keeps what it received in whole chunks of
+    /// [`MEM_SESSION_CHUNK`] bytes, as a cloud service commits them.
+    pub fn with_sessions(mut self) -> Self {
+        self.caps.resume_sessions = true;
+        self.caps.resume = false;
+        self
+    }
+
+    /// Forgets every open upload session, as a service does when sessions expire.
+    pub fn expire_sessions(&self) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Flips the first byte every open upload session holds, as a server that kept damaged
+    /// bytes would: what was committed no longer matches what was sent.
+    pub fn damage_sessions(&self) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        for s in sessions.values_mut() {
+            if let Some(b) = s.data.first_mut() {
+                *b ^= 0x5a;
+            }
+        }
+    }
+
+    /// Number of open upload sessions.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// Every file, path to content: a snapshot for tests that compare whole trees.
@@ -161,6 +199,25 @@ fn truncate(t: OffsetDateTime, precision: Duration) -> OffsetDateTime {
     let p = precision.as_nanos().max(1) as i128;
     let n = t.unix_timestamp_nanos();
     OffsetDateTime::from_unix_timestamp_nanos(n - n.rem_euclid(p)).unwrap_or(t)
+}
+
+/// What an upload session of [`MemFs`] commits at a time.
+pub const MEM_SESSION_CHUNK: usize = 256 * 1024;
+
+#[derive(Debug)]
+struct MemSession {
+    path: RemotePath,
+    size: u64,
+    modtime: Option<OffsetDateTime>,
+    data: BytesMut,
+}
+
+impl MemFs {
+    fn session_missing(&self, op: &'static str) -> Error {
+        Error::new(ErrorKind::NotFound, "no such upload session")
+            .with_operation(op)
+            .with_remote(&self.name)
+    }
 }
 
 #[async_trait]
@@ -275,6 +332,138 @@ impl Remote for MemFs {
             Some(e) => Err(e),
             None => Ok(size),
         }
+    }
+
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<crate::resume_state::SessionToken> {
+        if !self.caps.resume_sessions {
+            return Err(self.unsupported("session_start"));
+        }
+        let id = format!("memfs-session-{:016x}", fastrand::u64(..));
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                id.clone(),
+                MemSession {
+                    path: path.clone(),
+                    size,
+                    modtime: meta.modtime,
+                    data: BytesMut::new(),
+                },
+            );
+        Ok(crate::resume_state::SessionToken::new(id))
+    }
+
+    async fn session_offset(&self, token: &crate::resume_state::SessionToken) -> Result<u64> {
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        match sessions.get(token.expose()) {
+            Some(s) => Ok(s.data.len() as u64),
+            None => Err(self.session_missing("session_offset")),
+        }
+    }
+
+    async fn session_write(
+        &self,
+        token: &crate::resume_state::SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        mut body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        let (held, size) = {
+            let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            match sessions.get(token.expose()) {
+                Some(s) if &s.path == path => (s.data.len() as u64, s.size),
+                Some(_) => {
+                    return Err(self.err(
+                        ErrorKind::InvalidInput,
+                        "the session was opened for another path",
+                        "session_write",
+                        path,
+                    ));
+                }
+                None => return Err(self.session_missing("session_write").with_path(path)),
+            }
+        };
+        if offset != held {
+            return Err(self.err(
+                ErrorKind::ConditionNotMatch,
+                "the offset is not what the session holds",
+                "session_write",
+                path,
+            ));
+        }
+        let mut got = BytesMut::new();
+        let mut failed = None;
+        loop {
+            match body.try_next().await {
+                Ok(Some(c)) => got.extend_from_slice(&c),
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(s) = sessions.get_mut(token.expose()) else {
+            return Err(self.session_missing("session_write").with_path(path));
+        };
+        if s.data.len() as u64 != offset {
+            return Err(self.err(
+                ErrorKind::ConditionNotMatch,
+                "the session moved while this write ran",
+                "session_write",
+                path,
+            ));
+        }
+        s.data.extend_from_slice(&got);
+        let total = s.data.len() as u64;
+        if failed.is_some() || total < size {
+            // Only whole chunks are committed; the rest of a broken request is lost.
+            let keep = s.data.len() / MEM_SESSION_CHUNK * MEM_SESSION_CHUNK;
+            s.data.truncate(keep);
+            return Err(failed.unwrap_or_else(|| {
+                self.err(
+                    ErrorKind::ConditionNotMatch,
+                    "the body ended before the announced size",
+                    "session_write",
+                    path,
+                )
+            }));
+        }
+        if total > size {
+            s.data.truncate(usize::try_from(offset).unwrap_or(0));
+            return Err(self.err(
+                ErrorKind::ConditionNotMatch,
+                "the body is longer than the announced size",
+                "session_write",
+                path,
+            ));
+        }
+        let Some(done) = sessions.remove(token.expose()) else {
+            return Err(self.session_missing("session_write").with_path(path));
+        };
+        drop(sessions);
+        let modtime = meta
+            .modtime
+            .or(done.modtime)
+            .filter(|_| self.caps.write_modtime)
+            .unwrap_or_else(OffsetDateTime::now_utc);
+        self.put(path, done.data.freeze(), modtime)
+    }
+
+    async fn session_cancel(&self, token: &crate::resume_state::SessionToken) -> Result<()> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token.expose());
+        Ok(())
     }
 
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {

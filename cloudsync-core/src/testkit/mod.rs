@@ -34,7 +34,7 @@ pub use fault_matrix::{
 pub use faulty::{FaultOp, Faulty};
 pub use fixtures::{disk_temp_files, disk_tree, put_disk_file, put_text, random_bytes, text_tree};
 pub use logs::{CapturedLogs, capture_logs};
-pub use memfs::MemFs;
+pub use memfs::{MEM_SESSION_CHUNK, MemFs};
 pub use named::{assert_error_names, assert_missing_paths_named};
 pub use proxy::{ChaosProxy, ProxyOptions, ProxyStats};
 pub use suite::*;

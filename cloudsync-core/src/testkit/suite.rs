@@ -28,7 +28,8 @@
 //! The last checks drive the sync engine (`ops::copy`, `ops::sync`, `ops::check`) between the
 //! remote and an in-memory peer: a round trip, the check report, and a transfer cut mid-stream
 //! followed by a retried sync, and the cleanup of leftover temporary files; on remotes that
-//! can resume, transfers cut mid-stream that continue where they stopped.
+//! can resume, transfers cut mid-stream that continue where they stopped (through partial files
+//! or, on cloud backends, upload sessions).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ mod engine;
 mod listing;
 mod optional;
 mod resume;
+mod sessions;
 mod support;
 
 pub use content::{
@@ -65,6 +67,7 @@ pub use listing::{
 };
 pub use optional::{check_copy, check_modtime, check_optional_ops, check_rename};
 pub use resume::{check_resume, check_resume_mismatch};
+pub use sessions::{SESSION_CHUNK_SLACK, check_session_resume, check_session_stale};
 
 /// Knobs for [`conformance_with`], for servers that are slow or limited.
 ///
@@ -131,6 +134,8 @@ pub const CHECKS: &[&str] = &[
     "leftovers",
     "resume",
     "resume_mismatch",
+    "session_resume",
+    "session_stale",
 ];
 
 /// Runs the check called `name` (one of [`CHECKS`]) against `remote`.
@@ -171,6 +176,8 @@ pub async fn run_check(
         "leftovers" => check_leftovers(remote).await,
         "resume" => check_resume(remote).await,
         "resume_mismatch" => check_resume_mismatch(remote).await,
+        "session_resume" => check_session_resume(remote).await,
+        "session_stale" => check_session_stale(remote).await,
         other => Err(format!("unknown conformance check {other:?}")),
     }
 }

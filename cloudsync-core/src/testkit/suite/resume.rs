@@ -32,7 +32,7 @@ use crate::temp::is_temp_name;
 use crate::testkit::{Chaos, Fault, FaultPlan, MemFs, Op, Rule};
 
 /// Size of the file the checks transfer (several of every backend's write chunks).
-const SIZE: usize = 3 * 1024 * 1024 + 4099;
+pub(super) const SIZE: usize = 3 * 1024 * 1024 + 4099;
 
 /// What a second attempt may send beyond the missing bytes: the window compared before the
 /// resume point and one chunk.
@@ -88,7 +88,7 @@ impl Remote for CountingReads {
 
 /// An in-memory source holding `big.bin` = `data` (modtime `secs`), and a counter of the
 /// bytes read from it through the returned remote.
-async fn source(
+pub(super) async fn source(
     data: &Bytes,
     secs: i64,
 ) -> std::result::Result<(Arc<dyn Remote>, Arc<MemFs>, Arc<AtomicU64>), String> {
@@ -105,14 +105,14 @@ async fn source(
     Ok((counted, mem, bytes))
 }
 
-fn set_source(mem: &MemFs, data: &Bytes, secs: i64) -> Check {
+pub(super) fn set_source(mem: &MemFs, data: &Bytes, secs: i64) -> Check {
     let t = time::OffsetDateTime::from_unix_timestamp(secs).map_err(|e| e.to_string())?;
     mem.put_file(&p("big.bin")?, data.clone(), t)
         .map_err(|e| format!("source: {}", show(&e)))
 }
 
 /// Options: resume above 1 MiB, quick retries, `low_level_retries` as given.
-fn opts(low_level_retries: u32) -> SyncOptions {
+pub(super) fn opts(low_level_retries: u32) -> SyncOptions {
     SyncOptions {
         resume_above: Some(1024 * 1024),
         retries: 1,
@@ -123,7 +123,10 @@ fn opts(low_level_retries: u32) -> SyncOptions {
 }
 
 /// A source whose read of `big.bin` is cut after `after` bytes, once.
-fn cut_source(src: &Arc<dyn Remote>, after: u64) -> std::result::Result<Arc<dyn Remote>, String> {
+pub(super) fn cut_source(
+    src: &Arc<dyn Remote>,
+    after: u64,
+) -> std::result::Result<Arc<dyn Remote>, String> {
     cut_source_times(src, after, 1)
 }
 
@@ -151,14 +154,16 @@ fn cut_source_times(
 }
 
 /// Creates the check's directory, so that it can be listed whatever the cut run did.
-async fn make_root(r: &Arc<dyn Remote>) -> Check {
+pub(super) async fn make_root(r: &Arc<dyn Remote>) -> Check {
     r.mkdir(&RemotePath::root())
         .await
         .map_err(|e| format!("mkdir: {}", show(&e)))
 }
 
 /// Our temporary and partial files at the root of `r`, name to size.
-async fn parts(r: &Arc<dyn Remote>) -> std::result::Result<BTreeMap<String, u64>, String> {
+pub(super) async fn parts(
+    r: &Arc<dyn Remote>,
+) -> std::result::Result<BTreeMap<String, u64>, String> {
     Ok(ls_raw(r, &RemotePath::root())
         .await
         .map_err(|e| format!("list: {}", show(&e)))?
@@ -168,7 +173,7 @@ async fn parts(r: &Arc<dyn Remote>) -> std::result::Result<BTreeMap<String, u64>
         .collect())
 }
 
-async fn copy(
+pub(super) async fn copy(
     what: &str,
     src: &Arc<dyn Remote>,
     dst: &Arc<dyn Remote>,
@@ -179,7 +184,7 @@ async fn copy(
         .map_err(|e| format!("{what}: {}", show(&e)))
 }
 
-async fn expect_exact(what: &str, r: &Arc<dyn Remote>, want: &Bytes) -> Check {
+pub(super) async fn expect_exact(what: &str, r: &Arc<dyn Remote>, want: &Bytes) -> Check {
     let got = get(r, &p("big.bin")?, None)
         .await
         .map_err(|e| format!("{what}: read big.bin: {}", show(&e)))?;
