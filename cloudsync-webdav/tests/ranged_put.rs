@@ -407,7 +407,7 @@ async fn cut_transfers_resume_on_a_server_that_honours_ranges() {
     }
 }
 
-static NGINX: LazyLock<DavServer> = LazyLock::new(|| common::start_nginx("/dav/", false));
+static NGINX: LazyLock<DavServer> = LazyLock::new(|| common::start_nginx("/dav/", true));
 static RCLONE: LazyLock<DavServer> = LazyLock::new(common::start_rclone);
 
 /// nginx (which answers a ranged PUT with `501`) and `rclone serve webdav` (which stores its
