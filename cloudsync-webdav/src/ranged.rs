@@ -16,8 +16,8 @@
 //! partial file it may have damaged is removed, never trusted.
 //!
 //! The body is a stream of unknown length, so it goes as consecutive ranged `PUT`s of at most
-//! `chunk_size` bytes, each buffered so its range is exact. Each acknowledged chunk stays for
-//! the next attempt; when the source fails mid-chunk, the bytes it gave before failing are sent
+//! `chunk_size` bytes, each buffered so its range is exact (the next chunk is read while one is
+//! sent: two chunks in memory at most). Each acknowledged chunk stays for the next attempt; when the source fails mid-chunk, the bytes it gave before failing are sent
 //! too, so the next attempt continues right where the source stopped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -224,16 +224,28 @@ pub(crate) async fn write_at(
     }
     let mut source = Chunker::new(body, core.chunk_size);
     let mut at = offset;
+    let (mut pieces, mut len, mut end) = source.next_chunk().await;
     loop {
-        let (pieces, len, end) = source.next_chunk().await;
-        if len > 0 {
-            put_chunk(core, path, at, pieces, len).await?;
-            at += len;
+        if len == 0 {
+            match end {
+                ChunkEnd::Failed(e) => return Err(e),
+                ChunkEnd::Full | ChunkEnd::Done => break,
+            }
         }
+        if matches!(end, ChunkEnd::Full) {
+            // Read the next chunk while this one is sent (two chunks in memory at most).
+            let (sent, next) =
+                tokio::join!(put_chunk(core, path, at, pieces, len), source.next_chunk());
+            sent?;
+            at += len;
+            (pieces, len, end) = next;
+            continue;
+        }
+        put_chunk(core, path, at, pieces, len).await?;
+        at += len;
         match end {
-            ChunkEnd::Full => {}
-            ChunkEnd::Done => break,
             ChunkEnd::Failed(e) => return Err(e),
+            ChunkEnd::Full | ChunkEnd::Done => break,
         }
     }
     if at == offset {

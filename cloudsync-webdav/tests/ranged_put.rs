@@ -139,18 +139,24 @@ async fn apache_takes_ranged_puts_chunk_by_chunk() {
     assert_eq!(left, [part.as_str()], "{left:?}");
 }
 
-/// A TCP proxy to `target` that forwards the first `limit` bytes a client sends on each
-/// connection, then closes both directions of it (the connection is cut mid-request).
-async fn cutting_proxy(target: std::net::SocketAddr, limit: u64) -> u16 {
+/// A TCP proxy to `target` that forwards `budget` bytes of client traffic in all, then cuts
+/// the connection it is on and refuses every later one (the link is down).
+async fn cutting_proxy(target: std::net::SocketAddr, budget: u64) -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let left = Arc::new(AtomicU64::new(budget));
     tokio::spawn(async move {
         loop {
             let Ok((client, _)) = listener.accept().await else {
                 return;
             };
+            let left = left.clone();
             tokio::spawn(async move {
+                if left.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
                 let Ok(server) = tokio::net::TcpStream::connect(target).await else {
                     return;
                 };
@@ -159,21 +165,23 @@ async fn cutting_proxy(target: std::net::SocketAddr, limit: u64) -> u16 {
                 let down = tokio::spawn(async move {
                     let _ = tokio::io::copy(&mut sr, &mut cw).await;
                 });
-                let mut left = limit;
                 let mut buf = vec![0u8; 64 * 1024];
-                while left > 0 {
-                    let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                loop {
+                    let room = left.load(Ordering::SeqCst);
+                    if room == 0 {
+                        break;
+                    }
+                    let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
                     let Ok(n) = cr.read(&mut buf[..want]).await else {
                         break;
                     };
                     if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
-                    left -= n as u64;
+                    left.fetch_sub(n as u64, Ordering::SeqCst);
                 }
                 // Cut: reset both sides.
                 down.abort();
-                drop((cr, sw));
             });
         }
     });
