@@ -402,6 +402,24 @@ async fn a_server_that_stops_honouring_ranges_is_caught() {
     assert_eq!(server.ranged_puts(), 3, "{:?}", server.log());
 }
 
+/// A server that passes the probe and then stores only half of each chunk while answering
+/// success: the size check after the chunk catches it, the partial file is removed, ranged PUT
+/// is turned off, and the retry writes the plain way; the result is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_loses_acknowledged_bytes_is_caught() {
+    let server = memdav::start(Ranges::ShortAfter(1));
+    let remote = remote_at(&server.url);
+    let content = data(7 * MIB + 3, 6);
+    let src = source(&content).await;
+    let s = ops::copy(&src, &remote, &opts(2)).await.unwrap();
+    assert!(s.is_ok(), "{s:?}");
+    assert_eq!(s.bytes_resumed, 0, "{s:?}");
+    assert_eq!(server.file("big.bin").unwrap(), content);
+    assert!(ours(&server.files()).is_empty(), "{:?}", server.files());
+    // The probe and the first chunk (caught); no ranged PUT after that.
+    assert_eq!(server.ranged_puts(), 2, "{:?}", server.log());
+}
+
 /// On a server that takes ranged PUTs, a cut transfer resumes (in the next run, and in a
 /// low-level retry of the same run) and sends only what was missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

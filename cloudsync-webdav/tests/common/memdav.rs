@@ -28,6 +28,9 @@ pub enum Ranges {
     Ignore,
     /// Honours the first `n` ranged `PUT`s, then ignores the header.
     HonourFirst(usize),
+    /// Honours the first `n` ranged `PUT`s, then writes only the first half of each body at
+    /// its range and still answers 204 (a server that loses data it acknowledged).
+    ShortAfter(usize),
 }
 
 #[derive(Default)]
@@ -252,11 +255,18 @@ async fn handle(
                 return reply(201, "");
             };
             let n = ranged.fetch_add(1, Ordering::Relaxed);
+            let mut body = body;
             let honour = match ranges {
                 Ranges::Honour => true,
                 Ranges::Refuse(status) => return reply(status, "no ranged PUT here"),
                 Ranges::Ignore => false,
                 Ranges::HonourFirst(k) => n < k,
+                Ranges::ShortAfter(k) => {
+                    if n >= k {
+                        body = body.slice(..body.len() / 2);
+                    }
+                    true
+                }
             };
             if !honour {
                 t.files.insert(key, body.to_vec());
