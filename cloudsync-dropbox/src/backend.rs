@@ -8,12 +8,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     ByteStream, Capabilities, Entry, EntryStream, Error, ErrorKind, HashKind, Location, Remote,
-    RemotePath, Result, Usage, WriteMeta,
+    RemotePath, Result, SessionToken, Usage, WriteMeta,
 };
 
 use crate::config::DropboxConfig;
 use crate::core::DropboxCore;
-use crate::{deleter, lister, mover, names, reader, writer};
+use crate::{deleter, lister, mover, names, reader, sessions, writer};
 
 /// A Dropbox account (or a folder in it) as a [`Remote`].
 ///
@@ -67,6 +67,8 @@ impl DropboxRemote {
             case_insensitive: true,
             dirs: true,
             max_name_len: Some(255),
+            // Upload sessions: append_v2 at the cursor offset, finish to commit.
+            resume_sessions: true,
             ..Default::default()
         };
         DropboxRemote {
@@ -105,6 +107,34 @@ impl Remote for DropboxRemote {
 
     async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
         reader::read(&self.core, path, range).await
+    }
+
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        _size: u64,
+        _meta: &WriteMeta,
+    ) -> Result<SessionToken> {
+        sessions::start(&self.core, path).await
+    }
+
+    async fn session_offset(&self, token: &SessionToken) -> Result<u64> {
+        sessions::offset(&self.core, token).await
+    }
+
+    async fn session_write(
+        &self,
+        token: &SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        sessions::write(&self.core, token, path, offset, body, meta).await
+    }
+
+    async fn session_cancel(&self, token: &SessionToken) -> Result<()> {
+        sessions::cancel(&self.core, token).await
     }
 
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {

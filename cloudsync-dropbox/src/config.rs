@@ -81,6 +81,10 @@ pub struct DropboxConfig {
     /// Files larger than this are uploaded through an upload session in chunks of this size;
     /// a multiple of 4 MiB, at most 148 MiB.
     pub chunk_size: u64,
+    /// Bytes per `upload_session/append_v2` call of a resumable upload (0: `chunk_size`), at
+    /// most 148 MiB. A cut upload loses at most the chunk in flight: the service keeps every
+    /// append it acknowledged, so a smaller chunk loses less and makes more requests.
+    pub session_chunk_size: u64,
     /// Entries requested per listing page (`limit`, 1..=2000).
     pub list_limit: u32,
     /// Files up to `chunk_size` are committed together, up to this many per
@@ -117,6 +121,7 @@ impl Default for DropboxConfig {
             access_token: None,
             root: String::new(),
             chunk_size: DEFAULT_CHUNK_SIZE,
+            session_chunk_size: 0,
             list_limit: DEFAULT_LIST_LIMIT,
             batch_size: 0,
             batch_timeout_ms: DEFAULT_BATCH_TIMEOUT_MS,
@@ -139,6 +144,7 @@ impl fmt::Debug for DropboxConfig {
             .field("access_token_env", &self.access_token_env)
             .field("root", &self.root)
             .field("chunk_size", &self.chunk_size)
+            .field("session_chunk_size", &self.session_chunk_size)
             .field("list_limit", &self.list_limit)
             .field("batch_size", &self.batch_size)
             .field("batch_timeout_ms", &self.batch_timeout_ms)
@@ -175,6 +181,8 @@ pub(crate) struct Validated {
     /// `""` for the whole Dropbox, else `/a/b`.
     pub(crate) root: String,
     pub(crate) chunk_size: u64,
+    /// Bytes per append of a resumable upload.
+    pub(crate) session_chunk_size: u64,
     pub(crate) list_limit: u32,
     pub(crate) batch_size: usize,
     pub(crate) batch_timeout: Duration,
@@ -263,6 +271,12 @@ impl DropboxConfig {
     /// Sets the upload chunk size.
     pub fn with_chunk_size(mut self, chunk_size: u64) -> Self {
         self.chunk_size = chunk_size;
+        self
+    }
+
+    /// Sets the bytes per append of a resumable upload (0: the upload chunk size).
+    pub fn with_session_chunk_size(mut self, bytes: u64) -> Self {
+        self.session_chunk_size = bytes;
         self
     }
 
@@ -368,6 +382,12 @@ impl DropboxConfig {
         if refresh != RefreshSource::None && self.app_key.trim().is_empty() {
             return Err(invalid("app_key", "required to refresh access tokens"));
         }
+        if self.session_chunk_size > MAX_CHUNK_SIZE {
+            return Err(invalid(
+                "session_chunk_size",
+                format!("{} is above 148 MiB", self.session_chunk_size),
+            ));
+        }
         if self.chunk_size == 0
             || self.chunk_size % DROPBOX_BLOCK as u64 != 0
             || self.chunk_size > MAX_CHUNK_SIZE
@@ -408,6 +428,11 @@ impl DropboxConfig {
             access_token,
             root,
             chunk_size: self.chunk_size,
+            session_chunk_size: if self.session_chunk_size == 0 {
+                self.chunk_size
+            } else {
+                self.session_chunk_size
+            },
             list_limit: self.list_limit,
             batch_size: self.batch_size as usize,
             batch_timeout: Duration::from_millis(self.batch_timeout_ms),
@@ -444,7 +469,8 @@ fn location(api_url: &str, root: &str) -> Location {
 /// Opens `type = "dropbox"` remotes and `dropbox://folder/sub?app_key=…` URLs.
 ///
 /// URL query keys: `app_key`, `app_secret_env`, `refresh_token_env`, `token_file`,
-/// `access_token_env`, `chunk_size`, `list_limit`, `batch_size`, `batch_timeout_ms`.
+/// `access_token_env`, `chunk_size`, `session_chunk_size`, `list_limit`, `batch_size`,
+/// `batch_timeout_ms`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DropboxFactory;
 
@@ -486,6 +512,7 @@ impl BackendFactory for DropboxFactory {
                 ("token_file", text),
                 ("access_token_env", text),
                 ("chunk_size", number),
+                ("session_chunk_size", number),
                 ("list_limit", number),
                 ("batch_size", number),
                 ("batch_timeout_ms", number),

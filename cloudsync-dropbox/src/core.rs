@@ -44,6 +44,8 @@ pub(crate) struct DropboxCore {
     /// `""` for the whole Dropbox, else `/a/b`.
     pub(crate) root: String,
     pub(crate) chunk_size: u64,
+    /// Bytes per append of a resumable upload.
+    pub(crate) session_chunk_size: u64,
     pub(crate) list_limit: u32,
     /// Commits small files in batches, when configured.
     pub(crate) batcher: Option<Batcher>,
@@ -93,6 +95,7 @@ impl DropboxCore {
             tokens,
             root: cfg.root,
             chunk_size: cfg.chunk_size,
+            session_chunk_size: cfg.session_chunk_size,
             list_limit: cfg.list_limit,
             batcher: (cfg.batch_size > 0).then(|| Batcher::new(cfg.batch_size, cfg.batch_timeout)),
             notices: Default::default(),

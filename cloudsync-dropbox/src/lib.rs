@@ -35,6 +35,7 @@ mod lister;
 mod mover;
 mod names;
 mod reader;
+mod sessions;
 mod writer;
 
 #[cfg(feature = "emulator")]

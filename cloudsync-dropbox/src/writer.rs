@@ -17,7 +17,7 @@ use crate::batcher::Batcher;
 use crate::core::{DropboxCore, Metadata, client_modified, correct_offset_of};
 
 /// The Dropbox content hash of `data` (one call's worth).
-fn hash_of(data: &[u8]) -> String {
+pub(crate) fn hash_of(data: &[u8]) -> String {
     let mut h = MultiHasher::new(&[HashKind::Dropbox]);
     h.update(data);
     h.finish()
@@ -27,9 +27,11 @@ fn hash_of(data: &[u8]) -> String {
 }
 
 /// An open upload session and how many bytes it holds.
-struct Session {
-    id: String,
-    offset: u64,
+pub(crate) struct Session {
+    /// The session id.
+    pub(crate) id: String,
+    /// Bytes the session holds.
+    pub(crate) offset: u64,
 }
 
 /// Writes `path` from `body`.
@@ -73,16 +75,7 @@ pub(crate) async fn write(
         .unwrap_or_default()
         .to_owned();
     let last = buf.freeze();
-    let mut commit = json!({
-        "path": core.dbx_path(path),
-        "mode": "overwrite",
-        "autorename": false,
-        "mute": true,
-        "strict_conflict": false,
-    });
-    if let Some(t) = meta.modtime {
-        commit["client_modified"] = Value::String(client_modified(t)?);
-    }
+    let mut commit = commit_info(core, path, &meta)?;
     let answer = match session {
         None if core.batcher.is_some() => {
             // Upload into a closed session; the batch commits it.
@@ -155,6 +148,26 @@ pub(crate) async fn write(
     Ok(entry)
 }
 
+/// The `CommitInfo` of an upload to `path`: overwrite, no autorename, and the source's
+/// modtime as `client_modified` when known.
+pub(crate) fn commit_info(
+    core: &DropboxCore,
+    path: &RemotePath,
+    meta: &WriteMeta,
+) -> Result<Value> {
+    let mut commit = json!({
+        "path": core.dbx_path(path),
+        "mode": "overwrite",
+        "autorename": false,
+        "mute": true,
+        "strict_conflict": false,
+    });
+    if let Some(t) = meta.modtime {
+        commit["client_modified"] = Value::String(client_modified(t)?);
+    }
+    Ok(commit)
+}
+
 /// Starts the session with `part`, or appends `part` to it.
 async fn send_part(core: &DropboxCore, session: Option<Session>, part: Bytes) -> Result<Session> {
     let len = part.len() as u64;
@@ -203,7 +216,7 @@ fn append_backoff(n: u32, e: &Error) -> Duration {
 /// the upload continues from the server's offset, sending only what it lacks of `part`. An
 /// offset outside `part` (data we no longer hold: the body is a stream that cannot be read
 /// again) fails the write, and the engine starts the file again in a new session.
-async fn append(core: &DropboxCore, s: &Session, part: Bytes) -> Result<()> {
+pub(crate) async fn append(core: &DropboxCore, s: &Session, part: Bytes) -> Result<()> {
     let end = s.offset + part.len() as u64;
     let mut offset = s.offset;
     let mut probe = false;
@@ -262,7 +275,7 @@ async fn append(core: &DropboxCore, s: &Session, part: Bytes) -> Result<()> {
 }
 
 /// The `session_id` of an `upload_session/start` answer.
-fn session_id(v: &Value) -> Result<String> {
+pub(crate) fn session_id(v: &Value) -> Result<String> {
     v.get("session_id")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())

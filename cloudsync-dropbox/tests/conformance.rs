@@ -1,6 +1,8 @@
 //! The conformance suite against the emulator, with a small listing page (so pagination and
 //! cursors are exercised) and the smallest upload chunk (so the large-file check goes through
-//! an upload session).
+//! an upload session). Resumable uploads append 1 MiB at a time
+//! ([`SESSION_CHUNK_SLACK`](cloudsync_core::testkit::SESSION_CHUNK_SLACK): what the session
+//! checks allow a cut upload to lose).
 
 use std::sync::Arc;
 
@@ -15,7 +17,8 @@ async fn conformance_against_the_emulator() {
         .config()
         .with_root("conformance")
         .with_list_limit(97)
-        .with_chunk_size(4 * 1024 * 1024);
+        .with_chunk_size(4 * 1024 * 1024)
+        .with_session_chunk_size(cloudsync_core::testkit::SESSION_CHUNK_SLACK);
     let remote: Arc<dyn Remote> = Arc::new(DropboxRemote::new(cfg).unwrap());
     remote
         .mkdir(&cloudsync_core::RemotePath::root())
@@ -35,14 +38,21 @@ async fn conformance_against_the_emulator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_the_dropbox_root() {
     let emu = Emulator::start().unwrap();
-    let remote: Arc<dyn Remote> = Arc::new(DropboxRemote::new(emu.config()).unwrap());
+    let cfg = emu
+        .config()
+        .with_session_chunk_size(cloudsync_core::testkit::SESSION_CHUNK_SLACK);
+    let remote: Arc<dyn Remote> = Arc::new(DropboxRemote::new(cfg).unwrap());
     cloudsync_core::testkit::conformance(remote).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_with_batched_commits() {
     let emu = Emulator::start().unwrap();
-    let cfg = emu.config().with_root("batched").with_batching(16, 5);
+    let cfg = emu
+        .config()
+        .with_root("batched")
+        .with_batching(16, 5)
+        .with_session_chunk_size(cloudsync_core::testkit::SESSION_CHUNK_SLACK);
     let remote: Arc<dyn Remote> = Arc::new(DropboxRemote::new(cfg).unwrap());
     remote
         .mkdir(&cloudsync_core::RemotePath::root())

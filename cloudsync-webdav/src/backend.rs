@@ -13,7 +13,7 @@ use cloudsync_core::{
 
 use crate::config::{NextcloudConfig, Vendor, WebdavConfig};
 use crate::core::WebdavCore;
-use crate::{deleter, lister, mover, reader, writer};
+use crate::{deleter, lister, mover, ranged, reader, writer};
 
 /// A WebDAV server (generic, Nextcloud or ownCloud) as a [`Remote`].
 ///
@@ -58,6 +58,9 @@ impl WebdavRemote {
                 rename: true,
                 purge: true,
                 dirs: true,
+                // Ranged PUT where the server takes it (probed at the first write_at), and
+                // MOVE to make the finished partial file visible.
+                resume: true,
                 ..Default::default()
             },
             Vendor::Nextcloud | Vendor::Owncloud => Capabilities {
@@ -116,6 +119,13 @@ impl Remote for WebdavRemote {
 
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         writer::write(&self.core, path, body, meta).await
+    }
+
+    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+        if !self.caps.resume {
+            return Err(self.unsupported("write_at"));
+        }
+        ranged::write_at(&self.core, path, offset, body).await
     }
 
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {

@@ -48,6 +48,8 @@ pub(crate) struct WebdavCore {
     pub(crate) describe: String,
     /// Directories known to exist, so uploads skip `MKCOL` for parents already made.
     known_dirs: Mutex<HashSet<RemotePath>>,
+    /// Whether the server takes ranged `PUT`s (resumable uploads), once probed.
+    pub(crate) ranged: crate::ranged::RangedPut,
 }
 
 impl WebdavCore {
@@ -112,6 +114,7 @@ impl WebdavCore {
             dav_root: cfg.dav_root,
             describe,
             known_dirs: Mutex::new(HashSet::new()),
+            ranged: Default::default(),
         })
     }
 

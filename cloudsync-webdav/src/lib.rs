@@ -33,6 +33,7 @@ mod deleter;
 mod lister;
 mod mover;
 mod multistatus;
+mod ranged;
 mod reader;
 mod writer;
 

@@ -252,7 +252,7 @@ pub(crate) async fn ensure_parent(core: &WebdavCore, path: &RemotePath) -> Resul
 /// Best-effort `DELETE` of something we created and no longer want, looked at again
 /// afterwards: a server may still be finishing the upload we broke off and create the file
 /// after our `DELETE` (rclone's server does), which would leave it behind.
-async fn discard(core: &WebdavCore, url: url::Url) {
+pub(crate) async fn discard(core: &WebdavCore, url: url::Url) {
     for attempt in 1..=8u64 {
         let rb = core.request(reqwest::Method::DELETE, url.clone());
         if let Err(e) = rb.send().await {

@@ -775,7 +775,25 @@ struct StartArg {
 
 fn session_start(shared: &Shared, req: &Req) -> Handled {
     let arg: StartArg = req.header_args(true)?;
-    let _ = arg.session_type;
+    match arg
+        .session_type
+        .as_ref()
+        .and_then(|t| t.get(".tag").or(Some(t)))
+    {
+        None => {}
+        Some(t) if t == "sequential" => {}
+        // Concurrent sessions take appends in any order, each a multiple of 4194304 bytes
+        // (UploadSessionAppendError.concurrent_session_invalid_data_size: "For concurrent
+        // upload sessions, only chunks with size multiple of 4194304 bytes can be
+        // uploaded."); that is not emulated, so they are refused rather than imitated loosely.
+        Some(_) => {
+            return Ok(bad_request(
+                &req.endpoint,
+                "session_type: only sequential sessions are emulated",
+            ));
+        }
+    }
+    // UploadSessionStartError.payload_too_large: "The request payload must be at most 150 MB."
     if req.body.len() as u64 > shared.opts.max_upload {
         return Ok(api_error(union(&["payload_too_large"])));
     }
@@ -787,6 +805,8 @@ fn session_start(shared: &Shared, req: &Req) -> Handled {
         super::state::Session {
             data: req.body.to_vec(),
             closed: arg.close,
+            created: std::time::Instant::now(),
+            expired: false,
         },
     );
     Ok(json_ok(&json!({ "session_id": id })))
@@ -810,13 +830,33 @@ struct AppendArg {
 }
 
 /// Checks a session cursor; the error is an UploadSessionLookupError union.
-fn lookup_session(st: &State, c: &SessionCursor) -> Result<(), Value> {
-    let Some(s) = st.sessions.get(&c.session_id) else {
+fn lookup_session(
+    st: &State,
+    c: &SessionCursor,
+    lifetime: std::time::Duration,
+) -> Result<(), Value> {
+    // UploadSessionLookupError.not_found: "The upload session ID was not found or has
+    // expired. Upload sessions are valid for 7 days." Route upload_session/start:
+    // "Attempting to use an UploadSessionStartResult.session_id with upload_session/append_v2
+    // or upload_session/finish more than 7 days after its creation will return a
+    // UploadSessionLookupError.not_found."
+    let Some(s) = st
+        .sessions
+        .get(&c.session_id)
+        .filter(|s| !s.expired && s.created.elapsed() < lifetime)
+    else {
         return Err(union(&["not_found"]));
     };
+    // UploadSessionLookupError.incorrect_offset: "The specified offset was incorrect. See the
+    // value for the correct offset. This error may occur when a previous request was received
+    // and processed successfully but the client did not receive the response, e.g. due to a
+    // network error." UploadSessionOffsetError.correct_offset: "The offset up to which data
+    // has been collected."
     if s.data.len() as u64 != c.offset {
         return Err(json!({ ".tag": "incorrect_offset", "correct_offset": s.data.len() }));
     }
+    // UploadSessionLookupError.closed: "You are attempting to append data to an upload
+    // session that has already been closed (i.e. committed)."
     if s.closed {
         return Err(union(&["closed"]));
     }
@@ -825,12 +865,13 @@ fn lookup_session(st: &State, c: &SessionCursor) -> Result<(), Value> {
 
 fn session_append(shared: &Shared, req: &Req) -> Handled {
     let arg: AppendArg = req.header_args(true)?;
+    // UploadSessionAppendError.payload_too_large: "The request payload must be at most 150 MB."
     if req.body.len() as u64 > shared.opts.max_upload {
         return Ok(api_error(union(&["payload_too_large"])));
     }
     check_hash(&req.endpoint, &arg.content_hash, &req.body)?;
     let mut st = shared.lock();
-    if let Err(e) = lookup_session(&st, &arg.cursor) {
+    if let Err(e) = lookup_session(&st, &arg.cursor, shared.opts.session_lifetime) {
         return Ok(api_error(e));
     }
     if let Some(s) = st.sessions.get_mut(&arg.cursor.session_id) {
@@ -865,7 +906,7 @@ fn session_finish(shared: &Shared, req: &Req) -> Handled {
         return Ok(api_error(wrap("path", e)));
     }
     let mut st = shared.lock();
-    if let Err(e) = lookup_session(&st, &arg.cursor) {
+    if let Err(e) = lookup_session(&st, &arg.cursor, shared.opts.session_lifetime) {
         return Ok(api_error(wrap("lookup_failed", e)));
     }
     let Some(mut session) = st.sessions.remove(&arg.cursor.session_id) else {
@@ -915,7 +956,7 @@ fn finish_batch(shared: &Shared, req: &Req) -> Handled {
     let mut results = Vec::new();
     for (e, mode) in arg.entries.iter().zip(modes) {
         let failure = |inner: Value| json!({ ".tag": "failure", "failure": inner });
-        let looked = lookup_session(&st, &e.cursor).and_then(|()| {
+        let looked = lookup_session(&st, &e.cursor, shared.opts.session_lifetime).and_then(|()| {
             match st.sessions.get(&e.cursor.session_id) {
                 Some(s) if s.closed => Ok(()),
                 _ => Err(union(&["not_closed"])),

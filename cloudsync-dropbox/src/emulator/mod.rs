@@ -11,7 +11,12 @@
 //! is a 400, as on the service), errors as 409 with `error_summary` and a `.tag` union,
 //! `401 expired_access_token` for an expired token. Paths are case-insensitive with their
 //! display case preserved; listings page by `limit` with cursors; files carry content hashes;
-//! upload sessions check offsets (`incorrect_offset` with `correct_offset`).
+//! upload sessions check offsets (`incorrect_offset` with `correct_offset`), answer
+//! `not_found` once unknown or past their lifetime (7 days, [`EmulatorOptions::with_session_lifetime`],
+//! [`Emulator::expire_sessions`]) and `closed` once closed, and refuse a request body above
+//! 150 MB (`payload_too_large`). Concurrent sessions (`session_type: concurrent`, whose appends
+//! must be multiples of 4194304 bytes and may come in any order) are not emulated and are
+//! refused with a 400.
 //!
 //! Documented behaviours a naive client gets wrong are reproduced too, each citing the
 //! sentence of `files.stone` (dropbox/dropbox-api-spec) or the help center it follows: an
@@ -118,6 +123,9 @@ pub struct EmulatorOptions {
     pub default_list_limit: usize,
     /// Largest body one upload call accepts (150 MiB on the service).
     pub max_upload: u64,
+    /// How long an upload session can be used (7 days on the service); after it, the session
+    /// answers `not_found`.
+    pub session_lifetime: Duration,
     /// Bytes the account may hold (2 GiB, as a Basic account); writes beyond it fail with
     /// `insufficient_space`.
     pub quota: u64,
@@ -136,6 +144,9 @@ impl Default for EmulatorOptions {
             token_lifetime: Duration::from_secs(4 * 3600),
             default_list_limit: 500,
             max_upload: 150 * 1024 * 1024,
+            // files.stone, route upload_session/start: "An upload session can be used for a
+            // maximum of 7 days."
+            session_lifetime: Duration::from_secs(7 * 24 * 3600),
             quota: 2 * 1024 * 1024 * 1024,
             ragged_pages: false,
             batch_commit_time: Duration::ZERO,
@@ -144,6 +155,12 @@ impl Default for EmulatorOptions {
 }
 
 impl EmulatorOptions {
+    /// Sets how long an upload session can be used.
+    pub fn with_session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
+        self
+    }
+
     /// Sets the lifetime of issued access tokens.
     pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = lifetime;
@@ -457,6 +474,26 @@ impl Emulator {
     /// Upload sessions started and not finished.
     pub fn open_sessions(&self) -> usize {
         self.shared.lock().sessions.len()
+    }
+
+    /// Bytes each open upload session holds, by session id order.
+    pub fn session_offsets(&self) -> Vec<u64> {
+        let st = self.shared.lock();
+        let mut v: Vec<(&String, u64)> = st
+            .sessions
+            .iter()
+            .map(|(id, s)| (id, s.data.len() as u64))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Ages every open upload session past its lifetime, as if 7 days had passed: each then
+    /// answers `not_found`.
+    pub fn expire_sessions(&self) {
+        for s in self.shared.lock().sessions.values_mut() {
+            s.expired = true;
+        }
     }
 
     /// Puts a file directly (bypassing the API), with `client_modified` now. As on the

@@ -110,10 +110,14 @@ impl Node {
 }
 
 /// An upload session.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) data: Vec<u8>,
     pub(crate) closed: bool,
+    /// When `upload_session/start` opened it.
+    pub(crate) created: Instant,
+    /// Aged past its lifetime by [`Emulator::expire_sessions`](super::Emulator::expire_sessions).
+    pub(crate) expired: bool,
 }
 
 /// Where a listing continues.

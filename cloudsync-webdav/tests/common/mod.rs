@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod checks;
+pub mod memdav;
 pub mod nextcloud;
 pub mod scripted;
 

@@ -3,6 +3,12 @@
 //! the same run; kept data that no longer matches (a changed source, a corrupted byte) is never
 //! trusted.
 //!
+//! Some remotes only find out by trying whether the server can resume (a WebDAV server that
+//! may or may not take ranged `PUT`): their [`Remote::write_at`] answers
+//! [`ErrorKind::Unsupported`] at offset 0 and the engine writes the plain way. Against those
+//! the checks make sure of the fallback: a cut transfer leaves nothing visible and nothing of
+//! ours, and the next run is exact.
+//!
 //! [`Capabilities::resume`]: crate::Capabilities::resume
 
 use std::collections::BTreeMap;
@@ -121,6 +127,15 @@ pub(super) fn cut_source(
     src: &Arc<dyn Remote>,
     after: u64,
 ) -> std::result::Result<Arc<dyn Remote>, String> {
+    cut_source_times(src, after, 1)
+}
+
+/// A source whose reads of `big.bin` are cut after `after` bytes, `times` times.
+fn cut_source_times(
+    src: &Arc<dyn Remote>,
+    after: u64,
+    times: u32,
+) -> std::result::Result<Arc<dyn Remote>, String> {
     Ok(Arc::new(Chaos::new(
         src.clone(),
         FaultPlan {
@@ -128,7 +143,7 @@ pub(super) fn cut_source(
                 op: Op::Read,
                 path: Some(p("big.bin")?),
                 skip: 0,
-                times: 1,
+                times,
                 fault: Fault::ReadCut {
                     after,
                     kind: ErrorKind::Transient,
@@ -188,18 +203,80 @@ pub(super) async fn expect_exact(what: &str, r: &Arc<dyn Remote>, want: &Bytes) 
     Ok(())
 }
 
+/// Whether `write_at` works on `remote` (tried on a partial-file name at its root, removed
+/// after); `false` when it answers [`ErrorKind::Unsupported`].
+async fn takes_write_at(remote: &Arc<dyn Remote>) -> std::result::Result<bool, String> {
+    let probe = p(&crate::temp::part_name(
+        "00000000000000ff",
+        "write-at-probe.bin",
+        255,
+    ))?;
+    match remote
+        .write_at(&probe, 0, crate::remote::bytes_stream("probe"))
+        .await
+    {
+        Ok(n) => {
+            remote
+                .remove_file(&probe)
+                .await
+                .map_err(|e| format!("remove the write_at probe: {}", show(&e)))?;
+            ensure!(n == 5, "write_at of 5 bytes at offset 0 reports {n} bytes");
+            Ok(true)
+        }
+        Err(e) if e.kind() == ErrorKind::Unsupported => Ok(false),
+        Err(e) => Err(format!("write_at at offset 0: {}", show(&e))),
+    }
+}
+
+/// For a remote whose `write_at` turned out unsupported: a copy cut at a random point reports
+/// a temporary error and leaves neither the file nor any temporary or partial file; the next
+/// run is exact and resumes nothing.
+async fn check_fallback(remote: &Arc<dyn Remote>, seed: u64) -> Check {
+    let data = content(SIZE, seed);
+    let size = SIZE as u64;
+    let (src, _mem, _) = source(&data, 1_600_000_000).await?;
+    let after = fastrand::u64(size / 4..size * 3 / 4);
+    // Every read is cut: the engine may open the source for the resumable path before the
+    // remote says it cannot take it, and then read it again for the plain write.
+    let cut = cut_source_times(&src, after, u32::MAX)?;
+    let first = copy("cut copy", &cut, remote, &opts(0)).await?;
+    ensure!(
+        first.errors.len() == 1 && first.errors[0].temporary,
+        "the cut copy (at byte {after}) reports {:?}, want one temporary error",
+        first.errors
+    );
+    match remote.stat(&p("big.bin")?).await {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        other => return Err(format!("after the cut, big.bin is visible: {other:?}")),
+    }
+    let left = parts(remote).await?;
+    ensure!(left.is_empty(), "a cut copy without write_at left {left:?}");
+    let second = copy("the copy after the cut", &src, remote, &opts(0)).await?;
+    ensure!(
+        second.is_ok() && second.bytes_resumed == 0,
+        "the copy after the cut: errors {:?}, {} bytes resumed",
+        second.errors,
+        second.bytes_resumed
+    );
+    expect_exact("after the copy that followed a cut", remote, &data).await
+}
+
 /// A copy whose source is cut at a random point leaves nothing under the final name and
 /// keeps a partial file; the next run is exact, reports the kept bytes as resumed, and reads
 /// at most the missing bytes plus a window and one chunk from the source. In one run, a
-/// low-level retry after a cut continues the same way.
+/// low-level retry after a cut continues the same way. (Where `write_at` turns out
+/// unsupported, the fallback is checked instead.)
 pub async fn check_resume(remote: &Arc<dyn Remote>) -> Check {
     if !remote.capabilities().resume {
         return Ok(());
     }
+    make_root(remote).await?;
+    if !takes_write_at(remote).await? {
+        return check_fallback(remote, 71).await;
+    }
     let data = content(SIZE, 71);
     let size = SIZE as u64;
     let (src, _mem, read) = source(&data, 1_600_000_000).await?;
-    make_root(remote).await?;
 
     // Across runs.
     let after = fastrand::u64(size / 4..size * 3 / 4);
@@ -275,15 +352,19 @@ pub async fn check_resume(remote: &Arc<dyn Remote>) -> Check {
 
 /// Kept data that does not match is never used: a partial file with a corrupted byte before
 /// the resume point is detected and the file sent again whole; a source changed between two
-/// runs gets the new content, and the old partial file is gone.
+/// runs gets the new content, and the old partial file is gone. (Where `write_at` turns out
+/// unsupported, the fallback is checked instead.)
 pub async fn check_resume_mismatch(remote: &Arc<dyn Remote>) -> Check {
     if !remote.capabilities().resume {
         return Ok(());
     }
+    make_root(remote).await?;
+    if !takes_write_at(remote).await? {
+        return check_fallback(remote, 72).await;
+    }
     let data = content(SIZE, 72);
     let size = SIZE as u64;
     let (src, mem, _) = source(&data, 1_600_000_000).await?;
-    make_root(remote).await?;
 
     // A corrupted byte in the kept prefix.
     let after = fastrand::u64(size / 4..size * 3 / 4);

@@ -1,0 +1,438 @@
+//! Resumable uploads by ranged `PUT` ([`Remote::write_at`](cloudsync_core::Remote::write_at)).
+//!
+//! Apache's mod_dav takes a `PUT` carrying `Content-Range: bytes START-END/*` (END inclusive,
+//! the total `*` or a number above END; anything else is refused with 400) as a write into the
+//! existing file from START on, in place: the file is opened without truncation, and when the
+//! body breaks off the bytes that arrived stay. Other servers differ: sabre/dav (Nextcloud,
+//! ownCloud) and nginx answer `501 Not Implemented`, and some ignore the header and store the
+//! body as the whole file, from byte 0.
+//!
+//! So nothing is assumed: the first `write_at` of a remote probes the server once, on a
+//! scratch file of its own next to the partial file (a plain `PUT` of a few bytes, a ranged
+//! `PUT` appending a few more, a `GET` that must return exactly both), and every ranged `PUT`
+//! after that is followed by a `PROPFIND` that must show the file grown to exactly the end of
+//! the range. A server that refuses the probe, or fails it, or fails a later check, gets
+//! [`ErrorKind::Unsupported`] at offset 0 (the engine then writes the plain, atomic way); a
+//! partial file it may have damaged is removed, never trusted.
+//!
+//! The body is a stream of unknown length, so it goes as consecutive ranged `PUT`s of at most
+//! `chunk_size` bytes, each buffered so its range is exact (the next chunk is read while one is
+//! sent: two chunks in memory at most). Each acknowledged chunk stays for the next attempt; when the source fails mid-chunk, the bytes it gave before failing are sent
+//! too, so the next attempt continues right where the source stopped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use cloudsync_core::{ByteStream, Error, ErrorKind, RemotePath, Result};
+use futures::TryStreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE};
+
+use crate::core::WebdavCore;
+use crate::{lister, writer};
+
+/// The first bytes of the probe file (a plain `PUT`).
+const PROBE_HEAD: &[u8] = b"cloudsync ranged PUT probe: head;";
+/// The bytes the probe appends with a ranged `PUT`.
+const PROBE_TAIL: &[u8] = b"tail appended at its offset.";
+
+/// Whether the server takes ranged `PUT`s, per remote: probed once, and withdrawn for good when
+/// a later write shows that a range was not honoured.
+#[derive(Debug, Default)]
+pub(crate) struct RangedPut {
+    probed: tokio::sync::OnceCell<bool>,
+    withdrawn: AtomicBool,
+}
+
+impl RangedPut {
+    /// Marks ranged `PUT` as not working on this server, whatever the probe said.
+    fn withdraw(&self) {
+        self.withdrawn.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether ranged `PUT` works on this server (probing it in `dir` the first time). Errors
+/// that say nothing about ranged `PUT` (the connection, authentication, a server shedding
+/// load) are returned and leave the question open for the next call.
+pub(crate) async fn supported(core: &WebdavCore, dir: &RemotePath) -> Result<bool> {
+    if core.ranged.withdrawn.load(Ordering::Relaxed) {
+        return Ok(false);
+    }
+    let yes = *core
+        .ranged
+        .probed
+        .get_or_try_init(|| async {
+            let yes = probe(core, dir).await?;
+            tracing::info!(remote = %core.describe, ranged_put = yes, "probed ranged PUT");
+            Ok::<_, Error>(yes)
+        })
+        .await?;
+    Ok(yes && !core.ranged.withdrawn.load(Ordering::Relaxed))
+}
+
+/// Writes the probe file in `dir`, appends to it with a ranged `PUT`, reads it back and
+/// removes it.
+async fn probe(core: &WebdavCore, dir: &RemotePath) -> Result<bool> {
+    let path = dir.join(&cloudsync_core::temp_name("range-probe", 96))?;
+    let url = core.url(&path, false);
+    let rb = core
+        .request(reqwest::Method::PUT, url.clone())
+        .header(CONTENT_LENGTH, PROBE_HEAD.len())
+        .body(Bytes::from_static(PROBE_HEAD));
+    core.send_ok(rb, &path).await?;
+    let answer = probe_steps(core, &path).await;
+    writer::discard(core, url).await;
+    answer
+}
+
+/// The ranged `PUT` and the read-back of [`probe`].
+async fn probe_steps(core: &WebdavCore, path: &RemotePath) -> Result<bool> {
+    let start = PROBE_HEAD.len() as u64;
+    let resp = send_range(core, path, start, vec![Bytes::from_static(PROBE_TAIL)]).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let e = core.status_error(resp, path).await;
+        // 501 is the answer RFC 9110 asks of a server that does not implement a Content-*
+        // header (nginx and sabre/dav give it); a 4xx other than these refuses the request as
+        // such. Anything else says nothing about ranged PUT and leaves the question open.
+        let refused = status == StatusCode::NOT_IMPLEMENTED
+            || (status.is_client_error()
+                && !matches!(
+                    status,
+                    StatusCode::UNAUTHORIZED
+                        | StatusCode::REQUEST_TIMEOUT
+                        | StatusCode::TOO_MANY_REQUESTS
+                ));
+        if !refused {
+            return Err(e);
+        }
+        tracing::debug!(%status, error = %e, "the server refuses ranged PUT");
+        return Ok(false);
+    }
+    let get = core.request(reqwest::Method::GET, core.url(path, false));
+    let resp = match core.send_ok(get, path).await {
+        Ok(r) => r,
+        Err(e) if e.is_retryable() || e.kind() == ErrorKind::Auth => return Err(e),
+        // The file the server just acknowledged cannot be read back: not a server to trust
+        // with partial files.
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the ranged PUT probe back");
+            return Ok(false);
+        }
+    };
+    let want = [PROBE_HEAD, PROBE_TAIL].concat();
+    let got = read_capped(core, resp, path, want.len() + 1).await?;
+    if got[..] != want[..] {
+        tracing::debug!(
+            bytes = got.len(),
+            want = want.len(),
+            "the server answered a ranged PUT but did not write at the range"
+        );
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// At most `cap` bytes of a response body; a body that breaks off is an error.
+async fn read_capped(
+    core: &WebdavCore,
+    mut resp: reqwest::Response,
+    path: &RemotePath,
+    cap: usize,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while out.len() < cap {
+        match resp.chunk().await {
+            Ok(Some(c)) => out.extend_from_slice(&c[..c.len().min(cap - out.len())]),
+            Ok(None) => break,
+            Err(e) => return Err(core.transport_error(e, path)),
+        }
+    }
+    Ok(out)
+}
+
+/// One `PUT` of `pieces` (one range, at least one byte in all) into `path` at `start`.
+async fn send_range(
+    core: &WebdavCore,
+    path: &RemotePath,
+    start: u64,
+    pieces: Vec<Bytes>,
+) -> Result<reqwest::Response> {
+    let len: u64 = pieces.iter().map(|b| b.len() as u64).sum();
+    debug_assert!(len > 0, "an empty range cannot be written");
+    let end = start + len.saturating_sub(1);
+    let body = futures::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
+    let rb = core
+        .request(reqwest::Method::PUT, core.url(path, false))
+        .header(CONTENT_RANGE, format!("bytes {start}-{end}/*"))
+        .header(CONTENT_LENGTH, len)
+        .body(reqwest::Body::wrap_stream(body));
+    core.send(rb, path).await
+}
+
+/// Writes `body` into the partial file `path` from `offset` on and returns its size after (see
+/// the module documentation and [`Remote::write_at`](cloudsync_core::Remote::write_at)).
+pub(crate) async fn write_at(
+    core: &WebdavCore,
+    path: &RemotePath,
+    offset: u64,
+    body: ByteStream,
+) -> Result<u64> {
+    let Some(dir) = path.parent() else {
+        return Err(core.err(ErrorKind::InvalidInput, "cannot write the root", path));
+    };
+    writer::ensure_parent(core, path).await?;
+    if !supported(core, &dir).await? {
+        if offset == 0 {
+            return Err(Error::unsupported("write_at", &core.describe).with_path(path));
+        }
+        // Kept from a time the server took ranged PUTs: it cannot be continued now.
+        writer::discard(core, core.url(path, false)).await;
+        return Err(core
+            .err(
+                ErrorKind::ConditionNotMatch,
+                "the server does not take ranged PUT: the partial file was removed",
+                path,
+            )
+            .set_temporary(true));
+    }
+    if offset == 0 {
+        // Creates the file, or empties it.
+        let rb = core
+            .request(reqwest::Method::PUT, core.url(path, false))
+            .header(CONTENT_LENGTH, 0)
+            .body(Bytes::new());
+        put_ok(core, path, core.send(rb, path).await?).await?;
+    } else {
+        let have = match lister::stat(core, path).await {
+            Ok(e) if e.is_file() => Some(e.size),
+            Ok(_) => None,
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        if have != Some(offset) {
+            // A ranged PUT cannot cut a file short; the engine starts again from 0.
+            let what = have.map_or_else(|| "is missing".to_owned(), |n| format!("has {n} bytes"));
+            return Err(core
+                .err(
+                    ErrorKind::ConditionNotMatch,
+                    &format!("cannot continue the partial file at byte {offset}: it {what}"),
+                    path,
+                )
+                .set_temporary(true));
+        }
+    }
+    let mut source = Chunker::new(body, core.chunk_size);
+    let mut at = offset;
+    let (mut pieces, mut len, mut end) = source.next_chunk().await;
+    loop {
+        if len == 0 {
+            match end {
+                ChunkEnd::Failed(e) => return Err(e),
+                ChunkEnd::Full | ChunkEnd::Done => break,
+            }
+        }
+        if matches!(end, ChunkEnd::Full) {
+            // Read the next chunk while this one is sent (two chunks in memory at most).
+            let (sent, next) =
+                tokio::join!(put_chunk(core, path, at, pieces, len), source.next_chunk());
+            sent?;
+            at += len;
+            (pieces, len, end) = next;
+            continue;
+        }
+        put_chunk(core, path, at, pieces, len).await?;
+        at += len;
+        match end {
+            ChunkEnd::Failed(e) => return Err(e),
+            ChunkEnd::Full | ChunkEnd::Done => break,
+        }
+    }
+    if at == offset {
+        // Nothing sent: report what the server has.
+        let e = lister::stat(core, path).await?;
+        return Ok(e.size);
+    }
+    Ok(at)
+}
+
+/// Sends one chunk and checks that the file now ends exactly where the chunk does. When it
+/// does not, the server did not honour the range: ranged `PUT` is withdrawn for this remote
+/// and the (damaged) partial file removed.
+async fn put_chunk(
+    core: &WebdavCore,
+    path: &RemotePath,
+    start: u64,
+    pieces: Vec<Bytes>,
+    len: u64,
+) -> Result<()> {
+    let resp = send_range(core, path, start, pieces).await?;
+    put_ok(core, path, resp).await?;
+    let want = start + len;
+    let have = lister::stat(core, path).await?.size;
+    if have != want {
+        core.ranged.withdraw();
+        writer::discard(core, core.url(path, false)).await;
+        tracing::warn!(
+            remote = %core.describe, %path, have, want,
+            "the server did not write a ranged PUT at its range; resumable uploads turned off"
+        );
+        return Err(core
+            .err(
+                ErrorKind::Protocol,
+                &format!(
+                    "the server did not honour Content-Range (the file has {have} bytes after \
+                     writing up to byte {want}); the partial file was removed"
+                ),
+                path,
+            )
+            .set_temporary(true));
+    }
+    Ok(())
+}
+
+/// Turns a non-success answer to a `PUT` into an error (a missing parent is temporary: a
+/// retry makes it again).
+async fn put_ok(core: &WebdavCore, path: &RemotePath, resp: reqwest::Response) -> Result<()> {
+    if resp.status().is_success() {
+        return Ok(());
+    }
+    let status = resp.status();
+    let mut e = core.status_error(resp, path).await;
+    if matches!(status, StatusCode::CONFLICT | StatusCode::NOT_FOUND) {
+        if let Some(p) = path.parent() {
+            core.forget_dir(&p);
+        }
+        e = e.set_temporary(true);
+    }
+    Err(e)
+}
+
+/// How a chunk taken from the body ended.
+enum ChunkEnd {
+    /// The chunk is full; the body may have more.
+    Full,
+    /// The body ended.
+    Done,
+    /// The body failed after the chunk's bytes.
+    Failed(Error),
+}
+
+/// Cuts a body into chunks of at most `size` bytes.
+struct Chunker {
+    body: ByteStream,
+    pending: Option<Bytes>,
+    size: u64,
+}
+
+impl Chunker {
+    fn new(body: ByteStream, size: u64) -> Self {
+        Chunker {
+            body,
+            pending: None,
+            size: size.max(1),
+        }
+    }
+
+    /// The next chunk's pieces and length, and how it ended.
+    async fn next_chunk(&mut self) -> (Vec<Bytes>, u64, ChunkEnd) {
+        let mut pieces = Vec::new();
+        let mut len = 0u64;
+        loop {
+            let mut b = match self.pending.take() {
+                Some(b) => b,
+                None => match self.body.try_next().await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => return (pieces, len, ChunkEnd::Done),
+                    Err(e) => return (pieces, len, ChunkEnd::Failed(e)),
+                },
+            };
+            if b.is_empty() {
+                continue;
+            }
+            let room = self.size - len;
+            if b.len() as u64 > room {
+                // `room` is below `b.len()`, so it fits in usize.
+                self.pending = Some(b.split_off(room as usize));
+            }
+            len += b.len() as u64;
+            pieces.push(b);
+            if len == self.size {
+                return (pieces, len, ChunkEnd::Full);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn body(parts: Vec<Result<&'static [u8]>>) -> ByteStream {
+        futures::stream::iter(parts.into_iter().map(|r| r.map(Bytes::from_static))).boxed()
+    }
+
+    async fn all(mut c: Chunker) -> Vec<(Vec<u8>, &'static str)> {
+        let mut out = Vec::new();
+        loop {
+            let (pieces, _, end) = c.next_chunk().await;
+            let bytes: Vec<u8> = pieces.concat();
+            match end {
+                ChunkEnd::Full => out.push((bytes, "full")),
+                ChunkEnd::Done => {
+                    out.push((bytes, "done"));
+                    return out;
+                }
+                ChunkEnd::Failed(_) => {
+                    out.push((bytes, "failed"));
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_are_cut_at_the_size_and_keep_every_byte() {
+        let c = Chunker::new(body(vec![Ok(b"abc"), Ok(b""), Ok(b"defgh"), Ok(b"ij")]), 4);
+        let got = all(c).await;
+        assert_eq!(
+            got,
+            vec![
+                (b"abcd".to_vec(), "full"),
+                (b"efgh".to_vec(), "full"),
+                (b"ij".to_vec(), "done"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_body_gives_its_bytes_before_the_failure() {
+        let c = Chunker::new(
+            body(vec![
+                Ok(b"abcdef"),
+                Err(Error::new(ErrorKind::Transient, "cut")),
+            ]),
+            4,
+        );
+        let got = all(c).await;
+        assert_eq!(
+            got,
+            vec![(b"abcd".to_vec(), "full"), (b"ef".to_vec(), "failed")]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_exact_multiple_ends_with_an_empty_last_chunk() {
+        let c = Chunker::new(body(vec![Ok(b"abcdefgh")]), 4);
+        let got = all(c).await;
+        assert_eq!(
+            got,
+            vec![
+                (b"abcd".to_vec(), "full"),
+                (b"efgh".to_vec(), "full"),
+                (Vec::new(), "done"),
+            ]
+        );
+    }
+}
