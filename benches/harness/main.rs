@@ -115,6 +115,21 @@ impl Row {
             .max()
             .unwrap_or_default()
     }
+    /// Median user and system CPU seconds, when measured.
+    fn cpu(&self) -> Option<(f64, f64)> {
+        let mut user: Vec<f64> = Vec::new();
+        let mut sys: Vec<f64> = Vec::new();
+        for (u, s) in self.samples.iter().filter_map(|s| s.cpu) {
+            user.push(u.as_secs_f64());
+            sys.push(s.as_secs_f64());
+        }
+        if user.is_empty() {
+            return None;
+        }
+        user.sort_by(f64::total_cmp);
+        sys.sort_by(f64::total_cmp);
+        Some((user[user.len() / 2], sys[sys.len() / 2]))
+    }
     fn peak_mib(&self) -> Option<f64> {
         self.samples
             .iter()
@@ -275,8 +290,10 @@ fn print_table(args: &Args, reps: usize, rows: &[Row]) {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
-    println!("| scenario | run | tool | median | min–max | vs rclone | throughput | peak RSS |");
-    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| scenario | run | tool | median | min–max | vs rclone | vs cp -a | user | sys | throughput | peak RSS |"
+    );
+    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in rows {
         let rclone = rows
             .iter()
@@ -289,13 +306,27 @@ fn print_table(args: &Args, reps: usize, rows: &[Row]) {
                 )
             })
             .unwrap_or_else(|| "–".into());
+        let vs_cp = rows
+            .iter()
+            .find(|o| o.scenario == r.scenario && o.phase == r.phase && o.tool == "cp -a")
+            .map(|o| {
+                format!(
+                    "{:.2}×",
+                    r.median().as_secs_f64() / o.median().as_secs_f64()
+                )
+            })
+            .unwrap_or_else(|| "–".into());
+        let (user, sys) = match r.cpu() {
+            Some((u, s)) => (format!("{u:.3} s"), format!("{s:.3} s")),
+            None => ("–".into(), "–".into()),
+        };
         let secs = r.median().as_secs_f64().max(1e-9);
         let throughput = match r.phase {
             Phase::First if r.files < 100 => format!("{}/s", human((r.bytes as f64 / secs) as u64)),
             _ => format!("{:.0} files/s", r.files as f64 / secs),
         };
         println!(
-            "| {} | {} | {} | {:.3} s | {:.3}–{:.3} | {} | {} | {} |",
+            "| {} | {} | {} | {:.3} s | {:.3}–{:.3} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.phase.label(),
             r.tool,
@@ -303,6 +334,9 @@ fn print_table(args: &Args, reps: usize, rows: &[Row]) {
             r.min().as_secs_f64(),
             r.max().as_secs_f64(),
             ratio,
+            vs_cp,
+            user,
+            sys,
             throughput,
             r.peak_mib()
                 .map(|m| format!("{m:.0} MiB"))
@@ -311,6 +345,6 @@ fn print_table(args: &Args, reps: usize, rows: &[Row]) {
     }
     println!();
     println!(
-        "vs rclone: median time divided by rclone's median in the same run (below 1 = faster)."
+        "vs rclone, vs cp -a: median time divided by that tool's median in the same run (below 1 = faster); user, sys: median CPU seconds (/usr/bin/time)."
     );
 }

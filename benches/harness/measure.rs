@@ -10,6 +10,10 @@ pub struct Sample {
     pub wall: Duration,
     /// Peak resident set size in KiB (largest process of the run).
     pub peak_kib: Option<u64>,
+    /// CPU time in user mode and in the kernel, from `/usr/bin/time` (the process and the
+    /// children it waited for); `None` without it.
+    #[allow(dead_code)] // the network table (benches/net, which shares this file) shows none
+    pub cpu: Option<(Duration, Duration)>,
 }
 
 /// Runs `cmd` (output discarded), measuring wall time around the whole process and peak RSS
@@ -20,7 +24,7 @@ pub fn run(mut cmd: Command, scratch: &Path) -> std::io::Result<Sample> {
     let report = scratch.join(format!("time-{}.txt", crate::tree::unique()));
     let mut cmd = if time_bin.exists() {
         let mut wrapped = Command::new(time_bin);
-        wrapped.arg("-f").arg("%M").arg("-o").arg(&report);
+        wrapped.arg("-f").arg("%M %U %S").arg("-o").arg(&report);
         wrapped.arg(cmd.get_program()).args(cmd.get_args());
         for (key, value) in cmd.get_envs() {
             match value {
@@ -58,14 +62,36 @@ pub fn run(mut cmd: Command, scratch: &Path) -> std::io::Result<Sample> {
             cmd.get_args().collect::<Vec<_>>()
         )));
     }
-    let peak_kib = if time_bin.exists() {
+    let (peak_kib, cpu) = if time_bin.exists() {
         let text = std::fs::read_to_string(&report).unwrap_or_default();
         let _ = std::fs::remove_file(&report);
-        text.lines().last().and_then(|l| l.trim().parse().ok())
+        parse_time_report(&text)
     } else {
-        hwm
+        (hwm, None)
     };
-    Ok(Sample { wall, peak_kib })
+    Ok(Sample {
+        wall,
+        peak_kib,
+        cpu,
+    })
+}
+
+/// The last line of a `/usr/bin/time -f "%M %U %S"` report: peak KiB, user and system
+/// seconds.
+fn parse_time_report(text: &str) -> (Option<u64>, Option<(Duration, Duration)>) {
+    let Some(line) = text.lines().last() else {
+        return (None, None);
+    };
+    let mut fields = line.split_whitespace();
+    let peak = fields.next().and_then(|f| f.parse().ok());
+    let secs = |f: Option<&str>| {
+        f.and_then(|f| f.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64)
+    };
+    let user = secs(fields.next());
+    let sys = secs(fields.next());
+    (peak, user.zip(sys))
 }
 
 fn read_hwm(pid: u32) -> Option<u64> {

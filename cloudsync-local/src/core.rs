@@ -11,6 +11,7 @@ use cloudsync_core::{Entry, Error, ErrorKind, RemotePath, Result};
 use time::OffsetDateTime;
 
 use crate::config::LocalConfig;
+use crate::lane::Lane;
 
 /// Longest file name (bytes) common filesystems accept.
 const NAME_MAX: usize = 255;
@@ -37,6 +38,9 @@ pub(crate) struct LocalCore {
     /// Directories below the root recently found to be real directories (not symlinks), with
     /// when: writes skip their `lstat` (see [`LocalCore::check_no_links_cached`]).
     pub(crate) checked_dirs: Mutex<HashMap<PathBuf, Instant>>,
+    /// The threads that run whole-file copies when `fsync` is off (see
+    /// [`LocalCore::file_job`]).
+    pub(crate) lane: Lane,
 }
 
 /// Shared handle passed to blocking tasks.
@@ -52,6 +56,11 @@ impl LocalCore {
             fsync: config.fsync,
             windows_names: cfg!(windows),
             checked_dirs: Default::default(),
+            lane: Lane::new(
+                std::thread::available_parallelism()
+                    .map_or(2, |n| n.get())
+                    .max(2),
+            ),
         }
     }
 
@@ -225,6 +234,39 @@ impl LocalCore {
         })
         .await
         .map_err(|e| Error::new(ErrorKind::Unexpected, format!("blocking task failed: {e}")))?
+    }
+}
+
+impl LocalCore {
+    /// Runs one file's whole blocking sequence (a local copy: open, copy, set times, rename)
+    /// as one job, on the copy lane when `fsync` is off, else on a blocking thread.
+    ///
+    /// Without flushes a small file's job is a few dozen microseconds of CPU in the kernel,
+    /// and handing work to a thread costs about as much: the lane's threads (as many as CPUs)
+    /// take the next queued file without sleeping, so a file costs one wake-up across
+    /// threads (its result) instead of two (see [`crate::lane`]). With `fsync` a job waits
+    /// milliseconds on the disk, and many flushes in flight are what make a durable sync
+    /// fast (the journal merges them): those jobs keep one blocking thread each, as many as
+    /// the engine runs at once. Either way a failing job forgets the checked directories, as
+    /// [`LocalCore::blocking`] does.
+    pub(crate) async fn file_job<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&CoreRef) -> Result<T> + Send + 'static,
+    {
+        if self.fsync {
+            return self.blocking(f).await;
+        }
+        let core = self.clone();
+        self.lane
+            .run(move || {
+                let r = f(&core);
+                if r.is_err() {
+                    core.forget_checked_dirs();
+                }
+                r
+            })
+            .await
     }
 }
 

@@ -9,7 +9,7 @@ use crate::writer::copy_from_local;
 /// Copies `from` to `to` (installed like any upload, with the source's modtime).
 pub(crate) async fn copy(core: &CoreRef, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
     let (f, t) = (from.clone(), to.clone());
-    core.blocking(move |c| {
+    core.file_job(move |c| {
         let src = c.local(&f)?;
         let meta = c.metadata(&src).map_err(|e| c.ctx(parse_error(e), &f))?;
         let modtime = meta.modified().ok().map(system_to_offset);

@@ -411,7 +411,7 @@ pub(crate) async fn write_from_file(
 ) -> Result<Entry> {
     let p = path.clone();
     let src = local.to_owned();
-    core.blocking(move |c| copy_from_local(c, "write", &p, &src, meta.size, meta.modtime))
+    core.file_job(move |c| copy_from_local(c, "write", &p, &src, meta.size, meta.modtime))
         .await
 }
 
@@ -481,11 +481,22 @@ mod tests {
 
     /// The source is not stat'ed again: a file that grew or shrank since the listing is caught
     /// by the byte count, and the destination keeps its old content, with no temp file left.
-    #[tokio::test]
+    /// Both job paths: the copy lane (`fsync` off) and a blocking thread per file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_source_whose_size_changed_since_the_listing_is_refused() {
+        for fsync in [true, false] {
+            source_size_changed(fsync).await;
+        }
+    }
+
+    async fn source_size_changed(fsync: bool) {
         let tmp = tempfile::tempdir().unwrap();
-        let remote: Arc<dyn Remote> =
-            Arc::new(LocalConfig::new(tmp.path().join("dst")).build().unwrap());
+        let remote: Arc<dyn Remote> = Arc::new(
+            LocalConfig::new(tmp.path().join("dst"))
+                .with_fsync(fsync)
+                .build()
+                .unwrap(),
+        );
         let src = tmp.path().join("src.bin");
         let p = RemotePath::new("d/f.bin").unwrap();
         std::fs::write(&src, vec![7u8; 10_000]).unwrap();
@@ -523,6 +534,83 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(std::fs::read(&dst).unwrap().len(), len);
+        }
+    }
+
+    /// A rename that fails (a directory is in the way of the final name) leaves no temp file
+    /// and the directory as it was, on both job paths.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_rename_leaves_no_temp_file() {
+        for fsync in [true, false] {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("dst");
+            let remote: Arc<dyn Remote> =
+                Arc::new(LocalConfig::new(&root).with_fsync(fsync).build().unwrap());
+            let src = tmp.path().join("src.bin");
+            std::fs::write(&src, vec![5u8; 4096]).unwrap();
+            std::fs::create_dir_all(root.join("d/f.bin")).unwrap();
+            std::fs::write(root.join("d/f.bin/inside"), "keep").unwrap();
+            let p = RemotePath::new("d/f.bin").unwrap();
+            let e = remote
+                .write_from_file(&p, &src, meta(4096))
+                .await
+                .unwrap_err();
+            assert_ne!(e.kind(), cloudsync_core::ErrorKind::Unexpected, "{e}");
+            let names: Vec<_> = std::fs::read_dir(root.join("d"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["f.bin"], "fsync {fsync}");
+            assert_eq!(
+                std::fs::read_to_string(root.join("d/f.bin/inside")).unwrap(),
+                "keep"
+            );
+        }
+    }
+
+    /// Many copies in flight at once through the copy lane (`fsync` off, more files than lane
+    /// threads) and through blocking threads: every file arrives whole under its name with
+    /// the listed modtime, and no temp file is left.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_copies_arrive_whole() {
+        for fsync in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("dst");
+            let remote: Arc<dyn Remote> =
+                Arc::new(LocalConfig::new(&root).with_fsync(fsync).build().unwrap());
+            let srcdir = tmp.path().join("src");
+            std::fs::create_dir(&srcdir).unwrap();
+            let when =
+                time::OffsetDateTime::from_unix_timestamp_nanos(1_600_000_000_123_456_789).unwrap();
+            let jobs = (0..64usize).map(|i| {
+                let remote = remote.clone();
+                let src = srcdir.join(format!("{i}"));
+                let data: Vec<u8> = (0..(i * 97 + 1)).map(|b| (b % 251) as u8).collect();
+                std::fs::write(&src, &data).unwrap();
+                async move {
+                    let p = RemotePath::new(&format!("d{}/f{i}", i % 4)).unwrap();
+                    let m = WriteMeta {
+                        size: Some(data.len() as u64),
+                        modtime: Some(when),
+                        ..Default::default()
+                    };
+                    remote.write_from_file(&p, &src, m).await.unwrap();
+                    data
+                }
+            });
+            let all = futures::future::join_all(jobs).await;
+            for (i, data) in all.iter().enumerate() {
+                let dst = root.join(format!("d{}/f{i}", i % 4));
+                assert_eq!(&std::fs::read(&dst).unwrap(), data, "fsync {fsync}, {i}");
+                let mtime = std::fs::metadata(&dst).unwrap().modified().unwrap();
+                assert_eq!(time::OffsetDateTime::from(mtime), when);
+            }
+            for d in 0..4 {
+                let n = std::fs::read_dir(root.join(format!("d{d}")))
+                    .unwrap()
+                    .count();
+                assert_eq!(n, 16, "only the 16 files, no temp file");
+            }
         }
     }
 

@@ -128,7 +128,7 @@ pub(crate) fn march(
     seeds: Vec<Seed>,
     cfg: MarchConfig,
 ) -> impl Stream<Item = Item> + Send + 'static {
-    let (tx, rx) = mpsc::channel(256);
+    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let mut guard = tx.clone();
     let walker = tokio::spawn(run(src, dst, seeds, cfg, tx));
     tokio::spawn(async move {
@@ -140,18 +140,33 @@ pub(crate) fn march(
                 format!("the directory walk failed: {e}"),
             );
             let _ = guard
-                .send(Item::Error {
+                .send(vec![Item::Error {
                     path: RemotePath::root(),
                     error,
                     retry: None,
-                })
+                }])
                 .await;
         }
     });
-    rx
+    rx.flat_map(futures::stream::iter)
 }
 
-type Tx = mpsc::Sender<Item>;
+/// Items per message from the walker to the consumer. A first sync consumes far slower than
+/// the walk lists, so the channel is full and every message the consumer takes wakes a
+/// walker task waiting to send (a wake-up on another thread): batches make that one wake-up
+/// per [`BATCH`] items instead of one per file.
+const BATCH: usize = 64;
+/// Batches buffered between the walker and the consumer. With one more slot per directory
+/// being visited (the channel's guarantee to each sender), at most
+/// `(CHANNEL_BATCHES + checkers) * BATCH` items wait: bounded, whatever the tree.
+const CHANNEL_BATCHES: usize = 4;
+
+type Tx = mpsc::Sender<Vec<Item>>;
+
+/// Sends one item on its own (errors, single-file seeds, leftovers: rare, or urgent).
+async fn send_one(tx: &mut Tx, item: Item) -> Result<(), mpsc::SendError> {
+    tx.send(vec![item]).await
+}
 
 struct Walk {
     src: Arc<dyn Remote>,
@@ -224,7 +239,7 @@ async fn run(
             }),
             Seed::File(path) => {
                 if let Some(item) = walk.file_seed(path).await {
-                    if tx.send(item).await.is_err() {
+                    if send_one(&mut tx, item).await.is_err() {
                         return;
                     }
                 }
@@ -386,13 +401,15 @@ impl Walk {
                 } else {
                     retry
                 };
-                let _ = tx
-                    .send(Item::Error {
+                let _ = send_one(
+                    tx,
+                    Item::Error {
                         path: dir.clone(),
                         error,
                         retry,
-                    })
-                    .await;
+                    },
+                )
+                .await;
                 return Err(());
             }
         };
@@ -406,7 +423,7 @@ impl Walk {
                     if crate::temp::is_temp_name(e.name()) {
                         if side == Side::Dst {
                             if let Some(item) = self.leftover(e) {
-                                if tx.send(item).await.is_err() {
+                                if send_one(tx, item).await.is_err() {
                                     return Err(());
                                 }
                             }
@@ -418,13 +435,15 @@ impl Walk {
                             ErrorKind::Protocol,
                             format!("listing of {dir:?} returned an entry outside it"),
                         );
-                        let _ = tx
-                            .send(Item::Error {
+                        let _ = send_one(
+                            tx,
+                            Item::Error {
                                 path: dir.clone(),
                                 error,
                                 retry: None,
-                            })
-                            .await;
+                            },
+                        )
+                        .await;
                         return Err(());
                     }
                     out.push(e);
@@ -436,19 +455,21 @@ impl Walk {
                         error,
                         retry: None,
                     };
-                    if tx.send(item).await.is_err() {
+                    if send_one(tx, item).await.is_err() {
                         return Err(());
                     }
                 }
                 Err(error) => {
                     tracing::debug!(%dir, error = %error, "listing broke off");
-                    let _ = tx
-                        .send(Item::Error {
+                    let _ = send_one(
+                        tx,
+                        Item::Error {
                             path: dir.clone(),
                             error,
                             retry,
-                        })
-                        .await;
+                        },
+                    )
+                    .await;
                     return Err(());
                 }
             }
@@ -502,6 +523,7 @@ impl Walk {
         let dups = ambiguous_keys(&src, &src_keys, &dst, &dst_keys, ci);
 
         let mut children = Vec::new();
+        let mut batch: Vec<Item> = Vec::new();
         let (mut i, mut j) = (0, 0);
         while i < src.len() || j < dst.len() {
             let ord = match (src.get(i), dst.get(j)) {
@@ -527,7 +549,8 @@ impl Walk {
             let any = s.or(d).map(|e| e.path.clone()).unwrap_or_default();
             let dup = s.or(d).is_some_and(|e| dups.binary_search(&key(e)).is_ok());
             if dup {
-                if tx.send(Item::Duplicate { path: any }).await.is_err() {
+                batch.push(Item::Duplicate { path: any });
+                if batch.len() >= BATCH && tx.send(std::mem::take(&mut batch)).await.is_err() {
                     return None;
                 }
                 continue;
@@ -541,11 +564,15 @@ impl Walk {
             };
             for (s, d) in pairs {
                 if let Some(item) = self.pair(&job, s, d, &mut children) {
-                    if tx.send(item).await.is_err() {
+                    batch.push(item);
+                    if batch.len() >= BATCH && tx.send(std::mem::take(&mut batch)).await.is_err() {
                         return None;
                     }
                 }
             }
+        }
+        if !batch.is_empty() && tx.send(batch).await.is_err() {
+            return None;
         }
         Some(children)
     }
@@ -791,6 +818,56 @@ mod tests {
             .await;
         found.sort();
         assert_eq!(found, ["dstdir y", "x/1:10", "x/2:11", "y/3:01"]);
+    }
+
+    /// Items travel in batches: a directory with several batches' worth of files yields each
+    /// file exactly once, a directory's own item comes before anything inside it, and a
+    /// consumer that drops the stream early is not left hanging.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batched_items_arrive_once_and_in_tree_order() {
+        let (a, b) = (memory(), memory());
+        let n = BATCH * 3 + 5;
+        for i in 0..n {
+            put(&a, &format!("d/f{i:04}"), "a").await;
+            put(&a, &format!("d/sub/g{i:04}"), "a").await;
+        }
+        let all: Vec<Item> = march(
+            a.clone(),
+            Some(b.clone()),
+            vec![Seed::Dir(RemotePath::root())],
+            cfg(),
+        )
+        .collect()
+        .await;
+        let mut files: Vec<String> = Vec::new();
+        let mut dirs_seen: Vec<String> = Vec::new();
+        for item in &all {
+            match item {
+                Item::Pair { path, .. } => {
+                    let parent = path.parent().unwrap().to_string();
+                    assert!(dirs_seen.contains(&parent), "{path} before its directory");
+                    files.push(path.to_string());
+                }
+                Item::SrcDir { dst_path, .. } => dirs_seen.push(dst_path.to_string()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let mut want: Vec<String> = (0..n)
+            .flat_map(|i| [format!("d/f{i:04}"), format!("d/sub/g{i:04}")])
+            .collect();
+        want.sort();
+        files.sort();
+        assert_eq!(files, want);
+
+        let mut stream = Box::pin(march(
+            a,
+            Some(b),
+            vec![Seed::Dir(RemotePath::root())],
+            cfg(),
+        ));
+        let first = stream.next().await;
+        assert!(first.is_some());
+        drop(stream);
     }
 
     /// Every item, as `kind path src-path dst-path`, sorted.
