@@ -263,8 +263,14 @@ async fn a_cancelled_session_is_gone() {
 }
 
 /// A TCP proxy to `target` that forwards `budget` bytes of client traffic in all, then cuts
-/// the connection it is on and every later one; the budget it returns can be raised again.
-async fn cutting_proxy(target: std::net::SocketAddr, budget: u64) -> (u16, Arc<AtomicU64>) {
+/// the connection it is on and every later one (with `once`: that connection only); the
+/// budget it returns can be raised again.
+async fn cutting_proxy(
+    target: std::net::SocketAddr,
+    budget: u64,
+    once: bool,
+) -> (u16, Arc<AtomicU64>) {
+    let once = Arc::new(std::sync::atomic::AtomicBool::new(once));
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -276,6 +282,7 @@ async fn cutting_proxy(target: std::net::SocketAddr, budget: u64) -> (u16, Arc<A
                 return;
             };
             let left = left.clone();
+            let once = once.clone();
             tokio::spawn(async move {
                 if left.load(Ordering::SeqCst) == 0 {
                     return;
@@ -292,6 +299,10 @@ async fn cutting_proxy(target: std::net::SocketAddr, budget: u64) -> (u16, Arc<A
                 loop {
                     let room = left.load(Ordering::SeqCst);
                     if room == 0 {
+                        if once.load(Ordering::SeqCst) {
+                            // Cut this connection only: the link is back for the next ones.
+                            left.store(u64::MAX / 2, Ordering::SeqCst);
+                        }
                         break;
                     }
                     let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
@@ -310,6 +321,69 @@ async fn cutting_proxy(target: std::net::SocketAddr, budget: u64) -> (u16, Arc<A
     (port, handle)
 }
 
+/// A budget of client traffic that ends inside the second or third chunk (not just after a
+/// chunk's end, where the request headers could make the outcome depend on their size).
+fn budget_inside_a_chunk() -> u64 {
+    loop {
+        let b = fastrand::u64(CHUNK + MIB..3 * CHUNK - MIB);
+        if b % CHUNK > 64 * 1024 {
+            return b;
+        }
+    }
+}
+
+/// A remote on `sub` through a [`cutting_proxy`] in front of the stand-in.
+async fn proxied(sub: &str, budget: u64, once: bool) -> (Arc<dyn Remote>, Arc<AtomicU64>) {
+    let addr: std::net::SocketAddr = NC.base.trim_start_matches("http://").parse().unwrap();
+    let (port, left) = cutting_proxy(addr, budget, once).await;
+    let files = format!("http://127.0.0.1:{port}/remote.php/dav/files/{USER}/{sub}/");
+    let cfg = WebdavConfig::new(files)
+        .with_vendor(Vendor::Nextcloud)
+        .with_password(USER, PASSWORD)
+        .with_chunk_size(CHUNK);
+    (Arc::new(WebdavRemote::new(cfg).unwrap()), left)
+}
+
+/// The connection is cut once in the middle of a chunk; a low-level retry in the same run
+/// continues the upload folder from its whole chunks: the file is exact, the bytes resumed
+/// are those chunks, and the chunk bytes the server received in all are at most the file plus
+/// the part of the chunk that was cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_in_the_same_run_continues_after_a_cut() {
+    let sub = format!("retry-{:08x}", fastrand::u32(..));
+    let direct = remote_at(&NC.base, &sub).await;
+    let size = 3 * CHUNK + 4099;
+    let content = data(size, 13);
+    let src = source(&content).await;
+    let budget = budget_inside_a_chunk();
+    let (cut, _) = proxied(&sub, budget, true).await;
+    let before = settled_chunk_bytes().await;
+    let o = ops::SyncOptions {
+        low_level_retries: 3,
+        ..opts(&SessionStore::memory())
+    };
+    let s = ops::copy(&src, &cut, &o).await.unwrap();
+    assert!(s.is_ok(), "{s:?}");
+    let kept = s.bytes_resumed;
+    assert!(
+        kept % CHUNK == 0 && kept > 0 && kept < budget && budget - kept < CHUNK + 64 * 1024,
+        "resumed {kept} bytes after a cut at {budget} bytes of traffic"
+    );
+    let received = settled_chunk_bytes().await - before;
+    assert!(
+        received < size + CHUNK && received >= size,
+        "the server received {received} chunk bytes for a file of {size}"
+    );
+    let back = collect_bytes(direct.read(&p("big.bin"), None).await.unwrap())
+        .await
+        .unwrap();
+    assert!(back == content, "the resumed file is not exact");
+    assert!(
+        o.sessions.is_empty(),
+        "the finished upload is still recorded"
+    );
+}
+
 /// The connection is cut in the middle of a chunk (and stays cut): the folder keeps the whole
 /// chunks before it, not the one cut. The next run, with the same record file, continues from
 /// there: it sends only what the folder lacks — at most the bytes the cut run did not get
@@ -321,24 +395,9 @@ async fn a_connection_cut_mid_chunk_resumes_in_the_next_run() {
     let size = 3 * CHUNK + 777_777;
     let content = data(size, 7);
     let src = source(&content).await;
-    // Client traffic (requests and bodies) allowed through before the cut: inside the
-    // second or third chunk.
-    let budget = loop {
-        let b = fastrand::u64(CHUNK + MIB..3 * CHUNK - MIB);
-        if b % CHUNK > 64 * 1024 {
-            break b;
-        }
-    };
-    let addr: std::net::SocketAddr = NC.base.trim_start_matches("http://").parse().unwrap();
-    let (port, left) = cutting_proxy(addr, budget).await;
-    let cut = {
-        let files = format!("http://127.0.0.1:{port}/remote.php/dav/files/{USER}/{sub}/");
-        let cfg = WebdavConfig::new(files)
-            .with_vendor(Vendor::Nextcloud)
-            .with_password(USER, PASSWORD)
-            .with_chunk_size(CHUNK);
-        Arc::new(WebdavRemote::new(cfg).unwrap()) as Arc<dyn Remote>
-    };
+    // Client traffic (requests and bodies) allowed through before the cut.
+    let budget = budget_inside_a_chunk();
+    let (cut, left) = proxied(&sub, budget, false).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("uploads.json");
     let first = ops::copy(&src, &cut, &opts(&SessionStore::open(&file)))
