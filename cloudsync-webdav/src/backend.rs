@@ -8,12 +8,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     ByteStream, Capabilities, Entry, EntryStream, HashKind, Location, Remote, RemotePath, Result,
-    WriteMeta,
+    SessionToken, WriteMeta,
 };
 
 use crate::config::{NextcloudConfig, Vendor, WebdavConfig};
 use crate::core::WebdavCore;
-use crate::{deleter, lister, mover, ranged, reader, writer};
+use crate::{deleter, lister, mover, ranged, reader, sessions, writer};
 
 /// A WebDAV server (generic, Nextcloud or ownCloud) as a [`Remote`].
 ///
@@ -72,6 +72,9 @@ impl WebdavRemote {
                 purge: true,
                 cleanup: core.dav_root.is_some(),
                 dirs: true,
+                // Chunked upload v2 folders, which keep the chunks stored until the final
+                // MOVE (Nextcloud only, as the chunked upload itself).
+                resume_sessions: core.vendor == Vendor::Nextcloud && core.dav_root.is_some(),
                 ..Default::default()
             },
         };
@@ -126,6 +129,47 @@ impl Remote for WebdavRemote {
             return Err(self.unsupported("write_at"));
         }
         ranged::write_at(&self.core, path, offset, body).await
+    }
+
+    async fn session_start(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        meta: &WriteMeta,
+    ) -> Result<SessionToken> {
+        let _ = meta;
+        if !self.caps.resume_sessions {
+            return Err(self.unsupported("session_start"));
+        }
+        sessions::start(&self.core, path, size).await
+    }
+
+    async fn session_offset(&self, token: &SessionToken) -> Result<u64> {
+        if !self.caps.resume_sessions {
+            return Err(self.unsupported("session_offset"));
+        }
+        sessions::offset(&self.core, token).await
+    }
+
+    async fn session_write(
+        &self,
+        token: &SessionToken,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        meta: WriteMeta,
+    ) -> Result<Entry> {
+        if !self.caps.resume_sessions {
+            return Err(self.unsupported("session_write"));
+        }
+        sessions::write(&self.core, token, path, offset, body, meta).await
+    }
+
+    async fn session_cancel(&self, token: &SessionToken) -> Result<()> {
+        if !self.caps.resume_sessions {
+            return Err(self.unsupported("session_cancel"));
+        }
+        sessions::cancel(&self.core, token).await
     }
 
     async fn mkdir(&self, dir: &RemotePath) -> Result<()> {

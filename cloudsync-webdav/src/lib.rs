@@ -35,6 +35,7 @@ mod mover;
 mod multistatus;
 mod ranged;
 mod reader;
+mod sessions;
 mod writer;
 
 #[allow(deprecated)]

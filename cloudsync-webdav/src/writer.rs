@@ -398,108 +398,173 @@ async fn finish_oc_write(
     }
 }
 
-/// Nextcloud chunking v2: `MKCOL uploads/USER/ID`, `PUT` numbered chunks, `MOVE .file`.
+/// A Nextcloud chunked upload v2 in progress: its upload folder, the file it becomes and the
+/// file's size. Shared by the plain upload ([`write`]) and the resumable sessions
+/// ([`crate::sessions`]).
+pub(crate) struct ChunkedUpload {
+    /// `.../uploads/USER/ID/` (with the trailing `/`).
+    pub(crate) folder: url::Url,
+    /// The destination file's URL, sent as `Destination` with every request.
+    pub(crate) dest: url::Url,
+    /// The whole file's size, sent as `OC-Total-Length`.
+    pub(crate) total: u64,
+}
+
+impl ChunkedUpload {
+    /// A new upload folder (random id) for `path` of `total` bytes; nothing is sent.
+    pub(crate) fn new(core: &WebdavCore, path: &RemotePath, total: u64) -> Result<Self> {
+        let (user, dav_root) = core
+            .dav_root
+            .clone()
+            .ok_or_else(|| core.err(ErrorKind::Unsupported, "no uploads URL", path))?;
+        let folder = format!(
+            "{}uploads/{}/cloudsync-{:016x}/",
+            dav_root.as_str(),
+            encode_segment(&user),
+            fastrand::u64(..)
+        );
+        let folder = url::Url::parse(&folder)
+            .map_err(|e| core.err(ErrorKind::Unexpected, &e.to_string(), path))?;
+        Ok(ChunkedUpload {
+            folder,
+            dest: core.url(path, false),
+            total,
+        })
+    }
+
+    /// The URL of chunk number `index` (`00001`...).
+    pub(crate) fn chunk_url(
+        &self,
+        core: &WebdavCore,
+        path: &RemotePath,
+        index: u64,
+    ) -> Result<url::Url> {
+        self.folder
+            .join(&format!("{index:05}"))
+            .map_err(|e| core.err(ErrorKind::Unexpected, &e.to_string(), path))
+    }
+
+    /// `MKCOL` of the upload folder (with `Destination`, as chunking v2 wants on every request).
+    pub(crate) async fn open(&self, core: &WebdavCore, path: &RemotePath) -> Result<()> {
+        let rb = core
+            .request(method("MKCOL"), self.folder.clone())
+            .header("Destination", self.dest.as_str());
+        core.send_ok(rb, path).await.map(|_| ())
+    }
+
+    /// Sends the file's bytes from `offset` on (what `body` holds, which must be exactly the
+    /// rest of the file) as chunks numbered from `index`, each `chunk_size` bytes but the last.
+    /// Each chunk is one `PUT`, which the server keeps whole or not at all. Returns the hashes
+    /// of what was sent (of the whole file when `offset` is 0).
+    pub(crate) async fn send_chunks(
+        &self,
+        core: &WebdavCore,
+        path: &RemotePath,
+        body: ByteStream,
+        mut offset: u64,
+        mut index: u64,
+    ) -> Result<Hashes> {
+        let start = offset;
+        let total = self.total;
+        let t = tally(true);
+        let source = Arc::new(tokio::sync::Mutex::new(Source {
+            stream: body,
+            pending: None,
+        }));
+        while offset < total {
+            let len = core.chunk_size.min(total - offset);
+            let chunk_body = take_bytes(source.clone(), len, t.clone());
+            let rb = core
+                .request(reqwest::Method::PUT, self.chunk_url(core, path, index)?)
+                .header("Destination", self.dest.as_str())
+                .header("OC-Total-Length", total)
+                .header(CONTENT_LENGTH, len)
+                .body(reqwest::Body::wrap_stream(chunk_body));
+            core.send_ok(rb, path).await?;
+            tracing::trace!(%path, index, len, "chunk stored");
+            offset = offset.saturating_add(len);
+            index = index.saturating_add(1);
+        }
+        // The source must hold exactly the announced bytes.
+        if source.lock().await.next_nonempty().await?.is_some() {
+            return Err(core.err(
+                ErrorKind::ConditionNotMatch,
+                &format!("source gave more than the {total} bytes announced"),
+                path,
+            ));
+        }
+        let (sent, hashes) = finish(&t);
+        if sent != total - start {
+            return Err(core.err(
+                ErrorKind::ConditionNotMatch,
+                &format!("source gave {sent} bytes from byte {start} on, {total} announced in all"),
+                path,
+            ));
+        }
+        Ok(hashes)
+    }
+
+    /// `MOVE .file` to the destination: the server assembles the chunks (in the order of their
+    /// numbers) into the file, with `OC-Total-Length`, the modtime and the checksum when
+    /// known. `hashes` are what this process computed of the whole content (empty when it
+    /// only sent part of it); they go into the entry, `meta.hashes` only into the checksum.
+    pub(crate) async fn assemble(
+        &self,
+        core: &WebdavCore,
+        path: &RemotePath,
+        meta: &WriteMeta,
+        hashes: Hashes,
+    ) -> Result<Entry> {
+        let mut checksums = meta.hashes.clone();
+        checksums.merge(&hashes);
+        let mut rb = core
+            .request(
+                method("MOVE"),
+                self.folder.join(".file").unwrap_or(self.folder.clone()),
+            )
+            .header("Destination", self.dest.as_str())
+            .header("OC-Total-Length", self.total)
+            .header("Overwrite", overwrite(true));
+        if let Some(m) = meta.modtime {
+            rb = rb.header("X-OC-Mtime", oc_mtime(m));
+        }
+        if let Some(c) = oc_checksum(&checksums) {
+            rb = rb.header("OC-Checksum", c);
+        }
+        let resp = core.send_ok(rb, path).await?;
+        let accepted = mtime_accepted(&resp);
+        finish_oc_write(
+            core,
+            path,
+            &resp,
+            self.total,
+            hashes,
+            meta.modtime,
+            accepted,
+        )
+        .await
+    }
+}
+
+/// Nextcloud chunking v2: `MKCOL uploads/USER/ID`, `PUT` numbered chunks, `MOVE .file`; the
+/// upload folder is removed when anything fails.
 async fn chunked_upload(
     core: &WebdavCore,
     path: &RemotePath,
     body: ByteStream,
     meta: WriteMeta,
 ) -> Result<Entry> {
-    let (user, dav_root) = core
-        .dav_root
-        .clone()
-        .ok_or_else(|| core.err(ErrorKind::Unsupported, "no uploads URL", path))?;
-    let total = meta.size.unwrap_or(0);
-    let upload = format!(
-        "{}uploads/{}/cloudsync-{:016x}/",
-        dav_root.as_str(),
-        encode_segment(&user),
-        fastrand::u64(..)
-    );
-    let upload = url::Url::parse(&upload)
-        .map_err(|e| core.err(ErrorKind::Unexpected, &e.to_string(), path))?;
-    let dest = core.url(path, false);
-    let rb = core
-        .request(method("MKCOL"), upload.clone())
-        .header("Destination", dest.as_str());
-    core.send_ok(rb, path).await?;
-    let result = upload_chunks(core, path, &upload, &dest, body, &meta, total).await;
-    match result {
-        Ok(entry) => Ok(entry),
-        Err(e) => {
-            discard(core, upload).await;
-            Err(e)
-        }
+    let up = ChunkedUpload::new(core, path, meta.size.unwrap_or(0))?;
+    up.open(core, path).await?;
+    let result = async {
+        let hashes = up.send_chunks(core, path, body, 0, 1).await?;
+        up.assemble(core, path, &meta, hashes).await
     }
-}
-
-async fn upload_chunks(
-    core: &WebdavCore,
-    path: &RemotePath,
-    upload: &url::Url,
-    dest: &url::Url,
-    body: ByteStream,
-    meta: &WriteMeta,
-    total: u64,
-) -> Result<Entry> {
-    let t = tally(true);
-    let source = Arc::new(tokio::sync::Mutex::new(Source {
-        stream: body,
-        pending: None,
-    }));
-    let mut offset = 0u64;
-    let mut index = 1u64;
-    while offset < total {
-        let len = core.chunk_size.min(total - offset);
-        let chunk_body = take_bytes(source.clone(), len, t.clone());
-        let url = upload
-            .join(&format!("{index:05}"))
-            .map_err(|e| core.err(ErrorKind::Unexpected, &e.to_string(), path))?;
-        let rb = core
-            .request(reqwest::Method::PUT, url)
-            .header("Destination", dest.as_str())
-            .header("OC-Total-Length", total)
-            .header(CONTENT_LENGTH, len)
-            .body(reqwest::Body::wrap_stream(chunk_body));
-        core.send_ok(rb, path).await?;
-        offset = offset.saturating_add(len);
-        index = index.saturating_add(1);
+    .await;
+    if result.is_err() {
+        discard(core, up.folder.clone()).await;
     }
-    // The source must hold exactly the announced bytes.
-    if source.lock().await.next_nonempty().await?.is_some() {
-        return Err(core.err(
-            ErrorKind::ConditionNotMatch,
-            &format!("source gave more than the {total} bytes announced"),
-            path,
-        ));
-    }
-    let (sent, hashes) = finish(&t);
-    if sent != total {
-        return Err(core.err(
-            ErrorKind::ConditionNotMatch,
-            &format!("source gave {sent} bytes, {total} announced"),
-            path,
-        ));
-    }
-    let mut checksums = meta.hashes.clone();
-    checksums.merge(&hashes);
-    let mut rb = core
-        .request(
-            method("MOVE"),
-            upload.join(".file").unwrap_or(upload.clone()),
-        )
-        .header("Destination", dest.as_str())
-        .header("OC-Total-Length", total)
-        .header("Overwrite", overwrite(true));
-    if let Some(m) = meta.modtime {
-        rb = rb.header("X-OC-Mtime", oc_mtime(m));
-    }
-    if let Some(c) = oc_checksum(&checksums) {
-        rb = rb.header("OC-Checksum", c);
-    }
-    let resp = core.send_ok(rb, path).await?;
-    let accepted = mtime_accepted(&resp);
-    finish_oc_write(core, path, &resp, sent, hashes, meta.modtime, accepted).await
+    result
 }
 
 /// The upload source shared by the chunk bodies (used one after another).

@@ -13,7 +13,9 @@
 //! - implements chunked upload v2 under `uploads/USER/ID`: `MKCOL`, numbered chunk `PUT`s
 //!   (1..=10000, each request carrying `Destination`), and `MOVE .file` that assembles the
 //!   chunks in order (all but the last at least 5 MiB, total = `OC-Total-Length`) and stores
-//!   the file through nginx with the `X-OC-Mtime` of the `MOVE`.
+//!   the file through nginx with the `X-OC-Mtime` of the `MOVE`; a chunk is stored whole or not
+//!   at all (a cut `PUT` leaves nothing); `PROPFIND` of an upload folder lists its chunks and
+//!   sizes, `DELETE` removes it (404 once gone), both without `Destination`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -43,6 +45,8 @@ pub struct Recorded {
     pub assembled: Vec<Vec<u64>>,
     /// `OC-Checksum` values received, by path.
     pub checksums: HashMap<String, String>,
+    /// Body bytes received by chunk `PUT`s (cut ones included).
+    pub chunk_bytes: u64,
 }
 
 #[derive(Default)]
@@ -645,18 +649,72 @@ fn versions(ctx: &Ctx, req: &Request<Incoming>, path: &str) -> Response<Body> {
     }
 }
 
+/// `PROPFIND` of an upload folder: the chunks stored so far (whole ones: see the chunk `PUT`),
+/// with their sizes; 404 when the folder is gone.
+fn list_upload_folder(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Response<Body> {
+    let dir = ctx.own.join("uploads").join(id);
+    if !dir.is_dir() {
+        return empty(StatusCode::NOT_FOUND);
+    }
+    if header(req, "depth") == Some("infinity") {
+        return empty(StatusCode::FORBIDDEN);
+    }
+    let href = format!("{UPLOADS}{id}/");
+    let mut xml = String::from(
+        r#"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">"#,
+    );
+    xml.push_str(&format!(
+        "<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat><d:propstat><d:prop><d:getcontentlength/></d:prop><d:status>HTTP/1.1 404 Not Found</d:status></d:propstat></d:response>"
+    ));
+    if header(req, "depth") != Some("0") {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.parse::<u32>().is_err() {
+                continue;
+            }
+            let m = e.metadata().unwrap();
+            xml.push_str(&format!(
+                "<d:response><d:href>{href}{name}</d:href><d:propstat><d:prop><d:resourcetype/><d:getcontentlength>{}</d:getcontentlength><d:getlastmodified>{}</d:getlastmodified></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>",
+                m.len(),
+                httpdate::fmt_http_date(m.modified().unwrap())
+            ));
+        }
+    }
+    xml.push_str("</d:multistatus>");
+    full(StatusCode::MULTI_STATUS, xml)
+}
+
 async fn uploads(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let rest = path.strip_prefix(UPLOADS).unwrap_or("");
     let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let valid_id =
         |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    // Chunking v2: every request names the target file.
-    let Some(dest) = header(&req, "destination").and_then(dest_rel) else {
-        if req.method().as_str() == "DELETE" && parts.len() == 1 && valid_id(parts[0]) {
-            let _ = std::fs::remove_dir_all(ctx.own.join("uploads").join(parts[0]));
-            return empty(StatusCode::NO_CONTENT);
+    // Developer manual, "Chunked file upload": "The ``MKCOL``, chunk ``PUT``, and final
+    // ``MOVE`` requests need to have a ``Destination`` header present"; listing the folder
+    // ("You can list the current available folder") and deleting it do not.
+    match (req.method().as_str(), parts.as_slice()) {
+        ("PROPFIND", [id]) if valid_id(id) => {
+            return list_upload_folder(ctx, &req, id);
         }
+        // "If the upload has to be aborted, delete the upload folder" ... "No
+        // ``Destination`` header is needed for this request." A folder that is gone (finished,
+        // aborted or expired) is not found.
+        ("DELETE", [id]) if valid_id(id) => {
+            return match std::fs::remove_dir_all(ctx.own.join("uploads").join(id)) {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(_) => empty(StatusCode::NOT_FOUND),
+            };
+        }
+        ("DELETE", [id, n]) if valid_id(id) && n.parse::<u32>().is_ok() => {
+            return match std::fs::remove_file(ctx.own.join("uploads").join(id).join(n)) {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(_) => empty(StatusCode::NOT_FOUND),
+            };
+        }
+        _ => {}
+    }
+    let Some(dest) = header(&req, "destination").and_then(dest_rel) else {
         return empty(StatusCode::BAD_REQUEST);
     };
     let total: Option<u64> = header(&req, "oc-total-length").and_then(|v| v.parse().ok());
@@ -685,21 +743,27 @@ async fn uploads(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             {
                 return empty(StatusCode::BAD_REQUEST);
             }
-            let mut file = tokio::fs::File::create(dir.join(format!("{num:05}")))
-                .await
-                .unwrap();
+            // Like Sabre's part files: the body goes to a temporary name, which becomes the
+            // chunk only once the whole body came, so a request cut mid-body leaves no chunk.
+            let part = dir.join(format!(".{num:05}.part-{:08x}", fastrand::u32(..)));
+            let mut file = tokio::fs::File::create(&part).await.unwrap();
             let mut body = req.into_body().into_data_stream();
             while let Some(chunk) = body.next().await {
                 let Ok(chunk) = chunk else {
+                    drop(file);
+                    let _ = std::fs::remove_file(&part);
                     return empty(StatusCode::BAD_REQUEST);
                 };
                 tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
                     .await
                     .unwrap();
+                ctx.state.lock().unwrap().rec.chunk_bytes += chunk.len() as u64;
             }
             // tokio's File finishes its last write in the background: wait for it, or the
             // final MOVE may see a short chunk.
             tokio::io::AsyncWriteExt::flush(&mut file).await.unwrap();
+            drop(file);
+            std::fs::rename(&part, dir.join(format!("{num:05}"))).unwrap();
             empty(StatusCode::CREATED)
         }
         ("MOVE", [id, ".file"]) if valid_id(id) => {
