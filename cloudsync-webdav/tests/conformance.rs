@@ -8,9 +8,9 @@
 //! temporary upload files start with `.`) cannot pass against it; they run against the other
 //! servers, and `nginx.rs` pins the limitation down.
 //!
-//! `session_resume` cuts a 3 MiB upload and wants the session to keep whole chunks of at most
-//! 1 MiB; Nextcloud documents 5 MiB as the smallest chunk, so against the Nextcloud stand-in it
-//! runs in `nc_sessions.rs` instead (see there).
+//! Nextcloud documents 5 MiB as the smallest upload chunk, so against the Nextcloud stand-in the
+//! resumable-session check allows a cut upload to lose one 5 MiB chunk
+//! (`ConformanceOptions::session_chunk`).
 
 mod common;
 
@@ -18,7 +18,7 @@ use std::sync::{Arc, LazyLock};
 
 use cloudsync_core::testkit::{CHECKS, ConformanceOptions, run_check};
 use cloudsync_core::{Prefix, Remote, RemotePath};
-use cloudsync_webdav::Vendor;
+use cloudsync_webdav::{MIN_CHUNK_SIZE, Vendor};
 use common::nextcloud::FakeNextcloud;
 use common::{DavServer, remote_in, start_apache, start_nginx, start_rclone};
 
@@ -83,12 +83,10 @@ async fn conformance_rclone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_fake_nextcloud() {
     let remote = NEXTCLOUD.remote("conformance").await;
-    assert!(CHECKS.contains(&"session_resume"));
-    conformance_without(
-        remote,
-        &["session_resume"],
-        "its 3 MiB file is below one 5 MiB Nextcloud chunk; `nc_sessions.rs` runs it, expecting \
-         exactly that failure, and checks the same properties with 5 MiB chunks",
-    )
-    .await;
+    assert!(remote.capabilities().resume_sessions);
+    let opts = ConformanceOptions {
+        session_chunk: MIN_CHUNK_SIZE,
+        ..Default::default()
+    };
+    cloudsync_core::testkit::conformance_with(remote, opts).await;
 }

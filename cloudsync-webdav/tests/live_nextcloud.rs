@@ -4,9 +4,8 @@
 //! `cloudsync-test-<random>` that is purged afterwards. Without the variables the test prints
 //! that it did not run.
 //!
-//! `session_resume` is left out: it cuts a 3 MiB upload and wants whole chunks of at most 1 MiB
-//! kept, below the 5 MiB Nextcloud documents as the smallest chunk (`nc_sessions.rs` checks the
-//! same properties with 5 MiB chunks against the stand-in).
+//! The resumable-session check allows a cut upload to lose one chunk of the remote's default
+//! size (`ConformanceOptions::session_chunk`).
 
 use cloudsync_core::testkit::{CHECKS, ConformanceOptions, run_check};
 use cloudsync_core::{BackendFactory, Prefix, RemotePath};
@@ -37,13 +36,12 @@ async fn conformance_live_nextcloud() {
     let top = open("").await.unwrap();
     top.mkdir(&RemotePath::new(&folder).unwrap()).await.unwrap();
     let remote = open(&folder).await.unwrap();
-    let opts = ConformanceOptions::default();
+    let opts = ConformanceOptions {
+        session_chunk: cloudsync_webdav::DEFAULT_CHUNK_SIZE,
+        ..Default::default()
+    };
     let mut failures = Vec::new();
     for name in CHECKS {
-        if *name == "session_resume" {
-            eprintln!("{name}: not run (needs chunks below the 5 MiB Nextcloud minimum)");
-            continue;
-        }
         let sub = Prefix::wrap(
             remote.clone(),
             RemotePath::new(&format!("ck-{name}-{:08x}", fastrand::u32(..))).unwrap(),

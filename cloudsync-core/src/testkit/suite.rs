@@ -67,7 +67,9 @@ pub use listing::{
 };
 pub use optional::{check_copy, check_modtime, check_optional_ops, check_rename};
 pub use resume::{check_resume, check_resume_mismatch};
-pub use sessions::{SESSION_CHUNK_SLACK, check_session_resume, check_session_stale};
+pub use sessions::{
+    SESSION_CHUNK_SLACK, check_session_resume, check_session_resume_sized, check_session_stale,
+};
 
 /// Knobs for [`conformance_with`], for servers that are slow or limited.
 ///
@@ -88,6 +90,11 @@ pub struct ConformanceOptions {
     /// Remove each passing check's sub-directory afterwards (default true; failing checks
     /// keep theirs for inspection).
     pub clean_up: bool,
+    /// The largest chunk of an upload session the backend may lose when an upload is cut
+    /// (default [`SESSION_CHUNK_SLACK`], 1 MiB): the resumable-session check cuts a file of
+    /// several such chunks and allows this much to be sent again. A backend whose smallest
+    /// chunk is larger (Nextcloud: 5 MiB) sets it.
+    pub session_chunk: u64,
 }
 
 impl Default for ConformanceOptions {
@@ -97,6 +104,7 @@ impl Default for ConformanceOptions {
             large_file_size: 5 * 1024 * 1024 + 3,
             check_timeout: Duration::from_secs(300),
             clean_up: true,
+            session_chunk: SESSION_CHUNK_SLACK,
         }
     }
 }
@@ -176,7 +184,7 @@ pub async fn run_check(
         "leftovers" => check_leftovers(remote).await,
         "resume" => check_resume(remote).await,
         "resume_mismatch" => check_resume_mismatch(remote).await,
-        "session_resume" => check_session_resume(remote).await,
+        "session_resume" => check_session_resume_sized(remote, opts.session_chunk).await,
         "session_stale" => check_session_stale(remote).await,
         other => Err(format!("unknown conformance check {other:?}")),
     }
