@@ -6,11 +6,10 @@
 //! which starts again cleanly.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cloudsync_core::testkit::{ConformanceOptions, SESSION_CHUNK_SLACK, run_check};
+use cloudsync_core::testkit::{ConformanceOptions, CuttingProxy, SESSION_CHUNK_SLACK, run_check};
 use cloudsync_core::{
     ByteStream, ErrorKind, Remote, RemotePath, SessionStore, SessionToken, WriteMeta,
     collect_bytes, memory, ops,
@@ -232,53 +231,6 @@ async fn appends_above_the_request_limit_are_refused() {
     assert!(emu.file("/sessions/big.bin").is_none());
 }
 
-/// A TCP proxy to `target` that forwards `budget` bytes of client traffic in all, then cuts
-/// the connection it is on and every later one.
-async fn cutting_proxy(target: std::net::SocketAddr, budget: u64) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let left = Arc::new(AtomicU64::new(budget));
-    tokio::spawn(async move {
-        loop {
-            let Ok((client, _)) = listener.accept().await else {
-                return;
-            };
-            let left = left.clone();
-            tokio::spawn(async move {
-                if left.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
-                    return;
-                };
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let down = tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
-                });
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let room = left.load(Ordering::SeqCst);
-                    if room == 0 {
-                        break;
-                    }
-                    let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-                    let Ok(n) = cr.read(&mut buf[..want]).await else {
-                        break;
-                    };
-                    if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    left.fetch_sub(n as u64, Ordering::SeqCst);
-                }
-                down.abort();
-            });
-        }
-    });
-    port
-}
-
 /// The connection is cut in the middle of an append (and stays cut): the service keeps the
 /// appends it acknowledged before, not the one cut. The next run, with the same record file,
 /// continues from there: it sends only what the session lacks, the file is exact, and the
@@ -288,7 +240,10 @@ async fn a_connection_cut_mid_append_keeps_the_previous_appends() {
     let emu = Emulator::start().unwrap();
     let content = data(6 * MIB + 5, 7);
     let src = source(&content).await;
-    let port = cutting_proxy(emu.addr(), 7 * MIB as u64 / 2).await;
+    let port = CuttingProxy::start(emu.addr(), 7 * MIB as u64 / 2)
+        .await
+        .unwrap()
+        .port();
     let cut = remote(&emu, Some(format!("http://127.0.0.1:{port}")));
     let direct = remote(&emu, None);
     let dir = tempfile::tempdir().unwrap();
@@ -342,7 +297,10 @@ async fn an_expired_session_starts_again() {
     let emu = Emulator::start().unwrap();
     let content = data(4 * MIB + 9, 11);
     let src = source(&content).await;
-    let port = cutting_proxy(emu.addr(), 5 * MIB as u64 / 2).await;
+    let port = CuttingProxy::start(emu.addr(), 5 * MIB as u64 / 2)
+        .await
+        .unwrap()
+        .port();
     let cut = remote(&emu, Some(format!("http://127.0.0.1:{port}")));
     let direct = remote(&emu, None);
     let dir = tempfile::tempdir().unwrap();

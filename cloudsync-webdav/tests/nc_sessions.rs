@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cloudsync_core::testkit::{ConformanceOptions, run_check};
+use cloudsync_core::testkit::{ConformanceOptions, CuttingProxy, run_check};
 use cloudsync_core::{
     ByteStream, Error, ErrorKind, Remote, RemotePath, SessionStore, WriteMeta, collect_bytes,
     memory, ops,
@@ -257,65 +256,6 @@ async fn a_cancelled_session_is_gone() {
     r.session_cancel(&token).await.unwrap();
 }
 
-/// A TCP proxy to `target` that forwards `budget` bytes of client traffic in all, then cuts
-/// the connection it is on and every later one (with `once`: that connection only); the
-/// budget it returns can be raised again.
-async fn cutting_proxy(
-    target: std::net::SocketAddr,
-    budget: u64,
-    once: bool,
-) -> (u16, Arc<AtomicU64>) {
-    let once = Arc::new(std::sync::atomic::AtomicBool::new(once));
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let left = Arc::new(AtomicU64::new(budget));
-    let handle = left.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((client, _)) = listener.accept().await else {
-                return;
-            };
-            let left = left.clone();
-            let once = once.clone();
-            tokio::spawn(async move {
-                if left.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
-                    return;
-                };
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let down = tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
-                });
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let room = left.load(Ordering::SeqCst);
-                    if room == 0 {
-                        if once.load(Ordering::SeqCst) {
-                            // Cut this connection only: the link is back for the next ones.
-                            left.store(u64::MAX / 2, Ordering::SeqCst);
-                        }
-                        break;
-                    }
-                    let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-                    let Ok(n) = cr.read(&mut buf[..want]).await else {
-                        break;
-                    };
-                    if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    left.fetch_sub(n as u64, Ordering::SeqCst);
-                }
-                down.abort();
-            });
-        }
-    });
-    (port, handle)
-}
-
 /// A budget of client traffic that ends inside the second or third chunk (not just after a
 /// chunk's end, where the request headers could make the outcome depend on their size).
 fn budget_inside_a_chunk() -> u64 {
@@ -327,16 +267,23 @@ fn budget_inside_a_chunk() -> u64 {
     }
 }
 
-/// A remote on `sub` through a [`cutting_proxy`] in front of the stand-in.
-async fn proxied(sub: &str, budget: u64, once: bool) -> (Arc<dyn Remote>, Arc<AtomicU64>) {
+/// A remote on `sub` through a [`CuttingProxy`] in front of the stand-in (with `once`, only
+/// the connection on which the budget runs out is cut).
+async fn proxied(sub: &str, budget: u64, once: bool) -> (Arc<dyn Remote>, CuttingProxy) {
     let addr: std::net::SocketAddr = NC.base.trim_start_matches("http://").parse().unwrap();
-    let (port, left) = cutting_proxy(addr, budget, once).await;
+    let proxy = if once {
+        CuttingProxy::start_once(addr, budget).await
+    } else {
+        CuttingProxy::start(addr, budget).await
+    }
+    .unwrap();
+    let port = proxy.port();
     let files = format!("http://127.0.0.1:{port}/remote.php/dav/files/{USER}/{sub}/");
     let cfg = WebdavConfig::new(files)
         .with_vendor(Vendor::Nextcloud)
         .with_password(USER, PASSWORD)
         .with_chunk_size(CHUNK);
-    (Arc::new(WebdavRemote::new(cfg).unwrap()), left)
+    (Arc::new(WebdavRemote::new(cfg).unwrap()), proxy)
 }
 
 /// The connection is cut once in the middle of a chunk; a low-level retry in the same run
@@ -420,7 +367,7 @@ async fn a_connection_cut_mid_chunk_resumes_in_the_next_run() {
     assert_eq!(files_in_folder(&rec.token), want, "cut at {budget}");
     // The link is back (the records are keyed by the remote's description, which names the
     // port: the next run goes through the proxy again).
-    left.store(u64::MAX / 2, Ordering::SeqCst);
+    left.restore();
     let before = settled_chunk_bytes().await;
     let second = ops::copy(&src, &cut, &opts(&SessionStore::open(&file)))
         .await

@@ -10,7 +10,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cloudsync_core::testkit::{ConformanceOptions, run_check};
+use cloudsync_core::testkit::{ConformanceOptions, CuttingProxy, run_check};
 use cloudsync_core::{
     ByteStream, ErrorKind, Prefix, Remote, RemotePath, WriteMeta, collect_bytes, is_temp_name,
     memory, ops,
@@ -139,55 +139,6 @@ async fn apache_takes_ranged_puts_chunk_by_chunk() {
     assert_eq!(left, [part.as_str()], "{left:?}");
 }
 
-/// A TCP proxy to `target` that forwards `budget` bytes of client traffic in all, then cuts
-/// the connection it is on and refuses every later one (the link is down).
-async fn cutting_proxy(target: std::net::SocketAddr, budget: u64) -> u16 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let left = Arc::new(AtomicU64::new(budget));
-    tokio::spawn(async move {
-        loop {
-            let Ok((client, _)) = listener.accept().await else {
-                return;
-            };
-            let left = left.clone();
-            tokio::spawn(async move {
-                if left.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
-                    return;
-                };
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let down = tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
-                });
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let room = left.load(Ordering::SeqCst);
-                    if room == 0 {
-                        break;
-                    }
-                    let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-                    let Ok(n) = cr.read(&mut buf[..want]).await else {
-                        break;
-                    };
-                    if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    left.fetch_sub(n as u64, Ordering::SeqCst);
-                }
-                // Cut: reset both sides.
-                down.abort();
-            });
-        }
-    });
-    port
-}
-
 /// The connection is cut in the middle of the second chunk: Apache keeps the first chunk and
 /// the part of the second that reached it; the next run (straight to the server) continues
 /// from there, resumes at least the first chunk, and the result is exact.
@@ -199,7 +150,10 @@ async fn a_connection_cut_mid_chunk_keeps_what_reached_apache() {
     let u = url::Url::parse(&url).unwrap();
     let target = std::net::SocketAddr::from(([127, 0, 0, 1], u.port().unwrap()));
     // Enough for the probe, the first chunk and about half of the second.
-    let port = cutting_proxy(target, 15 * MIB as u64 / 2).await;
+    let port = CuttingProxy::start(target, 15 * MIB as u64 / 2)
+        .await
+        .unwrap()
+        .port();
     let cut = remote_at(&format!("http://127.0.0.1:{port}{}", u.path()));
     let first = ops::copy(&src, &cut, &opts(0)).await.unwrap();
     assert_eq!(first.errors.len(), 1, "{first:?}");

@@ -17,6 +17,7 @@
 mod chaos;
 #[cfg(test)]
 pub(crate) mod corrupting;
+mod cut_proxy;
 mod fault_matrix;
 mod faulty;
 mod fixtures;
@@ -28,6 +29,7 @@ pub mod server;
 mod suite;
 
 pub use chaos::{Chaos, Fault, FaultPlan, Mutation, Op, Rule};
+pub use cut_proxy::CuttingProxy;
 pub use fault_matrix::{
     Matrix, MatrixReport, RemoteFactory, Side, assert_matrix, matrix_runs, matrix_seed, run_matrix,
 };
