@@ -40,6 +40,53 @@ impl Target<'_> {
     }
 }
 
+/// Where a file at a path goes: its folder (created if missing) and the file already there.
+struct Place {
+    /// The folder's id.
+    parent: String,
+    /// The id of the file already at the path.
+    existing: Option<String>,
+}
+
+impl Place {
+    /// Creates the parents of `path` and looks up what is there; a folder in the way is a
+    /// [`ErrorKind::Conflict`].
+    async fn find(core: &DriveCore, path: &RemotePath) -> Result<Place> {
+        let Some(parent) = path.parent() else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "cannot write to the root",
+            ));
+        };
+        let pid = core.mkdir_all(&parent).await?;
+        let existing = match core.child(&pid, path.name(), path).await? {
+            Some(f) if f.is_folder() => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "a folder is in the way of a file",
+                ));
+            }
+            Some(f) => Some(f.id),
+            None => None,
+        };
+        Ok(Place {
+            parent: pid,
+            existing,
+        })
+    }
+
+    /// The upload's target: new content for the file there, or a new file named as `path`.
+    fn target<'a>(&'a self, path: &'a RemotePath) -> Target<'a> {
+        match &self.existing {
+            Some(id) => Target::Update { id },
+            None => Target::Create {
+                parent: &self.parent,
+                name: path.name(),
+            },
+        }
+    }
+}
+
 /// Writes `body` to `path` (see [`cloudsync_core::Remote::write`]).
 pub(crate) async fn write(
     core: &DriveCore,
@@ -47,27 +94,8 @@ pub(crate) async fn write(
     body: ByteStream,
     meta: WriteMeta,
 ) -> Result<Entry> {
-    let Some(parent) = path.parent() else {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "cannot write to the root",
-        ));
-    };
-    let pid = core.mkdir_all(&parent).await?;
-    let existing = core.child(&pid, path.name(), path).await?;
-    let target = match &existing {
-        Some(f) if f.is_folder() => {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "a folder is in the way of a file",
-            ));
-        }
-        Some(f) => Target::Update { id: &f.id },
-        None => Target::Create {
-            parent: &pid,
-            name: path.name(),
-        },
-    };
+    let place = Place::find(core, path).await?;
+    let target = place.target(path);
     let file = upload(core, &target, body, &meta).await?;
     file.entry(path.clone())
 }
@@ -450,27 +478,8 @@ pub(crate) async fn session_start(
     size: u64,
     meta: &WriteMeta,
 ) -> Result<SessionToken> {
-    let Some(parent) = path.parent() else {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "cannot write to the root",
-        ));
-    };
-    let pid = core.mkdir_all(&parent).await?;
-    let existing = core.child(&pid, path.name(), path).await?;
-    let target = match &existing {
-        Some(f) if f.is_folder() => {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "a folder is in the way of a file",
-            ));
-        }
-        Some(f) => Target::Update { id: &f.id },
-        None => Target::Create {
-            parent: &pid,
-            name: path.name(),
-        },
-    };
+    let place = Place::find(core, path).await?;
+    let target = place.target(path);
     let meta = WriteMeta {
         size: Some(size),
         ..meta.clone()
