@@ -96,50 +96,60 @@ pub(crate) async fn write(
         }
     }
     let session = Session::start(core, name, &resource, pre).await?;
-    let result = async {
-        let chunk_size = core.cfg.chunk_size as usize;
-        let mut offset: u64 = 0;
-        loop {
-            // A chunk is sent only when more bytes follow it, so the last request always
-            // carries the total.
-            while buf.len() > chunk_size {
-                let chunk = buf.split_to(chunk_size).freeze();
-                let len = chunk.len() as u64;
-                match session.put(offset, chunk, None).await? {
-                    Outcome::Committed => offset += len,
-                    Outcome::Done(_) => {
-                        return Err(Error::new(
-                            ErrorKind::Protocol,
-                            "the upload session finished before the last chunk",
-                        ));
-                    }
-                }
-            }
-            match body.try_next().await? {
-                Some(chunk) => {
-                    sent.add(&chunk)?;
-                    buf.extend_from_slice(&chunk);
-                }
-                None => break,
-            }
-        }
-        sent.end()?;
-        let last = buf.split().freeze();
-        match session.put(offset, last, Some(sent.count)).await? {
-            Outcome::Done(obj) => Ok(obj),
-            Outcome::Committed => Err(Error::new(
-                ErrorKind::Protocol,
-                "the upload session took the last chunk but made no object",
-            )),
-        }
-    }
-    .await;
+    let result = send_rest(&session, buf, &mut body, &mut sent, 0, core.cfg.chunk_size).await;
     match result {
         Ok(obj) => sent.verify(core, name, obj).await,
         Err(e) => {
             session.cancel().await;
             Err(e)
         }
+    }
+}
+
+/// Sends what `buf` holds, then the rest of `body`, into `session` from byte `offset` in
+/// chunks of `chunk_size`, and finishes the upload: a chunk goes out only when more bytes
+/// follow it, so the last request carries the total (`sent` counts and checks it).
+async fn send_rest(
+    session: &Session<'_>,
+    mut buf: BytesMut,
+    body: &mut ByteStream,
+    sent: &mut Sent,
+    mut offset: u64,
+    chunk_size: u64,
+) -> Result<Object> {
+    let chunk_size = usize::try_from(chunk_size).unwrap_or(usize::MAX);
+    loop {
+        while buf.len() > chunk_size {
+            let chunk = buf.split_to(chunk_size).freeze();
+            let len = chunk.len() as u64;
+            match session.put(offset, chunk, None).await? {
+                Outcome::Committed => offset += len,
+                Outcome::Done(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        "the upload session finished before the last chunk",
+                    ));
+                }
+            }
+        }
+        match body.try_next().await? {
+            Some(chunk) => {
+                sent.add(&chunk)?;
+                buf.extend_from_slice(&chunk);
+            }
+            None => break,
+        }
+    }
+    sent.end()?;
+    match session
+        .put(offset, buf.split().freeze(), Some(sent.count))
+        .await?
+    {
+        Outcome::Done(obj) => Ok(obj),
+        Outcome::Committed => Err(Error::new(
+            ErrorKind::Protocol,
+            "the upload session took the last chunk but made no object",
+        )),
     }
 }
 
@@ -695,43 +705,15 @@ pub(crate) async fn session_write(
         } else {
             Sent::resumed(size, offset)
         };
-        let chunk_size = core.cfg.chunk_size as usize;
-        let mut buf = BytesMut::new();
-        let mut at = offset;
-        loop {
-            // A chunk goes out only when more bytes follow it, so the last request carries
-            // the total and finishes the upload.
-            while buf.len() > chunk_size {
-                let chunk = buf.split_to(chunk_size).freeze();
-                let len = chunk.len() as u64;
-                match session.put(at, chunk, None).await? {
-                    Outcome::Committed => at += len,
-                    Outcome::Done(_) => {
-                        return Err(Error::new(
-                            ErrorKind::Protocol,
-                            "the upload session finished before the last chunk",
-                        ));
-                    }
-                }
-            }
-            match body.try_next().await? {
-                Some(chunk) => {
-                    sent.add(&chunk)?;
-                    buf.extend_from_slice(&chunk);
-                }
-                None => break,
-            }
-        }
-        sent.end()?;
-        let obj = match session.put(at, buf.split().freeze(), Some(size)).await? {
-            Outcome::Done(obj) => obj,
-            Outcome::Committed => {
-                return Err(Error::new(
-                    ErrorKind::Protocol,
-                    "the upload session took the last chunk but made no object",
-                ));
-            }
-        };
+        let obj = send_rest(
+            &session,
+            BytesMut::new(),
+            &mut body,
+            &mut sent,
+            offset,
+            core.cfg.chunk_size,
+        )
+        .await?;
         sent.verify(core, &name, obj).await
     }
     .await;
