@@ -164,13 +164,14 @@ pub struct Transfer {
     /// Stop deleting after N deletions (with an error)
     #[arg(long, value_name = "N")]
     pub max_delete: Option<u64>,
-    /// Transfer files of at least this size through a partial file next to the target, so a
-    /// transfer cut off (a dropped link, a killed process) continues where it stopped, in a
-    /// retry or the next run; 0 or off = never
+    /// Transfer files of at least this size resumably, so a transfer cut off (a dropped link,
+    /// a killed process) continues where it stopped, in a retry or the next run: through a
+    /// partial file next to the target (local, SFTP, FTP, WebDAV with ranged PUT) or an upload
+    /// session (Nextcloud, Dropbox, Drive, Cloud Storage); 0 or off = never
     #[arg(long, value_parser = size, value_name = "SIZE", default_value = "16M")]
     pub resume_above: Size,
     /// Where the upload sessions of unfinished uploads to cloud remotes (Drive, Cloud Storage,
-    /// Dropbox) are recorded, so the next run continues them; `off` keeps them in memory only
+    /// Dropbox, Nextcloud) are recorded, so the next run continues them; `off` keeps them in memory only
     /// (a retry in the run still continues). Default: $XDG_CACHE_HOME/cloudsync/uploads.json
     /// (else ~/.cache/cloudsync/uploads.json)
     #[arg(long, env = "CLOUDSYNC_UPLOAD_STATE", value_name = "FILE")]
