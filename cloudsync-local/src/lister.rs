@@ -10,12 +10,12 @@ use cloudsync_core::{Entry, EntryStream, Error, ErrorKind, RemotePath, Result};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::core::{CoreRef, LocalCore, check_local_path, entry_from_meta, parse_error};
+use crate::core::{CoreRef, LocalCore, check_local_name, entry_from_meta, parse_error};
 
 /// Entries per batch sent from the blocking thread.
-const BATCH: usize = 512;
+const BATCH: usize = 256;
 /// Batches buffered ahead of the consumer.
-const AHEAD: usize = 4;
+const AHEAD: usize = 2;
 
 /// What the blocking thread reports first.
 enum First {
@@ -109,7 +109,8 @@ fn produce(
 /// files are listed like any file: the engine never pairs them, and removes old ones.
 fn one(core: &LocalCore, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Result<Entry>> {
     let name: OsString = de.file_name();
-    let local = de.path();
+    // The full local path only goes into messages: built when one is written.
+    let local = || de.path();
     let name = match name.into_string() {
         Ok(n) => n,
         Err(raw) => {
@@ -120,36 +121,37 @@ fn one(core: &LocalCore, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Res
                     raw.to_string_lossy()
                 ),
             )
-            .with_path(local.display())));
+            .with_path(local().display())));
         }
     };
     let path = match dir.join(&name) {
         Ok(p) => p,
         Err(e) => {
-            return Some(Err(e.with_path(local.display())));
+            return Some(Err(e.with_path(local().display())));
         }
     };
     // A name this system cannot address again (on Windows `NUL`, `a.`, made through `\\?\`
     // or by another OS): reading, replacing or deleting it would touch another file.
-    if let Err(e) = check_local_path(&path, core.windows_names) {
+    // Only the new name: the directory's own names were checked when it was listed.
+    if let Err(e) = check_local_name(&name, core.windows_names) {
         return Some(Err(core.ctx(e, &path)));
     }
     let meta = match de.file_type() {
         Ok(ft) if ft.is_symlink() => {
             if !core.follow_symlinks {
                 tracing::warn!(
-                    path = %local.display(),
+                    path = %local().display(),
                     "skipping symbolic link (set follow_symlinks to follow it)"
                 );
                 return None;
             }
-            std::fs::metadata(&local)
+            std::fs::metadata(local())
         }
         _ => de.metadata(),
     };
     let meta = match meta {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_link(&local) => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_link(&local()) => {
             // Removed between readdir and lstat: it is simply gone.
             return None;
         }
@@ -159,7 +161,7 @@ fn one(core: &LocalCore, dir: &RemotePath, de: &std::fs::DirEntry) -> Option<Res
         Some(e) => Some(Ok(e)),
         None => {
             tracing::warn!(
-                path = %local.display(),
+                path = %local().display(),
                 kind = ?meta.file_type(),
                 "skipping special file (not a regular file or directory)"
             );

@@ -24,6 +24,7 @@ mod ingest;
 mod limits;
 mod listing;
 mod location;
+mod malloc;
 mod mime;
 mod progress;
 mod redact;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.global.verbose, cli.global.quiet);
+    malloc::limit_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -372,7 +372,7 @@ impl Walk {
     /// for this run (the next run lists the parent again). An entry error of kind
     /// [`ErrorKind::InvalidInput`] (a name that cannot be represented) is reported for the
     /// directory and the listing goes on; any other error in the stream voids the listing.
-    async fn list(&self, side: Side, job: &DirJob, tx: &mut Tx) -> Result<Vec<Entry>, ()> {
+    async fn list(&self, side: Side, job: &DirJob, tx: &mut Tx) -> Result<Vec<Keyed>, ()> {
         let dir = match side {
             Side::Src => &job.src_path,
             Side::Dst => &job.dst_path,
@@ -446,7 +446,11 @@ impl Walk {
                         .await;
                         return Err(());
                     }
-                    out.push(e);
+                    out.push(Keyed::new(
+                        e,
+                        self.case_insensitive,
+                        self.cfg.unicode_normalization,
+                    ));
                 }
                 Err(error) if error.kind() == ErrorKind::InvalidInput => {
                     // One entry that cannot be represented: the rest of the listing stands.
@@ -513,43 +517,33 @@ impl Walk {
         let (Ok(mut src), Ok(mut dst)) = (src, dst) else {
             return Some(Vec::new());
         };
-        let (ci, nfc) = (self.case_insensitive, self.cfg.unicode_normalization);
-        let key = |e: &Entry| name_key(e.name(), ci, nfc).into_owned();
         // By key, then by exact name: within a group of one key, equal names line up.
-        src.sort_by_cached_key(|e| (key(e), e.name().to_owned()));
-        dst.sort_by_cached_key(|e| (key(e), e.name().to_owned()));
-        let src_keys: Vec<String> = src.iter().map(key).collect();
-        let dst_keys: Vec<String> = dst.iter().map(key).collect();
-        let dups = ambiguous_keys(&src, &src_keys, &dst, &dst_keys, ci);
+        src.sort_unstable_by(Keyed::order);
+        dst.sort_unstable_by(Keyed::order);
+        let dups = ambiguous_keys(&src, &dst, self.case_insensitive);
 
         let mut children = Vec::new();
         let mut batch: Vec<Item> = Vec::new();
-        let (mut i, mut j) = (0, 0);
-        while i < src.len() || j < dst.len() {
-            let ord = match (src.get(i), dst.get(j)) {
-                (Some(_), Some(_)) => src_keys[i].cmp(&dst_keys[j]),
-                (Some(_), None) => Ordering::Less,
-                (None, _) => Ordering::Greater,
+        let (mut src, mut dst) = (src.into_iter().peekable(), dst.into_iter().peekable());
+        loop {
+            let (s, d) = match (src.peek(), dst.peek()) {
+                (Some(a), Some(b)) => match a.key().cmp(b.key()) {
+                    Ordering::Less => (src.next(), None),
+                    Ordering::Greater => (None, dst.next()),
+                    Ordering::Equal => (src.next(), dst.next()),
+                },
+                (Some(_), None) => (src.next(), None),
+                (None, Some(_)) => (None, dst.next()),
+                (None, None) => break,
             };
-            let (s, d) = match ord {
-                Ordering::Less => {
-                    i += 1;
-                    (Some(&src[i - 1]), None)
-                }
-                Ordering::Greater => {
-                    j += 1;
-                    (None, Some(&dst[j - 1]))
-                }
-                Ordering::Equal => {
-                    i += 1;
-                    j += 1;
-                    (Some(&src[i - 1]), Some(&dst[j - 1]))
-                }
-            };
-            let any = s.or(d).map(|e| e.path.clone()).unwrap_or_default();
-            let dup = s.or(d).is_some_and(|e| dups.binary_search(&key(e)).is_ok());
+            let dup = !dups.is_empty()
+                && s.as_ref()
+                    .or(d.as_ref())
+                    .is_some_and(|k| dups.binary_search_by(|x| x.as_str().cmp(k.key())).is_ok());
+            let (s, d) = (s.map(|k| k.entry), d.map(|k| k.entry));
             if dup {
-                batch.push(Item::Duplicate { path: any });
+                let path = s.or(d).map(|e| e.path).unwrap_or_default();
+                batch.push(Item::Duplicate { path });
                 if batch.len() >= BATCH && tx.send(std::mem::take(&mut batch)).await.is_err() {
                     return None;
                 }
@@ -558,9 +552,11 @@ impl Walk {
             // A file on one side and a folder of the same name on the other are two entries,
             // as rclone sees them: each side is decided alone, and only a write that really
             // collides fails.
-            let pairs = match (s, d) {
-                (Some(a), Some(b)) if a.is_dir() != b.is_dir() => [(s, None), (None, d)],
-                _ => [(s, d), (None, None)],
+            let conflict = matches!((&s, &d), (Some(a), Some(b)) if a.is_dir() != b.is_dir());
+            let pairs = if conflict {
+                [(s, None), (None, d)]
+            } else {
+                [(s, d), (None, None)]
             };
             for (s, d) in pairs {
                 if let Some(item) = self.pair(&job, s, d, &mut children) {
@@ -581,8 +577,8 @@ impl Walk {
     fn pair(
         &self,
         job: &DirJob,
-        s: Option<&Entry>,
-        d: Option<&Entry>,
+        s: Option<Entry>,
+        d: Option<Entry>,
         children: &mut Vec<DirJob>,
     ) -> Option<Item> {
         let f = &self.cfg.filter;
@@ -601,7 +597,7 @@ impl Walk {
             (Some(a), d) if a.is_dir() => {
                 let included = f.include_dir(&a.path);
                 let dst_dir = d.is_some();
-                let dst_path = target(a, d);
+                let dst_path = target(&a, d.as_ref());
                 let walk_dst = dst_dir && (included || self.cfg.walk_dst_excluded);
                 if descend(&a.path) && (included || walk_dst) {
                     children.push(DirJob {
@@ -614,7 +610,7 @@ impl Walk {
                 }
                 if included {
                     Some(Item::SrcDir {
-                        entry: a.clone(),
+                        entry: a,
                         dst_exists: dst_dir,
                         dst_path,
                     })
@@ -645,24 +641,21 @@ impl Walk {
                     });
                 }
                 Some(Item::DstOnlyDir {
-                    path: b.path.clone(),
+                    path: b.path,
                     included,
                 })
             }
-            (None, Some(b)) if !self.cfg.walk_dst_only => {
-                let _ = b;
-                None
-            }
+            (None, Some(_)) if !self.cfg.walk_dst_only => None,
             (s, d) => {
-                let path = match s {
-                    Some(a) => target(a, d),
-                    None => d?.path.clone(),
+                let path = match &s {
+                    Some(a) => target(a, d.as_ref()),
+                    None => d.as_ref()?.path.clone(),
                 };
                 Some(Item::Pair {
-                    src_included: s.is_some_and(|e| f.include_entry(e)),
-                    dst_included: d.is_some_and(|e| f.include_entry(e)),
-                    src: s.cloned(),
-                    dst: d.cloned(),
+                    src_included: s.as_ref().is_some_and(|e| f.include_entry(e)),
+                    dst_included: d.as_ref().is_some_and(|e| f.include_entry(e)),
+                    src: s,
+                    dst: d,
                     path,
                 })
             }
@@ -734,37 +727,74 @@ fn file_error(path: RemotePath, error: Error) -> Item {
 /// files (one write never lands on another), and a group whose names are the same on both
 /// sides pairs name by name; except that when a side ignores case, two names differing in
 /// case would be merged into one there, so any repeated key is ambiguous.
-fn ambiguous_keys(
-    src: &[Entry],
-    src_keys: &[String],
-    dst: &[Entry],
-    dst_keys: &[String],
-    ci: bool,
-) -> Vec<String> {
-    let group = |entries: &'_ [Entry], keys: &[String], k: &String| -> Vec<String> {
-        let start = keys.partition_point(|x| x < k);
-        let end = keys.partition_point(|x| x <= k);
-        entries[start..end]
+fn ambiguous_keys(src: &[Keyed], dst: &[Keyed], ci: bool) -> Vec<String> {
+    let group = |side: &[Keyed], k: &str| -> Vec<String> {
+        let start = side.partition_point(|x| x.key() < k);
+        let end = side.partition_point(|x| x.key() <= k);
+        side[start..end]
             .iter()
             .map(|e| e.name().to_owned())
             .collect()
     };
     let mut out: Vec<String> = Vec::new();
-    for keys in [src_keys, dst_keys] {
-        for w in keys.windows(2) {
-            let k = &w[0];
-            if *k != w[1] || out.contains(k) {
+    for side in [src, dst] {
+        for w in side.windows(2) {
+            let k = w[0].key();
+            if k != w[1].key() || out.iter().any(|o| o == k) {
                 continue;
             }
-            let (a, b) = (group(src, src_keys, k), group(dst, dst_keys, k));
+            let (a, b) = (group(src, k), group(dst, k));
             let separate = a.is_empty() || b.is_empty() || a == b;
             if ci || !separate {
-                out.push(k.clone());
+                out.push(k.to_owned());
             }
         }
     }
     out.sort();
     out
+}
+
+/// A listed entry with what the merge compares it by, worked out once per entry.
+struct Keyed {
+    entry: Entry,
+    /// Where the name starts in the entry's path.
+    name_at: usize,
+    /// The name's matching key ([`name_key`]) when it is not the name itself.
+    folded: Option<String>,
+}
+
+impl Keyed {
+    fn new(entry: Entry, ci: bool, nfc: bool) -> Self {
+        let name = entry.name();
+        let name_at = entry.path.as_str().len() - name.len();
+        let folded = match name_key(name, ci, nfc) {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(k) => Some(k),
+        };
+        Keyed {
+            entry,
+            name_at,
+            folded,
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.entry.path.as_str()[self.name_at..]
+    }
+
+    /// The name as the two sides are matched by.
+    fn key(&self) -> &str {
+        self.folded.as_deref().unwrap_or_else(|| self.name())
+    }
+
+    /// By key, then by exact name.
+    fn order(a: &Keyed, b: &Keyed) -> Ordering {
+        match (&a.folded, &b.folded) {
+            // Keys that are the names themselves: one comparison.
+            (None, None) => a.name().cmp(b.name()),
+            _ => a.key().cmp(b.key()).then_with(|| a.name().cmp(b.name())),
+        }
+    }
 }
 
 #[cfg(test)]
