@@ -30,6 +30,7 @@ mod lane;
 mod lister;
 mod mover;
 mod reader;
+mod staging;
 mod writer;
 
 pub use backend::LocalRemote;

@@ -1,11 +1,12 @@
-//! Atomic writes: content goes to `.cloudsync-tmp-<random>.<name>` in the target directory,
-//! gets its modtime and an `fsync` (unless turned off), then is renamed over the target (and its
-//! directory synced). A failed or abandoned write removes its temp file, so nothing partial is
-//! ever visible under the final name.
+//! Atomic writes: content goes to a file with no name yet (see [`crate::staging`]: unnamed on
+//! Linux, `.cloudsync-tmp-<random>.<name>` elsewhere), gets its modtime and an `fsync` (unless
+//! turned off), then takes the target's name (and its directory is synced). A failed or
+//! abandoned write leaves nothing of ours, so nothing partial is ever visible under the final
+//! name.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use cloudsync_core::{ByteStream, Entry, Error, ErrorKind, RemotePath, Result, WriteMeta};
@@ -14,9 +15,11 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::core::{
-    CoreRef, LocalCore, entry_from_meta, parse_error, set_file_modtime, sync_created_dirs,
-    sync_dir, temp_name,
+    CoreRef, LocalCore, entry_from_meta, parse_error, set_file_modtime, sync_created_dirs, sync_dir,
 };
+use crate::staging;
+#[cfg(test)]
+use crate::staging::CrashPoint;
 
 /// Chunks buffered between the body stream and the writing thread.
 const AHEAD: usize = 8;
@@ -26,19 +29,6 @@ enum Msg {
     Data(Bytes),
     /// The body ended normally; finish the file. A closed channel without `Done` aborts.
     Done,
-}
-
-/// Removes the temp file unless the write got to the rename.
-struct TempGuard(Option<PathBuf>);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            if let Err(e) = std::fs::remove_file(&p) {
-                tracing::warn!(path = %p.display(), error = %e, "cannot remove temp file");
-            }
-        }
-    }
 }
 
 /// Writes `path` from `fill` atomically: creates the parents, a temp file next to the target,
@@ -64,11 +54,10 @@ pub(crate) fn install(
     core.check_no_links_cached(path, op)?;
     let target = core.local(path)?;
     let parent: &Path = target.parent().unwrap_or(&core.root);
-    let tmp = parent.join(temp_name(path.name()));
-    let create = || OpenOptions::new().write(true).create_new(true).open(&tmp);
+    let create = || staging::open(parent, &target);
     // Parents usually exist: create them only when the first attempt says they don't (one
     // syscall per file instead of three on the common path).
-    let mut file = match create() {
+    let (mut file, staged) = match create() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(parent).map_err(|e| {
                 let e = parse_error(e);
@@ -92,7 +81,6 @@ pub(crate) fn install(
         other => other,
     }
     .map_err(|e| core.ctx(parse_error(e), path))?;
-    let mut guard = TempGuard(Some(tmp.clone()));
     let written = fill(&mut file)?;
     if let Some(expected) = expected_size {
         if written != expected {
@@ -129,11 +117,9 @@ pub(crate) fn install(
         file.sync_all()
             .map_err(|e| core.ctx(parse_error(e), path))?;
     }
-    #[cfg(test)]
-    tests::crash_point();
-    drop(file);
-    std::fs::rename(&tmp, &target).map_err(|e| core.ctx(parse_error(e), path))?;
-    guard.0 = None;
+    staged
+        .commit(file, &target)
+        .map_err(|e| core.ctx(parse_error(e), path))?;
     if core.fsync {
         sync_dir(parent).map_err(|e| core.ctx(parse_error(e), path))?;
     }
@@ -460,18 +446,6 @@ mod tests {
 
     use crate::LocalConfig;
 
-    /// Where the crash test's child stops for good: after the data's flush, before the
-    /// rename (a no-op in every other process).
-    pub(super) fn crash_point() {
-        let Some(dir) = std::env::var_os(super::CRASH_ENV) else {
-            return;
-        };
-        std::fs::write(std::path::Path::new(&dir).join("at-crash-point"), "").unwrap();
-        loop {
-            std::thread::sleep(Duration::from_secs(60));
-        }
-    }
-
     fn meta(size: u64) -> WriteMeta {
         WriteMeta {
             size: Some(size),
@@ -688,20 +662,51 @@ mod tests {
 /// The crash test's child process: set by the parent, never in a normal run.
 #[cfg(test)]
 const CRASH_ENV: &str = "CLOUDSYNC_LOCAL_TEST_CRASH_DIR";
+/// Which [`CrashPoint`] the child stops at (`link` or `rename`).
+#[cfg(test)]
+const CRASH_AT_ENV: &str = "CLOUDSYNC_LOCAL_TEST_CRASH_AT";
+/// Set by the child once the files it writes whole are written.
+#[cfg(test)]
+static CRASH_ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Where a crash test's child stops for good, once its file is complete and flushed, before
+/// it gets its final name (a no-op in every other process and at the other point).
+#[cfg(test)]
+pub(crate) fn crash_point(at: CrashPoint) {
+    if !CRASH_ARMED.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let Some(dir) = std::env::var_os(CRASH_ENV) else {
+        return;
+    };
+    let wanted = match std::env::var(CRASH_AT_ENV).as_deref() {
+        Ok("link") => CrashPoint::Link,
+        _ => CrashPoint::Rename,
+    };
+    if at != wanted {
+        return;
+    }
+    std::fs::write(std::path::Path::new(&dir).join("at-crash-point"), "").unwrap();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
 
 #[cfg(test)]
 mod crash {
+    use std::path::Path;
     use std::sync::Arc;
     use std::time::Duration;
 
     use cloudsync_core::{Remote, RemotePath, WriteMeta, ops};
 
-    use super::CRASH_ENV;
+    use super::{CRASH_AT_ENV, CRASH_ENV};
     use crate::LocalConfig;
 
-    /// The child of [`a_kill_between_the_flush_and_the_rename_leaves_a_temp_file_the_next_sync_removes`]:
-    /// writes `dst/d/f.bin` from `src/d/f.bin` and stops for good at the crash point (after
-    /// the data's `fsync`, before the rename), where the parent kills it.
+    /// The child of the crash tests: writes `dst/d/warm.bin` whole (the first file a process
+    /// writes is the one that finds out how to link unnamed files), then `dst/d/f.bin` from
+    /// `src/d/f.bin`, and stops for good at the crash point the parent chose (after the
+    /// data's `fsync`, before the file is named), where the parent kills it.
     #[test]
     #[ignore = "run by the crash test as its child process"]
     fn crash_child() {
@@ -713,32 +718,36 @@ mod crash {
             .unwrap();
         rt.block_on(async {
             let dst = LocalConfig::new(dir.join("dst")).build().unwrap();
-            let src = dir.join("src/d/f.bin");
-            let size = std::fs::metadata(&src).unwrap().len();
-            let meta = WriteMeta {
-                size: Some(size),
+            let warm = dir.join("src/d/warm.bin");
+            let meta = |p: &Path| WriteMeta {
+                size: Some(std::fs::metadata(p).unwrap().len()),
                 ..Default::default()
             };
+            dst.write_from_file(&RemotePath::new("d/warm.bin").unwrap(), &warm, meta(&warm))
+                .await
+                .unwrap();
+            super::CRASH_ARMED.store(true, std::sync::atomic::Ordering::SeqCst);
+            let src = dir.join("src/d/f.bin");
             let r = dst
-                .write_from_file(&RemotePath::new("d/f.bin").unwrap(), &src, meta)
+                .write_from_file(&RemotePath::new("d/f.bin").unwrap(), &src, meta(&src))
                 .await;
             panic!("the crash point was not reached: {r:?}");
         });
     }
 
-    /// SIGKILL after a file's data is flushed and before its rename: the final name keeps the
-    /// old content, the new content is complete in one of our temp files, and the next sync
-    /// removes that temp file and puts the new content in place.
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn a_kill_between_the_flush_and_the_rename_leaves_a_temp_file_the_next_sync_removes() {
-        let tmp = tempfile::tempdir().unwrap();
+    /// Runs the child until it stops at `at` (`link` or `rename`) and kills it; `old` is what
+    /// `dst/d/f.bin` holds before (`None`: absent). Returns the new content and the
+    /// destination directory.
+    fn kill_at(tmp: &Path, at: &str, old: Option<&[u8]>) -> (Vec<u8>, std::path::PathBuf) {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::create_dir_all(tmp.path().join("src/d")).unwrap();
-        std::fs::create_dir_all(tmp.path().join("dst/d")).unwrap();
-        std::fs::write(tmp.path().join("src/d/f.bin"), &data).unwrap();
-        std::fs::write(tmp.path().join("dst/d/f.bin"), "old").unwrap();
-        let marker = tmp.path().join("at-crash-point");
+        std::fs::create_dir_all(tmp.join("src/d")).unwrap();
+        std::fs::create_dir_all(tmp.join("dst/d")).unwrap();
+        std::fs::write(tmp.join("src/d/f.bin"), &data).unwrap();
+        std::fs::write(tmp.join("src/d/warm.bin"), "warm").unwrap();
+        if let Some(old) = old {
+            std::fs::write(tmp.join("dst/d/f.bin"), old).unwrap();
+        }
+        let marker = tmp.join("at-crash-point");
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "writer::crash::crash_child",
@@ -746,7 +755,8 @@ mod crash {
                 "--ignored",
                 "--nocapture",
             ])
-            .env(CRASH_ENV, tmp.path())
+            .env(CRASH_ENV, tmp)
+            .env(CRASH_AT_ENV, at)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -764,9 +774,12 @@ mod crash {
         }
         child.kill().unwrap();
         child.wait().unwrap();
-        let d = tmp.path().join("dst/d");
-        assert_eq!(std::fs::read(d.join("f.bin")).unwrap(), b"old");
-        let temps: Vec<std::path::PathBuf> = std::fs::read_dir(&d)
+        (data, tmp.join("dst/d"))
+    }
+
+    /// Our temp files in `dir`.
+    fn temps(dir: &Path) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| {
@@ -774,29 +787,67 @@ mod crash {
                     .and_then(|n| n.to_str())
                     .is_some_and(cloudsync_core::is_temp_name)
             })
-            .collect();
-        assert_eq!(temps.len(), 1, "{temps:?}");
-        assert_eq!(
-            std::fs::read(&temps[0]).unwrap(),
-            data,
-            "the temp file holds all the data"
-        );
+            .collect()
+    }
 
-        let src: Arc<dyn Remote> =
-            Arc::new(LocalConfig::new(tmp.path().join("src")).build().unwrap());
-        let dst: Arc<dyn Remote> =
-            Arc::new(LocalConfig::new(tmp.path().join("dst")).build().unwrap());
+    /// The next sync: no errors, the new content in place, nothing of ours left.
+    async fn resync(tmp: &Path, d: &Path, data: &[u8]) {
+        let src: Arc<dyn Remote> = Arc::new(LocalConfig::new(tmp.join("src")).build().unwrap());
+        let dst: Arc<dyn Remote> = Arc::new(LocalConfig::new(tmp.join("dst")).build().unwrap());
         let opts = ops::SyncOptions {
             leftover_age: Some(Duration::ZERO),
             ..Default::default()
         };
         let summary = ops::sync(&src, &dst, &opts).await.unwrap();
         assert!(summary.errors.is_empty(), "{:?}", summary.errors);
-        assert_eq!(std::fs::read(d.join("f.bin")).unwrap(), data);
-        let names: Vec<_> = std::fs::read_dir(&d)
+        assert!(
+            std::fs::read(d.join("f.bin")).unwrap() == data,
+            "f.bin is the new content"
+        );
+        let mut names: Vec<_> = std::fs::read_dir(d)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, ["f.bin"], "the leftover temp file is gone");
+        names.sort();
+        assert_eq!(
+            names,
+            ["f.bin", "warm.bin"],
+            "the leftover temp file is gone"
+        );
+    }
+
+    /// SIGKILL after a replacement's data is flushed and before its rename: the final name
+    /// keeps the old content, the new content is complete in one of our temp files, and the
+    /// next sync removes that temp file and puts the new content in place.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_kill_between_the_flush_and_the_rename_leaves_a_temp_file_the_next_sync_removes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, d) = kill_at(tmp.path(), "rename", Some(b"old"));
+        assert_eq!(std::fs::read(d.join("f.bin")).unwrap(), b"old");
+        let temps = temps(&d);
+        assert_eq!(temps.len(), 1, "{temps:?}");
+        assert!(
+            std::fs::read(&temps[0]).unwrap() == data,
+            "the temp file holds all the data"
+        );
+        resync(tmp.path(), &d, &data).await;
+    }
+
+    /// SIGKILL after a new file's data is flushed into an unnamed file (Linux `O_TMPFILE`),
+    /// before it is linked: nothing at all is left, not even a temp file, and the next sync
+    /// copies the file.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_kill_before_an_unnamed_file_is_linked_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, d) = kill_at(tmp.path(), "link", None);
+        let mut names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["warm.bin"], "no name for the unfinished file");
+        resync(tmp.path(), &d, &data).await;
     }
 }
