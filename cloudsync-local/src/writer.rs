@@ -440,7 +440,6 @@ pub(crate) async fn set_modtime(
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use cloudsync_core::{Remote, RemotePath, WriteMeta, bytes_stream};
 
