@@ -1,17 +1,20 @@
-//! Reads: open (only regular files, so a FIFO never blocks us), seek, stream in 256 KiB chunks;
-//! and on-demand hashing.
+//! Reads: open (only regular files, so a FIFO never blocks us), seek, stream in 512 KiB chunks
+//! read by one blocking thread; and on-demand hashing.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 
 use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, MultiHasher, RemotePath, Result};
-use futures::{StreamExt, TryStreamExt};
-use tokio::io::AsyncReadExt;
+use bytes::BytesMut;
+use futures::StreamExt;
+use tokio::sync::mpsc;
 
 use crate::core::{CoreRef, LocalCore, parse_error};
 
 /// Chunk size of read streams.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 512 * 1024;
+/// Chunks read ahead of the consumer.
+const AHEAD: usize = 2;
 
 /// Opens `path` for reading, refusing anything but a regular file.
 fn open_regular(core: &LocalCore, path: &RemotePath) -> Result<std::fs::File> {
@@ -63,18 +66,60 @@ pub(crate) async fn read(
             Ok((file, limit))
         })
         .await?;
-    let file = tokio::fs::File::from_std(file);
+    if limit == Some(0) {
+        return Ok(futures::stream::empty().boxed());
+    }
+    // One blocking task reads the whole stream straight into the chunks it sends (a
+    // `tokio::fs::File` hops to a pool thread and copies through its own buffer per read);
+    // it stops when the consumer drops the stream.
+    let (tx, rx) = mpsc::channel(AHEAD);
     let p = path.clone();
-    let map = move |e: std::io::Error| parse_error(e).with_path(&p);
-    Ok(match limit {
-        None => tokio_util::io::ReaderStream::with_capacity(file, CHUNK)
-            .map_err(map)
-            .boxed(),
-        Some(0) => futures::stream::empty().boxed(),
-        Some(n) => tokio_util::io::ReaderStream::with_capacity(file.take(n), CHUNK)
-            .map_err(map)
-            .boxed(),
+    tokio::task::spawn_blocking(move || pump(file, limit, &p, &tx));
+    Ok(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
     })
+    .boxed())
+}
+
+/// Reads `file` (at most `limit` bytes) into chunks sent on `tx`, until the end, an error (sent
+/// as the stream's last item) or a closed receiver.
+fn pump(
+    mut file: std::fs::File,
+    limit: Option<u64>,
+    path: &RemotePath,
+    tx: &mpsc::Sender<Result<bytes::Bytes>>,
+) {
+    let mut left = limit.unwrap_or(u64::MAX);
+    while left > 0 {
+        let want = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
+        let mut buf = BytesMut::zeroed(want);
+        let mut filled = 0;
+        let mut failed = None;
+        while filled < want {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(parse_error(e).with_path(path));
+                    break;
+                }
+            }
+        }
+        buf.truncate(filled);
+        left -= filled as u64;
+        let end = filled < want;
+        if filled > 0 && tx.blocking_send(Ok(buf.freeze())).is_err() {
+            return;
+        }
+        if let Some(e) = failed {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        if end {
+            return;
+        }
+    }
 }
 
 /// Computes one hash of `path` by reading it on a blocking thread (local hashes cost a read).
