@@ -4,8 +4,8 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 
-use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, MultiHasher, RemotePath, Result};
 use bytes::BytesMut;
+use cloudsync_core::{ByteStream, Error, ErrorKind, HashKind, MultiHasher, RemotePath, Result};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
