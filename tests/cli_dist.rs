@@ -28,10 +28,22 @@ fn tree(src: &Path, dsts: &[&Path]) {
     }
 }
 
-fn has_temp_file(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|rd| {
-        rd.flatten()
-            .any(|e| cloudsync::is_temp_name(&e.file_name().to_string_lossy()))
+/// Whether process `pid` has a file open for writing in `dir`: one of our temp files or, where
+/// the local backend writes new files unnamed (Linux `O_TMPFILE`), `dir/#<inode> (deleted)`.
+fn writing_into(pid: u32, dir: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let dir = dir.as_path();
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            target.parent() == Some(dir)
+                && target.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    cloudsync::is_temp_name(&n) || n.starts_with('#')
+                })
+        })
     })
 }
 
@@ -88,7 +100,7 @@ fn three_worker_processes_one_killed_give_a_one_process_sync() {
     .spawn()
     .expect("spawn worker");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !has_temp_file(&d1.join("big")) {
+    while !writing_into(doomed.id(), &d1.join("big")) {
         assert!(
             Instant::now() < deadline,
             "the worker never started copying big/blob.bin"
@@ -218,7 +230,7 @@ fn a_worker_stopped_past_its_lease_cannot_complete_late() {
     .spawn()
     .expect("spawn worker");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !has_temp_file(&d1.join("big")) {
+    while !writing_into(stopped.id(), &d1.join("big")) {
         assert!(
             Instant::now() < deadline,
             "the worker never started copying big/blob.bin"
