@@ -107,6 +107,14 @@ pub struct WriteMeta {
     pub modtime: Option<OffsetDateTime>,
     /// Hashes of the content, when known.
     pub hashes: Hashes,
+    /// The new name may become durable a little after the write returns (a backend that
+    /// flushes directories, such as the local one with `fsync`, then syncs each directory
+    /// once for many files, within seconds and at the latest when the remote is dropped).
+    /// The content is complete before the name appears either way, so a crash can only lose
+    /// the name, never show a partial file. Copies and syncs set it (a lost name is copied
+    /// again by the next run); `false`, the default, is for writes that must survive a crash
+    /// once they return, such as a move's, whose source is deleted next.
+    pub lazy_durability: bool,
 }
 
 impl WriteMeta {
@@ -116,6 +124,7 @@ impl WriteMeta {
             size: Some(e.size),
             modtime: e.modtime,
             hashes: e.hashes.clone(),
+            lazy_durability: false,
         }
     }
 }

@@ -25,6 +25,14 @@ pub struct LocalRemote {
     caps: Capabilities,
 }
 
+#[cfg(test)]
+impl LocalRemote {
+    /// The shared state (tests look inside).
+    pub(crate) fn core(&self) -> &CoreRef {
+        &self.core
+    }
+}
+
 impl LocalRemote {
     /// The remote over an opened core, with its capabilities (called by
     /// [`LocalConfig::build`](crate::LocalConfig::build), the one way to open a local

@@ -11,6 +11,7 @@ use cloudsync_core::{Entry, Error, ErrorKind, RemotePath, Result};
 use time::OffsetDateTime;
 
 use crate::config::LocalConfig;
+use crate::dirsync::PendingDirs;
 use crate::lane::Lane;
 
 /// Longest file name (bytes) common filesystems accept.
@@ -41,6 +42,14 @@ pub(crate) struct LocalCore {
     /// The threads that run whole-file copies when `fsync` is off (see
     /// [`LocalCore::file_job`]).
     pub(crate) lane: Lane,
+    /// Directories whose new names wait for their `fsync` (writes with lazy durability).
+    pub(crate) pending_dirs: PendingDirs,
+}
+
+impl Drop for LocalCore {
+    fn drop(&mut self) {
+        self.pending_dirs.flush_all();
+    }
 }
 
 /// Shared handle passed to blocking tasks.
@@ -61,6 +70,7 @@ impl LocalCore {
                     .map_or(2, |n| n.get())
                     .max(2),
             ),
+            pending_dirs: PendingDirs::default(),
         }
     }
 
@@ -402,9 +412,16 @@ pub(crate) fn temp_name(name: &str) -> String {
     cloudsync_core::temp_name(name, NAME_MAX)
 }
 
+/// Directory syncs so far (tests count them).
+#[cfg(test)]
+pub(crate) static DIR_SYNCS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
 /// `fsync`s a directory so a rename in it is durable (errors are ignored where the platform
 /// cannot open directories).
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(test)]
+    DIR_SYNCS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     match File::open(dir) {
         Ok(d) => d.sync_all(),
         Err(_) => Ok(()),

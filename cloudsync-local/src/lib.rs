@@ -26,6 +26,7 @@ mod backend;
 mod config;
 mod core;
 mod deleter;
+mod dirsync;
 mod lane;
 mod lister;
 mod mover;

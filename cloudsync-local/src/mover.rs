@@ -4,7 +4,7 @@
 use cloudsync_core::{Entry, Error, ErrorKind, RemotePath, Result};
 
 use crate::core::{CoreRef, entry_from_meta, parse_error, system_to_offset};
-use crate::writer::copy_from_local;
+use crate::writer::{Install, copy_from_local};
 
 /// Copies `from` to `to` (installed like any upload, with the source's modtime).
 pub(crate) async fn copy(core: &CoreRef, from: &RemotePath, to: &RemotePath) -> Result<Entry> {
@@ -13,7 +13,12 @@ pub(crate) async fn copy(core: &CoreRef, from: &RemotePath, to: &RemotePath) -> 
         let src = c.local(&f)?;
         let meta = c.metadata(&src).map_err(|e| c.ctx(parse_error(e), &f))?;
         let modtime = meta.modified().ok().map(system_to_offset);
-        copy_from_local(c, "copy", &t, &src, Some(meta.len()), modtime)
+        let how = Install {
+            expected_size: Some(meta.len()),
+            modtime,
+            lazy_durability: false,
+        };
+        copy_from_local(c, "copy", &t, &src, how)
     })
     .await
 }

@@ -31,17 +31,43 @@ enum Msg {
     Done,
 }
 
-/// Writes `path` from `fill` atomically: creates the parents, a temp file next to the target,
-/// lets `fill` write the content (returning its size), checks the size, sets the modtime,
-/// optionally syncs, and renames into place.
+/// What [`install`] knows of the file besides its content.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Install {
+    /// The size the content must have.
+    pub(crate) expected_size: Option<u64>,
+    /// The modtime to give it.
+    pub(crate) modtime: Option<OffsetDateTime>,
+    /// Its name may become durable after the return (see [`crate::dirsync`]).
+    pub(crate) lazy_durability: bool,
+}
+
+impl Install {
+    /// What a write with `meta` installs.
+    pub(crate) fn of(meta: &WriteMeta) -> Self {
+        Install {
+            expected_size: meta.size,
+            modtime: meta.modtime,
+            lazy_durability: meta.lazy_durability,
+        }
+    }
+}
+
+/// Writes `path` from `fill` atomically: creates the parents, a file with no name yet next to
+/// the target, lets `fill` write the content (returning its size), checks the size, sets the
+/// modtime, optionally syncs, and gives it the target's name.
 pub(crate) fn install(
     core: &LocalCore,
     op: &'static str,
     path: &RemotePath,
-    expected_size: Option<u64>,
-    modtime: Option<OffsetDateTime>,
+    how: Install,
     fill: impl FnOnce(&mut File) -> Result<u64>,
 ) -> Result<Entry> {
+    let Install {
+        expected_size,
+        modtime,
+        lazy_durability,
+    } = how;
     if path.is_root() {
         return Err(core.ctx(
             Error::new(
@@ -121,7 +147,11 @@ pub(crate) fn install(
         .commit(file, &target)
         .map_err(|e| core.ctx(parse_error(e), path))?;
     if core.fsync {
-        sync_dir(parent).map_err(|e| core.ctx(parse_error(e), path))?;
+        if lazy_durability {
+            core.pending_dirs.add(parent);
+        } else {
+            sync_dir(parent).map_err(|e| core.ctx(parse_error(e), path))?;
+        }
     }
     Ok(entry)
 }
@@ -136,7 +166,7 @@ pub(crate) async fn write(
     let (tx, mut rx) = mpsc::channel::<Msg>(AHEAD);
     let p = path.clone();
     let job = core.blocking(move |c| {
-        install(c, "write", &p, meta.size, meta.modtime, |file| {
+        install(c, "write", &p, Install::of(&meta), |file| {
             receive(c, &p, file, &mut rx)
         })
     });
@@ -293,8 +323,7 @@ pub(crate) fn copy_from_local(
     op: &'static str,
     path: &RemotePath,
     src: &Path,
-    expected_size: Option<u64>,
-    modtime: Option<OffsetDateTime>,
+    how: Install,
 ) -> Result<Entry> {
     let src_err = |e: Error| e.with_path(src.display());
     let mut opts = OpenOptions::new();
@@ -305,8 +334,8 @@ pub(crate) fn copy_from_local(
         opts.custom_flags(libc::O_NONBLOCK);
     }
     let mut from = opts.open(src).map_err(|e| src_err(parse_error(e)))?;
-    install(core, op, path, expected_size, modtime, |to| {
-        copy_contents(&mut from, to, expected_size).map_err(|e| match e {
+    install(core, op, path, how, |to| {
+        copy_contents(&mut from, to, how.expected_size).map_err(|e| match e {
             CopyError::NotAFile => src_err(Error::new(
                 ErrorKind::Unsupported,
                 "source is not a regular file",
@@ -397,7 +426,7 @@ pub(crate) async fn write_from_file(
 ) -> Result<Entry> {
     let p = path.clone();
     let src = local.to_owned();
-    core.file_job(move |c| copy_from_local(c, "write", &p, &src, meta.size, meta.modtime))
+    core.file_job(move |c| copy_from_local(c, "write", &p, &src, Install::of(&meta)))
         .await
 }
 
@@ -688,6 +717,79 @@ pub(crate) fn crash_point(at: CrashPoint) {
     std::fs::write(std::path::Path::new(&dir).join("at-crash-point"), "").unwrap();
     loop {
         std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
+#[cfg(test)]
+mod lazy {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use cloudsync_core::{Remote, ops};
+
+    use crate::LocalConfig;
+    use crate::core::DIR_SYNCS;
+
+    /// `src` with five files in each of `a` and `b`, `dst` with both folders empty.
+    fn trees(tmp: &std::path::Path) -> (Arc<dyn Remote>, crate::LocalRemote) {
+        for d in ["a", "b"] {
+            std::fs::create_dir_all(tmp.join("src").join(d)).unwrap();
+            std::fs::create_dir_all(tmp.join("dst").join(d)).unwrap();
+            for i in 0..5 {
+                std::fs::write(tmp.join(format!("src/{d}/{i}.txt")), format!("{d}{i}")).unwrap();
+            }
+        }
+        let src = LocalConfig::new(tmp.join("src")).build().unwrap();
+        let dst = LocalConfig::new(tmp.join("dst")).build().unwrap();
+        (Arc::new(src), dst)
+    }
+
+    /// A sync's writes leave their directories to one flush each (here when the remote is
+    /// dropped), instead of one per file.
+    #[tokio::test]
+    async fn a_sync_flushes_each_directory_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = trees(tmp.path());
+        let core = Arc::clone(dst.core());
+        let dst: Arc<dyn Remote> = Arc::new(dst);
+        let before = DIR_SYNCS.load(Ordering::SeqCst);
+        let s = ops::sync(&src, &dst, &ops::SyncOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(s.transferred, 10, "{s:?}");
+        let during = DIR_SYNCS.load(Ordering::SeqCst) - before;
+        assert_eq!(
+            during + core.pending_dirs.waiting(),
+            2,
+            "each of the two folders is synced once, now or later ({during} so far)"
+        );
+        drop(dst);
+        drop(core);
+        assert_eq!(
+            DIR_SYNCS.load(Ordering::SeqCst) - before,
+            2,
+            "flushed on drop"
+        );
+    }
+
+    /// A move deletes each source right after its copy: every copy's directory is synced
+    /// before the copy returns.
+    #[tokio::test]
+    async fn a_move_syncs_the_directory_of_every_file_before_its_source_goes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = trees(tmp.path());
+        let core = Arc::clone(dst.core());
+        let dst: Arc<dyn Remote> = Arc::new(dst);
+        let before = DIR_SYNCS.load(Ordering::SeqCst);
+        let s = ops::move_files(&src, &dst, &ops::SyncOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(s.transferred, 10, "{s:?}");
+        assert_eq!(core.pending_dirs.waiting(), 0);
+        assert!(
+            DIR_SYNCS.load(Ordering::SeqCst) - before >= 10,
+            "one sync per moved file"
+        );
     }
 }
 

@@ -57,6 +57,7 @@ async fn chunked_upload_keeps_mtime_and_checksum() {
         size: Some(data.len() as u64),
         modtime: Some(when),
         hashes: Hashes::default().with(HashKind::Sha1, &digest),
+        ..Default::default()
     };
     let before = NC.recorded(|r| r.assembled.len());
     let e = r

@@ -51,6 +51,9 @@ pub(crate) struct Transferer {
     pub(super) parts_seen: PartsSeen,
     /// Unfinished upload sessions ([`SyncOptions::sessions`]).
     pub(super) sessions: crate::resume_state::SessionStore,
+    /// The source is deleted after each transfer: writes must be durable when they return
+    /// (otherwise they may become durable lazily, see [`WriteMeta::lazy_durability`]).
+    moving: bool,
 }
 
 impl std::fmt::Debug for Transferer {
@@ -144,6 +147,7 @@ impl Transferer {
                 opts.compare.modify_window,
             ),
             server_side: ServerSide::detect(&src, &dst, moving),
+            moving,
             src,
             dst,
             cutoff,
@@ -151,6 +155,14 @@ impl Transferer {
             resumed: Arc::default(),
             parts_seen: PartsSeen::default(),
             sessions: opts.sessions.clone(),
+        }
+    }
+
+    /// What a write of `src` tells the destination.
+    pub(super) fn write_meta(&self, src: &Entry) -> WriteMeta {
+        WriteMeta {
+            lazy_durability: !self.moving,
+            ..WriteMeta::from_entry(src)
         }
     }
 
@@ -207,7 +219,7 @@ impl Transferer {
     /// the destination's previous file), and the written file is discarded when its size, the
     /// hash it reports for the bytes sent, or a hash the source listed disagrees.
     async fn copy_once(&self, src: &Entry, path: &RemotePath, shown: &RemotePath) -> Result<Entry> {
-        let meta = WriteMeta::from_entry(src);
+        let meta = self.write_meta(src);
         self.emit(Event::TransferStarted {
             path: shown.clone(),
             size: src.size,
