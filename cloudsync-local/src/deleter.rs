@@ -1,4 +1,9 @@
 //! Deletions: one file, one empty directory, or a whole tree.
+//!
+//! Each first syncs the directories whose new names still wait for it (see [`crate::dirsync`]),
+//! so that no deletion reaches the disk before a file written earlier: a sync whose source
+//! moved a file from one folder to another never leaves the destination with neither copy
+//! after a crash.
 
 use cloudsync_core::{Error, ErrorKind, RemotePath, Result};
 
@@ -8,6 +13,7 @@ use crate::core::{CoreRef, parse_error};
 pub(crate) async fn remove_file(core: &CoreRef, path: &RemotePath) -> Result<()> {
     let p = path.clone();
     core.blocking(move |c| {
+        c.pending_dirs.flush_all();
         c.check_no_links(&p, false, "remove_file")?;
         let local = c.local(&p)?;
         std::fs::remove_file(&local).map_err(|e| {
@@ -28,6 +34,7 @@ pub(crate) async fn remove_file(core: &CoreRef, path: &RemotePath) -> Result<()>
 pub(crate) async fn remove_dir(core: &CoreRef, dir: &RemotePath) -> Result<()> {
     let p = dir.clone();
     core.blocking(move |c| {
+        c.pending_dirs.flush_all();
         c.forget_checked_dirs();
         c.check_no_links(&p, false, "remove_dir")?;
         std::fs::remove_dir(c.local(&p)?).map_err(|e| c.ctx(parse_error(e), &p))
@@ -40,6 +47,7 @@ pub(crate) async fn remove_dir(core: &CoreRef, dir: &RemotePath) -> Result<()> {
 pub(crate) async fn purge(core: &CoreRef, dir: &RemotePath) -> Result<()> {
     let p = dir.clone();
     core.blocking(move |c| {
+        c.pending_dirs.flush_all();
         c.forget_checked_dirs();
         c.check_no_links(&p, false, "purge")?;
         std::fs::remove_dir_all(c.local(&p)?).map_err(|e| c.ctx(parse_error(e), &p))

@@ -772,6 +772,29 @@ mod lazy {
         );
     }
 
+    /// A sync that also deletes syncs the folders holding its new files before the first
+    /// deletion (here the destination's extra file), not later.
+    #[tokio::test]
+    async fn a_sync_makes_its_new_names_durable_before_it_deletes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = trees(tmp.path());
+        std::fs::write(tmp.path().join("dst/a/extra.txt"), "only here").unwrap();
+        let core = Arc::clone(dst.core());
+        let dst: Arc<dyn Remote> = Arc::new(dst);
+        let before = DIR_SYNCS.load(Ordering::SeqCst);
+        let s = ops::sync(&src, &dst, &ops::SyncOptions::default())
+            .await
+            .unwrap();
+        assert_eq!((s.transferred, s.deleted), (10, 1), "{s:?}");
+        assert!(!tmp.path().join("dst/a/extra.txt").exists());
+        assert_eq!(
+            core.pending_dirs.waiting(),
+            0,
+            "nothing waits after a deletion"
+        );
+        assert_eq!(DIR_SYNCS.load(Ordering::SeqCst) - before, 2);
+    }
+
     /// A move deletes each source right after its copy: every copy's directory is synced
     /// before the copy returns.
     #[tokio::test]
