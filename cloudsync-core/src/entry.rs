@@ -109,7 +109,8 @@ pub struct WriteMeta {
     pub hashes: Hashes,
     /// The new name may become durable a little after the write returns (a backend that
     /// flushes directories, such as the local one with `fsync`, then syncs each directory
-    /// once for many files, within seconds and at the latest when the remote is dropped).
+    /// once for many files: at the latest when the last write running on the remote returns,
+    /// so a run's names are durable when its last write is).
     /// The content is complete before the name appears either way, so a crash can only lose
     /// the name, never show a partial file. Copies and syncs set it (a lost name is copied
     /// again by the next run); `false`, the default, is for writes that must survive a crash

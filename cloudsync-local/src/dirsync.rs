@@ -1,7 +1,9 @@
 //! Directory flushes put off for writes whose new names may become durable lazily
 //! ([`cloudsync_core::WriteMeta::lazy_durability`]): instead of one `fsync` of the directory per
-//! file, each directory is synced once for all the files written into it, when the set has been
-//! waiting [`MAX_WAIT`], holds [`MAX_DIRS`] directories, or the remote is dropped.
+//! file, each directory is synced once for all the files written into it: when no write is
+//! running any more on the remote (so when a run's last write returns, every name it wrote is
+//! durable), when the set has been waiting [`MAX_WAIT`] or holds [`MAX_DIRS`] directories,
+//! before a deletion, and when the remote is dropped.
 //!
 //! What a crash can cost in between is a name, never content: a file's data is flushed before it
 //! gets its name, so after a power cut the name is absent (the file is copied again by the next
@@ -31,9 +33,43 @@ struct Pending {
     dirs: HashSet<PathBuf>,
     /// When the oldest waiting directory was added.
     since: Option<Instant>,
+    /// Writes running ([`PendingDirs::writing`]).
+    writing: usize,
+}
+
+/// A write in progress; the last one to end syncs what waits.
+pub(crate) struct Writing<'a>(&'a PendingDirs);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let due = match self.0.state.lock() {
+            Ok(mut p) => {
+                p.writing = p.writing.saturating_sub(1);
+                if p.writing == 0 {
+                    p.since = None;
+                    std::mem::take(&mut p.dirs)
+                } else {
+                    HashSet::new()
+                }
+            }
+            Err(_) => HashSet::new(),
+        };
+        flush(due.into_iter().collect());
+    }
 }
 
 impl PendingDirs {
+    /// Marks a write as running until the returned guard is dropped; the guard of the last
+    /// running write syncs every waiting directory before it goes.
+    pub(crate) fn writing(&self) -> Writing<'_> {
+        // A poisoned lock (a panic while holding it, which nothing here does) leaves the count
+        // alone: `add` then syncs each directory itself.
+        if let Ok(mut p) = self.state.lock() {
+            p.writing += 1;
+        }
+        Writing(self)
+    }
+
     /// Records that `dir` holds a new name; syncs every waiting directory when they have
     /// waited long enough or are too many.
     pub(crate) fn add(&self, dir: &Path) {
