@@ -45,16 +45,19 @@ impl Drop for Writing<'_> {
         let due = match self.0.state.lock() {
             Ok(mut p) => {
                 p.writing = p.writing.saturating_sub(1);
-                if p.writing == 0 {
-                    p.since = None;
-                    std::mem::take(&mut p.dirs)
-                } else {
-                    HashSet::new()
-                }
+                if p.writing == 0 { p.take() } else { Vec::new() }
             }
-            Err(_) => HashSet::new(),
+            Err(_) => Vec::new(),
         };
-        flush(due.into_iter().collect());
+        flush(due);
+    }
+}
+
+impl Pending {
+    /// Every waiting directory, the set starting afresh.
+    fn take(&mut self) -> Vec<PathBuf> {
+        self.since = None;
+        std::mem::take(&mut self.dirs).into_iter().collect()
     }
 }
 
@@ -84,25 +87,21 @@ impl PendingDirs {
             }
             let since = *p.since.get_or_insert_with(Instant::now);
             if p.dirs.len() >= MAX_DIRS || since.elapsed() >= MAX_WAIT {
-                p.since = None;
-                std::mem::take(&mut p.dirs)
+                p.take()
             } else {
                 return;
             }
         };
-        flush(due.into_iter().collect());
+        flush(due);
     }
 
     /// Syncs every waiting directory now.
     pub(crate) fn flush_all(&self) {
         let dirs = match self.state.lock() {
-            Ok(mut p) => {
-                p.since = None;
-                std::mem::take(&mut p.dirs)
-            }
-            Err(poisoned) => std::mem::take(&mut poisoned.into_inner().dirs),
+            Ok(mut p) => p.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
         };
-        flush(dirs.into_iter().collect());
+        flush(dirs);
     }
 
     /// How many directories wait (tests).

@@ -43,10 +43,16 @@ pub(crate) fn open(parent: &Path, target: &Path) -> std::io::Result<(File, Stage
     if let Some(opened) = unnamed::open(parent, target)? {
         return Ok(opened);
     }
-    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let tmp = parent.join(temp_name(name));
+    let tmp = temp_beside(target);
     let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
     Ok((file, Staged::Named(TempGuard(Some(tmp)))))
+}
+
+/// A new temp name for `target`, in its directory.
+fn temp_beside(target: &Path) -> PathBuf {
+    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let dir = target.parent().unwrap_or(Path::new("/"));
+    dir.join(temp_name(name))
 }
 
 impl Staged {
@@ -98,8 +104,7 @@ mod unnamed {
     use std::path::Path;
     use std::sync::OnceLock;
 
-    use super::{CrashPoint, Staged, TempGuard, crash_point};
-    use crate::core::temp_name;
+    use super::{CrashPoint, Staged, TempGuard, crash_point, temp_beside};
 
     /// How this process can give an unnamed file a name.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,8 +148,7 @@ mod unnamed {
         // The first one: find out how to name it by naming it, under a temp name that then
         // serves as this file's own (nothing written yet, so nothing is lost if neither way
         // works).
-        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let tmp = parent.join(temp_name(name));
+        let tmp = temp_beside(target);
         for how in [Link::EmptyPath, Link::Proc] {
             match link(&file, &tmp, how) {
                 Ok(()) => {
@@ -169,9 +173,7 @@ mod unnamed {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             other => return other,
         }
-        let parent = target.parent().unwrap_or(Path::new("/"));
-        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let tmp = parent.join(temp_name(name));
+        let tmp = temp_beside(target);
         link(&file, &tmp, how)?;
         Staged::Named(TempGuard(Some(tmp))).commit(file, target)
     }

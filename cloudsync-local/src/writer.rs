@@ -749,25 +749,35 @@ mod lazy {
         (Arc::new(src), dst)
     }
 
-    /// A sync's writes leave their directories to a few shared syncs instead of one per file,
-    /// and when the sync returns every folder holding a new file has been synced.
-    #[tokio::test]
-    async fn a_sync_shares_directory_syncs_and_ends_with_none_waiting() {
+    /// Syncs or moves ([`ops::move_files`]) the trees of [`trees`]; returns the destination's
+    /// state (kept alive: nothing is flushed by a drop) and the directory syncs the run took.
+    async fn run(moving: bool) -> (crate::core::CoreRef, usize) {
         let tmp = tempfile::tempdir().unwrap();
         let (src, dst) = trees(tmp.path());
         let core = Arc::clone(dst.core());
         let dst: Arc<dyn Remote> = Arc::new(dst);
         let before = DIR_SYNCS.load(Ordering::SeqCst);
-        let s = ops::sync(&src, &dst, &ops::SyncOptions::default())
-            .await
-            .unwrap();
+        let opts = ops::SyncOptions::default();
+        let s = if moving {
+            ops::move_files(&src, &dst, &opts).await
+        } else {
+            ops::sync(&src, &dst, &opts).await
+        };
+        let s = s.unwrap();
         assert_eq!(s.transferred as usize, 2 * FILES, "{s:?}");
+        (core, DIR_SYNCS.load(Ordering::SeqCst) - before)
+    }
+
+    /// A sync's writes leave their directories to a few shared syncs instead of one per file,
+    /// and when the sync returns every folder holding a new file has been synced.
+    #[tokio::test]
+    async fn a_sync_shares_directory_syncs_and_ends_with_none_waiting() {
+        let (core, syncs) = run(false).await;
         assert_eq!(
             core.pending_dirs.waiting(),
             0,
             "all synced by the last write"
         );
-        let syncs = DIR_SYNCS.load(Ordering::SeqCst) - before;
         assert!(
             (2..=FILES / 2).contains(&syncs),
             "{syncs} directory syncs for {} files in 2 folders",
@@ -800,20 +810,9 @@ mod lazy {
     /// before the copy returns.
     #[tokio::test]
     async fn a_move_syncs_the_directory_of_every_file_before_its_source_goes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (src, dst) = trees(tmp.path());
-        let core = Arc::clone(dst.core());
-        let dst: Arc<dyn Remote> = Arc::new(dst);
-        let before = DIR_SYNCS.load(Ordering::SeqCst);
-        let s = ops::move_files(&src, &dst, &ops::SyncOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(s.transferred as usize, 2 * FILES, "{s:?}");
+        let (core, syncs) = run(true).await;
         assert_eq!(core.pending_dirs.waiting(), 0);
-        assert!(
-            DIR_SYNCS.load(Ordering::SeqCst) - before >= 2 * FILES,
-            "one sync per moved file"
-        );
+        assert!(syncs >= 2 * FILES, "one sync per moved file");
     }
 }
 
