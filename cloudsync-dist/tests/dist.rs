@@ -89,17 +89,27 @@ fn fixture(src: &Path, dsts: &[&Path]) {
 static SLOW_ENTERED: AtomicBool = AtomicBool::new(false);
 static SLOW_USED: AtomicBool = AtomicBool::new(false);
 
-/// A local remote whose first read of a file under `slow_dir` waits `delay_ms`: a worker is
-/// then reliably in the middle of that shard.
+/// When a [`Delayed`] remote waits its `delay`.
 #[derive(Debug)]
-struct Slow {
+enum Pace {
+    /// Before the first read (in the process) of a file under this folder: a worker is then
+    /// reliably in the middle of that shard.
+    FirstReadUnder(RemotePath),
+    /// Before every read and every file removal: shards take long enough that idle workers
+    /// claim the next ones meanwhile.
+    Every,
+}
+
+/// A local remote that waits before some operations (see [`Pace`]).
+#[derive(Debug)]
+struct Delayed {
     inner: Arc<dyn Remote>,
-    slow_dir: RemotePath,
+    pace: Pace,
     delay: Duration,
 }
 
 #[async_trait]
-impl Remote for Slow {
+impl Remote for Delayed {
     fn describe(&self) -> String {
         self.inner.describe()
     }
@@ -113,9 +123,15 @@ impl Remote for Slow {
         self.inner.stat(path).await
     }
     async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
-        if path.starts_with(&self.slow_dir) && !SLOW_USED.swap(true, Ordering::SeqCst) {
-            SLOW_ENTERED.store(true, Ordering::SeqCst);
-            tokio::time::sleep(self.delay).await;
+        match &self.pace {
+            Pace::FirstReadUnder(dir)
+                if path.starts_with(dir) && !SLOW_USED.swap(true, Ordering::SeqCst) =>
+            {
+                SLOW_ENTERED.store(true, Ordering::SeqCst);
+                tokio::time::sleep(self.delay).await;
+            }
+            Pace::Every => tokio::time::sleep(self.delay).await,
+            Pace::FirstReadUnder(_) => {}
         }
         self.inner.read(path, range).await
     }
@@ -126,6 +142,9 @@ impl Remote for Slow {
         self.inner.mkdir(dir).await
     }
     async fn remove_file(&self, path: &RemotePath) -> Result<()> {
+        if matches!(self.pace, Pace::Every) {
+            tokio::time::sleep(self.delay).await;
+        }
         self.inner.remove_file(path).await
     }
     async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
@@ -133,33 +152,37 @@ impl Remote for Slow {
     }
 }
 
-struct SlowFactory;
+/// Opens [`Delayed`] remotes: type `slowlocal` ([`Pace::FirstReadUnder`] `slow_dir`, 30 s by
+/// default) or `paced` ([`Pace::Every`], 100 ms by default), waiting `delay_ms`.
+struct DelayedFactory(&'static str);
 
 #[async_trait]
-impl cloudsync_core::BackendFactory for SlowFactory {
+impl cloudsync_core::BackendFactory for DelayedFactory {
     fn type_name(&self) -> &'static str {
-        "slowlocal"
+        self.0
     }
     async fn open(&self, config: serde_json::Value) -> Result<Arc<dyn Remote>> {
         let root = config["root"].as_str().unwrap_or_default().to_string();
-        let slow_dir = RemotePath::new(config["slow_dir"].as_str().unwrap_or("z"))?;
-        let delay = Duration::from_millis(config["delay_ms"].as_u64().unwrap_or(30_000));
+        let (pace, default_ms) = if self.0 == "paced" {
+            (Pace::Every, 100)
+        } else {
+            let dir = RemotePath::new(config["slow_dir"].as_str().unwrap_or("z"))?;
+            (Pace::FirstReadUnder(dir), 30_000)
+        };
+        let delay = Duration::from_millis(config["delay_ms"].as_u64().unwrap_or(default_ms));
         let inner = cloudsync_local::LocalFactory
             .open(serde_json::json!({ "root": root }))
             .await?;
-        Ok(Arc::new(Slow {
-            inner,
-            slow_dir,
-            delay,
-        }))
+        Ok(Arc::new(Delayed { inner, pace, delay }))
     }
 }
 
-/// Backends for the workers: local, plus the remote `slow:` (the source behind [`Slow`]).
+/// Backends for the workers: local, plus the remote `slow:` (the source behind a [`Delayed`]
+/// remote that waits at its first read under `slow_dir`).
 fn remotes(slow_src: Option<(&Path, u64)>) -> Remotes {
     let mut registry = Registry::new();
     registry.register(Arc::new(cloudsync_local::LocalFactory));
-    registry.register(Arc::new(SlowFactory));
+    registry.register(Arc::new(DelayedFactory("slowlocal")));
     let mut config = Config::default();
     if let Some((root, delay_ms)) = slow_src {
         config.insert(
@@ -1323,68 +1346,10 @@ async fn one_worker_runs_several_shards_at_once() {
     assert_eq!(stats.completed, 1 + 8 + 2 + 1 + 1);
 }
 
-/// A local remote where every read and every file removal first waits `delay`: shards take
-/// long enough that idle workers claim the next ones meanwhile.
-#[derive(Debug)]
-struct Paced {
-    inner: Arc<dyn Remote>,
-    delay: Duration,
-}
-
-#[async_trait]
-impl Remote for Paced {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn capabilities(&self) -> &Capabilities {
-        self.inner.capabilities()
-    }
-    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
-        self.inner.list(dir).await
-    }
-    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
-        self.inner.stat(path).await
-    }
-    async fn read(&self, path: &RemotePath, range: Option<Range<u64>>) -> Result<ByteStream> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.read(path, range).await
-    }
-    async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
-        self.inner.write(path, body, meta).await
-    }
-    async fn mkdir(&self, dir: &RemotePath) -> Result<()> {
-        self.inner.mkdir(dir).await
-    }
-    async fn remove_file(&self, path: &RemotePath) -> Result<()> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.remove_file(path).await
-    }
-    async fn remove_dir(&self, dir: &RemotePath) -> Result<()> {
-        self.inner.remove_dir(dir).await
-    }
-}
-
-struct PacedFactory;
-
-#[async_trait]
-impl cloudsync_core::BackendFactory for PacedFactory {
-    fn type_name(&self) -> &'static str {
-        "paced"
-    }
-    async fn open(&self, config: serde_json::Value) -> Result<Arc<dyn Remote>> {
-        let root = config["root"].as_str().unwrap_or_default().to_string();
-        let delay = Duration::from_millis(config["delay_ms"].as_u64().unwrap_or(100));
-        let inner = cloudsync_local::LocalFactory
-            .open(serde_json::json!({ "root": root }))
-            .await?;
-        Ok(Arc::new(Paced { inner, delay }))
-    }
-}
-
-/// Local backends plus `pace:`, a [`Paced`] remote at `root`.
+/// Local backends plus `pace:`, a [`Delayed`] remote at `root` waiting at every read and removal.
 fn paced_remotes(root: &Path, delay_ms: u64) -> Arc<Remotes> {
     let mut r = remotes(None);
-    r.registry.register(Arc::new(PacedFactory));
+    r.registry.register(Arc::new(DelayedFactory("paced")));
     r.config.insert(
         "pace",
         serde_json::json!({
