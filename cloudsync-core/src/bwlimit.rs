@@ -483,9 +483,15 @@ impl Remote for BandwidthLimited {
         let body = self.limiter.limit(body, Direction::Up);
         self.inner.write(path, body, meta).await
     }
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
         let body = self.limiter.limit(body, Direction::Up);
-        self.inner.write_at(path, offset, body).await
+        self.inner.write_at(path, offset, body, total).await
     }
     async fn session_start(
         &self,

@@ -87,8 +87,16 @@ impl Remote for Prefix {
             self.inner.write(&self.full(path), body, meta).await?,
         )
     }
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
-        self.inner.write_at(&self.full(path), offset, body).await
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
+        self.inner
+            .write_at(&self.full(path), offset, body, total)
+            .await
     }
     async fn session_start(
         &self,

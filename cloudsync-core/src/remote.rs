@@ -163,8 +163,20 @@ pub trait Remote: Send + Sync + Debug {
     /// file stay there, contiguous from the start, for the next attempt. The engine only uses
     /// it on our partial names ([`part_name`](crate::part_name)) and makes the finished file
     /// visible with [`Remote::rename`].
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
-        let _ = (path, offset, body);
+    ///
+    /// `total` is the size the complete file will have, when the caller knows it. A backend
+    /// that must announce the length of each request may then stream the body in fewer,
+    /// larger requests instead of buffering it. A body that ends short of `total` may fail
+    /// the write (the bytes that arrived stay, as with any broken body); a longer one is
+    /// still written whole. Backends that write as the body streams in ignore it.
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
+        let _ = (path, offset, body, total);
         Err(self.unsupported("write_at"))
     }
 

@@ -222,9 +222,15 @@ impl Remote for Timeout {
         })
         .await
     }
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
         self.upload("write_at", path, body, |body| {
-            self.inner.write_at(path, offset, body)
+            self.inner.write_at(path, offset, body, total)
         })
         .await
     }

@@ -109,7 +109,14 @@ impl Remote for LocalRemote {
         writer::write_from_file(&self.core, path, local, meta).await
     }
 
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        _total: Option<u64>,
+    ) -> Result<u64> {
+        // Written as it streams in: knowing the total changes nothing.
         writer::write_at(&self.core, path, offset, body).await
     }
 

@@ -107,7 +107,14 @@ impl Remote for SftpRemote {
         writer::write(self.core.clone(), path, body, meta).await
     }
 
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        _total: Option<u64>,
+    ) -> Result<u64> {
+        // Written as it streams in: knowing the total changes nothing.
         writer::write_at(self.core.clone(), path, offset, body).await
     }
 

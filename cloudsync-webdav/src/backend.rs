@@ -124,11 +124,17 @@ impl Remote for WebdavRemote {
         writer::write(&self.core, path, body, meta).await
     }
 
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
         if !self.caps.resume {
             return Err(self.unsupported("write_at"));
         }
-        ranged::write_at(&self.core, path, offset, body).await
+        ranged::write_at(&self.core, path, offset, body, total).await
     }
 
     async fn session_start(

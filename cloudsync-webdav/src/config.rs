@@ -87,8 +87,10 @@ pub struct WebdavConfig {
     /// Name of the environment variable holding a bearer token (instead of Basic auth).
     pub bearer_token_env: Option<String>,
     /// Files larger than this are uploaded in chunks (Nextcloud only), and resumable uploads to
-    /// a generic server that takes ranged `PUT` go in ranged `PUT`s of this size (two of them
-    /// held in memory: the one sent and the next); at least 5 MiB.
+    /// a generic server that takes ranged `PUT` go in ranged `PUT`s: streamed, from this size
+    /// doubling up to 8 times it, when the file's size is known (the engine's transfers);
+    /// else of this size, two of them held in memory (the one sent and the next). At least
+    /// 5 MiB.
     pub chunk_size: u64,
     /// A PEM file of extra CA certificates to trust (for self-signed servers).
     pub ca_file: Option<PathBuf>,

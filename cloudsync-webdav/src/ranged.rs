@@ -15,10 +15,24 @@
 //! [`ErrorKind::Unsupported`] at offset 0 (the engine then writes the plain, atomic way); a
 //! partial file it may have damaged is removed, never trusted.
 //!
-//! The body is a stream of unknown length, so it goes as consecutive ranged `PUT`s of at most
-//! `chunk_size` bytes, each buffered so its range is exact (the next chunk is read while one is
-//! sent: two chunks in memory at most). Each acknowledged chunk stays for the next attempt; when the source fails mid-chunk, the bytes it gave before failing are sent
-//! too, so the next attempt continues right where the source stopped.
+//! A ranged `PUT` must announce its range, so the body goes as consecutive ranged `PUT`s, each
+//! checked before the next starts:
+//! - When the caller gives the file's total size (the engine does), each chunk's range is
+//!   known before its bytes are read, so the bytes stream straight through: nothing is held
+//!   in memory, and the chunks grow from `chunk_size`, doubling up to [`MAX_GROWTH`] times it
+//!   (a 256 MiB file goes in 6 `PUT`s instead of 26; each one costs a pause of a few
+//!   milliseconds while the server answers and its size is checked). A body that ends or fails
+//!   inside a chunk cuts that `PUT` short: Apache keeps what reached it, and the next attempt
+//!   checks those bytes like any kept ones; a server that drops a broken request loses that
+//!   chunk's bytes, never more, and the cap bounds how much that can be.
+//! - Otherwise chunks of at most `chunk_size` bytes are buffered so their range is exact (the
+//!   next chunk is read while one is sent: two chunks in memory at most); when the source
+//!   fails mid-chunk, the bytes it gave before failing are sent too, so the next attempt
+//!   continues right where the source stopped.
+//!
+//! Either way each acknowledged chunk stays for the next attempt, and the size check after
+//! each one catches a server that acknowledged bytes it did not keep (a hole that the final
+//! size alone would not show).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -35,6 +49,10 @@ use crate::{lister, writer};
 const PROBE_HEAD: &[u8] = b"cloudsync ranged PUT probe: head;";
 /// The bytes the probe appends with a ranged `PUT`.
 const PROBE_TAIL: &[u8] = b"tail appended at its offset.";
+/// The largest streamed chunk, in multiples of `chunk_size` (see the module docs).
+const MAX_GROWTH: u64 = 8;
+/// Pieces of a streamed chunk waiting for the connection.
+const STREAM_AHEAD: usize = 4;
 
 /// Whether the server takes ranged `PUT`s, per remote: probed once, and withdrawn for good when
 /// a later write shows that a range was not honoured.
@@ -177,6 +195,7 @@ pub(crate) async fn write_at(
     path: &RemotePath,
     offset: u64,
     body: ByteStream,
+    total: Option<u64>,
 ) -> Result<u64> {
     let Some(dir) = path.parent() else {
         return Err(core.err(ErrorKind::InvalidInput, "cannot write the root", path));
@@ -224,6 +243,17 @@ pub(crate) async fn write_at(
     }
     let mut source = Chunker::new(body, core.chunk_size);
     let mut at = offset;
+    if let Some(total) = total {
+        let most = core.chunk_size.saturating_mul(MAX_GROWTH);
+        let mut size = core.chunk_size;
+        while at < total {
+            let len = size.min(total - at);
+            stream_chunk(core, path, at, len, &mut source).await?;
+            at += len;
+            size = size.saturating_mul(2).min(most);
+        }
+    }
+    // The buffered way: a total not given, or a body longer than it.
     let (mut pieces, mut len, mut end) = source.next_chunk().await;
     loop {
         if len == 0 {
@@ -256,9 +286,74 @@ pub(crate) async fn write_at(
     Ok(at)
 }
 
-/// Sends one chunk and checks that the file now ends exactly where the chunk does. When it
-/// does not, the server did not honour the range: ranged `PUT` is withdrawn for this remote
-/// and the (damaged) partial file removed.
+/// Sends the next `len` bytes of `source` as one ranged `PUT` at `start`, streaming them as
+/// they are read, then checks the file's size as [`put_chunk`] does.
+async fn stream_chunk(
+    core: &WebdavCore,
+    path: &RemotePath,
+    start: u64,
+    len: u64,
+    source: &mut Chunker,
+) -> Result<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(STREAM_AHEAD);
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    });
+    let end = start + len - 1;
+    let rb = core
+        .request(reqwest::Method::PUT, core.url(path, false))
+        .header(CONTENT_RANGE, format!("bytes {start}-{end}/*"))
+        .header(CONTENT_LENGTH, len)
+        .body(reqwest::Body::wrap_stream(body));
+    let (sent, fed) = tokio::join!(core.send(rb, path), source.feed(len, tx));
+    // The source's own failure first: it is why the request broke off.
+    let failed = match fed {
+        Fed::Failed(e) => Some(e),
+        Fed::Short(got) => Some(
+            core.err(
+                ErrorKind::ConditionNotMatch,
+                &format!(
+                    "the source ended {got} bytes into a range of {len} at byte {start}, \
+                     before the size it was announced with"
+                ),
+                path,
+            )
+            .set_temporary(true),
+        ),
+        Fed::Whole | Fed::Dropped => None,
+    };
+    let resp = match (failed, sent) {
+        (None, Ok(resp)) => resp,
+        (Some(e), _) | (None, Err(e)) => {
+            settle(core, path).await;
+            return Err(e);
+        }
+    };
+    put_ok(core, path, resp).await?;
+    check_size(core, path, start + len).await
+}
+
+/// Waits (a second at most) until the size of `path` stops changing: a request that broke
+/// off may still be written by the server, and the next attempt should find the bytes that
+/// arrived rather than race with them.
+async fn settle(core: &WebdavCore, path: &RemotePath) {
+    let mut last = None;
+    for _ in 0..20 {
+        let now = match lister::stat(core, path).await {
+            Ok(e) => Some(e.size),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            // The server is not answering: nothing to wait for.
+            Err(_) => return,
+        };
+        if last == Some(now) {
+            return;
+        }
+        last = Some(now);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends one chunk and checks that the file now ends exactly where the chunk does.
 async fn put_chunk(
     core: &WebdavCore,
     path: &RemotePath,
@@ -268,7 +363,13 @@ async fn put_chunk(
 ) -> Result<()> {
     let resp = send_range(core, path, start, pieces).await?;
     put_ok(core, path, resp).await?;
-    let want = start + len;
+    check_size(core, path, start + len).await
+}
+
+/// Checks that the partial file ends exactly at `want` after a chunk. When it does not, the
+/// server did not honour the range: ranged `PUT` is withdrawn for this remote and the
+/// (damaged) partial file removed.
+async fn check_size(core: &WebdavCore, path: &RemotePath, want: u64) -> Result<()> {
     let have = lister::stat(core, path).await?.size;
     if have != want {
         core.ranged.withdraw();
@@ -318,6 +419,18 @@ enum ChunkEnd {
     Failed(Error),
 }
 
+/// How feeding a streamed chunk ended.
+enum Fed {
+    /// Every byte of the range went to the request.
+    Whole,
+    /// The request stopped taking bytes (it failed, or was answered early).
+    Dropped,
+    /// The body ended after this many bytes of the range.
+    Short(u64),
+    /// The body failed inside the range.
+    Failed(Error),
+}
+
 /// Cuts a body into chunks of at most `size` bytes.
 struct Chunker {
     body: ByteStream,
@@ -332,6 +445,47 @@ impl Chunker {
             pending: None,
             size: size.max(1),
         }
+    }
+
+    /// Sends the next `len` bytes of the body into `tx` as they come (the rest of a piece
+    /// that crosses the end waits for the next chunk). A body that ends or fails first gets
+    /// an error sent after its bytes, so the request breaks off instead of ending early.
+    async fn feed(
+        &mut self,
+        len: u64,
+        tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    ) -> Fed {
+        let mut sent = 0u64;
+        while sent < len {
+            let mut b = match self.pending.take() {
+                Some(b) => b,
+                None => match self.body.try_next().await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        let _ = tx
+                            .send(Err(std::io::Error::other("the source ended")))
+                            .await;
+                        return Fed::Short(sent);
+                    }
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(std::io::Error::other("the source failed")))
+                            .await;
+                        return Fed::Failed(e);
+                    }
+                },
+            };
+            let room = len - sent;
+            if b.len() as u64 > room {
+                // `room` is below `b.len()`, so it fits in usize.
+                self.pending = Some(b.split_off(room as usize));
+            }
+            sent += b.len() as u64;
+            if tx.send(Ok(b)).await.is_err() {
+                return Fed::Dropped;
+            }
+        }
+        Fed::Whole
     }
 
     /// The next chunk's pieces and length, and how it ended.

@@ -103,21 +103,21 @@ async fn apache_takes_ranged_puts_chunk_by_chunk() {
     let all = data(13 * MIB + 7, 3);
     let head = all.slice(..11 * MIB + 1);
     let n = remote
-        .write_at(&part, 0, pieces(head.clone()))
+        .write_at(&part, 0, pieces(head.clone()), None)
         .await
         .unwrap();
     assert_eq!(n, head.len() as u64);
     let on_disk = disk.join(part.as_str());
     assert_eq!(std::fs::read(&on_disk).unwrap(), head);
     let n = remote
-        .write_at(&part, n, pieces(all.slice(head.len()..)))
+        .write_at(&part, n, pieces(all.slice(head.len()..)), None)
         .await
         .unwrap();
     assert_eq!(n, all.len() as u64);
     assert_eq!(std::fs::read(&on_disk).unwrap(), all);
     for wrong in [all.len() as u64 - 1, all.len() as u64 + 1] {
         let e = remote
-            .write_at(&part, wrong, pieces(Bytes::from_static(b"xyz")))
+            .write_at(&part, wrong, pieces(Bytes::from_static(b"xyz")), None)
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ConditionNotMatch, "{e}");
@@ -126,7 +126,7 @@ async fn apache_takes_ranged_puts_chunk_by_chunk() {
     assert_eq!(std::fs::read(&on_disk).unwrap(), all);
     // Offset 0 empties the file first.
     let n = remote
-        .write_at(&part, 0, pieces(Bytes::from_static(b"short")))
+        .write_at(&part, 0, pieces(Bytes::from_static(b"short")), None)
         .await
         .unwrap();
     assert_eq!(n, 5);
@@ -137,6 +137,109 @@ async fn apache_takes_ranged_puts_chunk_by_chunk() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, [part.as_str()], "{left:?}");
+}
+
+/// The ranges a write of `total` bytes with a known size goes in, as the module docs of
+/// `ranged` promise: the chunk size, then doubling.
+fn growing_ranges(total: u64) -> Vec<String> {
+    let (mut at, mut size, mut out) = (0u64, MIN_CHUNK_SIZE, Vec::new());
+    while at < total {
+        let len = size.min(total - at);
+        out.push(format!("bytes {at}-{}/*", at + len - 1));
+        at += len;
+        size *= 2;
+    }
+    out
+}
+
+/// The `Content-Range` of every ranged `PUT` to `name` in `log`.
+fn ranges_to(log: &[String], name: &str) -> Vec<String> {
+    log.iter()
+        .filter(|l| l.starts_with("PUT ") && l.contains(&format!("{name} [")))
+        .filter_map(|l| {
+            l.split_once(" [")
+                .map(|(_, r)| r.trim_end_matches(']').to_owned())
+        })
+        .collect()
+}
+
+/// With the file's size given (as the engine gives it), the body streams in chunks that grow
+/// from the chunk size, doubling, each checked: fewer requests, nothing buffered, an exact
+/// file; on Apache as on the in-memory server, which logs the ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_size_streams_growing_chunks() {
+    let part = p(".cloudsync-part-0123456789abcdef.big.bin");
+    let content = data(36 * MIB + 3, 5);
+    let total = content.len() as u64;
+    let server = memdav::start(Ranges::Honour);
+    let n = remote_at(&server.url)
+        .write_at(&part, 0, pieces(content.clone()), Some(total))
+        .await
+        .unwrap();
+    assert_eq!(n, total);
+    assert_eq!(server.file(part.as_str()).unwrap(), content);
+    let want = growing_ranges(total);
+    assert_eq!(want.len(), 4, "{want:?}");
+    assert_eq!(ranges_to(&server.log(), part.as_str()), want);
+
+    let (remote, _, disk) = apache_dir("streamed").await;
+    let head = content.slice(..20 * MIB + 1);
+    let n = remote
+        .write_at(&part, 0, pieces(head), Some(total))
+        .await
+        .unwrap_err();
+    // The body stopped short of the size it was announced with.
+    assert_eq!(n.kind(), ErrorKind::ConditionNotMatch, "{n}");
+    assert!(n.is_retryable(), "{n}");
+    // Let Apache write what it had received before the body broke off.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let on_disk = disk.join(part.as_str());
+    let kept = std::fs::read(&on_disk).unwrap();
+    assert!(
+        kept.len() as u64 >= 3 * MIN_CHUNK_SIZE && kept.len() <= 20 * MIB + 1,
+        "kept {} bytes",
+        kept.len()
+    );
+    assert_eq!(kept[..], content[..kept.len()], "kept bytes differ");
+    let from = kept.len() as u64;
+    let n = remote
+        .write_at(
+            &part,
+            from,
+            pieces(content.slice(kept.len()..)),
+            Some(total),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, total);
+    assert_eq!(std::fs::read(&on_disk).unwrap(), content);
+}
+
+/// A body that ends before the size it was announced with fails the write with a temporary
+/// error; the server keeps the chunk it acknowledged and at most the bytes of the next one
+/// that arrived, all of them the body's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_shorter_than_announced_fails_and_keeps_a_prefix() {
+    let server = memdav::start(Ranges::Honour);
+    let part = p(".cloudsync-part-0123456789abcdef.short.bin");
+    let content = data(7 * MIB, 8);
+    let e = remote_at(&server.url)
+        .write_at(&part, 0, pieces(content.clone()), Some(12 * MIB as u64))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConditionNotMatch, "{e}");
+    assert!(e.is_retryable(), "{e}");
+    let kept = server.file(part.as_str()).unwrap();
+    assert!(
+        kept.len() >= MIN_CHUNK_SIZE as usize && kept.len() <= content.len(),
+        "kept {} bytes",
+        kept.len()
+    );
+    assert_eq!(kept[..], content[..kept.len()], "kept bytes differ");
+    assert_eq!(
+        ranges_to(&server.log(), part.as_str()),
+        growing_ranges(12 * MIB as u64)
+    );
 }
 
 /// The connection is cut in the middle of the second chunk: Apache keeps the first chunk and
@@ -281,7 +384,7 @@ async fn a_server_that_ignores_content_range_gets_plain_uploads() {
     let remote = remote_at(&server.url);
     let part = p(".cloudsync-part-0123456789abcdef.x.bin");
     let e = remote
-        .write_at(&part, 0, pieces(data(1000, 1)))
+        .write_at(&part, 0, pieces(data(1000, 1)), None)
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
@@ -292,7 +395,7 @@ async fn a_server_that_ignores_content_range_gets_plain_uploads() {
         .await
         .unwrap();
     let e = remote
-        .write_at(&part, 1000, pieces(data(10, 2)))
+        .write_at(&part, 1000, pieces(data(10, 2)), None)
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ConditionNotMatch, "{e}");
@@ -317,6 +420,7 @@ async fn a_server_that_refuses_ranged_put_gets_plain_uploads() {
                 &p(".cloudsync-part-0123456789abcdef.x"),
                 0,
                 pieces(data(9, 1)),
+                None,
             )
             .await
             .unwrap_err();
@@ -349,6 +453,7 @@ async fn a_server_that_stops_honouring_ranges_is_caught() {
             &p(".cloudsync-part-0123456789abcdef.y"),
             0,
             pieces(data(9, 1)),
+            None,
         )
         .await
         .unwrap_err();
@@ -404,6 +509,7 @@ async fn nginx_and_rclone_are_found_out_by_the_probe() {
                 &p(".cloudsync-part-0123456789abcdef.x"),
                 0,
                 pieces(data(100, 1)),
+                None,
             )
             .await
             .unwrap_err();

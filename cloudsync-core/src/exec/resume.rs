@@ -109,7 +109,7 @@ impl Transferer {
         let range = (offset > 0).then_some(offset..src.size);
         let body = self.src.read(&src.path, range).await?;
         let body = check.wrap(self.count(body, shown.clone(), src.size, offset));
-        let size = match self.dst.write_at(&part, offset, body).await {
+        let size = match self.dst.write_at(&part, offset, body, Some(src.size)).await {
             Err(e) if e.kind() == ErrorKind::Unsupported && kept == 0 => return Ok(None),
             other => other?,
         };

@@ -122,9 +122,15 @@ impl Remote for ErrorContext {
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         self.on(self.inner.write(path, body, meta).await, "write", path)
     }
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
         self.on(
-            self.inner.write_at(path, offset, body).await,
+            self.inner.write_at(path, offset, body, total).await,
             "write_at",
             path,
         )

@@ -227,9 +227,15 @@ impl<G: Gate> Remote for Gated<G> {
         let _pass = self.gate.enter().await;
         self.inner.write(path, body, meta).await
     }
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
         let _pass = self.gate.enter().await;
-        self.inner.write_at(path, offset, body).await
+        self.inner.write_at(path, offset, body, total).await
     }
     async fn session_start(
         &self,

@@ -279,9 +279,15 @@ impl Remote for Retrying {
     async fn write(&self, path: &RemotePath, body: ByteStream, meta: WriteMeta) -> Result<Entry> {
         self.inner.write(path, body, meta).await
     }
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
         // A body cannot be replayed: the transfer's own retries resume it.
-        self.inner.write_at(path, offset, body).await
+        self.inner.write_at(path, offset, body, total).await
     }
     async fn session_start(
         &self,

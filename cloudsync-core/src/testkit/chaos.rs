@@ -557,23 +557,29 @@ impl Remote for Chaos {
             _ => self.inner.write(path, body, meta).await,
         }
     }
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
         // Rules on `Op::Write` hit the partial writes of resumable transfers too.
         match self.hit(Op::Write, path).await? {
             Some(Fault::WriteCut { after, kind }) => {
                 let cut = cut_bytes(body, after, Chaos::error(kind, Op::Write, path));
-                self.inner.write_at(path, offset, cut).await
+                self.inner.write_at(path, offset, cut, total).await
             }
             Some(Fault::Hang) => futures::future::pending().await,
             Some(Fault::LostResponse(kind)) => {
-                self.inner.write_at(path, offset, body).await?;
+                self.inner.write_at(path, offset, body, total).await?;
                 Err(Chaos::error(kind, Op::Write, path))
             }
             Some(Fault::Fail(kind)) => Err(Chaos::error(kind, Op::Write, path)),
             Some(Fault::RateLimited { retry_after }) => {
                 Err(Chaos::slow_down(retry_after, Op::Write, path))
             }
-            _ => self.inner.write_at(path, offset, body).await,
+            _ => self.inner.write_at(path, offset, body, total).await,
         }
     }
     async fn session_start(

@@ -80,8 +80,14 @@ impl Remote for Corrupting {
             .boxed();
         self.inner.write(path, body, meta).await
     }
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
-        self.inner.write_at(path, offset, body).await
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
+        self.inner.write_at(path, offset, body, total).await
     }
     async fn session_start(
         &self,

@@ -124,11 +124,17 @@ impl Remote for Faulty {
         }
         self.inner.read(path, range).await
     }
-    async fn write_at(&self, path: &RemotePath, offset: u64, body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        body: ByteStream,
+        total: Option<u64>,
+    ) -> Result<u64> {
         if let Some(e) = self.check(FaultOp::Write, path) {
             return Err(e);
         }
-        self.inner.write_at(path, offset, body).await
+        self.inner.write_at(path, offset, body, total).await
     }
     async fn session_start(
         &self,

@@ -295,7 +295,13 @@ impl Remote for MemFs {
         self.put(path, buf.freeze(), modtime)
     }
 
-    async fn write_at(&self, path: &RemotePath, offset: u64, mut body: ByteStream) -> Result<u64> {
+    async fn write_at(
+        &self,
+        path: &RemotePath,
+        offset: u64,
+        mut body: ByteStream,
+        _total: Option<u64>,
+    ) -> Result<u64> {
         let mut buf = {
             let nodes = self.lock();
             match nodes.get(path) {

@@ -4,7 +4,8 @@
 //! server that does not know the header may do) — always or after some ranged `PUT`s were
 //! honoured (a server that passes a probe and misbehaves later). It speaks just enough of
 //! RFC 4918 for the engine: `PROPFIND` (depth 0 and 1), `GET`, `HEAD`, `PUT`, `MKCOL`,
-//! `DELETE`, `MOVE`, under `/dav/`.
+//! `DELETE`, `MOVE`, under `/dav/`. Like Apache, a ranged `PUT` it honours keeps the bytes that
+//! arrived when its body breaks off.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -83,6 +84,22 @@ impl MemDav {
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
+}
+
+/// The bytes of a request body that arrived, and whether it broke off before its end.
+async fn read_body(mut body: hyper::body::Incoming) -> (Bytes, bool) {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Some(d) = f.data_ref() {
+                    out.extend_from_slice(d);
+                }
+            }
+            Err(_) => return (out.into(), true),
+        }
+    }
+    (out.into(), false)
 }
 
 /// Starts a server on 127.0.0.1 (its own thread and runtime) with an empty `/dav/`.
@@ -197,11 +214,10 @@ async fn handle(
     let depth = header(&req, "depth");
     let dest = header(&req, "destination");
     let overwrite = header(&req, "overwrite").is_none_or(|o| o != "F");
-    let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
-        // The body broke off: like Apache's mod_dav, keep what a ranged PUT wrote so far
-        // (nothing here, as the body is taken whole) and answer nothing useful.
+    let (body, broken) = read_body(req.into_body()).await;
+    if broken && !(method == "PUT" && range.is_some()) {
         return reply(400, "");
-    };
+    }
     let mut t = tree.lock().unwrap();
     let key = path.trim_end_matches('/').to_owned();
     match method.as_str() {
@@ -269,6 +285,9 @@ async fn handle(
                 }
             };
             if !honour {
+                if broken {
+                    return reply(400, "");
+                }
                 t.files.insert(key, body.to_vec());
                 return reply(204, "");
             }
@@ -285,6 +304,10 @@ async fn handle(
                 f.resize(end, 0);
             }
             f[start..end].copy_from_slice(&body);
+            if broken {
+                // Like Apache's mod_dav: the bytes that arrived stay where they were written.
+                return reply(400, "");
+            }
             reply(204, "")
         }
         "DELETE" => {

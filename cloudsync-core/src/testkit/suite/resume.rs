@@ -212,7 +212,7 @@ async fn takes_write_at(remote: &Arc<dyn Remote>) -> std::result::Result<bool, S
         255,
     ))?;
     match remote
-        .write_at(&probe, 0, crate::remote::bytes_stream("probe"))
+        .write_at(&probe, 0, crate::remote::bytes_stream("probe"), Some(5))
         .await
     {
         Ok(n) => {
@@ -382,11 +382,13 @@ pub async fn check_resume_mismatch(remote: &Arc<dyn Remote>) -> Check {
         .map_err(|e| format!("read the partial file: {}", show(&e)))?;
     let at = usize::try_from(kept - 1 - fastrand::u64(..kept.min(64 * 1024) - 1)).unwrap_or(0);
     bad[at] ^= 0x5a;
+    let total = bad.len() as u64;
     remote
         .write_at(
             &part,
             0,
             super::support::chunked(Bytes::from(bad), 64 * 1024),
+            Some(total),
         )
         .await
         .map_err(|e| format!("corrupt the partial file: {}", show(&e)))?;
