@@ -99,7 +99,12 @@ async fn probe(core: &WebdavCore, dir: &RemotePath) -> Result<bool> {
         .body(Bytes::from_static(PROBE_HEAD));
     core.send_ok(rb, &path).await?;
     let answer = probe_steps(core, &path).await;
-    writer::discard(core, url).await;
+    // A request of the probe that failed may still be running on the server: look again.
+    if answer.is_ok() {
+        writer::remove_answered(core, url).await;
+    } else {
+        writer::discard(core, url).await;
+    }
     answer
 }
 

@@ -249,6 +249,17 @@ pub(crate) async fn ensure_parent(core: &WebdavCore, path: &RemotePath) -> Resul
     }
 }
 
+/// Best-effort `DELETE` of a file of ours whose every request was answered, so nothing can
+/// bring it back (unlike [`discard`], which waits to look again).
+pub(crate) async fn remove_answered(core: &WebdavCore, url: url::Url) {
+    let rb = core.request(reqwest::Method::DELETE, url.clone());
+    match rb.send().await {
+        Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => {}
+        Ok(r) => tracing::debug!(%url, status = %r.status(), "could not remove a file of ours"),
+        Err(e) => tracing::debug!(%url, error = %e, "could not remove a file of ours"),
+    }
+}
+
 /// Best-effort `DELETE` of something we created and no longer want, looked at again
 /// afterwards: a server may still be finishing the upload we broke off and create the file
 /// after our `DELETE` (rclone's server does), which would leave it behind.
