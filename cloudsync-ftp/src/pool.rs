@@ -156,8 +156,13 @@ impl Pooled {
     /// next name down. `Ok(false)` when that cannot be told.
     ///
     /// Some servers spoil the session after refusing a listing (Pure-FTPd answers a listing of
-    /// a missing folder with 550, and a later listing with 421), so each step logs in again
-    /// under the same permit. This only runs when something was refused.
+    /// a missing folder with 550, and a later listing with 421): a step that fails with
+    /// anything but a refusal is tried once more on a fresh session, under the same permit.
+    /// A session that kept working saves a login per step (each one costs tens of
+    /// milliseconds, and ProFTPD's mod_delay can stretch it to hundreds). Nothing here can
+    /// turn an error into absence: a refusal only moves the question up one level, and only
+    /// a listing that succeeds and lacks the name says absent. This only runs when something
+    /// was refused.
     pub(crate) async fn absent(&mut self, abs: &str, mlsd: bool) -> Result<bool> {
         let mut cur = abs.trim_end_matches('/').to_owned();
         loop {
@@ -168,13 +173,18 @@ impl Pooled {
                 return Ok(false);
             }
             let parent = if parent.is_empty() { "/" } else { parent };
-            // A fresh session for each step: after a refused listing a session may answer
-            // NOOP and still fail the next listing.
-            let fresh = self.pool.connector.connect().await?;
-            if let Some(mut old) = self.conn.replace(fresh) {
-                old.broken = true;
-            }
-            match self.list_lines(parent, mlsd).await {
+            let listed = match self.list_lines(parent, mlsd).await {
+                Err(e) if e.kind() != ErrorKind::PermissionDenied => {
+                    tracing::debug!(path = %parent, "listing again on a fresh session: {e}");
+                    let fresh = self.pool.connector.connect().await?;
+                    if let Some(mut old) = self.conn.replace(fresh) {
+                        old.broken = true;
+                    }
+                    self.list_lines(parent, mlsd).await
+                }
+                other => other,
+            };
+            match listed {
                 Ok(lines) => return Ok(!crate::listing::may_list(&lines, name, mlsd)),
                 // The parent cannot be listed either: absent if the parent is.
                 Err(e) if e.kind() == ErrorKind::PermissionDenied => cur = parent.to_owned(),

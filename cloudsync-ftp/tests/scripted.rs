@@ -1,6 +1,7 @@
 //! Faults a scripted server (tests/common/fake.rs) produces on demand: symbolic links that
 //! cannot be probed, a rename into place that fails, and listings no real server sends (a
-//! 1 MiB line, a listing that never ends, sizes and times out of range).
+//! 1 MiB line, a listing that never ends, sizes and times out of range), and a session that a
+//! refused listing spoils.
 
 mod common;
 
@@ -161,4 +162,42 @@ async fn hostile_listings_give_errors_not_panics() {
     }
     // The session is still usable afterwards.
     assert!(list_all(&remote, "").await.unwrap().len() >= 4);
+}
+
+/// How many times a client logged in, from the server's log.
+fn logins(fake: &FakeFtp) -> usize {
+    let s = fake.state.lock().unwrap();
+    s.log.iter().filter(|l| l.starts_with("USER ")).count()
+}
+
+/// A refused listing is confirmed absent by listing its parent on the same session: one login
+/// in all. When the refusal spoiled the session (Pure-FTPd answers the next listing with 421),
+/// the parent is listed again on a fresh one, and the folder is still found absent.
+#[tokio::test]
+async fn a_refused_listing_is_confirmed_on_the_same_session_unless_it_was_spoiled() {
+    for spoils in [false, true] {
+        let spoiled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = spoiled.clone();
+        let hook: Hook = Arc::new(move |cmd, _| {
+            use std::sync::atomic::Ordering::SeqCst;
+            if !cmd.starts_with("MLSD ") {
+                return None;
+            }
+            if flag.swap(false, SeqCst) {
+                return Some(Reply::Line("421 Service not available.".into()));
+            }
+            if spoils && cmd == "MLSD /a/missing" {
+                flag.store(true, SeqCst);
+            }
+            None
+        });
+        let fake = FakeFtp::start(hook).await;
+        fake.put("/a/f.txt", b"x");
+        let remote = fake.config().build().await.unwrap();
+        let e = list_all(&remote, "a/missing").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "spoils {spoils}: {e:?}");
+        let want = if spoils { 2 } else { 1 };
+        assert_eq!(logins(&fake), want, "spoils {spoils}");
+        assert!(!spoiled.load(std::sync::atomic::Ordering::SeqCst));
+    }
 }
