@@ -2,6 +2,7 @@
 //! and performs deletions last, only when the run had no errors.
 
 mod cutoff;
+mod deciding;
 mod deletes;
 pub(crate) mod options;
 mod resume;
@@ -18,7 +19,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use crate::entry::Entry;
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::RemotePath;
-use crate::plan::decide::{Decided, Rules, decide};
+use crate::plan::decide::{Decided, Rules};
 use crate::plan::equal::Comparator;
 use crate::plan::march::{MarchConfig, Seed, march};
 use crate::plan::{Action, Decision, DirPair, Mode, Reason};
@@ -298,12 +299,7 @@ impl Engine {
             delete_excluded: self.opts.delete_excluded,
             create_empty_src_dirs: self.opts.create_empty_src_dirs,
         };
-        let decisions = items
-            .map(move |item| {
-                let cmp = cmp.clone();
-                async move { decide(&cmp, &rules, item).await }
-            })
-            .buffered(self.opts.checkers.max(1));
+        let decisions = deciding::Decisions::new(items, cmp, rules, self.opts.checkers);
         self.drive(decisions).await;
     }
 

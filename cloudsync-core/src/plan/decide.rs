@@ -26,6 +26,32 @@ pub(crate) type Decided = std::result::Result<Option<Decision>, (RemotePath, Err
 /// Decides what one march item needs under `rules`; an `Err` is an item that could not be
 /// decided (listed, read or compared), with where to start again to retry it.
 pub(crate) async fn decide(cmp: &Comparator, rules: &Rules, item: Item) -> Decided {
+    let item = match decide_now(cmp, rules, item) {
+        Ok(decided) => return decided,
+        Err(item) => item,
+    };
+    // Only a file on both sides can need I/O (a hash the listings did not give).
+    let Item::Pair { path, src, dst, .. } = item else {
+        return Ok(None);
+    };
+    let (Some(s), Some(t)) = (src, dst) else {
+        return Ok(None);
+    };
+    match cmp.decide(&s, &t).await {
+        Ok((action, reason)) => Ok(Some(Decision {
+            path,
+            action,
+            reason,
+            src: Some(s),
+            dst: Some(t),
+        })),
+        Err(e) => Err((path.clone(), e, Some(Seed::File(path)))),
+    }
+}
+
+/// [`decide`] without I/O, which most items need none of: the item comes back as `Err` when
+/// its decision needs a hash the listings did not give.
+pub(crate) fn decide_now(cmp: &Comparator, rules: &Rules, item: Item) -> Result<Decided, Item> {
     let mode = rules.mode;
     let sync = mode == Mode::Sync;
     let d = |path, action, reason, src, dst| {
@@ -37,7 +63,7 @@ pub(crate) async fn decide(cmp: &Comparator, rules: &Rules, item: Item) -> Decid
             dst,
         }))
     };
-    match item {
+    Ok(match item {
         Item::Pair {
             path,
             src,
@@ -45,9 +71,17 @@ pub(crate) async fn decide(cmp: &Comparator, rules: &Rules, item: Item) -> Decid
             src_included,
             dst_included,
         } => match (src, dst) {
-            (Some(s), Some(t)) if src_included => match cmp.decide(&s, &t).await {
-                Ok((action, reason)) => d(path, action, reason, Some(s), Some(t)),
-                Err(e) => Err((path.clone(), e, Some(Seed::File(path)))),
+            (Some(s), Some(t)) if src_included => match cmp.decide_now(&s, &t) {
+                Some((action, reason)) => d(path, action, reason, Some(s), Some(t)),
+                None => {
+                    return Err(Item::Pair {
+                        path,
+                        src: Some(s),
+                        dst: Some(t),
+                        src_included,
+                        dst_included,
+                    });
+                }
             },
             (Some(s), None) if src_included => {
                 d(path, Action::Copy, Reason::Missing, Some(s), None)
@@ -97,5 +131,5 @@ pub(crate) async fn decide(cmp: &Comparator, rules: &Rules, item: Item) -> Decid
             None,
             Some(entry),
         ),
-    }
+    })
 }

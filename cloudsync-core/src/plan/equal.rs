@@ -116,54 +116,94 @@ impl Comparator {
 
     /// What to do with a file present on both sides.
     pub(crate) async fn decide(&self, src: &Entry, dst: &Entry) -> Result<(Action, Reason)> {
+        if let Some(d) = self.decide_now(src, dst) {
+            return Ok(d);
+        }
+        // The rules need a hash that is not in the listings: ask for it once, then decide.
+        let same = self.same_hash(src, dst).await?;
+        // With the hash known, the rules always answer.
+        self.decide_with(src, dst, |_, _| Some(same))
+            .ok_or_else(|| {
+                crate::error::Error::new(
+                    crate::error::ErrorKind::Unexpected,
+                    "the comparison needed a hash it was given",
+                )
+            })
+    }
+
+    /// [`Comparator::decide`] without I/O: `None` when the rules need a hash that the
+    /// listings did not give.
+    pub(crate) fn decide_now(&self, src: &Entry, dst: &Entry) -> Option<(Action, Reason)> {
+        self.decide_with(src, dst, |s, d| self.listed_same_hash(s, d))
+    }
+
+    /// Whether both listings gave the common hash, and if so whether the two agree (the
+    /// inner `None`: no hash in common).
+    fn listed_same_hash(&self, src: &Entry, dst: &Entry) -> Option<Option<bool>> {
+        let Some(kind) = self.hash else {
+            return Some(None);
+        };
+        let (a, b) = (src.hashes.get(kind)?, dst.hashes.get(kind)?);
+        Some(Some(a.eq_ignore_ascii_case(b)))
+    }
+
+    /// rclone's rules for a file on both sides; `same_hash` answers whether the contents have
+    /// the same hash ([`Comparator::same_hash`]'s answer), or `None` when it cannot say without
+    /// I/O, which makes the whole answer `None`.
+    fn decide_with(
+        &self,
+        src: &Entry,
+        dst: &Entry,
+        same_hash: impl Fn(&Entry, &Entry) -> Option<Option<bool>>,
+    ) -> Option<(Action, Reason)> {
         let o = &self.opts;
         if o.ignore_existing {
-            return Ok((Action::Skip, Reason::Exists));
+            return Some((Action::Skip, Reason::Exists));
         }
         // rclone checks --ignore-times before --update: it transfers unconditionally.
         if o.ignore_times {
-            return Ok((Action::Update, Reason::IgnoreTimes));
+            return Some((Action::Update, Reason::IgnoreTimes));
         }
         if o.update {
             if let (Some(w), Some(s), Some(d)) = (self.window, src.modtime, dst.modtime) {
                 let diff = d - s;
                 if diff > w {
-                    return Ok((Action::Skip, Reason::DestinationNewer));
+                    return Some((Action::Skip, Reason::DestinationNewer));
                 }
                 if diff.abs() <= w {
                     // rclone: equal modtimes transfer when the sizes differ, and with
                     // --checksum when the hashes differ too.
                     if src.size != dst.size {
-                        return Ok((Action::Update, Reason::SizeDiffers));
+                        return Some((Action::Update, Reason::SizeDiffers));
                     }
-                    if o.checksum && self.same_hash(src, dst).await? == Some(false) {
-                        return Ok((Action::Update, Reason::HashDiffers));
+                    if o.checksum && same_hash(src, dst)? == Some(false) {
+                        return Some((Action::Update, Reason::HashDiffers));
                     }
-                    return Ok((Action::Skip, Reason::Identical));
+                    return Some((Action::Skip, Reason::Identical));
                 }
             }
         }
         if src.size != dst.size {
-            return Ok((Action::Update, Reason::SizeDiffers));
+            return Some((Action::Update, Reason::SizeDiffers));
         }
         if o.size_only {
-            return Ok((Action::Skip, Reason::Identical));
+            return Some((Action::Skip, Reason::Identical));
         }
         if o.checksum {
-            return Ok(match self.same_hash(src, dst).await? {
+            return Some(match same_hash(src, dst)? {
                 Some(true) | None => (Action::Skip, Reason::Identical),
                 Some(false) => (Action::Update, Reason::HashDiffers),
             });
         }
         let Some(w) = self.window else {
-            return Ok((Action::Skip, Reason::Identical));
+            return Some((Action::Skip, Reason::Identical));
         };
         if let (Some(s), Some(d)) = (src.modtime, dst.modtime) {
             if (d - s).abs() <= w {
-                return Ok((Action::Skip, Reason::Identical));
+                return Some((Action::Skip, Reason::Identical));
             }
         }
-        Ok(match self.same_hash(src, dst).await? {
+        Some(match same_hash(src, dst)? {
             Some(true) if self.dst.capabilities().set_modtime => {
                 (Action::SetModtime, Reason::ModtimeOnly)
             }
