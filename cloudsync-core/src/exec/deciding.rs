@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, Stream, StreamExt};
 
-use crate::plan::decide::{Decided, Rules, decide, decide_now};
+use crate::plan::decide::{Decided, Now, Rules, decide, decide_now};
 use crate::plan::equal::Comparator;
 use crate::plan::march::Item;
 
@@ -57,11 +57,13 @@ impl<S: Stream<Item = Item> + Unpin> Stream for Decisions<S> {
             };
             match decide_now(&this.cmp, &this.rules, item) {
                 // Nothing ahead of it: out at once.
-                Ok(decided) if this.waiting.is_empty() => return Poll::Ready(Some(decided)),
-                Ok(decided) => this
+                Now::Decided(decided) if this.waiting.is_empty() => {
+                    return Poll::Ready(Some(decided));
+                }
+                Now::Decided(decided) => this
                     .waiting
                     .push_back(Box::pin(futures::future::ready(decided))),
-                Err(item) => {
+                Now::NeedsIo(item) => {
                     let (cmp, rules) = (this.cmp.clone(), this.rules);
                     this.waiting
                         .push_back(Box::pin(async move { decide(&cmp, &rules, item).await }));

@@ -27,8 +27,8 @@ pub(crate) type Decided = std::result::Result<Option<Decision>, (RemotePath, Err
 /// decided (listed, read or compared), with where to start again to retry it.
 pub(crate) async fn decide(cmp: &Comparator, rules: &Rules, item: Item) -> Decided {
     let item = match decide_now(cmp, rules, item) {
-        Ok(decided) => return decided,
-        Err(item) => item,
+        Now::Decided(decided) => return decided,
+        Now::NeedsIo(item) => item,
     };
     // Only a file on both sides can need I/O (a hash the listings did not give).
     let Item::Pair { path, src, dst, .. } = item else {
@@ -49,9 +49,16 @@ pub(crate) async fn decide(cmp: &Comparator, rules: &Rules, item: Item) -> Decid
     }
 }
 
-/// [`decide`] without I/O, which most items need none of: the item comes back as `Err` when
-/// its decision needs a hash the listings did not give.
-pub(crate) fn decide_now(cmp: &Comparator, rules: &Rules, item: Item) -> Result<Decided, Item> {
+/// What [`decide_now`] could do with an item.
+pub(crate) enum Now {
+    /// Decided without I/O.
+    Decided(Decided),
+    /// The decision needs a hash the listings did not give: the item, for [`decide`].
+    NeedsIo(Item),
+}
+
+/// [`decide`] without I/O, which most items need none of.
+pub(crate) fn decide_now(cmp: &Comparator, rules: &Rules, item: Item) -> Now {
     let mode = rules.mode;
     let sync = mode == Mode::Sync;
     let d = |path, action, reason, src, dst| {
@@ -63,7 +70,7 @@ pub(crate) fn decide_now(cmp: &Comparator, rules: &Rules, item: Item) -> Result<
             dst,
         }))
     };
-    Ok(match item {
+    Now::Decided(match item {
         Item::Pair {
             path,
             src,
@@ -74,7 +81,7 @@ pub(crate) fn decide_now(cmp: &Comparator, rules: &Rules, item: Item) -> Result<
             (Some(s), Some(t)) if src_included => match cmp.decide_now(&s, &t) {
                 Some((action, reason)) => d(path, action, reason, Some(s), Some(t)),
                 None => {
-                    return Err(Item::Pair {
+                    return Now::NeedsIo(Item::Pair {
                         path,
                         src: Some(s),
                         dst: Some(t),
