@@ -412,16 +412,28 @@ pub(crate) fn temp_name(name: &str) -> String {
     cloudsync_core::temp_name(name, NAME_MAX)
 }
 
-/// Directory syncs so far (tests count them).
+/// Every directory synced so far, in order (tests count those under their own temp
+/// directory, so tests running at the same time do not disturb each other's counts).
 #[cfg(test)]
-pub(crate) static DIR_SYNCS: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(0);
+static DIR_SYNCS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// How many directory syncs so far were of `root` or a directory below it.
+#[cfg(test)]
+pub(crate) fn dir_syncs_under(root: &Path) -> usize {
+    let synced = DIR_SYNCS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    synced.iter().filter(|d| d.starts_with(root)).count()
+}
 
 /// `fsync`s a directory so a rename in it is durable (errors are ignored where the platform
 /// cannot open directories).
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(test)]
-    DIR_SYNCS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    DIR_SYNCS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(dir.to_path_buf());
     match File::open(dir) {
         Ok(d) => d.sync_all(),
         Err(_) => Ok(()),

@@ -725,12 +725,11 @@ pub(crate) fn crash_point(at: CrashPoint) {
 #[cfg(test)]
 mod lazy {
     use std::sync::Arc;
-    use std::sync::atomic::Ordering;
 
     use cloudsync_core::{Remote, ops};
 
     use crate::LocalConfig;
-    use crate::core::DIR_SYNCS;
+    use crate::core::dir_syncs_under;
 
     /// Files per folder in [`trees`].
     const FILES: usize = 20;
@@ -756,7 +755,7 @@ mod lazy {
         let (src, dst) = trees(tmp.path());
         let core = Arc::clone(dst.core());
         let dst: Arc<dyn Remote> = Arc::new(dst);
-        let before = DIR_SYNCS.load(Ordering::SeqCst);
+        let before = dir_syncs_under(tmp.path());
         let opts = ops::SyncOptions::default();
         let s = if moving {
             ops::move_files(&src, &dst, &opts).await
@@ -765,7 +764,7 @@ mod lazy {
         };
         let s = s.unwrap();
         assert_eq!(s.transferred as usize, 2 * FILES, "{s:?}");
-        (core, DIR_SYNCS.load(Ordering::SeqCst) - before)
+        (core, dir_syncs_under(tmp.path()) - before)
     }
 
     /// A sync's writes leave their directories to a few shared syncs instead of one per file,
@@ -797,12 +796,12 @@ mod lazy {
         let running = core.pending_dirs.writing();
         core.pending_dirs.add(&tmp.path().join("dst/b"));
         assert_eq!(core.pending_dirs.waiting(), 1);
-        let before = DIR_SYNCS.load(Ordering::SeqCst);
+        let before = dir_syncs_under(tmp.path());
         dst.remove_file(&cloudsync_core::RemotePath::new("a/extra.txt").unwrap())
             .await
             .unwrap();
         assert_eq!(core.pending_dirs.waiting(), 0, "synced before the deletion");
-        assert_eq!(DIR_SYNCS.load(Ordering::SeqCst) - before, 1);
+        assert_eq!(dir_syncs_under(tmp.path()) - before, 1);
         drop(running);
     }
 
