@@ -12,8 +12,10 @@ use tokio::sync::mpsc;
 
 use crate::core::{CoreRef, LocalCore, check_local_name, entry_from_meta, parse_error};
 
-/// Entries per batch sent from the blocking thread.
-const BATCH: usize = 256;
+/// Entries per batch sent from the blocking thread: a directory of up to this many entries
+/// is listed in one hop between threads (the march keeps a whole directory anyway before it
+/// sorts it, so this costs no memory for such directories).
+const BATCH: usize = 1024;
 /// Batches buffered ahead of the consumer.
 const AHEAD: usize = 2;
 

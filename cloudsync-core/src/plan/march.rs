@@ -154,8 +154,9 @@ pub(crate) fn march(
 /// Items per message from the walker to the consumer. A first sync consumes far slower than
 /// the walk lists, so the channel is full and every message the consumer takes wakes a
 /// walker task waiting to send (a wake-up on another thread): batches make that one wake-up
-/// per [`BATCH`] items instead of one per file.
-const BATCH: usize = 64;
+/// per [`BATCH`] items instead of one per file. (A no-op sync of 200,000 files in folders of
+/// 1,000 took 2 % less time with 256 than with 64.)
+const BATCH: usize = 256;
 /// Batches buffered between the walker and the consumer. With one more slot per directory
 /// being visited (the channel's guarantee to each sender), at most
 /// `(CHANNEL_BATCHES + checkers) * BATCH` items wait: bounded, whatever the tree.
