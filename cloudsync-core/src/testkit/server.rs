@@ -4,8 +4,10 @@
 //!
 //! The server runs under a small `sh` "lifeline": the test process holds the write end of the
 //! lifeline's stdin; when the process exits, for any reason, the pipe closes and the lifeline
-//! sends SIGTERM to the server. So a server kept in a `static` for the whole test binary never
-//! outlives it.
+//! sends SIGTERM to the server, waits for it and removes the server's temp directory. So a
+//! server kept in a `static` for the whole test binary (never dropped, so its `TempDir` is
+//! never dropped either) outlives it neither as a process nor as files. A server stopped by
+//! [`TestServer::stop`] keeps its directory for the test to look at, until the `TempDir` goes.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -96,13 +98,15 @@ impl TestServer {
         let mut lifeline = Command::new("sh");
         lifeline
             .arg("-c")
-            .arg(r#""$@" </dev/null & child=$!; trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT HUP; cat >/dev/null; kill $child 2>/dev/null; wait $child"#)
+            .arg(r#"keep=; gone() { kill $child 2>/dev/null; wait $child; [ -n "$keep" ] || case "$CLOUDSYNC_LIFELINE_DIR" in */cloudsync-*) rm -rf -- "$CLOUDSYNC_LIFELINE_DIR";; esac; }; "$@" </dev/null & child=$!; trap 'gone; exit 0' TERM INT HUP; if read -r _; then keep=1; fi; gone"#)
             .arg("lifeline")
             .arg(&program)
             .args(&args)
             .stdin(Stdio::piped())
             .stdout(log)
             .stderr(log2);
+        // What the lifeline removes once the server has stopped (only a path of ours).
+        lifeline.env("CLOUDSYNC_LIFELINE_DIR", dir.path());
         for (k, v) in command.get_envs() {
             match v {
                 Some(v) => lifeline.env(k, v),
@@ -172,9 +176,12 @@ impl TestServer {
     /// Stops the server now (SIGTERM from the lifeline) and waits for it; used by tests that
     /// stop a server mid-transfer, and on drop.
     pub fn stop(&mut self) {
-        // EOF on its stdin makes the lifeline stop the server and exit. (A signal would not do:
-        // `sh` runs its traps only after the foreground `cat` returns, which needs the EOF.)
-        drop(self.lifeline.take());
+        // A line on its stdin makes the lifeline stop the server and exit, keeping the
+        // directory (EOF alone, when the test process exits, also removes it). A signal would
+        // not do: `sh` runs its traps only after the foreground `read` returns.
+        if let Some(mut stdin) = self.lifeline.take() {
+            let _ = std::io::Write::write_all(&mut stdin, b"keep\n");
+        }
         let _ = self.child.wait();
     }
 }
@@ -208,5 +215,40 @@ mod tests {
         });
         assert!(r.is_err());
         assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    /// A server that listens on `port` until it is stopped.
+    fn listener(port: u16) -> TestServer {
+        let python = require_program("python3", "install python3: `apt-get install python3`");
+        let mut cmd = Command::new(python);
+        cmd.arg("-c").arg(format!(
+            "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\n\
+             s.listen()\ntime.sleep(600)"
+        ));
+        TestServer::start("listener", TestServer::prepare("listener"), &mut cmd, port)
+    }
+
+    /// When the test process goes without stopping a server (a `static` one is never dropped),
+    /// the lifeline removes the server's directory once the server is gone; a server stopped
+    /// on purpose keeps it for the test until its `TempDir` is dropped.
+    #[test]
+    fn the_lifeline_removes_the_directory_only_when_the_process_goes() {
+        let mut kept = listener(free_port());
+        let dir = kept.dir().to_owned();
+        kept.stop();
+        assert!(
+            dir.join("server.log").exists(),
+            "stop() removed {}",
+            dir.display()
+        );
+        drop(kept);
+        assert!(!dir.exists(), "the TempDir was not removed");
+
+        let mut orphan = listener(free_port());
+        let dir = orphan.dir().to_owned();
+        // What the exit of the test process does: the lifeline's stdin closes, no line sent.
+        drop(orphan.lifeline.take());
+        let _ = orphan.child.wait();
+        assert!(!dir.exists(), "the lifeline left {}", dir.display());
     }
 }

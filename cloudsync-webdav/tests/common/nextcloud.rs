@@ -116,9 +116,11 @@ struct Ctx {
 
 pub fn start() -> FakeNextcloud {
     let nginx = start_nginx(FILES, true);
+    // Inside nginx's directory, which goes with nginx when the test binary exits (a static
+    // server is never dropped).
     let own = tempfile::Builder::new()
-        .prefix("cloudsync-fake-nextcloud-")
-        .tempdir()
+        .prefix("fake-nextcloud-")
+        .tempdir_in(nginx.server.dir())
         .unwrap();
     for d in ["trash", "versions", "uploads"] {
         std::fs::create_dir_all(own.path().join(d)).unwrap();
