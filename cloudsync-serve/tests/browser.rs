@@ -34,6 +34,9 @@ struct Driver {
     base: String,
     http: reqwest::Client,
     sessions: std::sync::Mutex<Vec<String>>,
+    /// The browsers' profiles, one folder per session, removed after the driver has ended
+    /// them (left to itself, chromedriver leaves a profile in /tmp for each session).
+    profiles: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -96,6 +99,10 @@ impl Driver {
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
             sessions: std::sync::Mutex::new(Vec::new()),
+            profiles: tempfile::Builder::new()
+                .prefix("cloudsync-chromium-")
+                .tempdir()
+                .expect("a temp dir for browser profiles"),
         };
         for _ in 0..100 {
             if let Ok(r) = driver
@@ -128,12 +135,15 @@ impl Driver {
     }
 
     async fn session(&self) -> Session<'_> {
+        let n = self.sessions.lock().unwrap().len();
+        let profile = self.profiles.path().join(format!("session-{n}"));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1800"]
+                         "--disable-dev-shm-usage", "--window-size=1280,1800",
+                         format!("--user-data-dir={}", profile.display())]
             }
         }}});
         let v = self
