@@ -188,6 +188,8 @@ pub struct DriveEmulator {
 impl Drop for DriveEmulator {
     fn drop(&mut self) {
         self.task.abort();
+        // A token file `config` wrote, if any.
+        let _ = std::fs::remove_file(self.token_file());
     }
 }
 
@@ -253,13 +255,19 @@ impl DriveEmulator {
         format!("http://{}", self.addr)
     }
 
-    /// A backend config pointed at the emulator, authenticating with [`REFRESH_TOKEN`]
-    /// (written to a token file in the temp directory), rooted at `root`.
-    pub fn config(&self) -> GdriveConfig {
-        let token_file = std::env::temp_dir().join(format!(
+    /// The token file [`DriveEmulator::config`] writes (removed with the emulator).
+    fn token_file(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
             "cloudsync-gdrive-emulator-{}.json",
             self.addr.port()
-        ));
+        ))
+    }
+
+    /// A backend config pointed at the emulator, authenticating with [`REFRESH_TOKEN`]
+    /// (written to a token file in the temp directory, removed when the emulator is dropped),
+    /// rooted at `root`.
+    pub fn config(&self) -> GdriveConfig {
+        let token_file = self.token_file();
         let _ = std::fs::write(
             &token_file,
             json!({ "refresh_token": REFRESH_TOKEN }).to_string(),
