@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, Stream, StreamExt};
 
-use crate::plan::decide::{Decided, Now, Rules, decide, decide_now};
+use crate::plan::decide::{Decided, Now, Rules, decide};
 use crate::plan::equal::Comparator;
 use crate::plan::march::Item;
 
@@ -55,7 +55,7 @@ impl<S: Stream<Item = Item> + Unpin> Stream for Decisions<S> {
                 }
                 Poll::Pending => break,
             };
-            match decide_now(&this.cmp, &this.rules, item) {
+            match decide(&this.cmp, &this.rules, item) {
                 // Nothing ahead of it: out at once.
                 Now::Decided(decided) if this.waiting.is_empty() => {
                     return Poll::Ready(Some(decided));
@@ -63,10 +63,10 @@ impl<S: Stream<Item = Item> + Unpin> Stream for Decisions<S> {
                 Now::Decided(decided) => this
                     .waiting
                     .push_back(Box::pin(futures::future::ready(decided))),
-                Now::NeedsIo(item) => {
-                    let (cmp, rules) = (this.cmp.clone(), this.rules);
+                Now::NeedsHash(pair) => {
+                    let cmp = this.cmp.clone();
                     this.waiting
-                        .push_back(Box::pin(async move { decide(&cmp, &rules, item).await }));
+                        .push_back(Box::pin(async move { pair.decide(&cmp).await }));
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The decision for each path the march finds: copy, update, set the modtime, delete, create
 //! or remove a directory, skip, or record an error.
 
+use crate::entry::Entry;
 use crate::error::Error;
 use crate::path::RemotePath;
 use crate::plan::equal::Comparator;
@@ -23,42 +24,42 @@ pub(crate) struct Rules {
 /// where to start again to retry it.
 pub(crate) type Decided = std::result::Result<Option<Decision>, (RemotePath, Error, Option<Seed>)>;
 
-/// Decides what one march item needs under `rules`; an `Err` is an item that could not be
-/// decided (listed, read or compared), with where to start again to retry it.
-pub(crate) async fn decide(cmp: &Comparator, rules: &Rules, item: Item) -> Decided {
-    let item = match decide_now(cmp, rules, item) {
-        Now::Decided(decided) => return decided,
-        Now::NeedsIo(item) => item,
-    };
-    // Only a file on both sides can need I/O (a hash the listings did not give).
-    let Item::Pair { path, src, dst, .. } = item else {
-        return Ok(None);
-    };
-    let (Some(s), Some(t)) = (src, dst) else {
-        return Ok(None);
-    };
-    match cmp.decide(&s, &t).await {
-        Ok((action, reason)) => Ok(Some(Decision {
-            path,
-            action,
-            reason,
-            src: Some(s),
-            dst: Some(t),
-        })),
-        Err(e) => Err((path.clone(), e, Some(Seed::File(path)))),
+/// What [`decide`] made of an item.
+pub(crate) enum Now {
+    /// Decided: an `Err` is an item that could not be decided (listed, read or compared),
+    /// with where to start again to retry it.
+    Decided(Decided),
+    /// A file on both sides whose decision needs a hash the listings did not give.
+    NeedsHash(HashNeeded),
+}
+
+/// A file on both sides whose decision waits for a hash (see [`HashNeeded::decide`]).
+pub(crate) struct HashNeeded {
+    path: RemotePath,
+    src: Entry,
+    dst: Entry,
+}
+
+impl HashNeeded {
+    /// Fetches the hash the rules need and decides.
+    pub(crate) async fn decide(self, cmp: &Comparator) -> Decided {
+        let HashNeeded { path, src, dst } = self;
+        match cmp.decide_fetching_hash(&src, &dst).await {
+            Ok((action, reason)) => Ok(Some(Decision {
+                path,
+                action,
+                reason,
+                src: Some(src),
+                dst: Some(dst),
+            })),
+            Err(e) => Err((path.clone(), e, Some(Seed::File(path)))),
+        }
     }
 }
 
-/// What [`decide_now`] could do with an item.
-pub(crate) enum Now {
-    /// Decided without I/O.
-    Decided(Decided),
-    /// The decision needs a hash the listings did not give: the item, for [`decide`].
-    NeedsIo(Item),
-}
-
-/// [`decide`] without I/O, which most items need none of.
-pub(crate) fn decide_now(cmp: &Comparator, rules: &Rules, item: Item) -> Now {
+/// Decides what one march item needs under `rules`, without I/O; the few items whose
+/// decision needs a hash the listings did not give come back as [`Now::NeedsHash`].
+pub(crate) fn decide(cmp: &Comparator, rules: &Rules, item: Item) -> Now {
     let mode = rules.mode;
     let sync = mode == Mode::Sync;
     let d = |path, action, reason, src, dst| {
@@ -81,12 +82,10 @@ pub(crate) fn decide_now(cmp: &Comparator, rules: &Rules, item: Item) -> Now {
             (Some(s), Some(t)) if src_included => match cmp.decide_now(&s, &t) {
                 Some((action, reason)) => d(path, action, reason, Some(s), Some(t)),
                 None => {
-                    return Now::NeedsIo(Item::Pair {
+                    return Now::NeedsHash(HashNeeded {
                         path,
-                        src: Some(s),
-                        dst: Some(t),
-                        src_included,
-                        dst_included,
+                        src: s,
+                        dst: t,
                     });
                 }
             },

@@ -116,10 +116,19 @@ impl Comparator {
 
     /// What to do with a file present on both sides.
     pub(crate) async fn decide(&self, src: &Entry, dst: &Entry) -> Result<(Action, Reason)> {
-        if let Some(d) = self.decide_now(src, dst) {
-            return Ok(d);
+        match self.decide_now(src, dst) {
+            Some(d) => Ok(d),
+            None => self.decide_fetching_hash(src, dst).await,
         }
-        // The rules need a hash that is not in the listings: ask for it once, then decide.
+    }
+
+    /// [`Comparator::decide`] for a pair whose rules need a hash the listings did not give:
+    /// asks for it once, then decides.
+    pub(crate) async fn decide_fetching_hash(
+        &self,
+        src: &Entry,
+        dst: &Entry,
+    ) -> Result<(Action, Reason)> {
         let same = self.same_hash(src, dst).await?;
         // With the hash known, the rules always answer.
         self.decide_with(src, dst, |_, _| Some(same))
