@@ -436,6 +436,15 @@ enum Fed {
     Failed(Error),
 }
 
+/// Ends a streamed chunk's request with an error, so it breaks off instead of ending early
+/// (its `Content-Length` promised more); returns `fed`.
+async fn broke_off(tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, fed: Fed) -> Fed {
+    let _ = tx
+        .send(Err(std::io::Error::other("the source broke off")))
+        .await;
+    fed
+}
+
 /// Cuts a body into chunks of at most `size` bytes.
 struct Chunker {
     body: ByteStream,
@@ -452,9 +461,31 @@ impl Chunker {
         }
     }
 
-    /// Sends the next `len` bytes of the body into `tx` as they come (the rest of a piece
-    /// that crosses the end waits for the next chunk). A body that ends or fails first gets
-    /// an error sent after its bytes, so the request breaks off instead of ending early.
+    /// The next non-empty piece of the body, at most `room` bytes (the rest of a longer
+    /// piece waits for the next call); `Ok(None)` when the body has ended.
+    async fn next_piece(&mut self, room: u64) -> Result<Option<Bytes>> {
+        loop {
+            let mut b = match self.pending.take() {
+                Some(b) => b,
+                None => match self.body.try_next().await? {
+                    Some(b) => b,
+                    None => return Ok(None),
+                },
+            };
+            if b.is_empty() {
+                continue;
+            }
+            if b.len() as u64 > room {
+                // `room` is below `b.len()`, so it fits in usize.
+                self.pending = Some(b.split_off(room as usize));
+            }
+            return Ok(Some(b));
+        }
+    }
+
+    /// Sends the next `len` bytes of the body into `tx` as they come. A body that ends or
+    /// fails first gets an error sent after its bytes, so the request breaks off instead of
+    /// ending early.
     async fn feed(
         &mut self,
         len: u64,
@@ -462,29 +493,11 @@ impl Chunker {
     ) -> Fed {
         let mut sent = 0u64;
         while sent < len {
-            let mut b = match self.pending.take() {
-                Some(b) => b,
-                None => match self.body.try_next().await {
-                    Ok(Some(b)) => b,
-                    Ok(None) => {
-                        let _ = tx
-                            .send(Err(std::io::Error::other("the source ended")))
-                            .await;
-                        return Fed::Short(sent);
-                    }
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(std::io::Error::other("the source failed")))
-                            .await;
-                        return Fed::Failed(e);
-                    }
-                },
+            let b = match self.next_piece(len - sent).await {
+                Ok(Some(b)) => b,
+                Ok(None) => return broke_off(&tx, Fed::Short(sent)).await,
+                Err(e) => return broke_off(&tx, Fed::Failed(e)).await,
             };
-            let room = len - sent;
-            if b.len() as u64 > room {
-                // `room` is below `b.len()`, so it fits in usize.
-                self.pending = Some(b.split_off(room as usize));
-            }
             sent += b.len() as u64;
             if tx.send(Ok(b)).await.is_err() {
                 return Fed::Dropped;
@@ -498,26 +511,16 @@ impl Chunker {
         let mut pieces = Vec::new();
         let mut len = 0u64;
         loop {
-            let mut b = match self.pending.take() {
-                Some(b) => b,
-                None => match self.body.try_next().await {
-                    Ok(Some(b)) => b,
-                    Ok(None) => return (pieces, len, ChunkEnd::Done),
-                    Err(e) => return (pieces, len, ChunkEnd::Failed(e)),
-                },
-            };
-            if b.is_empty() {
-                continue;
-            }
-            let room = self.size - len;
-            if b.len() as u64 > room {
-                // `room` is below `b.len()`, so it fits in usize.
-                self.pending = Some(b.split_off(room as usize));
-            }
-            len += b.len() as u64;
-            pieces.push(b);
-            if len == self.size {
-                return (pieces, len, ChunkEnd::Full);
+            match self.next_piece(self.size - len).await {
+                Ok(Some(b)) => {
+                    len += b.len() as u64;
+                    pieces.push(b);
+                    if len == self.size {
+                        return (pieces, len, ChunkEnd::Full);
+                    }
+                }
+                Ok(None) => return (pieces, len, ChunkEnd::Done),
+                Err(e) => return (pieces, len, ChunkEnd::Failed(e)),
             }
         }
     }
