@@ -164,6 +164,25 @@ async fn hostile_listings_give_errors_not_panics() {
     assert!(list_all(&remote, "").await.unwrap().len() >= 4);
 }
 
+/// A refused listing whose parent cannot be listed either, on the same session or a fresh
+/// one (421 every time), stays an error: it is never taken for absence.
+#[tokio::test]
+async fn a_refusal_that_cannot_be_confirmed_stays_an_error() {
+    let hook: Hook = Arc::new(|cmd, _| {
+        (cmd == "MLSD /a").then(|| Reply::Line("421 Service not available.".into()))
+    });
+    let fake = FakeFtp::start(hook).await;
+    fake.put("/a/f.txt", b"x");
+    let remote = fake.config().build().await.unwrap();
+    let e = list_all(&remote, "a/missing").await.unwrap_err();
+    assert_ne!(e.kind(), ErrorKind::NotFound, "{e:?}");
+    assert_eq!(
+        logins(&fake),
+        2,
+        "one fresh session for the parent, no more"
+    );
+}
+
 /// How many times a client logged in, from the server's log.
 fn logins(fake: &FakeFtp) -> usize {
     let s = fake.state.lock().unwrap();
