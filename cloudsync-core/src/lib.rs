@@ -71,7 +71,9 @@ pub use paginate::stream_paginated;
 pub use path::RemotePath;
 pub use plan::{Action, Decision, DirPair, Mode, Plan, Reason};
 pub use prefix::Prefix;
-pub use remote::{ByteStream, Capabilities, EntryStream, Remote, bytes_stream, collect_bytes};
+pub use remote::{
+    ByteStream, Capabilities, EntryStream, Remote, SmallFileSlots, bytes_stream, collect_bytes,
+};
 pub use report::{CheckItem, CheckReport, ErrorRecord, Event, EventSink, Summary};
 pub use resume_state::{SessionStore, SessionToken};
 pub use retry::RetryPolicy;

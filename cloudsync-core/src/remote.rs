@@ -78,6 +78,53 @@ pub struct Capabilities {
     /// [`SessionStore`](crate::resume_state::SessionStore) so that a retry, or a later run,
     /// continues the upload from the bytes the server holds.
     pub resume_sessions: bool,
+    /// Whether small files may share the slots of `--transfers` when this remote is one side
+    /// of a transfer (see [`SmallFileSlots`]).
+    pub small_file_slots: SmallFileSlots,
+}
+
+/// How a remote bears many small transfers at once.
+///
+/// A file of at most [`SmallFileSlots::SMALL_FILE`] bytes costs a remote like SFTP a few
+/// round trips and almost no bandwidth, so one `--transfers` slot can carry several of them
+/// without loading the connection more than one large file would. The engine lets small
+/// files share slots only when both sides of the transfer agree (see
+/// [`SmallFileSlots::between`]); other work (large files) still takes a whole slot.
+///
+/// ```
+/// use cloudsync_core::SmallFileSlots;
+///
+/// // Local disk to SFTP: the SFTP side decides.
+/// let per_slot = SmallFileSlots::between(SmallFileSlots::Any, SmallFileSlots::Shared(4));
+/// assert_eq!(per_slot, 4);
+/// // A remote that keeps the default takes one file per slot, whatever the other side says.
+/// assert_eq!(SmallFileSlots::between(SmallFileSlots::Whole, SmallFileSlots::Shared(4)), 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SmallFileSlots {
+    /// Every transfer takes a whole slot (the default: a remote whose server limits
+    /// connections or write rates).
+    #[default]
+    Whole,
+    /// Up to this many small files share one slot.
+    Shared(usize),
+    /// No preference: the other side of the transfer decides (local disk).
+    Any,
+}
+
+impl SmallFileSlots {
+    /// The largest file that counts as small: 128 KiB.
+    pub const SMALL_FILE: u64 = 128 * 1024;
+
+    /// How many small files may share one slot in a transfer between `a` and `b` (at least 1).
+    pub fn between(a: SmallFileSlots, b: SmallFileSlots) -> usize {
+        use SmallFileSlots::{Any, Shared, Whole};
+        match (a, b) {
+            (Whole, _) | (_, Whole) | (Any, Any) => 1,
+            (Shared(n), Any) | (Any, Shared(n)) => n.max(1),
+            (Shared(m), Shared(n)) => m.min(n).max(1),
+        }
+    }
 }
 
 /// A storage location: local disk, a server, a cloud account.

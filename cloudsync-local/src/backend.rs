@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudsync_core::{
-    ByteStream, Capabilities, Entry, EntryStream, HashKind, Remote, RemotePath, Result, WriteMeta,
+    ByteStream, Capabilities, Entry, EntryStream, HashKind, Remote, RemotePath, Result,
+    SmallFileSlots, WriteMeta,
 };
 use time::OffsetDateTime;
 
@@ -59,6 +60,8 @@ impl LocalRemote {
                 case_insensitive: false,
                 max_name_len: Some(255),
                 resume: true,
+                // Local disk keeps up with whatever the other side of a transfer bears.
+                small_file_slots: SmallFileSlots::Any,
                 ..Default::default()
             },
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudsync_core::{
     ByteStream, Capabilities, Entry, EntryStream, HashKind, Location, Remote, RemotePath, Result,
-    Usage, WriteMeta,
+    SmallFileSlots, Usage, WriteMeta,
 };
 use time::OffsetDateTime;
 
@@ -54,6 +54,9 @@ impl SftpRemote {
             dirs: true,
             max_name_len: Some(255),
             resume: true,
+            // A small file costs a few round trips on a shared connection, and the server
+            // works on several at once: 4 per slot halves the time of a tree of small files.
+            small_file_slots: SmallFileSlots::Shared(4),
             ..Default::default()
         };
         SftpRemote {

@@ -7,6 +7,7 @@ mod deletes;
 pub(crate) mod options;
 mod resume;
 mod session;
+mod slots;
 mod transfer;
 mod verify;
 
@@ -28,6 +29,7 @@ use crate::report::{ErrorRecord, Event, Summary};
 use cutoff::Cutoff;
 use deletes::DeleteQueue;
 use options::SyncOptions;
+use slots::Slots;
 pub(crate) use transfer::Transferer;
 
 /// A failure, and where to start again to retry it.
@@ -70,6 +72,14 @@ pub(crate) struct Engine {
 }
 
 type TaskResult = (Decision, Result<Outcome>);
+
+/// The work one decision needs, not yet started.
+type Task = futures::future::BoxFuture<'static, TaskResult>;
+
+/// `task`, tagged with the slot shares it holds until it ends.
+async fn shared(shares: usize, task: Task) -> (usize, TaskResult) {
+    (shares, task.await)
+}
 
 /// What a finished task did.
 enum Outcome {
@@ -303,11 +313,14 @@ impl Engine {
         self.drive(decisions).await;
     }
 
-    /// Executes a stream of decisions with `transfers` tasks in flight.
+    /// Executes a stream of decisions with `transfers` slots of tasks in flight (small files
+    /// may share a slot, see [`Slots`]).
     async fn drive(&mut self, decisions: impl futures::Stream<Item = Decided>) {
         let mut decisions = std::pin::pin!(decisions);
         let mut running = FuturesUnordered::new();
-        let limit = self.opts.transfers.max(1);
+        let mut slots = Slots::new(self.opts.transfers, &*self.src, &*self.dst);
+        // A task that does not fit in the free shares waits here for running ones to end.
+        let mut waiting: Option<(usize, Task)> = None;
         // A cancel wakes the loop even while nothing else happens (a long listing).
         let cutoff = self.cutoff.clone();
         let mut cancelled = std::pin::pin!(async move {
@@ -318,23 +331,36 @@ impl Engine {
         });
         // A run limit stops the march: nothing more is started (and nothing deleted).
         while !self.cut_off() {
+            if let Some((shares, task)) = waiting.take() {
+                if slots.fits(shares) {
+                    slots.take(shares);
+                    running.push(shared(shares, task));
+                } else {
+                    waiting = Some((shares, task));
+                }
+            }
             tokio::select! {
                 biased;
                 () = &mut cancelled => {}
-                Some(done) = running.next(), if !running.is_empty() => self.finished(done),
-                next = decisions.next(), if running.len() < limit => match next {
+                Some((shares, done)) = running.next(), if !running.is_empty() => {
+                    slots.give(shares);
+                    self.finished(done);
+                }
+                next = decisions.next(), if waiting.is_none() && slots.has_room() => match next {
                     None => break,
                     Some(Err((path, error, retry))) => self.fail(path, &error, retry),
                     Some(Ok(None)) => {}
                     Some(Ok(Some(d))) => {
+                        let shares = slots.shares(&d);
                         if let Some(task) = self.accept(d) {
-                            running.push(task);
+                            waiting = Some((shares, task));
                         }
                     }
                 },
             }
         }
-        while let Some(done) = running.next().await {
+        // Decisions end only once nothing waits; a run limit drops the task that waits.
+        while let Some((_, done)) = running.next().await {
             self.finished(done);
         }
         if let Some(kind) = self.cutoff.as_ref().and_then(|c| c.take_record()) {
@@ -390,7 +416,7 @@ impl Engine {
     }
 
     /// Records a decision; returns the task to run for it, if any.
-    fn accept(&mut self, d: Decision) -> Option<futures::future::BoxFuture<'static, TaskResult>> {
+    fn accept(&mut self, d: Decision) -> Option<Task> {
         if let Some(notice) = self.cmp.no_hash_notice() {
             self.opts.emit(Event::Notice { message: notice });
         }
