@@ -31,10 +31,16 @@ async fn https_with_ca_file_or_no_check() {
             .with_password(common::USER, common::PASSWORD),
     )
     .unwrap();
-    assert!(
-        plain.stat(&RemotePath::root()).await.is_err(),
-        "an untrusted certificate must fail"
-    );
+    let started = std::time::Instant::now();
+    let refused = plain
+        .stat(&RemotePath::root())
+        .await
+        .expect_err("an untrusted certificate must fail");
+    // Not a temporary failure: a retry cannot make the certificate trusted.
+    assert_eq!(refused.kind(), cloudsync_core::ErrorKind::Auth, "{refused}");
+    assert!(!refused.is_retryable(), "{refused}");
+    assert!(refused.to_string().contains("ca_file"), "{refused}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
     let trusted = WebdavFactory
         .open_config(serde_json::json!({
             "url": url,

@@ -123,8 +123,10 @@ pub fn status_error(
 /// - the request body's own stream failed with an [`Error`]: that error's kind and flag (a
 ///   source file that vanished is not a network problem);
 /// - the request could not be built (bad URL, bad header): `InvalidInput`, not temporary;
-/// - a timeout, a failed connect (refused, reset, DNS, TLS handshake), a connection that broke
-///   while sending or while reading the answer: `Transient`, temporary;
+/// - a server certificate we do not trust, or no TLS version or cipher in common: `Auth`, not
+///   temporary (the message says to set `ca_file`);
+/// - a timeout, a failed connect (refused, reset, DNS, a TLS handshake that broke off), a
+///   connection that broke while sending or while reading the answer: `Transient`, temporary;
 /// - an answer that was read but is not what it claims (JSON that does not parse): `Protocol`,
 ///   not temporary;
 /// - a redirect that could not be followed: `Protocol`; anything else `Unexpected`.
@@ -141,6 +143,15 @@ pub fn transport_error(e: reqwest::Error) -> Error {
                 .with_source(e);
         }
         from_json |= s.is::<serde_json::Error>();
+        if let Some(tls) = refused_tls(s) {
+            return Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "TLS with the server failed: {tls} (set `ca_file` to trust a private certificate)"
+                ),
+            )
+            .with_source(e);
+        }
         src = s.source();
     }
     let kind = if e.is_builder() {
@@ -159,6 +170,26 @@ pub fn transport_error(e: reqwest::Error) -> Error {
         ErrorKind::Unexpected
     };
     Error::new(kind, format!("HTTP request failed: {e}")).with_source(e)
+}
+
+/// The TLS failure in `e`, when it is one a retry cannot mend: the server's certificate is not
+/// trusted, or it has no protocol version or cipher in common with us.
+fn refused_tls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    // The TLS stream reports rustls' error inside I/O errors (two of them, through reqwest's
+    // connector), whose `source` skips what they wrap.
+    let mut e = e;
+    while let Some(io) = e.downcast_ref::<std::io::Error>() {
+        e = io.get_ref()?;
+    }
+    let tls = e.downcast_ref::<rustls::Error>()?;
+    matches!(
+        tls,
+        rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::PeerIncompatible(_)
+            | rustls::Error::UnsupportedNameType
+    )
+    .then_some(tls)
 }
 
 /// The whole body of `resp`, or a `Protocol` error when it is longer than `cap` bytes, so a
