@@ -89,7 +89,8 @@ pub struct Capabilities {
 /// round trips and almost no bandwidth, so one `--transfers` slot can carry several of them
 /// without loading the connection more than one large file would. The engine lets small
 /// files share slots only when both sides of the transfer agree (see
-/// [`SmallFileSlots::between`]); other work (large files) still takes a whole slot.
+/// [`SmallFileSlots::between`]) and more than one transfer was asked for; other work (large
+/// files) still takes a whole slot.
 ///
 /// ```
 /// use cloudsync_core::SmallFileSlots;

@@ -13,12 +13,17 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    /// `transfers` slots for tasks between `src` and `dst`.
+    /// `transfers` slots for tasks between `src` and `dst`. One transfer means one file at a
+    /// time, whatever the remotes allow: that is what a user asks for with `--transfers 1`.
     pub(crate) fn new(transfers: usize, src: &dyn Remote, dst: &dyn Remote) -> Self {
-        let per_slot = SmallFileSlots::between(
-            src.capabilities().small_file_slots,
-            dst.capabilities().small_file_slots,
-        );
+        let per_slot = if transfers > 1 {
+            SmallFileSlots::between(
+                src.capabilities().small_file_slots,
+                dst.capabilities().small_file_slots,
+            )
+        } else {
+            1
+        };
         Slots {
             per_slot,
             budget: transfers.max(1).saturating_mul(per_slot),
@@ -148,9 +153,14 @@ mod tests {
         }
     }
 
-    /// Copies `files` of `size` bytes to a destination that bears small files as `slots`,
-    /// with 2 transfers; the most writes that were in flight at once.
+    /// Copies files of the sizes in `files` to a destination that bears small files as
+    /// `slots`, with 2 transfers; the most writes that were in flight at once.
     async fn peak_writes(slots: SmallFileSlots, files: &[u64]) -> usize {
+        peak_writes_with(2, slots, files).await
+    }
+
+    /// As [`peak_writes`], with `transfers` transfers.
+    async fn peak_writes_with(transfers: usize, slots: SmallFileSlots, files: &[u64]) -> usize {
         let src = MemFs::new("memfs://src");
         for (i, size) in files.iter().enumerate() {
             let body = vec![b'x'; usize::try_from(*size).unwrap()];
@@ -166,7 +176,7 @@ mod tests {
         let gauge = Gauge::new(slots);
         let dst: Arc<dyn Remote> = gauge.clone();
         let opts = SyncOptions {
-            transfers: 2,
+            transfers,
             ..Default::default()
         };
         let summary = ops::copy(&src, &dst, &opts).await.unwrap();
@@ -184,6 +194,11 @@ mod tests {
         assert_eq!(peak_writes(SmallFileSlots::Shared(4), &smalls).await, 8);
         // The default: one file per slot.
         assert_eq!(peak_writes(SmallFileSlots::Whole, &smalls).await, 2);
+        // One transfer is one file at a time.
+        assert_eq!(
+            peak_writes_with(1, SmallFileSlots::Shared(4), &smalls).await,
+            1
+        );
         // A file above the bound takes a whole slot.
         let larges = [small + 1; 8];
         assert_eq!(peak_writes(SmallFileSlots::Shared(4), &larges).await, 2);
