@@ -119,11 +119,25 @@ impl SmallFileSlots {
 
     /// How many small files may share one slot in a transfer between `a` and `b` (at least 1).
     pub fn between(a: SmallFileSlots, b: SmallFileSlots) -> usize {
+        a.and(b).per_slot()
+    }
+
+    /// What two remotes that take part in the same transfers bear together: the stricter of
+    /// the two, and no preference only when neither has one.
+    pub fn and(self, other: SmallFileSlots) -> SmallFileSlots {
         use SmallFileSlots::{Any, Shared, Whole};
-        match (a, b) {
-            (Whole, _) | (_, Whole) | (Any, Any) => 1,
-            (Shared(n), Any) | (Any, Shared(n)) => n.max(1),
-            (Shared(m), Shared(n)) => m.min(n).max(1),
+        match (self, other) {
+            (Whole, _) | (_, Whole) => Whole,
+            (Any, x) | (x, Any) => x,
+            (Shared(m), Shared(n)) => Shared(m.min(n)),
+        }
+    }
+
+    /// Small files per slot (at least 1; no preference on either side is 1).
+    fn per_slot(self) -> usize {
+        match self {
+            SmallFileSlots::Shared(n) => n.max(1),
+            SmallFileSlots::Whole | SmallFileSlots::Any => 1,
         }
     }
 }

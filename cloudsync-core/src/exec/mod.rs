@@ -7,7 +7,7 @@ mod deletes;
 pub(crate) mod options;
 mod resume;
 mod session;
-mod slots;
+pub(crate) mod slots;
 mod transfer;
 mod verify;
 

@@ -3,6 +3,30 @@
 use crate::plan::{Action, Decision};
 use crate::remote::{Remote, SmallFileSlots};
 
+/// How many small files share one of `transfers` slots in transfers that involve every one
+/// of `remotes` (see [`SmallFileSlots`]). One transfer means one file at a time, whatever the
+/// remotes allow: that is what a user asks for with `--transfers 1`.
+pub(crate) fn small_files_per_slot(transfers: usize, remotes: &[&dyn Remote]) -> usize {
+    if transfers <= 1 {
+        return 1;
+    }
+    let together = remotes
+        .iter()
+        .map(|r| r.capabilities().small_file_slots)
+        .reduce(SmallFileSlots::and)
+        .unwrap_or_default();
+    SmallFileSlots::between(together, SmallFileSlots::Any)
+}
+
+/// The shares of a slot that a transfer of `bytes` takes, with `per_slot` shares to a slot.
+pub(crate) fn shares_of(bytes: u64, per_slot: usize) -> usize {
+    if bytes <= SmallFileSlots::SMALL_FILE {
+        1
+    } else {
+        per_slot
+    }
+}
+
 /// Counts the slots in use, in shares: a slot is `per_slot` shares, a small task takes one
 /// share and any other task a whole slot.
 #[derive(Debug)]
@@ -13,17 +37,9 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    /// `transfers` slots for tasks between `src` and `dst`. One transfer means one file at a
-    /// time, whatever the remotes allow: that is what a user asks for with `--transfers 1`.
+    /// `transfers` slots for tasks between `src` and `dst` (see [`small_files_per_slot`]).
     pub(crate) fn new(transfers: usize, src: &dyn Remote, dst: &dyn Remote) -> Self {
-        let per_slot = if transfers > 1 {
-            SmallFileSlots::between(
-                src.capabilities().small_file_slots,
-                dst.capabilities().small_file_slots,
-            )
-        } else {
-            1
-        };
+        let per_slot = small_files_per_slot(transfers, &[src, dst]);
         Slots {
             per_slot,
             budget: transfers.max(1).saturating_mul(per_slot),
@@ -33,8 +49,8 @@ impl Slots {
 
     /// The shares the task for `d` takes.
     pub(crate) fn shares(&self, d: &Decision) -> usize {
-        let small = match d.action {
-            Action::Copy | Action::Update => d.bytes() <= SmallFileSlots::SMALL_FILE,
+        match d.action {
+            Action::Copy | Action::Update => shares_of(d.bytes(), self.per_slot),
             // A round trip or two, no content.
             Action::Mkdir
             | Action::SetModtime
@@ -42,9 +58,8 @@ impl Slots {
             | Action::Skip
             | Action::Delete
             | Action::Rmdir
-            | Action::Error => true,
-        };
-        if small { 1 } else { self.per_slot }
+            | Action::Error => 1,
+        }
     }
 
     /// Whether another task may be looked for.
@@ -69,8 +84,9 @@ impl Slots {
     }
 }
 
+/// A remote for tests of the slots (here and in the ingest's).
 #[cfg(test)]
-mod tests {
+pub(crate) mod gauge {
     use std::ops::Range;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,23 +96,24 @@ mod tests {
 
     use crate::entry::{Entry, WriteMeta};
     use crate::error::Result;
-    use crate::exec::options::SyncOptions;
     use crate::path::RemotePath;
     use crate::remote::{ByteStream, Capabilities, EntryStream, Remote, SmallFileSlots};
     use crate::testkit::MemFs;
-    use crate::{bytes_stream, ops};
 
     /// A memory remote that says how it bears small files and counts the writes in flight.
     #[derive(Debug)]
-    struct Gauge {
+    pub(crate) struct Gauge {
         inner: MemFs,
         caps: Capabilities,
-        now: AtomicUsize,
-        peak: AtomicUsize,
+        /// Writes in flight now.
+        pub(crate) now: AtomicUsize,
+        /// The most writes that were in flight at once.
+        pub(crate) peak: AtomicUsize,
     }
 
     impl Gauge {
-        fn new(slots: SmallFileSlots) -> Arc<Gauge> {
+        /// An empty store that bears small files as `slots`.
+        pub(crate) fn new(slots: SmallFileSlots) -> Arc<Gauge> {
             let inner = MemFs::new("memfs://gauge");
             let caps = Capabilities {
                 small_file_slots: slots,
@@ -152,6 +169,20 @@ mod tests {
             self.inner.remove_dir(dir).await
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::gauge::Gauge;
+    use crate::entry::WriteMeta;
+    use crate::exec::options::SyncOptions;
+    use crate::path::RemotePath;
+    use crate::remote::{Capabilities, Remote, SmallFileSlots};
+    use crate::testkit::MemFs;
+    use crate::{bytes_stream, ops};
 
     /// Copies files of the sizes in `files` to a destination that bears small files as
     /// `slots`, with 2 transfers; the most writes that were in flight at once.

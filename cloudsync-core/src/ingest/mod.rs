@@ -90,6 +90,7 @@ use time::OffsetDateTime;
 
 use crate::entry::Entry;
 use crate::error::{Error, ErrorKind, Result};
+use crate::exec::slots;
 use crate::ops::{Placement, SyncOptions, copy_entry, placement};
 use crate::path::RemotePath;
 use crate::remote::Remote;
@@ -262,12 +263,28 @@ async fn run(
     report.failed.append(&mut found.failed);
     let date = report::utc_date(now);
     let topts = opts.transfer_options();
+    // As the sync engine: small files share the `transfers` slots where every remote the
+    // files go through allows it (a waiting large file keeps its place: the semaphore is
+    // fair).
+    let mut sides: Vec<&dyn Remote> = vec![drop.as_ref(), target.as_ref()];
+    if let Some(r) = opts.archive.as_ref().and_then(|a| a.remote.as_deref()) {
+        sides.push(r);
+    }
+    let per_slot = slots::small_files_per_slot(opts.transfers, &sides);
+    let budget = opts.transfers.max(1).saturating_mul(per_slot);
+    let free = tokio::sync::Semaphore::new(budget);
     let mut outcomes = futures::stream::iter(found.candidates)
         .map(|e| {
-            let (date, topts) = (&date, &topts);
-            async move { take(drop, target, opts, date, topts, e).await }
+            let (date, topts, free) = (&date, &topts, &free);
+            let shares = slots::shares_of(e.size, per_slot).min(budget);
+            let shares = u32::try_from(shares).unwrap_or(1);
+            async move {
+                // Never closed, so the permit always comes.
+                let _held = free.acquire_many(shares).await;
+                take(drop, target, opts, date, topts, e).await
+            }
         })
-        .buffer_unordered(opts.transfers.max(1));
+        .buffer_unordered(budget);
     loop {
         let next = tokio::select! {
             o = outcomes.next() => o,

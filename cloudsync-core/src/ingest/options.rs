@@ -123,7 +123,9 @@ pub struct IngestOptions {
     pub stale_lock: Duration,
     /// How long to wait after writing the lock before reading it back to confirm it is ours.
     pub lock_confirm_delay: Duration,
-    /// Files processed concurrently.
+    /// Files processed concurrently. As in a sync, with more than one, files of at most
+    /// [`SmallFileSlots::SMALL_FILE`](crate::SmallFileSlots::SMALL_FILE) bytes share the
+    /// slots where every remote involved allows it (an SFTP drop to local disk: 4 to a slot).
     pub transfers: usize,
     /// Retries of one failing transfer.
     pub low_level_retries: u32,

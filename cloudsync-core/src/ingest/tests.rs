@@ -699,3 +699,38 @@ async fn a_cancelled_ingest_keeps_what_it_did_not_finish_and_releases_the_lock()
     assert_eq!(r.ingested.len(), 2);
     assert!(tree(&drop).await.is_empty());
 }
+
+/// Small files share the `transfers` slots as in a sync, where the drop and the target allow
+/// it; files above the bound take a whole slot.
+#[tokio::test]
+async fn small_files_share_transfer_slots() {
+    use crate::exec::slots::gauge::Gauge;
+    use crate::remote::SmallFileSlots;
+    use std::sync::atomic::Ordering;
+
+    async fn peak(slots: SmallFileSlots, size: u64) -> usize {
+        let caps = crate::Capabilities {
+            small_file_slots: SmallFileSlots::Any,
+            ..MemFs::new("x").capabilities().clone()
+        };
+        let drop: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://drop").with_capabilities(caps));
+        let body = "x".repeat(usize::try_from(size).unwrap());
+        for i in 0..12 {
+            put(&drop, &format!("f{i:02}.csv"), &body, OLD).await;
+        }
+        let gauge = Gauge::new(slots);
+        let target: Arc<dyn Remote> = gauge.clone();
+        let opts = IngestOptions {
+            transfers: 2,
+            ..fast()
+        };
+        let r = ingest(&drop, &target, &opts).await.unwrap();
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert_eq!(r.ingested.len(), 12);
+        gauge.peak.load(Ordering::SeqCst)
+    }
+    let small = SmallFileSlots::SMALL_FILE;
+    assert_eq!(peak(SmallFileSlots::Shared(4), small).await, 8);
+    assert_eq!(peak(SmallFileSlots::Whole, small).await, 2);
+    assert_eq!(peak(SmallFileSlots::Shared(4), small + 1).await, 2);
+}
