@@ -209,18 +209,12 @@ fn receive(
     rx: &mut mpsc::Receiver<Msg>,
 ) -> Result<u64> {
     let mut n = 0u64;
-    let mut unflushed = 0u64;
     loop {
         match rx.blocking_recv() {
             Some(Msg::Data(chunk)) => {
                 file.write_all(&chunk)
                     .map_err(|e| c.ctx(parse_error(e), path))?;
                 n += chunk.len() as u64;
-                unflushed += chunk.len() as u64;
-                if c.fsync && unflushed >= WRITEBACK_STEP {
-                    start_writeback(file);
-                    unflushed = 0;
-                }
             }
             Some(Msg::Done) => return Ok(n),
             None => {
@@ -229,27 +223,6 @@ fn receive(
         }
     }
 }
-
-/// Bytes a durable write lets pile up before it asks the kernel to start writing them out.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-/// Starts writing `file`'s dirty pages to disk without waiting for them, so that the disk
-/// works while the rest of the body arrives and the final `fsync` has only the tail to wait
-/// for (a 273 MiB download from SFTP: see docs.md, Durability). A hint: the `fsync` that
-/// follows is what makes the file durable, so a failure here changes nothing.
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: `file` is an open descriptor for the duration of the call; offset and length 0
-    // cover the whole file, and SYNC_FILE_RANGE_WRITE only submits pages, it waits for none.
-    let r = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-    if r != 0 {
-        tracing::trace!(error = %std::io::Error::last_os_error(), "sync_file_range");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File) {}
 
 /// The async side: sends the body's chunks to [`receive`], then `Done`. On the body's error
 /// the sender is dropped, which ends the writer after the chunks already sent.
