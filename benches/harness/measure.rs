@@ -16,7 +16,8 @@ pub struct Sample {
     pub cpu: Option<(Duration, Duration)>,
 }
 
-/// Runs `cmd` (output discarded), measuring wall time around the whole process and peak RSS
+/// Runs `cmd` (output discarded) once every dirty page is written out, measuring wall time
+/// around the whole process and peak RSS
 /// through `/usr/bin/time` when installed (it reports the maximum over the process and the
 /// children it waited for), else by polling `VmHWM` of the direct child.
 pub fn run(mut cmd: Command, scratch: &Path) -> std::io::Result<Sample> {
@@ -37,6 +38,7 @@ pub fn run(mut cmd: Command, scratch: &Path) -> std::io::Result<Sample> {
         std::mem::replace(&mut cmd, Command::new("true"))
     };
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    flush_page_cache();
     let start = Instant::now();
     let mut child = cmd.spawn()?;
     let pid = child.id();
@@ -98,6 +100,15 @@ fn read_hwm(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Writes out every dirty page on the machine (`sync`), so that a timed run starts with no
+/// writes of an earlier run pending: a tool that flushes its files (cloudsync's durable
+/// default) could otherwise wait behind data that a tool before it left unwritten.
+fn flush_page_cache() {
+    if let Err(e) = Command::new("sync").status() {
+        eprintln!("sync before a timed run failed: {e}");
+    }
 }
 
 /// Touches and frees `gib` GiB so the host has handed the memory back before timed runs
