@@ -133,8 +133,8 @@ impl SmallFileSlots {
         }
     }
 
-    /// Small files per slot (at least 1; no preference on either side is 1).
-    fn per_slot(self) -> usize {
+    /// Small files per slot: the shared count (at least 1), else 1.
+    pub fn per_slot(self) -> usize {
         match self {
             SmallFileSlots::Shared(n) => n.max(1),
             SmallFileSlots::Whole | SmallFileSlots::Any => 1,

@@ -15,7 +15,7 @@ pub(crate) fn small_files_per_slot(transfers: usize, remotes: &[&dyn Remote]) ->
         .map(|r| r.capabilities().small_file_slots)
         .reduce(SmallFileSlots::and)
         .unwrap_or_default();
-    SmallFileSlots::between(together, SmallFileSlots::Any)
+    together.per_slot()
 }
 
 /// The shares of a slot that a transfer of `bytes` takes, with `per_slot` shares to a slot.
