@@ -107,7 +107,7 @@ pub enum SmallFileSlots {
     /// connections or write rates).
     #[default]
     Whole,
-    /// Up to this many small files share one slot.
+    /// Up to this many small files share one slot (at most 64 are used).
     Shared(usize),
     /// No preference: the other side of the transfer decides (local disk).
     Any,
@@ -133,10 +133,10 @@ impl SmallFileSlots {
         }
     }
 
-    /// Small files per slot: the shared count (at least 1), else 1.
+    /// Small files per slot: the shared count (1 to 64), else 1.
     pub fn per_slot(self) -> usize {
         match self {
-            SmallFileSlots::Shared(n) => n.max(1),
+            SmallFileSlots::Shared(n) => n.clamp(1, 64),
             SmallFileSlots::Whole | SmallFileSlots::Any => 1,
         }
     }

@@ -250,5 +250,7 @@ mod tests {
         assert_eq!(SmallFileSlots::between(Shared(4), Whole), 1);
         assert_eq!(SmallFileSlots::between(Whole, Any), 1);
         assert_eq!(SmallFileSlots::between(Shared(0), Any), 1);
+        // A remote that asks for absurdly many gets a bounded count (and no overflow).
+        assert_eq!(SmallFileSlots::between(Shared(usize::MAX), Any), 64);
     }
 }
