@@ -31,7 +31,11 @@ pub struct SyncOptions {
     pub compare: CompareOptions,
     /// Decide and report, but change nothing (`--dry-run`).
     pub dry_run: bool,
-    /// Files transferred concurrently (`--transfers`, default 4).
+    /// Files transferred concurrently (`--transfers`, default 4). With more than one, files
+    /// of at most [`SmallFileSlots::SMALL_FILE`](crate::SmallFileSlots::SMALL_FILE) bytes
+    /// share these slots where both remotes allow it (see
+    /// [`SmallFileSlots`](crate::SmallFileSlots)): SFTP and durable local disk take 4 to a
+    /// slot.
     pub transfers: usize,
     /// Directories listed and files compared concurrently (`--checkers`, default 8).
     pub checkers: usize,
