@@ -20,7 +20,7 @@ use crate::ssh::Connection;
 
 /// Most requests one transfer keeps outstanding (OpenSSH's `sftp -R` default).
 pub(crate) const MAX_REQUESTS: usize = 64;
-/// Most bytes one transfer keeps outstanding.
+/// Most bytes one download keeps outstanding.
 pub(crate) const IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
 /// Largest request we send even if the server allows more.
 const MAX_CHUNK: u64 = 256 * 1024;
@@ -47,9 +47,9 @@ fn chunk_from(limit: Option<u64>) -> u32 {
     u32::try_from(c).unwrap_or(32 * 1024)
 }
 
-/// Requests in flight for a given request size.
-pub(crate) fn depth_for(chunk: u32) -> usize {
-    (IN_FLIGHT_BYTES / chunk.max(1) as usize).clamp(1, MAX_REQUESTS)
+/// Requests in flight for a given request size, keeping at most `budget` bytes outstanding.
+pub(crate) fn depth_for(chunk: u32, budget: usize) -> usize {
+    (budget / chunk.max(1) as usize).clamp(1, MAX_REQUESTS)
 }
 
 type Reply = (u64, u32, std::result::Result<Data, SftpError>);
@@ -98,7 +98,7 @@ pub(crate) async fn read(
         return Ok(futures::stream::empty().boxed());
     };
     let first_len = (end - start).min(u64::from(first_len)) as u32;
-    let depth = depth_for(chunk);
+    let depth = depth_for(chunk, IN_FLIGHT_BYTES);
     let requests = {
         let conn = conn.clone();
         let h = h.clone();

@@ -19,6 +19,13 @@ use crate::core::{OpenHandle, SftpCore, modtime_of, mtime_attrs, status_of};
 use crate::reader::{depth_for, write_chunk};
 use crate::ssh::Connection;
 
+/// Most bytes one upload keeps outstanding. The server's channel window bounds what it takes
+/// at a time (OpenSSH's is 2 MiB), so much more only waits in our send buffers. One 273 MiB
+/// upload, medians in one benchmark run each: 16 MiB peaked at 76 MiB of memory in 0.733 s,
+/// 8 MiB at 45 MiB in 0.626 s; 4 MiB (31 MiB) was as fast in one run and 12 % slower in
+/// another.
+const WRITE_IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
+
 /// Longest name most servers accept (bytes).
 const NAME_MAX: usize = 255;
 
@@ -159,7 +166,7 @@ async fn upload(
     if expected_size.is_some_and(|n| n <= chunk as u64) {
         return upload_small(conn, handle, body, mtime, expected_size).await;
     }
-    let depth = depth_for(chunk as u32);
+    let depth = depth_for(chunk as u32, WRITE_IN_FLIGHT_BYTES);
     let h = handle.handle().to_owned();
     let mut offset = 0u64;
     let writes = rechunk(body, chunk).map(|item| match item {
@@ -397,7 +404,7 @@ async fn append(
     use futures::stream::FuturesUnordered;
     use std::collections::BTreeMap;
     let chunk = write_chunk(conn) as usize;
-    let depth = depth_for(chunk as u32);
+    let depth = depth_for(chunk as u32, WRITE_IN_FLIGHT_BYTES);
     let h = handle.handle().to_owned();
     let mut body = Box::pin(rechunk(body, chunk));
     let mut inflight = FuturesUnordered::new();
