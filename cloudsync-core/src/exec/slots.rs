@@ -239,6 +239,11 @@ mod tests {
         mixed.insert(9, small + 1);
         let peak = peak_writes(SmallFileSlots::Shared(4), &mixed).await;
         assert!((5..=8).contains(&peak), "peak {peak}");
+        // A large file that finds 7 of the 8 shares taken waits for them, then runs: it is
+        // neither started beside them nor left out.
+        let mut waits = vec![small; 7];
+        waits.push(small + 1);
+        assert_eq!(peak_writes(SmallFileSlots::Shared(4), &waits).await, 7);
     }
 
     #[test]
