@@ -27,7 +27,7 @@ use bytes::Bytes;
 use cloudsync_core::ingest::{IngestOptions, ingest};
 use cloudsync_core::ops::{self, CheckOptions, DeleteOptions, SyncOptions};
 use cloudsync_core::testkit::{Chaos, Fault, FaultPlan, MemFs, Mutation};
-use cloudsync_core::{FilterSet, Mode, Prefix, Remote, RemotePath, Timeout};
+use cloudsync_core::{FilterSet, Mode, Prefix, Remote, RemotePath, SmallFileSlots, Timeout};
 use time::OffsetDateTime;
 
 /// Seeds that found a bug once. 226, 295, 543, 607 and 838: a sync (or an applied plan) whose
@@ -228,6 +228,27 @@ fn build_op(seed: u64) -> Operation {
     OPERATIONS[fastrand::Rng::with_seed(seed).usize(..OPERATIONS.len())]
 }
 
+/// A memory remote that bears small files as the seed says: one file per transfer slot,
+/// several, or no preference. Drawn from a generator of its own, so that the seeds in
+/// `REGRESSIONS` still build the trees and faults they were found with.
+fn memfs(seed: u64, name: &str) -> MemFs {
+    let salt = name.bytes().fold(0x5107_u64, |h, b| {
+        h.wrapping_mul(31).wrapping_add(u64::from(b))
+    });
+    let mut rng = fastrand::Rng::with_seed(seed ^ salt);
+    let fs = MemFs::new(name);
+    let small_file_slots = match rng.u8(..3) {
+        0 => SmallFileSlots::Whole,
+        1 => SmallFileSlots::Any,
+        _ => SmallFileSlots::Shared(rng.usize(1..=4)),
+    };
+    let caps = cloudsync_core::Capabilities {
+        small_file_slots,
+        ..fs.capabilities().clone()
+    };
+    fs.with_capabilities(caps)
+}
+
 fn build(seed: u64) -> Case {
     let mut rng = fastrand::Rng::with_seed(seed);
     let op = OPERATIONS[rng.usize(..OPERATIONS.len())];
@@ -237,7 +258,7 @@ fn build(seed: u64) -> Case {
     let shared = rng.u8(..4) == 0;
     let (src, dst) = if shared {
         // Two directories of one remote: server-side copy and rename.
-        let fs = MemFs::new("memfs://shared");
+        let fs = memfs(seed, "memfs://shared");
         fill(&fs, "s", &src0);
         fill(&fs, "t", &dst0);
         let mut all = Tree::new();
@@ -266,7 +287,7 @@ fn build(seed: u64) -> Case {
         (side("s"), side("t"))
     } else {
         let side = |name: &str, tree: &Tree, rng: &mut fastrand::Rng| {
-            let fs = MemFs::new(name);
+            let fs = memfs(seed, name);
             let prefix = if rng.u8(..3) == 0 { "p" } else { "" };
             fill(&fs, prefix, tree);
             let plan = plan_for(rng, prefix, &[tree, &src0], &[prefix]);
