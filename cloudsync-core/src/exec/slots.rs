@@ -18,6 +18,15 @@ pub(crate) fn small_files_per_slot(transfers: usize, remotes: &[&dyn Remote]) ->
     together.per_slot()
 }
 
+/// The shares of `transfers` slots of `per_slot` shares each, bounded so that any count a
+/// user gives fits a semaphore (`--transfers 18446744073709551615` is no panic).
+pub(crate) fn budget(transfers: usize, per_slot: usize) -> usize {
+    transfers
+        .max(1)
+        .saturating_mul(per_slot)
+        .min(tokio::sync::Semaphore::MAX_PERMITS)
+}
+
 /// The shares of a slot that a transfer of `bytes` takes, with `per_slot` shares to a slot.
 pub(crate) fn shares_of(bytes: u64, per_slot: usize) -> usize {
     if bytes <= SmallFileSlots::SMALL_FILE {
@@ -42,7 +51,7 @@ impl Slots {
         let per_slot = small_files_per_slot(transfers, &[src, dst]);
         Slots {
             per_slot,
-            budget: transfers.max(1).saturating_mul(per_slot),
+            budget: budget(transfers, per_slot),
             used: 0,
         }
     }

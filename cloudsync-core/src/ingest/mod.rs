@@ -271,7 +271,7 @@ async fn run(
         sides.push(r);
     }
     let per_slot = slots::small_files_per_slot(opts.transfers, &sides);
-    let budget = opts.transfers.max(1).saturating_mul(per_slot);
+    let budget = slots::budget(opts.transfers, per_slot);
     let free = tokio::sync::Semaphore::new(budget);
     let mut outcomes = futures::stream::iter(found.candidates)
         .map(|e| {

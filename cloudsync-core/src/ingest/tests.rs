@@ -734,3 +734,28 @@ async fn small_files_share_transfer_slots() {
     assert_eq!(peak(SmallFileSlots::Whole, small).await, 2);
     assert_eq!(peak(SmallFileSlots::Shared(4), small + 1).await, 2);
 }
+
+/// Any number of transfers a user asks for runs (the slots are counted with a semaphore,
+/// whose size is bounded).
+#[tokio::test]
+async fn a_huge_transfer_count_is_no_panic() {
+    let caps = crate::Capabilities {
+        small_file_slots: crate::SmallFileSlots::Shared(4),
+        ..MemFs::new("x").capabilities().clone()
+    };
+    let drop: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://drop").with_capabilities(caps));
+    let target: Arc<dyn Remote> = Arc::new(MemFs::new("memfs://target").with_capabilities(
+        crate::Capabilities {
+            small_file_slots: crate::SmallFileSlots::Any,
+            ..MemFs::new("x").capabilities().clone()
+        },
+    ));
+    put(&drop, "a.csv", "alpha", OLD).await;
+    let opts = IngestOptions {
+        transfers: usize::MAX,
+        ..fast()
+    };
+    let r = ingest(&drop, &target, &opts).await.unwrap();
+    assert_eq!(r.ingested.len(), 1);
+    assert_eq!(tree(&target).await["a.csv"], "alpha");
+}
